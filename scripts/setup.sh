@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what guestinit's VM runs need on a fresh Debian machine:
+# QEMU (TCG is enough), a static busybox for demo/test payloads, and a
+# Debian cloud kernel with its modules, extracted into .cache/kernel.
+# Idempotent: each step is skipped when its result is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cache=.cache/kernel
+
+need_apt=()
+command -v qemu-system-x86_64 >/dev/null || need_apt+=(qemu-system-x86)
+[ -x /bin/busybox ] || need_apt+=(busybox-static)
+command -v xz >/dev/null || need_apt+=(xz-utils)
+command -v cpio >/dev/null || need_apt+=(cpio)
+
+apt_updated=
+apt_update() {
+    [ -n "$apt_updated" ] && return
+    apt-get update -qq
+    apt_updated=1
+}
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+    apt_update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+
+if ! ls "$cache"/boot/vmlinuz-* >/dev/null 2>&1; then
+    apt_update
+    # The meta package depends on exactly one versioned kernel image package.
+    pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+    [ -n "$pkg" ] || { echo "setup: cannot resolve the kernel behind linux-image-cloud-amd64" >&2; exit 1; }
+    tmp=$(mktemp -d)
+    (cd "$tmp" && apt-get download -qq "$pkg")
+    mkdir -p "$cache"
+    dpkg-deb -x "$tmp"/*.deb "$cache"
+    rm -rf "$tmp"
+fi
+echo "setup: qemu $(qemu-system-x86_64 --version | head -1 | awk '{print $4}'), kernel $(ls "$cache"/boot/vmlinuz-* | head -1)"

@@ -1,0 +1,201 @@
+//! Payloads of the structured frames: fixed little-endian layouts, encoded
+//! into caller buffers and decoded without allocation.
+
+use super::Tag;
+
+/// LIFE phases. 0 is invalid on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Phase {
+    InitStarted = 1,
+    PayloadStarting = 2,
+    SchedulerDied = 3,
+    SchedulerNotAttached = 4,
+}
+
+impl Phase {
+    pub fn from_u8(v: u8) -> Option<Phase> {
+        Some(match v {
+            1 => Phase::InitStarted,
+            2 => Phase::PayloadStarting,
+            3 => Phase::SchedulerDied,
+            4 => Phase::SchedulerNotAttached,
+            _ => return None,
+        })
+    }
+}
+
+/// KADR: kernel addresses for the host's symbolisation. Zero means unknown,
+/// hence the `+ 1` on the two that may legitimately be zero.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelAddrs {
+    pub phys_base: Option<u64>,
+    pub page_offset_base: u64,
+    pub text: Option<u64>,
+}
+
+impl KernelAddrs {
+    pub const LEN: usize = 24;
+
+    pub fn to_bytes(self) -> [u8; Self::LEN] {
+        let mut out = [0u8; Self::LEN];
+        let plus1 = |v: Option<u64>| v.map_or(0, |v| v.wrapping_add(1));
+        out[0..8].copy_from_slice(&plus1(self.phys_base).to_le_bytes());
+        out[8..16].copy_from_slice(&self.page_offset_base.to_le_bytes());
+        out[16..24].copy_from_slice(&plus1(self.text).to_le_bytes());
+        out
+    }
+
+    pub fn from_bytes(b: &[u8]) -> Option<KernelAddrs> {
+        if b.len() != Self::LEN {
+            return None;
+        }
+        let minus1 = |v: u64| v.checked_sub(1);
+        Some(KernelAddrs {
+            phys_base: minus1(u64_at(b, 0)),
+            page_offset_base: u64_at(b, 8),
+            text: minus1(u64_at(b, 16)),
+        })
+    }
+}
+
+/// Points of the boot timeline (TIME frame), in CLOCK_BOOTTIME nanoseconds,
+/// which count from the kernel's start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Mark {
+    InitEntry = 1,
+    SystemReady = 2,
+    PayloadStart = 3,
+    PayloadExit = 4,
+    OutputDrained = 5,
+}
+
+impl Mark {
+    pub const ALL: [Mark; 5] = [
+        Mark::InitEntry,
+        Mark::SystemReady,
+        Mark::PayloadStart,
+        Mark::PayloadExit,
+        Mark::OutputDrained,
+    ];
+
+    pub fn from_u8(v: u8) -> Option<Mark> {
+        Mark::ALL.into_iter().find(|m| *m as u8 == v)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mark::InitEntry => "init entry",
+            Mark::SystemReady => "system ready",
+            Mark::PayloadStart => "payload start",
+            Mark::PayloadExit => "payload exit",
+            Mark::OutputDrained => "output drained",
+        }
+    }
+}
+
+/// TIME payload: a sequence of 9-byte entries, a mark byte then u64 LE
+/// nanoseconds. Unknown marks are skipped by readers, so points can be added.
+pub struct Timeline;
+
+impl Timeline {
+    pub const ENTRY_LEN: usize = 9;
+
+    /// Writes the entry for `mark` at `ns` into `out`.
+    pub fn entry(mark: Mark, ns: u64) -> [u8; Self::ENTRY_LEN] {
+        let mut out = [0u8; Self::ENTRY_LEN];
+        out[0] = mark as u8;
+        out[1..].copy_from_slice(&ns.to_le_bytes());
+        out
+    }
+
+    /// The entries of a TIME payload as (raw mark, ns); a trailing partial
+    /// entry is ignored.
+    pub fn entries(payload: &[u8]) -> impl Iterator<Item = (u8, u64)> + '_ {
+        payload
+            .chunks_exact(Self::ENTRY_LEN)
+            .map(|e| (e[0], u64_at(e, 1)))
+    }
+}
+
+/// WAIT payload: how the payload process ended, with its resource use and
+/// the init's own peak memory. 36 bytes, little-endian.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WaitStatus {
+    /// `Some(code)` for a normal exit.
+    pub exit_code: Option<u8>,
+    /// `Some(signal)` for a death by signal.
+    pub signal: Option<u8>,
+    pub core_dumped: bool,
+    pub user_us: u64,
+    pub system_us: u64,
+    /// Peak RSS of the payload (its largest process), KiB.
+    pub max_rss_kib: u64,
+    /// Peak RSS of PID 1 (VmHWM), KiB; 0 when unknown.
+    pub init_hwm_kib: u64,
+}
+
+impl WaitStatus {
+    pub const LEN: usize = 36;
+
+    /// The exit code the shell convention gives: the code, or 128 + signal.
+    pub fn shell_code(&self) -> i32 {
+        match (self.exit_code, self.signal) {
+            (Some(code), _) => code as i32,
+            (None, Some(sig)) => 128 + sig as i32,
+            (None, None) => 255,
+        }
+    }
+
+    pub fn to_bytes(self) -> [u8; Self::LEN] {
+        let mut out = [0u8; Self::LEN];
+        let (kind, value) = match (self.exit_code, self.signal) {
+            (Some(code), _) => (0, code),
+            (None, Some(sig)) => (1, sig),
+            (None, None) => (2, 0),
+        };
+        out[0] = kind;
+        out[1] = value;
+        out[2] = self.core_dumped as u8;
+        out[4..12].copy_from_slice(&self.user_us.to_le_bytes());
+        out[12..20].copy_from_slice(&self.system_us.to_le_bytes());
+        out[20..28].copy_from_slice(&self.max_rss_kib.to_le_bytes());
+        out[28..36].copy_from_slice(&self.init_hwm_kib.to_le_bytes());
+        out
+    }
+
+    pub fn from_bytes(b: &[u8]) -> Option<WaitStatus> {
+        if b.len() != Self::LEN {
+            return None;
+        }
+        let (exit_code, signal) = match b[0] {
+            0 => (Some(b[1]), None),
+            1 => (None, Some(b[1])),
+            2 => (None, None),
+            _ => return None,
+        };
+        Some(WaitStatus {
+            exit_code,
+            signal,
+            core_dumped: b[2] != 0,
+            user_us: u64_at(b, 4),
+            system_us: u64_at(b, 12),
+            max_rss_kib: u64_at(b, 20),
+            init_hwm_kib: u64_at(b, 28),
+        })
+    }
+}
+
+/// Decodes the i32 LE payload of EXIT, SCDX and EXCX.
+pub fn code_from_bytes(tag: Tag, b: &[u8]) -> Option<i32> {
+    let is_code = tag == Tag::EXIT || tag == Tag::SCDX || tag == Tag::EXCX;
+    let bytes: [u8; 4] = b.try_into().ok()?;
+    is_code.then(|| i32::from_le_bytes(bytes))
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(word)
+}
