@@ -1,5 +1,10 @@
-//! guestinit's no_std core: the wire codec, the buffer pool, the raw syscall
-//! layer and the parsers of guest-side inputs. Host-testable; std only in tests.
+//! guestinit's no_std core: the wire codec, the buffer pool and frame queue,
+//! the raw syscall layer and the parsers of guest-side inputs. Host-testable;
+//! std only in tests.
 #![cfg_attr(not(test), no_std)]
 
+pub mod fmt;
+pub mod outbox;
+pub mod pool;
+pub mod sys;
 pub mod wire;

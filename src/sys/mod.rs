@@ -1,0 +1,22 @@
+//! The syscalls rustix does not expose, hand-rolled on linux-raw-sys: process
+//! creation and reaping, signal dispositions with a restorer, module loading,
+//! the kernel log, reboot and x86 port I/O. One module per kernel subsystem,
+//! each a thin safe wrapper; everything else the init does goes through rustix.
+
+#[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+compile_error!("guestinit's syscall layer supports x86_64 Linux only");
+
+pub mod klog;
+pub mod module;
+pub mod port;
+pub mod power;
+pub mod process;
+mod raw;
+pub mod signal;
+
+pub use rustix::io::Errno;
+
+pub type Result<T> = core::result::Result<T, Errno>;
+
+#[cfg(test)]
+mod tests;

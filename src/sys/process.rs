@@ -1,0 +1,143 @@
+//! fork, execve, wait4 and exit_group: what rustix keeps in its private
+//! `runtime` module or does not offer (wait4's resource usage).
+
+use super::raw::{check, syscall1, syscall2, syscall4};
+use super::{Errno, Result};
+use linux_raw_sys::general::{__NR_clone, __NR_execve, __NR_exit_group, __NR_wait4, rusage};
+
+/// Which side of a fork this is.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Fork {
+    Child,
+    Parent { pid: i32 },
+}
+
+/// fork(2), as clone(SIGCHLD) with no shared state.
+///
+/// # Safety
+/// In a multi-threaded process the child may only call async-signal-safe
+/// code (this layer's syscalls) before execve or exit_group.
+pub unsafe fn fork() -> Result<Fork> {
+    let sigchld = linux_raw_sys::general::SIGCHLD as usize;
+    // SAFETY: clone with only an exit signal and null stack/tid pointers
+    // duplicates the process like fork(2); no memory is passed in.
+    let pid = check(unsafe { syscall2(__NR_clone, sigchld, 0) })?;
+    Ok(match pid {
+        0 => Fork::Child,
+        pid => Fork::Parent { pid: pid as i32 },
+    })
+}
+
+/// execve(2). Returns only on failure.
+///
+/// # Safety
+/// `argv` and `envp` are null-terminated arrays of pointers to NUL-terminated
+/// strings that stay valid for the call; `path` is NUL-terminated.
+pub unsafe fn execve(path: *const u8, argv: *const *const u8, envp: *const *const u8) -> Errno {
+    // SAFETY: the caller guarantees the pointer arguments' validity.
+    let ret = unsafe { syscall4(__NR_execve, path as usize, argv as usize, envp as usize, 0) };
+    match check(ret) {
+        Err(e) => e,
+        Ok(_) => unreachable!("execve returned success"),
+    }
+}
+
+/// Ends the whole process with `code`.
+pub fn exit_group(code: i32) -> ! {
+    loop {
+        // SAFETY: exit_group takes no pointers and does not return.
+        unsafe { syscall1(__NR_exit_group, code as usize) };
+    }
+}
+
+/// How a child ended, decoded from the wait status word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    Exited(u8),
+    Signaled { signal: u8, core_dumped: bool },
+}
+
+impl Exit {
+    fn from_status(status: u32) -> Option<Exit> {
+        let signal = (status & 0x7f) as u8;
+        match signal {
+            0 => Some(Exit::Exited(((status >> 8) & 0xff) as u8)),
+            // 0x7f marks stopped/continued, which wait4 without WUNTRACED
+            // does not report; treat it as not-an-exit all the same.
+            0x7f => None,
+            _ => Some(Exit::Signaled {
+                signal,
+                core_dumped: status & 0x80 != 0,
+            }),
+        }
+    }
+}
+
+/// Resource use of a reaped child, in the units the init reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub user_us: u64,
+    pub system_us: u64,
+    pub max_rss_kib: u64,
+}
+
+/// One reaped child.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reaped {
+    pub pid: i32,
+    pub exit: Exit,
+    pub usage: Usage,
+}
+
+/// Which children `wait4` may reap.
+#[derive(Clone, Copy, Debug)]
+pub enum Child {
+    Any,
+    Pid(i32),
+}
+
+/// wait4(2) with WNOHANG when `block` is false: `Ok(None)` when no child has
+/// changed state yet. `Err(ECHILD)` when there is no child at all.
+pub fn wait4(which: Child, block: bool) -> Result<Option<Reaped>> {
+    let pid = match which {
+        Child::Any => -1isize,
+        Child::Pid(p) => p as isize,
+    };
+    let options = if block {
+        0
+    } else {
+        linux_raw_sys::general::WNOHANG as usize
+    };
+    let mut status: u32 = 0;
+    // SAFETY: rusage is plain old data the kernel fills in.
+    let mut ru: rusage = unsafe { core::mem::zeroed() };
+    // SAFETY: status and ru are valid, exclusively borrowed out-pointers.
+    let ret = unsafe {
+        syscall4(
+            __NR_wait4,
+            pid as usize,
+            &mut status as *mut u32 as usize,
+            options,
+            &mut ru as *mut rusage as usize,
+        )
+    };
+    let reaped = check(ret)? as i32;
+    if reaped == 0 {
+        return Ok(None);
+    }
+    let Some(exit) = Exit::from_status(status) else {
+        return Ok(None);
+    };
+    let micros = |tv: linux_raw_sys::general::__kernel_old_timeval| {
+        (tv.tv_sec as u64) * 1_000_000 + tv.tv_usec as u64
+    };
+    Ok(Some(Reaped {
+        pid: reaped,
+        exit,
+        usage: Usage {
+            user_us: micros(ru.ru_utime),
+            system_us: micros(ru.ru_stime),
+            max_rss_kib: ru.ru_maxrss as u64,
+        },
+    }))
+}
