@@ -5,6 +5,7 @@
 
 pub mod fmt;
 pub mod outbox;
+pub mod parse;
 pub mod pool;
 pub mod sys;
 pub mod wire;
