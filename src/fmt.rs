@@ -78,6 +78,40 @@ impl fmt::Display for Lossy<'_> {
     }
 }
 
+/// The C library's text for the errnos a user can cause when starting a
+/// program or opening a device; others print as `errno N`.
+pub struct ErrnoText(pub crate::sys::Errno);
+
+impl fmt::Display for ErrnoText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::sys::Errno;
+        let text = match self.0 {
+            Errno::PERM => "Operation not permitted",
+            Errno::NOENT => "No such file or directory",
+            Errno::NOEXEC => "Exec format error",
+            Errno::NOMEM => "Cannot allocate memory",
+            Errno::ACCESS => "Permission denied",
+            Errno::BUSY => "Device or resource busy",
+            Errno::EXIST => "File exists",
+            Errno::NOTDIR => "Not a directory",
+            Errno::ISDIR => "Is a directory",
+            Errno::INVAL => "Invalid argument",
+            Errno::MFILE => "Too many open files",
+            Errno::TXTBSY => "Text file busy",
+            Errno::NOSPC => "No space left on device",
+            Errno::TOOBIG => "Argument list too long",
+            Errno::NAMETOOLONG => "File name too long",
+            Errno::LOOP => "Too many levels of symbolic links",
+            Errno::NODEV => "No such device",
+            Errno::NOSYS => "Function not implemented",
+            Errno::LIBBAD => "Accessing a corrupted shared library",
+            Errno::OPNOTSUPP => "Operation not supported",
+            other => return write!(f, "errno {}", other.raw_os_error()),
+        };
+        f.write_str(text)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,10 +121,24 @@ mod tests {
     fn keeps_what_fits_and_marks_the_cut() {
         let mut buf = [0u8; 12];
         let mut w = SliceWriter::new(&mut buf);
-        write!(w, "PANIC: {}", "a long message").unwrap();
+        w.write_str("PANIC: a long message").unwrap();
         assert!(w.truncated());
         w.mark_truncation(b"...");
         assert_eq!(w.written(), b"PANIC: a ...");
+    }
+
+    #[test]
+    fn errno_text_matches_the_c_library() {
+        let mut buf = [0u8; 64];
+        let mut w = SliceWriter::new(&mut buf);
+        write!(
+            w,
+            "{}; {}",
+            ErrnoText(crate::sys::Errno::NOENT),
+            ErrnoText(crate::sys::Errno::from_raw_os_error(200))
+        )
+        .unwrap();
+        assert_eq!(w.written(), b"No such file or directory; errno 200");
     }
 
     #[test]

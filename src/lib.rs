@@ -3,6 +3,7 @@
 //! std only in tests.
 #![cfg_attr(not(test), no_std)]
 
+pub mod cell;
 pub mod fmt;
 pub mod outbox;
 pub mod parse;

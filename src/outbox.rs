@@ -20,9 +20,9 @@ struct Queued {
     sent: usize,
 }
 
-pub struct Outbox<S, const N: usize, const SIZE: usize> {
+pub struct Outbox<'p, S, const N: usize, const SIZE: usize> {
     sink: S,
-    pool: Pool<N, SIZE>,
+    pool: &'p mut Pool<N, SIZE>,
     queue: Deque<Queued, N>,
 }
 
@@ -35,14 +35,14 @@ pub enum Pumped {
     Blocked,
 }
 
-impl<S: Sink, const N: usize, const SIZE: usize> Outbox<S, N, SIZE> {
+impl<'p, S: Sink, const N: usize, const SIZE: usize> Outbox<'p, S, N, SIZE> {
     /// Payload bytes one frame of this outbox carries.
     pub const MAX_PAYLOAD: usize = SIZE - HEADER_LEN;
 
-    pub const fn new(sink: S) -> Self {
+    pub fn new(sink: S, pool: &'p mut Pool<N, SIZE>) -> Self {
         Outbox {
             sink,
-            pool: Pool::new(),
+            pool,
             queue: Deque::new(),
         }
     }
@@ -56,8 +56,8 @@ impl<S: Sink, const N: usize, const SIZE: usize> Outbox<S, N, SIZE> {
         self.queue.is_empty()
     }
 
-    pub fn sink(&mut self) -> &mut S {
-        &mut self.sink
+    pub fn sink(&self) -> &S {
+        &self.sink
     }
 
     /// A buffer whose payload area (see [`Outbox::payload_area`]) the caller
@@ -142,6 +142,13 @@ impl<S: Sink, const N: usize, const SIZE: usize> Outbox<S, N, SIZE> {
         Ok(())
     }
 
+    /// Drops every queued frame (the sink is gone) and frees the buffers.
+    pub fn discard(&mut self) {
+        while let Some(q) = self.queue.pop_front() {
+            self.pool.put(q.id);
+        }
+    }
+
     fn wait_for_room(
         &mut self,
         wait: &mut dyn FnMut(&mut S) -> Result<(), Errno>,
@@ -169,7 +176,7 @@ mod tests {
     impl Sink for Slow {
         fn write(&mut self, bytes: &[u8]) -> Result<usize, Errno> {
             self.calls += 1;
-            if self.calls % self.stall == 0 {
+            if self.calls.is_multiple_of(self.stall) {
                 return Err(Errno::AGAIN);
             }
             let n = bytes.len().min(self.step);
@@ -197,12 +204,14 @@ mod tests {
 
     #[test]
     fn partial_writes_resume_and_order_holds() {
-        let mut outbox: Outbox<Slow, 4, 64> = Outbox::new(Slow {
+        let mut pool: Pool<4, 64> = Pool::new();
+        let sink = Slow {
             out: std::vec::Vec::new(),
             step: 5,
             calls: 0,
             stall: 3,
-        });
+        };
+        let mut outbox = Outbox::new(sink, &mut pool);
         let mut wait = |_: &mut Slow| Ok(());
         outbox.send(Tag::SOUT, &[b'a'; 100], &mut wait).unwrap();
         outbox.send(Tag::SERR, b"err", &mut wait).unwrap();
@@ -236,7 +245,8 @@ mod tests {
                 Err(Errno::AGAIN)
             }
         }
-        let mut outbox: Outbox<Full, 2, 32> = Outbox::new(Full);
+        let mut pool: Pool<2, 32> = Pool::new();
+        let mut outbox = Outbox::new(Full, &mut pool);
         let id = outbox.reserve().unwrap();
         outbox.payload_area(&id)[..2].copy_from_slice(b"hi");
         outbox.commit(id, Tag::SOUT, 2);
@@ -250,5 +260,8 @@ mod tests {
         };
         assert_eq!(outbox.flush(&mut wait), Err(Errno::TIMEDOUT));
         assert_eq!(waits, 1);
+        outbox.discard();
+        assert!(outbox.is_empty());
+        assert_eq!(outbox.spare(), 2);
     }
 }

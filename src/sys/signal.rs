@@ -78,7 +78,9 @@ pub fn set_action(sig: u32, action: Action) -> Result<()> {
     let act = kernel_sigaction {
         // SAFETY: 0 (SIG_DFL), 1 (SIG_IGN) and a handler address are the
         // values the kernel accepts here; the field is only a pointer slot.
-        sa_handler_kernel: unsafe { core::mem::transmute::<usize, _>(handler) },
+        sa_handler_kernel: unsafe {
+            core::mem::transmute::<usize, linux_raw_sys::general::__kernel_sighandler_t>(handler)
+        },
         sa_flags: (flags | SA_RESTORER) as _,
         sa_restorer: Some(guestinit_restore_rt),
         sa_mask: mask.raw(),

@@ -45,6 +45,8 @@ tags! {
     TIME = b"TIME";
     /// guestinit: how the payload ended, see [`crate::wire::msg::WaitStatus`].
     WAIT = b"WAIT";
+    /// guestinit, host -> guest: EXIT was read. Empty.
+    EACK = b"EACK";
     STIM = b"STIM";
     STEN = b"STEN";
     SCRR = b"SCRR";

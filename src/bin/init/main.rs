@@ -1,25 +1,54 @@
+//! guestinit's PID 1: mounts the system, loads modules, runs the payload with
+//! its output streamed as frames over the bulk virtio port, reports its exit
+//! code and powers the VM off. `boot::run` holds the phase list.
 #![no_std]
 #![no_main]
 
+mod boot;
+mod bulk;
+mod clock;
+mod console;
+mod crash;
+mod event_loop;
+mod kaddr;
+mod mem;
+mod memory;
+mod modules;
+mod mounts;
+mod payload;
+mod shutdown;
+mod uart;
+
 core::arch::global_asm!(
     ".globl _start",
-    ".section .text._start",
+    ".pushsection .text._start,\"ax\",@progbits",
     "_start:",
+    // Mark the outermost frame, pass the initial stack (argc, argv, envp,
+    // auxv) and align the stack as the C ABI requires before the call.
     "xor ebp, ebp",
     "mov rdi, rsp",
     "and rsp, -16",
     "call {entry}",
     "ud2",
+    ".popsection",
     entry = sym entry,
 );
 
-unsafe extern "C" fn entry(_sp: *const usize) -> ! {
-    loop {
-        core::arch::asm!("syscall", in("rax") 231, in("rdi") 7, options(noreturn));
+/// # Safety
+/// Called once, from `_start`, with the kernel's initial stack pointer.
+unsafe extern "C" fn entry(sp: *const usize) -> ! {
+    // SAFETY: the kernel lays out argc, argv[argc], NULL, envp..., NULL, auxv
+    // at the initial stack pointer.
+    unsafe {
+        let argc = *sp;
+        let envp = sp.add(1 + argc + 1) as *mut *mut u8;
+        // Gives rustix the auxiliary vector (vDSO clocks, page size).
+        rustix::param::init(envp);
     }
+    boot::run(clock::now_ns())
 }
 
 #[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    loop {}
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    crash::on_panic(info)
 }

@@ -1,0 +1,92 @@
+//! The init's own crashes: a panic or a fatal signal writes one `PANIC:` line
+//! to COM2 then COM1 by port I/O (no allocation, no locks, no virtio), waits
+//! for the UARTs to drain and reboots, so the kernel never sees PID 1 die.
+
+use crate::uart;
+use core::fmt::Write;
+use guestinit::cell::TakeOnce;
+use guestinit::fmt::SliceWriter;
+use guestinit::sys::power;
+use guestinit::sys::signal::{self, Action, SigInfo, SigSet};
+use linux_raw_sys::general::{SIGABRT, SIGBUS, SIGFPE, SIGILL, SIGSEGV};
+
+const FATAL_SIGNALS: [(u32, &str); 5] = [
+    (SIGSEGV, "SIGSEGV"),
+    (SIGBUS, "SIGBUS"),
+    (SIGILL, "SIGILL"),
+    (SIGFPE, "SIGFPE"),
+    (SIGABRT, "SIGABRT"),
+];
+
+/// The alternate stack: a fault from stack overflow still gets a handler.
+static ALT_STACK: TakeOnce<[u8; 16384]> = TakeOnce::new([0; 16384]);
+
+/// Catches the fatal signals on the alternate stack.
+pub fn install() {
+    if let Some(stack) = ALT_STACK.take() {
+        let _ = signal::set_alt_stack(stack);
+    }
+    let all = FATAL_SIGNALS
+        .iter()
+        .fold(SigSet::EMPTY, |s, (n, _)| s.with(*n));
+    for (sig, _) in FATAL_SIGNALS {
+        let _ = signal::set_action(sig, Action::Handle(on_fatal_signal, all));
+    }
+}
+
+/// Offset of the saved RIP in x86_64's ucontext: uc_flags, uc_link and
+/// uc_stack (40 bytes), then gregs[REG_RIP = 16].
+const UCONTEXT_RIP: usize = 40 + 16 * 8;
+
+unsafe extern "C" fn on_fatal_signal(sig: i32, info: *mut SigInfo, ctx: *mut core::ffi::c_void) {
+    let name = FATAL_SIGNALS
+        .iter()
+        .find(|(n, _)| *n as i32 == sig)
+        .map_or("signal", |(_, name)| name);
+    // SAFETY: the kernel passes valid siginfo and ucontext pointers to an
+    // SA_SIGINFO handler.
+    let (addr, ip) = unsafe {
+        (
+            (*info).addr,
+            *(ctx.cast::<u8>().add(UCONTEXT_RIP) as *const usize),
+        )
+    };
+    let mut buf = [0u8; 160];
+    let mut w = SliceWriter::new(&mut buf);
+    let _ = writeln!(w, "PANIC: fatal signal {name} at addr {addr:#x} ip {ip:#x}");
+    report_and_reboot(w.written())
+}
+
+/// The panic handler's body: `PANIC: <message> at <file>:<line>`.
+pub fn on_panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    let mut buf = [0u8; 512];
+    let mut w = SliceWriter::new(&mut buf);
+    let _ = write!(w, "PANIC: {}", info.message());
+    if let Some(at) = info.location() {
+        let _ = write!(w, " at {}:{}", at.file(), at.line());
+    }
+    w.mark_truncation(b"...");
+    w.push_bytes(b"\n");
+    report_and_reboot(w.written())
+}
+
+fn report_and_reboot(line: &[u8]) -> ! {
+    uart::write(uart::COM2, line);
+    uart::write(uart::COM1, line);
+    uart::drain(uart::COM2);
+    uart::drain(uart::COM1);
+    // panic=-1 and the VMM's -no-reboot make a restart end the VM.
+    let _ = power::restart();
+    guestinit::sys::process::exit_group(1)
+}
+
+/// The test hook `guestinit.crash=panic|segv`: proves the paths above.
+pub fn requested(how: &[u8]) {
+    match how {
+        b"panic" => panic!("crash requested by guestinit.crash=panic"),
+        // SAFETY: none; this faults on purpose, in asm so that the compiler
+        // cannot reason about it. The handler above takes over.
+        b"segv" => unsafe { core::arch::asm!("mov byte ptr [0], 0", options(nostack)) },
+        _ => crate::console::warning!("unknown guestinit.crash value ignored"),
+    }
+}

@@ -1,0 +1,86 @@
+//! Loads `/modules/NNN-name.ko[.xz|.zst]` in name order (the host numbered
+//! them in dependency order) before anything touches virtio.
+
+use crate::console::warning;
+use guestinit::fmt::{ErrnoText, Lossy};
+use guestinit::sys::module::{finit_module, MODULE_INIT_COMPRESSED_FILE};
+use heapless::{String, Vec};
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+
+const DIR: &str = "/modules";
+/// Enough for the virtio stack and a scheduler's needs; more are warned of.
+const MAX_MODULES: usize = 64;
+type Name = String<64>;
+
+/// Loads every module; failures are warned of, the boot goes on (a missing
+/// virtio port is reported where it is looked for).
+pub fn load_all() {
+    let mut names: Vec<Name, MAX_MODULES> = Vec::new();
+    if !list(&mut names) {
+        return;
+    }
+    names.sort_unstable();
+    for name in &names {
+        if let Err(errno) = load(name) {
+            warning!("load module {DIR}/{name}: {}", ErrnoText(errno));
+        }
+    }
+}
+
+/// Collects the module file names; false when there is no module directory.
+fn list(names: &mut Vec<Name, MAX_MODULES>) -> bool {
+    let Ok(dir) = rustix::fs::open(
+        DIR,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return false;
+    };
+    let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); 2048];
+    let mut entries = rustix::fs::RawDir::new(&dir, &mut buf);
+    while let Some(Ok(entry)) = entries.next() {
+        let bytes = entry.file_name().to_bytes();
+        if !is_module(bytes) {
+            continue;
+        }
+        let name = core::str::from_utf8(bytes)
+            .ok()
+            .and_then(|s| Name::try_from(s).ok());
+        match name.map(|n| names.push(n)) {
+            Some(Ok(())) => {}
+            _ => warning!(
+                "module {} skipped: name too long or too many modules",
+                Lossy(bytes)
+            ),
+        }
+    }
+    true
+}
+
+fn is_module(name: &[u8]) -> bool {
+    [&b".ko"[..], b".ko.xz", b".ko.zst"]
+        .iter()
+        .any(|ext| name.ends_with(ext))
+}
+
+fn load(name: &str) -> Result<(), Errno> {
+    let mut path: String<80> = String::new();
+    let _ = core::fmt::write(&mut path, format_args!("{DIR}/{name}"));
+    let file = rustix::fs::open(
+        path.as_str(),
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    // Compressed files need the kernel's CONFIG_MODULE_DECOMPRESS.
+    let flags = if name.ends_with(".ko") {
+        0
+    } else {
+        MODULE_INIT_COMPRESSED_FILE
+    };
+    match finit_module(&file, flags) {
+        // Already loaded, or built in: nothing to do.
+        Ok(()) | Err(Errno::EXIST) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
