@@ -115,10 +115,11 @@ fn finit_module_rejects_a_file_that_is_no_module() {
 }
 
 #[test]
-fn the_kernel_log_buffer_has_a_size() {
-    // Containers may forbid syslog(2); only a refusal, never a bogus size.
-    match super::klog::buffer_size() {
-        Ok(n) => assert!(n >= 4096, "{n}"),
+fn reading_the_kernel_log_into_no_room_consumes_nothing() {
+    // Containers may forbid syslog(2); otherwise an empty buffer reads 0
+    // bytes (the VM tests read the log for real).
+    match super::klog::read_unread(&mut []) {
+        Ok(n) => assert_eq!(n, 0),
         Err(e) => assert!(e == Errno::PERM || e == Errno::ACCESS, "{e:?}"),
     }
 }

@@ -216,14 +216,33 @@ fn initramfs_incomplete(outbox: &mut Outbox<'_>) -> ! {
         "initramfs incomplete: {} is missing; the kernel ran out of memory unpacking it. Give the VM more memory.",
         Lossy(SENTINEL.to_bytes())
     ));
-    if let Some(id) = outbox.reserve() {
-        let area = outbox.payload_area(&id);
-        let n = klog::read_all(area).unwrap_or(0);
-        console::com2(&area[..n]);
-        outbox.commit(id, Tag::DMSG, n);
-    }
+    forward_kernel_log(outbox);
     shutdown::send_exit(outbox, 1, false);
     shutdown::power_off()
+}
+
+/// The whole kernel log, oldest first, a pool buffer at a time, to COM2 and
+/// as DMSG frames.
+fn forward_kernel_log(outbox: &mut Outbox<'_>) {
+    loop {
+        let Some(id) = outbox.reserve() else {
+            event_loop::pump(outbox);
+            let mut wait = |port: &mut Port| shutdown::wait_writable(port, None);
+            if outbox.flush(&mut wait).is_err() {
+                return;
+            }
+            continue;
+        };
+        let area = outbox.payload_area(&id);
+        match klog::read_unread(area) {
+            Ok(n) if n > 0 => {
+                console::com2(&area[..n]);
+                outbox.commit(id, Tag::DMSG, n);
+                event_loop::pump(outbox);
+            }
+            _ => return outbox.release(id),
+        }
+    }
 }
 
 /// A failure that ends the run while the port works.

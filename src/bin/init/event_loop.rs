@@ -28,6 +28,10 @@ pub const DRAIN_GRACE_MS: u64 = 2000;
 /// process that left the group can hold them forever).
 pub const DRAIN_KILL_MS: u64 = 1000;
 
+/// After SIGTERM, SIGINT or SIGPWR reaches PID 1 and is forwarded, how long
+/// the payload has to exit before its process group is killed.
+pub const STOP_GRACE_MS: u64 = 5000;
+
 /// What a finished run produced.
 pub struct Outcome {
     pub reaped: Reaped,
@@ -60,12 +64,13 @@ pub fn run(outbox: &mut Outbox<'_>, payload: Payload, signals: &OwnedFd) -> Outc
     ];
     let mut ended: Option<Outcome> = None;
     let mut drain = Drain::Waiting;
+    let mut stop: Option<u64> = None;
     loop {
         let open = pipes.iter().any(|p| p.fd.is_some());
         match (&ended, open) {
             (Some(_), false) => break,
             (Some(o), true) => drain.step(o.exit_ns, payload.pid, &mut pipes),
-            _ => {}
+            (None, _) => enforce_stop(stop, payload.pid),
         }
         let mut sources: Vec<Source, 8> = Vec::new();
         let mut fds: Vec<PollFd<'_>, 8> = Vec::new();
@@ -82,7 +87,10 @@ pub fn run(outbox: &mut Outbox<'_>, payload: Payload, signals: &OwnedFd) -> Outc
             let _ = sources.push(Source::Port);
             let _ = fds.push(PollFd::from_borrowed_fd(outbox.sink().fd(), PollFlags::OUT));
         }
-        let timeout = ended.as_ref().map(|o| drain.deadline(o.exit_ns));
+        let timeout = match &ended {
+            Some(o) => Some(drain.deadline(o.exit_ns)),
+            None => stop.map(|at| at + STOP_GRACE_MS * 1_000_000),
+        };
         match poll_until(&mut fds, timeout) {
             Ok(0) | Err(Errno::INTR) => continue,
             Ok(_) => {}
@@ -101,7 +109,7 @@ pub fn run(outbox: &mut Outbox<'_>, payload: Payload, signals: &OwnedFd) -> Outc
         for (source, _) in ready {
             match source {
                 Source::Pipe(i) => forward(outbox, &mut pipes[i]),
-                Source::Signals => on_signals(signals, payload.pid, &mut ended),
+                Source::Signals => on_signals(signals, payload.pid, &mut ended, &mut stop),
                 Source::Port => {}
             }
         }
@@ -155,12 +163,46 @@ pub fn pump(outbox: &mut Outbox<'_>) {
     }
 }
 
-fn on_signals(signals: &OwnedFd, payload: i32, ended: &mut Option<Outcome>) {
+fn on_signals(
+    signals: &OwnedFd,
+    payload: i32,
+    ended: &mut Option<Outcome>,
+    stop: &mut Option<u64>,
+) {
     let mut record = [0u8; SIGNALFD_INFO_LEN];
     while let Ok(SIGNALFD_INFO_LEN) = rustix::io::read(signals, &mut record) {
-        if signalfd_signo(&record) == SIGCHLD {
-            reap(payload, ended);
+        match signalfd_signo(&record) {
+            SIGCHLD => reap(payload, ended),
+            signo => request_stop(signo, payload, stop),
         }
+    }
+}
+
+/// SIGTERM, SIGINT (Ctrl-Alt-Del) or SIGPWR to PID 1: an orderly shutdown.
+/// The signal goes on to the payload's process group; the run then ends
+/// as usual when the payload exits, or when `enforce_stop` kills it.
+fn request_stop(signo: u32, payload: i32, stop: &mut Option<u64>) {
+    warning!("signal {signo} received: stopping the payload");
+    if let (Some(pgid), Some(sig)) = (
+        rustix::process::Pid::from_raw(payload),
+        rustix::process::Signal::from_named_raw(signo as i32),
+    ) {
+        let _ = rustix::process::kill_process_group(pgid, sig);
+    }
+    stop.get_or_insert(clock::now_ns());
+}
+
+fn enforce_stop(stop: Option<u64>, payload: i32) {
+    let Some(at) = stop else { return };
+    if clock::now_ns() >= at + STOP_GRACE_MS * 1_000_000 {
+        warning!("payload still running {STOP_GRACE_MS} ms after the stop signal: killing it");
+        kill_group(payload);
+    }
+}
+
+fn kill_group(pgid: i32) {
+    if let Some(pgid) = rustix::process::Pid::from_raw(pgid) {
+        let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
     }
 }
 
