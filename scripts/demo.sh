@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The main job on a fresh machine: install what VMs need, build, and run a
+# demo payload in a VM, its output streamed live, the exit code passed on.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+cargo build --release
+exec target/release/guestinit run --timeline -- /bin/busybox sh -c '
+    echo "hello from $(uname -sr) on $(nproc) CPU(s)"
+    echo "this line goes to stderr" >&2
+    grep MemTotal /proc/meminfo
+    exit 3'

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: setup, unit and property tests,
+# the VM tests (which boot the real kernel and never skip), and a bounded
+# fuzzing run of every target when the nightly toolchain is present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+cargo build --release
+# Two VMs at a time: one per core.
+cargo test --release -- --test-threads=2
+if cargo +nightly --version >/dev/null 2>&1; then
+    scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
+else
+    echo "test: no nightly toolchain, fuzzing skipped (the property tests above ran)"
+fi

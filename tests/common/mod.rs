@@ -1,0 +1,88 @@
+//! Running `guestinit` the way a user does, for the VM tests. These tests
+//! boot the real kernel that `scripts/setup.sh` fetched; they never skip: a
+//! missing QEMU or kernel fails them with the remedy.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Generous: TCG is slow and CI machines are noisy.
+pub const VM_TIMEOUT_SECS: &str = "240";
+
+pub fn guestinit() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_guestinit"))
+}
+
+/// Fails the test, with the remedy, when the VM prerequisites are missing.
+pub fn require_vm_prerequisites() {
+    let qemu = Command::new("qemu-system-x86_64").arg("--version").output();
+    assert!(
+        qemu.is_ok_and(|o| o.status.success()),
+        "qemu-system-x86_64 is not installed: run scripts/setup.sh"
+    );
+    let kernels = Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/kernel/boot");
+    let has_kernel = std::fs::read_dir(&kernels).is_ok_and(|mut d| {
+        d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("vmlinuz-")))
+    });
+    assert!(has_kernel || std::env::var_os("GUESTINIT_KERNEL").is_some(), "no kernel in {}: run scripts/setup.sh", kernels.display());
+    assert!(Path::new("/bin/busybox").exists(), "/bin/busybox is missing: run scripts/setup.sh");
+}
+
+/// `guestinit run [vm_args] -- program args` (no `--` without a program).
+pub fn run(vm_args: &[&str], program: &[&str]) -> Output {
+    require_vm_prerequisites();
+    let mut cmd = Command::new(guestinit());
+    cmd.arg("run").args(["--timeout", VM_TIMEOUT_SECS]).args(vm_args);
+    if !program.is_empty() {
+        cmd.arg("--").args(program);
+    }
+    let out = cmd.output().expect("start guestinit");
+    eprintln!("--- guestinit stderr ---\n{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// A busybox shell script run in the VM.
+pub fn sh(vm_args: &[&str], script: &str) -> Output {
+    run(vm_args, &["/bin/busybox", "sh", "-c", script])
+}
+
+pub fn code(out: &Output) -> i32 {
+    out.status.code().expect("guestinit exited normally")
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A scratch directory for one test.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `guestinit pack -o FILE -- program args`.
+pub fn pack(out: &Path, program: &[&str]) {
+    require_vm_prerequisites();
+    let status = Command::new(guestinit())
+        .arg("pack")
+        .arg("-o")
+        .arg(out)
+        .arg("--")
+        .args(program)
+        .status()
+        .expect("start guestinit pack");
+    assert!(status.success(), "pack failed");
+}
+
+/// Runs a shell command on the host (cpio work in the tests).
+pub fn host_sh(script: &str, dir: &Path) {
+    let status = Command::new("sh").arg("-c").arg(script).current_dir(dir).status().unwrap();
+    assert!(status.success(), "host command failed: {script}");
+}

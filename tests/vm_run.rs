@@ -1,0 +1,98 @@
+//! The end-to-end path in a real VM: output, exit codes, exec failures,
+//! bulk output, and the saved frame stream.
+
+mod common;
+use common::*;
+
+#[test]
+fn stdout_and_stderr_arrive_separately_and_in_order() {
+    let out = sh(&[], "for i in 1 2 3; do echo out$i; echo err$i >&2; done");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "out1\nout2\nout3\n");
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("err")).collect();
+    assert_eq!(lines, ["err1", "err2", "err3"]);
+}
+
+#[test]
+fn exit_codes_pass_through() {
+    for expected in [0, 3, 255] {
+        let out = sh(&[], &format!("exit {expected}"));
+        assert_eq!(code(&out), expected, "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn a_signal_death_reports_128_plus_the_signal() {
+    let out = sh(&[], "kill -KILL $$");
+    assert_eq!(code(&out), 128 + 9, "{}", stderr(&out));
+}
+
+/// Appends an archive with a new `/args` (later entries win when the kernel
+/// unpacks concatenated archives) so the init is asked to run `program`.
+fn run_with_args(name: &str, args: &str, extra: &str) -> std::process::Output {
+    let dir = scratch(name);
+    let initramfs = dir.join("initramfs.cpio");
+    pack(&initramfs, &["/bin/busybox", "true"]);
+    std::fs::create_dir_all(dir.join("over")).unwrap();
+    std::fs::write(dir.join("over/args"), args).unwrap();
+    std::fs::write(dir.join("over/.guestinit-complete"), "").unwrap();
+    host_sh(
+        &format!("cd over && {extra} printf 'args\\n.guestinit-complete\\n' | cpio -o -H newc --quiet >> ../initramfs.cpio"),
+        &dir,
+    );
+    run(&["--initramfs", initramfs.to_str().unwrap()], &[])
+}
+
+#[test]
+fn a_missing_program_gives_127_and_the_reason() {
+    let out = run_with_args("missing", "/bin/nope\n", "");
+    assert_eq!(code(&out), 127, "{}", stderr(&out));
+    assert!(stderr(&out).contains("exec /bin/nope: No such file or directory"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_program_that_is_not_executable_gives_126() {
+    let out = run_with_args("noexec", "/args\n", "");
+    assert_eq!(code(&out), 126, "{}", stderr(&out));
+    assert!(stderr(&out).contains("exec /args: Permission denied"), "{}", stderr(&out));
+}
+
+#[test]
+fn ten_megabytes_written_right_before_exit_all_arrive() {
+    // 1..=1_300_000, one per line: 9.3 MB the test can recompute.
+    let out = sh(&[], "seq 1 1300000; exit 7");
+    assert_eq!(code(&out), 7, "{}", &stderr(&out)[..stderr(&out).len().min(2000)]);
+    let expected: String = (1..=1_300_000).map(|i| format!("{i}\n")).collect();
+    assert_eq!(out.stdout.len(), expected.len(), "byte count");
+    assert_eq!(crc32fast::hash(&out.stdout), crc32fast::hash(expected.as_bytes()), "checksum");
+}
+
+#[test]
+fn decode_reads_a_saved_stream_back() {
+    let dir = scratch("decode");
+    let log = dir.join("bulk.bin");
+    let out = sh(&["--bulk-log", log.to_str().unwrap()], "echo saved; exit 5");
+    assert_eq!(code(&out), 5, "{}", stderr(&out));
+    let decoded = std::process::Command::new(guestinit()).arg("decode").arg(&log).output().unwrap();
+    assert!(decoded.status.success());
+    let text = String::from_utf8_lossy(&decoded.stdout);
+    for tag in ["KADR", "SRDY", "SCST", "SOUT", "SCPP", "TIME", "WAIT", "EXIT"] {
+        assert!(text.contains(tag), "{tag} missing from:\n{text}");
+    }
+    assert!(text.contains("saved"), "{text}");
+    let json = std::process::Command::new(guestinit()).args(["decode", "--json"]).arg(&log).output().unwrap();
+    let json = String::from_utf8_lossy(&json.stdout);
+    assert!(json.lines().all(|l| l.starts_with('{') && l.ends_with('}')), "{json}");
+}
+
+#[test]
+fn the_timeline_is_reported_in_order() {
+    let out = sh(&["--timeline"], "true");
+    assert_eq!(code(&out), 0);
+    let err = stderr(&out);
+    let at = |mark: &str| err.find(mark).unwrap_or_else(|| panic!("{mark} missing:\n{err}"));
+    assert!(at("init entry") < at("system ready"));
+    assert!(at("system ready") < at("payload start"));
+    assert!(at("payload start") < at("payload exit"));
+}
