@@ -2,4 +2,5 @@
 //! layer and the parsers of guest-side inputs. Host-testable; std only in tests.
 #![cfg_attr(not(test), no_std)]
 
+pub mod parse;
 pub mod wire;
