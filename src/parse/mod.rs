@@ -1,11 +1,13 @@
-//! Parsers of the inputs the init reads: files and a command line that the
-//! host wrote, and kernel files. None allocates or panics, and each does
-//! work linear in its input.
+//! Parsers of the inputs the init reads (files and a command line that the
+//! host wrote, kernel files) and of module metadata the host reads. None
+//! allocates or panics, and each does work linear in its input: each is a
+//! fuzz target.
 
 pub mod args;
 pub mod cmdline;
 pub mod iomem;
 pub mod kallsyms;
 pub mod lines;
+pub mod modinfo;
 pub mod num;
 pub mod sched_script;

@@ -1,1 +1,33 @@
-fn main() {}
+//! guestinit, the host tool: packs an initramfs around a program and the
+//! guest init, boots it in QEMU and relays the program's output and exit
+//! code from the guest's frame stream. Exit statuses: see `error`.
+
+mod cli;
+mod decode;
+mod error;
+mod locate;
+mod pack;
+mod render;
+mod run;
+mod scratch;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Run(args) => run::main(args),
+        Command::Pack(args) => pack::main(args).map(|()| 0),
+        Command::Decode(args) => decode::main(args).map(|()| 0),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            error.report();
+            ExitCode::from(error.exit_code())
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! The command line, declared with clap's derive so that options, help text
+//! and usage errors come from one place.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::error::EXIT_CODES_HELP;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "guestinit",
+    version,
+    about = "Pack a program into an initramfs, boot it in QEMU under the guestinit init, relay its output"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Boot PROGRAM in a QEMU VM and relay its stdout/stderr; exit with its code.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Run(RunArgs),
+    /// Write the initramfs that `run` would boot.
+    #[command(after_help = "Exit status: 0, or 249 on error.")]
+    Pack(PackArgs),
+    /// Print the frames of a raw bulk-port capture (from `run --bulk-log`).
+    #[command(after_help = "Exit status: 0 if FILE was read, 249 if not.")]
+    Decode(DecodeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Boot this initramfs instead of packing one.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["program", "modules", "init"])]
+    pub initramfs: Option<PathBuf>,
+
+    /// Kernel image [default: $GUESTINIT_KERNEL, else the newest .cache/kernel/boot/vmlinuz-*].
+    #[arg(long, value_name = "PATH")]
+    pub kernel: Option<PathBuf>,
+
+    /// Where to find kernel modules [default: lib/modules/VERSION beside the kernel].
+    #[arg(long, value_name = "DIR")]
+    pub modules: Option<PathBuf>,
+
+    /// The guest init binary [default: `init` beside this executable].
+    #[arg(long, value_name = "PATH")]
+    pub init: Option<PathBuf>,
+
+    /// Guest memory in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(16..))]
+    pub memory: u32,
+
+    /// Number of virtual CPUs.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub cpus: u32,
+
+    /// Kill the VM after this many seconds (exit status 252) [default: none].
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: Option<u64>,
+
+    /// Extra kernel command-line arguments.
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    pub append: Option<String>,
+
+    /// Save the raw bytes read from the bulk port (see `guestinit decode`).
+    #[arg(long, value_name = "FILE")]
+    pub bulk_log: Option<PathBuf>,
+
+    /// Save COM1 (kernel console) here instead of a temporary file.
+    #[arg(long, value_name = "FILE")]
+    pub com1_log: Option<PathBuf>,
+
+    /// Save COM2 (init diagnostics) here instead of a temporary file.
+    #[arg(long, value_name = "FILE")]
+    pub com2_log: Option<PathBuf>,
+
+    /// After the run, print the guest's boot timeline to stderr.
+    #[arg(long)]
+    pub timeline: bool,
+
+    /// Print lifecycle frames (LIFE, KADR, SRDY, ...) and the QEMU command to stderr.
+    #[arg(short, long)]
+    pub verbose: bool,
+
+    /// Test aid: read the bulk port at most this many KiB per second.
+    #[arg(long, value_name = "KIB_PER_SEC", hide = true,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub throttle_bulk: Option<u32>,
+
+    /// The program to run in the guest, and its arguments.
+    #[arg(
+        value_name = "PROGRAM",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required_unless_present = "initramfs"
+    )]
+    pub program: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct PackArgs {
+    /// Where to write the initramfs.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+
+    /// Take modules from lib/modules/VERSION beside this kernel.
+    #[arg(long, value_name = "PATH", conflicts_with = "modules")]
+    pub kernel: Option<PathBuf>,
+
+    /// Take modules from this directory (searched recursively).
+    #[arg(long, value_name = "DIR")]
+    pub modules: Option<PathBuf>,
+
+    /// The guest init binary [default: `init` beside this executable].
+    #[arg(long, value_name = "PATH")]
+    pub init: Option<PathBuf>,
+
+    /// Compression of the archive.
+    #[arg(long, value_enum, default_value_t = Compress::None)]
+    pub compress: Compress,
+
+    /// The program to run in the guest, and its arguments.
+    #[arg(
+        value_name = "PROGRAM",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required = true
+    )]
+    pub program: Vec<OsString>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Compress {
+    None,
+    Gzip,
+}
+
+#[derive(Debug, Args)]
+pub struct DecodeArgs {
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    pub json: bool,
+
+    /// A raw capture of the bulk port.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}

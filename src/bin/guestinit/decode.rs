@@ -1,0 +1,171 @@
+//! `guestinit decode`: the events of a saved bulk-port capture, one line
+//! each, as text or JSON. Also the event loop shared with `run`.
+
+use std::fs;
+use std::io::{self, Write};
+
+use guestinit::wire::{Decoder, Event, HEADER_LEN, MAX_PAYLOAD};
+
+use crate::cli::DecodeArgs;
+use crate::error::{Error, Result};
+use crate::render;
+
+/// A decoder buffer as large as the biggest frame the host accepts.
+pub fn decoder_buffer() -> Vec<u8> {
+    vec![0; HEADER_LEN + MAX_PAYLOAD]
+}
+
+/// Feeds all of `input` to `decoder`, handing each event to `on_event`.
+pub fn feed(decoder: &mut Decoder<'_>, mut input: &[u8], mut on_event: impl FnMut(Event<'_>)) {
+    loop {
+        let (taken, event) = decoder.push(input);
+        input = &input[taken..];
+        match event {
+            Some(event) => on_event(event),
+            None if input.is_empty() => return,
+            None => {}
+        }
+    }
+}
+
+/// Resolves what is left at the end of the stream (a truncated tail).
+pub fn finish(decoder: &mut Decoder<'_>, mut on_event: impl FnMut(Event<'_>)) {
+    while let Some(event) = decoder.finish() {
+        on_event(event);
+    }
+}
+
+pub fn main(args: DecodeArgs) -> Result<()> {
+    let data = fs::read(&args.file).map_err(|source| Error::Read {
+        path: args.file.clone(),
+        source,
+    })?;
+    let stdout = io::stdout().lock();
+    // A closed stdout (`| head`) ends the listing quietly: the file was read.
+    let _ = write_events(&data, args.json, stdout);
+    Ok(())
+}
+
+/// Writes one line per event of `data` to `out`.
+pub fn write_events(data: &[u8], json: bool, mut out: impl Write) -> io::Result<()> {
+    let mut buffer = decoder_buffer();
+    let mut decoder = Decoder::new(&mut buffer);
+    let mut result = Ok(());
+    let mut line = |event: Event<'_>, at_end: bool| {
+        if result.is_ok() {
+            let text = if json {
+                render::event_json(&event, at_end).to_string()
+            } else {
+                render::event_text(&event, at_end)
+            };
+            result = writeln!(out, "{text}");
+        }
+    };
+    feed(&mut decoder, data, |e| line(e, false));
+    finish(&mut decoder, |e| line(e, true));
+    result?;
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use guestinit::wire::msg::{KernelAddrs, Mark, Phase, Timeline, WaitStatus};
+    use guestinit::wire::{encode, encoded_len, Tag};
+
+    fn frame(tag: Tag, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![0; encoded_len(payload.len())];
+        encode(tag, payload, &mut out).unwrap();
+        out
+    }
+
+    fn stream() -> Vec<u8> {
+        let mut s = b"boot noise".to_vec();
+        s.extend(frame(
+            Tag::KADR,
+            &KernelAddrs {
+                phys_base: Some(0x100_0000),
+                page_offset_base: 0xffff_8880_0000_0000,
+                text: None,
+            }
+            .to_bytes(),
+        ));
+        s.extend(frame(Tag::SRDY, b""));
+        let mut life = vec![Phase::PayloadStarting as u8];
+        life.extend(b"go");
+        s.extend(frame(Tag::LIFE, &life));
+        s.extend(frame(Tag::SOUT, b"hi\n\t\xff\"q\""));
+        let mut bad = frame(Tag::SERR, b"oops");
+        bad[HEADER_LEN] ^= 0x20;
+        s.extend(bad);
+        let mut time = Timeline::entry(Mark::InitEntry, 1_500_000).to_vec();
+        time.extend(Timeline::entry(Mark::PayloadExit, 2_000_000_000));
+        s.extend(frame(Tag::TIME, &time));
+        let wait = WaitStatus {
+            signal: Some(9),
+            core_dumped: true,
+            user_us: 7,
+            max_rss_kib: 1024,
+            ..Default::default()
+        };
+        s.extend(frame(Tag::WAIT, &wait.to_bytes()));
+        s.extend(frame(Tag::EXIT, &(-1i32).to_le_bytes()));
+        s.extend(frame(Tag::EXIT, &[1, 2]));
+        let tail = frame(Tag::SOUT, b"cut");
+        s.extend(&tail[..tail.len() - 1]);
+        s
+    }
+
+    fn decoded(json: bool) -> String {
+        let mut out = Vec::new();
+        write_events(&stream(), json, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn text_rendering_of_every_kind_of_event() {
+        let crc = crc32fast::hash(b"Oops");
+        let expected = format!(
+            "\
+skipped 10 bytes
+KADR 24 phys_base=0x1000000 page_offset_base=0xffff888000000000 text=unknown
+SRDY 0
+LIFE 3 phase=PayloadStarting reason=\"go\"
+SOUT 8 \"hi\\n\\t\\xff\\\"q\\\"\"
+CRC mismatch: SERR frame of 4 bytes (header {:#010x}, payload {crc:#010x})
+skipped 19 bytes
+TIME 18 init_entry=1.500ms payload_exit=2000.000ms
+WAIT 36 killed signal=9 core_dumped user_us=7 system_us=0 max_rss_kib=1024 init_hwm_kib=0
+EXIT 4 code=-1
+EXIT 2 \"\\u{{1}}\\u{{2}}\"
+truncated: 18 bytes at the end complete no frame
+",
+            crc32fast::hash(b"oops")
+        );
+        assert_eq!(decoded(false), expected);
+    }
+
+    #[test]
+    fn json_lines_parse_back() {
+        let lines: Vec<serde_json::Value> = decoded(true)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 12);
+        assert_eq!(lines[0]["event"], "skipped");
+        assert_eq!(lines[1]["tag"], "KADR");
+        assert_eq!(lines[1]["phys_base"], 0x100_0000);
+        assert!(lines[1]["text_addr"].is_null());
+        assert_eq!(lines[3]["phase"], "PayloadStarting");
+        assert_eq!(lines[3]["reason"], "go");
+        assert_eq!(lines[4]["text"], "hi\n\t\u{fffd}\"q\"");
+        assert_eq!(lines[5]["event"], "crc_mismatch");
+        assert_eq!(lines[5]["tag"], "SERR");
+        assert_eq!(lines[7]["marks"][1]["mark"], "payload exit");
+        assert_eq!(lines[7]["marks"][1]["ns"], 2_000_000_000u64);
+        assert_eq!(lines[8]["signal"], 9);
+        assert_eq!(lines[9]["code"], -1);
+        assert_eq!(lines[11]["event"], "truncated");
+        assert_eq!(lines[11]["bytes"], 18);
+    }
+}

@@ -1,0 +1,168 @@
+//! Every failure of the host tool as a typed value, and the one place that
+//! maps them to exit statuses.
+//!
+//! Exit status of `guestinit run`:
+//! - 0..=255: the payload's exit code, from the last CRC-valid EXIT frame
+//!   (a negative or larger code is reduced modulo 256, as a shell does);
+//! - 249 ([`USAGE`]): bad arguments, missing program, kernel, module, library or
+//!   init binary, unreadable input (clap's own usage errors keep clap's 2);
+//! - 250 ([`QEMU`]): QEMU is not on PATH, failed to start, or never connected;
+//! - 251 ([`NO_EXIT`]): the VM ended without an EXIT frame;
+//! - 252 ([`TIMEOUT`]): `--timeout` was reached and QEMU killed;
+//! - 253 ([`INIT_PANIC`]): COM2 has a line starting `PANIC:` (the init crashed);
+//! - 254 ([`INCOMPLETE`]): COM2 has a line starting `FATAL:` (the initramfs
+//!   did not fully unpack).
+//!
+//! `pack` and `decode` exit 0 or 249.
+
+use std::io;
+use std::path::PathBuf;
+use std::process::ExitStatus;
+
+pub const USAGE: u8 = 249;
+pub const QEMU: u8 = 250;
+pub const NO_EXIT: u8 = 251;
+pub const TIMEOUT: u8 = 252;
+pub const INIT_PANIC: u8 = 253;
+pub const INCOMPLETE: u8 = 254;
+
+/// The exit statuses as `run --help` shows them.
+pub const EXIT_CODES_HELP: &str = "\
+Exit status:
+  0-255  the payload's exit code (from the guest's EXIT frame)
+  249    usage or pack error (missing program, kernel, module, library, init)
+  250    qemu-system-x86_64 missing or failed to start
+  251    the VM ended without an exit code (kernel panic, init died)
+  252    --timeout reached; QEMU was killed
+  253    the init crashed (a COM2 line starting PANIC:)
+  254    the initramfs did not fully unpack (a COM2 line starting FATAL:)
+  2      command-line usage error (from the argument parser)";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    // ---- 249: usage and pack errors ----
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    #[error("cannot write {}: {source}", path.display())]
+    Write { path: PathBuf, source: io::Error },
+    #[error("argument {arg:?} contains a newline or NUL; /args holds one argument per line")]
+    BadArgument { arg: String },
+    #[error("program `{name}` not found on PATH")]
+    ProgramNotFound { name: String },
+    #[error("{} is not an executable file", path.display())]
+    NotExecutable { path: PathBuf },
+    #[error("path {} is not UTF-8; initramfs names must be", path.display())]
+    NonUtf8Path { path: PathBuf },
+    #[error("{}: not a readable ELF file: {reason}", path.display())]
+    BadElf {
+        path: PathBuf,
+        reason: object::Error,
+    },
+    #[error("library {name} (needed by {}) not found in its RUNPATH/RPATH or the system library directories", needed_by.display())]
+    LibraryNotFound { name: String, needed_by: PathBuf },
+    #[error("interpreter {} (of {}) not found", interpreter.display(), script.display())]
+    InterpreterNotFound {
+        interpreter: PathBuf,
+        script: PathBuf,
+    },
+    #[error("{}: more than {max} levels of #! interpreters", script.display())]
+    InterpreterLoop { script: PathBuf, max: usize },
+    #[error("payload file {} would replace one of guestinit's own initramfs entries", path.display())]
+    Collision { path: PathBuf },
+    #[error("no kernel: run scripts/setup.sh or pass --kernel")]
+    NoKernel,
+    #[error("kernel {} not found", path.display())]
+    KernelNotFound { path: PathBuf },
+    #[error("no module tree for kernel {} (looked for {}); pass --modules DIR", kernel.display(), expected.display())]
+    NoModuleTree { kernel: PathBuf, expected: PathBuf },
+    #[error("kernel module {name} not found under {} (as {name}.ko, .ko.xz or .ko.zst) and not built in", dir.display())]
+    ModuleNotFound { name: String, dir: PathBuf },
+    #[error("kernel module {}: {reason}", path.display())]
+    BadModule { path: PathBuf, reason: String },
+    #[error("kernel module dependency cycle: {chain}")]
+    ModuleCycle { chain: String },
+    #[error("init binary not found at {}: run `cargo build --release` (or pass --init)", path.display())]
+    InitNotFound { path: PathBuf },
+
+    // ---- 250: QEMU could not be started ----
+    #[error("qemu-system-x86_64 not found on PATH: run scripts/setup.sh (Debian package qemu-system-x86)")]
+    QemuMissing,
+    #[error("cannot start qemu-system-x86_64: {0}")]
+    QemuSpawn(io::Error),
+    #[error("qemu-system-x86_64 failed ({status})")]
+    QemuFailed { status: ExitStatus, stderr: String },
+    #[error("qemu-system-x86_64 did not connect to the bulk socket within {secs} s")]
+    QemuNoConnect { secs: u64, stderr: String },
+    #[error("cannot set up the VM: {what}: {source}")]
+    VmSetup { what: String, source: io::Error },
+
+    // ---- 251..=254: the VM ran but gave no exit code ----
+    #[error("VM ended without an exit code")]
+    NoExit { com1_tail: String },
+    #[error("timeout: the VM ran longer than {secs} s and was killed")]
+    Timeout { secs: u64 },
+    #[error("init crashed: {line}")]
+    InitPanic { line: String },
+    #[error("initramfs did not fully unpack: {line}")]
+    Incomplete { line: String },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::QemuMissing
+            | Error::QemuSpawn(_)
+            | Error::QemuFailed { .. }
+            | Error::QemuNoConnect { .. }
+            | Error::VmSetup { .. } => QEMU,
+            Error::NoExit { .. } => NO_EXIT,
+            Error::Timeout { .. } => TIMEOUT,
+            Error::InitPanic { .. } => INIT_PANIC,
+            Error::Incomplete { .. } => INCOMPLETE,
+            Error::Read { .. }
+            | Error::Write { .. }
+            | Error::BadArgument { .. }
+            | Error::ProgramNotFound { .. }
+            | Error::NotExecutable { .. }
+            | Error::NonUtf8Path { .. }
+            | Error::BadElf { .. }
+            | Error::LibraryNotFound { .. }
+            | Error::InterpreterNotFound { .. }
+            | Error::InterpreterLoop { .. }
+            | Error::Collision { .. }
+            | Error::NoKernel
+            | Error::KernelNotFound { .. }
+            | Error::NoModuleTree { .. }
+            | Error::ModuleNotFound { .. }
+            | Error::BadModule { .. }
+            | Error::ModuleCycle { .. }
+            | Error::InitNotFound { .. } => USAGE,
+        }
+    }
+
+    /// Lines that explain the error further (QEMU's stderr, the COM1 tail),
+    /// printed after the one-line message.
+    pub fn details(&self) -> Option<(&'static str, &str)> {
+        let (label, text) = match self {
+            Error::QemuFailed { stderr, .. } | Error::QemuNoConnect { stderr, .. } => {
+                ("qemu-system-x86_64 stderr", stderr)
+            }
+            Error::NoExit { com1_tail } => ("last lines of COM1", com1_tail),
+            _ => return None,
+        };
+        (!text.trim().is_empty()).then_some((label, text.as_str()))
+    }
+
+    /// Prints the error and its details to stderr.
+    pub fn report(&self) {
+        eprintln!("guestinit: {self}");
+        if let Some((label, text)) = self.details() {
+            eprintln!("guestinit: {label}:");
+            for line in text.lines() {
+                eprintln!("  {line}");
+            }
+        }
+    }
+}

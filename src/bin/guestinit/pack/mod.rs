@@ -1,0 +1,370 @@
+//! `guestinit pack`: the initramfs a run boots, a cpio newc archive.
+//!
+//! Entries, in this order (the guest init relies on the names and on the last one):
+//! 1. directories (`dev`, `modules`, every parent of a payload file), then
+//!    `/dev/console` (char 5:1, mode 0600) so the kernel can open init's fds 0-2;
+//! 2. `/init` (0755): the guest init;
+//! 3. `/args`: the payload's argv, one argument per line, each ending in `\n`;
+//!    argv[0] is the program's absolute host path;
+//! 4. the payload at its absolute host path, then its `#!` interpreter or ELF
+//!    loader and shared libraries, each at the path the guest will open;
+//! 5. `/modules/NNN-name.ko[.xz|.zst]`: kernel modules in load order (NNN from 000);
+//! 6. `/.guestinit-complete`, the last entry: if it is missing, the kernel ran
+//!    out of memory while unpacking. Then the cpio trailer.
+
+mod cpio;
+mod elf;
+mod modules;
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::cli::{Compress, PackArgs};
+use crate::error::{Error, Result};
+use crate::locate;
+
+/// The last file of the archive, proof that it unpacked completely.
+pub const SENTINEL: &str = ".guestinit-complete";
+
+/// What goes into an initramfs, as the user named it; `plan` resolves it
+/// in the order a user would fix it: the program, then init and modules.
+pub struct Spec {
+    /// The payload's argv as the user gave it.
+    pub argv: Vec<OsString>,
+    /// `--init`, else the init beside this executable.
+    pub init: Option<PathBuf>,
+    /// The kernel whose module tree to use, unless `modules` is given.
+    pub kernel: Option<PathBuf>,
+    /// `--modules DIR`.
+    pub modules: Option<PathBuf>,
+}
+
+/// The archive's entries, read and checked, ready to write.
+pub struct Plan {
+    entries: Vec<Entry>,
+}
+
+enum Entry {
+    Dir(String),
+    CharDevice {
+        name: String,
+        major: u32,
+        minor: u32,
+    },
+    File {
+        name: String,
+        perm: u32,
+        data: Vec<u8>,
+    },
+}
+
+pub fn main(args: PackArgs) -> Result<()> {
+    let spec = Spec {
+        argv: args.program,
+        init: args.init,
+        kernel: args.kernel,
+        modules: args.modules,
+    };
+    write(&plan(&spec)?, &args.output, args.compress)
+}
+
+/// `--modules DIR` if given, else the module tree beside the kernel.
+fn modules_dir(kernel: Option<&Path>, modules: Option<&Path>) -> Result<PathBuf> {
+    match modules {
+        Some(dir) if dir.is_dir() => Ok(dir.to_owned()),
+        Some(dir) => Err(Error::Read {
+            path: dir.to_owned(),
+            source: io::ErrorKind::NotFound.into(),
+        }),
+        None => locate::module_tree(&locate::kernel(kernel)?),
+    }
+}
+
+/// Resolves and reads everything the archive holds.
+pub fn plan(spec: &Spec) -> Result<Plan> {
+    let (program_arg, rest) = spec.argv.split_first().ok_or(Error::ProgramNotFound {
+        name: "(none given)".into(),
+    })?;
+    let program = locate::program(program_arg)?;
+    let args = args_file(program.as_os_str(), rest)?;
+    let payload = elf::closure(&program)?;
+    let init = locate::init(spec.init.as_deref())?;
+    let modules_dir = modules_dir(spec.kernel.as_deref(), spec.modules.as_deref())?;
+    let modules = modules::resolve(&modules_dir, modules::WANTED)?;
+
+    let mut files = Vec::new();
+    for path in &payload {
+        let name = archive_name(path)?;
+        if is_reserved(&name) {
+            return Err(Error::Collision { path: path.clone() });
+        }
+        let meta = fs::metadata(path).map_err(|source| read_error(path, source))?;
+        let data = fs::read(path).map_err(|source| read_error(path, source))?;
+        files.push(Entry::File {
+            name,
+            perm: meta.permissions().mode() & 0o777,
+            data,
+        });
+    }
+
+    let mut dirs: BTreeSet<PathBuf> = [PathBuf::from("dev"), PathBuf::from("modules")].into();
+    for path in &payload {
+        let relative = path.strip_prefix("/").unwrap_or(path);
+        dirs.extend(
+            relative
+                .ancestors()
+                .skip(1)
+                .filter(|a| !a.as_os_str().is_empty())
+                .map(Path::to_owned),
+        );
+    }
+
+    let mut entries = Vec::new();
+    for dir in &dirs {
+        entries.push(Entry::Dir(archive_name(dir)?));
+    }
+    entries.push(Entry::CharDevice {
+        name: "dev/console".into(),
+        major: 5,
+        minor: 1,
+    });
+    entries.push(Entry::File {
+        name: "init".into(),
+        perm: 0o755,
+        data: fs::read(&init).map_err(|source| read_error(&init, source))?,
+    });
+    entries.push(Entry::File {
+        name: "args".into(),
+        perm: 0o644,
+        data: args,
+    });
+    entries.extend(files);
+    for (i, module) in modules.iter().enumerate() {
+        entries.push(Entry::File {
+            name: format!("modules/{i:03}-{}{}", module.name, module.ending),
+            perm: 0o644,
+            data: fs::read(&module.path).map_err(|source| read_error(&module.path, source))?,
+        });
+    }
+    entries.push(Entry::File {
+        name: SENTINEL.into(),
+        perm: 0o644,
+        data: b"complete\n".to_vec(),
+    });
+    Ok(Plan { entries })
+}
+
+/// The `/args` file: the absolute program path, then the arguments, one per line.
+fn args_file(program: &std::ffi::OsStr, rest: &[OsString]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for arg in std::iter::once(program).chain(rest.iter().map(OsString::as_os_str)) {
+        let bytes = arg.as_bytes();
+        if bytes.contains(&b'\n') || bytes.contains(&0) {
+            return Err(Error::BadArgument {
+                arg: arg.to_string_lossy().into_owned(),
+            });
+        }
+        out.extend_from_slice(bytes);
+        out.push(b'\n');
+    }
+    Ok(out)
+}
+
+/// Names guestinit's own entries take; a payload file there would clash.
+fn is_reserved(name: &str) -> bool {
+    ["init", "args", SENTINEL, "dev", "modules"].contains(&name)
+        || name.starts_with("dev/")
+        || name.starts_with("modules/")
+}
+
+/// The name of `path` inside the archive: relative, UTF-8.
+fn archive_name(path: &Path) -> Result<String> {
+    let relative = path.strip_prefix("/").unwrap_or(path);
+    relative
+        .to_str()
+        .map(str::to_owned)
+        .ok_or_else(|| Error::NonUtf8Path {
+            path: path.to_owned(),
+        })
+}
+
+fn read_error(path: &Path, source: io::Error) -> Error {
+    Error::Read {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Writes `plan` to `path`, gzip'd if asked.
+pub fn write(plan: &Plan, path: &Path, compress: Compress) -> Result<()> {
+    let write_error = |source| Error::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let out = BufWriter::new(File::create(path).map_err(write_error)?);
+    let result = match compress {
+        Compress::None => write_archive(plan, out).map(drop),
+        Compress::Gzip => {
+            let gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
+            write_archive(plan, gz).and_then(|gz| gz.finish()?.flush())
+        }
+    };
+    result.map_err(write_error)
+}
+
+fn write_archive<W: Write>(plan: &Plan, out: W) -> io::Result<W> {
+    let mut archive = cpio::Archive::new(out);
+    for entry in &plan.entries {
+        match entry {
+            Entry::Dir(name) => archive.dir(name)?,
+            Entry::CharDevice { name, major, minor } => {
+                archive.char_device(name, 0o600, *major, *minor)?
+            }
+            Entry::File { name, perm, data } => archive.file(name, *perm, data)?,
+        }
+    }
+    archive.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cpio::read_back::parse;
+    use super::*;
+    use crate::scratch::ScratchDir;
+
+    /// A spec for `program args`, with a stand-in init and a fake module
+    /// tree where virtio_console and virtio_pci are built in.
+    fn spec(dir: &Path, argv: &[&str]) -> Spec {
+        let init = dir.join("init-bin");
+        fs::write(&init, b"\x7fELF stand-in").unwrap();
+        let modules = dir.join("modules");
+        fs::create_dir_all(&modules).unwrap();
+        fs::write(
+            modules.join("modules.builtin"),
+            "kernel/drivers/char/virtio_console.ko\nkernel/drivers/virtio/virtio_pci.ko\n",
+        )
+        .unwrap();
+        Spec {
+            argv: argv.iter().map(OsString::from).collect(),
+            init: Some(init),
+            kernel: None,
+            modules: Some(modules),
+        }
+    }
+
+    fn archive(plan: &Plan) -> Vec<u8> {
+        write_archive(plan, Vec::new()).unwrap()
+    }
+
+    #[test]
+    fn entry_order_and_contents() {
+        let dir = ScratchDir::new("test").unwrap();
+        let plan = plan(&spec(dir.path(), &["sh", "-c", "echo hi"])).unwrap();
+        let entries = parse(&archive(&plan));
+        let names: Vec<_> = entries.iter().map(|e| e.name.as_str()).collect();
+        let at = |n: &str| names.iter().position(|x| *x == n).unwrap();
+
+        let console = at("dev/console");
+        assert!(names[..console]
+            .iter()
+            .all(|n| entries[at(n)].mode & 0o170000 == 0o040000));
+        assert_eq!(entries[console].mode, 0o020600);
+        assert_eq!(entries[console].rdev, (5, 1));
+        assert_eq!(names[console + 1..console + 3], ["init", "args"]);
+        assert_eq!(entries[console + 1].mode, 0o100755);
+
+        let sh = locate::program("sh".as_ref()).unwrap();
+        let args = String::from_utf8(entries[console + 2].data.clone()).unwrap();
+        assert_eq!(args, format!("{}\n-c\necho hi\n", sh.display()));
+        assert_eq!(
+            names[console + 3],
+            sh.strip_prefix("/").unwrap().to_str().unwrap()
+        );
+        assert!(names.iter().any(|n| n.ends_with("/libc.so.6")), "{names:?}");
+
+        for (i, name) in names.iter().enumerate() {
+            let parent = Path::new(name).parent().unwrap();
+            if !parent.as_os_str().is_empty() {
+                let p = at(parent.to_str().unwrap());
+                assert!(p < i, "{parent:?} comes before {name}");
+            }
+        }
+        assert_eq!(
+            *names.last().unwrap(),
+            SENTINEL,
+            "sentinel is the last entry"
+        );
+    }
+
+    #[test]
+    fn modules_are_numbered_in_load_order() {
+        let dir = ScratchDir::new("test").unwrap();
+        let mut spec = spec(dir.path(), &["/bin/sh"]);
+        let Some(tree) =
+            fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/kernel/lib/modules"))
+                .ok()
+                .and_then(|mut d| d.next())
+        else {
+            eprintln!("no .cache/kernel: skipped");
+            return;
+        };
+        spec.modules = Some(tree.unwrap().path());
+        let entries = parse(&archive(&plan(&spec).unwrap()));
+        let modules: Vec<_> = entries
+            .iter()
+            .filter_map(|e| e.name.strip_prefix("modules/"))
+            .collect();
+        assert_eq!(modules.len(), 6, "{modules:?}");
+        for (i, m) in modules.iter().enumerate() {
+            assert!(
+                m.starts_with(&format!("{i:03}-")) && m.ends_with(".ko"),
+                "{m}"
+            );
+        }
+        assert_eq!(modules[0], "000-virtio_ring.ko");
+        let last_two: Vec<_> = entries
+            .iter()
+            .rev()
+            .take(2)
+            .map(|e| e.name.as_str())
+            .collect();
+        assert_eq!(last_two[0], SENTINEL);
+        assert!(last_two[1].starts_with("modules/"));
+    }
+
+    #[test]
+    fn bad_arguments_and_missing_programs_are_errors() {
+        let dir = ScratchDir::new("test").unwrap();
+        assert!(matches!(
+            plan(&spec(dir.path(), &["sh", "two\nlines"])),
+            Err(Error::BadArgument { .. })
+        ));
+        assert!(matches!(
+            plan(&spec(dir.path(), &["no-such-program-guestinit"])),
+            Err(Error::ProgramNotFound { .. })
+        ));
+        let missing = spec(dir.path(), &["sh"]);
+        fs::remove_file(missing.modules.as_ref().unwrap().join("modules.builtin")).unwrap();
+        assert!(matches!(plan(&missing), Err(Error::ModuleNotFound { .. })));
+    }
+
+    #[test]
+    fn gzip_output_unpacks_to_the_same_archive() {
+        let dir = ScratchDir::new("test").unwrap();
+        let plan = plan(&spec(dir.path(), &["/bin/sh"])).unwrap();
+        let out = dir.path().join("initramfs.gz");
+        write(&plan, &out, Compress::Gzip).unwrap();
+        let mut unpacked = Vec::new();
+        io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(File::open(&out).unwrap()),
+            &mut unpacked,
+        )
+        .unwrap();
+        assert_eq!(unpacked, archive(&plan));
+    }
+}

@@ -1,0 +1,48 @@
+//! A private temporary directory removed on drop. Hand-rolled because the
+//! `tempfile` crate turns on rustix's `std` feature, which the no_std init
+//! (same package, unified features) must not get.
+
+use std::fs::DirBuilder;
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub struct ScratchDir {
+    path: PathBuf,
+}
+
+impl ScratchDir {
+    /// Creates `$TMPDIR/guestinit-{purpose}-{unique}` with mode 0700.
+    pub fn new(purpose: &str) -> io::Result<ScratchDir> {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        loop {
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            let unique = format!(
+                "guestinit-{purpose}-{}-{}-{nanos:08x}",
+                std::process::id(),
+                COUNTER.fetch_add(1, Ordering::Relaxed)
+            );
+            let path = std::env::temp_dir().join(unique);
+            match DirBuilder::new().mode(0o700).create(&path) {
+                Ok(()) => return Ok(ScratchDir { path }),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        // Best effort: a leftover temp dir is not worth failing a run for.
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}

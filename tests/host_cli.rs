@@ -1,0 +1,196 @@
+//! The built `guestinit` binary, end to end without a VM: `pack` checked by
+//! the system's `cpio`, `decode` of a crafted capture, and the exit codes.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use guestinit::wire::{encode, encoded_len, Tag, HEADER_LEN};
+
+const GUESTINIT: &str = env!("CARGO_BIN_EXE_guestinit");
+
+/// A scratch directory for one test, removed on drop. (No `tempfile`: it
+/// would turn on rustix/std for the no_std init built alongside the tests.)
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("guestinit-it-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn guestinit(args: &[&str]) -> Output {
+    Command::new(GUESTINIT).args(args).output().unwrap()
+}
+
+fn cpio_list(archive: &Path) -> Vec<String> {
+    let out = Command::new("cpio")
+        .args(["-it", "--quiet"])
+        .stdin(fs::File::open(archive).unwrap())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("cpio is installed by scripts/setup.sh");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn pack_busybox_lists_with_cpio() {
+    let scratch = Scratch::new("pack");
+    let archive = scratch.0.join("initramfs.cpio");
+    let archive_arg = archive.to_str().unwrap();
+    let kernel_cache = Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/kernel/boot");
+    let has_kernel = kernel_cache.is_dir() && std::env::var_os("GUESTINIT_KERNEL").is_none();
+    let mut args = vec!["pack", "-o", archive_arg];
+    let fake_tree = scratch.0.join("modules");
+    if !has_kernel {
+        // No kernel from setup.sh: a tree where the drivers are built in.
+        eprintln!("no .cache/kernel: packing against a built-in-only module tree");
+        fs::create_dir_all(&fake_tree).unwrap();
+        fs::write(
+            fake_tree.join("modules.builtin"),
+            "kernel/drivers/char/virtio_console.ko\nkernel/drivers/virtio/virtio_pci.ko\n",
+        )
+        .unwrap();
+        args.extend(["--modules", fake_tree.to_str().unwrap()]);
+    }
+    args.extend(["--", "/bin/busybox", "sh", "-c", "echo hi"]);
+    let out = guestinit(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let names = cpio_list(&archive);
+    let at = |n: &str| {
+        names
+            .iter()
+            .position(|x| x == n)
+            .unwrap_or_else(|| panic!("{n} not in {names:?}"))
+    };
+    assert!(at("dev") < at("dev/console"));
+    assert!(at("bin") < at("bin/busybox"));
+    assert_eq!(at("dev/console") + 1, at("init"));
+    assert_eq!(at("init") + 1, at("args"));
+    assert_eq!(at("args") + 1, at("bin/busybox"));
+    assert_eq!(names.last().unwrap(), ".guestinit-complete");
+    let modules: Vec<_> = names.iter().filter(|n| n.starts_with("modules/")).collect();
+    if has_kernel {
+        assert_eq!(
+            modules.first().unwrap().as_str(),
+            "modules/000-virtio_ring.ko"
+        );
+        assert!(modules.iter().any(|m| m.ends_with("-virtio_console.ko")));
+        assert!(modules.last().unwrap().ends_with("-virtio_pci.ko"));
+    } else {
+        assert!(modules.is_empty());
+    }
+
+    let args_file = Command::new("cpio")
+        .args(["-i", "--quiet", "--to-stdout", "args"])
+        .stdin(fs::File::open(&archive).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(args_file.stdout, b"/bin/busybox\nsh\n-c\necho hi\n");
+}
+
+#[test]
+fn pack_errors_exit_249_with_one_line() {
+    let scratch = Scratch::new("pack-err");
+    let out_path = scratch.0.join("x.cpio");
+    let out = guestinit(&[
+        "pack",
+        "-o",
+        out_path.to_str().unwrap(),
+        "--",
+        "no-such-program-guestinit",
+    ]);
+    assert_eq!(out.status.code(), Some(249));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "guestinit: program `no-such-program-guestinit` not found on PATH\n"
+    );
+    let out = guestinit(&[
+        "pack",
+        "-o",
+        out_path.to_str().unwrap(),
+        "--init",
+        "/no/init",
+        "--",
+        "sh",
+    ]);
+    assert_eq!(out.status.code(), Some(249));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cargo build --release"));
+}
+
+fn frame(tag: Tag, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![0; encoded_len(payload.len())];
+    encode(tag, payload, &mut out).unwrap();
+    out
+}
+
+#[test]
+fn decode_a_crafted_capture() {
+    let scratch = Scratch::new("decode");
+    let capture = scratch.0.join("bulk.log");
+    let mut bytes = b"\r\n".to_vec();
+    bytes.extend(frame(Tag::SOUT, b"hello\n"));
+    let mut bad = frame(Tag::SERR, b"x");
+    bad[HEADER_LEN] = b'y';
+    bytes.extend(bad);
+    bytes.extend(frame(Tag::EXIT, &42i32.to_le_bytes()));
+    bytes.extend(&frame(Tag::SOUT, b"cut")[..5]);
+    fs::write(&capture, &bytes).unwrap();
+
+    let out = guestinit(&["decode", capture.to_str().unwrap()]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<_> = text.lines().collect();
+    assert_eq!(lines[0], "skipped 2 bytes");
+    assert_eq!(lines[1], "SOUT 6 \"hello\\n\"");
+    assert!(lines[2].starts_with("CRC mismatch: SERR frame of 1 bytes"));
+    assert_eq!(lines[4], "EXIT 4 code=42");
+    assert_eq!(lines[5], "truncated: 5 bytes at the end complete no frame");
+
+    let out = guestinit(&["decode", "--json", capture.to_str().unwrap()]);
+    assert!(out.status.success());
+    let json: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(json[1]["text"], "hello\n");
+    assert_eq!(json[4]["code"], 42);
+    assert_eq!(json[5]["event"], "truncated");
+
+    let out = guestinit(&["decode", scratch.0.join("missing").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(249));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("guestinit: cannot read "));
+}
+
+#[test]
+fn run_help_documents_the_exit_codes() {
+    let out = guestinit(&["run", "--help"]);
+    let help = String::from_utf8(out.stdout).unwrap();
+    for code in ["249", "250", "251", "252", "253", "254"] {
+        assert!(
+            help.contains(&format!("  {code}  ")),
+            "{code} missing from:\n{help}"
+        );
+    }
+    assert!(!help.contains("throttle"), "--throttle-bulk is hidden");
+}
