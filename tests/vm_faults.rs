@@ -9,14 +9,22 @@ use std::time::Instant;
 fn an_init_panic_is_reported_with_its_line() {
     let out = sh(&["--append", "guestinit.crash=panic"], "true");
     assert_eq!(code(&out), 253, "{}", stderr(&out));
-    assert!(stderr(&out).contains("PANIC: crash requested by guestinit.crash=panic at "), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("PANIC: crash requested by guestinit.crash=panic at "),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn an_init_fault_is_reported_with_its_address() {
     let out = sh(&["--append", "guestinit.crash=segv"], "true");
     assert_eq!(code(&out), 253, "{}", stderr(&out));
-    assert!(stderr(&out).contains("PANIC: fatal signal SIGSEGV at addr 0x0 ip 0x"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("PANIC: fatal signal SIGSEGV at addr 0x0 ip 0x"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -32,18 +40,33 @@ fn a_missing_sentinel_is_fatal_with_the_kernel_log() {
     );
     let com2 = dir.join("com2.log");
     let out = run(
-        &["--initramfs", dir.join("cut.cpio").to_str().unwrap(), "--com2-log", com2.to_str().unwrap()],
+        &[
+            "--initramfs",
+            dir.join("cut.cpio").to_str().unwrap(),
+            "--com2-log",
+            com2.to_str().unwrap(),
+        ],
         &[],
     );
     assert_eq!(code(&out), 254, "{}", stderr(&out));
-    assert!(stderr(&out).contains("FATAL: initramfs incomplete"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("FATAL: initramfs incomplete"),
+        "{}",
+        stderr(&out)
+    );
     let log = std::fs::read_to_string(&com2).unwrap();
-    assert!(log.contains("Linux version"), "the kernel log's first line reaches COM2");
+    assert!(
+        log.contains("Linux version"),
+        "the kernel log's first line reaches COM2"
+    );
 }
 
 #[test]
 fn hundreds_of_orphans_leave_no_zombie_and_no_hang() {
-    let out = sh(&[], "i=0; while [ $i -lt 300 ]; do (true &); i=$((i+1)); done; echo spawned; exit 4");
+    let out = sh(
+        &[],
+        "i=0; while [ $i -lt 300 ]; do (true &); i=$((i+1)); done; echo spawned; exit 4",
+    );
     assert_eq!(code(&out), 4, "{}", stderr(&out));
     assert_eq!(stdout(&out), "spawned\n");
 }
@@ -54,7 +77,10 @@ fn a_background_child_holding_stdout_is_killed_after_the_grace() {
     let out = sh(&[], "sleep 1000 & echo left-behind; exit 6");
     assert_eq!(code(&out), 6, "{}", stderr(&out));
     assert_eq!(stdout(&out), "left-behind\n");
-    assert!(started.elapsed().as_secs() < 200, "the 1000 s sleeper was not waited for");
+    assert!(
+        started.elapsed().as_secs() < 200,
+        "the 1000 s sleeper was not waited for"
+    );
 }
 
 #[test]
@@ -66,10 +92,15 @@ fn sigterm_to_pid_1_stops_the_payload_in_order() {
 
 #[test]
 fn a_slow_host_loses_no_byte() {
-    // 2.9 MB read at 256 KiB/s: the guest must hold back, not drop.
-    let out = sh(&["--throttle-bulk", "256"], "seq 1 400000");
+    // 0.9 MB read at 64 KiB/s: the guest must hold back, not drop. Most of
+    // it is still in flight when the payload exits (without the EACK
+    // handshake half of it was lost at power-off).
+    let out = sh(&["--throttle-bulk", "64"], "seq 1 150000");
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let expected: String = (1..=400_000).map(|i| format!("{i}\n")).collect();
+    let expected: String = (1..=150_000).map(|i| format!("{i}\n")).collect();
     assert_eq!(out.stdout.len(), expected.len());
-    assert_eq!(crc32fast::hash(&out.stdout), crc32fast::hash(expected.as_bytes()));
+    assert_eq!(
+        crc32fast::hash(&out.stdout),
+        crc32fast::hash(expected.as_bytes())
+    );
 }

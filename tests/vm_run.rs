@@ -48,24 +48,41 @@ fn run_with_args(name: &str, args: &str, extra: &str) -> std::process::Output {
 fn a_missing_program_gives_127_and_the_reason() {
     let out = run_with_args("missing", "/bin/nope\n", "");
     assert_eq!(code(&out), 127, "{}", stderr(&out));
-    assert!(stderr(&out).contains("exec /bin/nope: No such file or directory"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("exec /bin/nope: No such file or directory"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn a_program_that_is_not_executable_gives_126() {
     let out = run_with_args("noexec", "/args\n", "");
     assert_eq!(code(&out), 126, "{}", stderr(&out));
-    assert!(stderr(&out).contains("exec /args: Permission denied"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("exec /args: Permission denied"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn ten_megabytes_written_right_before_exit_all_arrive() {
     // 1..=1_300_000, one per line: 9.3 MB the test can recompute.
     let out = sh(&[], "seq 1 1300000; exit 7");
-    assert_eq!(code(&out), 7, "{}", &stderr(&out)[..stderr(&out).len().min(2000)]);
+    assert_eq!(
+        code(&out),
+        7,
+        "{}",
+        &stderr(&out)[..stderr(&out).len().min(2000)]
+    );
     let expected: String = (1..=1_300_000).map(|i| format!("{i}\n")).collect();
     assert_eq!(out.stdout.len(), expected.len(), "byte count");
-    assert_eq!(crc32fast::hash(&out.stdout), crc32fast::hash(expected.as_bytes()), "checksum");
+    assert_eq!(
+        crc32fast::hash(&out.stdout),
+        crc32fast::hash(expected.as_bytes()),
+        "checksum"
+    );
 }
 
 #[test]
@@ -74,16 +91,29 @@ fn decode_reads_a_saved_stream_back() {
     let log = dir.join("bulk.bin");
     let out = sh(&["--bulk-log", log.to_str().unwrap()], "echo saved; exit 5");
     assert_eq!(code(&out), 5, "{}", stderr(&out));
-    let decoded = std::process::Command::new(guestinit()).arg("decode").arg(&log).output().unwrap();
+    let decoded = std::process::Command::new(guestinit())
+        .arg("decode")
+        .arg(&log)
+        .output()
+        .unwrap();
     assert!(decoded.status.success());
     let text = String::from_utf8_lossy(&decoded.stdout);
-    for tag in ["KADR", "SRDY", "SCST", "SOUT", "SCPP", "TIME", "WAIT", "EXIT"] {
+    for tag in [
+        "KADR", "SRDY", "SCST", "SOUT", "SCPP", "TIME", "WAIT", "EXIT",
+    ] {
         assert!(text.contains(tag), "{tag} missing from:\n{text}");
     }
     assert!(text.contains("saved"), "{text}");
-    let json = std::process::Command::new(guestinit()).args(["decode", "--json"]).arg(&log).output().unwrap();
+    let json = std::process::Command::new(guestinit())
+        .args(["decode", "--json"])
+        .arg(&log)
+        .output()
+        .unwrap();
     let json = String::from_utf8_lossy(&json.stdout);
-    assert!(json.lines().all(|l| l.starts_with('{') && l.ends_with('}')), "{json}");
+    assert!(
+        json.lines().all(|l| l.starts_with('{') && l.ends_with('}')),
+        "{json}"
+    );
 }
 
 #[test]
@@ -91,7 +121,10 @@ fn the_timeline_is_reported_in_order() {
     let out = sh(&["--timeline"], "true");
     assert_eq!(code(&out), 0);
     let err = stderr(&out);
-    let at = |mark: &str| err.find(mark).unwrap_or_else(|| panic!("{mark} missing:\n{err}"));
+    let at = |mark: &str| {
+        err.find(mark)
+            .unwrap_or_else(|| panic!("{mark} missing:\n{err}"))
+    };
     assert!(at("init entry") < at("system ready"));
     assert!(at("system ready") < at("payload start"));
     assert!(at("payload start") < at("payload exit"));

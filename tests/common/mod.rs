@@ -25,20 +25,32 @@ pub fn require_vm_prerequisites() {
     let has_kernel = std::fs::read_dir(&kernels).is_ok_and(|mut d| {
         d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("vmlinuz-")))
     });
-    assert!(has_kernel || std::env::var_os("GUESTINIT_KERNEL").is_some(), "no kernel in {}: run scripts/setup.sh", kernels.display());
-    assert!(Path::new("/bin/busybox").exists(), "/bin/busybox is missing: run scripts/setup.sh");
+    assert!(
+        has_kernel || std::env::var_os("GUESTINIT_KERNEL").is_some(),
+        "no kernel in {}: run scripts/setup.sh",
+        kernels.display()
+    );
+    assert!(
+        Path::new("/bin/busybox").exists(),
+        "/bin/busybox is missing: run scripts/setup.sh"
+    );
 }
 
 /// `guestinit run [vm_args] -- program args` (no `--` without a program).
 pub fn run(vm_args: &[&str], program: &[&str]) -> Output {
     require_vm_prerequisites();
     let mut cmd = Command::new(guestinit());
-    cmd.arg("run").args(["--timeout", VM_TIMEOUT_SECS]).args(vm_args);
+    cmd.arg("run")
+        .args(["--timeout", VM_TIMEOUT_SECS])
+        .args(vm_args);
     if !program.is_empty() {
         cmd.arg("--").args(program);
     }
     let out = cmd.output().expect("start guestinit");
-    eprintln!("--- guestinit stderr ---\n{}", String::from_utf8_lossy(&out.stderr));
+    eprintln!(
+        "--- guestinit stderr ---\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -83,6 +95,11 @@ pub fn pack(out: &Path, program: &[&str]) {
 
 /// Runs a shell command on the host (cpio work in the tests).
 pub fn host_sh(script: &str, dir: &Path) {
-    let status = Command::new("sh").arg("-c").arg(script).current_dir(dir).status().unwrap();
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .status()
+        .unwrap();
     assert!(status.success(), "host command failed: {script}");
 }

@@ -10,8 +10,8 @@
 //! - 251 ([`NO_EXIT`]): the VM ended without an EXIT frame;
 //! - 252 ([`TIMEOUT`]): `--timeout` was reached and QEMU killed;
 //! - 253 ([`INIT_PANIC`]): COM2 has a line starting `PANIC:` (the init crashed);
-//! - 254 ([`INCOMPLETE`]): COM2 has a line starting `FATAL:` (the initramfs
-//!   did not fully unpack).
+//! - 254 ([`FATAL`]): COM2 has a line starting `FATAL:`: the init reported a
+//!   fatal error, e.g. the initramfs did not fully unpack.
 //!
 //! `pack` and `decode` exit 0 or 249.
 
@@ -24,7 +24,7 @@ pub const QEMU: u8 = 250;
 pub const NO_EXIT: u8 = 251;
 pub const TIMEOUT: u8 = 252;
 pub const INIT_PANIC: u8 = 253;
-pub const INCOMPLETE: u8 = 254;
+pub const FATAL: u8 = 254;
 
 /// The exit statuses as `run --help` shows them.
 pub const EXIT_CODES_HELP: &str = "\
@@ -35,7 +35,8 @@ Exit status:
   251    the VM ended without an exit code (kernel panic, init died)
   252    --timeout reached; QEMU was killed
   253    the init crashed (a COM2 line starting PANIC:)
-  254    the initramfs did not fully unpack (a COM2 line starting FATAL:)
+  254    the init reported a fatal error, e.g. an initramfs that did not
+         fully unpack (a COM2 line starting FATAL:)
   2      command-line usage error (from the argument parser)";
 
 #[derive(Debug, thiserror::Error)]
@@ -103,8 +104,8 @@ pub enum Error {
     Timeout { secs: u64 },
     #[error("init crashed: {line}")]
     InitPanic { line: String },
-    #[error("initramfs did not fully unpack: {line}")]
-    Incomplete { line: String },
+    #[error("init failed: {line}")]
+    Fatal { line: String },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -120,7 +121,7 @@ impl Error {
             Error::NoExit { .. } => NO_EXIT,
             Error::Timeout { .. } => TIMEOUT,
             Error::InitPanic { .. } => INIT_PANIC,
-            Error::Incomplete { .. } => INCOMPLETE,
+            Error::Fatal { .. } => FATAL,
             Error::Read { .. }
             | Error::Write { .. }
             | Error::BadArgument { .. }

@@ -136,15 +136,19 @@ pub fn main(args: RunArgs) -> Result<u8> {
             timeline::report(&collected.timeline, collected.wait.as_ref(), spawn_to_exit)
         );
     }
-    let outcome = match (status, collected.exit_code) {
-        (None, _) => Err(timed_out()),
+    let fatal = serial::first_line_starting(&serial::read_log(&com2), "FATAL:").map(str::to_owned);
+    let outcome = match (status, collected.exit_code, fatal) {
+        (None, _, _) => Err(timed_out()),
+        // The init's EXIT after a FATAL line only tells a ktstr-style host
+        // that the run failed; the line says why.
+        (Some(_), _, Some(line)) => Err(Error::Fatal { line }),
         // As a shell reports exit(-1): the code modulo 256.
-        (Some(_), Some(code)) => Ok((code & 0xff) as u8),
-        (Some(status), None) if !status.success() => Err(Error::QemuFailed {
+        (Some(_), Some(code), None) => Ok((code & 0xff) as u8),
+        (Some(status), None, None) if !status.success() => Err(Error::QemuFailed {
             status,
             stderr: vm.stderr(),
         }),
-        (Some(_), None) => Err(diagnose(&com1, &com2)),
+        (Some(_), None, None) => Err(diagnose(&com1, &com2)),
     };
     if outcome.is_err() && !collected.dmsg.is_empty() {
         eprintln!("guestinit: kernel log sent by the init:");
@@ -154,12 +158,12 @@ pub fn main(args: RunArgs) -> Result<u8> {
 }
 
 /// Why a VM that exited cleanly sent no exit code, from the serial logs.
-/// FATAL (incomplete initramfs) is checked first: it is the root cause of
-/// anything that went wrong after it.
+/// FATAL is checked first: it is the root cause of anything that went wrong
+/// after it.
 fn diagnose(com1: &Path, com2: &Path) -> Error {
     let com2_text = serial::read_log(com2);
     if let Some(line) = serial::first_line_starting(&com2_text, "FATAL:") {
-        return Error::Incomplete { line: line.into() };
+        return Error::Fatal { line: line.into() };
     }
     if let Some(line) = serial::first_line_starting(&com2_text, "PANIC:") {
         return Error::InitPanic { line: line.into() };
@@ -193,10 +197,7 @@ mod tests {
         );
         let e = diagnosed("", Some("PANIC: later\nFATAL: no /.guestinit-complete\n"));
         assert_eq!(e.exit_code(), 254);
-        assert_eq!(
-            e.to_string(),
-            "initramfs did not fully unpack: FATAL: no /.guestinit-complete"
-        );
+        assert_eq!(e.to_string(), "init failed: FATAL: no /.guestinit-complete");
         let com1: String = (0..25).map(|i| format!("k{i}\n")).collect();
         let e = diagnosed(&com1, None);
         assert_eq!(e.to_string(), "VM ended without an exit code");

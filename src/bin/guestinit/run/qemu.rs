@@ -17,7 +17,7 @@ pub const QEMU: &str = "qemu-system-x86_64";
 pub const BULK_PORT_NAME: &str = "guestinit.bulk";
 
 /// The kernel command line every test VM starts with.
-pub const BASE_APPEND: &str = "console=ttyS0 panic=-1 rdinit=/init";
+pub const BASE_APPEND: &str = "console=ttyS0 panic=-1 rdinit=/init guestinit.ack";
 
 /// How long QEMU may take to connect to the bulk socket: it does so while
 /// setting up its devices, before the guest runs, so this is generous.
@@ -272,7 +272,7 @@ mod tests {
             got,
             "-accel tcg -cpu max -m 256 -smp 2 -nodefaults -display none -no-reboot \
              -kernel /k/vmlinuz -initrd /t/initramfs.cpio \
-             -append console=ttyS0 panic=-1 rdinit=/init quiet loglevel=3 \
+             -append console=ttyS0 panic=-1 rdinit=/init guestinit.ack quiet loglevel=3 \
              -chardev file,id=com1,path=/t/com1.log -serial chardev:com1 \
              -chardev file,id=com2,path=/t/a,,b/com2.log -serial chardev:com2 \
              -device virtio-serial-pci,id=vser0,max_ports=4 \

@@ -6,7 +6,7 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use guestinit::wire::msg::{code_from_bytes, Timeline, WaitStatus};
-use guestinit::wire::{Decoder, Event, Tag};
+use guestinit::wire::{encode, Decoder, Event, Tag, HEADER_LEN};
 
 use crate::decode::{decoder_buffer, feed, finish};
 use crate::render;
@@ -43,6 +43,11 @@ impl<O: Write, E: Write> Relay<O, E> {
             stdout_closed: false,
             collected: Collected::default(),
         }
+    }
+
+    /// Whether a valid EXIT frame has arrived.
+    pub fn exit_seen(&self) -> bool {
+        self.collected.exit_code.is_some()
     }
 
     /// What the stream left to report, releasing stdout and stderr.
@@ -163,6 +168,7 @@ pub fn pump<O: Write, E: Write>(
     let mut decoder = Decoder::new(&mut buffer);
     let started = Instant::now();
     let mut total: u64 = 0;
+    let mut acked = false;
     let end = loop {
         if options.deadline.is_some_and(|d| Instant::now() >= d) {
             break End::Deadline;
@@ -191,6 +197,10 @@ pub fn pump<O: Write, E: Write>(
             log.write_all(&chunk[..n])?;
         }
         feed(&mut decoder, &chunk[..n], |e| relay.on_event(e, false));
+        if !acked && relay.exit_seen() {
+            acked = true;
+            acknowledge_exit(stream, relay);
+        }
         total += n as u64;
         if let Some(kib) = options.throttle_kib {
             let due = started + Duration::from_secs_f64(total as f64 / (kib as f64 * 1024.0));
@@ -205,11 +215,23 @@ pub fn pump<O: Write, E: Write>(
     Ok(end)
 }
 
+/// Tells the guest (which waits for it under `guestinit.ack`) that EXIT,
+/// and so everything before it, was read: it may power off.
+fn acknowledge_exit<O: Write, E: Write>(stream: &mut UnixStream, relay: &mut Relay<O, E>) {
+    let mut frame = [0u8; HEADER_LEN];
+    let frame_len = encode(Tag::EACK, &[], &mut frame).expect("an empty frame fits its header");
+    if let Err(e) = stream.write_all(&frame[..frame_len]) {
+        relay.note(&format!(
+            "guestinit: warning: could not acknowledge EXIT ({e}); the guest powers off after its wait"
+        ));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use guestinit::wire::encoded_len;
     use guestinit::wire::msg::Mark;
-    use guestinit::wire::{encode, encoded_len, HEADER_LEN};
 
     fn frame(tag: Tag, payload: &[u8]) -> Vec<u8> {
         let mut out = vec![0; encoded_len(payload.len())];
