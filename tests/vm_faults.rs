@@ -104,3 +104,15 @@ fn a_slow_host_loses_no_byte() {
         crc32fast::hash(expected.as_bytes())
     );
 }
+
+/// docs/BENCHMARKS.md: with this kernel and a busybox payload, the kernel
+/// reaches /init at 74 MiB and guestinit runs the payload at 74 MiB too.
+const MEMORY_FLOOR_MIB: u32 = 74;
+
+#[test]
+fn a_payload_runs_just_above_the_memory_floor() {
+    let memory = (MEMORY_FLOOR_MIB + 4).to_string();
+    let out = sh(&["--memory", &memory], "echo fits; exit 9");
+    assert_eq!(code(&out), 9, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "fits\n");
+}

@@ -132,7 +132,7 @@ pub struct WaitStatus {
     pub system_us: u64,
     /// Peak RSS of the payload (its largest process), KiB.
     pub max_rss_kib: u64,
-    /// Peak RSS of PID 1 (VmHWM), KiB; 0 when unknown.
+    /// Peak RSS of PID 1, KiB; 0 when unknown.
     pub init_hwm_kib: u64,
 }
 

@@ -48,6 +48,7 @@ impl Marks {
 pub fn run(entry_ns: u64) -> ! {
     crash::install();
     let mount_failure = mounts::mount_all();
+    console::ensure_std_fds();
     console::open_serial();
     let cmdline = read_cmdline();
     if let Some(Some(how)) = cmdline.get(b"guestinit.crash") {

@@ -22,6 +22,20 @@ pub fn open_serial() {
     }
 }
 
+/// Makes sure fds 0-2 are open (on /dev/null when the archive had no
+/// /dev/console), so that no later pipe lands on them and gets clobbered
+/// when the payload's stdio is wired.
+pub fn ensure_std_fds() {
+    while let Ok(fd) = rustix::fs::open(c"/dev/null", OFlags::RDWR | OFlags::NOCTTY, Mode::empty())
+    {
+        if rustix::fd::AsRawFd::as_raw_fd(&fd) > 2 {
+            break; // dropped: 0-2 were open already
+        }
+        // Kept open for good as one of 0-2.
+        let _ = fd.into_raw_fd();
+    }
+}
+
 fn write_to(slot: &AtomicI32, base: u16, bytes: &[u8]) {
     let raw = slot.load(Ordering::Acquire);
     if raw >= 0 {

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Measures what docs/BENCHMARKS.md reports: the init's size, the boot
+# timeline (median of RUNS boots) and the memory floors. Numbers, not
+# assertions: nothing here fails on a slow machine.
+#   scripts/bench.sh [size|timeline|floors|all]   (RUNS=5 by default)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh >/dev/null
+cargo build --release -q
+gi=target/release/guestinit
+init=target/release/init
+runs=${RUNS:-5}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+size() {
+    echo "== init binary"
+    echo "size: $(stat -c %s "$init") bytes (stripped, release)"
+    readelf -l "$init" | grep -q INTERP && echo "static: NO (has PT_INTERP)" || echo "static: yes (no PT_INTERP)"
+    readelf -d "$init" 2>&1 | grep -q NEEDED && echo "NEEDED: present" || echo "NEEDED: none"
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+timeline() {
+    echo "== boot timeline, /bin/busybox true, median of $runs boots (CLOCK_BOOTTIME ms from kernel start)"
+    for i in $(seq "$runs"); do
+        "$gi" run --timeline -- /bin/busybox true 2>"$tmp/t$i" >/dev/null
+    done
+    for mark in "init entry" "system ready" "payload start" "payload exit" "output drained"; do
+        printf '%-16s %s ms\n' "$mark" "$(grep -h "^  $mark" "$tmp"/t* | awk '{print $(NF>3 && $NF=="ms)" ? NF-3 : NF-1)}' | median)"
+    done
+    printf '%-16s %s s\n' "host wall" "$(grep -h "QEMU spawn to EXIT" "$tmp"/t* | awk '{print $(NF-1)}' | median)"
+    printf '%-16s %s KiB\n' "init peak RSS" "$(grep -h "init peak RSS" "$tmp"/t* | sed 's/.*init peak RSS \([0-9]*\).*/\1/' | median)"
+}
+
+# Smallest MiB in [lo, hi] for which "$@" (given the MiB) succeeds, by bisection.
+bisect() {
+    local lo=$1 hi=$2; shift 2
+    while [ $((hi - lo)) -gt 0 ]; do
+        local mid=$(((lo + hi) / 2))
+        if "$@" "$mid"; then hi=$mid; else lo=$((mid + 1)); fi
+    done
+    echo "$lo"
+}
+
+reaches_init() {
+    "$gi" run --memory "$1" --timeout 120 --com1-log "$tmp/com1" -- /bin/busybox true >/dev/null 2>&1 || true
+    grep -q "Run /init as init process" "$tmp/com1"
+}
+
+runs_payload() {
+    "$gi" run --memory "$1" --timeout 120 -- /bin/busybox true >/dev/null 2>&1
+}
+
+floors() {
+    echo "== memory floors (--memory MiB, payload /bin/busybox true, initramfs $(
+        "$gi" pack -o "$tmp/i.cpio" -- /bin/busybox true && stat -c %s "$tmp/i.cpio") bytes)"
+    echo "kernel reaches /init: $(bisect 32 256 reaches_init) MiB"
+    echo "payload runs to completion: $(bisect 32 256 runs_payload) MiB"
+}
+
+case "${1:-all}" in
+    size) size ;;
+    timeline) timeline ;;
+    floors) floors ;;
+    all) size; timeline; floors ;;
+    *) echo "usage: $0 [size|timeline|floors|all]" >&2; exit 2 ;;
+esac
