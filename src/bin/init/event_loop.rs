@@ -119,13 +119,7 @@ pub fn run(outbox: &mut Outbox<'_>, payload: Payload, signals: &OwnedFd) -> Outc
 }
 
 fn poll_until(fds: &mut [PollFd<'_>], deadline_ns: Option<u64>) -> Result<usize, Errno> {
-    let timeout = deadline_ns.map(|d| {
-        let ms = clock::ms_until(d) as i64;
-        rustix::time::Timespec {
-            tv_sec: ms / 1000,
-            tv_nsec: (ms % 1000) * 1_000_000,
-        }
-    });
+    let timeout = deadline_ns.map(clock::timespec_until);
     poll(fds, timeout.as_ref())
 }
 

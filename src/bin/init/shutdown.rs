@@ -18,10 +18,7 @@ pub const ACK_WAIT_MS: u64 = 30_000;
 /// Waits until the port takes more, at most `ms` (None: without bound).
 pub fn wait_writable(port: &Port, ms: Option<u64>) -> Result<(), Errno> {
     let mut fds = [PollFd::from_borrowed_fd(port.fd(), PollFlags::OUT)];
-    let timeout = ms.map(|ms| rustix::time::Timespec {
-        tv_sec: (ms / 1000) as i64,
-        tv_nsec: ((ms % 1000) * 1_000_000) as i64,
-    });
+    let timeout = ms.map(clock::timespec_ms);
     match poll(&mut fds, timeout.as_ref())? {
         0 => Err(Errno::TIMEDOUT),
         _ => Ok(()),
@@ -56,12 +53,10 @@ fn await_ack(port: &Port) -> bool {
     let mut input = [0u8; 64];
     while clock::now_ns() < deadline {
         let mut fds = [PollFd::from_borrowed_fd(port.fd(), PollFlags::IN)];
-        let ms = clock::ms_until(deadline) as i64;
-        let timeout = rustix::time::Timespec {
-            tv_sec: ms / 1000,
-            tv_nsec: (ms % 1000) * 1_000_000,
-        };
-        if !matches!(poll(&mut fds, Some(&timeout)), Ok(1..)) {
+        if !matches!(
+            poll(&mut fds, Some(&clock::timespec_until(deadline))),
+            Ok(1..)
+        ) {
             continue;
         }
         let Ok(n) = rustix::io::read(port.fd(), &mut input) else {
