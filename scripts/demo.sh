@@ -5,8 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo build --release
-exec target/release/guestinit run --timeline -- /bin/busybox sh -c '
-    echo "hello from $(uname -sr) on $(nproc) CPU(s)"
-    echo "this line goes to stderr" >&2
-    grep MemTotal /proc/meminfo
-    exit 3'
+# /args holds one argument per line, so the script is one line.
+exec target/release/guestinit run --timeline -- /bin/busybox sh -c \
+    'echo "hello from $(uname -sr) on $(nproc) CPU(s)"; echo "this line goes to stderr" >&2; grep MemTotal /proc/meminfo; exit 3'
