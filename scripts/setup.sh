@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what guestinit's VM runs need on a fresh Debian machine:
-# QEMU (TCG is enough), a static busybox for demo/test payloads, and a
-# Debian cloud kernel with its modules, extracted into .cache/kernel.
+# Installs what guestinit's VM runs and its fuzzing need on a fresh Debian
+# machine: QEMU (TCG is enough), a static busybox for demo/test payloads, a
+# Debian cloud kernel with its modules, extracted into .cache/kernel, and
+# cargo-fuzz where a nightly toolchain can run it.
 # Idempotent: each step is skipped when its result is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,5 +37,10 @@ if ! ls "$cache"/boot/vmlinuz-* >/dev/null 2>&1; then
     mkdir -p "$cache"
     dpkg-deb -x "$tmp"/*.deb "$cache"
     rm -rf "$tmp"
+fi
+# Fuzzing (scripts/fuzz.sh) runs cargo-fuzz on the nightly toolchain; where
+# no nightly is installed the fuzz runs are skipped, so cargo-fuzz is too.
+if cargo +nightly --version >/dev/null 2>&1 && ! cargo fuzz --version >/dev/null 2>&1; then
+    cargo install cargo-fuzz --locked
 fi
 echo "setup: qemu $(qemu-system-x86_64 --version | head -1 | awk '{print $4}'), kernel $(ls "$cache"/boot/vmlinuz-* | head -1)"

@@ -102,8 +102,11 @@ fn value(s: &[u8]) -> Result<(&[u8], &[u8]), ScriptError> {
                 .position(|&b| b == q)
                 .ok_or(ScriptError::UnterminatedQuote)?;
             let value = &body[..close];
-            // Inside double quotes a shell still expands `$`, `` ` `` and `\`.
-            if q == b'"' && value.iter().any(|&b| matches!(b, b'$' | b'`' | b'\\')) {
+            // Inside double quotes a shell still expands `$` and `` ` ``; in
+            // any quotes, some echos (dash's) read `\` escapes and others
+            // do not; and quotes do not stop echo from taking `-n` as option.
+            let expands = |b: &u8| *b == b'\\' || (q == b'"' && matches!(b, b'$' | b'`'));
+            if value.iter().any(expands) || is_echo_option(value) {
                 return Err(ScriptError::Unsupported);
             }
             (value, &body[close + 1..])
@@ -237,6 +240,8 @@ mod tests {
             (b"echo \"$V\" > /x", Unsupported),
             (b"echo 'a'b > /x", Unsupported),
             (b"echo -n 1 > /x", Unsupported),
+            (b"echo '-n' > /x", Unsupported),
+            (b"echo 'a\\tb' > /x", Unsupported),
             (b"echo #1 > /x", Unsupported),
             (b"echo 1 > /x;reboot", Unsupported),
             (b"echo 1 > /x'y'", Unsupported),

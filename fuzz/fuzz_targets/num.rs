@@ -1,0 +1,9 @@
+//! Target 5: the number helpers, against the standard library.
+#![no_main]
+
+// Shared with the property tests; this target uses one of its properties.
+#[allow(dead_code)]
+#[path = "../../tests/props/parsers.rs"]
+mod props;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| props::num(data));

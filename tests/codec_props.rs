@@ -1,0 +1,155 @@
+//! The codec's fuzz properties (tests/props/codec.rs) as property tests, so
+//! that stable `cargo test` runs them; plus a replay of the fuzz corpus
+//! seeds and of every crash the fuzzing kept as a regression.
+
+#[path = "props/codec.rs"]
+mod props;
+#[path = "props/replay.rs"]
+mod replay;
+
+use guestinit::wire::{encode, encoded_len, Tag, HEADER_LEN};
+use props::{Claim, EncodeInto, Ev, Frames, Msg, MsgInput, Resync};
+use proptest::prelude::*;
+
+fn frame(tag: Tag, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; encoded_len(payload.len())];
+    encode(tag, payload, &mut out).unwrap();
+    out
+}
+
+fn msg() -> impl Strategy<Value = Msg> {
+    (any::<[u8; 4]>(), prop::collection::vec(any::<u8>(), 0..300))
+        .prop_map(|(tag, payload)| Msg { tag, payload })
+}
+
+fn frames() -> impl Strategy<Value = Frames> {
+    (
+        prop::collection::vec(msg(), 0..6),
+        any::<u16>(),
+        prop::collection::vec(0u16..80, 0..24),
+    )
+        .prop_map(|(msgs, spare, cuts)| Frames { msgs, spare, cuts })
+}
+
+/// Bytes that look like frames more than random bytes do: valid, corrupted
+/// and truncated frames, frame headers, tag letters and plain noise.
+fn noisy_stream() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        msg().prop_map(|m| frame(m.tag(), &m.payload)),
+        (msg(), any::<prop::sample::Index>(), 1u8..).prop_map(|(m, at, bit)| {
+            let mut f = frame(m.tag(), &m.payload);
+            let i = at.index(f.len());
+            f[i] ^= bit;
+            f
+        }),
+        (msg(), any::<prop::sample::Index>()).prop_map(|(m, cut)| {
+            let f = frame(m.tag(), &m.payload);
+            f[..cut.index(f.len())].to_vec()
+        }),
+        prop::collection::vec(prop::sample::select(&b"SOUTEXIT0\0"[..]), 0..24),
+        prop::collection::vec(any::<u8>(), 0..40),
+    ];
+    prop::collection::vec(piece, 0..8).prop_map(|pieces| pieces.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn decoder_accounts_for_every_byte(
+        stream in noisy_stream(),
+        buf_extra in 1usize..600,
+        cuts in prop::collection::vec(0usize..70, 0..32),
+    ) {
+        props::decode_checked(&stream, HEADER_LEN + buf_extra, cuts);
+    }
+
+    #[test]
+    fn decoder_on_raw_bytes(data in prop::collection::vec(any::<u8>(), 0..2000)) {
+        props::decode_bytes(&data);
+    }
+
+    #[test]
+    fn round_trip(input in frames()) {
+        props::round_trip(&input);
+    }
+
+    #[test]
+    fn resync_after_garbage(garbage in noisy_stream(), frames in frames()) {
+        let input = Resync { garbage, frames };
+        // Inputs outside the guarantee are rare with these strategies.
+        prop_assume!(props::resync(&input));
+    }
+
+    #[test]
+    fn encode_into_any_buffer(
+        tag in prop_oneof![any::<u32>(), prop::sample::select(Tag::KNOWN).prop_map(|t| t.0)],
+        payload in prop::collection::vec(any::<u8>(), 0..300),
+        oversize in prop::option::weighted(0.05, any::<u8>()),
+        buf_len in 0u16..400,
+        claim in prop_oneof![any::<u16>().prop_map(Claim::Near), any::<u64>().prop_map(Claim::Any)],
+        fill in any::<u8>(),
+    ) {
+        props::encode_into(&EncodeInto { tag, payload, oversize, buf_len, claim, fill });
+    }
+
+    #[test]
+    fn payload_readers(
+        tag in prop_oneof![any::<u32>(), prop::sample::select(Tag::KNOWN).prop_map(|t| t.0)],
+        payload in prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..50),
+            prop::collection::vec(any::<u8>(), 24),
+            prop::collection::vec(0u8..4, 36),
+        ],
+    ) {
+        props::msg_payload(&MsgInput { tag, payload });
+    }
+}
+
+#[test]
+fn a_straddling_frame_is_what_the_guarantee_leaves_out() {
+    // A valid frame starts inside the garbage and swallows the next frame's
+    // start: the precondition check must see it.
+    let inner = frame(Tag::SOUT, b"x");
+    let outer = frame(Tag::SERR, &[&b"pad"[..], &inner[..4]].concat());
+    let garbage = &outer[..outer.len() - 4];
+    let stream = [garbage, &inner[..]].concat();
+    assert!(props::frame_straddles(&stream, garbage.len(), 64));
+    assert!(!props::frame_straddles(&stream, 0, 64));
+    // And the decoder does lose that next frame.
+    let events = props::decode_checked(&stream, HEADER_LEN + 64, []);
+    let frames: Vec<_> = events
+        .iter()
+        .filter(|(_, e)| matches!(e, Ev::Frame { .. }))
+        .collect();
+    assert_eq!(frames.len(), 1);
+    assert!(matches!(&frames[0].1, Ev::Frame { tag, .. } if *tag == Tag::SERR));
+}
+
+#[test]
+fn fuzz_corpus_seeds_and_regressions_replay() {
+    replay::all(
+        &["decode", "roundtrip", "resync", "encode", "msg"],
+        props::replay,
+    );
+}
+
+#[test]
+fn tag_dictionary_lists_every_known_tag_in_wire_order() {
+    let dict = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/dict/tags.dict"))
+        .expect("fuzz/dict/tags.dict");
+    let entries: Vec<&str> = dict
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .collect();
+    for tag in Tag::KNOWN {
+        let wire = tag.0.to_le_bytes().map(char::from);
+        let entry = format!("{tag}=\"{}\"", String::from_iter(wire));
+        assert!(entries.contains(&entry.as_str()), "missing {entry}");
+    }
+    assert_eq!(
+        entries.len(),
+        Tag::KNOWN.len() + 1,
+        "one pad entry besides the tags"
+    );
+}

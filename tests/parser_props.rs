@@ -1,0 +1,141 @@
+//! The parsers' fuzz properties (tests/props/parsers.rs) as property tests,
+//! so that stable `cargo test` runs them; plus a replay of the fuzz corpus
+//! seeds and of every crash the fuzzing kept as a regression.
+//!
+//! The .modinfo parser's property (tests/props/modinfo.rs, fuzz target
+//! `modinfo`) joins once that parser is merged: add it to the replay list
+//! and a `modinfo(section in ...)` case below.
+
+#[path = "props/parsers.rs"]
+mod props;
+#[path = "props/replay.rs"]
+mod replay;
+
+use proptest::prelude::*;
+
+/// Bytes drawn mostly from `alphabet`, with some arbitrary ones.
+fn text(alphabet: &'static [u8], max: usize) -> impl Strategy<Value = Vec<u8>> {
+    let byte = prop_oneof![9 => prop::sample::select(alphabet), 1 => any::<u8>()];
+    prop::collection::vec(byte, 0..max)
+}
+
+/// Lines built from `pieces`, joined by newlines.
+fn lines_of(pieces: &'static [&'static str], max: usize) -> impl Strategy<Value = Vec<u8>> {
+    let line = prop::collection::vec(prop::sample::select(pieces), 0..8)
+        .prop_map(|p| p.concat().into_bytes());
+    prop::collection::vec(line, 0..max).prop_map(|l| l.join(&b'\n'))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    #[test]
+    fn cmdline(line in text(b"ab=\" -\t\n\0\xa0", 80)) {
+        props::cmdline(&line);
+    }
+
+    #[test]
+    fn args(file in text(b"a/ \n\0", 60)) {
+        props::args(&file);
+    }
+
+    #[test]
+    fn sched_script(script in lines_of(
+        &["echo", " ", "\t", "1", "-n", "'", "\"", ">", "/sys/x", "x", "#", "$", "\r", ";"],
+        6,
+    )) {
+        props::sched_script(&script);
+    }
+
+    #[test]
+    fn kallsyms(file in lines_of(
+        &["ffffffff81000000", "0", " ", "T", "t", "?", "_text", "\t", "[", "virtio", "]", "x"],
+        6,
+    )) {
+        props::kallsyms(&file);
+    }
+
+    #[test]
+    fn iomem(file in lines_of(
+        &["  ", " ", "00000000", "0fff", "-", " : ", ":", "System RAM", "f", "10000000000000000"],
+        6,
+    )) {
+        props::iomem(&file);
+    }
+
+    #[test]
+    fn num(s in text(b"0123456789abcdefABCDEFgx+- ", 24)) {
+        props::num(&s);
+    }
+
+    #[test]
+    fn lines(
+        stop_after in prop::option::of(0u8..12),
+        cuts in prop::collection::vec(0u16..40, 0..16),
+        stream in text(b"ab\n", 300),
+    ) {
+        props::lines(&props::LinesInput { stop_after, cuts, stream });
+    }
+}
+
+#[test]
+fn fuzz_corpus_seeds_and_regressions_replay() {
+    replay::all(
+        &[
+            "cmdline",
+            "args",
+            "sched_script",
+            "kallsyms",
+            "iomem",
+            "lines",
+            "num",
+        ],
+        props::replay,
+    );
+}
+
+/// An `echo` line: value (bare, or in either quote), blanks, `>`, a path.
+fn echo_line() -> impl Strategy<Value = Vec<u8>> {
+    let value = text(b"a1-n#*\\$'\" ", 6);
+    let quote = prop::sample::select(&["", "'", "\""][..]);
+    let blank = prop::sample::select(&["", " ", "\t"][..]);
+    let glued = prop::sample::select(&["", "", "z"][..]);
+    let tail = prop::sample::select(&["", " ", " # note", " x"][..]);
+    let blanks = (blank.clone(), blank.clone(), blank);
+    (quote, value, glued, blanks, tail).prop_map(|(q, v, g, (b1, b2, b3), t)| {
+        let mut line = format!("echo {q}").into_bytes();
+        line.extend(v.into_iter().filter(|&b| b != 0 && b != b'\n'));
+        line.extend(format!("{q}{g}{b1}>{b2}/out{b3}{t}").bytes());
+        line
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// What the init writes for a line it accepts is what `sh` writes: the
+    /// value and a newline (the path moved to a scratch file).
+    #[test]
+    fn sched_script_writes_what_sh_writes(line in echo_line()) {
+        use std::os::unix::ffi::OsStrExt;
+        use guestinit::parse::sched_script::parse_line;
+
+        let Ok(Some(w)) = parse_line(&line) else {
+            return Ok(());
+        };
+        let dir = std::env::temp_dir().join(format!("guestinit-sched-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("out");
+        let _ = std::fs::remove_file(&out);
+        let at = w.path.as_ptr() as usize - line.as_ptr() as usize;
+        let script = [&line[..at], out.as_os_str().as_bytes(), &line[at + w.path.len()..]].concat();
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(std::ffi::OsStr::from_bytes(&script))
+            .status()
+            .unwrap();
+        prop_assert!(status.success());
+        let written = std::fs::read(&out).unwrap();
+        prop_assert_eq!(written, [w.value, b"\n"].concat());
+    }
+}

@@ -1,0 +1,272 @@
+//! Properties of the parsers of guest-side inputs, shared by the property
+//! tests (tests/parser_props.rs) and the fuzz targets (fuzz/fuzz_targets/).
+//! Each takes any bytes and panics when its property fails. Beyond not
+//! panicking, each checks its parser against an independent model.
+
+use std::ops::ControlFlow;
+
+use arbitrary::{Arbitrary, Unstructured};
+use guestinit::parse::args::{self, ArgsError};
+use guestinit::parse::cmdline::Cmdline;
+use guestinit::parse::lines::LineSplitter;
+use guestinit::parse::num::{parse_dec_u64, parse_hex_u64};
+use guestinit::parse::{iomem, kallsyms, sched_script};
+
+/// Whether `part` lies within `whole` (parsers return borrowed pieces).
+fn within(whole: &[u8], part: &[u8]) -> bool {
+    let range = whole.as_ptr_range();
+    part.is_empty() || (range.start <= part.as_ptr() && part.as_ptr_range().end <= range.end)
+}
+
+/// The lines of a file: `\n` ends each, and a last one may lack it.
+fn file_lines(file: &[u8]) -> Vec<&[u8]> {
+    match file.strip_suffix(b"\n").unwrap_or(file) {
+        [] if file.is_empty() => vec![],
+        body => body.split(|&b| b == b'\n').collect(),
+    }
+}
+
+type OwnedParam = (Vec<u8>, Option<Vec<u8>>);
+
+/// The kernel's parse_args()/next_arg() (kernel/params.c) transcribed onto
+/// a NUL-terminated copy, NUL writes and all: the model for `Cmdline`.
+fn kernel_params(text: &[u8]) -> (Vec<OwnedParam>, Option<Vec<u8>>) {
+    fn isspace(b: u8) -> bool {
+        matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0xa0)
+    }
+    fn skip_spaces(a: &[u8], mut at: usize) -> usize {
+        while isspace(a[at]) {
+            at += 1;
+        }
+        at
+    }
+    fn cstr(a: &[u8], at: usize) -> Vec<u8> {
+        a[at..].iter().take_while(|&&b| b != 0).copied().collect()
+    }
+    let mut a: Vec<u8> = text.split(|&b| b == 0).next().unwrap_or(&[]).to_vec();
+    a.push(0);
+    let mut params = Vec::new();
+    let mut args = skip_spaces(&a, 0);
+    while a[args] != 0 {
+        let (mut p, mut in_quote, mut quoted) = (args, false, false);
+        if a[p] == b'"' {
+            p += 1;
+            in_quote = true;
+            quoted = true;
+        }
+        let (mut i, mut equals) = (0, 0);
+        while a[p + i] != 0 {
+            if isspace(a[p + i]) && !in_quote {
+                break;
+            }
+            if equals == 0 && a[p + i] == b'=' {
+                equals = i;
+            }
+            if a[p + i] == b'"' {
+                in_quote = !in_quote;
+            }
+            i += 1;
+        }
+        let mut val = None;
+        if equals != 0 {
+            a[p + equals] = 0;
+            let mut v = p + equals + 1;
+            if a[v] == b'"' {
+                v += 1;
+                if a[p + i - 1] == b'"' {
+                    a[p + i - 1] = 0;
+                }
+            }
+            val = Some(v);
+        }
+        if quoted && i > 0 && a[p + i - 1] == b'"' {
+            a[p + i - 1] = 0;
+        }
+        let next = if a[p + i] != 0 {
+            a[p + i] = 0;
+            p + i + 1
+        } else {
+            p + i
+        };
+        args = skip_spaces(&a, next);
+        let (key, value) = (cstr(&a, p), val.map(|v| cstr(&a, v)));
+        if value.is_none() && key == b"--" {
+            return (params, Some(cstr(&a, args)));
+        }
+        params.push((key, value));
+    }
+    (params, None)
+}
+
+/// Cmdline reads what the kernel reads, and `get` finds the last of a key.
+pub fn cmdline(text: &[u8]) {
+    let line = Cmdline::new(text);
+    let got: Vec<OwnedParam> = line
+        .iter()
+        .inspect(|p| assert!(within(text, p.key) && p.value.is_none_or(|v| within(text, v))))
+        .map(|p| (p.key.to_vec(), p.value.map(<[u8]>::to_vec)))
+        .collect();
+    let (want, after_dashes) = kernel_params(text);
+    assert_eq!(got, want);
+    assert_eq!(line.after_dashes().map(<[u8]>::to_vec), after_dashes);
+    for (key, _) in &got {
+        let last = got.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v);
+        assert_eq!(line.get(key).map(|v| v.map(<[u8]>::to_vec)).as_ref(), last);
+    }
+}
+
+/// `/args` splits into its lines, and rejects exactly a missing program
+/// and a NUL, naming the first argument that holds one.
+pub fn args(file: &[u8]) {
+    let lines = file_lines(file);
+    assert_eq!(args::count(file), lines.len());
+    match args::split(file) {
+        Ok(argv) => {
+            let argv: Vec<&[u8]> = argv.collect();
+            assert_eq!(argv, lines);
+            assert!(!argv[0].is_empty() && argv.iter().all(|a| !a.contains(&0)));
+        }
+        Err(ArgsError::NoProgram) => assert!(lines.first().is_none_or(|p| p.is_empty())),
+        Err(ArgsError::Nul { index }) => {
+            assert!(!lines[0].is_empty() && lines[index].contains(&0));
+            assert!(lines[..index].iter().all(|a| !a.contains(&0)));
+        }
+    }
+}
+
+/// Each script line parses to nothing, a write or an error; a write's path
+/// is absolute and plain, and the write re-stated plainly reads the same.
+pub fn sched_script(script: &[u8]) {
+    let blank = |b: &u8| matches!(b, b' ' | b'\t' | b'\r');
+    for line in script.split(|&b| b == b'\n') {
+        let text = &line[line.iter().take_while(|b| blank(b)).count()..];
+        match sched_script::parse_line(line) {
+            Ok(None) => assert!(text.is_empty() || text[0] == b'#'),
+            Ok(Some(w)) => {
+                assert!(text.starts_with(b"echo") && within(line, w.value) && within(line, w.path));
+                assert!(w.path.starts_with(b"/") && !w.path.iter().any(blank));
+                if !w.value.contains(&b'\'') {
+                    let plain = [b"echo '", w.value, b"' > ", w.path].concat();
+                    assert_eq!(sched_script::parse_line(&plain), Ok(Some(w)));
+                }
+            }
+            Err(_) => assert!(!text.is_empty() && text[0] != b'#'),
+        }
+    }
+}
+
+/// A parsed kallsyms line is the kernel's format of the symbol read, up to
+/// the address's digits.
+pub fn kallsyms(file: &[u8]) {
+    for line in file.split(|&b| b == b'\n') {
+        let Some(sym) = kallsyms::parse_line(line) else {
+            continue;
+        };
+        assert!(within(line, sym.name) && sym.module.is_none_or(|m| within(line, m)));
+        let mut text = format!("{:016x} {} ", sym.addr, sym.kind as char).into_bytes();
+        text.extend(sym.name);
+        if let Some(module) = sym.module {
+            text.extend([&b"\t["[..], module, b"]"].concat());
+        }
+        assert_eq!(kallsyms::parse_line(&text), Some(sym));
+        let after_addr = line.iter().position(|&b| b == b' ').unwrap();
+        assert_eq!(line[after_addr..], text[16..]);
+    }
+}
+
+/// A parsed iomem line is the kernel's format of the resource read, up to
+/// the addresses' digits.
+pub fn iomem(file: &[u8]) {
+    for line in file.split(|&b| b == b'\n') {
+        let Some(r) = iomem::parse_line(line) else {
+            continue;
+        };
+        assert!(r.start <= r.end && within(line, r.name));
+        let indent = " ".repeat(2 * r.depth);
+        let mut text = format!("{indent}{:08x}-{:08x} : ", r.start, r.end).into_bytes();
+        text.extend(r.name);
+        assert_eq!(iomem::parse_line(&text), Some(r));
+        assert!(line.starts_with(indent.as_bytes()) && line.ends_with(r.name));
+    }
+}
+
+/// Number parsing agrees with the standard library's.
+pub fn num(s: &[u8]) {
+    let std = |radix| {
+        let text = std::str::from_utf8(s)
+            .ok()
+            .filter(|t| !t.starts_with('+'))?;
+        u64::from_str_radix(text, radix).ok()
+    };
+    assert_eq!(parse_hex_u64(s), std(16));
+    assert_eq!(parse_dec_u64(s), std(10));
+}
+
+/// A stream, how it is cut, and after which line the reader stops.
+#[derive(Clone, Debug, Arbitrary)]
+pub struct LinesInput {
+    pub stop_after: Option<u8>,
+    pub cuts: Vec<u16>,
+    pub stream: Vec<u8>,
+}
+
+/// The splitter passes exactly the file's lines of up to N bytes, counts
+/// the others, whatever the chunking; a reader that stops sees a prefix.
+pub fn lines(input: &LinesInput) {
+    lines_n::<0>(input);
+    lines_n::<1>(input);
+    lines_n::<7>(input);
+    lines_n::<64>(input);
+}
+
+fn lines_n<const N: usize>(input: &LinesInput) {
+    let all = file_lines(&input.stream);
+    let want: Vec<&[u8]> = all.iter().copied().filter(|l| l.len() <= N).collect();
+    let mut splitter = LineSplitter::<N>::new();
+    let mut got: Vec<Vec<u8>> = Vec::new();
+    let mut on_line = |line: &[u8]| {
+        got.push(line.to_vec());
+        match input.stop_after {
+            Some(k) if got.len() > usize::from(k) => ControlFlow::Break(()),
+            _ => ControlFlow::Continue(()),
+        }
+    };
+    let mut rest = &input.stream[..];
+    let mut cuts = input.cuts.iter().map(|&c| usize::from(c));
+    let mut flow = ControlFlow::Continue(());
+    while !rest.is_empty() && flow.is_continue() {
+        let (chunk, after) = rest.split_at(cuts.next().unwrap_or(rest.len()).min(rest.len()));
+        rest = after;
+        flow = splitter.feed(chunk, &mut on_line);
+    }
+    if flow.is_continue() {
+        flow = splitter.finish(&mut on_line);
+    }
+    if flow.is_break() {
+        assert_eq!(got.len(), usize::from(input.stop_after.unwrap()) + 1);
+        assert_eq!(got, want[..got.len()]);
+    } else {
+        assert_eq!(got, want);
+        assert_eq!(splitter.overlong(), all.len() - want.len());
+    }
+}
+
+/// Runs the property of fuzz target `target` on its raw input, decoded as
+/// libFuzzer's harness decodes it; `false` if no such target.
+pub fn replay(target: &str, data: &[u8]) -> bool {
+    match target {
+        "cmdline" => cmdline(data),
+        "args" => args(data),
+        "sched_script" => sched_script(data),
+        "kallsyms" => kallsyms(data),
+        "iomem" => iomem(data),
+        "num" => num(data),
+        "lines" => {
+            if let Ok(input) = LinesInput::arbitrary_take_rest(Unstructured::new(data)) {
+                lines(&input);
+            }
+        }
+        _ => return false,
+    }
+    true
+}
