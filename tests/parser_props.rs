@@ -1,10 +1,6 @@
 //! The parsers' fuzz properties (tests/props/parsers.rs) as property tests,
 //! so that stable `cargo test` runs them; plus a replay of the fuzz corpus
 //! seeds and of every crash the fuzzing kept as a regression.
-//!
-//! The .modinfo parser's property (tests/props/modinfo.rs, fuzz target
-//! `modinfo`) joins once that parser is merged: add it to the replay list
-//! and a `modinfo(section in ...)` case below.
 
 #[path = "props/parsers.rs"]
 mod props;
@@ -138,4 +134,20 @@ proptest! {
         let written = std::fs::read(&out).unwrap();
         prop_assert_eq!(written, [w.value, b"\n"].concat());
     }
+}
+
+#[path = "props/modinfo.rs"]
+mod modinfo_props;
+
+proptest! {
+    #[test]
+    fn modinfo(section in text(b"ab=,\0depns", 80)) { modinfo_props::modinfo(&section); }
+}
+
+#[test]
+fn modinfo_seeds_replay() {
+    replay::all(&["modinfo"], |_, d| {
+        modinfo_props::modinfo(d);
+        true
+    });
 }

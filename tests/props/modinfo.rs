@@ -1,6 +1,5 @@
 //! The property of the `.modinfo` parser, for the fuzz target `modinfo` and
-//! tests/parser_props.rs. Kept out of the build until src/parse/modinfo.rs
-//! is merged (see fuzz/Cargo.toml and tests/parser_props.rs).
+//! tests/parser_props.rs.
 
 use guestinit::parse::modinfo::{depends, records};
 

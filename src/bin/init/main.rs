@@ -52,3 +52,9 @@ unsafe extern "C" fn entry(sp: *const usize) -> ! {
 fn panic(info: &core::panic::PanicInfo) -> ! {
     crash::on_panic(info)
 }
+
+/// The precompiled `core` has unwinding landing pads that name this symbol;
+/// LTO drops them in release builds, unoptimised builds still link them.
+/// With `panic = "abort"` nothing ever unwinds, so it is never called.
+#[no_mangle]
+extern "C" fn rust_eh_personality() {}
