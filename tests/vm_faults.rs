@@ -91,6 +91,16 @@ fn sigterm_to_pid_1_stops_the_payload_in_order() {
 }
 
 #[test]
+fn a_payload_that_ignores_sigterm_is_killed_after_the_grace() {
+    let out = sh(
+        &[],
+        "trap '' TERM; echo stubborn; kill -TERM 1; sleep 100; echo never",
+    );
+    assert_eq!(code(&out), 128 + 9, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "stubborn\n");
+}
+
+#[test]
 fn a_slow_host_loses_no_byte() {
     // 0.9 MB read at 64 KiB/s: the guest must hold back, not drop. Most of
     // it is still in flight when the payload exits (without the EACK

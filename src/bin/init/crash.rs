@@ -84,8 +84,8 @@ fn report_and_reboot(line: &[u8]) -> ! {
 pub fn requested(how: &[u8]) {
     match how {
         b"panic" => panic!("crash requested by guestinit.crash=panic"),
-        // SAFETY: none; this faults on purpose, in asm so that the compiler
-        // cannot reason about it. The handler above takes over.
+        // SAFETY: the store faults on purpose (in asm, so the compiler
+        // assumes nothing); the SIGSEGV handler reboots, so it never returns.
         b"segv" => unsafe { core::arch::asm!("mov byte ptr [0], 0", options(nostack)) },
         _ => crate::console::warning!("unknown guestinit.crash value ignored"),
     }

@@ -70,7 +70,7 @@ pub fn run(outbox: &mut Outbox<'_>, payload: Payload, signals: &OwnedFd) -> Outc
         match (&ended, open) {
             (Some(_), false) => break,
             (Some(o), true) => drain.step(o.exit_ns, payload.pid, &mut pipes),
-            (None, _) => enforce_stop(stop, payload.pid),
+            (None, _) => enforce_stop(&mut stop, payload.pid),
         }
         let mut sources: Vec<Source, 8> = Vec::new();
         let mut fds: Vec<PollFd<'_>, 8> = Vec::new();
@@ -89,7 +89,7 @@ pub fn run(outbox: &mut Outbox<'_>, payload: Payload, signals: &OwnedFd) -> Outc
         }
         let timeout = match &ended {
             Some(o) => Some(drain.deadline(o.exit_ns)),
-            None => stop.map(|at| at + STOP_GRACE_MS * 1_000_000),
+            None => stop,
         };
         match poll_until(&mut fds, timeout) {
             Ok(0) | Err(Errno::INTR) => continue,
@@ -99,17 +99,18 @@ pub fn run(outbox: &mut Outbox<'_>, payload: Payload, signals: &OwnedFd) -> Outc
                 clock::sleep_ms(10);
             }
         }
-        let ready: Vec<(Source, PollFlags), 8> = sources
+        let ready: Vec<Source, 8> = sources
             .iter()
             .zip(fds.iter())
             .filter(|(_, fd)| !fd.revents().is_empty())
-            .map(|(s, fd)| (*s, fd.revents()))
+            .map(|(s, _)| *s)
             .collect();
         drop(fds);
-        for (source, _) in ready {
+        for source in ready {
             match source {
                 Source::Pipe(i) => forward(outbox, &mut pipes[i]),
                 Source::Signals => on_signals(signals, payload.pid, &mut ended, &mut stop),
+                // Writable: the pump below runs after every round anyway.
                 Source::Port => {}
             }
         }
@@ -174,7 +175,8 @@ fn on_signals(
 
 /// SIGTERM, SIGINT (Ctrl-Alt-Del) or SIGPWR to PID 1: an orderly shutdown.
 /// The signal goes on to the payload's process group; the run then ends
-/// as usual when the payload exits, or when `enforce_stop` kills it.
+/// as usual when the payload exits, or when `enforce_stop` kills it at the
+/// deadline kept in `stop`.
 fn request_stop(signo: u32, payload: i32, stop: &mut Option<u64>) {
     warning!("signal {signo} received: stopping the payload");
     if let (Some(pgid), Some(sig)) = (
@@ -183,14 +185,15 @@ fn request_stop(signo: u32, payload: i32, stop: &mut Option<u64>) {
     ) {
         let _ = rustix::process::kill_process_group(pgid, sig);
     }
-    stop.get_or_insert(clock::now_ns());
+    stop.get_or_insert(clock::now_ns() + STOP_GRACE_MS * 1_000_000);
 }
 
-fn enforce_stop(stop: Option<u64>, payload: i32) {
-    let Some(at) = stop else { return };
-    if clock::now_ns() >= at + STOP_GRACE_MS * 1_000_000 {
+/// Kills the payload's group once the stop deadline has passed, once.
+fn enforce_stop(stop: &mut Option<u64>, payload: i32) {
+    if stop.is_some_and(|deadline| clock::now_ns() >= deadline) {
         warning!("payload still running {STOP_GRACE_MS} ms after the stop signal: killing it");
         kill_group(payload);
+        *stop = None;
     }
 }
 
