@@ -32,7 +32,7 @@ if ! ls "$cache"/boot/vmlinuz-* >/dev/null 2>&1; then
     pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
     [ -n "$pkg" ] || { echo "setup: cannot resolve the kernel behind linux-image-cloud-amd64" >&2; exit 1; }
     tmp=$(mktemp -d)
-    chmod 755 "$tmp"  # apt downloads as the _apt user
+    chmod 777 "$tmp"  # apt downloads as the _apt user, which must write here
     (cd "$tmp" && apt-get download -qq "$pkg")
     mkdir -p "$cache"
     dpkg-deb -x "$tmp"/*.deb "$cache"

@@ -129,3 +129,11 @@ fn the_timeline_is_reported_in_order() {
     assert!(at("system ready") < at("payload start"));
     assert!(at("payload start") < at("payload exit"));
 }
+
+#[test]
+fn a_dynamic_program_runs_with_its_libraries() {
+    // /bin/echo from coreutils: the loader and libc are packed with it.
+    let out = run(&[], &["/bin/echo", "dynamic", "payload"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "dynamic payload\n");
+}
