@@ -68,12 +68,13 @@ pub fn write_events(data: &[u8], json: bool, mut out: impl Write) -> io::Result<
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use guestinit::wire::msg::{KernelAddrs, Mark, Phase, Timeline, WaitStatus};
     use guestinit::wire::{encode, encoded_len, Tag};
 
-    fn frame(tag: Tag, payload: &[u8]) -> Vec<u8> {
+    /// One encoded frame, for the host's tests.
+    pub(crate) fn frame(tag: Tag, payload: &[u8]) -> Vec<u8> {
         let mut out = vec![0; encoded_len(payload.len())];
         encode(tag, payload, &mut out).unwrap();
         out

@@ -230,14 +230,8 @@ fn acknowledge_exit<O: Write, E: Write>(stream: &mut UnixStream, relay: &mut Rel
 #[cfg(test)]
 mod tests {
     use super::*;
-    use guestinit::wire::encoded_len;
+    use crate::decode::tests::frame;
     use guestinit::wire::msg::Mark;
-
-    fn frame(tag: Tag, payload: &[u8]) -> Vec<u8> {
-        let mut out = vec![0; encoded_len(payload.len())];
-        encode(tag, payload, &mut out).unwrap();
-        out
-    }
 
     fn pair() -> (UnixStream, UnixStream) {
         let (tx, rx) = UnixStream::pair().unwrap();
