@@ -132,3 +132,39 @@ fn a_payload_runs_just_above_the_memory_floor() {
     assert_eq!(code(&out), 9, "{}", stderr(&out));
     assert_eq!(stdout(&out), "fits\n");
 }
+
+#[test]
+fn a_kernel_that_panics_before_init_is_reported_with_the_console_tail() {
+    // The kernel finds no such init, then no root filesystem, and panics.
+    let out = sh(&["--append", "rdinit=/nope"], "true");
+    assert_eq!(code(&out), 251, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("VM ended without an exit code"), "{err}");
+    assert!(
+        err.contains("Kernel Offset"),
+        "the COM1 tail shows the panic's end:\n{err}"
+    );
+}
+
+#[test]
+fn the_timeout_kills_the_vm_and_says_so() {
+    require_vm_prerequisites();
+    let out = std::process::Command::new(guestinit())
+        .args([
+            "run",
+            "--timeout",
+            "30",
+            "--",
+            "/bin/busybox",
+            "sleep",
+            "1000",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 252, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("timeout: the VM ran longer than 30 s"),
+        "{}",
+        stderr(&out)
+    );
+}
