@@ -2,6 +2,12 @@
 //! `\n` except perhaps the last, which counts all the same; an empty line is
 //! an empty argument. The first argument is the program to run.
 
+/// The largest `/args` file the init takes, in bytes (one more byte of its
+/// buffer holds the last argument's terminator).
+pub const MAX_BYTES: usize = 32 * 1024 - 1;
+/// The most arguments, program included, the init takes.
+pub const MAX_ARGS: usize = 1024;
+
 /// Why an `/args` file cannot become an argv.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ArgsError {

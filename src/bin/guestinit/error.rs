@@ -48,6 +48,12 @@ pub enum Error {
     Write { path: PathBuf, source: io::Error },
     #[error("argument {arg:?} contains a newline or NUL; /args holds one argument per line")]
     BadArgument { arg: String },
+    #[error(
+        "the payload's argv ({bytes} bytes, {count} arguments) exceeds the init's limits ({} bytes, {} arguments)",
+        guestinit::parse::args::MAX_BYTES,
+        guestinit::parse::args::MAX_ARGS
+    )]
+    ArgsTooLong { bytes: usize, count: usize },
     #[error("program `{name}` not found on PATH")]
     ProgramNotFound { name: String },
     #[error("{} is not an executable file", path.display())]
@@ -125,6 +131,7 @@ impl Error {
             Error::Read { .. }
             | Error::Write { .. }
             | Error::BadArgument { .. }
+            | Error::ArgsTooLong { .. }
             | Error::ProgramNotFound { .. }
             | Error::NotExecutable { .. }
             | Error::NonUtf8Path { .. }

@@ -5,7 +5,7 @@
 use core::fmt::Write;
 use guestinit::cell::TakeOnce;
 use guestinit::fmt::{ErrnoText, Lossy, SliceWriter};
-use guestinit::parse::args::{self, ArgsError};
+use guestinit::parse::args::{self, ArgsError, MAX_ARGS};
 use guestinit::sys::process::{execve, exit_group, fork, Fork};
 use guestinit::sys::signal::{self, SigSet};
 use heapless::Vec;
@@ -13,9 +13,8 @@ use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
-/// Bytes of /args the init accepts, and arguments.
-const ARGS_CAP: usize = 32 * 1024;
-const MAX_ARGS: usize = 1024;
+/// The /args buffer: the file and one byte for the last terminator.
+const ARGS_CAP: usize = args::MAX_BYTES + 1;
 
 /// The file's bytes, NUL-terminated in place for execve.
 static ARGS: TakeOnce<[u8; ARGS_CAP]> = TakeOnce::new([0; ARGS_CAP]);
@@ -49,7 +48,7 @@ impl core::fmt::Display for StartError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             StartError::Read(e) => write!(f, "read /args: {}", ErrnoText(*e)),
-            StartError::TooLong => write!(f, "/args exceeds {ARGS_CAP} bytes"),
+            StartError::TooLong => write!(f, "/args exceeds {} bytes", args::MAX_BYTES),
             StartError::TooMany => write!(f, "/args has more than {MAX_ARGS} arguments"),
             StartError::Args(e) => write!(f, "{e}"),
             StartError::Spawn(e) => write!(f, "start the payload: {}", ErrnoText(*e)),

@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use crate::cli::{Compress, PackArgs};
 use crate::error::{Error, Result};
 use crate::locate;
+use guestinit::parse::args;
 
 /// The last file of the archive, proof that it unpacked completely.
 pub const SENTINEL: &str = ".guestinit-complete";
@@ -159,7 +160,8 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
     Ok(Plan { entries })
 }
 
-/// The `/args` file: the absolute program path, then the arguments, one per line.
+/// The `/args` file: the absolute program path, then the arguments, one per
+/// line, within the init's limits.
 fn args_file(program: &std::ffi::OsStr, rest: &[OsString]) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     for arg in std::iter::once(program).chain(rest.iter().map(OsString::as_os_str)) {
@@ -171,6 +173,13 @@ fn args_file(program: &std::ffi::OsStr, rest: &[OsString]) -> Result<Vec<u8>> {
         }
         out.extend_from_slice(bytes);
         out.push(b'\n');
+    }
+    let count = 1 + rest.len();
+    if out.len() > args::MAX_BYTES || count > args::MAX_ARGS {
+        return Err(Error::ArgsTooLong {
+            bytes: out.len(),
+            count,
+        });
     }
     Ok(out)
 }
@@ -236,6 +245,22 @@ mod tests {
     use super::cpio::read_back::parse;
     use super::*;
     use crate::scratch::ScratchDir;
+
+    #[test]
+    fn an_argv_beyond_the_init_limits_is_refused() {
+        let many: Vec<OsString> = (0..args::MAX_ARGS).map(|_| "x".into()).collect();
+        let err = args_file("/bin/sh".as_ref(), &many).unwrap_err();
+        assert!(
+            matches!(err, Error::ArgsTooLong { count: 1025, .. }),
+            "{err}"
+        );
+        let long = vec![OsString::from("y".repeat(args::MAX_BYTES))];
+        assert!(matches!(
+            args_file("/bin/sh".as_ref(), &long),
+            Err(Error::ArgsTooLong { .. })
+        ));
+        assert!(args_file("/bin/sh".as_ref(), &many[1..]).is_ok());
+    }
 
     /// A spec for `program args`, with a stand-in init and a fake module
     /// tree where virtio_console and virtio_pci are built in.
