@@ -57,10 +57,17 @@ unsafe extern "C" fn on_fatal_signal(sig: i32, info: *mut SigInfo, ctx: *mut cor
     report_and_reboot(w.written())
 }
 
+/// The panic message's buffer: static, so a panic on a nearly exhausted
+/// stack still has room to format.
+static PANIC_LINE: TakeOnce<[u8; 512]> = TakeOnce::new([0; 512]);
+
 /// The panic handler's body: `PANIC: <message> at <file>:<line>`.
 pub fn on_panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    let mut buf = [0u8; 512];
-    let mut w = SliceWriter::new(&mut buf);
+    let Some(buf) = PANIC_LINE.take() else {
+        // Formatting the first panic panicked: say so and go.
+        report_and_reboot(b"PANIC: panic while reporting a panic\n")
+    };
+    let mut w = SliceWriter::new(buf);
     let _ = write!(w, "PANIC: {}", info.message());
     if let Some(at) = info.location() {
         let _ = write!(w, " at {}:{}", at.file(), at.line());
