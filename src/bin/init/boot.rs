@@ -59,12 +59,15 @@ pub fn run(entry_ns: u64) -> ! {
     modules::load_all();
     let complete = rustix::fs::access(SENTINEL, rustix::fs::Access::EXISTS).is_ok();
     let signals = block_signals();
-    let mut outbox = open_port();
+    let port = bulk::open();
+    if !complete {
+        // A truncated archive may lack the modules too: this, not the port,
+        // is the cause to report.
+        initramfs_incomplete(port.ok());
+    }
+    let mut outbox = with_pool(port);
     let mut marks = Marks(Vec::new());
     marks.add(Mark::InitEntry, entry_ns);
-    if !complete {
-        initramfs_incomplete(&mut outbox);
-    }
     if let Some(failed) = mount_failure {
         fail(
             &mut outbox,
@@ -113,9 +116,10 @@ fn block_signals() -> OwnedFd {
     }
 }
 
-fn open_port() -> Outbox<'static> {
+/// The outbox over the opened port, or the end of the run without one.
+fn with_pool(port: Result<Port, PortError>) -> Outbox<'static> {
     let pool = POOL.take().expect("one pool");
-    match bulk::open() {
+    match port {
         Ok(port) => Outbox::new(port, pool),
         Err(PortError::NotFound) => fatal_without_port(format_args!(
             "no virtio port named {} after {} ms (are virtio_console and virtio_pci in /modules?)",
@@ -212,14 +216,28 @@ fn send(outbox: &mut Outbox<'_>, tag: Tag, payload: &[u8]) {
 
 /// The kernel ran out of memory while unpacking the initramfs: say so, with
 /// the end of the kernel log (on COM2 and as DMSG), and stop.
-fn initramfs_incomplete(outbox: &mut Outbox<'_>) -> ! {
+fn initramfs_incomplete(port: Option<Port>) -> ! {
     console::fatal(format_args!(
         "initramfs incomplete: {} is missing; the kernel ran out of memory unpacking it. Give the VM more memory.",
         Lossy(SENTINEL.to_bytes())
     ));
-    forward_kernel_log(outbox);
-    shutdown::send_exit(outbox, 1, false);
+    match port {
+        Some(port) => {
+            let mut outbox = with_pool(Ok(port));
+            forward_kernel_log(&mut outbox);
+            shutdown::send_exit(&mut outbox, 1, false);
+        }
+        None => kernel_log_to_com2(),
+    }
     shutdown::power_off()
+}
+
+/// The whole kernel log to COM2 alone, when there is no port for DMSG.
+fn kernel_log_to_com2() {
+    let mut buf = [0u8; 2048];
+    while let Ok(n @ 1..) = klog::read_unread(&mut buf) {
+        console::com2(&buf[..n]);
+    }
 }
 
 /// The whole kernel log, oldest first, a pool buffer at a time, to COM2 and
