@@ -65,19 +65,12 @@ pub fn run(entry_ns: u64) -> ! {
         // is the cause to report.
         initramfs_incomplete(port.ok());
     }
+    if let Some(failed) = mount_failure {
+        mount_failed(&failed, port.ok());
+    }
     let mut outbox = with_pool(port);
     let mut marks = Marks(Vec::new());
     marks.add(Mark::InitEntry, entry_ns);
-    if let Some(failed) = mount_failure {
-        fail(
-            &mut outbox,
-            format_args!(
-                "mount {}: {}",
-                Lossy(failed.target.to_bytes()),
-                ErrnoText(failed.errno)
-            ),
-        );
-    }
     announce(&mut outbox, &mut marks);
     let payload = start_payload(&mut outbox, &mut marks);
     let outcome = event_loop::run(&mut outbox, payload, &signals);
@@ -261,6 +254,18 @@ fn forward_kernel_log(outbox: &mut Outbox<'_>) {
             }
             _ => return outbox.release(id),
         }
+    }
+}
+
+/// A required mount failed: the run ends, reported on the port if there is one.
+fn mount_failed(failed: &mounts::Failed, port: Option<Port>) -> ! {
+    let (target, errno) = (Lossy(failed.target.to_bytes()), ErrnoText(failed.errno));
+    match port {
+        Some(port) => fail(
+            &mut with_pool(Ok(port)),
+            format_args!("mount {target}: {errno}"),
+        ),
+        None => fatal_without_port(format_args!("mount {target}: {errno}")),
     }
 }
 
