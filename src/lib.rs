@@ -8,5 +8,6 @@ pub mod fmt;
 pub mod outbox;
 pub mod parse;
 pub mod pool;
+pub mod proto;
 pub mod sys;
 pub mod wire;

@@ -12,6 +12,7 @@ use guestinit::cell::TakeOnce;
 use guestinit::fmt::{ErrnoText, Lossy, SliceWriter};
 use guestinit::parse::cmdline::Cmdline;
 use guestinit::pool::Pool;
+use guestinit::proto;
 use guestinit::sys::process::Exit;
 use guestinit::sys::signal::{self, SigSet};
 use guestinit::sys::{klog, power};
@@ -30,7 +31,7 @@ pub type Outbox<'p> = guestinit::outbox::Outbox<'p, Port, POOL_BUFS, BUF_SIZE>;
 
 /// The last entry the host writes to the initramfs: if the kernel ran out of
 /// memory while unpacking, it is missing.
-const SENTINEL: &core::ffi::CStr = c"/.guestinit-complete";
+const SENTINEL: &str = proto::path::SENTINEL;
 /// SRDY goes out within min(10 s + 150 ms per CPU, 90 s), else a warning.
 const SRDY_BASE_MS: u64 = 10_000;
 
@@ -51,7 +52,7 @@ pub fn run(entry_ns: u64) -> ! {
     console::ensure_std_fds();
     console::open_serial();
     let cmdline = read_cmdline();
-    if let Some(Some(how)) = cmdline.get(b"guestinit.crash") {
+    if let Some(Some(how)) = cmdline.get(proto::key::CRASH.as_bytes()) {
         crash::requested(how);
     }
     // Ctrl-Alt-Del arrives as SIGINT, which the loop handles, not as a reset.
@@ -78,7 +79,7 @@ pub fn run(entry_ns: u64) -> ! {
         &mut outbox,
         marks,
         outcome,
-        cmdline.get(b"guestinit.ack").is_some(),
+        cmdline.get(proto::key::ACK.as_bytes()).is_some(),
     )
 }
 
@@ -116,7 +117,7 @@ fn with_pool(port: Result<Port, PortError>) -> Outbox<'static> {
         Ok(port) => Outbox::new(port, pool),
         Err(PortError::NotFound) => fatal_without_port(format_args!(
             "no virtio port named {} after {} ms (are virtio_console and virtio_pci in /modules?)",
-            Lossy(bulk::PORT_NAME),
+            proto::BULK_PORT,
             bulk::WAIT_MS
         )),
         Err(PortError::Open(e)) => {
@@ -212,7 +213,7 @@ fn send(outbox: &mut Outbox<'_>, tag: Tag, payload: &[u8]) {
 fn initramfs_incomplete(port: Option<Port>) -> ! {
     console::fatal(format_args!(
         "initramfs incomplete: {} is missing; the kernel ran out of memory unpacking it. Give the VM more memory.",
-        Lossy(SENTINEL.to_bytes())
+        SENTINEL
     ));
     match port {
         Some(port) => {

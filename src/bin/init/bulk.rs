@@ -5,14 +5,16 @@
 use crate::clock;
 use core::fmt::Write;
 use guestinit::outbox::Sink;
+use guestinit::proto;
 use heapless::String;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
-/// The name the host gives the port (`virtserialport,name=...`).
-pub const PORT_NAME: &[u8] = b"guestinit.bulk";
-/// The port used when no port carries [`PORT_NAME`]: the first device's port 1.
+/// The names a host gives the port (`virtserialport,name=...`): this
+/// project's, and ktstr's VMM's.
+const PORT_NAMES: [&str; 2] = [proto::BULK_PORT, proto::KTSTR_BULK_PORT];
+/// The port used when no port carries one of [`PORT_NAMES`]: the first device's port 1.
 const FALLBACK: &str = "vport0p1";
 const PORTS_DIR: &str = "/sys/class/virtio-ports";
 /// How long the port may take to appear after the modules load.
@@ -67,7 +69,7 @@ pub fn open() -> Result<Port, PortError> {
 
 type Path = String<64>;
 
-/// `/dev/vportNpM` of the port named [`PORT_NAME`] in sysfs, else of an
+/// `/dev/vportNpM` of a port named one of [`PORT_NAMES`] in sysfs, else of an
 /// unnamed `vport0p1` (hosts that name no port), once the node exists.
 fn find() -> Option<Path> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
@@ -81,7 +83,7 @@ fn find() -> Option<Path> {
         };
         let mut name = [0u8; 64];
         match port_name(port, &mut name) {
-            Some(PORT_NAME) => return dev_node(port),
+            Some(name) if PORT_NAMES.iter().any(|n| n.as_bytes() == name) => return dev_node(port),
             Some(b"") if port == FALLBACK => unnamed_fallback = true,
             _ => {}
         }

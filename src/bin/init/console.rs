@@ -6,6 +6,7 @@ use crate::uart;
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicI32, Ordering};
 use guestinit::fmt::SliceWriter;
+use guestinit::proto;
 use rustix::fd::{BorrowedFd, IntoRawFd};
 use rustix::fs::{Mode, OFlags};
 
@@ -74,14 +75,14 @@ fn line<'b>(buf: &'b mut [u8], prefix: &str, args: fmt::Arguments<'_>) -> SliceW
 /// A warning: the init goes on.
 pub fn warn_args(args: fmt::Arguments<'_>) {
     let mut buf = [0u8; 512];
-    let w = line(&mut buf, "guestinit: ", args);
+    let w = line(&mut buf, proto::prefix::WARNING, args);
     write_to(&COM2_FD, uart::COM2, w.written());
 }
 
 /// A fatal error: `FATAL: ...` on COM2 (where the host looks) and COM1.
 pub fn fatal(args: fmt::Arguments<'_>) {
     let mut buf = [0u8; 512];
-    let w = line(&mut buf, "FATAL: ", args);
+    let w = line(&mut buf, proto::prefix::FATAL, args);
     write_to(&COM2_FD, uart::COM2, w.written());
     write_to(&COM1_FD, uart::COM1, w.written());
 }

@@ -6,6 +6,7 @@ use crate::uart;
 use core::fmt::Write;
 use guestinit::cell::TakeOnce;
 use guestinit::fmt::SliceWriter;
+use guestinit::proto;
 use guestinit::sys::power;
 use guestinit::sys::signal::{self, Action, SigInfo, SigSet};
 use linux_raw_sys::general::{SIGABRT, SIGBUS, SIGFPE, SIGILL, SIGSEGV};
@@ -53,7 +54,11 @@ unsafe extern "C" fn on_fatal_signal(sig: i32, info: *mut SigInfo, ctx: *mut cor
     };
     let mut buf = [0u8; 160];
     let mut w = SliceWriter::new(&mut buf);
-    let _ = writeln!(w, "PANIC: fatal signal {name} at addr {addr:#x} ip {ip:#x}");
+    let _ = writeln!(
+        w,
+        "{}fatal signal {name} at addr {addr:#x} ip {ip:#x}",
+        proto::prefix::PANIC
+    );
     report_and_reboot(w.written())
 }
 
@@ -68,7 +73,7 @@ pub fn on_panic(info: &core::panic::PanicInfo<'_>) -> ! {
         report_and_reboot(b"PANIC: panic while reporting a panic\n")
     };
     let mut w = SliceWriter::new(buf);
-    let _ = write!(w, "PANIC: {}", info.message());
+    let _ = write!(w, "{}{}", proto::prefix::PANIC, info.message());
     if let Some(at) = info.location() {
         let _ = write!(w, " at {}:{}", at.file(), at.line());
     }

@@ -8,7 +8,7 @@ use heapless::{String, Vec};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
-const DIR: &str = "/modules";
+const DIR: &str = guestinit::proto::path::MODULES;
 /// Enough for the virtio stack and a scheduler's needs; more are warned of.
 const MAX_MODULES: usize = 64;
 type Name = String<64>;

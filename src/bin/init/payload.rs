@@ -6,6 +6,7 @@ use core::fmt::Write;
 use guestinit::cell::TakeOnce;
 use guestinit::fmt::{ErrnoText, Lossy, SliceWriter};
 use guestinit::parse::args::{self, ArgsError, MAX_ARGS};
+use guestinit::proto;
 use guestinit::sys::process::{execve, exit_group, fork, Fork};
 use guestinit::sys::signal::{self, SigSet};
 use heapless::Vec;
@@ -66,8 +67,12 @@ pub fn start() -> Result<Payload, StartError> {
 }
 
 fn read_args(buf: &mut [u8; ARGS_CAP]) -> Result<usize, StartError> {
-    let file = rustix::fs::open(c"/args", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(StartError::Read)?;
+    let file = rustix::fs::open(
+        proto::path::ARGS,
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(StartError::Read)?;
     let mut len = 0;
     // One byte stays free for the last argument's terminator.
     while len < ARGS_CAP - 1 {

@@ -28,9 +28,11 @@ use crate::cli::{Compress, PackArgs};
 use crate::error::{Error, Result};
 use crate::locate;
 use guestinit::parse::args;
+use guestinit::proto;
 
 /// The last file of the archive, proof that it unpacked completely.
-pub const SENTINEL: &str = ".guestinit-complete";
+/// The sentinel's name in the archive (no leading slash).
+pub const SENTINEL: &str = proto::path::SENTINEL.split_at(1).1;
 
 /// What goes into an initramfs, as the user named it; `plan` resolves it
 /// in the order a user would fix it: the program, then init and modules.

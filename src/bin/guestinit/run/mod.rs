@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::locate;
 use crate::pack;
 use crate::scratch::ScratchDir;
+use guestinit::proto;
 
 use stream::{End, PumpOptions, Relay};
 
@@ -136,7 +137,8 @@ pub fn main(args: RunArgs) -> Result<u8> {
             timeline::report(&collected.timeline, collected.wait.as_ref(), spawn_to_exit)
         );
     }
-    let fatal = serial::first_line_starting(&serial::read_log(&com2), "FATAL:").map(str::to_owned);
+    let fatal = serial::first_line_starting(&serial::read_log(&com2), proto::prefix::FATAL)
+        .map(str::to_owned);
     let outcome = match (status, collected.exit_code, fatal) {
         (None, _, _) => Err(timed_out()),
         // The init's EXIT after a FATAL line only tells a ktstr-style host
@@ -162,10 +164,10 @@ pub fn main(args: RunArgs) -> Result<u8> {
 /// after it.
 fn diagnose(com1: &Path, com2: &Path) -> Error {
     let com2_text = serial::read_log(com2);
-    if let Some(line) = serial::first_line_starting(&com2_text, "FATAL:") {
+    if let Some(line) = serial::first_line_starting(&com2_text, proto::prefix::FATAL) {
         return Error::Fatal { line: line.into() };
     }
-    if let Some(line) = serial::first_line_starting(&com2_text, "PANIC:") {
+    if let Some(line) = serial::first_line_starting(&com2_text, proto::prefix::PANIC) {
         return Error::InitPanic { line: line.into() };
     }
     Error::NoExit {

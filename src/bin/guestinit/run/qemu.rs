@@ -10,14 +10,14 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use guestinit::proto;
 
 pub const QEMU: &str = "qemu-system-x86_64";
 
-/// The virtio-serial port name the guest finds its frame stream by.
-pub const BULK_PORT_NAME: &str = "guestinit.bulk";
-
 /// The kernel command line every test VM starts with.
-pub const BASE_APPEND: &str = "console=ttyS0 panic=-1 rdinit=/init guestinit.ack";
+pub fn base_append() -> String {
+    format!("console=ttyS0 panic=-1 rdinit=/init {}", proto::key::ACK)
+}
 
 /// How long QEMU may take to connect to the bulk socket: it does so while
 /// setting up its devices, before the guest runs, so this is generous.
@@ -84,8 +84,8 @@ pub fn args(config: &VmConfig<'_>) -> Vec<OsString> {
         Accel::Tcg => ("tcg", "max"),
     };
     let append = match config.append {
-        Some(extra) => format!("{BASE_APPEND} {extra}"),
-        None => BASE_APPEND.to_owned(),
+        Some(extra) => format!("{} {extra}", base_append()),
+        None => base_append(),
     };
     let mut args: Vec<OsString> = Vec::new();
     let mut push = |items: &[&OsStr]| args.extend(items.iter().map(|s| s.to_os_string()));
@@ -123,7 +123,8 @@ pub fn args(config: &VmConfig<'_>) -> Vec<OsString> {
     push(&[
         os("-device"),
         os(&format!(
-            "virtserialport,bus=vser0.0,nr=1,chardev=bulk,name={BULK_PORT_NAME}"
+            "virtserialport,bus=vser0.0,nr=1,chardev=bulk,name={}",
+            proto::BULK_PORT
         )),
     ]);
     args
@@ -288,7 +289,7 @@ mod tests {
         let at = |s: &str| argv.iter().position(|a| a == s).unwrap();
         assert_eq!(argv[at("-accel") + 1], "kvm");
         assert_eq!(argv[at("-cpu") + 1], "host");
-        assert_eq!(argv[at("-append") + 1], BASE_APPEND);
+        assert_eq!(argv[at("-append") + 1], *base_append());
     }
 
     #[test]

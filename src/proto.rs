@@ -1,0 +1,37 @@
+//! The names both sides of the link agree on: port names, kernel
+//! command-line keys, initramfs paths and the diagnostic line prefixes.
+//! The init and the host tool both use these, so neither can drift.
+
+/// The bulk port's name as this project's host sets it (`virtserialport,name=`).
+pub const BULK_PORT: &str = "guestinit.bulk";
+/// The bulk port's name under ktstr's VMM, accepted beside [`BULK_PORT`].
+pub const KTSTR_BULK_PORT: &str = "ktstr-bulk";
+
+/// Kernel command-line keys the init reads.
+pub mod key {
+    /// Present: the host acknowledges EXIT with EACK before power-off.
+    pub const ACK: &str = "guestinit.ack";
+    /// `panic` or `segv`: crash on purpose (tests of the crash path).
+    pub const CRASH: &str = "guestinit.crash";
+}
+
+/// Paths in the initramfs the host builds.
+pub mod path {
+    /// The payload's argv, one argument per line.
+    pub const ARGS: &str = "/args";
+    /// Kernel modules, `NNN-name.ko[.xz|.zst]`, loaded in name order.
+    pub const MODULES: &str = "/modules";
+    /// The archive's last entry; missing means the kernel ran out of memory
+    /// while unpacking.
+    pub const SENTINEL: &str = "/.guestinit-complete";
+}
+
+/// How the init's lines on COM2 begin; the host's verdicts read them.
+pub mod prefix {
+    /// The init could not do its job; the rest of the line says why.
+    pub const FATAL: &str = "FATAL: ";
+    /// The init itself crashed (a panic or a fatal signal).
+    pub const PANIC: &str = "PANIC: ";
+    /// A warning: the init goes on.
+    pub const WARNING: &str = "guestinit: ";
+}
