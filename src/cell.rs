@@ -34,9 +34,51 @@ impl<T> TakeOnce<T> {
     }
 }
 
+/// A static reached by one caller at a time: a re-entrant or concurrent
+/// caller is turned away (`None`) instead of aliasing the value.
+pub struct Exclusive<T> {
+    value: UnsafeCell<T>,
+    busy: AtomicBool,
+}
+
+// SAFETY: `with` hands out the `&mut` only while it holds the flag.
+unsafe impl<T: Send> Sync for Exclusive<T> {}
+
+impl<T> Exclusive<T> {
+    pub const fn new(value: T) -> Exclusive<T> {
+        Exclusive {
+            value: UnsafeCell::new(value),
+            busy: AtomicBool::new(false),
+        }
+    }
+
+    /// Runs `f` on the value; `None` when another call is inside already.
+    pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+        if self.busy.swap(true, Ordering::Acquire) {
+            return None;
+        }
+        // SAFETY: the flag was clear and is now ours: no other reference
+        // exists until it is cleared below.
+        let result = f(unsafe { &mut *self.value.get() });
+        self.busy.store(false, Ordering::Release);
+        Some(result)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::TakeOnce;
+    use super::{Exclusive, TakeOnce};
+
+    #[test]
+    fn exclusive_turns_a_nested_caller_away() {
+        static CELL: Exclusive<u32> = Exclusive::new(1);
+        let nested = CELL.with(|v| {
+            *v += 1;
+            CELL.with(|_| ())
+        });
+        assert_eq!(nested, Some(None));
+        assert_eq!(CELL.with(|v| *v), Some(2));
+    }
 
     #[test]
     fn hands_out_once() {

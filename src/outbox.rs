@@ -2,6 +2,10 @@
 //! buffers and leave in order; a write that takes part of a frame is resumed
 //! where it stopped. The port is non-blocking: when it is full, frames wait
 //! here, the pool drains, and the event loop stops reading the payload.
+//!
+//! Each frame belongs to a lane with a quota of buffers, so that a chatty
+//! source cannot starve another, and a few buffers are kept back from every
+//! quota so that control frames always find one.
 
 use crate::pool::{BufId, Pool};
 use crate::sys::Errno;
@@ -12,10 +16,38 @@ use heapless::Deque;
 pub trait Sink {
     /// Writes some of `bytes`; `Err(Errno::AGAIN)` when nothing fits now.
     fn write(&mut self, bytes: &[u8]) -> Result<usize, Errno>;
+
+    /// Blocks until a write may take more; an error when none ever will
+    /// (e.g. the sink's own deadline passed).
+    fn wait_writable(&mut self) -> Result<(), Errno>;
+}
+
+/// How many lanes an outbox keeps counts for.
+pub const LANES: usize = 4;
+
+/// The lane of control frames ([`Outbox::send`]): no quota, and the
+/// buffers kept back from the others are theirs.
+pub const CONTROL_LANE: usize = 0;
+
+/// A lane's share of the pool: at most `max` buffers held at once, reserved
+/// or queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quota {
+    /// Below [`LANES`]; not [`CONTROL_LANE`].
+    pub lane: usize,
+    pub max: usize,
+}
+
+/// A buffer reserved for a lane, to be committed or released.
+#[derive(Debug)]
+pub struct Reserved {
+    id: BufId,
+    lane: usize,
 }
 
 struct Queued {
     id: BufId,
+    lane: usize,
     len: usize,
     sent: usize,
 }
@@ -24,6 +56,10 @@ pub struct Outbox<'p, S, const N: usize, const SIZE: usize> {
     sink: S,
     pool: &'p mut Pool<N, SIZE>,
     queue: Deque<Queued, N>,
+    /// Buffers each lane holds now.
+    held: [usize; LANES],
+    /// Buffers no quota may take: control frames' own.
+    keep_free: usize,
 }
 
 /// The result of one attempt to empty the queue without blocking.
@@ -39,11 +75,15 @@ impl<'p, S: Sink, const N: usize, const SIZE: usize> Outbox<'p, S, N, SIZE> {
     /// Payload bytes one frame of this outbox carries.
     pub const MAX_PAYLOAD: usize = SIZE - HEADER_LEN;
 
-    pub fn new(sink: S, pool: &'p mut Pool<N, SIZE>) -> Self {
+    /// An outbox over `sink` that keeps `keep_free` buffers back from
+    /// every quota.
+    pub fn new(sink: S, pool: &'p mut Pool<N, SIZE>, keep_free: usize) -> Self {
         Outbox {
             sink,
             pool,
             queue: Deque::new(),
+            held: [0; LANES],
+            keep_free,
         }
     }
 
@@ -60,52 +100,73 @@ impl<'p, S: Sink, const N: usize, const SIZE: usize> Outbox<'p, S, N, SIZE> {
         &self.sink
     }
 
-    /// A buffer whose payload area (see [`Outbox::payload_area`]) the caller
-    /// fills, e.g. straight from a pipe, before [`Outbox::commit`].
-    pub fn reserve(&mut self) -> Option<BufId> {
-        self.pool.get()
+    pub fn sink_mut(&mut self) -> &mut S {
+        &mut self.sink
     }
 
-    pub fn payload_area(&mut self, id: &BufId) -> &mut [u8] {
-        &mut self.pool.buf(id)[HEADER_LEN..]
+    /// Whether [`Outbox::reserve`] would give `quota` a buffer now.
+    pub fn has_room(&self, quota: Quota) -> bool {
+        self.held[quota.lane] < quota.max && self.pool.available() > self.keep_free
+    }
+
+    /// A buffer whose payload area (see [`Outbox::payload_area`]) the caller
+    /// fills, e.g. straight from a pipe, before [`Outbox::commit`]; `None`
+    /// when the lane is at its quota or only the kept-back buffers are left.
+    pub fn reserve(&mut self, quota: Quota) -> Option<Reserved> {
+        if !self.has_room(quota) {
+            return None;
+        }
+        self.take(quota.lane)
+    }
+
+    /// Any free buffer, kept-back ones included, for a control frame.
+    pub fn reserve_control(&mut self) -> Option<Reserved> {
+        self.take(CONTROL_LANE)
+    }
+
+    fn take(&mut self, lane: usize) -> Option<Reserved> {
+        let id = self.pool.get()?;
+        self.held[lane] += 1;
+        Some(Reserved { id, lane })
+    }
+
+    pub fn payload_area(&mut self, r: &Reserved) -> &mut [u8] {
+        &mut self.pool.buf(&r.id)[HEADER_LEN..]
     }
 
     /// Gives back a reserved buffer that carries nothing.
-    pub fn release(&mut self, id: BufId) {
-        self.pool.put(id);
+    pub fn release(&mut self, r: Reserved) {
+        self.held[r.lane] -= 1;
+        self.pool.put(r.id);
     }
 
     /// Queues the reserved buffer as a frame of `tag` with `len` payload bytes.
-    pub fn commit(&mut self, id: BufId, tag: Tag, len: usize) {
-        let frame_len = wire::write_header(tag, self.pool.buf(&id), len)
+    pub fn commit(&mut self, r: Reserved, tag: Tag, len: usize) {
+        let frame_len = wire::write_header(tag, self.pool.buf(&r.id), len)
             .expect("payload area bounds the length");
         // Cannot overflow: the queue holds at most the pool's N buffers.
         let _ = self.queue.push_back(Queued {
-            id,
+            id: r.id,
+            lane: r.lane,
             len: frame_len,
             sent: 0,
         });
     }
 
-    /// Queues `payload` as frames of `tag`, split to fit, waiting with
-    /// `wait` whenever no buffer is free. An empty payload is one frame.
-    pub fn send(
-        &mut self,
-        tag: Tag,
-        payload: &[u8],
-        wait: &mut dyn FnMut(&mut S) -> Result<(), Errno>,
-    ) -> Result<(), Errno> {
+    /// Queues `payload` as frames of `tag`, split to fit, waiting for the
+    /// sink whenever no buffer is free. An empty payload is one frame.
+    pub fn send(&mut self, tag: Tag, payload: &[u8]) -> Result<(), Errno> {
         let mut chunks = payload.chunks(Self::MAX_PAYLOAD);
         let mut next = chunks.next().unwrap_or(&[]);
         loop {
-            let id = loop {
-                match self.pool.get() {
-                    Some(id) => break id,
-                    None => self.wait_for_room(wait)?,
+            let r = loop {
+                match self.reserve_control() {
+                    Some(r) => break r,
+                    None => self.wait_for_room()?,
                 }
             };
-            self.payload_area(&id)[..next.len()].copy_from_slice(next);
-            self.commit(id, tag, next.len());
+            self.payload_area(&r)[..next.len()].copy_from_slice(next);
+            self.commit(r, tag, next.len());
             match chunks.next() {
                 Some(chunk) => next = chunk,
                 None => return Ok(()),
@@ -125,19 +186,17 @@ impl<'p, S: Sink, const N: usize, const SIZE: usize> Outbox<'p, S, N, SIZE> {
             }
             if head.sent == head.len {
                 let done = self.queue.pop_front().expect("head exists");
+                self.held[done.lane] -= 1;
                 self.pool.put(done.id);
             }
         }
         Ok(Pumped::Empty)
     }
 
-    /// Writes every queued frame, calling `wait` while the sink is full.
-    pub fn flush(
-        &mut self,
-        wait: &mut dyn FnMut(&mut S) -> Result<(), Errno>,
-    ) -> Result<(), Errno> {
+    /// Writes every queued frame, waiting while the sink is full.
+    pub fn flush(&mut self) -> Result<(), Errno> {
         while self.pump()? == Pumped::Blocked {
-            wait(&mut self.sink)?;
+            self.sink.wait_writable()?;
         }
         Ok(())
     }
@@ -145,16 +204,14 @@ impl<'p, S: Sink, const N: usize, const SIZE: usize> Outbox<'p, S, N, SIZE> {
     /// Drops every queued frame (the sink is gone) and frees the buffers.
     pub fn discard(&mut self) {
         while let Some(q) = self.queue.pop_front() {
+            self.held[q.lane] -= 1;
             self.pool.put(q.id);
         }
     }
 
-    fn wait_for_room(
-        &mut self,
-        wait: &mut dyn FnMut(&mut S) -> Result<(), Errno>,
-    ) -> Result<(), Errno> {
+    fn wait_for_room(&mut self) -> Result<(), Errno> {
         if self.pump()? == Pumped::Blocked && self.pool.available() == 0 {
-            wait(&mut self.sink)?;
+            self.sink.wait_writable()?;
         }
         Ok(())
     }
@@ -183,6 +240,10 @@ mod tests {
             self.out.extend_from_slice(&bytes[..n]);
             Ok(n)
         }
+
+        fn wait_writable(&mut self) -> Result<(), Errno> {
+            Ok(())
+        }
     }
 
     fn decode(stream: &[u8]) -> std::vec::Vec<(Tag, std::vec::Vec<u8>)> {
@@ -202,6 +263,52 @@ mod tests {
         }
     }
 
+    const DATA: Quota = Quota { lane: 1, max: 8 };
+
+    /// Takes nothing; each wait counts and fails, as a deadline would.
+    struct Full {
+        waits: usize,
+    }
+
+    impl Sink for Full {
+        fn write(&mut self, _: &[u8]) -> Result<usize, Errno> {
+            Err(Errno::AGAIN)
+        }
+
+        fn wait_writable(&mut self) -> Result<(), Errno> {
+            self.waits += 1;
+            Err(Errno::TIMEDOUT)
+        }
+    }
+
+    #[test]
+    fn a_lane_at_its_quota_waits_while_others_and_control_get_buffers() {
+        let mut pool: Pool<6, 32> = Pool::new();
+        let mut outbox = Outbox::new(Full { waits: 0 }, &mut pool, 1);
+        let chatty = Quota { lane: 1, max: 2 };
+        let quiet = Quota { lane: 2, max: 4 };
+        for _ in 0..2 {
+            let r = outbox.reserve(chatty).unwrap();
+            outbox.commit(r, Tag::SCLG, 0);
+        }
+        assert!(!outbox.has_room(chatty));
+        assert!(outbox.reserve(chatty).is_none());
+        for _ in 0..3 {
+            let r = outbox.reserve(quiet).unwrap();
+            outbox.commit(r, Tag::SOUT, 0);
+        }
+        assert!(
+            outbox.reserve(quiet).is_none(),
+            "the last buffer is kept back"
+        );
+        let r = outbox
+            .reserve_control()
+            .expect("control takes the kept-back buffer");
+        outbox.release(r);
+        outbox.discard();
+        assert!(outbox.has_room(chatty));
+    }
+
     #[test]
     fn partial_writes_resume_and_order_holds() {
         let mut pool: Pool<4, 64> = Pool::new();
@@ -211,14 +318,11 @@ mod tests {
             calls: 0,
             stall: 3,
         };
-        let mut outbox = Outbox::new(sink, &mut pool);
-        let mut wait = |_: &mut Slow| Ok(());
-        outbox.send(Tag::SOUT, &[b'a'; 100], &mut wait).unwrap();
-        outbox.send(Tag::SERR, b"err", &mut wait).unwrap();
-        outbox
-            .send(Tag::EXIT, &0i32.to_le_bytes(), &mut wait)
-            .unwrap();
-        outbox.flush(&mut wait).unwrap();
+        let mut outbox = Outbox::new(sink, &mut pool, 0);
+        outbox.send(Tag::SOUT, &[b'a'; 100]).unwrap();
+        outbox.send(Tag::SERR, b"err").unwrap();
+        outbox.send(Tag::EXIT, &0i32.to_le_bytes()).unwrap();
+        outbox.flush().unwrap();
         assert_eq!(outbox.spare(), 4);
         let frames = decode(&outbox.sink().out);
         let sout: std::vec::Vec<u8> = frames
@@ -239,27 +343,16 @@ mod tests {
 
     #[test]
     fn a_full_sink_keeps_frames_queued_and_the_pool_empty() {
-        struct Full;
-        impl Sink for Full {
-            fn write(&mut self, _: &[u8]) -> Result<usize, Errno> {
-                Err(Errno::AGAIN)
-            }
-        }
         let mut pool: Pool<2, 32> = Pool::new();
-        let mut outbox = Outbox::new(Full, &mut pool);
-        let id = outbox.reserve().unwrap();
+        let mut outbox = Outbox::new(Full { waits: 0 }, &mut pool, 0);
+        let id = outbox.reserve(DATA).unwrap();
         outbox.payload_area(&id)[..2].copy_from_slice(b"hi");
         outbox.commit(id, Tag::SOUT, 2);
         assert_eq!(outbox.pump(), Ok(Pumped::Blocked));
         assert_eq!(outbox.spare(), 1);
         assert!(!outbox.is_empty());
-        let mut waits = 0;
-        let mut wait = |_: &mut Full| {
-            waits += 1;
-            Err(Errno::TIMEDOUT)
-        };
-        assert_eq!(outbox.flush(&mut wait), Err(Errno::TIMEDOUT));
-        assert_eq!(waits, 1);
+        assert_eq!(outbox.flush(), Err(Errno::TIMEDOUT));
+        assert_eq!(outbox.sink().waits, 1);
         outbox.discard();
         assert!(outbox.is_empty());
         assert_eq!(outbox.spare(), 2);

@@ -58,6 +58,14 @@ pub enum Exit {
 }
 
 impl Exit {
+    /// The exit code the shell convention gives: the code, or 128 + signal.
+    pub fn shell_code(self) -> i32 {
+        match self {
+            Exit::Exited(code) => code as i32,
+            Exit::Signaled { signal, .. } => 128 + signal as i32,
+        }
+    }
+
     fn from_status(status: u32) -> Option<Exit> {
         let signal = (status & 0x7f) as u8;
         match signal {

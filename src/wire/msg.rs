@@ -2,6 +2,8 @@
 //! into caller buffers and decoded without allocation.
 
 use super::Tag;
+pub use crate::sys::process::Exit;
+use crate::sys::process::Reaped;
 
 /// LIFE phases. 0 is invalid on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,6 +112,16 @@ impl Timeline {
         out
     }
 
+    /// Encodes `marks` into `out`, as many as fit; the bytes written.
+    pub fn encode(marks: &[(Mark, u64)], out: &mut [u8]) -> usize {
+        let mut len = 0;
+        for ((mark, ns), slot) in marks.iter().zip(out.chunks_exact_mut(Self::ENTRY_LEN)) {
+            slot.copy_from_slice(&Self::entry(*mark, *ns));
+            len += Self::ENTRY_LEN;
+        }
+        len
+    }
+
     /// The entries of a TIME payload as (raw mark, ns); a trailing partial
     /// entry is ignored.
     pub fn entries(payload: &[u8]) -> impl Iterator<Item = (u8, u64)> + '_ {
@@ -121,13 +133,10 @@ impl Timeline {
 
 /// WAIT payload: how the payload process ended, with its resource use and
 /// the init's own peak memory. 36 bytes, little-endian.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WaitStatus {
-    /// `Some(code)` for a normal exit.
-    pub exit_code: Option<u8>,
-    /// `Some(signal)` for a death by signal.
-    pub signal: Option<u8>,
-    pub core_dumped: bool,
+    /// An exit with a code, or a death by signal: never both, never neither.
+    pub exit: Exit,
     pub user_us: u64,
     pub system_us: u64,
     /// Peak RSS of the payload (its largest process), KiB.
@@ -139,25 +148,29 @@ pub struct WaitStatus {
 impl WaitStatus {
     pub const LEN: usize = 36;
 
-    /// The exit code the shell convention gives: the code, or 128 + signal.
-    pub fn shell_code(&self) -> i32 {
-        match (self.exit_code, self.signal) {
-            (Some(code), _) => code as i32,
-            (None, Some(sig)) => 128 + sig as i32,
-            (None, None) => 255,
+    /// The status of a reaped child, with the init's peak RSS beside it.
+    pub fn of(reaped: &Reaped, init_hwm_kib: u64) -> WaitStatus {
+        WaitStatus {
+            exit: reaped.exit,
+            user_us: reaped.usage.user_us,
+            system_us: reaped.usage.system_us,
+            max_rss_kib: reaped.usage.max_rss_kib,
+            init_hwm_kib,
         }
     }
 
     pub fn to_bytes(self) -> [u8; Self::LEN] {
         let mut out = [0u8; Self::LEN];
-        let (kind, value) = match (self.exit_code, self.signal) {
-            (Some(code), _) => (0, code),
-            (None, Some(sig)) => (1, sig),
-            (None, None) => (2, 0),
+        let (kind, value, core) = match self.exit {
+            Exit::Exited(code) => (0, code, false),
+            Exit::Signaled {
+                signal,
+                core_dumped,
+            } => (1, signal, core_dumped),
         };
         out[0] = kind;
         out[1] = value;
-        out[2] = self.core_dumped as u8;
+        out[2] = core as u8;
         out[4..12].copy_from_slice(&self.user_us.to_le_bytes());
         out[12..20].copy_from_slice(&self.system_us.to_le_bytes());
         out[20..28].copy_from_slice(&self.max_rss_kib.to_le_bytes());
@@ -165,20 +178,21 @@ impl WaitStatus {
         out
     }
 
+    /// The status in `b`; `None` for a wrong length or an unknown kind.
     pub fn from_bytes(b: &[u8]) -> Option<WaitStatus> {
         if b.len() != Self::LEN {
             return None;
         }
-        let (exit_code, signal) = match b[0] {
-            0 => (Some(b[1]), None),
-            1 => (None, Some(b[1])),
-            2 => (None, None),
+        let exit = match b[0] {
+            0 => Exit::Exited(b[1]),
+            1 => Exit::Signaled {
+                signal: b[1],
+                core_dumped: b[2] != 0,
+            },
             _ => return None,
         };
         Some(WaitStatus {
-            exit_code,
-            signal,
-            core_dumped: b[2] != 0,
+            exit,
             user_us: u64_at(b, 4),
             system_us: u64_at(b, 12),
             max_rss_kib: u64_at(b, 20),

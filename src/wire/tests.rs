@@ -1,4 +1,4 @@
-use super::msg::{KernelAddrs, Timeline, WaitStatus};
+use super::msg::{Exit, KernelAddrs, Timeline, WaitStatus};
 use super::*;
 
 fn frame(tag: Tag, payload: &[u8]) -> Vec<u8> {
@@ -182,18 +182,26 @@ fn kernel_addrs_round_trip_with_unknowns() {
 #[test]
 fn wait_status_round_trips_and_gives_shell_codes() {
     let killed = WaitStatus {
-        signal: Some(9),
+        exit: Exit::Signaled {
+            signal: 9,
+            core_dumped: true,
+        },
         user_us: 5,
+        system_us: 6,
         max_rss_kib: 1024,
-        ..Default::default()
+        init_hwm_kib: 7,
     };
-    assert_eq!(killed.shell_code(), 137);
+    assert_eq!(killed.exit.shell_code(), 137);
     assert_eq!(WaitStatus::from_bytes(&killed.to_bytes()), Some(killed));
     let exited = WaitStatus {
-        exit_code: Some(3),
-        ..Default::default()
+        exit: Exit::Exited(3),
+        ..killed
     };
-    assert_eq!(exited.shell_code(), 3);
+    assert_eq!(exited.exit.shell_code(), 3);
+    assert_eq!(WaitStatus::from_bytes(&exited.to_bytes()), Some(exited));
+    let mut unknown_kind = exited.to_bytes();
+    unknown_kind[0] = 2;
+    assert_eq!(WaitStatus::from_bytes(&unknown_kind), None);
 }
 
 #[test]

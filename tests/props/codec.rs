@@ -409,7 +409,7 @@ pub fn msg_payload(input: &MsgInput) {
     }
     if let Some(w) = WaitStatus::from_bytes(p) {
         assert_eq!(WaitStatus::from_bytes(&w.to_bytes()), Some(w));
-        assert!((0..=255 + 128).contains(&w.shell_code()));
+        assert!((0..=255 + 128).contains(&w.exit.shell_code()));
     }
     let entries: Vec<_> = Timeline::entries(p).collect();
     assert_eq!(entries.len(), p.len() / Timeline::ENTRY_LEN);

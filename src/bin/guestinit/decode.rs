@@ -70,7 +70,7 @@ pub fn write_events(data: &[u8], json: bool, mut out: impl Write) -> io::Result<
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use guestinit::wire::msg::{KernelAddrs, Mark, Phase, Timeline, WaitStatus};
+    use guestinit::wire::msg::{Exit, KernelAddrs, Mark, Phase, Timeline, WaitStatus};
     use guestinit::wire::{encode, encoded_len, Tag};
 
     /// One encoded frame, for the host's tests.
@@ -103,11 +103,14 @@ pub(crate) mod tests {
         time.extend(Timeline::entry(Mark::PayloadExit, 2_000_000_000));
         s.extend(frame(Tag::TIME, &time));
         let wait = WaitStatus {
-            signal: Some(9),
-            core_dumped: true,
+            exit: Exit::Signaled {
+                signal: 9,
+                core_dumped: true,
+            },
             user_us: 7,
+            system_us: 0,
             max_rss_kib: 1024,
-            ..Default::default()
+            init_hwm_kib: 0,
         };
         s.extend(frame(Tag::WAIT, &wait.to_bytes()));
         s.extend(frame(Tag::EXIT, &(-1i32).to_le_bytes()));

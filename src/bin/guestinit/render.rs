@@ -1,7 +1,7 @@
 //! Readable renderings of bulk-port events, as one text line or one JSON
 //! object: shared by `guestinit decode` and the `run -v` trace.
 
-use guestinit::wire::msg::{code_from_bytes, KernelAddrs, Mark, Phase, Timeline, WaitStatus};
+use guestinit::wire::msg::{code_from_bytes, Exit, KernelAddrs, Mark, Phase, Timeline, WaitStatus};
 use guestinit::wire::{Event, Tag};
 use serde_json::{json, Value};
 
@@ -90,11 +90,13 @@ pub fn frame_text(tag: Tag, payload: &[u8]) -> String {
             .collect::<Vec<_>>()
             .join(" "),
         Payload::Wait(w) => {
-            let how = match (w.exit_code, w.signal) {
-                (Some(code), _) => format!("exited code={code}"),
-                (None, Some(sig)) if w.core_dumped => format!("killed signal={sig} core_dumped"),
-                (None, Some(sig)) => format!("killed signal={sig}"),
-                (None, None) => "ended unknown".into(),
+            let how = match w.exit {
+                Exit::Exited(code) => format!("exited code={code}"),
+                Exit::Signaled {
+                    signal,
+                    core_dumped: true,
+                } => format!("killed signal={signal} core_dumped"),
+                Exit::Signaled { signal, .. } => format!("killed signal={signal}"),
             };
             format!(
                 "{how} user_us={} system_us={} max_rss_kib={} init_hwm_kib={}",
@@ -129,7 +131,8 @@ fn frame_fields(tag: Tag, payload: &[u8]) -> Value {
             json!({ "marks": marks })
         }
         Payload::Wait(w) => json!({
-            "exit_code": w.exit_code, "signal": w.signal, "core_dumped": w.core_dumped,
+            "exit_code": exit_code(w.exit), "signal": signal(w.exit),
+            "core_dumped": matches!(w.exit, Exit::Signaled { core_dumped: true, .. }),
             "user_us": w.user_us, "system_us": w.system_us,
             "max_rss_kib": w.max_rss_kib, "init_hwm_kib": w.init_hwm_kib,
         }),
@@ -182,5 +185,21 @@ pub fn event_json(event: &Event<'_>, at_end: bool) -> Value {
         }),
         Event::Skipped { bytes } if at_end => json!({"event": "truncated", "bytes": bytes}),
         Event::Skipped { bytes } => json!({"event": "skipped", "bytes": bytes}),
+    }
+}
+
+/// The exit code of a normal exit, for JSON (null for a signal).
+fn exit_code(exit: Exit) -> Option<u8> {
+    match exit {
+        Exit::Exited(code) => Some(code),
+        Exit::Signaled { .. } => None,
+    }
+}
+
+/// The signal of a death by signal, for JSON (null for an exit).
+fn signal(exit: Exit) -> Option<u8> {
+    match exit {
+        Exit::Exited(_) => None,
+        Exit::Signaled { signal, .. } => Some(signal),
     }
 }

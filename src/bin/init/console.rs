@@ -1,31 +1,47 @@
-//! The init's own diagnostics: warnings on COM2 (`/dev/ttyS1`), FATAL lines
-//! on COM2 then COM1. Through the tty driver once /dev exists, else by port
-//! I/O, so a message is never lost for want of a device file.
+//! The init's own diagnostics on the serial consoles: warnings on COM2
+//! (`/dev/ttyS1`), FATAL lines on COM2 then COM1. COM2 is written through a
+//! bounded non-blocking queue that the reactor drains as the UART takes
+//! bytes, so the one loop never waits on a 115200-baud line; only a full
+//! queue makes a writer wait. Before /dev exists, port I/O, so a message is
+//! never lost for want of a device file. The crash path bypasses all this.
 
+use crate::link::Link;
+use crate::reactor::{Ctx, Interests, Rank, Source};
 use crate::uart;
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicI32, Ordering};
+use guestinit::cell::Exclusive;
 use guestinit::fmt::SliceWriter;
 use guestinit::proto;
-use rustix::fd::{BorrowedFd, IntoRawFd};
+use heapless::Deque;
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::fd::{BorrowedFd, IntoRawFd, OwnedFd};
 use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+
+/// Bytes COM2 may hold back: a burst of warnings.
+const COM2_BACKLOG: usize = 4096;
 
 static COM1_FD: AtomicI32 = AtomicI32::new(-1);
+static COM2: Exclusive<Option<Writer<COM2_BACKLOG>>> = Exclusive::new(None);
+/// COM2's descriptor, for the reactor's poll set (the writer owns it).
 static COM2_FD: AtomicI32 = AtomicI32::new(-1);
 
 /// Opens the serial devices once devtmpfs is mounted.
 pub fn open_serial() {
-    for (path, slot) in [(c"/dev/ttyS0", &COM1_FD), (c"/dev/ttyS1", &COM2_FD)] {
-        let flags = OFlags::WRONLY | OFlags::NOCTTY | OFlags::CLOEXEC;
-        if let Ok(fd) = rustix::fs::open(path, flags, Mode::empty()) {
-            slot.store(fd.into_raw_fd(), Ordering::Release);
-        }
+    let flags = OFlags::WRONLY | OFlags::NOCTTY | OFlags::CLOEXEC;
+    if let Ok(fd) = rustix::fs::open(c"/dev/ttyS0", flags, Mode::empty()) {
+        COM1_FD.store(fd.into_raw_fd(), Ordering::Release);
+    }
+    if let Ok(fd) = rustix::fs::open(c"/dev/ttyS1", flags | OFlags::NONBLOCK, Mode::empty()) {
+        COM2_FD.store(rustix::fd::AsRawFd::as_raw_fd(&fd), Ordering::Release);
+        COM2.with(|slot| *slot = Some(Writer::new(fd)));
     }
 }
 
 /// Makes sure fds 0-2 are open (on /dev/null when the archive had no
 /// /dev/console), so that no later pipe lands on them and gets clobbered
-/// when the payload's stdio is wired.
+/// when a child's stdio is wired.
 pub fn ensure_std_fds() {
     while let Ok(fd) = rustix::fs::open(c"/dev/null", OFlags::RDWR | OFlags::NOCTTY, Mode::empty())
     {
@@ -37,23 +53,147 @@ pub fn ensure_std_fds() {
     }
 }
 
-fn write_to(slot: &AtomicI32, base: u16, bytes: &[u8]) {
-    let raw = slot.load(Ordering::Acquire);
+/// A bounded queue in front of a non-blocking descriptor.
+pub struct Writer<const CAP: usize> {
+    fd: OwnedFd,
+    queue: Deque<u8, CAP>,
+}
+
+impl<const CAP: usize> Writer<CAP> {
+    pub fn new(fd: OwnedFd) -> Self {
+        Writer {
+            fd,
+            queue: Deque::new(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Queues what fits of `bytes`; how many bytes that was.
+    pub fn push(&mut self, bytes: &[u8]) -> usize {
+        bytes
+            .iter()
+            .take_while(|&&b| self.queue.push_back(b).is_ok())
+            .count()
+    }
+
+    /// One non-blocking write of the queue's front; `Err(AGAIN)` when the
+    /// descriptor takes nothing now.
+    pub fn write_some(&mut self) -> Result<(), Errno> {
+        let (front, _) = self.queue.as_slices();
+        if front.is_empty() {
+            return Ok(());
+        }
+        let n = rustix::io::write(&self.fd, front)?;
+        for _ in 0..n {
+            self.queue.pop_front();
+        }
+        Ok(())
+    }
+
+    /// Queues all of `bytes`, waiting for the descriptor only while the
+    /// queue is full; false when the descriptor fails for good.
+    pub fn write_all(&mut self, mut bytes: &[u8]) -> bool {
+        loop {
+            bytes = &bytes[self.push(bytes)..];
+            match self.write_some() {
+                Ok(()) | Err(Errno::INTR) => {}
+                Err(Errno::AGAIN) if !bytes.is_empty() => self.wait_writable(),
+                Err(Errno::AGAIN) => {}
+                Err(_) => return false,
+            }
+            if bytes.is_empty() {
+                return true;
+            }
+        }
+    }
+
+    /// Writes out the whole queue, waiting as needed.
+    pub fn flush(&mut self) {
+        while !self.queue.is_empty() {
+            match self.write_some() {
+                Ok(()) | Err(Errno::INTR) => {}
+                Err(Errno::AGAIN) => self.wait_writable(),
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn wait_writable(&self) {
+        let mut fds = [PollFd::new(&self.fd, PollFlags::OUT)];
+        let _ = poll(&mut fds, None);
+    }
+}
+
+/// COM2's queue as a reactor source: polled for room while it holds bytes.
+pub struct Com2Drain;
+
+impl Source for Com2Drain {
+    fn rank(&self) -> Rank {
+        Rank::Console
+    }
+
+    fn interests<'s>(&'s self, _link: &Link, out: &mut Interests<'s>) {
+        let raw = COM2_FD.load(Ordering::Acquire);
+        if raw >= 0 && !self.done() {
+            // SAFETY: the descriptor is owned by the writer in the static
+            // COM2, which is never dropped or closed.
+            out.add(unsafe { BorrowedFd::borrow_raw(raw) }, PollFlags::OUT, 0);
+        }
+    }
+
+    fn on_ready(&mut self, _token: u8, _events: PollFlags, _ctx: &mut Ctx<'_>) {
+        COM2.with(|w| w.as_mut().map(Writer::write_some));
+    }
+
+    fn done(&self) -> bool {
+        COM2.with(|w| w.as_ref().is_none_or(Writer::is_empty))
+            .unwrap_or(false)
+    }
+}
+
+/// Writes out what COM2 still holds (before power-off).
+pub fn flush() {
+    COM2.with(|w| w.as_mut().map(Writer::flush));
+}
+
+fn write_com2(bytes: &[u8]) {
+    let queued = COM2.with(|w| w.as_mut().is_some_and(|w| w.write_all(bytes)));
+    if queued != Some(true) {
+        fallback(uart::COM2, bytes);
+    }
+}
+
+fn write_com1(bytes: &[u8]) {
+    let raw = COM1_FD.load(Ordering::Acquire);
     if raw >= 0 {
         // SAFETY: the fd was stored by open_serial and is never closed.
         let fd = unsafe { BorrowedFd::borrow_raw(raw) };
-        if write_all(fd, bytes) {
+        if write_all_blocking(fd, bytes) {
             return;
         }
     }
+    fallback(uart::COM1, bytes);
+}
+
+/// No device file: port I/O in the guest; the test's stderr on the host.
+fn fallback(base: u16, bytes: &[u8]) {
+    #[cfg(test)]
+    {
+        let _ = base;
+        std::eprint!("{}", std::string::String::from_utf8_lossy(bytes));
+    }
+    #[cfg(not(test))]
     uart::write(base, bytes);
 }
 
-fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> bool {
+fn write_all_blocking(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> bool {
     while !bytes.is_empty() {
         match rustix::io::write(fd, bytes) {
             Ok(n) => bytes = &bytes[n..],
-            Err(rustix::io::Errno::INTR) => {}
+            Err(Errno::INTR) => {}
             Err(_) => return false,
         }
     }
@@ -76,23 +216,74 @@ fn line<'b>(buf: &'b mut [u8], prefix: &str, args: fmt::Arguments<'_>) -> SliceW
 pub fn warn_args(args: fmt::Arguments<'_>) {
     let mut buf = [0u8; 512];
     let w = line(&mut buf, proto::prefix::WARNING, args);
-    write_to(&COM2_FD, uart::COM2, w.written());
+    write_com2(w.written());
 }
 
-/// A fatal error: `FATAL: ...` on COM2 (where the host looks) and COM1.
+/// A fatal error: `FATAL: ...` on COM2 (where the host looks) and COM1,
+/// after everything COM2 held before it.
 pub fn fatal(args: fmt::Arguments<'_>) {
     let mut buf = [0u8; 512];
     let w = line(&mut buf, proto::prefix::FATAL, args);
-    write_to(&COM2_FD, uart::COM2, w.written());
-    write_to(&COM1_FD, uart::COM1, w.written());
+    write_com2(w.written());
+    flush();
+    write_com1(w.written());
 }
 
 /// Raw bytes to COM2 (kernel log dumps).
 pub fn com2(bytes: &[u8]) {
-    write_to(&COM2_FD, uart::COM2, bytes);
+    write_com2(bytes);
 }
 
 macro_rules! warning {
     ($($arg:tt)*) => { $crate::console::warn_args(format_args!($($arg)*)) };
 }
 pub(crate) use warning;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pipe() -> (OwnedFd, OwnedFd) {
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        rustix::fs::fcntl_setfl(&w, OFlags::NONBLOCK).unwrap();
+        rustix::fs::fcntl_setfl(&r, OFlags::NONBLOCK).unwrap();
+        (r, w)
+    }
+
+    fn drain(r: &OwnedFd) -> usize {
+        let mut buf = [0u8; 4096];
+        let mut total = 0;
+        while let Ok(n @ 1..) = rustix::io::read(r, &mut buf) {
+            total += n;
+        }
+        total
+    }
+
+    #[test]
+    fn a_full_line_holds_bytes_back_without_blocking_and_sends_them_later() {
+        let (r, w) = pipe();
+        let capacity = rustix::pipe::fcntl_getpipe_size(&w).unwrap();
+        let mut writer: Writer<64> = Writer::new(w);
+        // Fill the pipe as a slow UART would be full.
+        let filler = std::vec![b'x'; capacity];
+        assert!(writer.write_all(&filler));
+        writer.flush();
+        assert_eq!(writer.push(b"late line\n"), 10);
+        assert_eq!(writer.write_some(), Err(Errno::AGAIN));
+        assert!(!writer.is_empty(), "the line waits in the queue");
+        assert_eq!(drain(&r), capacity);
+        writer.write_some().unwrap();
+        assert!(writer.is_empty());
+        let mut buf = [0u8; 16];
+        let n = rustix::io::read(&r, &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"late line\n");
+    }
+
+    #[test]
+    fn push_takes_only_what_fits() {
+        let (_r, w) = pipe();
+        let mut writer: Writer<8> = Writer::new(w);
+        assert_eq!(writer.push(b"0123456789"), 8);
+        assert_eq!(writer.push(b"x"), 0);
+    }
+}

@@ -4,20 +4,8 @@
 #![no_std]
 #![no_main]
 
-mod boot;
-mod bulk;
-mod clock;
-mod console;
-mod crash;
-mod event_loop;
-mod kaddr;
-mod mem;
-mod memory;
-mod modules;
-mod mounts;
-mod payload;
-mod shutdown;
-mod uart;
+include!("tree.rs");
+mod memfuncs;
 
 core::arch::global_asm!(
     ".globl _start",

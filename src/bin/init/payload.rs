@@ -1,18 +1,41 @@
-//! Starting the payload: argv from /args, stdout and stderr on pipes the
-//! event loop reads, stdin on /dev/null, its own session and process group
-//! (so what it leaves behind can be killed as one), a clean signal mask.
+//! The payload: its argv from /args, started through `spawn` with stdout and
+//! stderr on pipes, stdin on /dev/null and a session of its own (so what it
+//! leaves behind can be killed as one); then, as a reactor source, its
+//! output framed onto the link, its exit, and the bounded waits after it.
 
-use core::fmt::Write;
+use crate::clock;
+use crate::console::warning;
+use crate::link::Link;
+use crate::reactor::{Ctx, Interests, Rank, Source};
+use crate::spawn::{self, Command, SpawnError, Stdio};
+use core::ffi::CStr;
 use guestinit::cell::TakeOnce;
-use guestinit::fmt::{ErrnoText, Lossy, SliceWriter};
+use guestinit::fmt::ErrnoText;
+use guestinit::outbox::Quota;
 use guestinit::parse::args::{self, ArgsError, MAX_ARGS};
 use guestinit::proto;
-use guestinit::sys::process::{execve, exit_group, fork, Fork};
-use guestinit::sys::signal::{self, SigSet};
+use guestinit::sys::process::Reaped;
+use guestinit::wire::Tag;
 use heapless::Vec;
-use rustix::fd::OwnedFd;
+use rustix::event::PollFlags;
+use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
+use rustix::process::{kill_process_group, Pid, Signal};
+
+/// The payload's share of the frame pool: all but the kept-back buffers,
+/// until other sources need theirs.
+pub const QUOTA: Quota = Quota { lane: 1, max: 6 };
+
+/// After the payload exits, how long what it left behind may keep its
+/// output pipes open before its process group is killed.
+pub const DRAIN_GRACE_MS: u64 = 2000;
+/// After that kill, how long until the pipes are closed regardless (a
+/// process that left the group can hold them forever).
+pub const DRAIN_KILL_MS: u64 = 1000;
+/// After a stop signal is forwarded, how long the payload has to exit
+/// before its process group is killed.
+pub const STOP_GRACE_MS: u64 = 5000;
 
 /// The /args buffer: the file and one byte for the last terminator.
 const ARGS_CAP: usize = args::MAX_BYTES + 1;
@@ -20,19 +43,13 @@ const ARGS_CAP: usize = args::MAX_BYTES + 1;
 /// The file's bytes, NUL-terminated in place for execve.
 static ARGS: TakeOnce<[u8; ARGS_CAP]> = TakeOnce::new([0; ARGS_CAP]);
 
-/// What execve gives every payload.
-const ENV: [&core::ffi::CStr; 4] = [
+/// What every payload's environment holds.
+const ENV: [&CStr; 4] = [
     c"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     c"HOME=/tmp",
     c"TERM=linux",
     c"LANG=C.UTF-8",
 ];
-
-pub struct Payload {
-    pub pid: i32,
-    pub stdout: OwnedFd,
-    pub stderr: OwnedFd,
-}
 
 /// Why there is no payload to run.
 pub enum StartError {
@@ -41,8 +58,7 @@ pub enum StartError {
     TooLong,
     TooMany,
     Args(ArgsError),
-    /// pipe, open or fork failed.
-    Spawn(Errno),
+    Spawn(SpawnError),
 }
 
 impl core::fmt::Display for StartError {
@@ -52,32 +68,40 @@ impl core::fmt::Display for StartError {
             StartError::TooLong => write!(f, "/args exceeds {} bytes", args::MAX_BYTES),
             StartError::TooMany => write!(f, "/args has more than {MAX_ARGS} arguments"),
             StartError::Args(e) => write!(f, "{e}"),
-            StartError::Spawn(e) => write!(f, "start the payload: {}", ErrnoText(*e)),
+            StartError::Spawn(e) => write!(f, "start the payload: {e}"),
         }
     }
 }
 
+type Argv = Vec<&'static CStr, MAX_ARGS>;
+
 /// Reads /args and starts the program it names.
 pub fn start() -> Result<Payload, StartError> {
-    let buf = ARGS.take().expect("the payload starts once");
-    let len = read_args(buf)?;
-    let mut argv: Vec<*const u8, { MAX_ARGS + 1 }> = Vec::new();
-    nul_terminate(&mut buf[..len + 1], &mut argv)?;
-    spawn(&argv)
+    let argv = read_argv(ARGS.take().expect("the payload starts once"))?;
+    let spawned = spawn::spawn(&Command {
+        path: argv[0],
+        argv: &argv,
+        env: &ENV,
+        stdin: Stdio::Null,
+        stdout: Stdio::Pipe,
+        stderr: Stdio::Pipe,
+    })
+    .map_err(StartError::Spawn)?;
+    let [_, Some(stdout), Some(stderr)] = spawned.streams else {
+        unreachable!("stdout and stderr are piped")
+    };
+    Ok(Payload::new(spawned.pid, stdout, stderr))
 }
 
-fn read_args(buf: &mut [u8; ARGS_CAP]) -> Result<usize, StartError> {
-    let file = rustix::fs::open(
-        proto::path::ARGS,
-        OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(StartError::Read)?;
+/// The arguments of /args, each NUL-terminated in place in `buf`.
+fn read_argv(buf: &'static mut [u8; ARGS_CAP]) -> Result<Argv, StartError> {
+    let file = rustix::fs::open(proto::path::ARGS, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(StartError::Read)?;
     let mut len = 0;
     // One byte stays free for the last argument's terminator.
     while len < ARGS_CAP - 1 {
         match rustix::io::read(&file, &mut buf[len..ARGS_CAP - 1]) {
-            Ok(0) => return Ok(len),
+            Ok(0) => return nul_terminate(&mut buf[..len + 1]),
             Ok(n) => len += n,
             Err(Errno::INTR) => {}
             Err(e) => return Err(StartError::Read(e)),
@@ -86,89 +110,223 @@ fn read_args(buf: &mut [u8; ARGS_CAP]) -> Result<usize, StartError> {
     Err(StartError::TooLong)
 }
 
-/// Checks the arguments in `text[..len]` (the last byte of `text` is free),
-/// turns each line's end into a NUL and collects the pointers.
-fn nul_terminate(
-    text: &mut [u8],
-    argv: &mut Vec<*const u8, { MAX_ARGS + 1 }>,
-) -> Result<(), StartError> {
+/// Checks the arguments in `text` but its last byte (which is free), turns
+/// each line's end into a NUL and collects the strings.
+fn nul_terminate(text: &'static mut [u8]) -> Result<Argv, StartError> {
     let len = text.len() - 1;
     let count = args::split(&text[..len]).map_err(StartError::Args)?.count();
     if count > MAX_ARGS {
         return Err(StartError::TooMany);
     }
     text[len] = b'\n';
-    let mut start = 0;
+    for b in text.iter_mut().filter(|b| **b == b'\n') {
+        *b = 0;
+    }
+    let mut argv = Vec::new();
+    let mut rest: &'static [u8] = text;
     for _ in 0..count {
-        let end = start
-            + text[start..]
-                .iter()
-                .position(|&b| b == b'\n')
-                .expect("counted");
-        text[end] = 0;
-        let _ = argv.push(text[start..].as_ptr());
-        start = end + 1;
+        let arg = CStr::from_bytes_until_nul(rest).expect("terminated above");
+        rest = &rest[arg.to_bytes().len() + 1..];
+        let _ = argv.push(arg);
     }
-    let _ = argv.push(core::ptr::null());
-    Ok(())
+    Ok(argv)
 }
 
-fn spawn(argv: &[*const u8]) -> Result<Payload, StartError> {
-    let (out_r, out_w) = pipe()?;
-    let (err_r, err_w) = pipe()?;
-    let null = rustix::fs::open(c"/dev/null", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
-        .map_err(StartError::Spawn)?;
-    // SAFETY: the init is single-threaded; the child only makes syscalls.
-    match unsafe { fork() }.map_err(StartError::Spawn)? {
-        Fork::Child => exec_child(argv, &null, &out_w, &err_w),
-        Fork::Parent { pid } => Ok(Payload {
+/// How the payload ended, and when.
+pub struct Ended {
+    pub reaped: Reaped,
+    pub exit_ns: u64,
+}
+
+/// One of the payload's output pipes and the tag its bytes travel under.
+struct Pipe {
+    fd: Option<OwnedFd>,
+    tag: Tag,
+}
+
+/// The bounded wait for EOF after the payload exits.
+enum Drain {
+    Waiting,
+    Killed,
+}
+
+/// The running payload as a reactor source.
+pub struct Payload {
+    pid: i32,
+    pipes: [Pipe; 2],
+    ended: Option<Ended>,
+    drain: Drain,
+    /// When the payload's group is killed after a stop signal.
+    stop_deadline: Option<u64>,
+}
+
+impl Payload {
+    pub fn new(pid: i32, stdout: OwnedFd, stderr: OwnedFd) -> Payload {
+        let pipe = |fd, tag| Pipe { fd: Some(fd), tag };
+        Payload {
             pid,
-            stdout: out_r,
-            stderr: err_r,
-        }),
+            pipes: [pipe(stdout, Tag::SOUT), pipe(stderr, Tag::SERR)],
+            ended: None,
+            drain: Drain::Waiting,
+            stop_deadline: None,
+        }
+    }
+
+    /// How it ended; `Some` once the reactor has run it to its end.
+    pub fn ended(&self) -> Option<&Ended> {
+        self.ended.as_ref()
+    }
+
+    fn output_open(&self) -> bool {
+        self.pipes.iter().any(|p| p.fd.is_some())
+    }
+
+    fn kill_group(&self) {
+        if let Some(pgid) = Pid::from_raw(self.pid) {
+            let _ = kill_process_group(pgid, Signal::KILL);
+        }
+    }
+
+    fn drain_deadline(&self, exit_ns: u64) -> u64 {
+        let ms = match self.drain {
+            Drain::Waiting => DRAIN_GRACE_MS,
+            Drain::Killed => DRAIN_GRACE_MS + DRAIN_KILL_MS,
+        };
+        exit_ns + ms * 1_000_000
+    }
+
+    /// The drain's next step once its deadline has passed.
+    fn drain_step(&mut self) {
+        match self.drain {
+            Drain::Waiting => {
+                warning!("payload exited but its output is still open after {DRAIN_GRACE_MS} ms: killing its process group");
+                self.kill_group();
+                self.drain = Drain::Killed;
+            }
+            Drain::Killed => {
+                warning!("payload output still open {DRAIN_KILL_MS} ms after the kill: closing it");
+                for pipe in &mut self.pipes {
+                    pipe.fd = None;
+                }
+            }
+        }
     }
 }
 
-/// A pipe whose read end the loop polls without blocking; the write end
-/// stays blocking, as programs expect of their stdout.
-fn pipe() -> Result<(OwnedFd, OwnedFd), StartError> {
-    let (r, w) =
-        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(StartError::Spawn)?;
-    rustix::fs::fcntl_setfl(&r, OFlags::NONBLOCK).map_err(StartError::Spawn)?;
-    Ok((r, w))
+impl Source for Payload {
+    fn rank(&self) -> Rank {
+        Rank::Workload
+    }
+
+    fn start(&mut self, ctx: &mut Ctx<'_>) {
+        ctx.watch_child(self.pid);
+    }
+
+    fn interests<'s>(&'s self, link: &Link, out: &mut Interests<'s>) {
+        if !link.has_room(QUOTA) {
+            return;
+        }
+        for (i, pipe) in self.pipes.iter().enumerate() {
+            if let Some(fd) = &pipe.fd {
+                out.add(fd.as_fd(), PollFlags::IN, i as u8);
+            }
+        }
+    }
+
+    fn on_ready(&mut self, token: u8, _events: PollFlags, ctx: &mut Ctx<'_>) {
+        if let Some(pipe) = self.pipes.get_mut(token as usize) {
+            forward(ctx.link, pipe);
+        }
+    }
+
+    fn deadline(&self) -> Option<u64> {
+        match &self.ended {
+            Some(e) if self.output_open() => Some(self.drain_deadline(e.exit_ns)),
+            Some(_) => None,
+            None => self.stop_deadline,
+        }
+    }
+
+    fn on_deadline(&mut self, _ctx: &mut Ctx<'_>) {
+        if self.ended.is_some() {
+            self.drain_step();
+        } else {
+            warning!("payload still running {STOP_GRACE_MS} ms after the stop signal: killing it");
+            self.kill_group();
+            self.stop_deadline = None;
+        }
+    }
+
+    fn on_exit(&mut self, reaped: Reaped, _ctx: &mut Ctx<'_>) {
+        self.ended = Some(Ended {
+            reaped,
+            exit_ns: clock::now_ns(),
+        });
+    }
+
+    /// The signal goes on to the payload's process group; the run then ends
+    /// as usual when the payload exits, or at the deadline with a kill.
+    fn on_stop(&mut self, signo: u32, _ctx: &mut Ctx<'_>) {
+        if self.ended.is_some() {
+            return;
+        }
+        if let (Some(pgid), Some(sig)) = (Pid::from_raw(self.pid), Signal::from_named_raw(signo as i32)) {
+            let _ = kill_process_group(pgid, sig);
+        }
+        self.stop_deadline
+            .get_or_insert(clock::now_ns() + STOP_GRACE_MS * 1_000_000);
+    }
+
+    fn done(&self) -> bool {
+        self.ended.is_some() && !self.output_open()
+    }
 }
 
-fn exec_child(argv: &[*const u8], null: &OwnedFd, out: &OwnedFd, err: &OwnedFd) -> ! {
-    let _ = rustix::process::setsid();
-    let _ = signal::mask(SigSet::EMPTY, false);
-    let wired = rustix::stdio::dup2_stdin(null)
-        .and_then(|()| rustix::stdio::dup2_stdout(out))
-        .and_then(|()| rustix::stdio::dup2_stderr(err));
-    if let Err(e) = wired {
-        exit_group(report_exec_failure(argv[0], e, err));
+/// Moves one read of a pipe into a frame; EOF closes the pipe.
+fn forward(link: &mut Link, pipe: &mut Pipe) {
+    let Some(fd) = &pipe.fd else { return };
+    let Some(r) = link.reserve(QUOTA) else { return };
+    match rustix::io::read(fd, link.payload_area(&r)) {
+        Ok(0) => {
+            link.release(r);
+            pipe.fd = None;
+        }
+        Ok(n) => link.commit(r, pipe.tag, n),
+        Err(Errno::AGAIN | Errno::INTR) => link.release(r),
+        Err(e) => {
+            link.release(r);
+            warning!("read payload {}: {}", pipe.tag, ErrnoText(e));
+            pipe.fd = None;
+        }
     }
-    let mut envp: [*const u8; ENV.len() + 1] = [core::ptr::null(); ENV.len() + 1];
-    for (slot, var) in envp.iter_mut().zip(ENV) {
-        *slot = var.as_ptr().cast();
-    }
-    // SAFETY: argv and envp are null-terminated arrays of NUL-terminated
-    // strings (the static /args buffer and C literals) alive until exec.
-    let errno = unsafe { execve(argv[0], argv.as_ptr(), envp.as_ptr()) };
-    exit_group(report_exec_failure(argv[0], errno, err))
 }
 
-/// Writes `exec PATH: REASON` to the payload's stderr, as shells do, and
-/// returns their exit code: 127 for a missing program, 126 otherwise.
-fn report_exec_failure(path: *const u8, errno: Errno, stderr: &OwnedFd) -> i32 {
-    // SAFETY: path is argv[0], NUL-terminated in the static /args buffer.
-    let path = unsafe { core::ffi::CStr::from_ptr(path.cast()) }.to_bytes();
-    let mut buf = [0u8; 512];
-    let mut w = SliceWriter::new(&mut buf);
-    let _ = writeln!(w, "exec {}: {}", Lossy(path), ErrnoText(errno));
-    let _ = rustix::io::write(stderr, w.written());
-    if errno == Errno::NOENT || errno == Errno::NOTDIR {
-        127
-    } else {
-        126
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv_of(text: &[u8]) -> Result<Argv, StartError> {
+        let buf: &'static mut [u8] = Box::leak(std::vec![0u8; text.len() + 1].into_boxed_slice());
+        buf[..text.len()].copy_from_slice(text);
+        nul_terminate(buf)
+    }
+
+    #[test]
+    fn args_become_nul_terminated_strings_empty_ones_included() {
+        let argv = argv_of(b"/bin/sh\n-c\n\necho hi\n").ok().unwrap();
+        let got: std::vec::Vec<&[u8]> = argv.iter().map(|a| a.to_bytes()).collect();
+        assert_eq!(got, [&b"/bin/sh"[..], b"-c", b"", b"echo hi"]);
+        let last = argv_of(b"prog\nlast-without-newline").ok().unwrap();
+        assert_eq!(last[1].to_bytes(), b"last-without-newline");
+    }
+
+    #[test]
+    fn too_many_or_no_arguments_are_refused() {
+        let many = "x\n".repeat(MAX_ARGS + 1);
+        assert!(matches!(argv_of(many.as_bytes()), Err(StartError::TooMany)));
+        assert!(matches!(
+            argv_of(b""),
+            Err(StartError::Args(ArgsError::NoProgram))
+        ));
     }
 }

@@ -52,17 +52,17 @@ fn ms(ns: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use guestinit::wire::msg::Exit;
 
     #[test]
     fn marks_with_deltas_and_host_time() {
         let marks = [(1, 1_200_000_000), (2, 1_250_500_000), (9, 1_300_000_000)];
         let wait = WaitStatus {
-            exit_code: Some(0),
+            exit: Exit::Exited(0),
             user_us: 1500,
             system_us: 500,
             max_rss_kib: 2048,
             init_hwm_kib: 300,
-            ..Default::default()
         };
         let text = report(&marks, Some(&wait), Some(Duration::from_millis(4321)));
         assert_eq!(

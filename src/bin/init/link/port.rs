@@ -7,6 +7,7 @@ use core::fmt::Write;
 use guestinit::outbox::Sink;
 use guestinit::proto;
 use heapless::String;
+use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
@@ -14,25 +15,51 @@ use rustix::io::Errno;
 /// The names a host gives the port (`virtserialport,name=...`): this
 /// project's, and ktstr's VMM's.
 const PORT_NAMES: [&str; 2] = [proto::BULK_PORT, proto::KTSTR_BULK_PORT];
-/// The port used when no port carries one of [`PORT_NAMES`]: the first device's port 1.
+/// The port used when no port carries one of [`PORT_NAMES`]: the first
+/// device's port 1.
 const FALLBACK: &str = "vport0p1";
 const PORTS_DIR: &str = "/sys/class/virtio-ports";
 /// How long the port may take to appear after the modules load.
 pub const WAIT_MS: u64 = 5000;
 
+/// The port, as a sink that waits for room until its deadline (if any).
 pub struct Port {
     fd: OwnedFd,
+    deadline_ns: Option<u64>,
 }
 
 impl Sink for Port {
     fn write(&mut self, bytes: &[u8]) -> Result<usize, Errno> {
         rustix::io::write(&self.fd, bytes)
     }
+
+    fn wait_writable(&mut self) -> Result<(), Errno> {
+        let mut fds = [PollFd::new(&self.fd, PollFlags::OUT)];
+        let timeout = self.deadline_ns.map(clock::timespec_until);
+        match poll(&mut fds, timeout.as_ref()) {
+            Ok(0) => Err(Errno::TIMEDOUT),
+            Ok(_) | Err(Errno::INTR) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 impl Port {
+    /// A port over an open, non-blocking descriptor (a pipe in tests).
+    pub fn from_fd(fd: OwnedFd) -> Port {
+        Port {
+            fd,
+            deadline_ns: None,
+        }
+    }
+
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+
+    /// Bounds every later wait for room (None: without bound).
+    pub fn set_deadline(&mut self, deadline_ns: Option<u64>) {
+        self.deadline_ns = deadline_ns;
     }
 
     /// Makes writes wait until the host has taken each buffer: the last
@@ -56,7 +83,7 @@ pub fn open() -> Result<Port, PortError> {
         if let Some(path) = find() {
             let flags = OFlags::RDWR | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
             return match rustix::fs::open(path.as_str(), flags, Mode::empty()) {
-                Ok(fd) => Ok(Port { fd }),
+                Ok(fd) => Ok(Port::from_fd(fd)),
                 Err(e) => Err(PortError::Open(e)),
             };
         }
@@ -69,8 +96,8 @@ pub fn open() -> Result<Port, PortError> {
 
 type Path = String<64>;
 
-/// `/dev/vportNpM` of a port named one of [`PORT_NAMES`] in sysfs, else of an
-/// unnamed `vport0p1` (hosts that name no port), once the node exists.
+/// `/dev/vportNpM` of a port named one of [`PORT_NAMES`] in sysfs, else of
+/// an unnamed `vport0p1` (hosts that name no port), once the node exists.
 fn find() -> Option<Path> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
     let dir = rustix::fs::open(PORTS_DIR, flags, Mode::empty()).ok()?;
@@ -83,7 +110,9 @@ fn find() -> Option<Path> {
         };
         let mut name = [0u8; 64];
         match port_name(port, &mut name) {
-            Some(name) if PORT_NAMES.iter().any(|n| n.as_bytes() == name) => return dev_node(port),
+            Some(name) if PORT_NAMES.iter().any(|n| n.as_bytes() == name) => {
+                return dev_node(port)
+            }
             Some(b"") if port == FALLBACK => unnamed_fallback = true,
             _ => {}
         }

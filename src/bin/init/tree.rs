@@ -1,0 +1,17 @@
+// The init's module tree, shared by the binary (main.rs) and its host unit
+// tests (units.rs), which link the same modules with std.
+mod boot;
+mod clock;
+mod console;
+mod crash;
+mod failure;
+mod kaddr;
+mod link;
+mod modules;
+mod mounts;
+mod payload;
+mod power;
+mod reactor;
+mod rss;
+mod spawn;
+mod uart;
