@@ -2,7 +2,8 @@
 //! (resident only once touched) instead of on the stack, without `static mut`.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use rustix::fd::{BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 
 pub struct TakeOnce<T> {
     value: UnsafeCell<T>,
@@ -62,6 +63,41 @@ impl<T> Exclusive<T> {
         let result = f(unsafe { &mut *self.value.get() });
         self.busy.store(false, Ordering::Release);
         Some(result)
+    }
+}
+
+/// A descriptor kept open for the rest of the process once set, so that a
+/// static can lend it out (the serial consoles).
+pub struct StaticFd(AtomicI32);
+
+impl StaticFd {
+    pub const fn new() -> StaticFd {
+        StaticFd(AtomicI32::new(-1))
+    }
+
+    /// Keeps `fd` open for good; a second call keeps the first one.
+    pub fn set(&self, fd: OwnedFd) {
+        let raw = fd.into_raw_fd();
+        if self
+            .0
+            .compare_exchange(-1, raw, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            // SAFETY: `raw` came from an OwnedFd just above and went nowhere.
+            drop(unsafe { OwnedFd::from_raw_fd(raw) });
+        }
+    }
+
+    pub fn get(&self) -> Option<BorrowedFd<'static>> {
+        let raw = self.0.load(Ordering::Acquire);
+        // SAFETY: a stored descriptor is never closed (see `set`).
+        (raw >= 0).then(|| unsafe { BorrowedFd::borrow_raw(raw) })
+    }
+}
+
+impl Default for StaticFd {
+    fn default() -> StaticFd {
+        StaticFd::new()
     }
 }
 

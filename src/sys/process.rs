@@ -2,8 +2,13 @@
 //! `runtime` module or does not offer (wait4's resource usage).
 
 use super::raw::{check, syscall1, syscall2, syscall4};
-use super::{Errno, Result};
+use super::{signal, Errno, Result};
+use crate::fmt::{ErrnoText, Lossy, SliceWriter};
+use crate::parse::args::MAX_ARGS;
+use core::ffi::CStr;
+use core::fmt::Write;
 use linux_raw_sys::general::{__NR_clone, __NR_execve, __NR_exit_group, __NR_wait4, rusage};
+use rustix::fd::BorrowedFd;
 
 /// Which side of a fork this is.
 #[derive(Debug, PartialEq, Eq)]
@@ -39,6 +44,70 @@ pub unsafe fn execve(path: *const u8, argv: *const *const u8, envp: *const *cons
     match check(ret) {
         Err(e) => e,
         Ok(_) => unreachable!("execve returned success"),
+    }
+}
+
+/// Variables one child's environment holds at most.
+pub const MAX_ENV: usize = 32;
+
+/// Forks a child that starts a session of its own, unblocks every signal,
+/// takes `stdio` as its descriptors 0, 1 and 2, and executes `path` with
+/// `argv` and `env`; its pid. Too many arguments or variables are E2BIG,
+/// before any fork. An exec that fails is reported by the child itself on
+/// its stderr (`exec PATH: reason`), which then exits 127 for a missing
+/// program and 126 otherwise, as shells do.
+pub fn spawn(
+    path: &CStr,
+    argv: &[&CStr],
+    env: &[&CStr],
+    stdio: [BorrowedFd<'_>; 3],
+) -> Result<i32> {
+    let argv = pointers::<{ MAX_ARGS + 1 }>(argv).ok_or(Errno::TOOBIG)?;
+    let envp = pointers::<{ MAX_ENV + 1 }>(env).ok_or(Errno::TOOBIG)?;
+    // SAFETY: between fork and exec the child makes only raw syscalls on
+    // memory it owns, which is sound even in a threaded process.
+    match unsafe { fork() }? {
+        Fork::Parent { pid } => Ok(pid),
+        Fork::Child => {
+            let _ = rustix::process::setsid();
+            let _ = signal::mask(signal::SigSet::EMPTY, signal::Mask::Replace);
+            let wired = rustix::stdio::dup2_stdin(stdio[0])
+                .and_then(|()| rustix::stdio::dup2_stdout(stdio[1]))
+                .and_then(|()| rustix::stdio::dup2_stderr(stdio[2]));
+            if let Err(e) = wired {
+                exit_group(report_exec_failure(path, e));
+            }
+            // SAFETY: argv and envp are null-terminated arrays of pointers to
+            // NUL-terminated strings that outlive the call.
+            let errno = unsafe { execve(path.as_ptr().cast(), argv.as_ptr(), envp.as_ptr()) };
+            exit_group(report_exec_failure(path, errno))
+        }
+    }
+}
+
+/// A null-terminated array of pointers to `strings`; None if over `N - 1`.
+fn pointers<const N: usize>(strings: &[&CStr]) -> Option<heapless::Vec<*const u8, N>> {
+    let mut out = heapless::Vec::new();
+    for s in strings {
+        out.push(s.as_ptr().cast()).ok()?;
+    }
+    out.push(core::ptr::null()).ok()?;
+    Some(out)
+}
+
+/// Writes `exec PATH: REASON` to the child's stderr and returns the shell's
+/// exit code for it: 127 for a missing program, 126 otherwise.
+fn report_exec_failure(path: &CStr, errno: Errno) -> i32 {
+    let mut buf = [0u8; 512];
+    let mut w = SliceWriter::new(&mut buf);
+    let _ = writeln!(w, "exec {}: {}", Lossy(path.to_bytes()), ErrnoText(errno));
+    // SAFETY: fd 2 is open in every child: its stderr was wired above, or
+    // is the init's own, which it keeps open.
+    let _ = rustix::io::write(unsafe { rustix::stdio::stderr() }, w.written());
+    if errno == Errno::NOENT || errno == Errno::NOTDIR {
+        127
+    } else {
+        126
     }
 }
 
@@ -104,17 +173,24 @@ pub enum Child {
     Pid(i32),
 }
 
-/// wait4(2) with WNOHANG when `block` is false: `Ok(None)` when no child has
-/// changed state yet. `Err(ECHILD)` when there is no child at all.
-pub fn wait4(which: Child, block: bool) -> Result<Option<Reaped>> {
+/// Whether [`wait4`] waits for a child to end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    Block,
+    /// WNOHANG: `Ok(None)` when no child has ended yet.
+    NoHang,
+}
+
+/// wait4(2): `Ok(None)` when, without blocking, no child has changed state
+/// yet; `Err(ECHILD)` when there is no child at all.
+pub fn wait4(which: Child, wait: Wait) -> Result<Option<Reaped>> {
     let pid = match which {
         Child::Any => -1isize,
         Child::Pid(p) => p as isize,
     };
-    let options = if block {
-        0
-    } else {
-        linux_raw_sys::general::WNOHANG as usize
+    let options = match wait {
+        Wait::Block => 0,
+        Wait::NoHang => linux_raw_sys::general::WNOHANG as usize,
     };
     let mut status: u32 = 0;
     // SAFETY: rusage is plain old data the kernel fills in.

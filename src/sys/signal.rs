@@ -4,6 +4,7 @@
 
 use super::raw::{check, syscall2, syscall4};
 use super::Result;
+use core::sync::atomic::{AtomicUsize, Ordering};
 use linux_raw_sys::general::{
     __NR_rt_sigaction, __NR_rt_sigprocmask, __NR_sigaltstack, __NR_signalfd4, kernel_sigaction,
     kernel_sigset_t, stack_t, SA_ONSTACK, SA_RESTORER, SA_SIGINFO, SIG_BLOCK, SIG_SETMASK,
@@ -29,26 +30,82 @@ impl SigSet {
     }
 }
 
-/// A handler taking (signal, siginfo, ucontext), as SA_SIGINFO delivers.
-pub type Handler = unsafe extern "C" fn(i32, *mut SigInfo, *mut core::ffi::c_void);
-
 /// The head of the kernel's siginfo: enough to name a fault.
 #[repr(C)]
-pub struct SigInfo {
-    pub signo: i32,
-    pub errno: i32,
-    pub code: i32,
+struct SigInfo {
+    signo: i32,
+    errno: i32,
+    code: i32,
     _pad: i32,
     /// For SIGSEGV/SIGBUS/SIGILL/SIGFPE: the faulting address.
-    pub addr: usize,
+    addr: usize,
 }
 
-/// What to do on a signal.
-pub enum Action {
-    Default,
-    Ignore,
-    /// Run `Handler` on the alternate stack with these signals blocked.
-    Handle(Handler, SigSet),
+/// Offset of the saved RIP in x86_64's ucontext: uc_flags, uc_link and
+/// uc_stack (40 bytes), then gregs[REG_RIP = 16].
+const UCONTEXT_RIP: usize = 40 + 16 * 8;
+
+/// A fault signal as its handler sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Fault {
+    pub signo: u32,
+    /// The faulting address (SIGSEGV, SIGBUS, SIGILL, SIGFPE).
+    pub addr: usize,
+    /// Where the faulting instruction is.
+    pub ip: usize,
+    /// The kernel raised it (si_code > 0); otherwise a process sent it with
+    /// kill or sigqueue, and nothing faulted.
+    pub raised_by_kernel: bool,
+}
+
+/// What a fault handler is: it may return only for a signal the kernel
+/// did not raise (returning from a real fault re-runs the instruction).
+pub type FaultHandler = fn(&Fault);
+
+/// The one fault handler, for the trampoline the kernel calls.
+static FAULT_HANDLER: AtomicUsize = AtomicUsize::new(0);
+
+/// Runs `handler` for each signal of `signals`, on the alternate stack,
+/// with all of them blocked while it runs.
+pub fn on_faults(signals: SigSet, handler: FaultHandler) -> Result<()> {
+    FAULT_HANDLER.store(handler as *const () as usize, Ordering::Release);
+    (1..=64)
+        .filter(|&sig| signals.contains(sig))
+        .try_for_each(|sig| set_handler(sig, signals))
+}
+
+/// The SA_SIGINFO entry point: decodes siginfo and ucontext into a
+/// [`Fault`] and calls the installed handler.
+unsafe extern "C" fn fault_trampoline(sig: i32, info: *mut SigInfo, ctx: *mut core::ffi::c_void) {
+    // SAFETY: the kernel passes valid siginfo and ucontext pointers to an
+    // SA_SIGINFO handler.
+    let (code, addr, ip) = unsafe {
+        (
+            (*info).code,
+            (*info).addr,
+            *(ctx.cast::<u8>().add(UCONTEXT_RIP) as *const usize),
+        )
+    };
+    let fault = Fault {
+        signo: sig as u32,
+        addr,
+        ip,
+        raised_by_kernel: code > 0,
+    };
+    let handler = FAULT_HANDLER.load(Ordering::Acquire);
+    if handler != 0 {
+        // SAFETY: only `on_faults` stores here, and it stores a FaultHandler.
+        let handler = unsafe { core::mem::transmute::<usize, FaultHandler>(handler) };
+        handler(&fault);
+    }
+}
+
+/// Faults now with a real SIGSEGV, as the kernel raises it (crash tests).
+pub fn segfault() -> ! {
+    // SAFETY: the store to address 0 faults on purpose, in asm so that the
+    // compiler assumes nothing of it.
+    unsafe { core::arch::asm!("mov byte ptr [0], 0", options(nostack)) };
+    unreachable!("the store to address 0 faults")
 }
 
 core::arch::global_asm!(
@@ -68,16 +125,14 @@ extern "C" {
     fn guestinit_restore_rt();
 }
 
-/// rt_sigaction(2).
-pub fn set_action(sig: u32, action: Action) -> Result<()> {
-    let (handler, flags, mask) = match action {
-        Action::Default => (0usize, 0, SigSet::EMPTY),
-        Action::Ignore => (1usize, 0, SigSet::EMPTY),
-        Action::Handle(h, mask) => (h as usize, SA_SIGINFO | SA_ONSTACK, mask),
-    };
+/// rt_sigaction(2): the fault trampoline on the alternate stack, with
+/// `mask` blocked while it runs.
+fn set_handler(sig: u32, mask: SigSet) -> Result<()> {
+    let handler = fault_trampoline as *const () as usize;
+    let flags = SA_SIGINFO | SA_ONSTACK;
     let act = kernel_sigaction {
-        // SAFETY: 0 (SIG_DFL), 1 (SIG_IGN) and a handler address are the
-        // values the kernel accepts here; the field is only a pointer slot.
+        // SAFETY: a handler address is a value the kernel accepts here; the
+        // field is only a pointer slot.
         sa_handler_kernel: unsafe {
             core::mem::transmute::<usize, linux_raw_sys::general::__kernel_sighandler_t>(handler)
         },
@@ -98,9 +153,21 @@ pub fn set_action(sig: u32, action: Action) -> Result<()> {
     check(ret).map(drop)
 }
 
-/// Adds `set` to the blocked signals (`block`) or makes it the whole mask.
-pub fn mask(set: SigSet, block: bool) -> Result<()> {
-    let how = if block { SIG_BLOCK } else { SIG_SETMASK };
+/// How [`mask`] changes the blocked signals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mask {
+    /// Adds the set to those blocked.
+    Block,
+    /// Makes the set the whole mask.
+    Replace,
+}
+
+/// rt_sigprocmask(2).
+pub fn mask(set: SigSet, how: Mask) -> Result<()> {
+    let how = match how {
+        Mask::Block => SIG_BLOCK,
+        Mask::Replace => SIG_SETMASK,
+    };
     let raw = set.raw();
     // SAFETY: raw is a valid sigset for the duration of the call.
     let ret = unsafe {

@@ -1,7 +1,7 @@
 //! The syscall layer exercised for real on the host: fork, exec, reap.
 
-use super::process::{execve, exit_group, fork, wait4, Child, Exit, Fork};
-use super::signal::{mask, signalfd, signalfd_signo, SigSet, SIGNALFD_INFO_LEN};
+use super::process::{execve, exit_group, fork, wait4, Child, Exit, Fork, Wait};
+use super::signal::{mask, signalfd, signalfd_signo, Mask, SigSet, SIGNALFD_INFO_LEN};
 use super::Errno;
 
 /// Forks; the child runs `child` and exits with its result; returns the exit.
@@ -9,7 +9,7 @@ fn in_child(child: impl FnOnce() -> i32) -> Exit {
     // SAFETY: the child only makes raw syscalls before exit_group.
     match unsafe { fork() }.unwrap() {
         Fork::Child => exit_group(child()),
-        Fork::Parent { pid } => wait4(Child::Pid(pid), true).unwrap().unwrap().exit,
+        Fork::Parent { pid } => wait4(Child::Pid(pid), Wait::Block).unwrap().unwrap().exit,
     }
 }
 
@@ -64,7 +64,7 @@ fn wait4_reports_resource_use() {
         ),
         Fork::Parent { pid } => pid,
     };
-    let reaped = wait4(Child::Pid(pid), true).unwrap().unwrap();
+    let reaped = wait4(Child::Pid(pid), Wait::Block).unwrap().unwrap();
     assert_eq!(reaped.pid, pid);
     assert_eq!(reaped.exit, Exit::Exited(0));
     assert!(reaped.usage.max_rss_kib > 0, "{:?}", reaped.usage);
@@ -82,9 +82,9 @@ fn wait4_without_block_returns_none_while_the_child_runs() {
         Fork::Child => exit_group(exec_sh(b"sleep 1\0").raw_os_error()),
         Fork::Parent { pid } => pid,
     };
-    assert_eq!(wait4(Child::Pid(pid), false).unwrap(), None);
-    assert!(wait4(Child::Pid(pid), true).unwrap().is_some());
-    assert_eq!(wait4(Child::Pid(pid), false), Err(Errno::CHILD));
+    assert_eq!(wait4(Child::Pid(pid), Wait::NoHang).unwrap(), None);
+    assert!(wait4(Child::Pid(pid), Wait::Block).unwrap().is_some());
+    assert_eq!(wait4(Child::Pid(pid), Wait::NoHang), Err(Errno::CHILD));
 }
 
 #[test]
@@ -92,7 +92,7 @@ fn signalfd_receives_a_blocked_signal() {
     let usr1 = linux_raw_sys::general::SIGUSR1;
     let exit = in_child(|| {
         let set = SigSet::EMPTY.with(usr1);
-        mask(set, true).unwrap();
+        mask(set, Mask::Block).unwrap();
         let fd = signalfd(set).unwrap();
         rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::USR1)
             .unwrap();
@@ -101,17 +101,6 @@ fn signalfd_receives_a_blocked_signal() {
         (n == SIGNALFD_INFO_LEN && signalfd_signo(&record) == usr1) as i32
     });
     assert_eq!(exit, Exit::Exited(1));
-}
-
-#[test]
-fn finit_module_rejects_a_file_that_is_no_module() {
-    let file = rustix::fs::open(
-        "/proc/self/stat",
-        rustix::fs::OFlags::RDONLY,
-        rustix::fs::Mode::empty(),
-    )
-    .unwrap();
-    assert!(super::module::finit_module(&file, 0).is_err());
 }
 
 #[test]

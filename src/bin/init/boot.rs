@@ -9,8 +9,8 @@ use crate::{clock, crash, failure, kaddr, modules, mounts, power, rss};
 use guestinit::cell::TakeOnce;
 use guestinit::parse::cmdline::Cmdline;
 use guestinit::proto;
-use guestinit::sys::power as reboot;
-use guestinit::sys::signal::{self, SigSet};
+use rustix::system::{reboot, RebootCommand};
+use guestinit::sys::signal::{self, Mask, SigSet};
 use guestinit::fmt::ErrnoText;
 use guestinit::wire::msg::{Mark, Phase, Timeline, WaitStatus};
 use guestinit::wire::Tag;
@@ -48,7 +48,7 @@ pub fn run(entry_ns: u64) -> ! {
         crash::requested(how);
     }
     // Ctrl-Alt-Del arrives as SIGINT, which the reactor handles, not as a reset.
-    let _ = reboot::ctrl_alt_del_as_signal();
+    let _ = reboot(RebootCommand::CadOff);
     modules::load_all();
     let complete = rustix::fs::access(proto::path::SENTINEL, rustix::fs::Access::EXISTS).is_ok();
     let signals = block_signals();
@@ -94,7 +94,7 @@ fn block_signals() -> OwnedFd {
         .with(SIGTERM)
         .with(SIGINT)
         .with(SIGPWR);
-    let blocked = signal::mask(set, true).and_then(|()| signal::signalfd(set));
+    let blocked = signal::mask(set, Mask::Block).and_then(|()| signal::signalfd(set));
     match blocked {
         Ok(fd) => fd,
         Err(e) => panic!("signalfd: {}", ErrnoText(e)),

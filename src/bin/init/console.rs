@@ -7,35 +7,33 @@
 
 use crate::link::Link;
 use crate::reactor::{Ctx, Interests, Rank, Source};
-use crate::uart;
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicI32, Ordering};
-use guestinit::cell::Exclusive;
+use guestinit::cell::{Exclusive, StaticFd};
 use guestinit::fmt::SliceWriter;
 use guestinit::proto;
+use guestinit::sys::uart::Uart;
 use heapless::Deque;
 use rustix::event::{poll, PollFd, PollFlags};
-use rustix::fd::{BorrowedFd, IntoRawFd, OwnedFd};
+use rustix::fd::{BorrowedFd, IntoRawFd};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
 /// Bytes COM2 may hold back: a burst of warnings.
 const COM2_BACKLOG: usize = 4096;
 
-static COM1_FD: AtomicI32 = AtomicI32::new(-1);
-static COM2: Exclusive<Option<Writer<COM2_BACKLOG>>> = Exclusive::new(None);
-/// COM2's descriptor, for the reactor's poll set (the writer owns it).
-static COM2_FD: AtomicI32 = AtomicI32::new(-1);
+static COM1_FD: StaticFd = StaticFd::new();
+static COM2_FD: StaticFd = StaticFd::new();
+static COM2: Exclusive<Option<Writer<'static, COM2_BACKLOG>>> = Exclusive::new(None);
 
 /// Opens the serial devices once devtmpfs is mounted.
 pub fn open_serial() {
     let flags = OFlags::WRONLY | OFlags::NOCTTY | OFlags::CLOEXEC;
     if let Ok(fd) = rustix::fs::open(c"/dev/ttyS0", flags, Mode::empty()) {
-        COM1_FD.store(fd.into_raw_fd(), Ordering::Release);
+        COM1_FD.set(fd);
     }
     if let Ok(fd) = rustix::fs::open(c"/dev/ttyS1", flags | OFlags::NONBLOCK, Mode::empty()) {
-        COM2_FD.store(rustix::fd::AsRawFd::as_raw_fd(&fd), Ordering::Release);
-        COM2.with(|slot| *slot = Some(Writer::new(fd)));
+        COM2_FD.set(fd);
+        COM2.with(|slot| *slot = COM2_FD.get().map(Writer::new));
     }
 }
 
@@ -54,13 +52,13 @@ pub fn ensure_std_fds() {
 }
 
 /// A bounded queue in front of a non-blocking descriptor.
-pub struct Writer<const CAP: usize> {
-    fd: OwnedFd,
+pub struct Writer<'fd, const CAP: usize> {
+    fd: BorrowedFd<'fd>,
     queue: Deque<u8, CAP>,
 }
 
-impl<const CAP: usize> Writer<CAP> {
-    pub fn new(fd: OwnedFd) -> Self {
+impl<'fd, const CAP: usize> Writer<'fd, CAP> {
+    pub fn new(fd: BorrowedFd<'fd>) -> Self {
         Writer {
             fd,
             queue: Deque::new(),
@@ -86,7 +84,7 @@ impl<const CAP: usize> Writer<CAP> {
         if front.is_empty() {
             return Ok(());
         }
-        let n = rustix::io::write(&self.fd, front)?;
+        let n = rustix::io::write(self.fd, front)?;
         for _ in 0..n {
             self.queue.pop_front();
         }
@@ -122,7 +120,7 @@ impl<const CAP: usize> Writer<CAP> {
     }
 
     fn wait_writable(&self) {
-        let mut fds = [PollFd::new(&self.fd, PollFlags::OUT)];
+        let mut fds = [PollFd::from_borrowed_fd(self.fd, PollFlags::OUT)];
         let _ = poll(&mut fds, None);
     }
 }
@@ -136,11 +134,8 @@ impl Source for Com2Drain {
     }
 
     fn interests<'s>(&'s self, _link: &Link, out: &mut Interests<'s>) {
-        let raw = COM2_FD.load(Ordering::Acquire);
-        if raw >= 0 && !self.done() {
-            // SAFETY: the descriptor is owned by the writer in the static
-            // COM2, which is never dropped or closed.
-            out.add(unsafe { BorrowedFd::borrow_raw(raw) }, PollFlags::OUT, 0);
+        if let (Some(fd), false) = (COM2_FD.get(), self.done()) {
+            out.add(fd, PollFlags::OUT, 0);
         }
     }
 
@@ -162,31 +157,27 @@ pub fn flush() {
 fn write_com2(bytes: &[u8]) {
     let queued = COM2.with(|w| w.as_mut().is_some_and(|w| w.write_all(bytes)));
     if queued != Some(true) {
-        fallback(uart::COM2, bytes);
+        fallback(Uart::Com2, bytes);
     }
 }
 
 fn write_com1(bytes: &[u8]) {
-    let raw = COM1_FD.load(Ordering::Acquire);
-    if raw >= 0 {
-        // SAFETY: the fd was stored by open_serial and is never closed.
-        let fd = unsafe { BorrowedFd::borrow_raw(raw) };
-        if write_all_blocking(fd, bytes) {
-            return;
-        }
+    if COM1_FD.get().is_some_and(|fd| write_all_blocking(fd, bytes)) {
+        return;
     }
-    fallback(uart::COM1, bytes);
+    fallback(Uart::Com1, bytes);
 }
 
-/// No device file: port I/O in the guest; the test's stderr on the host.
-fn fallback(base: u16, bytes: &[u8]) {
-    #[cfg(test)]
-    {
-        let _ = base;
-        std::eprint!("{}", std::string::String::from_utf8_lossy(bytes));
-    }
-    #[cfg(not(test))]
-    uart::write(base, bytes);
+/// No device file: port I/O.
+#[cfg(not(test))]
+fn fallback(uart: Uart, bytes: &[u8]) {
+    guestinit::sys::uart::write(uart, bytes);
+}
+
+/// Host tests: their stderr, never the host's own UARTs.
+#[cfg(test)]
+fn fallback(_: Uart, bytes: &[u8]) {
+    std::eprint!("{}", std::string::String::from_utf8_lossy(bytes));
 }
 
 fn write_all_blocking(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> bool {
@@ -242,6 +233,7 @@ pub(crate) use warning;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustix::fd::{AsFd, OwnedFd};
 
     fn pipe() -> (OwnedFd, OwnedFd) {
         let (r, w) = rustix::pipe::pipe().unwrap();
@@ -263,7 +255,7 @@ mod tests {
     fn a_full_line_holds_bytes_back_without_blocking_and_sends_them_later() {
         let (r, w) = pipe();
         let capacity = rustix::pipe::fcntl_getpipe_size(&w).unwrap();
-        let mut writer: Writer<64> = Writer::new(w);
+        let mut writer: Writer<'_, 64> = Writer::new(w.as_fd());
         // Fill the pipe as a slow UART would be full.
         let filler = std::vec![b'x'; capacity];
         assert!(writer.write_all(&filler));
@@ -282,7 +274,7 @@ mod tests {
     #[test]
     fn push_takes_only_what_fits() {
         let (_r, w) = pipe();
-        let mut writer: Writer<8> = Writer::new(w);
+        let mut writer: Writer<'_, 8> = Writer::new(w.as_fd());
         assert_eq!(writer.push(b"0123456789"), 8);
         assert_eq!(writer.push(b"x"), 0);
     }

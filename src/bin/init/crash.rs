@@ -1,14 +1,15 @@
 //! The init's own crashes: a panic or a fatal signal writes one `PANIC:` line
 //! to COM2 then COM1 by port I/O (no allocation, no locks, no virtio), waits
 //! for the UARTs to drain and reboots, so the kernel never sees PID 1 die.
+//! A fault signal some process sent with kill is no crash: it is ignored.
 
-use crate::uart;
 use core::fmt::Write;
 use guestinit::cell::TakeOnce;
 use guestinit::fmt::SliceWriter;
 use guestinit::proto;
-use guestinit::sys::power;
-use guestinit::sys::signal::{self, Action, SigInfo, SigSet};
+use rustix::system::{reboot, RebootCommand};
+use guestinit::sys::signal::{self, Fault, SigSet};
+use guestinit::sys::uart::{self, Uart};
 use linux_raw_sys::general::{SIGABRT, SIGBUS, SIGFPE, SIGILL, SIGSEGV};
 
 const FATAL_SIGNALS: [(u32, &str); 5] = [
@@ -30,34 +31,26 @@ pub fn install() {
     let all = FATAL_SIGNALS
         .iter()
         .fold(SigSet::EMPTY, |s, (n, _)| s.with(*n));
-    for (sig, _) in FATAL_SIGNALS {
-        let _ = signal::set_action(sig, Action::Handle(on_fatal_signal, all));
-    }
+    let _ = signal::on_faults(all, on_fault);
 }
 
-/// Offset of the saved RIP in x86_64's ucontext: uc_flags, uc_link and
-/// uc_stack (40 bytes), then gregs[REG_RIP = 16].
-const UCONTEXT_RIP: usize = 40 + 16 * 8;
-
-unsafe extern "C" fn on_fatal_signal(sig: i32, info: *mut SigInfo, ctx: *mut core::ffi::c_void) {
+fn on_fault(fault: &Fault) {
+    if !fault.raised_by_kernel {
+        // kill -SEGV 1 from a payload: nothing faulted, nothing to report.
+        return;
+    }
     let name = FATAL_SIGNALS
         .iter()
-        .find(|(n, _)| *n as i32 == sig)
+        .find(|(n, _)| *n == fault.signo)
         .map_or("signal", |(_, name)| name);
-    // SAFETY: the kernel passes valid siginfo and ucontext pointers to an
-    // SA_SIGINFO handler.
-    let (addr, ip) = unsafe {
-        (
-            (*info).addr,
-            *(ctx.cast::<u8>().add(UCONTEXT_RIP) as *const usize),
-        )
-    };
     let mut buf = [0u8; 160];
     let mut w = SliceWriter::new(&mut buf);
     let _ = writeln!(
         w,
-        "{}fatal signal {name} at addr {addr:#x} ip {ip:#x}",
-        proto::prefix::PANIC
+        "{}fatal signal {name} at addr {:#x} ip {:#x}",
+        proto::prefix::PANIC,
+        fault.addr,
+        fault.ip
     );
     report_and_reboot(w.written())
 }
@@ -83,12 +76,12 @@ pub fn on_panic(info: &core::panic::PanicInfo<'_>) -> ! {
 }
 
 fn report_and_reboot(line: &[u8]) -> ! {
-    uart::write(uart::COM2, line);
-    uart::write(uart::COM1, line);
-    uart::drain(uart::COM2);
-    uart::drain(uart::COM1);
+    uart::write(Uart::Com2, line);
+    uart::write(Uart::Com1, line);
+    uart::drain(Uart::Com2);
+    uart::drain(Uart::Com1);
     // panic=-1 and the VMM's -no-reboot make a restart end the VM.
-    let _ = power::restart();
+    let _ = reboot(RebootCommand::Restart);
     guestinit::sys::process::exit_group(1)
 }
 
@@ -96,9 +89,7 @@ fn report_and_reboot(line: &[u8]) -> ! {
 pub fn requested(how: &[u8]) {
     match how {
         b"panic" => panic!("crash requested by guestinit.crash=panic"),
-        // SAFETY: the store faults on purpose (in asm, so the compiler
-        // assumes nothing); the SIGSEGV handler reboots, so it never returns.
-        b"segv" => unsafe { core::arch::asm!("mov byte ptr [0], 0", options(nostack)) },
+        b"segv" => signal::segfault(),
         _ => crate::console::warning!("unknown guestinit.crash value ignored"),
     }
 }

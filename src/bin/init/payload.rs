@@ -7,7 +7,7 @@ use crate::clock;
 use crate::console::warning;
 use crate::link::Link;
 use crate::reactor::{Ctx, Interests, Rank, Source};
-use crate::spawn::{self, Command, SpawnError, Stdio};
+use crate::spawn::{self, Command, Stdio};
 use core::ffi::CStr;
 use guestinit::cell::TakeOnce;
 use guestinit::fmt::ErrnoText;
@@ -58,7 +58,8 @@ pub enum StartError {
     TooLong,
     TooMany,
     Args(ArgsError),
-    Spawn(SpawnError),
+    /// A pipe or the fork failed, or argv is too long (E2BIG).
+    Spawn(Errno),
 }
 
 impl core::fmt::Display for StartError {
@@ -68,7 +69,7 @@ impl core::fmt::Display for StartError {
             StartError::TooLong => write!(f, "/args exceeds {} bytes", args::MAX_BYTES),
             StartError::TooMany => write!(f, "/args has more than {MAX_ARGS} arguments"),
             StartError::Args(e) => write!(f, "{e}"),
-            StartError::Spawn(e) => write!(f, "start the payload: {e}"),
+            StartError::Spawn(e) => write!(f, "start the payload: {}", ErrnoText(*e)),
         }
     }
 }

@@ -9,7 +9,7 @@ use crate::clock;
 use crate::console::warning;
 use crate::link::Link;
 use guestinit::fmt::ErrnoText;
-use guestinit::sys::process::{wait4, Child as Which, Reaped};
+use guestinit::sys::process::{wait4, Child as Which, Reaped, Wait};
 use guestinit::sys::signal::{signalfd_signo, SIGNALFD_INFO_LEN};
 use heapless::Vec;
 use linux_raw_sys::general::SIGCHLD;
@@ -275,7 +275,7 @@ impl Reactor {
         match target {
             Target::Signals => self.on_signals(link, sources),
             Target::Child(pid) => {
-                if let Ok(Some(reaped)) = wait4(Which::Pid(pid), false) {
+                if let Ok(Some(reaped)) = wait4(Which::Pid(pid), Wait::NoHang) {
                     self.deliver(reaped, link, sources);
                 }
             }
@@ -312,7 +312,7 @@ impl Reactor {
     /// Reaps every child that has ended: watched ones go to their owners,
     /// orphans re-parented to PID 1 are just collected.
     fn reap_all(&mut self, link: &mut Link, sources: &mut [&mut dyn Source]) {
-        while let Ok(Some(reaped)) = wait4(Which::Any, false) {
+        while let Ok(Some(reaped)) = wait4(Which::Any, Wait::NoHang) {
             self.deliver(reaped, link, sources);
         }
     }

@@ -14,4 +14,3 @@ mod power;
 mod reactor;
 mod rss;
 mod spawn;
-mod uart;

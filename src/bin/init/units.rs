@@ -2,5 +2,6 @@
 //! init_units`): the module tree of main.rs, linked with std. What only the
 //! entry point reaches is unused here.
 #![allow(dead_code)]
+#![deny(unsafe_code)]
 
 include!("tree.rs");
