@@ -147,6 +147,24 @@ truncated: 18 bytes at the end complete no frame
     }
 
     #[test]
+    fn every_life_phase_renders_by_name() {
+        let text = |phase: u8| render::frame_text(Tag::LIFE, &[phase]);
+        assert_eq!(text(5), "LIFE 1 phase=WorkloadDispatched");
+        assert_eq!(text(6), "LIFE 1 phase=SchedulerAttached");
+        assert_eq!(text(0), "LIFE 1 phase=invalid(0)");
+        assert_eq!(text(7), "LIFE 1 phase=invalid(7)");
+        let json = render::event_json(
+            &Event::Frame {
+                tag: Tag::LIFE,
+                payload: &[6],
+            },
+            false,
+        );
+        assert_eq!(json["phase"], "SchedulerAttached");
+        assert_eq!(json["phase_code"], 6);
+    }
+
+    #[test]
     fn json_lines_parse_back() {
         let lines: Vec<serde_json::Value> = decoded(true)
             .lines()
