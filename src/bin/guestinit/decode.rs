@@ -1,8 +1,8 @@
 //! `guestinit decode`: the events of a saved bulk-port capture, one line
 //! each, as text or JSON. Also the event loop shared with `run`.
 
-use std::fs;
-use std::io::{self, Write};
+use std::fs::File;
+use std::io::{self, Read, Write};
 
 use guestinit::wire::{Decoder, Event, HEADER_LEN, MAX_PAYLOAD};
 
@@ -35,36 +35,88 @@ pub fn finish(decoder: &mut Decoder<'_>, mut on_event: impl FnMut(Event<'_>)) {
     }
 }
 
-pub fn main(args: DecodeArgs) -> Result<()> {
-    let data = fs::read(&args.file).map_err(|source| Error::Read {
-        path: args.file.clone(),
-        source,
-    })?;
-    let stdout = io::stdout().lock();
-    // A closed stdout (`| head`) ends the listing quietly: the file was read.
-    let _ = write_events(&data, args.json, stdout);
-    Ok(())
+/// Bytes read from the capture at a time: the listing's memory stays this
+/// and the decoder's buffer, whatever the file's size.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Why a listing stopped before the end of its input.
+#[derive(Debug)]
+pub enum Stopped {
+    Read(io::Error),
+    /// The output failed or was closed.
+    Write,
 }
 
-/// Writes one line per event of `data` to `out`.
-pub fn write_events(data: &[u8], json: bool, mut out: impl Write) -> io::Result<()> {
+pub fn main(args: DecodeArgs) -> Result<()> {
+    let read_error = |source| Error::Read {
+        path: args.file.clone(),
+        source,
+    };
+    let file = File::open(&args.file).map_err(read_error)?;
+    let stdout = io::stdout().lock();
+    match write_events(file, args.json, stdout) {
+        Err(Stopped::Read(source)) => Err(read_error(source)),
+        // A closed stdout (`| head`) ends the listing quietly.
+        Err(Stopped::Write) | Ok(()) => Ok(()),
+    }
+}
+
+/// Writes one line per event of the stream `input` to `out`, reading it in
+/// chunks.
+pub fn write_events(
+    mut input: impl Read,
+    json: bool,
+    out: impl Write,
+) -> std::result::Result<(), Stopped> {
     let mut buffer = decoder_buffer();
     let mut decoder = Decoder::new(&mut buffer);
-    let mut result = Ok(());
-    let mut line = |event: Event<'_>, at_end: bool| {
-        if result.is_ok() {
-            let text = if json {
+    let mut chunk = vec![0u8; READ_CHUNK];
+    let mut listing = Listing {
+        out,
+        json,
+        written: Ok(()),
+    };
+    // Reading stops once stdout is gone: nobody would see the rest.
+    while listing.written.is_ok() {
+        let n = match input.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Stopped::Read(e)),
+        };
+        feed(&mut decoder, &chunk[..n], |e| listing.line(e, false));
+    }
+    finish(&mut decoder, |e| listing.line(e, true));
+    listing.end()
+}
+
+/// The output side of a listing: lines until the first write error.
+struct Listing<W> {
+    out: W,
+    json: bool,
+    written: io::Result<()>,
+}
+
+impl<W: Write> Listing<W> {
+    fn line(&mut self, event: Event<'_>, at_end: bool) {
+        if self.written.is_ok() {
+            let text = if self.json {
                 render::event_json(&event, at_end).to_string()
             } else {
                 render::event_text(&event, at_end)
             };
-            result = writeln!(out, "{text}");
+            self.written = writeln!(self.out, "{text}");
         }
-    };
-    feed(&mut decoder, data, |e| line(e, false));
-    finish(&mut decoder, |e| line(e, true));
-    result?;
-    out.flush()
+    }
+
+    fn end(self) -> std::result::Result<(), Stopped> {
+        let Listing {
+            mut out, written, ..
+        } = self;
+        written
+            .and_then(|()| out.flush())
+            .map_err(|_| Stopped::Write)
+    }
 }
 
 #[cfg(test)]
@@ -119,7 +171,7 @@ pub(crate) mod tests {
 
     fn decoded(json: bool) -> String {
         let mut out = Vec::new();
-        write_events(&stream(), json, &mut out).unwrap();
+        write_events(&stream()[..], json, &mut out).unwrap();
         String::from_utf8(out).unwrap()
     }
 
