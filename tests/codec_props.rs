@@ -7,7 +7,7 @@ mod props;
 #[path = "props/replay.rs"]
 mod replay;
 
-use guestinit::wire::{encode, encoded_len, Tag, HEADER_LEN};
+use guestinit::wire::{encode, encoded_len, Decoder, Tag};
 use props::{Claim, EncodeInto, Ev, Frames, Msg, MsgInput, Resync};
 use proptest::prelude::*;
 
@@ -58,10 +58,17 @@ proptest! {
     #[test]
     fn decoder_accounts_for_every_byte(
         stream in noisy_stream(),
-        buf_extra in 1usize..600,
+        max in 1usize..600,
         cuts in prop::collection::vec(0usize..70, 0..32),
     ) {
-        props::decode_checked(&stream, HEADER_LEN + buf_extra, cuts);
+        props::decode_checked(&stream, max, cuts);
+    }
+
+    #[test]
+    fn decoder_takes_the_largest_bound_its_buffer_fits(len in 38usize..1 << 20) {
+        let mut buf = vec![0u8; len];
+        let max = Decoder::new(&mut buf).max_payload();
+        prop_assert!(Decoder::buffer_len(max) <= len && len < Decoder::buffer_len(max + 1));
     }
 
     #[test]
@@ -117,7 +124,7 @@ fn a_straddling_frame_is_what_the_guarantee_leaves_out() {
     assert!(props::frame_straddles(&stream, garbage.len(), 64));
     assert!(!props::frame_straddles(&stream, 0, 64));
     // And the decoder does lose that next frame.
-    let events = props::decode_checked(&stream, HEADER_LEN + 64, []);
+    let events = props::decode_checked(&stream, 64, []);
     let frames: Vec<_> = events
         .iter()
         .filter(|(_, e)| matches!(e, Ev::Frame { .. }))
