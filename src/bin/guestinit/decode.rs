@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 
-use guestinit::wire::{Decoder, Event, HEADER_LEN, MAX_PAYLOAD};
+use guestinit::wire::{Decoder, Event, MAX_PAYLOAD};
 
 use crate::cli::DecodeArgs;
 use crate::error::{Error, Result};
@@ -12,7 +12,7 @@ use crate::render;
 
 /// A decoder buffer as large as the biggest frame the host accepts.
 pub fn decoder_buffer() -> Vec<u8> {
-    vec![0; HEADER_LEN + MAX_PAYLOAD]
+    vec![0; Decoder::buffer_len(MAX_PAYLOAD)]
 }
 
 /// Feeds all of `input` to `decoder`, handing each event to `on_event`.
@@ -53,7 +53,8 @@ pub fn main(args: DecodeArgs) -> Result<()> {
         source,
     };
     let file = File::open(&args.file).map_err(read_error)?;
-    let stdout = io::stdout().lock();
+    // Block-buffered: a line-buffered stdout costs a write(2) per event.
+    let stdout = io::BufWriter::with_capacity(READ_CHUNK, io::stdout().lock());
     match write_events(file, args.json, stdout) {
         Err(Stopped::Read(source)) => Err(read_error(source)),
         // A closed stdout (`| head`) ends the listing quietly.
@@ -123,7 +124,7 @@ impl<W: Write> Listing<W> {
 pub(crate) mod tests {
     use super::*;
     use guestinit::wire::msg::{KernelAddrs, Mark, Phase, Timeline, WaitStatus};
-    use guestinit::wire::{encode, encoded_len, Tag};
+    use guestinit::wire::{encode, encoded_len, Tag, HEADER_LEN};
 
     /// One encoded frame, for the host's tests.
     pub(crate) fn frame(tag: Tag, payload: &[u8]) -> Vec<u8> {
