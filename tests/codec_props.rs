@@ -7,7 +7,7 @@ mod props;
 #[path = "props/replay.rs"]
 mod replay;
 
-use guestinit::wire::{encode, encoded_len, Decoder, Tag};
+use guestinit::wire::{encode, encoded_len, Decoder, Tag, HEADER_LEN};
 use props::{Claim, EncodeInto, Ev, Frames, Msg, MsgInput, Resync};
 use proptest::prelude::*;
 
@@ -131,6 +131,35 @@ fn a_straddling_frame_is_what_the_guarantee_leaves_out() {
         .collect();
     assert_eq!(frames.len(), 1);
     assert!(matches!(&frames[0].1, Ev::Frame { tag, .. } if *tag == Tag::SERR));
+}
+
+#[test]
+fn long_candidates_are_checked_exactly_across_window_moves() {
+    // Long frames with a bad CRC, each hiding a short valid frame, then a
+    // long valid frame: the long payloads take the prefix-CRC path.
+    let long: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+    let inner = frame(Tag::SERR, b"inner");
+    let mut stream = Vec::new();
+    for at in [1000, 30_000, 69_000] {
+        let mut liar = frame(Tag::SOUT, &long);
+        liar[HEADER_LEN + at..][..inner.len()].copy_from_slice(&inner);
+        stream.extend(liar);
+    }
+    stream.extend(frame(Tag::EXIT, &long));
+    for cut in [997, 4096, 65_536] {
+        // decode_checked checks each mismatch's reported CRC by hashing.
+        let events = props::decode_checked(&stream, 80_000, std::iter::repeat_n(cut, 400));
+        let count = |want: &dyn Fn(&Ev) -> bool| events.iter().filter(|(_, e)| want(e)).count();
+        assert_eq!(
+            count(&|e| matches!(e, Ev::CrcMismatch { len: 70_000, .. })),
+            3
+        );
+        assert_eq!(count(&|e| matches!(e, Ev::Frame { tag: Tag::SERR, .. })), 3);
+        assert!(matches!(
+            events.last(),
+            Some((_, Ev::Frame { tag: Tag::EXIT, .. }))
+        ));
+    }
 }
 
 #[test]
