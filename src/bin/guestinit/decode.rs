@@ -41,7 +41,7 @@ const READ_CHUNK: usize = 64 * 1024;
 
 /// Why a listing stopped before the end of its input.
 #[derive(Debug)]
-pub enum Stopped {
+enum Stopped {
     Read(io::Error),
     /// The output failed or was closed.
     Write,
@@ -64,7 +64,7 @@ pub fn main(args: DecodeArgs) -> Result<()> {
 
 /// Writes one line per event of the stream `input` to `out`, reading it in
 /// chunks.
-pub fn write_events(
+fn write_events(
     mut input: impl Read,
     json: bool,
     out: impl Write,
