@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Measures what docs/BENCHMARKS.md reports: the init's size, the boot
-# timeline (median of RUNS boots) and the memory floors. Numbers, not
-# assertions: nothing here fails on a slow machine.
-#   scripts/bench.sh [size|timeline|floors|all]   (RUNS=5 by default)
+# timeline (median of RUNS boots), the memory floors and the speed of
+# `guestinit decode`. Numbers, not assertions: nothing here fails on a slow
+# machine.
+#   scripts/bench.sh [size|timeline|floors|decode|all]   (RUNS=5 by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh >/dev/null
@@ -60,10 +61,39 @@ floors() {
     echo "payload runs to completion: $(bisect 32 256 runs_payload) MiB"
 }
 
+# 64 MiB captures: 16 KiB SOUT frames of text, and the adversarial case of
+# back-to-back plausible headers that each claim a 256 KiB payload and fail
+# their CRC (every byte offset then starts a candidate frame to check).
+captures() {
+    perl -MCompress::Zlib -e '
+        my $p = substr("the quick brown fox jumps over the lazy dog\n" x 400, 0, 16384);
+        my $f = "TUOS" . pack("VVV", length($p), crc32($p), 0) . $p;
+        print $f x (64 * 1024 * 1024 / length($f));' >"$tmp/valid"
+    perl -e 'print(("TUOS" . pack("VVV", 262144, 0xdeadbeef, 0)) x (4 * 1024 * 1024))' >"$tmp/adversarial"
+}
+
+decode() {
+    captures
+    echo "== guestinit decode, 64 MiB captures, output to /dev/null (median of $runs)"
+    for capture in valid adversarial; do
+        local size; size=$(stat -c %s "$tmp/$capture")
+        for i in $(seq "$runs"); do
+            /usr/bin/time -f "%e %M" -o "$tmp/time$i" "$gi" decode "$tmp/$capture" >/dev/null
+        done
+        local secs kib
+        secs=$(cat "$tmp"/time* | awk '{print $1}' | median)
+        kib=$(cat "$tmp"/time* | awk '{print $2}' | median)
+        rm -f "$tmp"/time*
+        printf '%-12s %s MB/s, peak RSS %s KiB\n' "$capture" \
+            "$(awk -v b="$size" -v s="$secs" 'BEGIN {printf "%.1f", b / 1e6 / (s > 0 ? s : 0.01)}')" "$kib"
+    done
+}
+
 case "${1:-all}" in
     size) size ;;
     timeline) timeline ;;
     floors) floors ;;
-    all) size; timeline; floors ;;
-    *) echo "usage: $0 [size|timeline|floors|all]" >&2; exit 2 ;;
+    decode) decode ;;
+    all) size; timeline; floors; decode ;;
+    *) echo "usage: $0 [size|timeline|floors|decode|all]" >&2; exit 2 ;;
 esac

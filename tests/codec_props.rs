@@ -7,7 +7,7 @@ mod props;
 #[path = "props/replay.rs"]
 mod replay;
 
-use guestinit::wire::{encode, encoded_len, Tag, HEADER_LEN};
+use guestinit::wire::{encode, encoded_len, Decoder, Tag, HEADER_LEN};
 use props::{Claim, EncodeInto, Ev, Frames, Msg, MsgInput, Resync};
 use proptest::prelude::*;
 
@@ -58,10 +58,17 @@ proptest! {
     #[test]
     fn decoder_accounts_for_every_byte(
         stream in noisy_stream(),
-        buf_extra in 1usize..600,
+        max in 1usize..600,
         cuts in prop::collection::vec(0usize..70, 0..32),
     ) {
-        props::decode_checked(&stream, HEADER_LEN + buf_extra, cuts);
+        props::decode_checked(&stream, max, cuts);
+    }
+
+    #[test]
+    fn decoder_takes_the_largest_bound_its_buffer_fits(len in 38usize..1 << 20) {
+        let mut buf = vec![0u8; len];
+        let max = Decoder::new(&mut buf).max_payload();
+        prop_assert!(Decoder::buffer_len(max) <= len && len < Decoder::buffer_len(max + 1));
     }
 
     #[test]
@@ -117,13 +124,42 @@ fn a_straddling_frame_is_what_the_guarantee_leaves_out() {
     assert!(props::frame_straddles(&stream, garbage.len(), 64));
     assert!(!props::frame_straddles(&stream, 0, 64));
     // And the decoder does lose that next frame.
-    let events = props::decode_checked(&stream, HEADER_LEN + 64, []);
+    let events = props::decode_checked(&stream, 64, []);
     let frames: Vec<_> = events
         .iter()
         .filter(|(_, e)| matches!(e, Ev::Frame { .. }))
         .collect();
     assert_eq!(frames.len(), 1);
     assert!(matches!(&frames[0].1, Ev::Frame { tag, .. } if *tag == Tag::SERR));
+}
+
+#[test]
+fn long_candidates_are_checked_exactly_across_window_moves() {
+    // Long frames with a bad CRC, each hiding a short valid frame, then a
+    // long valid frame: the long payloads take the prefix-CRC path.
+    let long: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+    let inner = frame(Tag::SERR, b"inner");
+    let mut stream = Vec::new();
+    for at in [1000, 30_000, 69_000] {
+        let mut liar = frame(Tag::SOUT, &long);
+        liar[HEADER_LEN + at..][..inner.len()].copy_from_slice(&inner);
+        stream.extend(liar);
+    }
+    stream.extend(frame(Tag::EXIT, &long));
+    for cut in [997, 4096, 65_536] {
+        // decode_checked checks each mismatch's reported CRC by hashing.
+        let events = props::decode_checked(&stream, 80_000, std::iter::repeat_n(cut, 400));
+        let count = |want: &dyn Fn(&Ev) -> bool| events.iter().filter(|(_, e)| want(e)).count();
+        assert_eq!(
+            count(&|e| matches!(e, Ev::CrcMismatch { len: 70_000, .. })),
+            3
+        );
+        assert_eq!(count(&|e| matches!(e, Ev::Frame { tag: Tag::SERR, .. })), 3);
+        assert!(matches!(
+            events.last(),
+            Some((_, Ev::Frame { tag: Tag::EXIT, .. }))
+        ));
+    }
 }
 
 #[test]

@@ -182,6 +182,42 @@ fn decode_a_crafted_capture() {
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("guestinit: cannot read "));
 }
 
+/// Peak resident memory of a running process, KiB (VmHWM).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn decode_streams_a_large_capture_in_bounded_memory() {
+    const CAPTURE_MIB: u64 = 128;
+    let scratch = Scratch::new("decode-large");
+    let capture = scratch.0.join("bulk.log");
+    // Empty SRDY frames: a line of output per 16 bytes, far more than a
+    // pipe holds, so the child is alive and blocked while we look at it.
+    let block = frame(Tag::SRDY, b"").repeat(64 * 1024);
+    let mut file = fs::File::create(&capture).unwrap();
+    for _ in 0..CAPTURE_MIB {
+        std::io::Write::write_all(&mut file, &block).unwrap();
+    }
+    drop(file);
+    let mut child = Command::new(GUESTINIT)
+        .args(["decode", capture.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    assert_eq!(first, "SRDY 0\n");
+    // Reading the whole capture first would have taken 128 MiB by now.
+    let peak = peak_rss_kib(child.id());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(peak < 16 * 1024, "decode peaked at {peak} KiB");
+}
+
 #[test]
 fn run_help_documents_the_exit_codes() {
     let out = guestinit(&["run", "--help"]);

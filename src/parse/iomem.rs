@@ -4,6 +4,13 @@
 
 use super::num::parse_hex_u64;
 
+/// Where an x86_64 kernel is linked to load its `_text` physically
+/// (`LOAD_PHYSICAL_ADDR`, CONFIG_PHYSICAL_START's default).
+pub const LOAD_PHYSICAL_ADDR: u64 = 0x100_0000;
+
+/// The name of the resource that starts at `_text`'s physical address.
+pub const KERNEL_CODE: &[u8] = b"Kernel code";
+
 /// One resource: an inclusive address range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Resource<'a> {
@@ -39,6 +46,17 @@ pub fn parse_line(line: &[u8]) -> Option<Resource<'_>> {
     })
 }
 
+/// KADR's `phys_base`, in the meaning ktstr's host applies to link-time
+/// addresses (`pa = link_va - __START_KERNEL_map + phys_base`): how far the
+/// kernel loaded from its link-time physical start. `None` unless `line` is
+/// the "Kernel code" resource.
+pub fn kernel_phys_base(line: &[u8]) -> Option<u64> {
+    let r = parse_line(line).filter(|r| r.name == KERNEL_CODE)?;
+    // Wrapping, as the kernel's own arithmetic: a load below the link-time
+    // start "goes negative" and still translates correctly.
+    Some(r.start.wrapping_sub(LOAD_PHYSICAL_ADDR))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +83,24 @@ mod tests {
         assert_eq!((r.depth, r.name), (2, &b"PCI Bus 0000:00"[..]));
         let r = parse_line(b"00000000-00000fff : ").unwrap();
         assert_eq!(r.name, b"");
+    }
+
+    #[test]
+    fn phys_base_is_the_displacement_from_the_link_time_load_address() {
+        // KASLR off: the kernel sits where it was linked.
+        assert_eq!(
+            kernel_phys_base(b"  01000000-01e01a36 : Kernel code"),
+            Some(0)
+        );
+        // Physical KASLR moved it to 0x2a000000.
+        let moved = kernel_phys_base(b"  2a000000-2ae01a36 : Kernel code");
+        assert_eq!(moved, Some(0x2900_0000));
+        assert_eq!(
+            kernel_phys_base(b"  00200000-00e01a36 : Kernel code"),
+            Some(0x20_0000u64.wrapping_sub(LOAD_PHYSICAL_ADDR))
+        );
+        assert_eq!(kernel_phys_base(b"  01000000-01e01a36 : Kernel data"), None);
+        assert_eq!(kernel_phys_base(b"01000000 : Kernel code"), None);
     }
 
     #[test]

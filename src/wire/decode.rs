@@ -2,12 +2,19 @@
 //!
 //! Guarantee (tested by unit tests and fuzz target `resync`): bytes that do
 //! not start a plausible header (upper-case/digit tag, zero pad, length within
-//! the buffer's bound) are skipped and reported; a plausible header whose
+//! the decoder's bound) are skipped and reported; a plausible header whose
 //! payload fails its CRC is reported and the scan resumes one byte after it.
 //! So for a stream `G ++ F1 ++ .. ++ Fn` of garbage and valid frames, every
 //! `Fi` is decoded exactly unless a CRC-valid frame starts inside `G` and
-//! extends past it. Work per input byte is bounded by the buffer size.
+//! extends past it.
+//!
+//! Work per input byte is bounded by a constant, whatever the input: bytes are
+//! copied about twice (the window is compacted only once half the buffer is
+//! spent) and hashed once into a table of prefix CRCs, and each plausible
+//! header costs at most `2 * prefix::BLOCK` bytes of hashing and eight
+//! multiplications, however long a payload it claims (see `crc`).
 
+use super::prefix::{self, Prefixes};
 use super::tag::is_tag_byte;
 use super::{Header, Tag, HEADER_LEN};
 
@@ -29,27 +36,61 @@ pub enum Event<'a> {
 }
 
 /// Decodes frames from input of any chunking. The buffer bounds the payload
-/// size: a frame needs `HEADER_LEN + len` bytes of it.
+/// size: see [`Decoder::buffer_len`].
 pub struct Decoder<'b> {
-    buf: &'b mut [u8],
+    /// The window `data[start..end]`: bytes taken in, not yet resolved.
+    data: &'b mut [u8],
+    prefixes: Prefixes<'b>,
+    max_payload: usize,
     start: usize,
     end: usize,
 }
 
 impl<'b> Decoder<'b> {
-    /// A decoder over `buf`, which must hold more than a header.
+    /// Bytes of buffer for a decoder that accepts payloads of `max_payload`
+    /// bytes: room for two largest frames (so the window moves at most once
+    /// per frame's worth of input) and their prefix CRCs.
+    pub const fn buffer_len(max_payload: usize) -> usize {
+        let data = 2 * (HEADER_LEN + max_payload);
+        data + prefix::table_len(data)
+    }
+
+    /// A decoder over `buf`, accepting the largest payloads it has room for;
+    /// `buf` must hold at least `buffer_len(1)` bytes.
     pub fn new(buf: &'b mut [u8]) -> Decoder<'b> {
-        assert!(buf.len() > HEADER_LEN, "decoder buffer holds no payload");
+        let max_payload = Self::max_payload_for(buf.len());
+        let data_len = 2 * (HEADER_LEN + max_payload);
+        let (table, data) = buf.split_at_mut(prefix::table_len(data_len));
         Decoder {
-            buf,
+            data: &mut data[..data_len],
+            prefixes: Prefixes::new(table),
+            max_payload,
             start: 0,
             end: 0,
         }
     }
 
+    /// The largest `m` with `buffer_len(m) <= len`.
+    fn max_payload_for(len: usize) -> usize {
+        assert!(
+            len >= Self::buffer_len(1),
+            "decoder buffer holds no payload"
+        );
+        // The table takes 4 of every BLOCK + 4 bytes: start just below.
+        let data = len / (prefix::BLOCK + 4) * prefix::BLOCK;
+        let mut m = (data / 2).saturating_sub(HEADER_LEN);
+        while Self::buffer_len(m + 1) <= len {
+            m += 1;
+        }
+        while Self::buffer_len(m) > len {
+            m -= 1;
+        }
+        m
+    }
+
     /// The largest payload this decoder accepts.
     pub fn max_payload(&self) -> usize {
-        self.buf.len() - HEADER_LEN
+        self.max_payload
     }
 
     /// Bytes taken in but not yet resolved into an event.
@@ -79,21 +120,27 @@ impl<'b> Decoder<'b> {
         self.resolve(step)
     }
 
+    /// Takes what fits of `input`. The window never holds more than a
+    /// largest frame, so once the buffer's end is reached at least half of
+    /// it lies before the window: moving the window back is paid for.
     fn absorb(&mut self, input: &[u8]) -> usize {
-        if self.end == self.buf.len() && self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
+        if self.end == self.data.len() {
+            self.data.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
+            self.prefixes.reset();
         }
-        let n = input.len().min(self.buf.len() - self.end);
-        self.buf[self.end..self.end + n].copy_from_slice(&input[..n]);
+        let room = (HEADER_LEN + self.max_payload - self.pending()).min(self.data.len() - self.end);
+        let n = input.len().min(room);
+        self.data[self.end..self.end + n].copy_from_slice(&input[..n]);
         self.end += n;
+        self.prefixes.extend(self.data, self.end);
         n
     }
 
     /// Classifies the bytes at the start of the window without consuming them.
     fn scan(&self, at_eof: bool) -> Step {
-        let window = &self.buf[self.start..self.end];
+        let window = &self.data[self.start..self.end];
         let mut skip = 0;
         while skip < window.len() {
             match self.judge(&window[skip..]) {
@@ -127,7 +174,7 @@ impl<'b> Decoder<'b> {
         bytes.copy_from_slice(&at[..HEADER_LEN]);
         let h = Header::from_bytes(&bytes);
         let plausible =
-            h.tag.is_well_formed() && h.pad == 0 && (h.len as usize) <= self.max_payload();
+            h.tag.is_well_formed() && h.pad == 0 && (h.len as usize) <= self.max_payload;
         match (plausible, at.len() >= HEADER_LEN + h.len as usize) {
             (false, _) => Judged::Implausible,
             (true, true) => Judged::Frame(h),
@@ -144,7 +191,8 @@ impl<'b> Decoder<'b> {
             }
             Step::Frame(h) => {
                 let body = self.start + HEADER_LEN;
-                let actual = crc32fast::hash(&self.buf[body..body + h.len as usize]);
+                let payload_end = body + h.len as usize;
+                let actual = self.prefixes.range(self.data, body, payload_end);
                 if actual != h.crc {
                     self.start += 1;
                     return Some(Event::CrcMismatch {
@@ -154,16 +202,17 @@ impl<'b> Decoder<'b> {
                         actual,
                     });
                 }
-                self.start = body + h.len as usize;
+                self.start = payload_end;
                 if self.start == self.end {
                     // Drained: rewind so the next input needs no compaction.
                     // The payload stays where it lies until then.
                     self.start = 0;
                     self.end = 0;
+                    self.prefixes.reset();
                 }
                 Some(Event::Frame {
                     tag: h.tag,
-                    payload: &self.buf[body..body + h.len as usize],
+                    payload: &self.data[body..payload_end],
                 })
             }
         }

@@ -2,9 +2,11 @@
 //! (tag, length, CRC-32 of the payload, zero pad) followed by the payload.
 //! See docs/PROTOCOL.md for the contract.
 
+mod crc;
 mod decode;
 mod encode;
 pub mod msg;
+mod prefix;
 mod tag;
 
 pub use decode::{Decoder, Event};

@@ -5,34 +5,50 @@ use super::Tag;
 pub use crate::sys::process::Exit;
 use crate::sys::process::Reaped;
 
-/// LIFE phases. 0 is invalid on the wire.
+/// LIFE phases, ktstr's numbering. 0 is invalid on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Phase {
     InitStarted = 1,
     PayloadStarting = 2,
     SchedulerDied = 3,
+    /// The scheduler lives but never attached; a reason follows.
     SchedulerNotAttached = 4,
+    /// A workload under SCHED_EXT made progress on a CPU.
+    WorkloadDispatched = 5,
+    /// The scheduler is alive and sched_ext reports it enabled.
+    SchedulerAttached = 6,
 }
 
 impl Phase {
+    pub const ALL: [Phase; 6] = [
+        Phase::InitStarted,
+        Phase::PayloadStarting,
+        Phase::SchedulerDied,
+        Phase::SchedulerNotAttached,
+        Phase::WorkloadDispatched,
+        Phase::SchedulerAttached,
+    ];
+
     pub fn from_u8(v: u8) -> Option<Phase> {
-        Some(match v {
-            1 => Phase::InitStarted,
-            2 => Phase::PayloadStarting,
-            3 => Phase::SchedulerDied,
-            4 => Phase::SchedulerNotAttached,
-            _ => return None,
-        })
+        Phase::ALL.into_iter().find(|p| *p as u8 == v)
     }
 }
 
-/// KADR: kernel addresses for the host's symbolisation. Zero means unknown,
-/// hence the `+ 1` on the two that may legitimately be zero.
+/// KADR: kernel addresses for the host's symbolisation, as ktstr's host
+/// reads them. Zero means unknown, hence the `+ 1` on the two that may
+/// legitimately be zero.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KernelAddrs {
+    /// How far the kernel loaded from its link-time physical start: the
+    /// "Kernel code" resource's start minus `LOAD_PHYSICAL_ADDR` (0x1000000).
+    /// The host takes `pa = link_va - __START_KERNEL_map + phys_base`. Not
+    /// the kernel's own `phys_base` variable, which also absorbs the virtual
+    /// KASLR slide.
     pub phys_base: Option<u64>,
+    /// The address of the `page_offset_base` variable (0 = unknown).
     pub page_offset_base: u64,
+    /// The runtime address of `_text`.
     pub text: Option<u64>,
 }
 

@@ -19,7 +19,8 @@ macro_rules! tags {
 tags! {
     /// System ready: mounts done, the port is usable. Empty.
     SRDY = b"SRDY";
-    /// Kernel addresses: three u64 LE (phys_base+1, page_offset_base, _text+1).
+    /// Kernel addresses: three u64 LE (phys_base+1, page_offset_base, _text+1),
+    /// see [`crate::wire::msg::KernelAddrs`].
     KADR = b"KADR";
     /// Lifecycle: one phase byte, then an optional UTF-8 reason.
     LIFE = b"LIFE";
@@ -47,6 +48,7 @@ tags! {
     WAIT = b"WAIT";
     /// guestinit, host -> guest: EXIT was read. Empty.
     EACK = b"EACK";
+    // Used by ktstr 0.50 (its src/vmm/wire.rs) and never reused here.
     STIM = b"STIM";
     STEN = b"STEN";
     SCRR = b"SCRR";
@@ -54,14 +56,26 @@ tags! {
     TEST = b"TEST";
     CRSH = b"CRSH";
     PMET = b"PMET";
-    RAWO = b"RAWO";
     PRAW = b"PRAW";
     WPRF = b"WPRF";
+    WPRC = b"WPRC";
+    WPRG = b"WPRG";
     SNRQ = b"SNRQ";
     SNRP = b"SNRP";
     KORQ = b"KORQ";
     KORP = b"KORP";
     PROB = b"PROB";
+    ATTA = b"ATTA";
+    BMRY = b"BMRY";
+    KBID = b"KBID";
+    RDWT = b"RDWT";
+    SCSW = b"SCSW";
+    SSEF = b"SSEF";
+    SSOF = b"SSOF";
+    SSTE = b"SSTE";
+    SSTO = b"SSTO";
+    TDBA = b"TDBA";
+    TDBR = b"TDBR";
 }
 
 impl Tag {

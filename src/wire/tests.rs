@@ -77,6 +77,58 @@ fn core_tag_values_match_the_contract() {
 }
 
 #[test]
+fn every_ktstr_tag_is_known_and_rawo_is_not() {
+    // The message types of ktstr 0.50's src/vmm/wire.rs, by value.
+    let ktstr: [u32; 39] = [
+        0x5354_494d,
+        0x5354_454e,
+        0x5343_5354,
+        0x5343_5050,
+        0x5343_5252,
+        0x5343_454e,
+        0x4558_4954,
+        0x5445_5354,
+        0x5343_4458,
+        0x4352_5348,
+        0x504d_4554,
+        0x5052_4157,
+        0x5750_5246,
+        0x5750_5243,
+        0x5444_4252,
+        0x5444_4241,
+        0x534e_5251,
+        0x534e_5250,
+        0x5352_4459,
+        0x424d_5259,
+        0x5244_5754,
+        0x5343_5357,
+        0x4154_5441,
+        0x534f_5554,
+        0x5345_5252,
+        0x5343_4c47,
+        0x5353_544f,
+        0x5353_5445,
+        0x5353_4f46,
+        0x5353_4546,
+        0x4c49_4645,
+        0x4b41_4452,
+        0x4b42_4944,
+        0x5750_5247,
+        0x4558_4358,
+        0x444d_5347,
+        0x5052_4f42,
+        0x4b4f_5251,
+        0x4b4f_5250,
+    ];
+    for value in ktstr {
+        assert!(Tag(value).is_known(), "{}", Tag(value));
+    }
+    let ours = [Tag::TIME, Tag::WAIT, Tag::EACK];
+    assert_eq!(Tag::KNOWN.len(), ktstr.len() + ours.len());
+    assert!(!Tag::from_ascii(*b"RAWO").is_known());
+}
+
+#[test]
 fn encode_reports_small_buffers_and_oversized_payloads() {
     let mut small = [0u8; 19];
     assert_eq!(
@@ -143,6 +195,36 @@ fn crc_mismatch_is_reported_and_the_next_frame_recovered() {
 }
 
 #[test]
+fn resync_lands_on_every_known_tag_including_kadr_time_and_wait() {
+    for &tag in Tag::KNOWN {
+        let payload = match tag {
+            Tag::KADR => KernelAddrs::default().to_bytes().to_vec(),
+            Tag::TIME => Timeline::entry(msg::Mark::InitEntry, 9).to_vec(),
+            Tag::WAIT => WaitStatus {
+                exit: Exit::Exited(0),
+                user_us: 1,
+                system_us: 2,
+                max_rss_kib: 3,
+                init_hwm_kib: 4,
+            }
+            .to_bytes()
+            .to_vec(),
+            _ => b"x".to_vec(),
+        };
+        let wanted = frame(tag, &payload);
+        // Noise, then a frame whose bad CRC spans the wanted frame's start.
+        let mut liar = frame(Tag::SOUT, &[b'L'; 40]);
+        liar[HEADER_LEN] ^= 1;
+        let mut stream = b"\x00noise SOUT".to_vec();
+        stream.extend(&liar[..HEADER_LEN + 3]);
+        stream.extend(&wanted);
+        let events = decode_all(&stream, 7, 256);
+        let want = format!("{tag}:{}", String::from_utf8_lossy(&payload));
+        assert_eq!(events.last(), Some(&want), "{tag}: {events:?}");
+    }
+}
+
+#[test]
 fn oversized_length_is_garbage_not_a_stall() {
     let mut stream = frame(Tag::SOUT, &[b'a'; 100]);
     stream.extend(frame(Tag::SOUT, b"small"));
@@ -177,6 +259,16 @@ fn kernel_addrs_round_trip_with_unknowns() {
     assert_eq!(&b[0..8], &1u64.to_le_bytes());
     assert_eq!(&b[16..24], &0u64.to_le_bytes());
     assert_eq!(KernelAddrs::from_bytes(&b), Some(k));
+}
+
+#[test]
+fn life_phases_have_ktstrs_numbers() {
+    let numbers: Vec<u8> = msg::Phase::ALL.iter().map(|&p| p as u8).collect();
+    assert_eq!(numbers, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(msg::Phase::from_u8(5), Some(msg::Phase::WorkloadDispatched));
+    assert_eq!(msg::Phase::from_u8(6), Some(msg::Phase::SchedulerAttached));
+    assert_eq!(msg::Phase::from_u8(0), None);
+    assert_eq!(msg::Phase::from_u8(7), None);
 }
 
 #[test]

@@ -9,9 +9,9 @@ use guestinit::wire::{
     MAX_PAYLOAD,
 };
 
-/// The largest decoder buffer used: the decoder's logic does not depend on
+/// The largest payload bound tested: the decoder's logic does not depend on
 /// its size, and a small one keeps the properties fast.
-pub const MAX_BUF: usize = HEADER_LEN + 4096;
+pub const MAX_TESTED_PAYLOAD: usize = 4096;
 
 /// A decoder event, owned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,18 +118,18 @@ fn check_event(stream: &[u8], max: usize, at: usize, ev: &Ev) {
     }
 }
 
-/// Decodes `stream` through a `buf_len`-byte buffer, fed in chunks of the
-/// `cuts` sizes (then the rest at once), checking every event against the
-/// stream and the decoder's bounds. Returns the events with their offsets.
+/// Decodes `stream` through a decoder sized for payloads of up to `max`
+/// bytes, fed in chunks of the `cuts` sizes (then the rest at once), checking
+/// every event against the stream and the decoder's bounds. Returns the
+/// events with their offsets.
 pub fn decode_checked(
     stream: &[u8],
-    buf_len: usize,
+    max: usize,
     cuts: impl IntoIterator<Item = usize>,
 ) -> Vec<(usize, Ev)> {
-    let mut buf = vec![0u8; buf_len];
+    let mut buf = vec![0u8; Decoder::buffer_len(max)];
     let mut dec = Decoder::new(&mut buf);
-    let max = dec.max_payload();
-    assert_eq!(max, buf_len - HEADER_LEN);
+    assert_eq!(dec.max_payload(), max);
     let mut events = Vec::new();
     let (mut at, mut taken, mut calls, mut chunks) = (0, 0, 0, 0);
     let mut record = |event: Event<'_>, at: &mut usize| {
@@ -189,14 +189,14 @@ fn cuts_from_seed(seed: u8, total: usize) -> Vec<usize> {
     cuts
 }
 
-/// Target 1: the decoder on arbitrary bytes. The first two bytes size the
-/// buffer, the third seeds the chunking, the rest is the stream.
+/// Target 1: the decoder on arbitrary bytes. The first two bytes bound the
+/// payload, the third seeds the chunking, the rest is the stream.
 pub fn decode_bytes(data: &[u8]) {
     let [a, b, seed, stream @ ..] = data else {
         return;
     };
-    let buf_len = HEADER_LEN + 1 + usize::from(u16::from_le_bytes([*a, *b])) % 4096;
-    decode_checked(stream, buf_len, cuts_from_seed(*seed, stream.len()));
+    let max = 1 + usize::from(u16::from_le_bytes([*a, *b])) % MAX_TESTED_PAYLOAD;
+    decode_checked(stream, max, cuts_from_seed(*seed, stream.len()));
 }
 
 /// One message; `tag` is made well-formed, as the decoder only finds such.
@@ -240,11 +240,11 @@ impl Frames {
         (stream, want)
     }
 
-    /// A buffer that holds the largest message, with some spare room.
-    fn buf_len(&self) -> Option<usize> {
+    /// A payload bound that admits the largest message, with some spare.
+    fn max_payload(&self) -> Option<usize> {
         let largest = self.msgs.iter().map(|m| m.payload.len()).max().unwrap_or(0);
-        let len = HEADER_LEN + largest.max(1) + usize::from(self.spare) % 512;
-        (len <= MAX_BUF).then_some(len)
+        let max = largest.max(1) + usize::from(self.spare) % 512;
+        (max <= MAX_TESTED_PAYLOAD).then_some(max)
     }
 
     fn cuts(&self) -> impl Iterator<Item = usize> + '_ {
@@ -254,11 +254,11 @@ impl Frames {
 
 /// Target 2: encoded messages, cut anyhow, decode to exactly themselves.
 pub fn round_trip(input: &Frames) {
-    let Some(buf_len) = input.buf_len() else {
+    let Some(max) = input.max_payload() else {
         return;
     };
     let (stream, want) = input.encode(0);
-    assert_eq!(decode_checked(&stream, buf_len, input.cuts()), want);
+    assert_eq!(decode_checked(&stream, max, input.cuts()), want);
 }
 
 /// Garbage, then valid frames.
@@ -282,16 +282,16 @@ pub fn frame_straddles(stream: &[u8], garbage: usize, max: usize) -> bool {
 /// once, unless a CRC-valid frame starts inside G and extends past it (the
 /// guarantee in src/wire/decode.rs). Returns whether the input qualified.
 pub fn resync(input: &Resync) -> bool {
-    let Some(buf_len) = input.frames.buf_len() else {
+    let Some(max) = input.frames.max_payload() else {
         return false;
     };
     let g = input.garbage.len();
     let (frames, want) = input.frames.encode(g);
     let stream = [&input.garbage[..], &frames].concat();
-    if frame_straddles(&stream, g, buf_len - HEADER_LEN) {
+    if frame_straddles(&stream, g, max) {
         return false;
     }
-    let events = decode_checked(&stream, buf_len, input.frames.cuts());
+    let events = decode_checked(&stream, max, input.frames.cuts());
     let after = events.iter().position(|(at, _)| *at >= g);
     assert_eq!(events[after.unwrap_or(events.len())..], want[..]);
     true
@@ -349,7 +349,7 @@ pub fn encode_into(input: &EncodeInto) {
     let written = result.unwrap_or(0);
     if written > 0 {
         assert_eq!(out[..written], frame_by_hand(tag, &payload));
-        let events = decode_checked(&out[..written], encoded_len(payload.len().max(1)), []);
+        let events = decode_checked(&out[..written], payload.len().max(1), []);
         if tag.is_well_formed() {
             assert_eq!(events, [(0, Ev::Frame { tag, payload })]);
         }

@@ -1,10 +1,10 @@
 //! `guestinit decode`: the events of a saved bulk-port capture, one line
 //! each, as text or JSON. Also the event loop shared with `run`.
 
-use std::fs;
-use std::io::{self, Write};
+use std::fs::File;
+use std::io::{self, Read, Write};
 
-use guestinit::wire::{Decoder, Event, HEADER_LEN, MAX_PAYLOAD};
+use guestinit::wire::{Decoder, Event, MAX_PAYLOAD};
 
 use crate::cli::DecodeArgs;
 use crate::error::{Error, Result};
@@ -12,7 +12,7 @@ use crate::render;
 
 /// A decoder buffer as large as the biggest frame the host accepts.
 pub fn decoder_buffer() -> Vec<u8> {
-    vec![0; HEADER_LEN + MAX_PAYLOAD]
+    vec![0; Decoder::buffer_len(MAX_PAYLOAD)]
 }
 
 /// Feeds all of `input` to `decoder`, handing each event to `on_event`.
@@ -35,43 +35,96 @@ pub fn finish(decoder: &mut Decoder<'_>, mut on_event: impl FnMut(Event<'_>)) {
     }
 }
 
-pub fn main(args: DecodeArgs) -> Result<()> {
-    let data = fs::read(&args.file).map_err(|source| Error::Read {
-        path: args.file.clone(),
-        source,
-    })?;
-    let stdout = io::stdout().lock();
-    // A closed stdout (`| head`) ends the listing quietly: the file was read.
-    let _ = write_events(&data, args.json, stdout);
-    Ok(())
+/// Bytes read from the capture at a time: the listing's memory stays this
+/// and the decoder's buffer, whatever the file's size.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Why a listing stopped before the end of its input.
+#[derive(Debug)]
+enum Stopped {
+    Read(io::Error),
+    /// The output failed or was closed.
+    Write,
 }
 
-/// Writes one line per event of `data` to `out`.
-pub fn write_events(data: &[u8], json: bool, mut out: impl Write) -> io::Result<()> {
+pub fn main(args: DecodeArgs) -> Result<()> {
+    let read_error = |source| Error::Read {
+        path: args.file.clone(),
+        source,
+    };
+    let file = File::open(&args.file).map_err(read_error)?;
+    // Block-buffered: a line-buffered stdout costs a write(2) per event.
+    let stdout = io::BufWriter::with_capacity(READ_CHUNK, io::stdout().lock());
+    match write_events(file, args.json, stdout) {
+        Err(Stopped::Read(source)) => Err(read_error(source)),
+        // A closed stdout (`| head`) ends the listing quietly.
+        Err(Stopped::Write) | Ok(()) => Ok(()),
+    }
+}
+
+/// Writes one line per event of the stream `input` to `out`, reading it in
+/// chunks.
+fn write_events(
+    mut input: impl Read,
+    json: bool,
+    out: impl Write,
+) -> std::result::Result<(), Stopped> {
     let mut buffer = decoder_buffer();
     let mut decoder = Decoder::new(&mut buffer);
-    let mut result = Ok(());
-    let mut line = |event: Event<'_>, at_end: bool| {
-        if result.is_ok() {
-            let text = if json {
+    let mut chunk = vec![0u8; READ_CHUNK];
+    let mut listing = Listing {
+        out,
+        json,
+        written: Ok(()),
+    };
+    // Reading stops once stdout is gone: nobody would see the rest.
+    while listing.written.is_ok() {
+        let n = match input.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Stopped::Read(e)),
+        };
+        feed(&mut decoder, &chunk[..n], |e| listing.line(e, false));
+    }
+    finish(&mut decoder, |e| listing.line(e, true));
+    listing.end()
+}
+
+/// The output side of a listing: lines until the first write error.
+struct Listing<W> {
+    out: W,
+    json: bool,
+    written: io::Result<()>,
+}
+
+impl<W: Write> Listing<W> {
+    fn line(&mut self, event: Event<'_>, at_end: bool) {
+        if self.written.is_ok() {
+            let text = if self.json {
                 render::event_json(&event, at_end).to_string()
             } else {
                 render::event_text(&event, at_end)
             };
-            result = writeln!(out, "{text}");
+            self.written = writeln!(self.out, "{text}");
         }
-    };
-    feed(&mut decoder, data, |e| line(e, false));
-    finish(&mut decoder, |e| line(e, true));
-    result?;
-    out.flush()
+    }
+
+    fn end(self) -> std::result::Result<(), Stopped> {
+        let Listing {
+            mut out, written, ..
+        } = self;
+        written
+            .and_then(|()| out.flush())
+            .map_err(|_| Stopped::Write)
+    }
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use guestinit::wire::msg::{Exit, KernelAddrs, Mark, Phase, Timeline, WaitStatus};
-    use guestinit::wire::{encode, encoded_len, Tag};
+    use guestinit::wire::{encode, encoded_len, Tag, HEADER_LEN};
 
     /// One encoded frame, for the host's tests.
     pub(crate) fn frame(tag: Tag, payload: &[u8]) -> Vec<u8> {
@@ -122,7 +175,7 @@ pub(crate) mod tests {
 
     fn decoded(json: bool) -> String {
         let mut out = Vec::new();
-        write_events(&stream(), json, &mut out).unwrap();
+        write_events(&stream()[..], json, &mut out).unwrap();
         String::from_utf8(out).unwrap()
     }
 
@@ -147,6 +200,24 @@ truncated: 18 bytes at the end complete no frame
             crc32fast::hash(b"oops")
         );
         assert_eq!(decoded(false), expected);
+    }
+
+    #[test]
+    fn every_life_phase_renders_by_name() {
+        let text = |phase: u8| render::frame_text(Tag::LIFE, &[phase]);
+        assert_eq!(text(5), "LIFE 1 phase=WorkloadDispatched");
+        assert_eq!(text(6), "LIFE 1 phase=SchedulerAttached");
+        assert_eq!(text(0), "LIFE 1 phase=invalid(0)");
+        assert_eq!(text(7), "LIFE 1 phase=invalid(7)");
+        let json = render::event_json(
+            &Event::Frame {
+                tag: Tag::LIFE,
+                payload: &[6],
+            },
+            false,
+        );
+        assert_eq!(json["phase"], "SchedulerAttached");
+        assert_eq!(json["phase_code"], 6);
     }
 
     #[test]

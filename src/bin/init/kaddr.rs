@@ -1,15 +1,12 @@
 //! KADR: where the kernel sits, for the host's symbolisation of crash dumps.
 //! `_text` and `page_offset_base` come from /proc/kallsyms (the scan stops
-//! once both are seen); the physical load address of `_text` from the
-//! "Kernel code" resource in /proc/iomem.
+//! once both are seen); `phys_base` from the "Kernel code" resource in
+//! /proc/iomem, in the meaning ktstr's host expects (see `iomem::kernel_phys_base`).
 
 use core::ops::ControlFlow;
 use guestinit::parse::{iomem, kallsyms, lines::LineSplitter};
 use guestinit::wire::msg::KernelAddrs;
 use rustix::fs::{Mode, OFlags};
-
-/// The x86_64 kernel image's virtual base (`__START_KERNEL_map`).
-const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
 
 /// Reads the addresses; `scratch` is a read buffer (a pool buffer).
 pub fn read(scratch: &mut [u8]) -> KernelAddrs {
@@ -29,26 +26,16 @@ pub fn read(scratch: &mut [u8]) -> KernelAddrs {
             ControlFlow::Continue(())
         }
     });
-    let mut kernel_code = None;
+    let mut phys_base = None;
     each_line(c"/proc/iomem", scratch, |line| {
-        match iomem::parse_line(line) {
-            Some(r) if r.name == b"Kernel code" => {
-                kernel_code = Some(r.start);
-                ControlFlow::Break(())
-            }
-            _ => ControlFlow::Continue(()),
+        phys_base = iomem::kernel_phys_base(line);
+        match phys_base {
+            Some(_) => ControlFlow::Break(()),
+            None => ControlFlow::Continue(()),
         }
     });
     KernelAddrs {
-        // __pa_symbol(_text) = _text - __START_KERNEL_map + phys_base, in
-        // the kernel's wrapping u64 arithmetic (KASLR moves the virtual and
-        // physical bases independently, so phys_base may "go negative").
-        phys_base: match (kernel_code, text) {
-            (Some(phys), Some(virt)) => {
-                Some(phys.wrapping_sub(virt.wrapping_sub(START_KERNEL_MAP)))
-            }
-            _ => None,
-        },
+        phys_base,
         page_offset_base,
         text: text.filter(|&t| t != 0),
     }
