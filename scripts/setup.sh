@@ -12,6 +12,7 @@ need_apt=()
 command -v qemu-system-x86_64 >/dev/null || need_apt+=(qemu-system-x86)
 [ -x /bin/busybox ] || need_apt+=(busybox-static)
 command -v xz >/dev/null || need_apt+=(xz-utils)
+command -v zstd >/dev/null || need_apt+=(zstd)
 command -v cpio >/dev/null || need_apt+=(cpio)
 
 apt_updated=

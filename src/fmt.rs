@@ -80,11 +80,11 @@ impl fmt::Display for Lossy<'_> {
 
 /// The C library's text for the errnos a user can cause when starting a
 /// program or opening a device; others print as `errno N`.
-pub struct ErrnoText(pub crate::sys::Errno);
+pub struct ErrnoText(pub rustix::io::Errno);
 
 impl fmt::Display for ErrnoText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use crate::sys::Errno;
+        use rustix::io::Errno;
         let text = match self.0 {
             Errno::PERM => "Operation not permitted",
             Errno::NOENT => "No such file or directory",
@@ -134,8 +134,8 @@ mod tests {
         write!(
             w,
             "{}; {}",
-            ErrnoText(crate::sys::Errno::NOENT),
-            ErrnoText(crate::sys::Errno::from_raw_os_error(200))
+            ErrnoText(rustix::io::Errno::NOENT),
+            ErrnoText(rustix::io::Errno::from_raw_os_error(200))
         )
         .unwrap();
         assert_eq!(w.written(), b"No such file or directory; errno 200");

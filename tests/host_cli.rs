@@ -2,31 +2,14 @@
 //! the system's `cpio`, `decode` of a crafted capture, and the exit codes.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use guestinit::wire::{encode, encoded_len, Tag, HEADER_LEN};
 
+mod common;
+
 const GUESTINIT: &str = env!("CARGO_BIN_EXE_guestinit");
-
-/// A scratch directory for one test, removed on drop. (No `tempfile`: it
-/// would turn on rustix/std for the no_std init built alongside the tests.)
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("guestinit-it-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 fn guestinit(args: &[&str]) -> Output {
     Command::new(GUESTINIT).args(args).output().unwrap()
@@ -49,13 +32,13 @@ fn cpio_list(archive: &Path) -> Vec<String> {
 
 #[test]
 fn pack_busybox_lists_with_cpio() {
-    let scratch = Scratch::new("pack");
-    let archive = scratch.0.join("initramfs.cpio");
+    let scratch = common::scratch("host-pack");
+    let archive = scratch.join("initramfs.cpio");
     let archive_arg = archive.to_str().unwrap();
     let kernel_cache = Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/kernel/boot");
     let has_kernel = kernel_cache.is_dir() && std::env::var_os("GUESTINIT_KERNEL").is_none();
     let mut args = vec!["pack", "-o", archive_arg];
-    let fake_tree = scratch.0.join("modules");
+    let fake_tree = scratch.join("modules");
     if !has_kernel {
         // No kernel from setup.sh: a tree where the drivers are built in.
         eprintln!("no .cache/kernel: packing against a built-in-only module tree");
@@ -110,8 +93,8 @@ fn pack_busybox_lists_with_cpio() {
 
 #[test]
 fn pack_errors_exit_249_with_one_line() {
-    let scratch = Scratch::new("pack-err");
-    let out_path = scratch.0.join("x.cpio");
+    let scratch = common::scratch("host-pack-err");
+    let out_path = scratch.join("x.cpio");
     let out = guestinit(&[
         "pack",
         "-o",
@@ -145,8 +128,8 @@ fn frame(tag: Tag, payload: &[u8]) -> Vec<u8> {
 
 #[test]
 fn decode_a_crafted_capture() {
-    let scratch = Scratch::new("decode");
-    let capture = scratch.0.join("bulk.log");
+    let scratch = common::scratch("host-decode");
+    let capture = scratch.join("bulk.log");
     let mut bytes = b"\r\n".to_vec();
     bytes.extend(frame(Tag::SOUT, b"hello\n"));
     let mut bad = frame(Tag::SERR, b"x");
@@ -177,7 +160,7 @@ fn decode_a_crafted_capture() {
     assert_eq!(json[4]["code"], 42);
     assert_eq!(json[5]["event"], "truncated");
 
-    let out = guestinit(&["decode", scratch.0.join("missing").to_str().unwrap()]);
+    let out = guestinit(&["decode", scratch.join("missing").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(249));
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("guestinit: cannot read "));
 }
@@ -192,8 +175,8 @@ fn peak_rss_kib(pid: u32) -> u64 {
 #[test]
 fn decode_streams_a_large_capture_in_bounded_memory() {
     const CAPTURE_MIB: u64 = 128;
-    let scratch = Scratch::new("decode-large");
-    let capture = scratch.0.join("bulk.log");
+    let scratch = common::scratch("host-decode-large");
+    let capture = scratch.join("bulk.log");
     // Empty SRDY frames: a line of output per 16 bytes, far more than a
     // pipe holds, so the child is alive and blocked while we look at it.
     let block = frame(Tag::SRDY, b"").repeat(64 * 1024);

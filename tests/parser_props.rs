@@ -2,6 +2,7 @@
 //! so that stable `cargo test` runs them; plus a replay of the fuzz corpus
 //! seeds and of every crash the fuzzing kept as a regression.
 
+mod common;
 #[path = "props/parsers.rs"]
 mod props;
 #[path = "props/replay.rs"]
@@ -119,8 +120,7 @@ proptest! {
         let Ok(Some(w)) = parse_line(&line) else {
             return Ok(());
         };
-        let dir = std::env::temp_dir().join(format!("guestinit-sched-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = common::scratch(&format!("sched-script-{}", std::process::id()));
         let out = dir.join("out");
         let _ = std::fs::remove_file(&out);
         let at = w.path.as_ptr() as usize - line.as_ptr() as usize;

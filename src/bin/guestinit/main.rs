@@ -10,6 +10,8 @@ mod pack;
 mod render;
 mod run;
 mod scratch;
+#[cfg(test)]
+mod testenv;
 
 use std::process::ExitCode;
 

@@ -5,7 +5,8 @@ use crate::console::{self, warning};
 use crate::link::{self, Ack, Link};
 use crate::payload::{self, Payload};
 use crate::reactor::Reactor;
-use crate::{clock, crash, failure, kaddr, modules, mounts, power, rss};
+use crate::serial_drain::Com2Drain;
+use crate::{clock, crash, failure, kernel_addrs, modules, mounts, power, rss};
 use guestinit::cell::TakeOnce;
 use guestinit::parse::cmdline::Cmdline;
 use guestinit::proto;
@@ -104,7 +105,7 @@ fn block_signals() -> OwnedFd {
 /// KADR, SRDY and LIFE InitStarted: the host learns the guest is up.
 fn announce(link: &mut Link, marks: &mut Marks) {
     if let Some(r) = link.reserve_control() {
-        let addrs = kaddr::read(link.payload_area(&r));
+        let addrs = kernel_addrs::read(link.payload_area(&r));
         link.release(r);
         link.send(Tag::KADR, &addrs.to_bytes());
     }
@@ -126,7 +127,7 @@ fn srdy_budget_ms() -> u64 {
 /// WAIT follow. The exit code for EXIT.
 fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd) -> i32 {
     let mut payload = start_payload(link, marks);
-    Reactor::new(Some(signals)).run(link, &mut [&mut payload, &mut console::Com2Drain]);
+    Reactor::new(Some(signals)).run(link, &mut [&mut payload, &mut Com2Drain]);
     let ended = payload.ended().expect("the reactor runs until the payload ends");
     marks.add(Mark::PayloadExit, ended.exit_ns);
     link.send(Tag::SCPP, &[]);

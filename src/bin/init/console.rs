@@ -1,12 +1,10 @@
 //! The init's own diagnostics on the serial consoles: warnings on COM2
 //! (`/dev/ttyS1`), FATAL lines on COM2 then COM1. COM2 is written through a
 //! bounded non-blocking queue that the reactor drains as the UART takes
-//! bytes, so the one loop never waits on a 115200-baud line; only a full
-//! queue makes a writer wait. Before /dev exists, port I/O, so a message is
+//! bytes (`serial_drain`), so the one loop never waits on a 115200-baud
+//! line; only a full queue makes a writer wait. Before /dev exists, port I/O, so a message is
 //! never lost for want of a device file. The crash path bypasses all this.
 
-use crate::link::Link;
-use crate::reactor::{Ctx, Interests, Rank, Source};
 use core::fmt::{self, Write};
 use guestinit::cell::{Exclusive, StaticFd};
 use guestinit::fmt::SliceWriter;
@@ -125,28 +123,16 @@ impl<'fd, const CAP: usize> Writer<'fd, CAP> {
     }
 }
 
-/// COM2's queue as a reactor source: polled for room while it holds bytes.
-pub struct Com2Drain;
+/// COM2's descriptor while its queue holds bytes: what the reactor polls
+/// for room.
+pub fn com2_backlog() -> Option<BorrowedFd<'static>> {
+    let pending = COM2.with(|w| w.as_ref().is_some_and(|w| !w.is_empty()));
+    COM2_FD.get().filter(|_| pending == Some(true))
+}
 
-impl Source for Com2Drain {
-    fn rank(&self) -> Rank {
-        Rank::Console
-    }
-
-    fn interests<'s>(&'s self, _link: &Link, out: &mut Interests<'s>) {
-        if let (Some(fd), false) = (COM2_FD.get(), self.done()) {
-            out.add(fd, PollFlags::OUT, 0);
-        }
-    }
-
-    fn on_ready(&mut self, _token: u8, _events: PollFlags, _ctx: &mut Ctx<'_>) {
-        COM2.with(|w| w.as_mut().map(Writer::write_some));
-    }
-
-    fn done(&self) -> bool {
-        COM2.with(|w| w.as_ref().is_none_or(Writer::is_empty))
-            .unwrap_or(false)
-    }
+/// One non-blocking write of COM2's queue.
+pub fn com2_write_some() {
+    COM2.with(|w| w.as_mut().map(Writer::write_some));
 }
 
 /// Writes out what COM2 still holds (before power-off).

@@ -305,6 +305,64 @@ fn forward(link: &mut Link, pipe: &mut Pipe) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reactor::Reactor;
+    use crate::spawn::spawn;
+    use crate::testkit::{collect, link, output};
+    use guestinit::sys::process::Exit;
+
+    fn sh(script: &CStr) -> Payload {
+        let child = spawn(&Command {
+            path: c"/bin/sh",
+            argv: &[c"sh", c"-c", script],
+            env: &[c"PATH=/usr/bin:/bin"],
+            stdin: Stdio::Null,
+            stdout: Stdio::Pipe,
+            stderr: Stdio::Pipe,
+        })
+        .unwrap();
+        let [_, Some(out), Some(err)] = child.streams else {
+            unreachable!()
+        };
+        Payload::new(child.pid, out, err)
+    }
+
+    fn exit_of(p: &Payload) -> Exit {
+        p.ended().expect("ended").reaped.exit
+    }
+
+    #[test]
+    fn two_children_exiting_in_either_order_each_get_their_own_status() {
+        for (first, second) in [("0", "0.3"), ("0.3", "0")] {
+            let (mut link, r) = link();
+            let script_a = std::ffi::CString::new(format!("sleep {first}; echo a; exit 3")).unwrap();
+            let script_b = std::ffi::CString::new(format!("sleep {second}; echo b >&2; exit 5")).unwrap();
+            let mut a = sh(&script_a);
+            let mut b = sh(&script_b);
+            Reactor::new(None).run(&mut link, &mut [&mut a, &mut b]);
+            assert_eq!(exit_of(&a), Exit::Exited(3));
+            assert_eq!(exit_of(&b), Exit::Exited(5));
+            let frames = collect(link, r);
+            assert_eq!(output(&frames, Tag::SOUT), b"a\n");
+            assert_eq!(output(&frames, Tag::SERR), b"b\n");
+        }
+    }
+
+    #[test]
+    fn the_drain_deadline_fires_and_kills_what_holds_the_output_open() {
+        let (mut link, r) = link();
+        // The background sleep keeps stdout open long after the shell exits.
+        let mut p = sh(c"sleep 60 & echo started; exit 0");
+        let t0 = std::time::Instant::now();
+        Reactor::new(None).run(&mut link, &mut [&mut p]);
+        let waited = t0.elapsed().as_millis() as u64;
+        assert_eq!(exit_of(&p), Exit::Exited(0));
+        assert!(
+            (crate::payload::DRAIN_GRACE_MS..30_000).contains(&waited),
+            "the run ended after {waited} ms: at the grace, not when the sleep ended"
+        );
+        assert_eq!(output(&collect(link, r), Tag::SOUT), b"started\n");
+    }
+
 
     fn argv_of(text: &[u8]) -> Result<Argv, StartError> {
         let buf: &'static mut [u8] = Box::leak(std::vec![0u8; text.len() + 1].into_boxed_slice());

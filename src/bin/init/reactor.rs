@@ -326,121 +326,11 @@ fn next_rank_to_clean(sources: &[&mut dyn Source]) -> Option<Rank> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::link::FramePool;
-    use crate::payload::Payload;
-    use crate::spawn::{spawn, Command, Stdio};
-    use core::ffi::CStr;
+    use crate::testkit::{collect, link};
     use guestinit::outbox::Quota;
-    use guestinit::pool::Pool;
-    use guestinit::sys::process::Exit;
-    use guestinit::wire::{Decoder, Event, Tag};
+    use guestinit::wire::Tag;
     use rustix::fd::AsFd;
     use rustix::fs::OFlags;
-    use std::vec::Vec as StdVec;
-
-    /// A link over a pipe, and the pipe's read end.
-    fn link() -> (Link, OwnedFd) {
-        let (r, w) = rustix::pipe::pipe().unwrap();
-        rustix::fs::fcntl_setfl(&w, OFlags::NONBLOCK).unwrap();
-        let pool: &'static mut FramePool = Box::leak(Box::new(Pool::new()));
-        (Link::over(w, pool), r)
-    }
-
-    fn sh(script: &CStr) -> Payload {
-        let child = spawn(&Command {
-            path: c"/bin/sh",
-            argv: &[c"sh", c"-c", script],
-            env: &[c"PATH=/usr/bin:/bin"],
-            stdin: Stdio::Null,
-            stdout: Stdio::Pipe,
-            stderr: Stdio::Pipe,
-        })
-        .unwrap();
-        let [_, Some(out), Some(err)] = child.streams else {
-            unreachable!()
-        };
-        Payload::new(child.pid, out, err)
-    }
-
-    /// Every frame in `bytes`, in order; bytes that are no frame (the filler
-    /// that held the port full) are passed over.
-    fn frames(bytes: &[u8]) -> StdVec<(Tag, StdVec<u8>)> {
-        let mut storage = std::vec![0u8; 64 * 1024];
-        let mut decoder = Decoder::new(&mut storage);
-        let mut out = StdVec::new();
-        let mut rest = bytes;
-        loop {
-            let (n, event) = decoder.push(rest);
-            rest = &rest[n..];
-            match event {
-                Some(Event::Frame { tag, payload }) => out.push((tag, payload.to_vec())),
-                Some(Event::Skipped { .. }) => {}
-                Some(other) => panic!("{other:?}"),
-                None if rest.is_empty() => return out,
-                None => {}
-            }
-        }
-    }
-
-    /// Flushes `link` while a thread reads its pipe; the frames read.
-    fn collect(mut link: Link, r: OwnedFd) -> StdVec<(Tag, StdVec<u8>)> {
-        let reader = std::thread::spawn(move || {
-            let mut all = StdVec::new();
-            let mut buf = [0u8; 65536];
-            while let Ok(n @ 1..) = rustix::io::read(&r, &mut buf) {
-                all.extend_from_slice(&buf[..n]);
-            }
-            all
-        });
-        link.flush_within(None).unwrap();
-        drop(link);
-        frames(&reader.join().unwrap())
-    }
-
-    fn output(frames: &[(Tag, StdVec<u8>)], tag: Tag) -> StdVec<u8> {
-        frames
-            .iter()
-            .filter(|(t, _)| *t == tag)
-            .flat_map(|(_, p)| p.clone())
-            .collect()
-    }
-
-    fn exit_of(p: &Payload) -> Exit {
-        p.ended().expect("ended").reaped.exit
-    }
-
-    #[test]
-    fn two_children_exiting_in_either_order_each_get_their_own_status() {
-        for (first, second) in [("0", "0.3"), ("0.3", "0")] {
-            let (mut link, r) = link();
-            let script_a = std::ffi::CString::new(format!("sleep {first}; echo a; exit 3")).unwrap();
-            let script_b = std::ffi::CString::new(format!("sleep {second}; echo b >&2; exit 5")).unwrap();
-            let mut a = sh(&script_a);
-            let mut b = sh(&script_b);
-            Reactor::new(None).run(&mut link, &mut [&mut a, &mut b]);
-            assert_eq!(exit_of(&a), Exit::Exited(3));
-            assert_eq!(exit_of(&b), Exit::Exited(5));
-            let frames = collect(link, r);
-            assert_eq!(output(&frames, Tag::SOUT), b"a\n");
-            assert_eq!(output(&frames, Tag::SERR), b"b\n");
-        }
-    }
-
-    #[test]
-    fn the_drain_deadline_fires_and_kills_what_holds_the_output_open() {
-        let (mut link, r) = link();
-        // The background sleep keeps stdout open long after the shell exits.
-        let mut p = sh(c"sleep 60 & echo started; exit 0");
-        let t0 = std::time::Instant::now();
-        Reactor::new(None).run(&mut link, &mut [&mut p]);
-        let waited = t0.elapsed().as_millis() as u64;
-        assert_eq!(exit_of(&p), Exit::Exited(0));
-        assert!(
-            (crate::payload::DRAIN_GRACE_MS..30_000).contains(&waited),
-            "the run ended after {waited} ms: at the grace, not when the sleep ended"
-        );
-        assert_eq!(output(&collect(link, r), Tag::SOUT), b"started\n");
-    }
 
     /// Reads a pipe into frames under its own quota until cleanup closes it.
     struct Reader {
@@ -529,7 +419,7 @@ mod tests {
         };
         let mut quiet = Reader {
             fd: Some(full_pipe()),
-            quota: crate::payload::QUOTA,
+            quota: Quota { lane: 1, max: 6 },
             tag: Tag::SOUT,
         };
         let mut timer = Timer {

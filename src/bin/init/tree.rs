@@ -5,7 +5,7 @@ mod clock;
 mod console;
 mod crash;
 mod failure;
-mod kaddr;
+mod kernel_addrs;
 mod link;
 mod modules;
 mod mounts;
@@ -13,4 +13,7 @@ mod payload;
 mod power;
 mod reactor;
 mod rss;
+mod serial_drain;
 mod spawn;
+#[cfg(test)]
+mod testkit;

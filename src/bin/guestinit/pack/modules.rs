@@ -187,7 +187,7 @@ mod tests {
     #[test]
     fn real_virtio_modules_come_after_their_dependencies() {
         let Some(tree) = real_tree() else {
-            eprintln!("no .cache/kernel module tree: run scripts/setup.sh; skipped");
+            crate::testenv::missing("no module tree in .cache/kernel");
             return;
         };
         let order = resolve(&tree, WANTED).unwrap();
@@ -314,7 +314,7 @@ mod tests {
                 fs::remove_file(file).is_ok() || !file.exists()
             }
             Err(_) => {
-                eprintln!("{tool} not installed: skipped");
+                crate::testenv::missing(&format!("{tool} is not installed"));
                 false
             }
         }

@@ -1,0 +1,60 @@
+//! What the init's host tests share: a link over a pipe, and the frames
+//! that come out of it.
+
+use crate::link::{FramePool, Link};
+use guestinit::pool::Pool;
+use guestinit::wire::{Decoder, Event, Tag};
+use rustix::fd::OwnedFd;
+use rustix::fs::OFlags;
+use std::vec::Vec as StdVec;
+
+/// A link over a pipe, and the pipe's read end.
+pub fn link() -> (Link, OwnedFd) {
+    let (r, w) = rustix::pipe::pipe().unwrap();
+    rustix::fs::fcntl_setfl(&w, OFlags::NONBLOCK).unwrap();
+    let pool: &'static mut FramePool = Box::leak(Box::new(Pool::new()));
+    (Link::over(w, pool), r)
+}
+
+/// Every frame in `bytes`, in order; bytes that are no frame (the filler
+/// that held the port full) are passed over.
+pub fn frames(bytes: &[u8]) -> StdVec<(Tag, StdVec<u8>)> {
+    let mut storage = std::vec![0u8; 64 * 1024];
+    let mut decoder = Decoder::new(&mut storage);
+    let mut out = StdVec::new();
+    let mut rest = bytes;
+    loop {
+        let (n, event) = decoder.push(rest);
+        rest = &rest[n..];
+        match event {
+            Some(Event::Frame { tag, payload }) => out.push((tag, payload.to_vec())),
+            Some(Event::Skipped { .. }) => {}
+            Some(other) => panic!("{other:?}"),
+            None if rest.is_empty() => return out,
+            None => {}
+        }
+    }
+}
+
+/// Flushes `link` while a thread reads its pipe; the frames read.
+pub fn collect(mut link: Link, r: OwnedFd) -> StdVec<(Tag, StdVec<u8>)> {
+    let reader = std::thread::spawn(move || {
+        let mut all = StdVec::new();
+        let mut buf = [0u8; 65536];
+        while let Ok(n @ 1..) = rustix::io::read(&r, &mut buf) {
+            all.extend_from_slice(&buf[..n]);
+        }
+        all
+    });
+    link.flush_within(None).unwrap();
+    drop(link);
+    frames(&reader.join().unwrap())
+}
+
+pub fn output(frames: &[(Tag, StdVec<u8>)], tag: Tag) -> StdVec<u8> {
+    frames
+        .iter()
+        .filter(|(t, _)| *t == tag)
+        .flat_map(|(_, p)| p.clone())
+        .collect()
+}
