@@ -142,8 +142,9 @@ impl<'p, S: Sink, const N: usize, const SIZE: usize> Outbox<'p, S, N, SIZE> {
 
     /// Queues the reserved buffer as a frame of `tag` with `len` payload bytes.
     pub fn commit(&mut self, r: Reserved, tag: Tag, len: usize) {
-        let frame_len = wire::write_header(tag, self.pool.buf(&r.id), len)
-            .expect("payload area bounds the length");
+        let Ok(frame_len) = wire::write_header(tag, self.pool.buf(&r.id), len) else {
+            unreachable!("the payload area bounds the length")
+        };
         // Cannot overflow: the queue holds at most the pool's N buffers.
         let _ = self.queue.push_back(Queued {
             id: r.id,

@@ -126,7 +126,10 @@ fn nul_terminate(text: &'static mut [u8]) -> Result<Argv, StartError> {
     let mut argv = Vec::new();
     let mut rest: &'static [u8] = text;
     for _ in 0..count {
-        let arg = CStr::from_bytes_until_nul(rest).expect("terminated above");
+        // Every one of the `count` arguments was NUL-terminated above.
+        let Ok(arg) = CStr::from_bytes_until_nul(rest) else {
+            break;
+        };
         rest = &rest[arg.to_bytes().len() + 1..];
         let _ = argv.push(arg);
     }
