@@ -1,0 +1,105 @@
+//! What `pack` puts in the archive, proven by running it in a VM: arguments
+//! of any bytes but NUL, programs from directories the guest mounts over,
+//! `#!/usr/bin/env X` scripts, and kernels that need no modules.
+
+mod common;
+use common::*;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// A fresh directory under /tmp, which the guest hides under its tmpfs.
+fn host_tmp(name: &str) -> PathBuf {
+    let dir = Path::new("/tmp").join(format!("guestinit-vm-pack-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn executable(path: &Path, text: &str) {
+    fs::write(path, text).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn arguments_with_newlines_arrive_intact() {
+    let out = run(
+        &[],
+        &[
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "echo a\necho b; printf '[%s]' \"$1\"",
+            "sh",
+            "two\nlines\n",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "a\nb\n[two\nlines\n]");
+}
+
+#[test]
+fn programs_under_tmp_run_with_argv0_as_given() {
+    let dir = host_tmp("tmp");
+    // busybox picks its applet from argv[0]: `echo` proves argv[0] is kept.
+    fs::copy("/bin/busybox", dir.join("echo")).unwrap();
+    let script = dir.join("script");
+    executable(&script, "#!/bin/busybox sh\necho \"script $1\"\n");
+    let echo = dir.join("echo");
+    let out = run(&[], &[echo.to_str().unwrap(), "hello"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "hello\n");
+    let out = run(&[], &[script.to_str().unwrap(), "arg"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "script arg\n");
+    let _ = fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_dynamic_program_under_tmp_runs() {
+    let dir = host_tmp("dyn");
+    let env = dir.join("env");
+    fs::copy("/usr/bin/env", &env).unwrap();
+    let out = run(&[], &[env.to_str().unwrap(), "/bin/busybox", "echo", "dyn"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "dyn\n");
+    let _ = fs::remove_dir_all(dir);
+}
+
+#[test]
+fn env_scripts_bring_their_program() {
+    let dir = scratch("env-script");
+    let script = dir.join("hello");
+    // env runs `busybox sh SCRIPT x`: busybox must be in the archive too.
+    executable(
+        &script,
+        "#!/usr/bin/env -S busybox sh\necho \"from env $1\"\n",
+    );
+    let out = run(&[], &[script.to_str().unwrap(), "x"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "from env x\n");
+}
+
+/// The unstable kernel `scripts/setup.sh` fetched into .cache/kernel-sid.
+fn sid_kernel() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/kernel-sid/usr/lib/modules");
+    let release = fs::read_dir(&root)
+        .ok()
+        .and_then(|mut d| d.next())
+        .unwrap_or_else(|| panic!("no kernel in {}: run scripts/setup.sh", root.display()))
+        .unwrap();
+    release.path().join("vmlinuz")
+}
+
+#[test]
+fn a_kernel_with_virtio_built_in_boots_without_modules() {
+    let kernel = sid_kernel();
+    let out = run(
+        &["--kernel", kernel.to_str().unwrap()],
+        &["/bin/busybox", "sh", "-c", "uname -r; ls /modules | wc -l"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let release = kernel.parent().unwrap().file_name().unwrap();
+    assert_eq!(stdout(&out), format!("{}\n0\n", release.to_str().unwrap()));
+}
