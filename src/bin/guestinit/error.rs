@@ -46,7 +46,7 @@ pub enum Error {
     Read { path: PathBuf, source: io::Error },
     #[error("cannot write {}: {source}", path.display())]
     Write { path: PathBuf, source: io::Error },
-    #[error("argument {arg:?} contains a newline or NUL; /args holds one argument per line")]
+    #[error("argument {arg:?} contains a NUL byte, which no program argument can hold")]
     BadArgument { arg: String },
     #[error(
         "the payload's argv ({bytes} bytes, {count} arguments) exceeds the init's limits ({} bytes, {} arguments)",
@@ -71,6 +71,17 @@ pub enum Error {
     InterpreterNotFound {
         interpreter: PathBuf,
         script: PathBuf,
+    },
+    #[error("`{name}` (run through env by {}) not found on PATH", script.display())]
+    EnvProgramNotFound { name: String, script: PathBuf },
+    #[error("{} (run through env by {}) is outside the guest's PATH {}", program.display(), script.display(), guestinit::proto::GUEST_PATH)]
+    EnvProgramOutsidePath { program: PathBuf, script: PathBuf },
+    #[error("{what} {} (of {}) is under {dir}, which the guest mounts over, and is opened by that path", path.display(), needed_by.display())]
+    MountedOver {
+        path: PathBuf,
+        what: &'static str,
+        needed_by: PathBuf,
+        dir: &'static str,
     },
     #[error("{}: more than {max} levels of #! interpreters", script.display())]
     InterpreterLoop { script: PathBuf, max: usize },
@@ -139,6 +150,9 @@ impl Error {
             | Error::LibraryNotFound { .. }
             | Error::InterpreterNotFound { .. }
             | Error::InterpreterLoop { .. }
+            | Error::EnvProgramNotFound { .. }
+            | Error::EnvProgramOutsidePath { .. }
+            | Error::MountedOver { .. }
             | Error::Collision { .. }
             | Error::NoKernel
             | Error::KernelNotFound { .. }

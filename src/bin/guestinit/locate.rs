@@ -26,14 +26,18 @@ pub fn program(program: &OsStr) -> Result<PathBuf> {
             })
         };
     }
+    on_path(program).ok_or_else(|| Error::ProgramNotFound {
+        name: given.display().to_string(),
+    })
+}
+
+/// The first executable `name` in the absolute directories of $PATH.
+pub fn on_path(name: &OsStr) -> Option<PathBuf> {
     let path_var = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path_var)
         .filter(|dir| dir.is_absolute())
-        .map(|dir| dir.join(given))
+        .map(|dir| dir.join(name))
         .find(|candidate| is_executable(candidate))
-        .ok_or_else(|| Error::ProgramNotFound {
-            name: given.display().to_string(),
-        })
 }
 
 fn is_executable(path: &Path) -> bool {

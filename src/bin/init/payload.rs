@@ -41,6 +41,8 @@ pub enum StartError {
     TooLong,
     TooMany,
     Args(ArgsError),
+    /// /.guestinit/exec exists but cannot be read.
+    Exec(Errno),
     /// pipe, open or fork failed.
     Spawn(Errno),
 }
@@ -49,9 +51,15 @@ impl core::fmt::Display for StartError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             StartError::Read(e) => write!(f, "read /args: {}", ErrnoText(*e)),
-            StartError::TooLong => write!(f, "/args exceeds {} bytes", args::MAX_BYTES),
+            StartError::TooLong => write!(
+                f,
+                "/args (with {}) exceeds {} bytes",
+                proto::path::EXEC,
+                args::MAX_BYTES
+            ),
             StartError::TooMany => write!(f, "/args has more than {MAX_ARGS} arguments"),
             StartError::Args(e) => write!(f, "{e}"),
+            StartError::Exec(e) => write!(f, "read {}: {}", proto::path::EXEC, ErrnoText(*e)),
             StartError::Spawn(e) => write!(f, "start the payload: {}", ErrnoText(*e)),
         }
     }
@@ -61,8 +69,8 @@ impl core::fmt::Display for StartError {
 pub fn start() -> Result<Payload, StartError> {
     let buf = ARGS.take().expect("the payload starts once");
     let len = read_args(buf)?;
-    let mut argv: Vec<*const u8, { MAX_ARGS + 1 }> = Vec::new();
-    nul_terminate(&mut buf[..len + 1], &mut argv)?;
+    let mut argv: Vec<*const u8, { MAX_ARGS + 2 }> = Vec::new();
+    load_argv(buf, len, &mut argv)?;
     spawn(&argv)
 }
 
@@ -86,28 +94,61 @@ fn read_args(buf: &mut [u8; ARGS_CAP]) -> Result<usize, StartError> {
     Err(StartError::TooLong)
 }
 
-/// Checks the arguments in `text[..len]` (the last byte of `text` is free),
-/// turns each line's end into a NUL and collects the pointers.
-fn nul_terminate(
-    text: &mut [u8],
-    argv: &mut Vec<*const u8, { MAX_ARGS + 1 }>,
+/// Builds `argv` from /args in `buf[..len]`: `argv[0]` is the path to
+/// execve (the contents of /.guestinit/exec, read into the free tail of
+/// `buf`, else the program), `argv[1..]` the argument vector, NUL-terminated.
+fn load_argv(
+    buf: &mut [u8; ARGS_CAP],
+    len: usize,
+    argv: &mut Vec<*const u8, { MAX_ARGS + 2 }>,
 ) -> Result<(), StartError> {
-    let len = text.len() - 1;
-    let count = args::split(&text[..len]).map_err(StartError::Args)?.count();
+    let end = args::terminator(&buf[..len]);
+    let count = args::split(&buf[..len]).map_err(StartError::Args)?.count();
     if count > MAX_ARGS {
         return Err(StartError::TooMany);
     }
-    text[len] = b'\n';
+    let (text, tail) = buf.split_at_mut(len + 1);
+    let exec = match rustix::fs::open(
+        proto::path::EXEC,
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        // ktstr's archives have no exec file: the program is argv[0].
+        Err(Errno::NOENT) => None,
+        Err(e) => return Err(StartError::Exec(e)),
+        Ok(file) => {
+            // One byte stays free for the path's NUL; a path that fills the
+            // rest may be cut, so it is refused (the host packs it shorter).
+            let room = tail.len().saturating_sub(1);
+            let mut got = 0;
+            while got < room {
+                match rustix::io::read(&file, &mut tail[got..room]) {
+                    Ok(0) => break,
+                    Ok(n) => got += n,
+                    Err(Errno::INTR) => {}
+                    Err(e) => return Err(StartError::Exec(e)),
+                }
+            }
+            if got == room {
+                return Err(StartError::TooLong);
+            }
+            tail[got] = 0;
+            Some(tail.as_ptr())
+        }
+    };
+    text[len] = end;
+    // The program starts the text: it is argv[0] of the argument vector.
+    let _ = argv.push(exec.unwrap_or(text.as_ptr()));
     let mut start = 0;
     for _ in 0..count {
-        let end = start
+        let stop = start
             + text[start..]
                 .iter()
-                .position(|&b| b == b'\n')
+                .position(|&b| b == end)
                 .expect("counted");
-        text[end] = 0;
+        text[stop] = 0;
         let _ = argv.push(text[start..].as_ptr());
-        start = end + 1;
+        start = stop + 1;
     }
     let _ = argv.push(core::ptr::null());
     Ok(())
@@ -151,16 +192,17 @@ fn exec_child(argv: &[*const u8], null: &OwnedFd, out: &OwnedFd, err: &OwnedFd) 
     for (slot, var) in envp.iter_mut().zip(ENV) {
         *slot = var.as_ptr().cast();
     }
-    // SAFETY: argv and envp are null-terminated arrays of NUL-terminated
-    // strings (the static /args buffer and C literals) alive until exec.
-    let errno = unsafe { execve(argv[0], argv.as_ptr(), envp.as_ptr()) };
+    // SAFETY: argv[1..] and envp are null-terminated arrays of NUL-terminated
+    // strings (the static /args buffer and C literals) alive until exec;
+    // argv[0], the path to exec, is NUL-terminated in the same buffer.
+    let errno = unsafe { execve(argv[0], argv[1..].as_ptr(), envp.as_ptr()) };
     exit_group(report_exec_failure(argv[0], errno, err))
 }
 
 /// Writes `exec PATH: REASON` to the payload's stderr, as shells do, and
 /// returns their exit code: 127 for a missing program, 126 otherwise.
 fn report_exec_failure(path: *const u8, errno: Errno, stderr: &OwnedFd) -> i32 {
-    // SAFETY: path is argv[0], NUL-terminated in the static /args buffer.
+    // SAFETY: path is the exec path, NUL-terminated in the static /args buffer.
     let path = unsafe { core::ffi::CStr::from_ptr(path.cast()) }.to_bytes();
     let mut buf = [0u8; 512];
     let mut w = SliceWriter::new(&mut buf);
