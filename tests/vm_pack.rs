@@ -103,3 +103,15 @@ fn a_kernel_with_virtio_built_in_boots_without_modules() {
     let release = kernel.parent().unwrap().file_name().unwrap();
     assert_eq!(stdout(&out), format!("{}\n0\n", release.to_str().unwrap()));
 }
+
+#[test]
+fn a_mistyped_option_is_a_usage_error_naming_it() {
+    let out = std::process::Command::new(guestinit())
+        .args(["run", "--tiemout", "5", "--", "/bin/busybox", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 249, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("unexpected argument '--tiemout'"), "{err}");
+    assert!(err.contains("'--timeout'"), "{err}");
+}

@@ -5,7 +5,8 @@
 //! - 0..=255: the payload's exit code, from the last CRC-valid EXIT frame
 //!   (a negative or larger code is reduced modulo 256, as a shell does);
 //! - 249 ([`USAGE`]): bad arguments, missing program, kernel, module, library or
-//!   init binary, unreadable input (clap's own usage errors keep clap's 2);
+//!   init binary, unreadable input, and command-line errors (not clap's 2,
+//!   which a payload's own failure often is);
 //! - 250 ([`QEMU`]): QEMU is not on PATH, failed to start, or never connected;
 //! - 251 ([`NO_EXIT`]): the VM ended without an EXIT frame;
 //! - 252 ([`TIMEOUT`]): `--timeout` was reached and QEMU killed;
@@ -30,14 +31,14 @@ pub const FATAL: u8 = 254;
 pub const EXIT_CODES_HELP: &str = "\
 Exit status:
   0-255  the payload's exit code (from the guest's EXIT frame)
-  249    usage or pack error (missing program, kernel, module, library, init)
+  249    usage or pack error (unknown option, missing program, kernel,
+         module, library, init)
   250    qemu-system-x86_64 missing or failed to start
   251    the VM ended without an exit code (kernel panic, init died)
   252    --timeout reached; QEMU was killed
   253    the init crashed (a COM2 line starting PANIC:)
   254    the init reported a fatal error, e.g. an initramfs that did not
-         fully unpack (a COM2 line starting FATAL:)
-  2      command-line usage error (from the argument parser)";
+         fully unpack (a COM2 line starting FATAL:)";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
