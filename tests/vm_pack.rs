@@ -115,3 +115,47 @@ fn a_mistyped_option_is_a_usage_error_naming_it() {
     assert!(err.contains("unexpected argument '--tiemout'"), "{err}");
     assert!(err.contains("'--timeout'"), "{err}");
 }
+
+/// The kernel `scripts/setup.sh` fetched into .cache/kernel/boot.
+fn cache_kernel() -> PathBuf {
+    let boot = Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/kernel/boot");
+    fs::read_dir(&boot)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("vmlinuz-")
+        })
+        .unwrap_or_else(|| panic!("no kernel in {}: run scripts/setup.sh", boot.display()))
+}
+
+/// `guestinit run --kernel KERNEL -- busybox echo ok`, from `dir`.
+fn run_kernel_from(dir: &Path, kernel: &Path) -> std::process::Output {
+    require_vm_prerequisites();
+    std::process::Command::new(guestinit())
+        .current_dir(dir)
+        .args(["run", "--timeout", VM_TIMEOUT_SECS, "--kernel"])
+        .arg(kernel)
+        .args(["--", "/bin/busybox", "echo", "ok"])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn relative_and_symlinked_kernels_find_their_modules() {
+    let kernel = cache_kernel();
+    let boot = kernel.parent().unwrap();
+    let links = scratch("kernel-links");
+    std::os::unix::fs::symlink(&kernel, links.join("vmlinuz")).unwrap();
+    for (dir, given) in [
+        (boot, PathBuf::from(kernel.file_name().unwrap())),
+        (boot, Path::new(".").join(kernel.file_name().unwrap())),
+        (links.as_path(), PathBuf::from("vmlinuz")),
+    ] {
+        let out = run_kernel_from(dir, &given);
+        assert_eq!(code(&out), 0, "{}: {}", given.display(), stderr(&out));
+        assert_eq!(stdout(&out), "ok\n");
+    }
+}

@@ -56,11 +56,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE", conflicts_with_all = ["program", "modules", "init"])]
     pub initramfs: Option<PathBuf>,
 
-    /// Kernel image [default: $GUESTINIT_KERNEL, else the newest .cache/kernel/boot/vmlinuz-*].
+    /// Kernel image, or a kernel build tree [default: $GUESTINIT_KERNEL, else the newest .cache/kernel/boot/vmlinuz-*].
     #[arg(long, value_name = "PATH")]
     pub kernel: Option<PathBuf>,
 
-    /// Where to find kernel modules [default: lib/modules/VERSION beside the kernel].
+    /// Where to find kernel modules [default: the kernel's own module tree, when its virtio drivers are modules].
     #[arg(long, value_name = "DIR")]
     pub modules: Option<PathBuf>,
 

@@ -88,12 +88,16 @@ pub enum Error {
     InterpreterLoop { script: PathBuf, max: usize },
     #[error("payload file {} would replace one of guestinit's own initramfs entries", path.display())]
     Collision { path: PathBuf },
-    #[error("no kernel: run scripts/setup.sh or pass --kernel")]
-    NoKernel,
+    #[error("no kernel in {}: run scripts/setup.sh or pass --kernel", tried.display())]
+    NoKernel { tried: PathBuf },
     #[error("kernel {} not found", path.display())]
     KernelNotFound { path: PathBuf },
-    #[error("no module tree for kernel {} (looked for {}); pass --modules DIR", kernel.display(), expected.display())]
-    NoModuleTree { kernel: PathBuf, expected: PathBuf },
+    #[error("kernel {} needs modules ({needs} not built in) and has no module tree (tried {tried}); pass --modules DIR", kernel.display())]
+    NoModuleTree {
+        kernel: PathBuf,
+        needs: String,
+        tried: String,
+    },
     #[error("kernel module {name} not found under {} (as {name}.ko, .ko.xz or .ko.zst) and not built in", dir.display())]
     ModuleNotFound { name: String, dir: PathBuf },
     #[error("kernel module {}: {reason}", path.display())]
@@ -155,7 +159,7 @@ impl Error {
             | Error::EnvProgramOutsidePath { .. }
             | Error::MountedOver { .. }
             | Error::Collision { .. }
-            | Error::NoKernel
+            | Error::NoKernel { .. }
             | Error::KernelNotFound { .. }
             | Error::NoModuleTree { .. }
             | Error::ModuleNotFound { .. }

@@ -64,26 +64,35 @@ fn absolute(path: &Path) -> Result<PathBuf> {
     Ok(parent.join(name))
 }
 
-/// The kernel to boot: `explicit`, else $GUESTINIT_KERNEL, else the newest
+/// The kernel to boot: `explicit` (a file, or a kernel build tree holding
+/// `arch/x86/boot/bzImage`), else $GUESTINIT_KERNEL, else the newest
 /// `boot/vmlinuz-*` of the checkout's `.cache/kernel` (setup.sh puts it there).
 pub fn kernel(explicit: Option<&Path>) -> Result<PathBuf> {
+    let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/kernel/boot");
     let chosen = match explicit {
         Some(path) => path.to_owned(),
         None => match std::env::var_os("GUESTINIT_KERNEL") {
             Some(path) => PathBuf::from(path),
-            None => newest_kernel(&Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/kernel"))
-                .ok_or(Error::NoKernel)?,
+            None => newest_kernel(&cache).ok_or(Error::NoKernel { tried: cache })?,
         },
     };
-    if chosen.is_file() {
-        Ok(chosen)
+    let image = if chosen.is_dir() {
+        chosen.join(BUILD_TREE_IMAGE)
     } else {
-        Err(Error::KernelNotFound { path: chosen })
+        chosen
+    };
+    if image.is_file() {
+        Ok(image)
+    } else {
+        Err(Error::KernelNotFound { path: image })
     }
 }
 
-fn newest_kernel(root: &Path) -> Option<PathBuf> {
-    fs::read_dir(root.join("boot"))
+/// Where a kernel build tree keeps the bootable image.
+const BUILD_TREE_IMAGE: &str = "arch/x86/boot/bzImage";
+
+fn newest_kernel(boot: &Path) -> Option<PathBuf> {
+    fs::read_dir(boot)
         .ok()?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
@@ -103,26 +112,6 @@ fn version_order(a: &str, b: &str) -> Ordering {
             .collect()
     };
     numbers(a).cmp(&numbers(b)).then_with(|| a.cmp(b))
-}
-
-/// The module tree that belongs to `kernel`: for `DIR/boot/vmlinuz-V` it is
-/// `DIR/lib/modules/V` (so `/boot/vmlinuz-V` gives `/lib/modules/V`).
-pub fn module_tree(kernel: &Path) -> Result<PathBuf> {
-    let name = kernel.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let version = name.split_once('-').map_or(name, |(_, v)| v);
-    let root = kernel
-        .parent()
-        .and_then(Path::parent)
-        .unwrap_or(Path::new("/"));
-    let expected = root.join("lib/modules").join(version);
-    if expected.is_dir() {
-        Ok(expected)
-    } else {
-        Err(Error::NoModuleTree {
-            kernel: kernel.to_owned(),
-            expected,
-        })
-    }
 }
 
 /// The guest init: `explicit`, else the `init` built beside this executable
@@ -184,20 +173,15 @@ mod tests {
     }
 
     #[test]
-    fn module_tree_sits_beside_boot() {
+    fn a_build_tree_gives_its_bzimage() {
         let scratch = crate::scratch::ScratchDir::new("test").unwrap();
-        let dir = scratch.path();
-        fs::create_dir_all(dir.join("boot")).unwrap();
-        fs::create_dir_all(dir.join("lib/modules/6.1.0-9-amd64")).unwrap();
-        let kernel = dir.join("boot/vmlinuz-6.1.0-9-amd64");
-        fs::write(&kernel, b"").unwrap();
-        assert_eq!(
-            module_tree(&kernel).unwrap(),
-            dir.join("lib/modules/6.1.0-9-amd64")
-        );
+        let tree = scratch.path();
         assert!(matches!(
-            module_tree(&dir.join("boot/vmlinuz-7")),
-            Err(Error::NoModuleTree { .. })
+            kernel(Some(tree)),
+            Err(Error::KernelNotFound { path }) if path == tree.join(BUILD_TREE_IMAGE)
         ));
+        fs::create_dir_all(tree.join("arch/x86/boot")).unwrap();
+        fs::write(tree.join(BUILD_TREE_IMAGE), b"").unwrap();
+        assert_eq!(kernel(Some(tree)).unwrap(), tree.join(BUILD_TREE_IMAGE));
     }
 }

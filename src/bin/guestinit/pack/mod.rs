@@ -18,6 +18,7 @@
 
 mod cpio;
 mod elf;
+mod kernel;
 mod layout;
 mod modules;
 
@@ -81,15 +82,16 @@ pub fn main(args: PackArgs) -> Result<()> {
     write(&plan(&spec)?, &args.output, args.compress)
 }
 
-/// `--modules DIR` if given, else the module tree beside the kernel.
-fn modules_dir(kernel: Option<&Path>, modules: Option<&Path>) -> Result<PathBuf> {
+/// The modules to pack: those of `--modules DIR` if given, else those the
+/// kernel needs from its own module tree.
+fn modules(kernel: Option<&Path>, modules: Option<&Path>) -> Result<Vec<modules::Module>> {
     match modules {
-        Some(dir) if dir.is_dir() => Ok(dir.to_owned()),
+        Some(dir) if dir.is_dir() => modules::resolve(dir, modules::WANTED),
         Some(dir) => Err(Error::Read {
             path: dir.to_owned(),
             source: io::ErrorKind::NotFound.into(),
         }),
-        None => locate::module_tree(&locate::kernel(kernel)?),
+        None => kernel::modules(&locate::kernel(kernel)?),
     }
 }
 
@@ -104,8 +106,7 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
     let exec = Some(layout::guest_path(&program)).filter(|p| *p != program);
     let args = args_file(program.as_os_str(), rest, exec.as_deref())?;
     let init = locate::init(spec.init.as_deref())?;
-    let modules_dir = modules_dir(spec.kernel.as_deref(), spec.modules.as_deref())?;
-    let modules = modules::resolve(&modules_dir, modules::WANTED)?;
+    let modules = modules(spec.kernel.as_deref(), spec.modules.as_deref())?;
 
     let mut files = Vec::new();
     for path in &payload {
