@@ -159,3 +159,49 @@ fn relative_and_symlinked_kernels_find_their_modules() {
         assert_eq!(stdout(&out), "ok\n");
     }
 }
+
+/// Builds, under `dir`, `lib/libgreet.so` and `bin/greet` linked to it with
+/// `rpath` as its RUNPATH (the C compiler links Rust too, so it is here).
+fn build_greet(dir: &Path, rpath: &str) -> PathBuf {
+    fs::create_dir_all(dir.join("lib")).unwrap();
+    fs::create_dir_all(dir.join("bin")).unwrap();
+    fs::write(
+        dir.join("greet.c"),
+        "#include <stdio.h>\nvoid greet(void) { puts(\"greet ok\"); }\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("main.c"),
+        "void greet(void);\nint main(void) { greet(); return 0; }\n",
+    )
+    .unwrap();
+    host_sh(
+        &format!(
+            "cc -shared -fPIC -o lib/libgreet.so greet.c && \
+             cc -o bin/greet main.c -Llib -lgreet -Wl,--enable-new-dtags,-rpath,'{rpath}'"
+        ),
+        dir,
+    );
+    dir.join("bin/greet")
+}
+
+#[test]
+fn origin_libraries_move_with_a_program_under_tmp() {
+    let dir = host_tmp("origin");
+    let greet = build_greet(&dir, "$ORIGIN/../lib");
+    let out = run(&[], &[greet.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "greet ok\n");
+
+    // An absolute RUNPATH under /tmp is opened as written: refused.
+    let greet = build_greet(&dir, &dir.join("lib").display().to_string());
+    let out = run(&[], &[greet.to_str().unwrap()]);
+    assert_eq!(code(&out), 249, "{}", stderr(&out));
+    assert!(stderr(&out).contains("libgreet.so (of"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("which the guest mounts over"),
+        "{}",
+        stderr(&out)
+    );
+    let _ = fs::remove_dir_all(dir);
+}
