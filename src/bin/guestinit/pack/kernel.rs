@@ -9,13 +9,10 @@ use std::path::{Path, PathBuf};
 use super::modules::{self, Module};
 use crate::error::{Error, Result};
 
-/// Each wanted module with the config option that builds it in.
-const WANTED_CONFIG: [(&str, &str); 2] = [
-    ("virtio_console", "CONFIG_VIRTIO_CONSOLE"),
-    ("virtio_pci", "CONFIG_VIRTIO_PCI"),
-];
+/// The config options that build `modules::WANTED` into the kernel.
+const WANTED_OPTIONS: [&str; 2] = ["CONFIG_VIRTIO_CONSOLE", "CONFIG_VIRTIO_PCI"];
 
-/// A kernel image and what was found beside it.
+/// What was found beside a kernel image.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Companions {
     /// The `.config` of the build, if found.
@@ -31,26 +28,25 @@ pub struct Companions {
 /// why not); else those of its module tree, which must then exist.
 pub fn modules(image: &Path) -> Result<Vec<Module>> {
     let found = companions(image)?;
-    let config = match &found.config {
-        Some(path) => Some(fs::read_to_string(path).map_err(|source| Error::Read {
-            path: path.clone(),
-            source,
-        })?),
-        None => None,
+    let Some(config) = &found.config else {
+        // Nothing says what the kernel needs: its tree decides, if it has one.
+        return match &found.tree {
+            Some(tree) => modules::resolve(tree, modules::WANTED),
+            None => Ok(vec![]),
+        };
     };
-    let needs: Vec<&str> = match &config {
-        Some(text) => WANTED_CONFIG
-            .iter()
-            .filter(|(_, option)| !built_in(text, option))
-            .map(|(_, option)| *option)
-            .collect(),
-        None => vec![],
-    };
-    match (&found.tree, needs.is_empty()) {
-        (_, true) if config.is_some() => Ok(vec![]),
-        (Some(tree), _) => modules::resolve(tree, modules::WANTED),
-        (None, true) => Ok(vec![]),
-        (None, false) => Err(Error::NoModuleTree {
+    let text = fs::read_to_string(config).map_err(|source| Error::Read {
+        path: config.clone(),
+        source,
+    })?;
+    let needs: Vec<&str> = WANTED_OPTIONS
+        .into_iter()
+        .filter(|option| !built_in(&text, option))
+        .collect();
+    match &found.tree {
+        _ if needs.is_empty() => Ok(vec![]),
+        Some(tree) => modules::resolve(tree, modules::WANTED),
+        None => Err(Error::NoModuleTree {
             kernel: image.to_owned(),
             needs: needs.join(", "),
             tried: found
