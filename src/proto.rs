@@ -31,7 +31,7 @@ pub mod path {
     /// [`MOUNTED`]: `/.guestinit/root/tmp/x/prog` for `/tmp/x/prog`.
     pub const ROOT: &str = "/.guestinit/root";
     /// The directories the init mounts filesystems over, hiding whatever the
-    /// archive put there.
+    /// archive put there (the init's `mounts::MOUNTS` are all under these).
     pub const MOUNTED: [&str; 5] = ["/tmp", "/run", "/dev", "/proc", "/sys"];
     /// Kernel modules, `NNN-name.ko[.xz|.zst]`, loaded in name order.
     pub const MODULES: &str = "/modules";

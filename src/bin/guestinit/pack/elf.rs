@@ -251,14 +251,17 @@ fn env_target(name: &str, script: &Path) -> Result<PathBuf> {
         name: name.to_owned(),
         script: script.to_owned(),
     };
-    let program = if name.contains('/') {
-        Some(PathBuf::from(name)).filter(|p| p.is_file())
-    } else {
-        locate::on_path(name.as_ref())
+    if name.contains('/') {
+        // A path: env opens it as written (relative ones are refused).
+        let program = Some(PathBuf::from(name))
+            .filter(|p| p.is_absolute() && p.is_file())
+            .ok_or_else(not_found)?;
+        visible(&program, "program env runs", script)?;
+        return Ok(program);
     }
-    .ok_or_else(not_found)?;
+    let program = locate::on_path(name.as_ref()).ok_or_else(not_found)?;
     let dir = program.parent().unwrap_or(Path::new("/"));
-    if name.contains('/') || proto::GUEST_PATH.split(':').any(|d| Path::new(d) == dir) {
+    if proto::GUEST_PATH.split(':').any(|d| Path::new(d) == dir) {
         Ok(program)
     } else {
         Err(Error::EnvProgramOutsidePath {
@@ -380,11 +383,19 @@ mod tests {
         let sh = locate::on_path("sh".as_ref()).unwrap();
         assert!(files.contains(&PathBuf::from("/usr/bin/env")), "{files:?}");
         assert!(files.contains(&sh), "{files:?}");
-        fs::write(&script, "#!/usr/bin/env no-such-program-guestinit\n").unwrap();
-        assert!(matches!(
-            closure(&script),
-            Err(Error::EnvProgramNotFound { .. })
-        ));
+        for missing in ["no-such-program-guestinit", "./sh"] {
+            fs::write(&script, format!("#!/usr/bin/env {missing}\n")).unwrap();
+            assert!(matches!(
+                closure(&script),
+                Err(Error::EnvProgramNotFound { .. })
+            ));
+        }
+        let tmp = tmp_dir("env-mounted");
+        fs::copy("/bin/sh", tmp.join("sh")).unwrap();
+        fs::write(&script, format!("#!/usr/bin/env {}/sh\n", tmp.display())).unwrap();
+        let err = closure(&script).unwrap_err();
+        let _ = fs::remove_dir_all(tmp);
+        assert!(matches!(err, Error::MountedOver { .. }), "{err}");
     }
 
     #[test]
