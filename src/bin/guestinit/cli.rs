@@ -56,7 +56,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE", conflicts_with_all = ["program", "modules", "init"])]
     pub initramfs: Option<PathBuf>,
 
-    /// Kernel image, or a kernel build tree [default: $GUESTINIT_KERNEL, else the newest .cache/kernel/boot/vmlinuz-*].
+    /// Kernel image, or a kernel build tree [default: $GUESTINIT_KERNEL, else a build tree here, .cache/kernel, /boot, /usr/lib/modules].
     #[arg(long, value_name = "PATH")]
     pub kernel: Option<PathBuf>,
 

@@ -88,8 +88,8 @@ pub enum Error {
     InterpreterLoop { script: PathBuf, max: usize },
     #[error("payload file {} would replace one of guestinit's own initramfs entries", path.display())]
     Collision { path: PathBuf },
-    #[error("no kernel in {}: run scripts/setup.sh or pass --kernel", tried.display())]
-    NoKernel { tried: PathBuf },
+    #[error("no kernel found (tried {tried}): run scripts/setup.sh or pass --kernel")]
+    NoKernel { tried: String },
     #[error("kernel {} not found", path.display())]
     KernelNotFound { path: PathBuf },
     #[error("kernel {} needs modules ({needs} not built in) and has no module tree (tried {tried}); pass --modules DIR", kernel.display())]
