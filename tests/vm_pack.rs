@@ -42,7 +42,7 @@ fn arguments_with_newlines_arrive_intact() {
 #[test]
 fn programs_under_tmp_run_with_argv0_as_given() {
     let dir = host_tmp("tmp");
-    // busybox picks its applet from argv[0]: `echo` proves argv[0] is kept.
+    // busybox picks its applet from the name in argv[0].
     fs::copy("/bin/busybox", dir.join("echo")).unwrap();
     let script = dir.join("script");
     executable(&script, "#!/bin/busybox sh\necho \"script $1\"\n");
@@ -53,6 +53,17 @@ fn programs_under_tmp_run_with_argv0_as_given() {
     let out = run(&[], &[script.to_str().unwrap(), "arg"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(stdout(&out), "script arg\n");
+    // A program that prints argv[0] sees the host path, not the packed one.
+    fs::write(
+        dir.join("argv0.c"),
+        "#include <stdio.h>\nint main(int c, char **v) { puts(v[0]); return 0; }\n",
+    )
+    .unwrap();
+    host_sh("cc -o argv0 argv0.c", &dir);
+    let argv0 = dir.join("argv0");
+    let out = run(&[], &[argv0.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), format!("{}\n", argv0.display()));
     let _ = fs::remove_dir_all(dir);
 }
 
