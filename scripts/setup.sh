@@ -39,9 +39,35 @@ if ! ls "$cache"/boot/vmlinuz-* >/dev/null 2>&1; then
     dpkg-deb -x "$tmp"/*.deb "$cache"
     rm -rf "$tmp"
 fi
+# Debian unstable's cloud kernel (virtio built in, no module tree needed),
+# for the VM test of a kernel booted without modules. A private apt
+# configuration under the cache: the machine's own sources stay untouched.
+sid=.cache/kernel-sid
+if ! compgen -G "$sid/usr/lib/modules/*/vmlinuz" >/dev/null; then
+    apt_dir=$PWD/.cache/sid-apt
+    mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial" "$apt_dir/download"
+    echo "deb http://deb.debian.org/debian sid main" > "$apt_dir/sources.list"
+    chown -R _apt "$apt_dir/lists" "$apt_dir/archives" "$apt_dir/download" 2>/dev/null || chmod -R 777 "$apt_dir"
+    sid_apt=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
+             -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache::Archives=$apt_dir/archives"
+             -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache=)
+    apt-get "${sid_apt[@]}" update -qq
+    pkg=$(apt-cache "${sid_apt[@]}" depends linux-image-cloud-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+    [ -n "$pkg" ] || { echo "setup: cannot resolve the kernel behind sid's linux-image-cloud-amd64" >&2; exit 1; }
+    # Newer Debian kernels split the image package; take the parts that exist.
+    version=${pkg#linux-image-}
+    parts=("$pkg")
+    for part in linux-binary-$version linux-base-$version linux-modules-$version; do
+        apt-cache "${sid_apt[@]}" show "$part" >/dev/null 2>&1 && parts+=("$part")
+    done
+    (cd "$apt_dir/download" && rm -f ./*.deb && apt-get "${sid_apt[@]}" download -qq "${parts[@]}")
+    mkdir -p "$sid"
+    for deb in "$apt_dir"/download/*.deb; do dpkg-deb -x "$deb" "$sid"; done
+fi
 # Fuzzing (scripts/fuzz.sh) runs cargo-fuzz on the nightly toolchain; where
 # no nightly is installed the fuzz runs are skipped, so cargo-fuzz is too.
 if cargo +nightly --version >/dev/null 2>&1 && ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 echo "setup: qemu $(qemu-system-x86_64 --version | head -1 | awk '{print $4}'), kernel $(ls "$cache"/boot/vmlinuz-* | head -1)"
+echo "setup: unstable kernel $(ls "$sid"/usr/lib/modules/*/vmlinuz | head -1)"

@@ -7,6 +7,9 @@ pub const BULK_PORT: &str = "guestinit.bulk";
 /// The bulk port's name under ktstr's VMM, accepted beside [`BULK_PORT`].
 pub const KTSTR_BULK_PORT: &str = "ktstr-bulk";
 
+/// The payload's PATH, as the init sets it: `#!/usr/bin/env X` finds X here.
+pub const GUEST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// Kernel command-line keys the init reads.
 pub mod key {
     /// Present: the host acknowledges EXIT with EACK before power-off.
@@ -17,8 +20,19 @@ pub mod key {
 
 /// Paths in the initramfs the host builds.
 pub mod path {
-    /// The payload's argv, one argument per line.
+    /// The payload's argv: NUL-terminated arguments (what guestinit packs),
+    /// or one per line (ktstr); see `parse::args`.
     pub const ARGS: &str = "/args";
+    /// Optional: the path the init passes to execve, when it is not argv[0]
+    /// (the program was packed under [`ROOT`]). Its bytes are the path, with
+    /// no terminator; absent, the init execs argv[0].
+    pub const EXEC: &str = "/.guestinit/exec";
+    /// Where the host packs payload files whose own path lies under one of
+    /// [`MOUNTED`]: `/.guestinit/root/tmp/x/prog` for `/tmp/x/prog`.
+    pub const ROOT: &str = "/.guestinit/root";
+    /// The directories the init mounts filesystems over, hiding whatever the
+    /// archive put there (the init's `mounts::MOUNTS` are all under these).
+    pub const MOUNTED: [&str; 5] = ["/tmp", "/run", "/dev", "/proc", "/sys"];
     /// Kernel modules, `NNN-name.ko[.xz|.zst]`, loaded in name order.
     pub const MODULES: &str = "/modules";
     /// The archive's last entry; missing means the kernel ran out of memory

@@ -88,7 +88,7 @@ fn pack_busybox_lists_with_cpio() {
         .stdin(fs::File::open(&archive).unwrap())
         .output()
         .unwrap();
-    assert_eq!(args_file.stdout, b"/bin/busybox\nsh\n-c\necho hi\n");
+    assert_eq!(args_file.stdout, b"/bin/busybox\0sh\0-c\0echo hi\0");
 }
 
 #[test]

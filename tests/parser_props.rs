@@ -37,6 +37,11 @@ proptest! {
     }
 
     #[test]
+    fn args_roundtrip(argv in prop::collection::vec(text(b"a/ \n\0", 12), 0..8)) {
+        props::args_roundtrip(&argv);
+    }
+
+    #[test]
     fn sched_script(script in lines_of(
         &["echo", " ", "\t", "1", "-n", "'", "\"", ">", "/sys/x", "x", "#", "$", "\r", ";"],
         6,

@@ -1,4 +1,4 @@
-//! Target 5: the /args splitter.
+//! Target 5: the /args splitter, on the bytes as a file and as an argv.
 #![no_main]
 
 // Shared with the property tests; this target uses one of its properties.
@@ -6,4 +6,4 @@
 #[path = "../../tests/props/parsers.rs"]
 mod props;
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| props::args(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| props::args_any(data));

@@ -20,9 +20,14 @@ fn within(whole: &[u8], part: &[u8]) -> bool {
 
 /// The lines of a file: `\n` ends each, and a last one may lack it.
 fn file_lines(file: &[u8]) -> Vec<&[u8]> {
-    match file.strip_suffix(b"\n").unwrap_or(file) {
+    terminated(file, b'\n')
+}
+
+/// The entries of `file`, each ended by `end` except perhaps the last.
+fn terminated(file: &[u8], end: u8) -> Vec<&[u8]> {
+    match file.strip_suffix(&[end]).unwrap_or(file) {
         [] if file.is_empty() => vec![],
-        body => body.split(|&b| b == b'\n').collect(),
+        body => body.split(|&b| b == end).collect(),
     }
 }
 
@@ -115,22 +120,47 @@ pub fn cmdline(text: &[u8]) {
     }
 }
 
-/// `/args` splits into its lines, and rejects exactly a missing program
-/// and a NUL, naming the first argument that holds one.
+/// `/args` splits at NULs when it holds one, else at newlines, and rejects
+/// exactly a missing program.
 pub fn args(file: &[u8]) {
-    let lines = file_lines(file);
-    assert_eq!(args::count(file), lines.len());
+    let entries = if file.contains(&0) {
+        terminated(file, 0)
+    } else {
+        terminated(file, b'\n')
+    };
+    assert_eq!(args::count(file), entries.len());
     match args::split(file) {
         Ok(argv) => {
             let argv: Vec<&[u8]> = argv.collect();
-            assert_eq!(argv, lines);
+            assert_eq!(argv, entries);
             assert!(!argv[0].is_empty() && argv.iter().all(|a| !a.contains(&0)));
         }
-        Err(ArgsError::NoProgram) => assert!(lines.first().is_none_or(|p| p.is_empty())),
-        Err(ArgsError::Nul { index }) => {
-            assert!(!lines[0].is_empty() && lines[index].contains(&0));
-            assert!(lines[..index].iter().all(|a| !a.contains(&0)));
-        }
+        Err(ArgsError::NoProgram) => assert!(entries.first().is_none_or(|p| p.is_empty())),
+    }
+}
+
+/// Both `/args` properties on one input: as a file, and as an argv.
+pub fn args_any(data: &[u8]) {
+    args(data);
+    if let Ok(argv) = Vec::<Vec<u8>>::arbitrary_take_rest(Unstructured::new(data)) {
+        args_roundtrip(&argv);
+    }
+}
+
+/// Any argv without NUL and with a program, NUL-terminated, reads back as
+/// itself: the format `guestinit pack` writes is lossless.
+pub fn args_roundtrip(argv: &[Vec<u8>]) {
+    let argv: Vec<Vec<u8>> = argv
+        .iter()
+        .map(|a| a.iter().copied().filter(|&b| b != 0).collect())
+        .collect();
+    let file: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| a.iter().copied().chain([0]))
+        .collect();
+    match args::split(&file) {
+        Ok(got) => assert_eq!(got.collect::<Vec<_>>(), argv),
+        Err(ArgsError::NoProgram) => assert!(argv.first().is_none_or(Vec::is_empty)),
     }
 }
 
@@ -256,7 +286,7 @@ fn lines_n<const N: usize>(input: &LinesInput) {
 pub fn replay(target: &str, data: &[u8]) -> bool {
     match target {
         "cmdline" => cmdline(data),
-        "args" => args(data),
+        "args" => args_any(data),
         "sched_script" => sched_script(data),
         "kallsyms" => kallsyms(data),
         "iomem" => iomem(data),

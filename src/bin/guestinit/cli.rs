@@ -6,7 +6,25 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::error::EXIT_CODES_HELP;
+use crate::error::{EXIT_CODES_HELP, USAGE};
+
+/// The command line, or the exit status after clap printed why not: 0 for
+/// `--help` and `--version`, else [`USAGE`] (249) like every other host
+/// error, not clap's 2, which a payload's own failure often is.
+pub fn parse() -> Result<Cli, u8> {
+    Cli::try_parse().map_err(|err| {
+        let _ = err.print();
+        exit_status(&err)
+    })
+}
+
+fn exit_status(err: &clap::Error) -> u8 {
+    if err.use_stderr() {
+        USAGE
+    } else {
+        0
+    }
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -38,11 +56,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE", conflicts_with_all = ["program", "modules", "init"])]
     pub initramfs: Option<PathBuf>,
 
-    /// Kernel image [default: $GUESTINIT_KERNEL, else the newest .cache/kernel/boot/vmlinuz-*].
+    /// Kernel image, or a kernel build tree [default: $GUESTINIT_KERNEL, else a build tree here, .cache/kernel, /boot, /usr/lib/modules].
     #[arg(long, value_name = "PATH")]
     pub kernel: Option<PathBuf>,
 
-    /// Where to find kernel modules [default: lib/modules/VERSION beside the kernel].
+    /// Where to find kernel modules [default: the kernel's own module tree, when its virtio drivers are modules].
     #[arg(long, value_name = "DIR")]
     pub modules: Option<PathBuf>,
 
@@ -93,11 +111,11 @@ pub struct RunArgs {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub throttle_bulk: Option<u32>,
 
-    /// The program to run in the guest, and its arguments.
+    /// The program to run in the guest, and its arguments. Options for
+    /// guestinit come first: from PROGRAM (or `--`) on, all is the program's.
     #[arg(
         value_name = "PROGRAM",
         trailing_var_arg = true,
-        allow_hyphen_values = true,
         required_unless_present = "initramfs"
     )]
     pub program: Vec<OsString>,
@@ -109,11 +127,11 @@ pub struct PackArgs {
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
 
-    /// Take modules from lib/modules/VERSION beside this kernel.
-    #[arg(long, value_name = "PATH", conflicts_with = "modules")]
+    /// The kernel the archive is for: its modules are packed [default: as for `run`].
+    #[arg(long, value_name = "PATH")]
     pub kernel: Option<PathBuf>,
 
-    /// Take modules from this directory (searched recursively).
+    /// Take modules from this directory (searched recursively) instead of the kernel's own.
     #[arg(long, value_name = "DIR")]
     pub modules: Option<PathBuf>,
 
@@ -125,13 +143,9 @@ pub struct PackArgs {
     #[arg(long, value_enum, default_value_t = Compress::None)]
     pub compress: Compress,
 
-    /// The program to run in the guest, and its arguments.
-    #[arg(
-        value_name = "PROGRAM",
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        required = true
-    )]
+    /// The program to run in the guest, and its arguments. Options for
+    /// guestinit come first: from PROGRAM (or `--`) on, all is the program's.
+    #[arg(value_name = "PROGRAM", trailing_var_arg = true, required = true)]
     pub program: Vec<OsString>,
 }
 
@@ -150,4 +164,61 @@ pub struct DecodeArgs {
     /// A raw capture of the bulk port.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::error::{ContextKind, ErrorKind};
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("guestinit").chain(args.iter().copied()))
+    }
+
+    fn program(cli: Cli) -> Vec<OsString> {
+        match cli.command {
+            Command::Run(args) => args.program,
+            Command::Pack(args) => args.program,
+            Command::Decode(_) => vec![],
+        }
+    }
+
+    #[test]
+    fn a_mistyped_option_is_named_and_the_near_one_suggested() {
+        for (typo, args) in [
+            ("--tiemout", &["run", "--tiemout", "5", "--", "prog"][..]),
+            (
+                "--kernal",
+                &["pack", "-o", "x", "--kernal", "k", "--", "prog"],
+            ),
+        ] {
+            let err = parse(args).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::UnknownArgument, "{args:?}");
+            let text = err.render().to_string();
+            assert!(text.contains(&format!("'{typo}'")), "{text}");
+            assert!(err.get(ContextKind::SuggestedArg).is_some(), "{text}");
+            assert_eq!(exit_status(&err), 249);
+        }
+        assert_eq!(exit_status(&parse(&["run", "--help"]).unwrap_err()), 0);
+    }
+
+    #[test]
+    fn after_the_program_or_dashes_everything_is_the_programs() {
+        let cli = parse(&["run", "--", "--tiemout", "-c", "--", "x"]).unwrap();
+        assert_eq!(program(cli), ["--tiemout", "-c", "--", "x"]);
+        let cli = parse(&["run", "--timeout", "5", "sh", "-c", "--timeout"]).unwrap();
+        assert_eq!(program(cli), ["sh", "-c", "--timeout"]);
+    }
+
+    #[test]
+    fn pack_takes_kernel_and_modules_together_as_run_does() {
+        for command in ["run", "pack"] {
+            let mut args = vec![command, "--kernel", "k", "--modules", "m"];
+            if command == "pack" {
+                args.extend(["-o", "x"]);
+            }
+            args.extend(["--", "prog"]);
+            assert!(parse(&args).is_ok(), "{command}: {:?}", parse(&args).err());
+        }
+    }
 }

@@ -5,7 +5,8 @@
 //! - 0..=255: the payload's exit code, from the last CRC-valid EXIT frame
 //!   (a negative or larger code is reduced modulo 256, as a shell does);
 //! - 249 ([`USAGE`]): bad arguments, missing program, kernel, module, library or
-//!   init binary, unreadable input (clap's own usage errors keep clap's 2);
+//!   init binary, unreadable input, and command-line errors (not clap's 2,
+//!   which a payload's own failure often is);
 //! - 250 ([`QEMU`]): QEMU is not on PATH, failed to start, or never connected;
 //! - 251 ([`NO_EXIT`]): the VM ended without an EXIT frame;
 //! - 252 ([`TIMEOUT`]): `--timeout` was reached and QEMU killed;
@@ -30,14 +31,14 @@ pub const FATAL: u8 = 254;
 pub const EXIT_CODES_HELP: &str = "\
 Exit status:
   0-255  the payload's exit code (from the guest's EXIT frame)
-  249    usage or pack error (missing program, kernel, module, library, init)
+  249    usage or pack error (unknown option, missing program, kernel,
+         module, library, init)
   250    qemu-system-x86_64 missing or failed to start
   251    the VM ended without an exit code (kernel panic, init died)
   252    --timeout reached; QEMU was killed
   253    the init crashed (a COM2 line starting PANIC:)
   254    the init reported a fatal error, e.g. an initramfs that did not
-         fully unpack (a COM2 line starting FATAL:)
-  2      command-line usage error (from the argument parser)";
+         fully unpack (a COM2 line starting FATAL:)";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -46,7 +47,7 @@ pub enum Error {
     Read { path: PathBuf, source: io::Error },
     #[error("cannot write {}: {source}", path.display())]
     Write { path: PathBuf, source: io::Error },
-    #[error("argument {arg:?} contains a newline or NUL; /args holds one argument per line")]
+    #[error("argument {arg:?} contains a NUL byte, which no program argument can hold")]
     BadArgument { arg: String },
     #[error(
         "the payload's argv ({bytes} bytes, {count} arguments) exceeds the init's limits ({} bytes, {} arguments)",
@@ -72,16 +73,31 @@ pub enum Error {
         interpreter: PathBuf,
         script: PathBuf,
     },
+    #[error("`{name}` (run through env by {}) not found on PATH", script.display())]
+    EnvProgramNotFound { name: String, script: PathBuf },
+    #[error("{} (run through env by {}) is outside the guest's PATH {}", program.display(), script.display(), guestinit::proto::GUEST_PATH)]
+    EnvProgramOutsidePath { program: PathBuf, script: PathBuf },
+    #[error("{what} {} (of {}) is under {dir}, which the guest mounts over, and is opened by that path", path.display(), needed_by.display())]
+    MountedOver {
+        path: PathBuf,
+        what: &'static str,
+        needed_by: PathBuf,
+        dir: &'static str,
+    },
     #[error("{}: more than {max} levels of #! interpreters", script.display())]
     InterpreterLoop { script: PathBuf, max: usize },
     #[error("payload file {} would replace one of guestinit's own initramfs entries", path.display())]
     Collision { path: PathBuf },
-    #[error("no kernel: run scripts/setup.sh or pass --kernel")]
-    NoKernel,
+    #[error("no kernel found (tried {tried}): run scripts/setup.sh or pass --kernel")]
+    NoKernel { tried: String },
     #[error("kernel {} not found", path.display())]
     KernelNotFound { path: PathBuf },
-    #[error("no module tree for kernel {} (looked for {}); pass --modules DIR", kernel.display(), expected.display())]
-    NoModuleTree { kernel: PathBuf, expected: PathBuf },
+    #[error("kernel {} needs modules ({needs} not built in) and has no module tree (tried {tried}); pass --modules DIR", kernel.display())]
+    NoModuleTree {
+        kernel: PathBuf,
+        needs: String,
+        tried: String,
+    },
     #[error("kernel module {name} not found under {} (as {name}.ko, .ko.xz or .ko.zst) and not built in", dir.display())]
     ModuleNotFound { name: String, dir: PathBuf },
     #[error("kernel module {}: {reason}", path.display())]
@@ -139,8 +155,11 @@ impl Error {
             | Error::LibraryNotFound { .. }
             | Error::InterpreterNotFound { .. }
             | Error::InterpreterLoop { .. }
+            | Error::EnvProgramNotFound { .. }
+            | Error::EnvProgramOutsidePath { .. }
+            | Error::MountedOver { .. }
             | Error::Collision { .. }
-            | Error::NoKernel
+            | Error::NoKernel { .. }
             | Error::KernelNotFound { .. }
             | Error::NoModuleTree { .. }
             | Error::ModuleNotFound { .. }

@@ -26,14 +26,18 @@ pub fn program(program: &OsStr) -> Result<PathBuf> {
             })
         };
     }
+    on_path(program).ok_or_else(|| Error::ProgramNotFound {
+        name: given.display().to_string(),
+    })
+}
+
+/// The first executable `name` in the absolute directories of $PATH.
+pub fn on_path(name: &OsStr) -> Option<PathBuf> {
     let path_var = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path_var)
         .filter(|dir| dir.is_absolute())
-        .map(|dir| dir.join(given))
+        .map(|dir| dir.join(name))
         .find(|candidate| is_executable(candidate))
-        .ok_or_else(|| Error::ProgramNotFound {
-            name: given.display().to_string(),
-        })
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -60,26 +64,91 @@ fn absolute(path: &Path) -> Result<PathBuf> {
     Ok(parent.join(name))
 }
 
-/// The kernel to boot: `explicit`, else $GUESTINIT_KERNEL, else the newest
-/// `boot/vmlinuz-*` of the checkout's `.cache/kernel` (setup.sh puts it there).
+/// The kernel to boot: `explicit` (a file, or a kernel build tree holding
+/// `arch/x86/boot/bzImage`), else $GUESTINIT_KERNEL, else the first found of
+/// [`discover`]'s places.
 pub fn kernel(explicit: Option<&Path>) -> Result<PathBuf> {
     let chosen = match explicit {
         Some(path) => path.to_owned(),
         None => match std::env::var_os("GUESTINIT_KERNEL") {
             Some(path) => PathBuf::from(path),
-            None => newest_kernel(&Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/kernel"))
-                .ok_or(Error::NoKernel)?,
+            None => discover(&Places::host())?,
         },
     };
-    if chosen.is_file() {
-        Ok(chosen)
+    let image = if chosen.is_dir() {
+        chosen.join(BUILD_TREE_IMAGE)
     } else {
-        Err(Error::KernelNotFound { path: chosen })
+        chosen
+    };
+    if image.is_file() {
+        Ok(image)
+    } else {
+        Err(Error::KernelNotFound { path: image })
     }
 }
 
-fn newest_kernel(root: &Path) -> Option<PathBuf> {
-    fs::read_dir(root.join("boot"))
+/// Where a kernel build tree keeps the bootable image.
+const BUILD_TREE_IMAGE: &str = "arch/x86/boot/bzImage";
+
+/// The directories a kernel is looked for in when none is named.
+struct Places {
+    /// A kernel developer's build tree: the current directory.
+    build_tree: PathBuf,
+    /// What `scripts/setup.sh` fetched: the checkout's `.cache/kernel`.
+    cache: PathBuf,
+    /// The root of the host's own `/boot` and `/lib/modules`.
+    root: PathBuf,
+}
+
+impl Places {
+    fn host() -> Places {
+        Places {
+            build_tree: std::env::current_dir().unwrap_or_default(),
+            cache: Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/kernel"),
+            root: PathBuf::from("/"),
+        }
+    }
+}
+
+/// The first kernel of: a build tree's bzImage, the newest `.cache/kernel`
+/// `boot/vmlinuz-*`, the newest `/boot/vmlinuz-R` with `/lib/modules/R`,
+/// the newest Debian `/usr/lib/modules/R/vmlinuz`; else an error naming them.
+fn discover(places: &Places) -> Result<PathBuf> {
+    let build = places.build_tree.join(BUILD_TREE_IMAGE);
+    let boot = places.root.join("boot");
+    let usr_modules = places.root.join("usr/lib/modules");
+    let with_modules = |image: &Path| {
+        let name = image.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let release = name.strip_prefix("vmlinuz-").unwrap_or("");
+        places.root.join("lib/modules").join(release).is_dir()
+    };
+    let found = Some(build.clone())
+        .filter(|p| p.is_file())
+        .or_else(|| newest(&places.cache.join("boot"), |p| p.is_file()))
+        .or_else(|| newest(&boot, with_modules))
+        .or_else(|| {
+            let dirs = fs::read_dir(&usr_modules).ok()?;
+            dirs.filter_map(|e| Some(e.ok()?.path().join("vmlinuz")))
+                .filter(|p| p.is_file())
+                .max_by(|a, b| version_order(&a.to_string_lossy(), &b.to_string_lossy()))
+        });
+    found.ok_or_else(|| Error::NoKernel {
+        tried: [
+            build,
+            places.cache.join("boot/vmlinuz-*"),
+            boot.join("vmlinuz-* with /lib/modules/*"),
+            usr_modules.join("*/vmlinuz"),
+        ]
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", "),
+    })
+}
+
+/// The newest `vmlinuz-*` in `dir` that passes `keep`.
+fn newest(dir: &Path, keep: impl Fn(&Path) -> bool) -> Option<PathBuf> {
+    fs::read_dir(dir)
         .ok()?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
@@ -87,6 +156,7 @@ fn newest_kernel(root: &Path) -> Option<PathBuf> {
             p.file_name()
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| n.starts_with("vmlinuz-"))
+                && keep(p)
         })
         .max_by(|a, b| version_order(&a.to_string_lossy(), &b.to_string_lossy()))
 }
@@ -99,26 +169,6 @@ fn version_order(a: &str, b: &str) -> Ordering {
             .collect()
     };
     numbers(a).cmp(&numbers(b)).then_with(|| a.cmp(b))
-}
-
-/// The module tree that belongs to `kernel`: for `DIR/boot/vmlinuz-V` it is
-/// `DIR/lib/modules/V` (so `/boot/vmlinuz-V` gives `/lib/modules/V`).
-pub fn module_tree(kernel: &Path) -> Result<PathBuf> {
-    let name = kernel.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let version = name.split_once('-').map_or(name, |(_, v)| v);
-    let root = kernel
-        .parent()
-        .and_then(Path::parent)
-        .unwrap_or(Path::new("/"));
-    let expected = root.join("lib/modules").join(version);
-    if expected.is_dir() {
-        Ok(expected)
-    } else {
-        Err(Error::NoModuleTree {
-            kernel: kernel.to_owned(),
-            expected,
-        })
-    }
 }
 
 /// The guest init: `explicit`, else the `init` built beside this executable
@@ -180,20 +230,56 @@ mod tests {
     }
 
     #[test]
-    fn module_tree_sits_beside_boot() {
+    fn discovery_takes_the_first_place_that_has_a_kernel() {
         let scratch = crate::scratch::ScratchDir::new("test").unwrap();
         let dir = scratch.path();
-        fs::create_dir_all(dir.join("boot")).unwrap();
-        fs::create_dir_all(dir.join("lib/modules/6.1.0-9-amd64")).unwrap();
-        let kernel = dir.join("boot/vmlinuz-6.1.0-9-amd64");
-        fs::write(&kernel, b"").unwrap();
+        let places = Places {
+            build_tree: dir.join("linux"),
+            cache: dir.join("cache"),
+            root: dir.join("root"),
+        };
+        let touch = |p: &str| {
+            let path = dir.join(p);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(&path, b"").unwrap();
+            path
+        };
+        let err = discover(&places).unwrap_err().to_string();
+        for tried in [
+            "linux/arch/x86/boot/bzImage",
+            "cache/boot/vmlinuz-*",
+            "root/boot/vmlinuz-* with /lib/modules/*",
+            "root/usr/lib/modules/*/vmlinuz",
+        ] {
+            assert!(err.contains(tried), "{tried} in {err}");
+        }
+        let debian = touch("root/usr/lib/modules/6.12.0-1-amd64/vmlinuz");
+        touch("root/usr/lib/modules/6.9.0-1-amd64/vmlinuz");
+        assert_eq!(discover(&places).unwrap(), debian);
+        // /boot counts only with its module tree.
+        touch("root/boot/vmlinuz-6.13.0-1-amd64");
+        assert_eq!(discover(&places).unwrap(), debian);
+        fs::create_dir_all(dir.join("root/lib/modules/6.13.0-1-amd64")).unwrap();
         assert_eq!(
-            module_tree(&kernel).unwrap(),
-            dir.join("lib/modules/6.1.0-9-amd64")
+            discover(&places).unwrap(),
+            dir.join("root/boot/vmlinuz-6.13.0-1-amd64")
         );
+        let cached = touch("cache/boot/vmlinuz-6.1.0-9-cloud-amd64");
+        assert_eq!(discover(&places).unwrap(), cached);
+        let built = touch("linux/arch/x86/boot/bzImage");
+        assert_eq!(discover(&places).unwrap(), built);
+    }
+
+    #[test]
+    fn a_build_tree_gives_its_bzimage() {
+        let scratch = crate::scratch::ScratchDir::new("test").unwrap();
+        let tree = scratch.path();
         assert!(matches!(
-            module_tree(&dir.join("boot/vmlinuz-7")),
-            Err(Error::NoModuleTree { .. })
+            kernel(Some(tree)),
+            Err(Error::KernelNotFound { path }) if path == tree.join(BUILD_TREE_IMAGE)
         ));
+        fs::create_dir_all(tree.join("arch/x86/boot")).unwrap();
+        fs::write(tree.join(BUILD_TREE_IMAGE), b"").unwrap();
+        assert_eq!(kernel(Some(tree)).unwrap(), tree.join(BUILD_TREE_IMAGE));
     }
 }

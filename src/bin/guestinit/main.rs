@@ -15,12 +15,14 @@ mod testenv;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
-use cli::{Cli, Command};
+use cli::Command;
 
 fn main() -> ExitCode {
-    let result = match Cli::parse().command {
+    let command = match cli::parse() {
+        Ok(cli) => cli.command,
+        Err(status) => return ExitCode::from(status),
+    };
+    let result = match command {
         Command::Run(args) => run::main(args),
         Command::Pack(args) => pack::main(args).map(|()| 0),
         Command::Decode(args) => decode::main(args).map(|()| 0),

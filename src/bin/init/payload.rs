@@ -58,6 +58,8 @@ pub enum StartError {
     TooLong,
     TooMany,
     Args(ArgsError),
+    /// /.guestinit/exec exists but cannot be read.
+    Exec(Errno),
     /// A pipe or the fork failed, or argv is too long (E2BIG).
     Spawn(Errno),
 }
@@ -66,9 +68,15 @@ impl core::fmt::Display for StartError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             StartError::Read(e) => write!(f, "read /args: {}", ErrnoText(*e)),
-            StartError::TooLong => write!(f, "/args exceeds {} bytes", args::MAX_BYTES),
+            StartError::TooLong => write!(
+                f,
+                "/args (with {}) exceeds {} bytes",
+                proto::path::EXEC,
+                args::MAX_BYTES
+            ),
             StartError::TooMany => write!(f, "/args has more than {MAX_ARGS} arguments"),
             StartError::Args(e) => write!(f, "{e}"),
+            StartError::Exec(e) => write!(f, "read {}: {}", proto::path::EXEC, ErrnoText(*e)),
             StartError::Spawn(e) => write!(f, "start the payload: {}", ErrnoText(*e)),
         }
     }
@@ -78,9 +86,9 @@ type Argv = Vec<&'static CStr, MAX_ARGS>;
 
 /// Reads /args and starts the program it names.
 pub fn start() -> Result<Payload, StartError> {
-    let argv = read_argv(ARGS.take().expect("the payload starts once"))?;
+    let (path, argv) = read_program(ARGS.take().expect("the payload starts once"))?;
     let spawned = spawn::spawn(&Command {
-        path: argv[0],
+        path,
         argv: &argv,
         env: &ENV,
         stdin: Stdio::Null,
@@ -94,33 +102,61 @@ pub fn start() -> Result<Payload, StartError> {
     Ok(Payload::new(spawned.pid, stdout, stderr))
 }
 
-/// The arguments of /args, each NUL-terminated in place in `buf`.
-fn read_argv(buf: &'static mut [u8; ARGS_CAP]) -> Result<Argv, StartError> {
-    let file = rustix::fs::open(proto::path::ARGS, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(StartError::Read)?;
-    let mut len = 0;
+/// The path to execute and the argv, from /args and /.guestinit/exec, all
+/// NUL-terminated in place in `buf` (the exec path in the part /args left).
+fn read_program(buf: &'static mut [u8; ARGS_CAP]) -> Result<(&'static CStr, Argv), StartError> {
     // One byte stays free for the last argument's terminator.
-    while len < ARGS_CAP - 1 {
-        match rustix::io::read(&file, &mut buf[len..ARGS_CAP - 1]) {
-            Ok(0) => return nul_terminate(&mut buf[..len + 1]),
-            Ok(n) => len += n,
-            Err(Errno::INTR) => {}
-            Err(e) => return Err(StartError::Read(e)),
-        }
-    }
-    Err(StartError::TooLong)
+    let len = read_file(proto::path::ARGS, &mut buf[..ARGS_CAP - 1])
+        .map_err(StartError::Read)?
+        .ok_or(StartError::TooLong)?;
+    let (text, tail) = buf.split_at_mut(len + 1);
+    let argv = nul_terminate(text)?;
+    let path = read_exec_path(tail)?.unwrap_or(argv[0]);
+    Ok((path, argv))
 }
 
-/// Checks the arguments in `text` but its last byte (which is free), turns
-/// each line's end into a NUL and collects the strings.
+/// Reads the file at `path` into `buf`; `None` when it does not fit.
+fn read_file(path: &str, buf: &mut [u8]) -> Result<Option<usize>, Errno> {
+    let file = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+    let mut len = 0;
+    while len < buf.len() {
+        match rustix::io::read(&file, &mut buf[len..]) {
+            Ok(0) => return Ok(Some(len)),
+            Ok(n) => len += n,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(None)
+}
+
+/// /.guestinit/exec, the path the host moved the program to, read into
+/// `buf`; `None` without the file (ktstr's archives: argv[0] is the path).
+fn read_exec_path(buf: &'static mut [u8]) -> Result<Option<&'static CStr>, StartError> {
+    // One byte stays free for the path's NUL.
+    let room = buf.len().saturating_sub(1);
+    let len = match read_file(proto::path::EXEC, &mut buf[..room]) {
+        Err(Errno::NOENT) => return Ok(None),
+        Err(e) => return Err(StartError::Exec(e)),
+        Ok(None) => return Err(StartError::TooLong),
+        Ok(Some(len)) => len,
+    };
+    buf[len] = 0;
+    Ok(CStr::from_bytes_until_nul(buf).ok())
+}
+
+/// Checks the arguments in `text` but its last byte (which is free), ends
+/// each with a NUL (NUL-separated files already are; ktstr's one per line
+/// get theirs in place of the newline) and collects the strings.
 fn nul_terminate(text: &'static mut [u8]) -> Result<Argv, StartError> {
     let len = text.len() - 1;
+    let end = args::terminator(&text[..len]);
     let count = args::split(&text[..len]).map_err(StartError::Args)?.count();
     if count > MAX_ARGS {
         return Err(StartError::TooMany);
     }
-    text[len] = b'\n';
-    for b in text.iter_mut().filter(|b| **b == b'\n') {
+    text[len] = end;
+    for b in text.iter_mut().filter(|b| **b == end) {
         *b = 0;
     }
     let mut argv = Vec::new();
@@ -380,6 +416,13 @@ mod tests {
         assert_eq!(got, [&b"/bin/sh"[..], b"-c", b"", b"echo hi"]);
         let last = argv_of(b"prog\nlast-without-newline").ok().unwrap();
         assert_eq!(last[1].to_bytes(), b"last-without-newline");
+    }
+
+    #[test]
+    fn a_nul_separated_file_keeps_newlines_inside_arguments() {
+        let argv = argv_of(b"/bin/sh\0-c\0echo a\necho b\0").ok().unwrap();
+        let got: std::vec::Vec<&[u8]> = argv.iter().map(|a| a.to_bytes()).collect();
+        assert_eq!(got, [&b"/bin/sh"[..], b"-c", b"echo a\necho b"]);
     }
 
     #[test]

@@ -4,20 +4,26 @@
 //! 1. directories (`dev`, `modules`, every parent of a payload file), then
 //!    `/dev/console` (char 5:1, mode 0600) so the kernel can open init's fds 0-2;
 //! 2. `/init` (0755): the guest init;
-//! 3. `/args`: the payload's argv, one argument per line, each ending in `\n`;
-//!    argv[0] is the program's absolute host path;
-//! 4. the payload at its absolute host path, then its `#!` interpreter or ELF
-//!    loader and shared libraries, each at the path the guest will open;
-//! 5. `/modules/NNN-name.ko[.xz|.zst]`: kernel modules in load order (NNN from 000);
-//! 6. `/.guestinit-complete`, the last entry: if it is missing, the kernel ran
+//! 3. `/args`: the payload's argv, each argument ending in NUL; argv[0] is
+//!    the program's absolute host path;
+//! 4. `/.guestinit/exec`, only when the program is not packed at argv[0]:
+//!    the path the init execs instead;
+//! 5. the payload, then its `#!` interpreter (and env's program) or ELF
+//!    loader and shared libraries, each at the path the guest will open:
+//!    its host path, or under `/.guestinit/root` when a guest mount would
+//!    hide that path (`layout`);
+//! 6. `/modules/NNN-name.ko[.xz|.zst]`: kernel modules in load order (NNN from 000);
+//! 7. `/.guestinit-complete`, the last entry: if it is missing, the kernel ran
 //!    out of memory while unpacking. Then the cpio trailer.
 
 mod cpio;
 mod elf;
+mod kernel;
+mod layout;
 mod modules;
 
 use std::collections::BTreeSet;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -76,15 +82,16 @@ pub fn main(args: PackArgs) -> Result<()> {
     write(&plan(&spec)?, &args.output, args.compress)
 }
 
-/// `--modules DIR` if given, else the module tree beside the kernel.
-fn modules_dir(kernel: Option<&Path>, modules: Option<&Path>) -> Result<PathBuf> {
+/// The modules to pack: those of `--modules DIR` if given, else those the
+/// kernel needs from its own module tree.
+fn modules(kernel: Option<&Path>, modules: Option<&Path>) -> Result<Vec<modules::Module>> {
     match modules {
-        Some(dir) if dir.is_dir() => Ok(dir.to_owned()),
+        Some(dir) if dir.is_dir() => modules::resolve(dir, modules::WANTED),
         Some(dir) => Err(Error::Read {
             path: dir.to_owned(),
             source: io::ErrorKind::NotFound.into(),
         }),
-        None => locate::module_tree(&locate::kernel(kernel)?),
+        None => kernel::modules(&locate::kernel(kernel)?),
     }
 }
 
@@ -94,32 +101,44 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
         name: "(none given)".into(),
     })?;
     let program = locate::program(program_arg)?;
-    let args = args_file(program.as_os_str(), rest)?;
     let payload = elf::closure(&program)?;
+    // The init execs argv[0] unless told otherwise.
+    let exec = Some(layout::guest_path(&program)).filter(|p| *p != program);
+    let args = args_file(program.as_os_str(), rest, exec.as_deref())?;
     let init = locate::init(spec.init.as_deref())?;
-    let modules_dir = modules_dir(spec.kernel.as_deref(), spec.modules.as_deref())?;
-    let modules = modules::resolve(&modules_dir, modules::WANTED)?;
+    let modules = modules(spec.kernel.as_deref(), spec.modules.as_deref())?;
 
     let mut files = Vec::new();
     for path in &payload {
-        let name = archive_name(path)?;
-        if is_reserved(&name) {
+        if is_reserved(&archive_name(path)?) {
             return Err(Error::Collision { path: path.clone() });
         }
         let meta = fs::metadata(path).map_err(|source| read_error(path, source))?;
         let data = fs::read(path).map_err(|source| read_error(path, source))?;
         files.push(Entry::File {
-            name,
+            name: archive_name(&layout::guest_path(path))?,
             perm: meta.permissions().mode() & 0o777,
             data,
         });
     }
+    if let Some(exec) = &exec {
+        files.insert(
+            0,
+            Entry::File {
+                name: archive_name(Path::new(proto::path::EXEC))?,
+                perm: 0o644,
+                data: exec.as_os_str().as_bytes().to_vec(),
+            },
+        );
+    }
 
     let mut dirs: BTreeSet<PathBuf> = [PathBuf::from("dev"), PathBuf::from("modules")].into();
-    for path in &payload {
-        let relative = path.strip_prefix("/").unwrap_or(path);
+    for entry in &files {
+        let Entry::File { name, .. } = entry else {
+            continue;
+        };
         dirs.extend(
-            relative
+            Path::new(name)
                 .ancestors()
                 .skip(1)
                 .filter(|a| !a.as_os_str().is_empty())
@@ -162,35 +181,36 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
     Ok(Plan { entries })
 }
 
-/// The `/args` file: the absolute program path, then the arguments, one per
-/// line, within the init's limits.
-fn args_file(program: &std::ffi::OsStr, rest: &[OsString]) -> Result<Vec<u8>> {
+/// The `/args` file: the absolute program path, then the arguments, each
+/// ending in NUL, within the init's limits (which `exec`, the path the init
+/// reads into the same buffer, shares with its NUL and one byte to spare).
+fn args_file(program: &OsStr, rest: &[OsString], exec: Option<&Path>) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     for arg in std::iter::once(program).chain(rest.iter().map(OsString::as_os_str)) {
         let bytes = arg.as_bytes();
-        if bytes.contains(&b'\n') || bytes.contains(&0) {
+        if bytes.contains(&0) {
             return Err(Error::BadArgument {
                 arg: arg.to_string_lossy().into_owned(),
             });
         }
         out.extend_from_slice(bytes);
-        out.push(b'\n');
+        out.push(0);
     }
     let count = 1 + rest.len();
-    if out.len() > args::MAX_BYTES || count > args::MAX_ARGS {
-        return Err(Error::ArgsTooLong {
-            bytes: out.len(),
-            count,
-        });
+    let bytes = out.len() + exec.map_or(0, |e| e.as_os_str().len() + 2);
+    if bytes > args::MAX_BYTES || count > args::MAX_ARGS {
+        return Err(Error::ArgsTooLong { bytes, count });
     }
     Ok(out)
 }
 
 /// Names guestinit's own entries take; a payload file there would clash.
+/// (`dev/...` cannot: /dev is mounted over, so such files move.)
 fn is_reserved(name: &str) -> bool {
-    ["init", "args", SENTINEL, "dev", "modules"].contains(&name)
-        || name.starts_with("dev/")
-        || name.starts_with("modules/")
+    ["init", "args", SENTINEL, "modules", ".guestinit"].contains(&name)
+        || ["modules/", ".guestinit/"]
+            .iter()
+            .any(|dir| name.starts_with(dir))
 }
 
 /// The name of `path` inside the archive: relative, UTF-8.
@@ -251,17 +271,37 @@ mod tests {
     #[test]
     fn an_argv_beyond_the_init_limits_is_refused() {
         let many: Vec<OsString> = (0..args::MAX_ARGS).map(|_| "x".into()).collect();
-        let err = args_file("/bin/sh".as_ref(), &many).unwrap_err();
+        let err = args_file("/bin/sh".as_ref(), &many, None).unwrap_err();
         assert!(
             matches!(err, Error::ArgsTooLong { count: 1025, .. }),
             "{err}"
         );
         let long = vec![OsString::from("y".repeat(args::MAX_BYTES))];
         assert!(matches!(
-            args_file("/bin/sh".as_ref(), &long),
+            args_file("/bin/sh".as_ref(), &long, None),
             Err(Error::ArgsTooLong { .. })
         ));
-        assert!(args_file("/bin/sh".as_ref(), &many[1..]).is_ok());
+        assert!(args_file("/bin/sh".as_ref(), &many[1..], None).is_ok());
+        // The exec path shares the init's buffer.
+        let fits = vec![OsString::from("y".repeat(args::MAX_BYTES - 8 - 2))];
+        assert!(args_file("/bin/sh".as_ref(), &fits, None).is_ok());
+        let exec = Path::new("/.guestinit/root/tmp/sh");
+        assert!(matches!(
+            args_file("/bin/sh".as_ref(), &fits, Some(exec)),
+            Err(Error::ArgsTooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn newlines_are_carried_and_nul_refused() {
+        let argv = [OsString::from("-c"), OsString::from("echo a\necho b")];
+        let file = args_file("/bin/sh".as_ref(), &argv, None).unwrap();
+        assert_eq!(file, b"/bin/sh\0-c\0echo a\necho b\0");
+        let nul = [OsString::from("a\0b")];
+        assert!(matches!(
+            args_file("/bin/sh".as_ref(), &nul, None),
+            Err(Error::BadArgument { .. })
+        ));
     }
 
     /// A spec for `program args`, with a stand-in init and a fake module
@@ -307,7 +347,7 @@ mod tests {
 
         let sh = locate::program("sh".as_ref()).unwrap();
         let args = String::from_utf8(entries[console + 2].data.clone()).unwrap();
-        assert_eq!(args, format!("{}\n-c\necho hi\n", sh.display()));
+        assert_eq!(args, format!("{}\0-c\0echo hi\0", sh.display()));
         assert_eq!(
             names[console + 3],
             sh.strip_prefix("/").unwrap().to_str().unwrap()
@@ -368,7 +408,7 @@ mod tests {
     fn bad_arguments_and_missing_programs_are_errors() {
         let dir = ScratchDir::new("test").unwrap();
         assert!(matches!(
-            plan(&spec(dir.path(), &["sh", "two\nlines"])),
+            plan(&spec(dir.path(), &["sh", "nul\0byte"])),
             Err(Error::BadArgument { .. })
         ));
         assert!(matches!(
@@ -378,6 +418,33 @@ mod tests {
         let missing = spec(dir.path(), &["sh"]);
         fs::remove_file(missing.modules.as_ref().unwrap().join("modules.builtin")).unwrap();
         assert!(matches!(plan(&missing), Err(Error::ModuleNotFound { .. })));
+    }
+
+    #[test]
+    fn programs_under_guest_mounts_move_and_get_an_exec_path() {
+        let dir = ScratchDir::new("test").unwrap();
+        let tmp = Path::new("/tmp").join(format!("guestinit-pack-{}", std::process::id()));
+        fs::create_dir_all(&tmp).unwrap();
+        let program = tmp.join("ls");
+        fs::copy("/bin/ls", &program).unwrap();
+        let argv = [program.to_str().unwrap(), "-l"];
+        let entries = parse(&archive(&plan(&spec(dir.path(), &argv)).unwrap()));
+        let _ = fs::remove_dir_all(&tmp);
+        let file = |n: &str| entries.iter().find(|e| e.name == n).map(|e| e.data.clone());
+        let moved = format!("/.guestinit/root{}", program.display());
+        assert_eq!(file(".guestinit/exec"), Some(moved.clone().into_bytes()));
+        assert_eq!(
+            file("args"),
+            Some(format!("{}\0-l\0", program.display()).into_bytes())
+        );
+        assert!(file(&moved[1..]).is_some_and(|d| d == fs::read("/bin/ls").unwrap()));
+        assert!(entries.iter().all(|e| !e.name.starts_with("tmp")));
+        // Its libraries stay where the loader looks for them.
+        assert!(entries
+            .iter()
+            .any(|e| e.name.ends_with("x86_64-linux-gnu/libc.so.6")));
+        let plain = parse(&archive(&plan(&spec(dir.path(), &["/bin/ls"])).unwrap()));
+        assert!(plain.iter().all(|e| !e.name.starts_with(".guestinit/")));
     }
 
     #[test]
