@@ -6,12 +6,17 @@
 //!   (a negative or larger code is reduced modulo 256, as a shell does);
 //! - 249 ([`USAGE`]): bad arguments, missing program, kernel, module, library or
 //!   init binary, unreadable input (clap's own usage errors keep clap's 2);
-//! - 250 ([`QEMU`]): QEMU is not on PATH, failed to start, or never connected;
-//! - 251 ([`NO_EXIT`]): the VM ended without an EXIT frame;
+//! - 250 ([`QEMU`]): QEMU is not on PATH or failed;
+//! - 251 ([`NO_EXIT`]): the VM ended without an EXIT frame (or never ran
+//!   the init at all);
 //! - 252 ([`TIMEOUT`]): `--timeout` was reached and QEMU killed;
 //! - 253 ([`INIT_PANIC`]): COM2 has a line starting `PANIC:` (the init crashed);
 //! - 254 ([`FATAL`]): COM2 has a line starting `FATAL:`: the init reported a
-//!   fatal error, e.g. the initramfs did not fully unpack.
+//!   fatal error, e.g. the initramfs did not fully unpack;
+//! - 128 + n: the host got stop signal n (SIGHUP, SIGINT, SIGTERM).
+//!
+//! A COM2 verdict counts only when the payload's own WAIT and EXIT frames
+//! did not arrive: the payload can write to /dev/ttyS1 too.
 //!
 //! `pack` and `decode` exit 0 or 249.
 
@@ -37,6 +42,8 @@ Exit status:
   253    the init crashed (a COM2 line starting PANIC:)
   254    the init reported a fatal error, e.g. an initramfs that did not
          fully unpack (a COM2 line starting FATAL:)
+  128+n  guestinit got SIGHUP, SIGINT or SIGTERM (129, 130, 143) and
+         stopped the guest in order (a second signal kills QEMU)
   2      command-line usage error (from the argument parser)";
 
 #[derive(Debug, thiserror::Error)]
@@ -108,7 +115,7 @@ pub enum Error {
         first_error: Option<String>,
         com1_tail: String,
     },
-    #[error("the kernel never reached the init (no frame arrived){}", never_reached(*memory_mib, panic.as_deref(), *memory_trouble))]
+    #[error("VM ended without an exit code: the kernel never reached the init (no frame arrived){}", never_reached(*memory_mib, panic.as_deref(), *memory_trouble))]
     NeverReachedInit {
         memory_mib: u32,
         panic: Option<String>,
