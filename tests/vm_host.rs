@@ -345,10 +345,10 @@ fn a_signal_death_names_the_signal() {
 
 #[test]
 fn an_oom_kill_of_the_payload_is_said() {
-    // The shell holds 400 MB of `a`s in a 256 MiB VM.
+    // The shell holds 200 MB of `a`s in a 128 MiB VM.
     let out = sh(
-        &[],
-        "x=$(head -c 400000000 /dev/zero | tr '\\0' a); echo survived",
+        &["--memory", "128"],
+        "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived",
     );
     assert_eq!(code(&out), 128 + 9, "{}", stderr(&out));
     let err = stderr(&out);
