@@ -18,6 +18,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use mio::net::UnixStream;
@@ -42,8 +43,26 @@ pub fn main(args: RunArgs) -> Result<u8> {
         what: "handling stop signals".into(),
         source,
     })?;
+    let (mut vm, host) = boot(&args, &mut signals)?;
+    let deadline = args
+        .timeout
+        .map(|secs| vm.spawned + Duration::from_secs(secs));
+    let mut buffer = decoder_buffer();
+    let mut sources = sources(&args, host, &mut buffer, signals)?;
+    let mut stopper = Stopper::new(deadline);
+    let status = reactor::run(&mut sources, &mut vm, &mut stopper)?;
+    let mut ended = Ended::from(sources, &args);
+    let outcome = conclude(&args, &ended, &stopper, status, vm.spawned);
+    // Output still queued when the run timed out gets a moment, no more.
+    let floor = Instant::now() + Duration::from_secs(1);
+    ended.finish_writers(deadline.map(|d| d.max(floor)), &args)?;
+    outcome
+}
+
+/// Packs, links and starts QEMU: the running VM and the host's link ends.
+fn boot(args: &RunArgs, signals: &mut Signals) -> Result<(vm::Vm, links::HostEnds)> {
     let kernel = locate::kernel(args.kernel.as_deref())?;
-    let initrd = initramfs(&args, &kernel)?;
+    let initrd = initramfs(args, &kernel)?;
     // A signal while packing: nothing runs yet, so nothing to stop.
     if let Some(signal) = signals.pending().next() {
         return Err(Error::Stopped {
@@ -68,42 +87,93 @@ pub fn main(args: RunArgs) -> Result<u8> {
         let shown: Vec<_> = qemu_args.iter().map(|a| a.to_string_lossy()).collect();
         eprintln!("guestinit: {} {}", qemu::QEMU, shown.join(" "));
     }
-    let mut vm = vm::Vm::spawn(&qemu_args, &inherited, guest.stderr)?;
+    let vm = vm::Vm::spawn(&qemu_args, &inherited, guest.stderr)?;
     // QEMU holds its ends now; the host's copies would hide QEMU's exit.
     drop((guest.bulk, guest.com1, guest.com2, guest.qmp, initrd));
-    let deadline = args
-        .timeout
-        .map(|secs| vm.spawned + Duration::from_secs(secs));
+    Ok((vm, host))
+}
 
-    let mut buffer = decoder_buffer();
-    let mut sources = sources(&args, host, &mut buffer, signals)?;
-    let mut stopper = Stopper::new(deadline);
-    let status = reactor::run(&mut sources, &mut vm, &mut stopper)?;
-    signals = sources.signals;
+/// What the run left once QEMU is gone: its texts and its writers.
+struct Ended {
+    collected: stream::Collected,
+    com1: String,
+    com2: String,
+    qemu_stderr: String,
+    stdout: Spool,
+    stderr: Spool,
+    /// The log files asked for, with their paths.
+    logs: Vec<(Spool, PathBuf)>,
+    signals: Signals,
+}
 
-    let (relay, bulk_log) = sources.bulk.finish();
-    let (com1, com1_log) = sources.com1.into_parts();
-    let (com2, com2_log) = sources.com2.into_parts();
-    let (qemu_stderr, _) = sources.qemu_stderr.into_parts();
-    let (stdout, stderr, collected) = relay.into_parts();
-    if args.verbose {
-        let replies = sources.qmp.replies();
-        stderr.push(format!("guestinit: QMP said:\n{}", replies.trim_end()).as_bytes());
-        stderr.push(b"\n");
+impl Ended {
+    fn from(sources: Sources<'_>, args: &RunArgs) -> Ended {
+        let (relay, bulk_log) = sources.bulk.finish();
+        let (com1, com1_log) = sources.com1.into_parts();
+        let (com2, com2_log) = sources.com2.into_parts();
+        let (qemu_stderr, _) = sources.qemu_stderr.into_parts();
+        let (stdout, stderr, collected) = relay.into_parts();
+        if args.verbose {
+            let replies = sources.qmp.replies();
+            stderr.push(format!("guestinit: QMP said:\n{}\n", replies.trim_end()).as_bytes());
+        }
+        let logs = [
+            (bulk_log, &args.bulk_log),
+            (com1_log, &args.com1_log),
+            (com2_log, &args.com2_log),
+        ];
+        let logs = logs
+            .into_iter()
+            .filter_map(|(spool, path)| Some((spool?, path.clone()?)))
+            .collect();
+        Ended {
+            collected,
+            com1,
+            com2,
+            qemu_stderr,
+            stdout,
+            stderr,
+            logs,
+            signals: sources.signals,
+        }
     }
+
+    /// Waits for every writer: the logs, then stdout and stderr.
+    fn finish_writers(&mut self, deadline: Option<Instant>, args: &RunArgs) -> Result<()> {
+        let mut ending = Ending {
+            deadline,
+            signals: &mut self.signals,
+            timeout_secs: args.timeout.unwrap_or_default(),
+        };
+        for (spool, path) in &self.logs {
+            ending.finish(spool, &path.display().to_string())?;
+        }
+        ending.finish(&self.stdout, "stdout")?;
+        ending.finish(&self.stderr, "stderr")
+    }
+}
+
+/// The run's status, with its words queued on stderr: the timeline, how
+/// the payload died, the kernel log the init sent.
+fn conclude(
+    args: &RunArgs,
+    ended: &Ended,
+    stopper: &Stopper,
+    status: ExitStatus,
+    spawned: Instant,
+) -> Result<u8> {
+    let c = &ended.collected;
     if args.timeline {
-        let spawn_to_exit = collected
-            .exit_at
-            .map(|at| at.saturating_duration_since(vm.spawned));
-        let report = timeline::report(&collected.timeline, collected.wait.as_ref(), spawn_to_exit);
-        stderr.push(report.as_bytes());
+        let spawn_to_exit = c.exit_at.map(|at| at.saturating_duration_since(spawned));
+        let report = timeline::report(&c.timeline, c.wait.as_ref(), spawn_to_exit);
+        ended.stderr.push(report.as_bytes());
     }
     let outcome = verdict::decide(&verdict::Evidence {
-        collected: &collected,
+        collected: c,
         ending: stopper.ending,
         qemu_failed: !status.success(),
-        com1: &com1,
-        com2: &com2,
+        com1: &ended.com1,
+        com2: &ended.com2,
         memory_mib: args.memory,
         timeout_secs: args.timeout.unwrap_or_default(),
     })
@@ -111,47 +181,21 @@ pub fn main(args: RunArgs) -> Result<u8> {
         Error::NoExit { .. } | Error::NeverReachedInit { .. } if !status.success() => {
             Error::QemuFailed {
                 status,
-                stderr: qemu_stderr,
+                stderr: ended.qemu_stderr.clone(),
             }
         }
         other => other,
     });
-    match &outcome {
-        Ok(_) => {
-            if let Some(note) = verdict::death_note(collected.wait.as_ref(), &com1) {
-                stderr.push(format!("{note}\n").as_bytes());
-            }
-        }
-        Err(_) if !collected.dmsg.is_empty() => {
-            stderr.push(b"guestinit: kernel log sent by the init:\n");
-            stderr.push(
-                String::from_utf8_lossy(&collected.dmsg)
-                    .trim_end()
-                    .as_bytes(),
-            );
-            stderr.push(b"\n");
-        }
-        Err(_) => {}
-    }
-
-    let logs = [
-        (bulk_log, args.bulk_log.as_deref()),
-        (com1_log, args.com1_log.as_deref()),
-        (com2_log, args.com2_log.as_deref()),
-    ];
-    let writers = logs
-        .into_iter()
-        .filter_map(|(spool, path)| Some((spool?, path?.display().to_string())))
-        .chain([(stdout, "stdout".to_owned()), (stderr, "stderr".to_owned())]);
-    // Output still queued when the run timed out gets a moment, no more.
-    let floor = Instant::now() + Duration::from_secs(1);
-    let mut ending = Ending {
-        deadline: deadline.map(|d| d.max(floor)),
-        signals: &mut signals,
-        timeout_secs: args.timeout.unwrap_or_default(),
+    let note = match &outcome {
+        Ok(_) => verdict::death_note(c.wait.as_ref(), &ended.com1),
+        Err(_) if !c.dmsg.is_empty() => Some(format!(
+            "guestinit: kernel log sent by the init:\n{}",
+            String::from_utf8_lossy(&c.dmsg).trim_end()
+        )),
+        Err(_) => None,
     };
-    for (spool, name) in writers {
-        ending.finish(&spool, &name)?;
+    if let Some(note) = note {
+        ended.stderr.push(format!("{note}\n").as_bytes());
     }
     outcome
 }
