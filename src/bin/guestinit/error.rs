@@ -7,12 +7,17 @@
 //! - 249 ([`USAGE`]): bad arguments, missing program, kernel, module, library or
 //!   init binary, unreadable input, and command-line errors (not clap's 2,
 //!   which a payload's own failure often is);
-//! - 250 ([`QEMU`]): QEMU is not on PATH, failed to start, or never connected;
-//! - 251 ([`NO_EXIT`]): the VM ended without an EXIT frame;
+//! - 250 ([`QEMU`]): QEMU is not on PATH or failed;
+//! - 251 ([`NO_EXIT`]): the VM ended without an EXIT frame (or never ran
+//!   the init at all);
 //! - 252 ([`TIMEOUT`]): `--timeout` was reached and QEMU killed;
 //! - 253 ([`INIT_PANIC`]): COM2 has a line starting `PANIC:` (the init crashed);
 //! - 254 ([`FATAL`]): COM2 has a line starting `FATAL:`: the init reported a
-//!   fatal error, e.g. the initramfs did not fully unpack.
+//!   fatal error, e.g. the initramfs did not fully unpack;
+//! - 128 + n: the host got stop signal n (SIGHUP, SIGINT, SIGTERM).
+//!
+//! A COM2 verdict counts only when the payload's own WAIT and EXIT frames
+//! did not arrive: the payload can write to /dev/ttyS1 too.
 //!
 //! `pack` and `decode` exit 0 or 249.
 
@@ -38,7 +43,9 @@ Exit status:
   252    --timeout reached; QEMU was killed
   253    the init crashed (a COM2 line starting PANIC:)
   254    the init reported a fatal error, e.g. an initramfs that did not
-         fully unpack (a COM2 line starting FATAL:)";
+         fully unpack (a COM2 line starting FATAL:)
+  128+n  guestinit got SIGHUP, SIGINT or SIGTERM (129, 130, 143) and
+         stopped the guest in order (a second signal kills QEMU)";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -114,20 +121,53 @@ pub enum Error {
     QemuSpawn(io::Error),
     #[error("qemu-system-x86_64 failed ({status})")]
     QemuFailed { status: ExitStatus, stderr: String },
-    #[error("qemu-system-x86_64 did not connect to the bulk socket within {secs} s")]
-    QemuNoConnect { secs: u64, stderr: String },
     #[error("cannot set up the VM: {what}: {source}")]
     VmSetup { what: String, source: io::Error },
 
     // ---- 251..=254: the VM ran but gave no exit code ----
-    #[error("VM ended without an exit code")]
-    NoExit { com1_tail: String },
+    #[error("VM ended without an exit code{}", colon(panic.as_deref()))]
+    NoExit {
+        panic: Option<String>,
+        first_error: Option<String>,
+        com1_tail: String,
+    },
+    #[error("VM ended without an exit code: the kernel never reached the init (no frame arrived){}", never_reached(*memory_mib, panic.as_deref(), *memory_trouble))]
+    NeverReachedInit {
+        memory_mib: u32,
+        panic: Option<String>,
+        /// COM1 shows the kernel short of memory.
+        memory_trouble: bool,
+        com1_tail: String,
+    },
     #[error("timeout: the VM ran longer than {secs} s and was killed")]
     Timeout { secs: u64 },
     #[error("init crashed: {line}")]
     InitPanic { line: String },
     #[error("init failed: {line}")]
     Fatal { line: String },
+
+    // ---- 128 + signal: the host was told to stop ----
+    #[error("stopped by {signal}: {how}")]
+    Stopped {
+        signal: String,
+        number: i32,
+        how: &'static str,
+    },
+}
+
+fn colon(text: Option<&str>) -> String {
+    text.map_or(String::new(), |t| format!(": {t}"))
+}
+
+/// The cause of a kernel that never ran the init: its panic, and a hint at
+/// memory when nothing else explains it.
+fn never_reached(memory_mib: u32, panic: Option<&str>, memory_trouble: bool) -> String {
+    let hint = format!("the VM likely needs more memory than {memory_mib} MiB (--memory)");
+    match (panic, memory_trouble) {
+        (None, _) => format!(": {hint}"),
+        (Some(panic), false) => format!(": {panic}"),
+        (Some(panic), true) => format!(": {panic}; {hint}"),
+    }
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -138,9 +178,9 @@ impl Error {
             Error::QemuMissing
             | Error::QemuSpawn(_)
             | Error::QemuFailed { .. }
-            | Error::QemuNoConnect { .. }
             | Error::VmSetup { .. } => QEMU,
-            Error::NoExit { .. } => NO_EXIT,
+            Error::NoExit { .. } | Error::NeverReachedInit { .. } => NO_EXIT,
+            Error::Stopped { number, .. } => 128u8.saturating_add(*number as u8),
             Error::Timeout { .. } => TIMEOUT,
             Error::InitPanic { .. } => INIT_PANIC,
             Error::Fatal { .. } => FATAL,
@@ -169,26 +209,42 @@ impl Error {
         }
     }
 
-    /// Lines that explain the error further (QEMU's stderr, the COM1 tail),
-    /// printed after the one-line message.
-    pub fn details(&self) -> Option<(&'static str, &str)> {
-        let (label, text) = match self {
-            Error::QemuFailed { stderr, .. } | Error::QemuNoConnect { stderr, .. } => {
-                ("qemu-system-x86_64 stderr", stderr)
+    /// Lines that explain the error further (QEMU's stderr, the kernel's
+    /// first error, the COM1 tail), printed after the one-line message.
+    pub fn details(&self) -> Vec<(&'static str, String)> {
+        let tail = |t: &String| ("last lines of COM1", t.clone());
+        let all = match self {
+            Error::QemuFailed { stderr, .. } => vec![("qemu-system-x86_64 stderr", stderr.clone())],
+            Error::NoExit {
+                first_error,
+                com1_tail,
+                ..
+            } => {
+                let first = first_error
+                    .iter()
+                    .map(|l| ("first error on COM1", l.clone()));
+                first.chain([tail(com1_tail)]).collect()
             }
-            Error::NoExit { com1_tail } => ("last lines of COM1", com1_tail),
-            _ => return None,
+            Error::NeverReachedInit { com1_tail, .. } => vec![tail(com1_tail)],
+            _ => Vec::new(),
         };
-        (!text.trim().is_empty()).then_some((label, text.as_str()))
+        all.into_iter()
+            .filter(|(_, text)| !text.trim().is_empty())
+            .collect()
     }
 
     /// Prints the error and its details to stderr.
     pub fn report(&self) {
         eprintln!("guestinit: {self}");
-        if let Some((label, text)) = self.details() {
-            eprintln!("guestinit: {label}:");
-            for line in text.lines() {
-                eprintln!("  {line}");
+        for (label, text) in self.details() {
+            match text.lines().count() {
+                1 => eprintln!("guestinit: {label}: {text}"),
+                _ => {
+                    eprintln!("guestinit: {label}:");
+                    for line in text.lines() {
+                        eprintln!("  {line}");
+                    }
+                }
             }
         }
     }

@@ -2,213 +2,324 @@
 //! payload's output from the bulk port, and turn the end of the VM into an
 //! exit status (see `crate::error` for the codes).
 
+mod capture;
+mod links;
 mod qemu;
-mod serial;
+mod qmp;
+mod reactor;
+mod spool;
+mod stop;
 mod stream;
 mod timeline;
+mod verdict;
+mod vm;
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
-use std::os::unix::net::UnixListener;
-use std::path::Path;
-use std::time::Duration;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
+
+use mio::net::UnixStream;
+use signal_hook_mio::v1_0::Signals;
 
 use crate::cli::{Compress, RunArgs};
+use crate::decode::decoder_buffer;
 use crate::error::{Error, Result};
 use crate::locate;
 use crate::pack;
 use crate::scratch::ScratchDir;
-use guestinit::proto;
 
-use stream::{End, PumpOptions, Relay};
-
-/// Lines of COM1 shown when the VM ends without an exit code.
-const COM1_TAIL_LINES: usize = 20;
+use capture::Capture;
+use reactor::Sources;
+use spool::{Finish, Spool};
+use stop::Stopper;
+use stream::{Bulk, Relay};
 
 pub fn main(args: RunArgs) -> Result<u8> {
-    let scratch = ScratchDir::new("run").map_err(|source| Error::VmSetup {
-        what: "creating a temporary directory".into(),
+    // First of all: a stop signal from now on stops the run in order.
+    let mut signals = Signals::new(reactor::STOP_SIGNALS).map_err(|source| Error::VmSetup {
+        what: "handling stop signals".into(),
         source,
     })?;
-    let dir = scratch.path();
-    let kernel = locate::kernel(args.kernel.as_deref())?;
-    let initrd = match &args.initramfs {
-        Some(path) if path.is_file() => path.clone(),
-        Some(path) => {
-            return Err(Error::Read {
-                path: path.clone(),
-                source: io::ErrorKind::NotFound.into(),
-            })
-        }
-        None => {
-            let spec = pack::Spec {
-                argv: args.program.clone(),
-                init: args.init.clone(),
-                kernel: Some(kernel.clone()),
-                modules: args.modules.clone(),
-            };
-            let path = dir.join("initramfs.cpio");
-            pack::write(&pack::plan(&spec)?, &path, Compress::None)?;
-            path
-        }
-    };
-    let com1 = args
-        .com1_log
-        .clone()
-        .unwrap_or_else(|| dir.join("com1.log"));
-    let com2 = args
-        .com2_log
-        .clone()
-        .unwrap_or_else(|| dir.join("com2.log"));
-    let mut bulk_log = match &args.bulk_log {
-        Some(path) => Some(BufWriter::new(File::create(path).map_err(|source| {
-            Error::Write {
-                path: path.clone(),
-                source,
-            }
-        })?)),
-        None => None,
-    };
+    let (mut vm, host) = boot(&args, &mut signals)?;
+    let deadline = args
+        .timeout
+        .map(|secs| vm.spawned + Duration::from_secs(secs));
+    let mut buffer = decoder_buffer();
+    let mut sources = sources(&args, host, &mut buffer, signals)?;
+    let mut stopper = Stopper::new(deadline);
+    let status = reactor::run(&mut sources, &mut vm, &mut stopper)?;
+    let mut ended = Ended::from(sources, &args);
+    let outcome = conclude(&args, &ended, &stopper, status, vm.spawned);
+    // Output still queued when the run timed out gets a moment, no more.
+    let floor = Instant::now() + Duration::from_secs(1);
+    ended.finish_writers(deadline.map(|d| d.max(floor)), &args)?;
+    outcome
+}
 
-    // Listen before QEMU starts: it connects as a client, so the host's
-    // reader exists before the guest can send a byte.
-    let socket = dir.join("bulk.sock");
-    let listener = UnixListener::bind(&socket).map_err(|source| Error::VmSetup {
-        what: format!("listening on {}", socket.display()),
-        source,
-    })?;
+/// Packs, links and starts QEMU: the running VM and the host's link ends.
+fn boot(args: &RunArgs, signals: &mut Signals) -> Result<(vm::Vm, links::HostEnds)> {
+    let kernel = locate::kernel(args.kernel.as_deref())?;
+    let initrd = initramfs(args, &kernel)?;
+    // A signal while packing: nothing runs yet, so nothing to stop.
+    if let Some(signal) = signals.pending().next() {
+        return Err(Error::Stopped {
+            signal: verdict::signal_text(signal),
+            number: signal,
+            how: "before the VM started",
+        });
+    }
+    let (host, guest) = links::new()?;
+    let mut inherited = guest.inherited().to_vec();
+    inherited.extend(initrd.fd.as_ref().map(|fd| fd.as_raw_fd()));
     let qemu_args = qemu::args(&qemu::VmConfig {
         accel: qemu::detect_accel(),
         kernel: &kernel,
-        initrd: &initrd,
+        initrd: &initrd.path,
         memory_mib: args.memory,
         cpus: args.cpus,
         append: args.append.as_deref(),
-        com1: &com1,
-        com2: &com2,
-        bulk_socket: &socket,
+        fds: guest.fds(),
     });
     if args.verbose {
         let shown: Vec<_> = qemu_args.iter().map(|a| a.to_string_lossy()).collect();
         eprintln!("guestinit: {} {}", qemu::QEMU, shown.join(" "));
     }
+    let vm = vm::Vm::spawn(&qemu_args, &inherited, guest.stderr)?;
+    // QEMU holds its ends now; the host's copies would hide QEMU's exit.
+    drop((guest.bulk, guest.com1, guest.com2, guest.qmp, initrd));
+    Ok((vm, host))
+}
 
-    let mut vm = qemu::Vm::spawn(&qemu_args, &dir.join("qemu.stderr"))?;
-    let deadline = args
-        .timeout
-        .map(|secs| vm.spawned + Duration::from_secs(secs));
-    let timed_out = || Error::Timeout {
-        secs: args.timeout.unwrap_or_default(),
-    };
-    let Some(mut stream) = vm.accept(&listener, deadline)? else {
-        return Err(timed_out());
-    };
-    stream
-        .set_read_timeout(Some(stream::READ_TICK))
-        .map_err(|source| Error::VmSetup {
-            what: "setting up the bulk socket".into(),
-            source,
-        })?;
-    let stdout = io::stdout();
-    let stderr = io::stderr();
-    let mut relay = Relay::new(stdout.lock(), stderr.lock(), args.verbose);
-    let options = PumpOptions {
-        log: bulk_log.as_mut().map(|w| w as &mut dyn Write),
-        throttle_kib: args.throttle_bulk,
-        deadline,
-    };
-    // The pump's only errors are those of writing the bulk log.
-    let end = stream::pump(&mut stream, &mut relay, options).map_err(|source| Error::Write {
-        path: args.bulk_log.clone().unwrap_or_default(),
-        source,
-    })?;
-    let collected = relay.into_collected();
-    let status = match end {
-        End::Closed => vm.wait(deadline)?,
-        End::Deadline => None,
-    };
+/// What the run left once QEMU is gone: its texts and its writers.
+struct Ended {
+    collected: stream::Collected,
+    com1: String,
+    com2: String,
+    qemu_stderr: String,
+    stdout: Spool,
+    stderr: Spool,
+    /// The log files asked for, with their paths.
+    logs: Vec<(Spool, PathBuf)>,
+    signals: Signals,
+}
 
-    if args.timeline {
-        let spawn_to_exit = collected
-            .exit_at
-            .map(|at| at.saturating_duration_since(vm.spawned));
-        eprint!(
-            "{}",
-            timeline::report(&collected.timeline, collected.wait.as_ref(), spawn_to_exit)
-        );
+impl Ended {
+    fn from(sources: Sources<'_>, args: &RunArgs) -> Ended {
+        let (relay, bulk_log) = sources.bulk.finish();
+        let (com1, com1_log) = sources.com1.into_parts();
+        let (com2, com2_log) = sources.com2.into_parts();
+        let (qemu_stderr, _) = sources.qemu_stderr.into_parts();
+        let (stdout, stderr, collected) = relay.into_parts();
+        if args.verbose {
+            let replies = sources.qmp.replies();
+            stderr.push(format!("guestinit: QMP said:\n{}\n", replies.trim_end()).as_bytes());
+        }
+        let logs = [
+            (bulk_log, &args.bulk_log),
+            (com1_log, &args.com1_log),
+            (com2_log, &args.com2_log),
+        ];
+        let logs = logs
+            .into_iter()
+            .filter_map(|(spool, path)| Some((spool?, path.clone()?)))
+            .collect();
+        Ended {
+            collected,
+            com1,
+            com2,
+            qemu_stderr,
+            stdout,
+            stderr,
+            logs,
+            signals: sources.signals,
+        }
     }
-    let fatal = serial::first_line_starting(&serial::read_log(&com2), proto::prefix::FATAL)
-        .map(str::to_owned);
-    let outcome = match (status, collected.exit_code, fatal) {
-        (None, _, _) => Err(timed_out()),
-        // The init's EXIT after a FATAL line only tells a ktstr-style host
-        // that the run failed; the line says why.
-        (Some(_), _, Some(line)) => Err(Error::Fatal { line }),
-        // As a shell reports exit(-1): the code modulo 256.
-        (Some(_), Some(code), None) => Ok((code & 0xff) as u8),
-        (Some(status), None, None) if !status.success() => Err(Error::QemuFailed {
-            status,
-            stderr: vm.stderr(),
-        }),
-        (Some(_), None, None) => Err(diagnose(&com1, &com2)),
+
+    /// Waits for every writer: the logs, then stdout and stderr.
+    fn finish_writers(&mut self, deadline: Option<Instant>, args: &RunArgs) -> Result<()> {
+        let mut ending = Ending {
+            deadline,
+            signals: &mut self.signals,
+            timeout_secs: args.timeout.unwrap_or_default(),
+        };
+        for (spool, path) in &self.logs {
+            ending.finish(spool, &path.display().to_string())?;
+        }
+        ending.finish(&self.stdout, "stdout")?;
+        ending.finish(&self.stderr, "stderr")
+    }
+}
+
+/// The run's status, with its words queued on stderr: the timeline, how
+/// the payload died, the kernel log the init sent.
+fn conclude(
+    args: &RunArgs,
+    ended: &Ended,
+    stopper: &Stopper,
+    status: ExitStatus,
+    spawned: Instant,
+) -> Result<u8> {
+    let c = &ended.collected;
+    if args.timeline {
+        let spawn_to_exit = c.exit_at.map(|at| at.saturating_duration_since(spawned));
+        let report = timeline::report(&c.timeline, c.wait.as_ref(), spawn_to_exit);
+        ended.stderr.push(report.as_bytes());
+    }
+    let outcome = verdict::decide(&verdict::Evidence {
+        collected: c,
+        ending: stopper.ending,
+        qemu_failed: !status.success(),
+        com1: &ended.com1,
+        com2: &ended.com2,
+        memory_mib: args.memory,
+        timeout_secs: args.timeout.unwrap_or_default(),
+    })
+    .map_err(|e| match e {
+        Error::NoExit { .. } | Error::NeverReachedInit { .. } if !status.success() => {
+            Error::QemuFailed {
+                status,
+                stderr: ended.qemu_stderr.clone(),
+            }
+        }
+        other => other,
+    });
+    let note = match &outcome {
+        Ok(_) => verdict::death_note(c.wait.as_ref(), &ended.com1),
+        Err(_) if !c.dmsg.is_empty() => Some(format!(
+            "guestinit: kernel log sent by the init:\n{}",
+            String::from_utf8_lossy(&c.dmsg).trim_end()
+        )),
+        Err(_) => None,
     };
-    if outcome.is_err() && !collected.dmsg.is_empty() {
-        eprintln!("guestinit: kernel log sent by the init:");
-        eprintln!("{}", String::from_utf8_lossy(&collected.dmsg).trim_end());
+    if let Some(note) = note {
+        ended.stderr.push(format!("{note}\n").as_bytes());
     }
     outcome
 }
 
-/// Why a VM that exited cleanly sent no exit code, from the serial logs.
-/// FATAL is checked first: it is the root cause of anything that went wrong
-/// after it.
-fn diagnose(com1: &Path, com2: &Path) -> Error {
-    let com2_text = serial::read_log(com2);
-    if let Some(line) = serial::first_line_starting(&com2_text, proto::prefix::FATAL) {
-        return Error::Fatal { line: line.into() };
-    }
-    if let Some(line) = serial::first_line_starting(&com2_text, proto::prefix::PANIC) {
-        return Error::InitPanic { line: line.into() };
-    }
-    Error::NoExit {
-        com1_tail: serial::last_lines(&serial::read_log(com1), COM1_TAIL_LINES),
+/// The initramfs QEMU boots: a path, and the descriptor behind it when
+/// it was packed for this run.
+struct Initrd {
+    path: PathBuf,
+    fd: Option<OwnedFd>,
+}
+
+/// The user's initramfs, or one packed for this run. A packed one is open
+/// and already unlinked when QEMU starts (QEMU reads `/dev/fd/N`), so no
+/// temporary file outlives the host, however it ends.
+fn initramfs(args: &RunArgs, kernel: &Path) -> Result<Initrd> {
+    match &args.initramfs {
+        Some(path) if path.is_file() => Ok(Initrd {
+            path: path.clone(),
+            fd: None,
+        }),
+        Some(path) => Err(Error::Read {
+            path: path.clone(),
+            source: io::ErrorKind::NotFound.into(),
+        }),
+        None => {
+            let spec = pack::Spec {
+                argv: args.program.clone(),
+                init: args.init.clone(),
+                kernel: Some(kernel.to_owned()),
+                modules: args.modules.clone(),
+            };
+            let scratch = ScratchDir::new("run").map_err(|source| Error::VmSetup {
+                what: "creating a temporary directory".into(),
+                source,
+            })?;
+            let path = scratch.path().join("initramfs.cpio");
+            pack::write(&pack::plan(&spec)?, &path, Compress::None)?;
+            let file = File::open(&path).map_err(|source| Error::Read { path, source })?;
+            let fd = OwnedFd::from(file);
+            Ok(Initrd {
+                path: PathBuf::from(format!("/dev/fd/{}", fd.as_raw_fd())),
+                fd: Some(fd),
+            })
+        }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::fs;
+/// A spooled writer for a log file the user asked for.
+fn log_file(path: Option<&Path>) -> Result<Option<Spool>> {
+    let Some(path) = path else { return Ok(None) };
+    let file = File::create(path).map_err(|source| Error::Write {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(Some(Spool::new(file)))
+}
 
-    fn diagnosed(com1: &str, com2: Option<&str>) -> Error {
-        let dir = ScratchDir::new("test").unwrap();
-        let (p1, p2) = (dir.path().join("com1"), dir.path().join("com2"));
-        fs::write(&p1, com1).unwrap();
-        if let Some(text) = com2 {
-            fs::write(&p2, text).unwrap();
-        }
-        diagnose(&p1, &p2)
-    }
+/// The reactor's sources over the host's ends of the links.
+fn sources<'b>(
+    args: &RunArgs,
+    host: links::HostEnds,
+    buffer: &'b mut [u8],
+    signals: Signals,
+) -> Result<Sources<'b>> {
+    let relay = Relay::new(
+        Spool::new(io::stdout()),
+        Spool::new(io::stderr()),
+        args.verbose,
+    );
+    let stream = UnixStream::from_std;
+    let qmp = qmp::Qmp::new(stream(host.qmp)).map_err(|source| Error::VmSetup {
+        what: "talking to QEMU's monitor".into(),
+        source,
+    })?;
+    Ok(Sources {
+        bulk: Bulk::new(
+            stream(host.bulk),
+            buffer,
+            relay,
+            log_file(args.bulk_log.as_deref())?,
+            args.throttle_bulk,
+        ),
+        com1: Capture::new(stream(host.com1), log_file(args.com1_log.as_deref())?),
+        com2: Capture::new(stream(host.com2), log_file(args.com2_log.as_deref())?),
+        qemu_stderr: Capture::new(stream(host.stderr), None),
+        qmp,
+        signals,
+    })
+}
 
-    #[test]
-    fn com2_lines_decide_between_253_254_and_251() {
-        let e = diagnosed("", Some("x\r\nPANIC: init: bad\r\n"));
-        assert_eq!(
-            (e.exit_code(), e.to_string()),
-            (253, "init crashed: PANIC: init: bad".into())
-        );
-        let e = diagnosed("", Some("PANIC: later\nFATAL: no /.guestinit-complete\n"));
-        assert_eq!(e.exit_code(), 254);
-        assert_eq!(e.to_string(), "init failed: FATAL: no /.guestinit-complete");
-        let com1: String = (0..25).map(|i| format!("k{i}\n")).collect();
-        let e = diagnosed(&com1, None);
-        assert_eq!(e.to_string(), "VM ended without an exit code");
-        match e {
-            Error::NoExit { com1_tail } => {
-                assert_eq!(com1_tail.lines().count(), COM1_TAIL_LINES);
-                assert!(com1_tail.starts_with("k5\n") && com1_tail.ends_with("k24"));
+/// The last phase: every writer finishes, within the deadline and unless
+/// a stop signal comes first.
+struct Ending<'a> {
+    deadline: Option<Instant>,
+    signals: &'a mut Signals,
+    timeout_secs: u64,
+}
+
+impl Ending<'_> {
+    fn finish(&mut self, spool: &Spool, name: &str) -> Result<()> {
+        let mut caught = None;
+        let signals = &mut *self.signals;
+        let give_up = || {
+            caught = caught.or_else(|| signals.pending().next());
+            caught.is_some()
+        };
+        match spool.finish(self.deadline, give_up) {
+            Finish::Written(None) => Ok(()),
+            Finish::Written(Some(e)) => {
+                // The output had nowhere to go; the run's status still stands.
+                eprintln!("guestinit: warning: cannot write to {name} ({e}); output was discarded");
+                Ok(())
             }
-            other => panic!("{other:?}"),
+            Finish::Deadline => Err(Error::Timeout {
+                secs: self.timeout_secs,
+            }),
+            Finish::GaveUp => {
+                let signal = caught.unwrap_or_default();
+                Err(Error::Stopped {
+                    signal: verdict::signal_text(signal),
+                    number: signal,
+                    how: "the output was not fully written",
+                })
+            }
         }
     }
 }

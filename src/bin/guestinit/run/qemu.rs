@@ -1,15 +1,12 @@
-//! QEMU: the command line of a test VM (a pure function of its settings)
-//! and the running process, which is killed if the host gives up on it.
+//! QEMU's command line for a test VM: a pure function of its settings,
+//! built by one small function per device, so adding a device (a disk, a
+//! stats port) is adding a function and a line in [`args`].
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::fs::{self, OpenOptions};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::os::fd::RawFd;
+use std::path::Path;
 
-use crate::error::{Error, Result};
 use guestinit::proto;
 
 pub const QEMU: &str = "qemu-system-x86_64";
@@ -18,10 +15,6 @@ pub const QEMU: &str = "qemu-system-x86_64";
 pub fn base_append() -> String {
     format!("console=ttyS0 panic=-1 rdinit=/init {}", proto::key::ACK)
 }
-
-/// How long QEMU may take to connect to the bulk socket: it does so while
-/// setting up its devices, before the guest runs, so this is generous.
-const CONNECT_WAIT: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Accel {
@@ -60,185 +53,119 @@ pub struct VmConfig<'a> {
     pub memory_mib: u32,
     pub cpus: u32,
     pub append: Option<&'a str>,
-    pub com1: &'a Path,
-    pub com2: &'a Path,
-    pub bulk_socket: &'a Path,
+    /// QEMU's inherited ends of the links (see `links`).
+    pub fds: LinkFds,
 }
 
-/// QEMU option values are comma-separated: a comma in a path is doubled.
-fn opt_path(prefix: &str, path: &Path) -> OsString {
-    let mut out = prefix.as_bytes().to_vec();
-    for &b in path.as_os_str().as_bytes() {
-        out.push(b);
-        if b == b',' {
-            out.push(b',');
-        }
-    }
-    OsString::from_vec(out)
+/// QEMU's descriptor for each chardev, inherited from the host.
+#[derive(Clone, Copy)]
+pub struct LinkFds {
+    pub bulk: RawFd,
+    pub com1: RawFd,
+    pub com2: RawFd,
+    pub qmp: RawFd,
 }
 
-/// The arguments of `qemu-system-x86_64` for `config`.
-pub fn args(config: &VmConfig<'_>) -> Vec<OsString> {
+fn strings(items: &[&str]) -> Vec<OsString> {
+    items.iter().map(OsString::from).collect()
+}
+
+/// A chardev on an inherited, already connected socket.
+fn socket_chardev(id: &str, fd: RawFd) -> Vec<OsString> {
+    strings(&["-chardev", &format!("socket,id={id},fd={fd}")])
+}
+
+/// The machine: accelerator, CPU, memory, and no default devices.
+fn machine(config: &VmConfig<'_>) -> Vec<OsString> {
     let (accel, cpu) = match config.accel {
         Accel::Kvm => ("kvm", "host"),
         Accel::Tcg => ("tcg", "max"),
     };
+    let (memory, cpus) = (config.memory_mib.to_string(), config.cpus.to_string());
+    strings(&[
+        "-accel",
+        accel,
+        "-cpu",
+        cpu,
+        "-m",
+        &memory,
+        "-smp",
+        &cpus,
+        "-nodefaults",
+        "-display",
+        "none",
+        "-no-reboot",
+    ])
+}
+
+/// Kernel, initramfs and command line.
+fn boot(config: &VmConfig<'_>) -> Vec<OsString> {
     let append = match config.append {
         Some(extra) => format!("{} {extra}", base_append()),
         None => base_append(),
     };
-    let mut args: Vec<OsString> = Vec::new();
-    let mut push = |items: &[&OsStr]| args.extend(items.iter().map(|s| s.to_os_string()));
-    let os = OsStr::new;
-    push(&[os("-accel"), os(accel), os("-cpu"), os(cpu)]);
-    push(&[os("-m"), os(&config.memory_mib.to_string())]);
-    push(&[os("-smp"), os(&config.cpus.to_string())]);
-    push(&[
-        os("-nodefaults"),
-        os("-display"),
-        os("none"),
-        os("-no-reboot"),
-    ]);
-    push(&[os("-kernel"), config.kernel.as_os_str()]);
-    push(&[os("-initrd"), config.initrd.as_os_str()]);
-    push(&[os("-append"), os(&append)]);
-    // COM1 then COM2: the order of -serial options is the order of the ports.
-    push(&[os("-chardev"), &opt_path("file,id=com1,path=", config.com1)]);
-    push(&[os("-serial"), os("chardev:com1")]);
-    push(&[os("-chardev"), &opt_path("file,id=com2,path=", config.com2)]);
-    push(&[os("-serial"), os("chardev:com2")]);
-    push(&[os("-device"), os("virtio-serial-pci,id=vser0,max_ports=4")]);
-    // Port 0 (hvc0) is kept for the shell mode; nothing is attached yet.
-    push(&[os("-chardev"), os("null,id=hvc0")]);
-    push(&[
-        os("-device"),
-        os("virtconsole,bus=vser0.0,nr=0,chardev=hvc0"),
-    ]);
-    // QEMU connects as a client to the socket the host already listens on,
-    // so nothing the guest sends can precede the host's reader.
-    push(&[
-        os("-chardev"),
-        &opt_path("socket,id=bulk,path=", config.bulk_socket),
-    ]);
-    push(&[
-        os("-device"),
-        os(&format!(
-            "virtserialport,bus=vser0.0,nr=1,chardev=bulk,name={}",
-            proto::BULK_PORT
-        )),
-    ]);
+    let mut args = strings(&["-kernel"]);
+    args.push(config.kernel.as_os_str().to_owned());
+    args.push("-initrd".into());
+    args.push(config.initrd.as_os_str().to_owned());
+    args.extend(strings(&["-append", &append]));
     args
 }
 
-/// A running QEMU. Dropping it kills the VM if it still runs.
-pub struct Vm {
-    child: Child,
-    stderr_path: PathBuf,
-    pub spawned: Instant,
+/// A 16550 UART; the order of `-serial` options is the order of the ports.
+fn serial(id: &str, fd: RawFd) -> Vec<OsString> {
+    let mut args = socket_chardev(id, fd);
+    args.extend(strings(&["-serial", &format!("chardev:{id}")]));
+    args
 }
 
-impl Vm {
-    /// Starts QEMU with `args`, its stderr going to `stderr_path`.
-    pub fn spawn(args: &[OsString], stderr_path: &Path) -> Result<Vm> {
-        let stderr = fs::File::create(stderr_path).map_err(|source| Error::VmSetup {
-            what: format!("creating {}", stderr_path.display()),
-            source,
-        })?;
-        let child = Command::new(QEMU)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => Error::QemuMissing,
-                _ => Error::QemuSpawn(e),
-            })?;
-        Ok(Vm {
-            child,
-            stderr_path: stderr_path.to_owned(),
-            spawned: Instant::now(),
-        })
-    }
-
-    /// What QEMU wrote to its stderr so far.
-    pub fn stderr(&self) -> String {
-        fs::read(&self.stderr_path)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
-    }
-
-    /// Waits for QEMU's connection to the bulk socket, failing if QEMU exits
-    /// first or takes too long. `Ok(None)` when `deadline` passes first.
-    pub fn accept(
-        &mut self,
-        listener: &UnixListener,
-        deadline: Option<Instant>,
-    ) -> Result<Option<UnixStream>> {
-        let setup = |source| Error::VmSetup {
-            what: "accepting QEMU's connection on the bulk socket".into(),
-            source,
-        };
-        listener.set_nonblocking(true).map_err(setup)?;
-        let give_up = Instant::now() + CONNECT_WAIT;
-        loop {
-            match listener.accept() {
-                Ok((stream, _)) => {
-                    stream.set_nonblocking(false).map_err(setup)?;
-                    return Ok(Some(stream));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(setup(e)),
-            }
-            if let Some(status) = self.try_wait()? {
-                return Err(Error::QemuFailed {
-                    status,
-                    stderr: self.stderr(),
-                });
-            }
-            let now = Instant::now();
-            if deadline.is_some_and(|d| now >= d) {
-                return Ok(None);
-            }
-            if now >= give_up {
-                return Err(Error::QemuNoConnect {
-                    secs: CONNECT_WAIT.as_secs(),
-                    stderr: self.stderr(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn try_wait(&mut self) -> Result<Option<ExitStatus>> {
-        self.child.try_wait().map_err(|source| Error::VmSetup {
-            what: "waiting for QEMU".into(),
-            source,
-        })
-    }
-
-    /// Waits for QEMU to exit; `Ok(None)` when `deadline` passes first.
-    pub fn wait(&mut self, deadline: Option<Instant>) -> Result<Option<ExitStatus>> {
-        loop {
-            if let Some(status) = self.try_wait()? {
-                return Ok(Some(status));
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(None);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+/// The virtio-serial controller the two ports hang on.
+fn virtio_serial() -> Vec<OsString> {
+    strings(&["-device", "virtio-serial-pci,id=vser0,max_ports=4"])
 }
 
-impl Drop for Vm {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            // Best effort: the VM is abandoned either way.
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// Port 0 (hvc0), kept for the shell mode; nothing is attached yet.
+fn hvc0() -> Vec<OsString> {
+    strings(&[
+        "-chardev",
+        "null,id=hvc0",
+        "-device",
+        "virtconsole,bus=vser0.0,nr=0,chardev=hvc0",
+    ])
+}
+
+/// Port 1, the frame stream, named so the init finds it.
+fn bulk_port(fd: RawFd) -> Vec<OsString> {
+    let mut args = socket_chardev("bulk", fd);
+    let device = format!(
+        "virtserialport,bus=vser0.0,nr=1,chardev=bulk,name={}",
+        proto::BULK_PORT
+    );
+    args.extend(strings(&["-device", &device]));
+    args
+}
+
+/// The QMP monitor the host stops the VM through.
+fn qmp(fd: RawFd) -> Vec<OsString> {
+    let mut args = socket_chardev("qmp", fd);
+    args.extend(strings(&["-mon", "chardev=qmp,mode=control"]));
+    args
+}
+
+/// The arguments of `qemu-system-x86_64` for `config`, device by device.
+pub fn args(config: &VmConfig<'_>) -> Vec<OsString> {
+    let fds = config.fds;
+    [
+        machine(config),
+        boot(config),
+        serial("com1", fds.com1),
+        serial("com2", fds.com2),
+        virtio_serial(),
+        hvc0(),
+        bulk_port(fds.bulk),
+        qmp(fds.qmp),
+    ]
+    .concat()
 }
 
 #[cfg(test)]
@@ -253,9 +180,12 @@ mod tests {
             memory_mib: 256,
             cpus: 2,
             append,
-            com1: Path::new("/t/com1.log"),
-            com2: Path::new("/t/a,b/com2.log"),
-            bulk_socket: Path::new("/t/bulk.sock"),
+            fds: LinkFds {
+                bulk: 5,
+                com1: 6,
+                com2: 7,
+                qmp: 8,
+            },
         }
     }
 
@@ -274,12 +204,13 @@ mod tests {
             "-accel tcg -cpu max -m 256 -smp 2 -nodefaults -display none -no-reboot \
              -kernel /k/vmlinuz -initrd /t/initramfs.cpio \
              -append console=ttyS0 panic=-1 rdinit=/init guestinit.ack quiet loglevel=3 \
-             -chardev file,id=com1,path=/t/com1.log -serial chardev:com1 \
-             -chardev file,id=com2,path=/t/a,,b/com2.log -serial chardev:com2 \
+             -chardev socket,id=com1,fd=6 -serial chardev:com1 \
+             -chardev socket,id=com2,fd=7 -serial chardev:com2 \
              -device virtio-serial-pci,id=vser0,max_ports=4 \
              -chardev null,id=hvc0 -device virtconsole,bus=vser0.0,nr=0,chardev=hvc0 \
-             -chardev socket,id=bulk,path=/t/bulk.sock \
-             -device virtserialport,bus=vser0.0,nr=1,chardev=bulk,name=guestinit.bulk"
+             -chardev socket,id=bulk,fd=5 \
+             -device virtserialport,bus=vser0.0,nr=1,chardev=bulk,name=guestinit.bulk \
+             -chardev socket,id=qmp,fd=8 -mon chardev=qmp,mode=control"
         );
     }
 

@@ -1,15 +1,20 @@
-//! The bulk port's frame stream, decoded live: payload output is relayed
-//! as it arrives, the rest kept for the end of the run.
+//! The bulk port's frame stream, decoded live: payload output is handed to
+//! the spooled writers as it arrives, EXIT is acknowledged the moment it is
+//! decoded, and the rest is kept for the end of the run.
 
 use std::io::{self, Read, Write};
-use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
+
+use mio::net::UnixStream;
 
 use guestinit::wire::msg::{code_from_bytes, Timeline, WaitStatus};
 use guestinit::wire::{encode, Decoder, Event, Tag, HEADER_LEN};
 
-use crate::decode::{decoder_buffer, feed, finish};
+use crate::decode::{feed, finish};
 use crate::render;
+
+use super::reactor::Flow;
+use super::spool::Spool;
 
 /// What the run keeps from the stream.
 #[derive(Debug, Default)]
@@ -23,58 +28,36 @@ pub struct Collected {
     pub wait: Option<WaitStatus>,
     /// Kernel log text the init sent (DMSG), shown if the run fails.
     pub dmsg: Vec<u8>,
+    /// CRC-valid frames decoded: none means the init never ran.
+    pub frames: u64,
 }
 
 /// Routes events: SOUT to `stdout`, SERR and diagnostics to `stderr`.
-pub struct Relay<O: Write, E: Write> {
-    stdout: O,
-    stderr: E,
+pub struct Relay {
+    stdout: Spool,
+    stderr: Spool,
     verbose: bool,
-    stdout_closed: bool,
-    collected: Collected,
+    pub collected: Collected,
 }
 
-impl<O: Write, E: Write> Relay<O, E> {
-    pub fn new(stdout: O, stderr: E, verbose: bool) -> Self {
+impl Relay {
+    pub fn new(stdout: Spool, stderr: Spool, verbose: bool) -> Self {
         Relay {
             stdout,
             stderr,
             verbose,
-            stdout_closed: false,
             collected: Collected::default(),
         }
     }
 
-    /// Whether a valid EXIT frame has arrived.
-    pub fn exit_seen(&self) -> bool {
-        self.collected.exit_code.is_some()
+    /// A line of the host's own on stderr, in order with the payload's.
+    pub fn note(&self, line: &str) {
+        self.stderr.push(format!("{line}\n").as_bytes());
     }
 
-    /// What the stream left to report, releasing stdout and stderr.
-    pub fn into_collected(self) -> Collected {
-        self.collected
-    }
-
-    /// Writes to our stderr; if that fails there is nowhere left to report.
-    fn note(&mut self, line: &str) {
-        let _ = writeln!(self.stderr, "{line}");
-    }
-
-    fn relay_stdout(&mut self, bytes: &[u8]) {
-        if self.stdout_closed {
-            return;
-        }
-        if let Err(e) = self
-            .stdout
-            .write_all(bytes)
-            .and_then(|()| self.stdout.flush())
-        {
-            // Keep draining the port so the guest is not blocked; drop output.
-            self.stdout_closed = true;
-            self.note(&format!(
-                "guestinit: warning: cannot write to stdout ({e}); discarding the payload's output"
-            ));
-        }
+    /// The writers, for the end of the run.
+    pub fn into_parts(self) -> (Spool, Spool, Collected) {
+        (self.stdout, self.stderr, self.collected)
     }
 
     /// Handles one event; `at_end` marks those from `Decoder::finish`.
@@ -94,15 +77,10 @@ impl<O: Write, E: Write> Relay<O, E> {
     }
 
     fn on_frame(&mut self, tag: Tag, payload: &[u8]) {
+        self.collected.frames += 1;
         match tag {
-            Tag::SOUT => return self.relay_stdout(payload),
-            Tag::SERR => {
-                let _ = self
-                    .stderr
-                    .write_all(payload)
-                    .and_then(|()| self.stderr.flush());
-                return;
-            }
+            Tag::SOUT => return self.stdout.push(payload),
+            Tag::SERR => return self.stderr.push(payload),
             Tag::DMSG => self.collected.dmsg.extend_from_slice(payload),
             Tag::TIME => self.collected.timeline.extend(Timeline::entries(payload)),
             Tag::WAIT => match WaitStatus::from_bytes(payload) {
@@ -125,150 +103,205 @@ impl<O: Write, E: Write> Relay<O, E> {
             _ => {}
         }
         if self.verbose && tag != Tag::DMSG {
-            let line = format!("guestinit: {}", render::frame_text(tag, payload));
-            self.note(&line);
+            self.note(&format!("guestinit: {}", render::frame_text(tag, payload)));
         }
     }
 }
 
-/// The read timeout `pump` needs on its stream to notice the deadline.
-pub const READ_TICK: Duration = Duration::from_millis(100);
-
-/// How the pump stopped.
-#[derive(Debug, PartialEq, Eq)]
-pub enum End {
-    /// The stream closed: QEMU exited (or closed the port).
-    Closed,
-    /// The deadline passed first.
-    Deadline,
+/// `--throttle-bulk`, a test aid: read at most `kib` KiB/s, so the guest
+/// meets backpressure.
+struct Throttle {
+    kib: u32,
+    started: Instant,
+    total: u64,
 }
 
-/// Limits on reading the port.
-pub struct PumpOptions<'a> {
-    /// Saves every byte read, exactly.
-    pub log: Option<&'a mut dyn Write>,
-    /// Test aid: at most this many KiB/s, so the guest meets backpressure.
-    pub throttle_kib: Option<u32>,
-    pub deadline: Option<Instant>,
-}
-
-/// Reads `stream` (set up with a [`READ_TICK`] read timeout) to its end or
-/// the deadline, feeding the decoder and the relay. Errors are those of the
-/// log; a read error ends the stream with a warning.
-pub fn pump<O: Write, E: Write>(
-    stream: &mut UnixStream,
-    relay: &mut Relay<O, E>,
-    mut options: PumpOptions<'_>,
-) -> io::Result<End> {
-    let chunk_len = options.throttle_kib.map_or(64 * 1024, |kib| {
-        (kib as usize * 1024 / 20).clamp(64, 64 * 1024)
-    });
-    let mut chunk = vec![0u8; chunk_len];
-    let mut buffer = decoder_buffer();
-    let mut decoder = Decoder::new(&mut buffer);
-    let started = Instant::now();
-    let mut total: u64 = 0;
-    let mut acked = false;
-    let end = loop {
-        if options.deadline.is_some_and(|d| Instant::now() >= d) {
-            break End::Deadline;
-        }
-        let n = match stream.read(&mut chunk) {
-            Ok(0) => break End::Closed,
-            Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue
-            }
-            Err(e) => {
-                relay.note(&format!(
-                    "guestinit: warning: reading the bulk port failed: {e}"
-                ));
-                break End::Closed;
-            }
-        };
-        if let Some(log) = options.log.as_mut() {
-            log.write_all(&chunk[..n])?;
-        }
-        feed(&mut decoder, &chunk[..n], |e| relay.on_event(e, false));
-        if !acked && relay.exit_seen() {
-            acked = true;
-            acknowledge_exit(stream, relay);
-        }
-        total += n as u64;
-        if let Some(kib) = options.throttle_kib {
-            let due = started + Duration::from_secs_f64(total as f64 / (kib as f64 * 1024.0));
-            let until = options.deadline.map_or(due, |d| due.min(d));
-            std::thread::sleep(until.saturating_duration_since(Instant::now()));
-        }
-    };
-    finish(&mut decoder, |e| relay.on_event(e, true));
-    if let Some(log) = options.log.as_mut() {
-        log.flush()?;
+impl Throttle {
+    /// Sleeps until `total` bytes are due at the throttled rate.
+    fn pace(&mut self, n: usize) {
+        self.total += n as u64;
+        let rate = self.kib as f64 * 1024.0;
+        let due = self.started + Duration::from_secs_f64(self.total as f64 / rate);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
     }
-    Ok(end)
 }
 
-/// Tells the guest (which waits for it under `guestinit.ack`) that EXIT,
-/// and so everything before it, was read: it may power off.
-fn acknowledge_exit<O: Write, E: Write>(stream: &mut UnixStream, relay: &mut Relay<O, E>) {
-    let mut frame = [0u8; HEADER_LEN];
-    let frame_len = encode(Tag::EACK, &[], &mut frame).expect("an empty frame fits its header");
-    if let Err(e) = stream.write_all(&frame[..frame_len]) {
-        relay.note(&format!(
-            "guestinit: warning: could not acknowledge EXIT ({e}); the guest powers off after its wait"
-        ));
+/// The bulk port as a reactor source.
+pub struct Bulk<'b> {
+    pub stream: UnixStream,
+    decoder: Decoder<'b>,
+    pub relay: Relay,
+    /// `--bulk-log`: every byte read, exactly.
+    log: Option<Spool>,
+    throttle: Option<Throttle>,
+    chunk: Vec<u8>,
+    acked: bool,
+}
+
+impl<'b> Bulk<'b> {
+    pub fn new(
+        stream: UnixStream,
+        buffer: &'b mut [u8],
+        relay: Relay,
+        log: Option<Spool>,
+        throttle_kib: Option<u32>,
+    ) -> Self {
+        // Throttled, one read is a twentieth of a second's worth.
+        let chunk_len = throttle_kib.map_or(64 * 1024, |kib| {
+            (kib as usize * 1024 / 20).clamp(64, 64 * 1024)
+        });
+        Bulk {
+            stream,
+            decoder: Decoder::new(buffer),
+            relay,
+            log,
+            throttle: throttle_kib.map(|kib| Throttle {
+                kib,
+                started: Instant::now(),
+                total: 0,
+            }),
+            chunk: vec![0; chunk_len],
+            acked: false,
+        }
+    }
+
+    /// Reads what the port holds (one chunk when throttled), decodes it and
+    /// acknowledges EXIT as soon as it is decoded.
+    pub fn on_readable(&mut self) -> Flow {
+        loop {
+            let n = match self.stream.read(&mut self.chunk) {
+                Ok(0) => return Flow::Closed,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Flow::Open,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.relay.note(&format!(
+                        "guestinit: warning: reading the bulk port failed: {e}"
+                    ));
+                    return Flow::Closed;
+                }
+            };
+            self.take(n);
+            if let Some(throttle) = self.throttle.as_mut() {
+                throttle.pace(n);
+                return Flow::Again;
+            }
+        }
+    }
+
+    fn take(&mut self, n: usize) {
+        let bytes = &self.chunk[..n];
+        if let Some(log) = &self.log {
+            log.push(bytes);
+        }
+        let relay = &mut self.relay;
+        feed(&mut self.decoder, bytes, |e| relay.on_event(e, false));
+        if !self.acked && self.relay.collected.exit_code.is_some() {
+            self.acked = true;
+            self.acknowledge_exit();
+        }
+    }
+
+    /// Tells the guest (which waits for it under `guestinit.ack`) that EXIT,
+    /// and so everything before it, was read: it may power off.
+    fn acknowledge_exit(&mut self) {
+        let mut frame = [0u8; HEADER_LEN];
+        let len = encode(Tag::EACK, &[], &mut frame).expect("an empty frame fits its header");
+        // 16 bytes into an idle socket's buffer: a short write cannot happen.
+        if let Err(e) = self.stream.write_all(&frame[..len]) {
+            self.relay.note(&format!(
+                "guestinit: warning: could not acknowledge EXIT ({e}); the guest powers off after its wait"
+            ));
+        }
+    }
+
+    /// Resolves a truncated tail once the stream has ended.
+    pub fn finish(mut self) -> (Relay, Option<Spool>) {
+        let relay = &mut self.relay;
+        finish(&mut self.decoder, |e| relay.on_event(e, true));
+        (self.relay, self.log)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::decoder_buffer;
     use crate::decode::tests::frame;
+    use crate::run::spool::Finish;
     use guestinit::wire::msg::Mark;
+    use std::sync::{Arc, Mutex};
 
-    fn pair() -> (UnixStream, UnixStream) {
-        let (tx, rx) = UnixStream::pair().unwrap();
-        rx.set_read_timeout(Some(READ_TICK)).unwrap();
-        (tx, rx)
+    /// A `Write` the test reads back after the spool has finished.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
     }
 
-    fn relay_all(stream: &[u8], verbose: bool) -> (Vec<u8>, String, Collected) {
-        let (mut tx, mut rx) = pair();
+    impl Shared {
+        fn spool(&self) -> Spool {
+            Spool::new(self.clone())
+        }
+        fn take(&self) -> Vec<u8> {
+            std::mem::take(&mut self.0.lock().unwrap())
+        }
+    }
+
+    struct Outcome {
+        stdout: Vec<u8>,
+        stderr: String,
+        log: Vec<u8>,
+        collected: Collected,
+        /// What the guest got back (EACK).
+        acks: Vec<u8>,
+    }
+
+    fn relay_all(stream: &[u8], verbose: bool, throttle_kib: Option<u32>) -> Outcome {
+        let (mut guest, host) = std::os::unix::net::UnixStream::pair().unwrap();
+        host.set_nonblocking(true).unwrap();
         let data = stream.to_vec();
-        let writer = std::thread::spawn(move || tx.write_all(&data));
-        let mut relay = Relay::new(Vec::new(), Vec::new(), verbose);
-        let mut log = Vec::new();
-        let end = pump(
-            &mut rx,
-            &mut relay,
-            PumpOptions {
-                log: Some(&mut log),
-                throttle_kib: None,
-                deadline: None,
-            },
-        )
-        .unwrap();
-        writer.join().unwrap().unwrap();
-        assert_eq!(end, End::Closed);
-        assert_eq!(log, stream, "the bulk log holds exactly the bytes read");
-        let Relay {
-            stdout,
-            stderr,
+        let writer = std::thread::spawn(move || {
+            guest.write_all(&data).unwrap();
+            guest.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut acks = Vec::new();
+            guest.read_to_end(&mut acks).unwrap();
+            acks
+        });
+        let (out, err, log) = (Shared::default(), Shared::default(), Shared::default());
+        let relay = Relay::new(out.spool(), err.spool(), verbose);
+        let mut buffer = decoder_buffer();
+        let stream = UnixStream::from_std(host);
+        let mut bulk = Bulk::new(stream, &mut buffer, relay, Some(log.spool()), throttle_kib);
+        while bulk.on_readable() != Flow::Closed {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let (relay, log_spool) = bulk.finish();
+        let (stdout_spool, stderr_spool, collected) = relay.into_parts();
+        for spool in [stdout_spool, stderr_spool, log_spool.unwrap()] {
+            assert!(matches!(
+                spool.finish(None, || false),
+                Finish::Written(None)
+            ));
+        }
+        Outcome {
+            stdout: out.take(),
+            stderr: String::from_utf8(err.take()).unwrap(),
+            log: log.take(),
             collected,
-            ..
-        } = relay;
-        (stdout, String::from_utf8(stderr).unwrap(), collected)
+            acks: writer.join().unwrap(),
+        }
     }
 
     #[test]
-    fn output_is_relayed_and_the_last_valid_exit_wins() {
+    fn output_is_relayed_exit_is_acknowledged_and_the_last_valid_exit_wins() {
         let mut s = frame(Tag::SRDY, b"");
         s.extend(frame(Tag::SOUT, b"hello "));
         s.extend(frame(Tag::SERR, b"warn\n"));
@@ -279,15 +312,20 @@ mod tests {
         corrupt[HEADER_LEN] ^= 1;
         s.extend(corrupt);
         s.extend(frame(Tag::DMSG, b"kernel says"));
-        let (out, err, collected) = relay_all(&s, false);
-        assert_eq!(out, b"hello world\n");
+        let got = relay_all(&s, false, None);
+        assert_eq!(got.stdout, b"hello world\n");
+        let err = got.stderr;
         assert!(
             err.starts_with("warn\nguestinit: warning: CRC mismatch on EXIT frame of 4 bytes\n"),
             "{err}"
         );
         assert!(err.contains("guestinit: warning: skipped "), "{err}");
         assert!(!err.contains("SRDY"), "quiet without -v: {err}");
+        assert_eq!(got.log, s, "the bulk log holds exactly the bytes read");
+        assert_eq!(got.acks, frame(Tag::EACK, b""), "one EACK");
+        let collected = got.collected;
         assert_eq!(collected.exit_code, Some(3));
+        assert_eq!(collected.frames, 7);
         assert_eq!(collected.timeline, vec![(Mark::InitEntry as u8, 5)]);
         assert_eq!(collected.dmsg, b"kernel says");
     }
@@ -297,13 +335,14 @@ mod tests {
         let mut s = frame(Tag::SRDY, b"");
         s.extend(frame(Tag::LIFE, &[1]));
         s.extend(&frame(Tag::SOUT, b"lost")[..10]);
-        let (_, err, collected) = relay_all(&s, true);
+        let got = relay_all(&s, true, None);
         assert_eq!(
-            err,
+            got.stderr,
             "guestinit: SRDY 0\nguestinit: LIFE 1 phase=InitStarted\n\
              guestinit: warning: the bulk stream ended inside a frame (10 bytes dropped)\n"
         );
-        assert_eq!(collected.exit_code, None);
+        assert_eq!(got.collected.exit_code, None);
+        assert!(got.acks.is_empty(), "no EXIT, no EACK");
     }
 
     #[test]
@@ -313,32 +352,10 @@ mod tests {
         for _ in 0..4 {
             s.extend(frame(Tag::SOUT, &payload));
         }
-        let (mut tx, mut rx) = pair();
-        let data = s.clone();
-        let writer = std::thread::spawn(move || tx.write_all(&data));
-        let mut relay = Relay::new(Vec::new(), Vec::new(), false);
         let started = Instant::now();
-        let options = PumpOptions {
-            log: None,
-            throttle_kib: Some(64),
-            deadline: None,
-        };
-        pump(&mut rx, &mut relay, options).unwrap();
-        writer.join().unwrap().unwrap();
+        let got = relay_all(&s, false, Some(64));
         // 32 KiB at 64 KiB/s takes about half a second.
         assert!(started.elapsed() >= Duration::from_millis(400));
-        assert_eq!(relay.stdout.len(), 4 * payload.len());
-    }
-
-    #[test]
-    fn the_deadline_ends_a_silent_stream() {
-        let (_tx, mut rx) = pair();
-        let mut relay = Relay::new(Vec::new(), Vec::new(), false);
-        let options = PumpOptions {
-            log: None,
-            throttle_kib: None,
-            deadline: Some(Instant::now() + Duration::from_millis(150)),
-        };
-        assert_eq!(pump(&mut rx, &mut relay, options).unwrap(), End::Deadline);
+        assert_eq!(got.stdout.len(), 4 * payload.len());
     }
 }

@@ -1,0 +1,81 @@
+//! The connections between the host and QEMU: one socket pair per chardev
+//! (and one for QEMU's stderr). QEMU gets its ends as inherited descriptors
+//! (`fd=N`), so no socket path exists: nothing to outgrow SUN_LEN under a
+//! long TMPDIR, nothing to clean up however the host ends.
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+
+use crate::error::{Error, Result};
+
+use super::qemu::LinkFds;
+
+/// The host's ends, non-blocking, read by the reactor.
+pub struct HostEnds {
+    pub bulk: UnixStream,
+    pub com1: UnixStream,
+    pub com2: UnixStream,
+    pub qmp: UnixStream,
+    pub stderr: UnixStream,
+}
+
+/// QEMU's ends: inherited by QEMU, then dropped by the host so that QEMU's
+/// exit reads as the end of every link.
+pub struct GuestEnds {
+    pub bulk: OwnedFd,
+    pub com1: OwnedFd,
+    pub com2: OwnedFd,
+    pub qmp: OwnedFd,
+    pub stderr: OwnedFd,
+}
+
+impl GuestEnds {
+    /// The descriptors QEMU names on its command line (`fd=N`).
+    pub fn fds(&self) -> LinkFds {
+        LinkFds {
+            bulk: self.bulk.as_raw_fd(),
+            com1: self.com1.as_raw_fd(),
+            com2: self.com2.as_raw_fd(),
+            qmp: self.qmp.as_raw_fd(),
+        }
+    }
+
+    /// The descriptors QEMU must inherit (its stderr is set up apart).
+    pub fn inherited(&self) -> [RawFd; 4] {
+        [&self.bulk, &self.com1, &self.com2, &self.qmp].map(|fd| fd.as_raw_fd())
+    }
+}
+
+fn pair(what: &str) -> Result<(UnixStream, OwnedFd)> {
+    let setup = |source| Error::VmSetup {
+        what: format!("creating the {what} socket pair"),
+        source,
+    };
+    let (host, guest) = UnixStream::pair().map_err(setup)?;
+    host.set_nonblocking(true).map_err(setup)?;
+    Ok((host, guest.into()))
+}
+
+/// A socket pair for each link of a test VM.
+pub fn new() -> Result<(HostEnds, GuestEnds)> {
+    let (bulk, bulk_guest) = pair("bulk port")?;
+    let (com1, com1_guest) = pair("COM1")?;
+    let (com2, com2_guest) = pair("COM2")?;
+    let (qmp, qmp_guest) = pair("QMP")?;
+    let (stderr, stderr_guest) = pair("QEMU stderr")?;
+    let host = HostEnds {
+        bulk,
+        com1,
+        com2,
+        qmp,
+        stderr,
+    };
+    let guest = GuestEnds {
+        bulk: bulk_guest,
+        com1: com1_guest,
+        com2: com2_guest,
+        qmp: qmp_guest,
+        stderr: stderr_guest,
+    };
+    Ok((host, guest))
+}

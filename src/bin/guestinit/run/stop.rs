@@ -1,0 +1,182 @@
+//! When and how the host ends the VM: the `--timeout` deadline, a guest
+//! that sent EXIT but does not power off, and stop signals sent to the host.
+//! Pure state and time, so every path is unit-tested.
+
+use std::time::{Duration, Instant};
+
+use super::qmp::Command;
+
+/// After EXIT (and EACK), how long the guest has to power off by itself.
+pub const POWER_OFF_WAIT: Duration = Duration::from_secs(5);
+/// After QMP `quit`, how long QEMU has to exit before SIGKILL.
+pub const QUIT_WAIT: Duration = Duration::from_secs(3);
+/// After a stop signal, how long the guest has to send EXIT.
+pub const STOP_WAIT: Duration = Duration::from_secs(10);
+
+/// What the host does to the VM now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Qmp(Command),
+    Kill,
+}
+
+/// Why the host ended the VM itself, if it did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// `--timeout` passed.
+    Timeout,
+    /// A stop signal reached the host (the first one's number); `killed`
+    /// when QEMU had to be killed (a second signal, or no EXIT in time).
+    Signal { signal: i32, killed: bool },
+}
+
+#[derive(Debug, Default)]
+pub struct Stopper {
+    deadline: Option<Instant>,
+    exit_at: Option<Instant>,
+    signal_at: Option<Instant>,
+    quit_at: Option<Instant>,
+    killed: bool,
+    pub ending: Option<Ending>,
+}
+
+impl Stopper {
+    pub fn new(deadline: Option<Instant>) -> Stopper {
+        Stopper {
+            deadline,
+            ..Stopper::default()
+        }
+    }
+
+    /// EXIT was decoded (and acknowledged).
+    pub fn on_exit(&mut self, now: Instant) {
+        self.exit_at.get_or_insert(now);
+    }
+
+    /// A stop signal: the first asks the guest to stop, a second kills.
+    pub fn on_signal(&mut self, signal: i32, now: Instant) -> Option<Action> {
+        match self.ending {
+            Some(Ending::Signal { .. }) => self.kill(),
+            _ => {
+                self.ending = Some(Ending::Signal {
+                    signal,
+                    killed: false,
+                });
+                self.signal_at = Some(now);
+                // The guest already sent EXIT: it is stopping anyway.
+                let stopping = self.exit_at.is_some() || self.killed;
+                (!stopping).then_some(Action::Qmp(Command::CtrlAltDelete))
+            }
+        }
+    }
+
+    /// What the time calls for: the deadline, a guest slow to power off
+    /// or to answer a stop signal, a QEMU slow to quit.
+    pub fn on_tick(&mut self, now: Instant) -> Option<Action> {
+        if self.killed {
+            return None;
+        }
+        let passed = |at: Option<Instant>, wait: Duration| at.is_some_and(|t| now >= t + wait);
+        if self.deadline.is_some_and(|d| now >= d) {
+            // After EXIT everything has arrived: the payload's code stands.
+            if self.exit_at.is_none() {
+                self.ending.get_or_insert(Ending::Timeout);
+            }
+            return self.kill();
+        }
+        if passed(self.quit_at, QUIT_WAIT)
+            || (self.exit_at.is_none() && passed(self.signal_at, STOP_WAIT))
+        {
+            return self.kill();
+        }
+        if self.quit_at.is_none() && passed(self.exit_at, POWER_OFF_WAIT) {
+            self.quit_at = Some(now);
+            return Some(Action::Qmp(Command::Quit));
+        }
+        None
+    }
+
+    fn kill(&mut self) -> Option<Action> {
+        self.killed = true;
+        if let Some(Ending::Signal { killed, .. }) = &mut self.ending {
+            *killed = true;
+        }
+        Some(Action::Kill)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn a_guest_that_does_not_power_off_is_quit_then_killed() {
+        let t0 = Instant::now();
+        let mut s = Stopper::new(Some(t0 + secs(100)));
+        s.on_exit(t0);
+        assert_eq!(s.on_tick(t0 + secs(4)), None);
+        assert_eq!(s.on_tick(t0 + secs(5)), Some(Action::Qmp(Command::Quit)));
+        assert_eq!(s.on_tick(t0 + secs(6)), None);
+        assert_eq!(s.on_tick(t0 + secs(8)), Some(Action::Kill));
+        assert_eq!(s.on_tick(t0 + secs(9)), None);
+        assert_eq!(s.ending, None, "the payload's code stands");
+    }
+
+    #[test]
+    fn the_deadline_kills_and_is_the_verdict_unless_exit_arrived() {
+        let t0 = Instant::now();
+        let mut s = Stopper::new(Some(t0 + secs(10)));
+        assert_eq!(s.on_tick(t0 + secs(10)), Some(Action::Kill));
+        assert_eq!(s.ending, Some(Ending::Timeout));
+        let mut s = Stopper::new(Some(t0 + secs(10)));
+        s.on_exit(t0 + secs(9));
+        assert_eq!(s.on_tick(t0 + secs(11)), Some(Action::Kill));
+        assert_eq!(s.ending, None);
+    }
+
+    #[test]
+    fn a_signal_stops_in_order_and_a_second_kills() {
+        let t0 = Instant::now();
+        let mut s = Stopper::new(None);
+        assert_eq!(
+            s.on_signal(15, t0),
+            Some(Action::Qmp(Command::CtrlAltDelete))
+        );
+        assert_eq!(s.on_tick(t0 + secs(9)), None);
+        assert_eq!(s.on_signal(2, t0 + secs(9)), Some(Action::Kill));
+        assert_eq!(
+            s.ending,
+            Some(Ending::Signal {
+                signal: 15,
+                killed: true
+            })
+        );
+    }
+
+    #[test]
+    fn a_guest_silent_after_a_signal_is_killed() {
+        let t0 = Instant::now();
+        let mut s = Stopper::new(None);
+        s.on_signal(1, t0);
+        assert_eq!(s.on_tick(t0 + secs(10)), Some(Action::Kill));
+        let mut s = Stopper::new(None);
+        s.on_signal(1, t0);
+        s.on_exit(t0 + secs(2));
+        assert_eq!(
+            s.on_tick(t0 + secs(10)),
+            Some(Action::Qmp(Command::Quit)),
+            "EXIT came: quit, no kill"
+        );
+        assert_eq!(
+            s.ending,
+            Some(Ending::Signal {
+                signal: 1,
+                killed: false
+            })
+        );
+    }
+}
