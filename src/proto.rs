@@ -6,6 +6,8 @@
 pub const BULK_PORT: &str = "guestinit.bulk";
 /// The bulk port's name under ktstr's VMM, accepted beside [`BULK_PORT`].
 pub const KTSTR_BULK_PORT: &str = "ktstr-bulk";
+/// The port that carries the host's stdin to the payload's.
+pub const STDIN_PORT: &str = "guestinit.stdin";
 
 /// The payload's PATH, as the init sets it: `#!/usr/bin/env X` finds X here.
 pub const GUEST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -16,6 +18,8 @@ pub mod key {
     pub const ACK: &str = "guestinit.ack";
     /// `panic` or `segv`: crash on purpose (tests of the crash path).
     pub const CRASH: &str = "guestinit.crash";
+    /// Present: the host relays its stdin on [`super::STDIN_PORT`].
+    pub const STDIN: &str = "guestinit.stdin";
 }
 
 /// Paths in the initramfs the host builds.

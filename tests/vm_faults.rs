@@ -206,3 +206,14 @@ fn the_timeout_kills_the_vm_and_says_so() {
         stderr(&out)
     );
 }
+
+#[test]
+fn ctrl_alt_del_reaches_the_payload_as_sigterm() {
+    // Ctrl-Alt-Del arrives at PID 1 as SIGINT; the payload gets SIGTERM.
+    let out = sh(
+        &[],
+        "trap 'echo got TERM; exit 7' TERM; kill -INT 1; sleep 1000 & wait",
+    );
+    assert_eq!(code(&out), 7, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "got TERM\n");
+}

@@ -137,3 +137,33 @@ fn a_dynamic_program_runs_with_its_libraries() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(stdout(&out), "dynamic payload\n");
 }
+
+#[test]
+fn the_hosts_stdin_reaches_the_payload_with_its_eof() {
+    let input: Vec<u8> = (0..300_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let out = run_with_stdin(
+        &["/bin/busybox", "sh", "-c", "busybox md5sum; echo done"],
+        input.clone(),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let digest = std::process::Command::new("md5sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(&input)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let host_sum = String::from_utf8_lossy(&digest.stdout);
+    let host_sum = host_sum.split_whitespace().next().unwrap();
+    assert_eq!(stdout(&out), format!("{host_sum}  -\ndone\n"));
+}
+
+#[test]
+fn a_payload_that_never_reads_its_stdin_still_ends() {
+    // Far more than any pipe holds: the host's copy blocks, the run does not.
+    let out = run_with_stdin(&["/bin/busybox", "true"], vec![b'x'; 4 << 20]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}

@@ -54,6 +54,30 @@ pub fn run(vm_args: &[&str], program: &[&str]) -> Output {
     out
 }
 
+/// `guestinit run -- program args` with `input` on its stdin (a pipe). A
+/// payload need not read it all: a write the ended run refuses is fine.
+pub fn run_with_stdin(program: &[&str], input: Vec<u8>) -> Output {
+    use std::io::Write;
+    require_vm_prerequisites();
+    let mut child = Command::new(guestinit())
+        .args(["run", "--timeout", VM_TIMEOUT_SECS, "--"])
+        .args(program)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start guestinit");
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().expect("wait for guestinit");
+    let _ = writer.join().unwrap();
+    eprintln!(
+        "--- guestinit stderr ---\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// A busybox shell script run in the VM.
 pub fn sh(vm_args: &[&str], script: &str) -> Output {
     run(vm_args, &["/bin/busybox", "sh", "-c", script])

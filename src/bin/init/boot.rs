@@ -4,7 +4,9 @@
 use crate::console::{self, warning};
 use crate::link::{self, Ack, Link};
 use crate::payload::{self, Payload};
-use crate::reactor::Reactor;
+use crate::reactor::{Reactor, Source};
+use crate::spawn::Stdio;
+use crate::stdin_relay::{self, StdinRelay};
 use crate::serial_drain::Com2Drain;
 use crate::{clock, crash, failure, kernel_addrs, modules, mounts, power, rss};
 use guestinit::cell::TakeOnce;
@@ -69,7 +71,7 @@ pub fn run(entry_ns: u64) -> ! {
     marks.add(Mark::InitEntry, entry_ns);
     announce(&mut link, &mut marks);
     let code = match Mode::Test {
-        Mode::Test => test_mode(&mut link, &mut marks, signals),
+        Mode::Test => test_mode(&mut link, &mut marks, signals, &cmdline),
     };
     link.finish(code, ack);
     power::off()
@@ -125,9 +127,25 @@ fn srdy_budget_ms() -> u64 {
 
 /// Test mode: the payload runs to its end in the reactor; SCPP, TIME and
 /// WAIT follow. The exit code for EXIT.
-fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd) -> i32 {
-    let mut payload = start_payload(link, marks);
-    Reactor::new(Some(signals)).run(link, &mut [&mut payload, &mut Com2Drain]);
+fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd, cmdline: &Cmdline<'_>) -> i32 {
+    let stdin_port = cmdline
+        .get(proto::key::STDIN.as_bytes())
+        .and_then(|_| stdin_relay::open_port());
+    let stdin = match stdin_port {
+        Some(_) => Stdio::Pipe,
+        None => Stdio::Null,
+    };
+    let (mut payload, stdin_pipe) = start_payload(link, marks, stdin);
+    let mut relay = stdin_port.zip(stdin_pipe).map(|(port, pipe)| StdinRelay::new(port, pipe));
+    let mut com2 = Com2Drain;
+    let mut sources: Vec<&mut dyn Source, 3> = Vec::new();
+    let _ = sources.push(&mut payload);
+    if let Some(relay) = &mut relay {
+        let _ = sources.push(relay);
+    }
+    let _ = sources.push(&mut com2);
+    Reactor::new(Some(signals)).run(link, &mut sources);
+    drop(sources);
     let ended = payload.ended().expect("the reactor runs until the payload ends");
     marks.add(Mark::PayloadExit, ended.exit_ns);
     link.send(Tag::SCPP, &[]);
@@ -141,13 +159,13 @@ fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd) -> i32 {
 }
 
 /// Starts the payload; one that cannot start ends the run.
-fn start_payload(link: &mut Link, marks: &mut Marks) -> Payload {
+fn start_payload(link: &mut Link, marks: &mut Marks, stdin: Stdio) -> (Payload, Option<OwnedFd>) {
     link.send(Tag::LIFE, &[Phase::PayloadStarting as u8]);
-    let payload = match payload::start() {
-        Ok(p) => p,
+    let started = match payload::start(stdin) {
+        Ok(started) => started,
         Err(e) => failure::fail(link, format_args!("{e}")),
     };
     marks.add(Mark::PayloadStart, clock::now_ns());
     link.send(Tag::SCST, &[]);
-    payload
+    started
 }

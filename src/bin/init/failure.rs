@@ -1,7 +1,8 @@
 //! Failures that end the run: a FATAL line on COM2 and COM1, the reason as
 //! SERR and a non-zero EXIT where the port works, then power off.
 
-use crate::link::{self, Ack, Link, PortError};
+use crate::link::{self, Ack, Link};
+use crate::vports::PortError;
 use crate::{console, mounts, power};
 use core::fmt::{self, Write};
 use guestinit::fmt::{ErrnoText, Lossy, SliceWriter};

@@ -1,5 +1,5 @@
 //! The payload: its argv from /args, started through `spawn` with stdout and
-//! stderr on pipes, stdin on /dev/null and a session of its own (so what it
+//! stderr on pipes, stdin on the host's relay or /dev/null, a session of its own (so what it
 //! leaves behind can be killed as one); then, as a reactor source, its
 //! output framed onto the link, its exit, and the bounded waits after it.
 
@@ -84,22 +84,23 @@ impl core::fmt::Display for StartError {
 
 type Argv = Vec<&'static CStr, MAX_ARGS>;
 
-/// Reads /args and starts the program it names.
-pub fn start() -> Result<Payload, StartError> {
+/// Reads /args and starts the program it names, its stdin as `stdin` says;
+/// the payload, and the init's end of its stdin when that is a pipe.
+pub fn start(stdin: Stdio) -> Result<(Payload, Option<OwnedFd>), StartError> {
     let (path, argv) = read_program(ARGS.take().expect("the payload starts once"))?;
     let spawned = spawn::spawn(&Command {
         path,
         argv: &argv,
         env: &ENV,
-        stdin: Stdio::Null,
+        stdin,
         stdout: Stdio::Pipe,
         stderr: Stdio::Pipe,
     })
     .map_err(StartError::Spawn)?;
-    let [_, Some(stdout), Some(stderr)] = spawned.streams else {
+    let [stdin, Some(stdout), Some(stderr)] = spawned.streams else {
         unreachable!("stdout and stderr are piped")
     };
-    Ok(Payload::new(spawned.pid, stdout, stderr))
+    Ok((Payload::new(spawned.pid, stdout, stderr), stdin))
 }
 
 /// The path to execute and the argv, from /args and /.guestinit/exec, all
@@ -304,14 +305,16 @@ impl Source for Payload {
         });
     }
 
-    /// The signal goes on to the payload's process group; the run then ends
-    /// as usual when the payload exits, or at the deadline with a kill.
-    fn on_stop(&mut self, signo: u32, _ctx: &mut Ctx<'_>) {
+    /// Whatever asked PID 1 to stop (SIGTERM, Ctrl-Alt-Del's SIGINT,
+    /// SIGPWR), the payload's group gets SIGTERM, the signal programs take
+    /// as "stop in order"; the run then ends as usual when the payload
+    /// exits, or at the deadline with a kill.
+    fn on_stop(&mut self, _signo: u32, _ctx: &mut Ctx<'_>) {
         if self.ended.is_some() {
             return;
         }
-        if let (Some(pgid), Some(sig)) = (Pid::from_raw(self.pid), Signal::from_named_raw(signo as i32)) {
-            let _ = kill_process_group(pgid, sig);
+        if let Some(pgid) = Pid::from_raw(self.pid) {
+            let _ = kill_process_group(pgid, Signal::TERM);
         }
         self.stop_deadline
             .get_or_insert(clock::now_ns() + STOP_GRACE_MS * 1_000_000);

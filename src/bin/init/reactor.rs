@@ -33,6 +33,8 @@ const MAX_CHILDREN: usize = 8;
 pub enum Rank {
     /// What the run is for: the payload.
     Workload,
+    /// Relays that serve the workload: the host's stdin.
+    Relay,
     /// Writers that must drain last: the serial consoles.
     Console,
 }

@@ -15,5 +15,7 @@ mod reactor;
 mod rss;
 mod serial_drain;
 mod spawn;
+mod stdin_relay;
 #[cfg(test)]
 mod testkit;
+mod vports;

@@ -17,6 +17,8 @@ pub struct HostEnds {
     pub com2: UnixStream,
     pub qmp: UnixStream,
     pub stderr: UnixStream,
+    /// The payload's stdin, when the host's is no terminal.
+    pub stdin: Option<UnixStream>,
 }
 
 /// QEMU's ends: inherited by QEMU, then dropped by the host so that QEMU's
@@ -27,6 +29,7 @@ pub struct GuestEnds {
     pub com2: OwnedFd,
     pub qmp: OwnedFd,
     pub stderr: OwnedFd,
+    pub stdin: Option<OwnedFd>,
 }
 
 impl GuestEnds {
@@ -37,12 +40,16 @@ impl GuestEnds {
             com1: self.com1.as_raw_fd(),
             com2: self.com2.as_raw_fd(),
             qmp: self.qmp.as_raw_fd(),
+            stdin: self.stdin.as_ref().map(|fd| fd.as_raw_fd()),
         }
     }
 
     /// The descriptors QEMU must inherit (its stderr is set up apart).
-    pub fn inherited(&self) -> [RawFd; 4] {
-        [&self.bulk, &self.com1, &self.com2, &self.qmp].map(|fd| fd.as_raw_fd())
+    pub fn inherited(&self) -> Vec<RawFd> {
+        let fds = [&self.bulk, &self.com1, &self.com2, &self.qmp].map(|fd| fd.as_raw_fd());
+        fds.into_iter()
+            .chain(self.stdin.as_ref().map(|fd| fd.as_raw_fd()))
+            .collect()
     }
 }
 
@@ -56,19 +63,31 @@ fn pair(what: &str) -> Result<(UnixStream, OwnedFd)> {
     Ok((host, guest.into()))
 }
 
+/// Whether the VM gets a link for the host's stdin.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Stdin {
+    Relayed,
+    Null,
+}
+
 /// A socket pair for each link of a test VM.
-pub fn new() -> Result<(HostEnds, GuestEnds)> {
+pub fn new(stdin: Stdin) -> Result<(HostEnds, GuestEnds)> {
     let (bulk, bulk_guest) = pair("bulk port")?;
     let (com1, com1_guest) = pair("COM1")?;
     let (com2, com2_guest) = pair("COM2")?;
     let (qmp, qmp_guest) = pair("QMP")?;
     let (stderr, stderr_guest) = pair("QEMU stderr")?;
+    let (stdin, stdin_guest) = match stdin {
+        Stdin::Relayed => pair("stdin").map(|(h, g)| (Some(h), Some(g)))?,
+        Stdin::Null => (None, None),
+    };
     let host = HostEnds {
         bulk,
         com1,
         com2,
         qmp,
         stderr,
+        stdin,
     };
     let guest = GuestEnds {
         bulk: bulk_guest,
@@ -76,6 +95,7 @@ pub fn new() -> Result<(HostEnds, GuestEnds)> {
         com2: com2_guest,
         qmp: qmp_guest,
         stderr: stderr_guest,
+        stdin: stdin_guest,
     };
     Ok((host, guest))
 }

@@ -8,6 +8,7 @@ mod qemu;
 mod qmp;
 mod reactor;
 mod spool;
+mod stdin;
 mod stop;
 mod stream;
 mod timeline;
@@ -15,7 +16,7 @@ mod verdict;
 mod vm;
 
 use std::fs::File;
-use std::io;
+use std::io::{self, IsTerminal};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
@@ -71,8 +72,13 @@ fn boot(args: &RunArgs, signals: &mut Signals) -> Result<(vm::Vm, links::HostEnd
             how: "before the VM started",
         });
     }
-    let (host, guest) = links::new()?;
-    let mut inherited = guest.inherited().to_vec();
+    let stdin = if io::stdin().is_terminal() {
+        links::Stdin::Null
+    } else {
+        links::Stdin::Relayed
+    };
+    let (mut host, guest) = links::new(stdin)?;
+    let mut inherited = guest.inherited();
     inherited.extend(initrd.fd.as_ref().map(|fd| fd.as_raw_fd()));
     let qemu_args = qemu::args(&qemu::VmConfig {
         accel: qemu::detect_accel(),
@@ -89,7 +95,17 @@ fn boot(args: &RunArgs, signals: &mut Signals) -> Result<(vm::Vm, links::HostEnd
     }
     let vm = vm::Vm::spawn(&qemu_args, &inherited, guest.stderr)?;
     // QEMU holds its ends now; the host's copies would hide QEMU's exit.
-    drop((guest.bulk, guest.com1, guest.com2, guest.qmp, initrd));
+    drop((
+        guest.bulk,
+        guest.com1,
+        guest.com2,
+        guest.qmp,
+        guest.stdin,
+        initrd,
+    ));
+    if let Some(link) = host.stdin.take() {
+        stdin::forward(link);
+    }
     Ok((vm, host))
 }
 

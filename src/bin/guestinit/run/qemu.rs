@@ -64,6 +64,8 @@ pub struct LinkFds {
     pub com1: RawFd,
     pub com2: RawFd,
     pub qmp: RawFd,
+    /// The payload's stdin, when relayed.
+    pub stdin: Option<RawFd>,
 }
 
 fn strings(items: &[&str]) -> Vec<OsString> {
@@ -100,10 +102,13 @@ fn machine(config: &VmConfig<'_>) -> Vec<OsString> {
 
 /// Kernel, initramfs and command line.
 fn boot(config: &VmConfig<'_>) -> Vec<OsString> {
-    let append = match config.append {
-        Some(extra) => format!("{} {extra}", base_append()),
-        None => base_append(),
-    };
+    let mut append = base_append();
+    if config.fds.stdin.is_some() {
+        append = format!("{append} {}", proto::key::STDIN);
+    }
+    if let Some(extra) = config.append {
+        append = format!("{append} {extra}");
+    }
     let mut args = strings(&["-kernel"]);
     args.push(config.kernel.as_os_str().to_owned());
     args.push("-initrd".into());
@@ -145,6 +150,19 @@ fn bulk_port(fd: RawFd) -> Vec<OsString> {
     args
 }
 
+/// Port 3, the host's stdin for the payload (port 2 is kept for the
+/// scheduler's stats relay).
+fn stdin_port(fd: Option<RawFd>) -> Vec<OsString> {
+    let Some(fd) = fd else { return Vec::new() };
+    let mut args = socket_chardev("stdin", fd);
+    let device = format!(
+        "virtserialport,bus=vser0.0,nr=3,chardev=stdin,name={}",
+        proto::STDIN_PORT
+    );
+    args.extend(strings(&["-device", &device]));
+    args
+}
+
 /// The QMP monitor the host stops the VM through.
 fn qmp(fd: RawFd) -> Vec<OsString> {
     let mut args = socket_chardev("qmp", fd);
@@ -163,6 +181,7 @@ pub fn args(config: &VmConfig<'_>) -> Vec<OsString> {
         virtio_serial(),
         hvc0(),
         bulk_port(fds.bulk),
+        stdin_port(fds.stdin),
         qmp(fds.qmp),
     ]
     .concat()
@@ -185,6 +204,7 @@ mod tests {
                 com1: 6,
                 com2: 7,
                 qmp: 8,
+                stdin: None,
             },
         }
     }
@@ -221,6 +241,18 @@ mod tests {
         assert_eq!(argv[at("-accel") + 1], "kvm");
         assert_eq!(argv[at("-cpu") + 1], "host");
         assert_eq!(argv[at("-append") + 1], *base_append());
+    }
+
+    #[test]
+    fn a_relayed_stdin_is_port_3_and_the_guest_is_told() {
+        let mut config = config(Accel::Tcg, None);
+        config.fds.stdin = Some(9);
+        let got = joined(&args(&config));
+        assert!(got.contains("guestinit.ack guestinit.stdin"), "{got}");
+        assert!(got.contains(
+            "-chardev socket,id=stdin,fd=9 \
+             -device virtserialport,bus=vser0.0,nr=3,chardev=stdin,name=guestinit.stdin"
+        ));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 mod port;
 
-pub use port::{open, PortError, WAIT_MS};
+pub use port::{open, WAIT_MS};
 
 use crate::clock;
 use crate::console::warning;
