@@ -12,6 +12,14 @@ pub const STDIN_PORT: &str = "guestinit.stdin";
 /// The payload's PATH, as the init sets it: `#!/usr/bin/env X` finds X here.
 pub const GUEST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// Bytes the host writes to hvc0 to wake the init.
+pub mod wake {
+    /// Ask for a sched_ext debug dump (SysRq D) into the trace.
+    pub const DUMP: u8 = 0xD1;
+    /// Stop the run in order, as a stop signal to PID 1 does.
+    pub const STOP: u8 = 0xD3;
+}
+
 /// Kernel command-line keys the init reads.
 pub mod key {
     /// Present: the host acknowledges EXIT with EACK before power-off.

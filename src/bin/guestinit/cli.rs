@@ -98,6 +98,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub com2_log: Option<PathBuf>,
 
+    /// Save the kernel trace's lines from COM1 here (trace_pipe, the
+    /// sched_ext debug dump).
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+
     /// After the run, print the guest's boot timeline to stderr.
     #[arg(long)]
     pub timeline: bool,

@@ -139,7 +139,7 @@ pub enum Error {
         memory_trouble: bool,
         com1_tail: String,
     },
-    #[error("timeout: the VM ran longer than {secs} s and was killed")]
+    #[error("timeout: the VM ran longer than {secs} s and was stopped; a debug dump (SysRq D) went to the trace on COM1 first: keep it with --trace FILE or --com1-log FILE")]
     Timeout { secs: u64 },
     #[error("init crashed: {line}")]
     InitPanic { line: String },

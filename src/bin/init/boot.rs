@@ -7,8 +7,9 @@ use crate::payload::{self, Payload};
 use crate::reactor::{Reactor, Source};
 use crate::spawn::Stdio;
 use crate::stdin_relay::{self, StdinRelay};
+use crate::wake::{self, WakeBytes};
 use crate::serial_drain::Com2Drain;
-use crate::{clock, crash, failure, kernel_addrs, modules, mounts, power, rss};
+use crate::{clock, crash, failure, trace, kernel_addrs, modules, mounts, power, rss};
 use guestinit::cell::TakeOnce;
 use guestinit::parse::cmdline::Cmdline;
 use guestinit::proto;
@@ -137,11 +138,18 @@ fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd, cmdline: &Cmd
     };
     let (mut payload, stdin_pipe) = start_payload(link, marks, stdin);
     let mut relay = stdin_port.zip(stdin_pipe).map(|(port, pipe)| StdinRelay::new(port, pipe));
+    let mut wake = wake::open().map(WakeBytes::new);
+    let mut trace = trace::open();
     let mut com2 = Com2Drain;
-    let mut sources: Vec<&mut dyn Source, 3> = Vec::new();
+    let mut sources: Vec<&mut dyn Source, 5> = Vec::new();
     let _ = sources.push(&mut payload);
-    if let Some(relay) = &mut relay {
-        let _ = sources.push(relay);
+    let optional: [Option<&mut dyn Source>; 3] = [
+        relay.as_mut().map(|s| s as &mut dyn Source),
+        wake.as_mut().map(|s| s as &mut dyn Source),
+        trace.as_mut().map(|s| s as &mut dyn Source),
+    ];
+    for source in optional.into_iter().flatten() {
+        let _ = sources.push(source);
     }
     let _ = sources.push(&mut com2);
     Reactor::new(Some(signals)).run(link, &mut sources);

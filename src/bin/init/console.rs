@@ -12,7 +12,7 @@ use guestinit::proto;
 use guestinit::sys::uart::Uart;
 use heapless::Deque;
 use rustix::event::{poll, PollFd, PollFlags};
-use rustix::fd::{BorrowedFd, IntoRawFd};
+use rustix::fd::{AsFd, BorrowedFd, IntoRawFd};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
@@ -21,7 +21,7 @@ const COM2_BACKLOG: usize = 4096;
 
 static COM1_FD: StaticFd = StaticFd::new();
 static COM2_FD: StaticFd = StaticFd::new();
-static COM2: Exclusive<Option<Writer<'static, COM2_BACKLOG>>> = Exclusive::new(None);
+static COM2: Exclusive<Option<Writer<BorrowedFd<'static>, COM2_BACKLOG>>> = Exclusive::new(None);
 
 /// Opens the serial devices once devtmpfs is mounted.
 pub fn open_serial() {
@@ -49,14 +49,14 @@ pub fn ensure_std_fds() {
     }
 }
 
-/// A bounded queue in front of a non-blocking descriptor.
-pub struct Writer<'fd, const CAP: usize> {
-    fd: BorrowedFd<'fd>,
+/// A bounded queue in front of a non-blocking descriptor, owned or not.
+pub struct Writer<F, const CAP: usize> {
+    fd: F,
     queue: Deque<u8, CAP>,
 }
 
-impl<'fd, const CAP: usize> Writer<'fd, CAP> {
-    pub fn new(fd: BorrowedFd<'fd>) -> Self {
+impl<F: AsFd, const CAP: usize> Writer<F, CAP> {
+    pub fn new(fd: F) -> Self {
         Writer {
             fd,
             queue: Deque::new(),
@@ -65,6 +65,20 @@ impl<'fd, const CAP: usize> Writer<'fd, CAP> {
 
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
+    }
+
+    /// Drops what the queue holds.
+    pub fn clear(&mut self) {
+        self.queue.clear();
+    }
+
+    /// Bytes the queue can still take.
+    pub fn room(&self) -> usize {
+        CAP - self.queue.len()
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 
     /// Queues what fits of `bytes`; how many bytes that was.
@@ -82,7 +96,7 @@ impl<'fd, const CAP: usize> Writer<'fd, CAP> {
         if front.is_empty() {
             return Ok(());
         }
-        let n = rustix::io::write(self.fd, front)?;
+        let n = rustix::io::write(&self.fd, front)?;
         for _ in 0..n {
             self.queue.pop_front();
         }
@@ -118,7 +132,7 @@ impl<'fd, const CAP: usize> Writer<'fd, CAP> {
     }
 
     fn wait_writable(&self) {
-        let mut fds = [PollFd::from_borrowed_fd(self.fd, PollFlags::OUT)];
+        let mut fds = [PollFd::new(&self.fd, PollFlags::OUT)];
         let _ = poll(&mut fds, None);
     }
 }
@@ -219,7 +233,7 @@ pub(crate) use warning;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rustix::fd::{AsFd, OwnedFd};
+    use rustix::fd::OwnedFd;
 
     fn pipe() -> (OwnedFd, OwnedFd) {
         let (r, w) = rustix::pipe::pipe().unwrap();
@@ -241,7 +255,7 @@ mod tests {
     fn a_full_line_holds_bytes_back_without_blocking_and_sends_them_later() {
         let (r, w) = pipe();
         let capacity = rustix::pipe::fcntl_getpipe_size(&w).unwrap();
-        let mut writer: Writer<'_, 64> = Writer::new(w.as_fd());
+        let mut writer: Writer<_, 64> = Writer::new(w);
         // Fill the pipe as a slow UART would be full.
         let filler = std::vec![b'x'; capacity];
         assert!(writer.write_all(&filler));
@@ -260,7 +274,7 @@ mod tests {
     #[test]
     fn push_takes_only_what_fits() {
         let (_r, w) = pipe();
-        let mut writer: Writer<'_, 8> = Writer::new(w.as_fd());
+        let mut writer: Writer<_, 8> = Writer::new(w);
         assert_eq!(writer.push(b"0123456789"), 8);
         assert_eq!(writer.push(b"x"), 0);
     }

@@ -309,7 +309,7 @@ impl Source for Payload {
     /// SIGPWR), the payload's group gets SIGTERM, the signal programs take
     /// as "stop in order"; the run then ends as usual when the payload
     /// exits, or at the deadline with a kill.
-    fn on_stop(&mut self, _signo: u32, _ctx: &mut Ctx<'_>) {
+    fn on_stop(&mut self, _ctx: &mut Ctx<'_>) {
         if self.ended.is_some() {
             return;
         }

@@ -59,12 +59,19 @@ pub struct Ctx<'a> {
     pub link: &'a mut Link,
     children: &'a mut Children,
     me: SourceId,
+    stop: &'a mut bool,
 }
 
 impl Ctx<'_> {
     /// Sends `pid`'s status to this source's [`Source::on_exit`].
     pub fn watch_child(&mut self, pid: i32) {
         self.children.watch(pid, self.me);
+    }
+
+    /// Stops the run in order, as a stop signal to PID 1 does: every
+    /// source's [`Source::on_stop`] runs after this round.
+    pub fn request_stop(&mut self) {
+        *self.stop = true;
     }
 }
 
@@ -91,8 +98,9 @@ pub trait Source {
     /// A watched child has ended.
     fn on_exit(&mut self, _reaped: Reaped, _ctx: &mut Ctx<'_>) {}
 
-    /// PID 1 was asked to stop (SIGTERM, SIGINT from Ctrl-Alt-Del, SIGPWR).
-    fn on_stop(&mut self, _signo: u32, _ctx: &mut Ctx<'_>) {}
+    /// The run was asked to stop: a stop signal to PID 1 (SIGTERM, SIGINT
+    /// from Ctrl-Alt-Del, SIGPWR) or a source's [`Ctx::request_stop`].
+    fn on_stop(&mut self, _ctx: &mut Ctx<'_>) {}
 
     /// Its rank's turn to wind down, once the workload is done.
     fn cleanup(&mut self, _ctx: &mut Ctx<'_>) {}
@@ -157,6 +165,8 @@ pub struct Reactor {
     /// harness's other threads would take them.
     signals: Option<OwnedFd>,
     children: Children,
+    /// A stop was asked for this round; the sources hear of it after it.
+    stop_requested: bool,
 }
 
 impl Reactor {
@@ -164,6 +174,7 @@ impl Reactor {
         Reactor {
             signals,
             children: Children { table: Vec::new() },
+            stop_requested: false,
         }
     }
 
@@ -192,6 +203,9 @@ impl Reactor {
             for (target, events) in ready {
                 self.dispatch(target, events, link, sources);
             }
+            if core::mem::take(&mut self.stop_requested) {
+                self.each(link, sources, |s, ctx| s.on_stop(ctx));
+            }
             link.pump();
         }
     }
@@ -201,6 +215,7 @@ impl Reactor {
             link,
             children: &mut self.children,
             me,
+            stop: &mut self.stop_requested,
         }
     }
 
@@ -305,7 +320,7 @@ impl Reactor {
                 SIGCHLD => self.reap_all(link, sources),
                 signo => {
                     warning!("signal {signo} received: stopping the payload");
-                    self.each(link, sources, |s, ctx| s.on_stop(signo, ctx));
+                    self.stop_requested = true;
                 }
             }
         }

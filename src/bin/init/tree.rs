@@ -18,4 +18,6 @@ mod spawn;
 mod stdin_relay;
 #[cfg(test)]
 mod testkit;
+mod trace;
 mod vports;
+mod wake;

@@ -17,6 +17,8 @@ pub struct HostEnds {
     pub com2: UnixStream,
     pub qmp: UnixStream,
     pub stderr: UnixStream,
+    /// hvc0: the host writes wake bytes.
+    pub hvc0: UnixStream,
     /// The payload's stdin, when the host's is no terminal.
     pub stdin: Option<UnixStream>,
 }
@@ -29,6 +31,7 @@ pub struct GuestEnds {
     pub com2: OwnedFd,
     pub qmp: OwnedFd,
     pub stderr: OwnedFd,
+    pub hvc0: OwnedFd,
     pub stdin: Option<OwnedFd>,
 }
 
@@ -40,13 +43,15 @@ impl GuestEnds {
             com1: self.com1.as_raw_fd(),
             com2: self.com2.as_raw_fd(),
             qmp: self.qmp.as_raw_fd(),
+            hvc0: self.hvc0.as_raw_fd(),
             stdin: self.stdin.as_ref().map(|fd| fd.as_raw_fd()),
         }
     }
 
     /// The descriptors QEMU must inherit (its stderr is set up apart).
     pub fn inherited(&self) -> Vec<RawFd> {
-        let fds = [&self.bulk, &self.com1, &self.com2, &self.qmp].map(|fd| fd.as_raw_fd());
+        let fds =
+            [&self.bulk, &self.com1, &self.com2, &self.qmp, &self.hvc0].map(|fd| fd.as_raw_fd());
         fds.into_iter()
             .chain(self.stdin.as_ref().map(|fd| fd.as_raw_fd()))
             .collect()
@@ -77,6 +82,7 @@ pub fn new(stdin: Stdin) -> Result<(HostEnds, GuestEnds)> {
     let (com2, com2_guest) = pair("COM2")?;
     let (qmp, qmp_guest) = pair("QMP")?;
     let (stderr, stderr_guest) = pair("QEMU stderr")?;
+    let (hvc0, hvc0_guest) = pair("hvc0")?;
     let (stdin, stdin_guest) = match stdin {
         Stdin::Relayed => pair("stdin").map(|(h, g)| (Some(h), Some(g)))?,
         Stdin::Null => (None, None),
@@ -87,6 +93,7 @@ pub fn new(stdin: Stdin) -> Result<(HostEnds, GuestEnds)> {
         com2,
         qmp,
         stderr,
+        hvc0,
         stdin,
     };
     let guest = GuestEnds {
@@ -95,6 +102,7 @@ pub fn new(stdin: Stdin) -> Result<(HostEnds, GuestEnds)> {
         com2: com2_guest,
         qmp: qmp_guest,
         stderr: stderr_guest,
+        hvc0: hvc0_guest,
         stdin: stdin_guest,
     };
     Ok((host, guest))

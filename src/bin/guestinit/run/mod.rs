@@ -12,6 +12,7 @@ mod stdin;
 mod stop;
 mod stream;
 mod timeline;
+mod trace;
 mod verdict;
 mod vm;
 
@@ -40,7 +41,7 @@ use stream::{Bulk, Relay};
 
 pub fn main(args: RunArgs) -> Result<u8> {
     // First of all: a stop signal from now on stops the run in order.
-    let mut signals = Signals::new(reactor::STOP_SIGNALS).map_err(|source| Error::VmSetup {
+    let mut signals = Signals::new(reactor::SIGNALS).map_err(|source| Error::VmSetup {
         what: "handling stop signals".into(),
         source,
     })?;
@@ -54,6 +55,9 @@ pub fn main(args: RunArgs) -> Result<u8> {
     let status = reactor::run(&mut sources, &mut vm, &mut stopper)?;
     let mut ended = Ended::from(sources, &args);
     let outcome = conclude(&args, &ended, &stopper, status, vm.spawned);
+    if let Some(path) = &args.trace {
+        trace::save(&ended.com1, path)?;
+    }
     // Output still queued when the run timed out gets a moment, no more.
     let floor = Instant::now() + Duration::from_secs(1);
     ended.finish_writers(deadline.map(|d| d.max(floor)), &args)?;
@@ -100,6 +104,7 @@ fn boot(args: &RunArgs, signals: &mut Signals) -> Result<(vm::Vm, links::HostEnd
         guest.com1,
         guest.com2,
         guest.qmp,
+        guest.hvc0,
         guest.stdin,
         initrd,
     ));
@@ -298,6 +303,7 @@ fn sources<'b>(
         com2: Capture::new(stream(host.com2), log_file(args.com2_log.as_deref())?),
         qemu_stderr: Capture::new(stream(host.stderr), None),
         qmp,
+        hvc0: host.hvc0,
         signals,
     })
 }

@@ -64,6 +64,7 @@ pub struct LinkFds {
     pub com1: RawFd,
     pub com2: RawFd,
     pub qmp: RawFd,
+    pub hvc0: RawFd,
     /// The payload's stdin, when relayed.
     pub stdin: Option<RawFd>,
 }
@@ -129,14 +130,14 @@ fn virtio_serial() -> Vec<OsString> {
     strings(&["-device", "virtio-serial-pci,id=vser0,max_ports=4"])
 }
 
-/// Port 0 (hvc0), kept for the shell mode; nothing is attached yet.
-fn hvc0() -> Vec<OsString> {
-    strings(&[
-        "-chardev",
-        "null,id=hvc0",
+/// Port 0 (hvc0): the host's wake bytes to the init.
+fn hvc0(fd: RawFd) -> Vec<OsString> {
+    let mut args = socket_chardev("hvc0", fd);
+    args.extend(strings(&[
         "-device",
         "virtconsole,bus=vser0.0,nr=0,chardev=hvc0",
-    ])
+    ]));
+    args
 }
 
 /// Port 1, the frame stream, named so the init finds it.
@@ -179,7 +180,7 @@ pub fn args(config: &VmConfig<'_>) -> Vec<OsString> {
         serial("com1", fds.com1),
         serial("com2", fds.com2),
         virtio_serial(),
-        hvc0(),
+        hvc0(fds.hvc0),
         bulk_port(fds.bulk),
         stdin_port(fds.stdin),
         qmp(fds.qmp),
@@ -204,6 +205,7 @@ mod tests {
                 com1: 6,
                 com2: 7,
                 qmp: 8,
+                hvc0: 10,
                 stdin: None,
             },
         }
@@ -227,7 +229,7 @@ mod tests {
              -chardev socket,id=com1,fd=6 -serial chardev:com1 \
              -chardev socket,id=com2,fd=7 -serial chardev:com2 \
              -device virtio-serial-pci,id=vser0,max_ports=4 \
-             -chardev null,id=hvc0 -device virtconsole,bus=vser0.0,nr=0,chardev=hvc0 \
+             -chardev socket,id=hvc0,fd=10 -device virtconsole,bus=vser0.0,nr=0,chardev=hvc0 \
              -chardev socket,id=bulk,fd=5 \
              -device virtserialport,bus=vser0.0,nr=1,chardev=bulk,name=guestinit.bulk \
              -chardev socket,id=qmp,fd=8 -mon chardev=qmp,mode=control"

@@ -8,7 +8,7 @@ use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Registry, Token as MioToken};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook_mio::v1_0::Signals;
 
 use crate::error::{Error, Result};
@@ -53,8 +53,9 @@ const TOKENS: [Token; 6] = [
 /// How often QEMU's exit and the stop timers are checked.
 const TICK: Duration = Duration::from_millis(100);
 
-/// The stop signals the host handles; any other keeps its default action.
-pub const STOP_SIGNALS: [i32; 3] = [SIGTERM, SIGINT, SIGHUP];
+/// The signals the host handles: the stop signals, and SIGUSR1 for a debug
+/// dump; any other keeps its default action.
+pub const SIGNALS: [i32; 4] = [SIGTERM, SIGINT, SIGHUP, SIGUSR1];
 
 pub struct Sources<'b> {
     pub bulk: Bulk<'b>,
@@ -62,6 +63,8 @@ pub struct Sources<'b> {
     pub com2: Capture,
     pub qemu_stderr: Capture,
     pub qmp: Qmp,
+    /// hvc0's host end, for wake bytes; nothing is read from it.
+    pub hvc0: std::os::unix::net::UnixStream,
     pub signals: Signals,
 }
 
@@ -167,6 +170,19 @@ fn apply(action: Action, sources: &mut Sources<'_>, vm: &mut Vm) -> Result<()> {
                     .bulk
                     .relay
                     .note(&format!("guestinit: warning: QMP {command:?} failed: {e}"));
+            }
+            Ok(())
+        }
+        Action::Wake(byte) => {
+            use std::io::Write;
+            // A full link means bytes are waiting already: the guest will
+            // read them; one more is not needed.
+            if let Err(e) = (&sources.hvc0).write(&[byte]) {
+                if e.kind() != io::ErrorKind::WouldBlock {
+                    let warning =
+                        format!("guestinit: warning: a wake byte for the guest failed: {e}");
+                    sources.bulk.relay.note(&warning);
+                }
             }
             Ok(())
         }

@@ -1,8 +1,12 @@
-//! When and how the host ends the VM: the `--timeout` deadline, a guest
-//! that sent EXIT but does not power off, and stop signals sent to the host.
-//! Pure state and time, so every path is unit-tested.
+//! When and how the host ends the VM: the `--timeout` deadline (a debug
+//! dump, an orderly stop, then a kill), a guest that sent EXIT but does not
+//! power off, stop signals sent to the host, and SIGUSR1's dump. Pure
+//! state and time, so every path is unit-tested.
 
 use std::time::{Duration, Instant};
+
+use guestinit::proto::wake;
+use signal_hook::consts::SIGUSR1;
 
 use super::qmp::Command;
 
@@ -12,11 +16,15 @@ pub const POWER_OFF_WAIT: Duration = Duration::from_secs(5);
 pub const QUIT_WAIT: Duration = Duration::from_secs(3);
 /// After a stop signal, how long the guest has to send EXIT.
 pub const STOP_WAIT: Duration = Duration::from_secs(10);
+/// At the timeout, how long the debug dump gets before the orderly stop.
+pub const DUMP_WAIT: Duration = Duration::from_secs(5);
 
 /// What the host does to the VM now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
     Qmp(Command),
+    /// A wake byte to the init on hvc0 ([`wake::DUMP`], [`wake::STOP`]).
+    Wake(u8),
     Kill,
 }
 
@@ -36,6 +44,9 @@ pub struct Stopper {
     exit_at: Option<Instant>,
     signal_at: Option<Instant>,
     quit_at: Option<Instant>,
+    /// At the timeout: when the dump, then the stop, were asked for.
+    dump_at: Option<Instant>,
+    wake_stop_at: Option<Instant>,
     killed: bool,
     pub ending: Option<Ending>,
 }
@@ -54,7 +65,11 @@ impl Stopper {
     }
 
     /// A stop signal: the first asks the guest to stop, a second kills.
+    /// SIGUSR1 asks for a debug dump and nothing else.
     pub fn on_signal(&mut self, signal: i32, now: Instant) -> Option<Action> {
+        if signal == SIGUSR1 {
+            return Some(Action::Wake(wake::DUMP));
+        }
         match self.ending {
             Some(Ending::Signal { .. }) => self.kill(),
             _ => {
@@ -79,10 +94,11 @@ impl Stopper {
         let passed = |at: Option<Instant>, wait: Duration| at.is_some_and(|t| now >= t + wait);
         if self.deadline.is_some_and(|d| now >= d) {
             // After EXIT everything has arrived: the payload's code stands.
-            if self.exit_at.is_none() {
-                self.ending.get_or_insert(Ending::Timeout);
+            if self.exit_at.is_some() {
+                return self.kill();
             }
-            return self.kill();
+            self.ending.get_or_insert(Ending::Timeout);
+            return self.at_timeout(now);
         }
         if passed(self.quit_at, QUIT_WAIT)
             || (self.exit_at.is_none() && passed(self.signal_at, STOP_WAIT))
@@ -94,6 +110,23 @@ impl Stopper {
             return Some(Action::Qmp(Command::Quit));
         }
         None
+    }
+
+    /// Past the deadline without EXIT: a dump first, then an orderly stop,
+    /// then a kill, each after its wait.
+    fn at_timeout(&mut self, now: Instant) -> Option<Action> {
+        let Some(dump_at) = self.dump_at else {
+            self.dump_at = Some(now);
+            return Some(Action::Wake(wake::DUMP));
+        };
+        match self.wake_stop_at {
+            None if now >= dump_at + DUMP_WAIT => {
+                self.wake_stop_at = Some(now);
+                Some(Action::Wake(wake::STOP))
+            }
+            Some(at) if now >= at + STOP_WAIT => self.kill(),
+            _ => None,
+        }
     }
 
     fn kill(&mut self) -> Option<Action> {
@@ -127,11 +160,41 @@ mod tests {
     }
 
     #[test]
-    fn the_deadline_kills_and_is_the_verdict_unless_exit_arrived() {
+    fn the_deadline_dumps_then_stops_then_kills_and_is_the_verdict() {
         let t0 = Instant::now();
         let mut s = Stopper::new(Some(t0 + secs(10)));
-        assert_eq!(s.on_tick(t0 + secs(10)), Some(Action::Kill));
+        assert_eq!(s.on_tick(t0 + secs(10)), Some(Action::Wake(wake::DUMP)));
         assert_eq!(s.ending, Some(Ending::Timeout));
+        assert_eq!(s.on_tick(t0 + secs(14)), None, "the dump's wait");
+        assert_eq!(s.on_tick(t0 + secs(15)), Some(Action::Wake(wake::STOP)));
+        assert_eq!(s.on_tick(t0 + secs(24)), None, "the stop's wait");
+        assert_eq!(s.on_tick(t0 + secs(25)), Some(Action::Kill));
+        assert_eq!(s.ending, Some(Ending::Timeout));
+    }
+
+    #[test]
+    fn a_guest_that_stops_after_the_timeout_is_ended_and_still_timed_out() {
+        let t0 = Instant::now();
+        let mut s = Stopper::new(Some(t0 + secs(10)));
+        s.on_tick(t0 + secs(10));
+        s.on_tick(t0 + secs(15));
+        s.on_exit(t0 + secs(16));
+        assert_eq!(s.on_tick(t0 + secs(16)), Some(Action::Kill));
+        assert_eq!(s.ending, Some(Ending::Timeout));
+    }
+
+    #[test]
+    fn sigusr1_asks_for_a_dump_and_nothing_else() {
+        let t0 = Instant::now();
+        let mut s = Stopper::new(None);
+        assert_eq!(s.on_signal(SIGUSR1, t0), Some(Action::Wake(wake::DUMP)));
+        assert_eq!(s.ending, None);
+        assert_eq!(s.on_tick(t0 + secs(60)), None);
+    }
+
+    #[test]
+    fn exit_before_the_deadline_keeps_the_payloads_code() {
+        let t0 = Instant::now();
         let mut s = Stopper::new(Some(t0 + secs(10)));
         s.on_exit(t0 + secs(9));
         assert_eq!(s.on_tick(t0 + secs(11)), Some(Action::Kill));

@@ -1,0 +1,140 @@
+//! The kernel's trace, relayed to COM1 where the host (and ktstr's) reads
+//! it: trace_pipe is read without blocking into COM1's own bounded queue,
+//! and only while that queue has room, so a 115200-baud line slows the
+//! trace, never the loop. At cleanup tracing stops first, then what is
+//! left is drained within a bound.
+
+use crate::clock;
+use crate::console::{warning, Writer};
+use crate::link::Link;
+use crate::reactor::{Ctx, Interests, Rank, Source};
+use rustix::event::PollFlags;
+use rustix::fd::{AsFd, OwnedFd};
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+
+const TRACE_PIPE: &core::ffi::CStr = c"/sys/kernel/tracing/trace_pipe";
+const TRACING_ON: &core::ffi::CStr = c"/sys/kernel/tracing/tracing_on";
+/// sched_ext's debug dump event, on kernels that have sched_ext.
+const DUMP_EVENT: &core::ffi::CStr = c"/sys/kernel/tracing/events/sched_ext/sched_ext_dump/enable";
+/// Bytes COM1 may hold back.
+const BACKLOG: usize = 8192;
+/// trace_pipe may wake a poller only once a share of its buffer has
+/// filled: it is also read this often.
+const TICK_MS: u64 = 100;
+/// What is left at cleanup is drained at most this long.
+pub const DRAIN_MS: u64 = 5000;
+
+const PIPE: u8 = 0;
+const COM1: u8 = 1;
+
+pub struct TraceRelay {
+    pipe: Option<OwnedFd>,
+    com1: Writer<OwnedFd, BACKLOG>,
+    /// When trace_pipe is read next without waiting for poll.
+    tick_at: u64,
+    /// When the cleanup's drain ends, once it has begun.
+    drain_until: Option<u64>,
+}
+
+/// The relay, when tracefs and COM1 are there; the dump event is enabled.
+pub fn open() -> Option<TraceRelay> {
+    let read = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let pipe = rustix::fs::open(TRACE_PIPE, read, Mode::empty()).ok()?;
+    let write = OFlags::WRONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let com1 = rustix::fs::open(c"/dev/ttyS0", write, Mode::empty()).ok()?;
+    // Absent without sched_ext: nothing to enable then.
+    let _ = write_knob(DUMP_EVENT, b"1");
+    Some(TraceRelay {
+        pipe: Some(pipe),
+        com1: Writer::new(com1),
+        tick_at: clock::now_ns(),
+        drain_until: None,
+    })
+}
+
+fn write_knob(path: &core::ffi::CStr, value: &[u8]) -> Result<(), Errno> {
+    let file = rustix::fs::open(path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())?;
+    rustix::io::write(&file, value).map(drop)
+}
+
+impl TraceRelay {
+    /// Moves what trace_pipe holds, as much as COM1's queue takes, and
+    /// writes what COM1 takes now.
+    fn relay(&mut self) {
+        let Some(pipe) = &self.pipe else { return };
+        let mut buf = [0u8; 2048];
+        let room = self.com1.room().min(buf.len());
+        if room == 0 {
+            let _ = self.com1.write_some();
+            return;
+        }
+        match rustix::io::read(pipe, &mut buf[..room]) {
+            Ok(0) => self.pipe = None,
+            Ok(n) => {
+                self.com1.push(&buf[..n]);
+            }
+            // Empty: a draining relay is done with the pipe.
+            Err(Errno::AGAIN) if self.drain_until.is_some() => self.pipe = None,
+            Err(Errno::AGAIN | Errno::INTR) => {}
+            Err(_) => self.pipe = None,
+        }
+        let _ = self.com1.write_some();
+    }
+}
+
+impl Source for TraceRelay {
+    fn rank(&self) -> Rank {
+        Rank::Relay
+    }
+
+    fn interests<'s>(&'s self, _link: &Link, out: &mut Interests<'s>) {
+        if let (Some(pipe), true) = (&self.pipe, self.com1.room() > 0) {
+            out.add(pipe.as_fd(), PollFlags::IN, PIPE);
+        }
+        if !self.com1.is_empty() {
+            out.add(self.com1.fd(), PollFlags::OUT, COM1);
+        }
+    }
+
+    fn on_ready(&mut self, token: u8, _events: PollFlags, _ctx: &mut Ctx<'_>) {
+        match token {
+            PIPE => self.relay(),
+            _ => {
+                let _ = self.com1.write_some();
+            }
+        }
+    }
+
+    fn deadline(&self) -> Option<u64> {
+        if self.done() {
+            return None;
+        }
+        let tick = self.tick_at;
+        Some(self.drain_until.map_or(tick, |until| until.min(tick)))
+    }
+
+    fn on_deadline(&mut self, _ctx: &mut Ctx<'_>) {
+        let now = clock::now_ns();
+        if self.drain_until.is_some_and(|until| now >= until) {
+            warning!("the trace still flowed {DRAIN_MS} ms into the cleanup: the rest is dropped");
+            self.pipe = None;
+            self.com1.clear();
+            return;
+        }
+        self.relay();
+        self.tick_at = now + TICK_MS * 1_000_000;
+    }
+
+    /// Tracing stops first, so the drain has an end.
+    fn cleanup(&mut self, _ctx: &mut Ctx<'_>) {
+        let _ = write_knob(DUMP_EVENT, b"0");
+        let _ = write_knob(TRACING_ON, b"0");
+        self.drain_until = Some(clock::now_ns() + DRAIN_MS * 1_000_000);
+        self.relay();
+    }
+
+    fn done(&self) -> bool {
+        self.pipe.is_none() && self.com1.is_empty()
+    }
+}

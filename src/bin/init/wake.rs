@@ -1,0 +1,94 @@
+//! Wake bytes from the host on hvc0 (docs/PROTOCOL.md): a debug dump
+//! (SysRq D, which sched_ext answers with a dump into the trace) or an
+//! orderly stop of the run. Other bytes are passed over: in shell mode
+//! hvc0 is the shell's, not this source's.
+
+use crate::console::warning;
+use crate::link::Link;
+use crate::reactor::{Ctx, Interests, Rank, Source};
+use guestinit::fmt::ErrnoText;
+use guestinit::proto::wake;
+use rustix::event::PollFlags;
+use rustix::fd::{AsFd, OwnedFd};
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+use rustix::termios::{tcgetattr, tcsetattr, OptionalActions};
+
+/// hvc0 as a raw tty: every byte arrives as it is sent, none is echoed.
+pub fn open() -> Option<OwnedFd> {
+    let flags = OFlags::RDWR | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let tty = rustix::fs::open(c"/dev/hvc0", flags, Mode::empty()).ok()?;
+    let raw = tcgetattr(&tty).map(|mut t| {
+        t.make_raw();
+        t
+    });
+    match raw.and_then(|t| tcsetattr(&tty, OptionalActions::Now, &t)) {
+        Ok(()) => Some(tty),
+        Err(e) => {
+            warning!("hvc0 stays cooked ({}): wake bytes are not read", ErrnoText(e));
+            None
+        }
+    }
+}
+
+pub struct WakeBytes {
+    tty: Option<OwnedFd>,
+}
+
+impl WakeBytes {
+    pub fn new(tty: OwnedFd) -> WakeBytes {
+        WakeBytes { tty: Some(tty) }
+    }
+}
+
+impl Source for WakeBytes {
+    fn rank(&self) -> Rank {
+        Rank::Relay
+    }
+
+    fn interests<'s>(&'s self, _link: &Link, out: &mut Interests<'s>) {
+        if let Some(tty) = &self.tty {
+            out.add(tty.as_fd(), PollFlags::IN, 0);
+        }
+    }
+
+    fn on_ready(&mut self, _token: u8, _events: PollFlags, ctx: &mut Ctx<'_>) {
+        let Some(tty) = &self.tty else { return };
+        let mut bytes = [0u8; 64];
+        let n = match rustix::io::read(tty, &mut bytes) {
+            Ok(n) => n,
+            Err(Errno::AGAIN | Errno::INTR) => return,
+            Err(e) => {
+                warning!("read hvc0: {}", ErrnoText(e));
+                0
+            }
+        };
+        if n == 0 {
+            self.tty = None;
+        }
+        for &byte in &bytes[..n] {
+            match byte {
+                wake::DUMP => sysrq_dump(),
+                wake::STOP => ctx.request_stop(),
+                _ => {}
+            }
+        }
+    }
+
+    fn cleanup(&mut self, _ctx: &mut Ctx<'_>) {
+        self.tty = None;
+    }
+
+    fn done(&self) -> bool {
+        self.tty.is_none()
+    }
+}
+
+/// SysRq D: sched_ext writes its debug dump to the trace.
+fn sysrq_dump() {
+    let wrote = rustix::fs::open(c"/proc/sysrq-trigger", OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
+        .and_then(|f| rustix::io::write(&f, b"D"));
+    if let Err(e) = wrote {
+        warning!("SysRq D for a debug dump: {}", ErrnoText(e));
+    }
+}
