@@ -26,6 +26,9 @@ pub mod key {
     pub const ACK: &str = "guestinit.ack";
     /// `panic` or `segv`: crash on purpose (tests of the crash path).
     pub const CRASH: &str = "guestinit.crash";
+    /// `page_offset_base`'s link-time offset from `_text`, in hex, from the
+    /// kernel's System.map: KADR then needs only `_text` from kallsyms.
+    pub const PAGE_OFFSET_BASE: &str = "guestinit.pob";
     /// Present: the host relays its stdin on [`super::STDIN_PORT`].
     pub const STDIN: &str = "guestinit.stdin";
 }

@@ -167,3 +167,53 @@ fn a_payload_that_never_reads_its_stdin_still_ends() {
     let out = run_with_stdin(&["/bin/busybox", "true"], vec![b'x'; 4 << 20]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 }
+
+/// KADR's (page_offset_base, _text) in a saved bulk stream.
+fn kadr(bulk_log: &std::path::Path) -> (u64, u64) {
+    let out = std::process::Command::new(guestinit())
+        .arg("decode")
+        .arg("--json")
+        .arg(bulk_log)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("\"tag\":\"KADR\""))
+        .unwrap_or_else(|| panic!("no KADR in\n{text}"));
+    let field = |name: &str| -> u64 {
+        let at = line.find(&format!("\"{name}\":")).unwrap() + name.len() + 3;
+        let digits: String = line[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().unwrap()
+    };
+    (field("page_offset_base"), field("text_addr"))
+}
+
+#[test]
+fn kadr_takes_page_offset_base_from_the_hosts_offset_instead_of_a_scan() {
+    // Debian's System.map is a stub, so the host passes no offset: the
+    // guest scans kallsyms. Given an offset, it reads only `_text` and adds
+    // it: one a page off from the scan's shows that no scan happened.
+    let dir = scratch("kadr-offset");
+    let scanned = dir.join("scanned.bulk");
+    let out = run(
+        &["--bulk-log", scanned.to_str().unwrap()],
+        &["/bin/busybox", "true"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let (pob, text) = kadr(&scanned);
+    assert!(pob > text && text != 0, "{pob:#x} {text:#x}");
+    let offset = pob - text + 0x1000;
+    let given = dir.join("given.bulk");
+    let key = format!("guestinit.pob={offset:x}");
+    let out = run(
+        &["--bulk-log", given.to_str().unwrap(), "--append", &key],
+        &["/bin/busybox", "true"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let (pob2, text2) = kadr(&given);
+    assert_eq!(pob2 - text2, offset, "{pob2:#x} {text2:#x}");
+}

@@ -87,15 +87,23 @@ pub enum Mark {
     PayloadStart = 3,
     PayloadExit = 4,
     OutputDrained = 5,
+    MountsDone = 6,
+    ModulesLoaded = 7,
+    PortFound = 8,
+    KernelAddrsRead = 9,
 }
 
 impl Mark {
-    pub const ALL: [Mark; 5] = [
+    pub const ALL: [Mark; 9] = [
         Mark::InitEntry,
         Mark::SystemReady,
         Mark::PayloadStart,
         Mark::PayloadExit,
         Mark::OutputDrained,
+        Mark::MountsDone,
+        Mark::ModulesLoaded,
+        Mark::PortFound,
+        Mark::KernelAddrsRead,
     ];
 
     pub fn from_u8(v: u8) -> Option<Mark> {
@@ -109,6 +117,10 @@ impl Mark {
             Mark::PayloadStart => "payload start",
             Mark::PayloadExit => "payload exit",
             Mark::OutputDrained => "output drained",
+            Mark::MountsDone => "mounts done",
+            Mark::ModulesLoaded => "modules loaded",
+            Mark::PortFound => "port found",
+            Mark::KernelAddrsRead => "kernel addrs",
         }
     }
 }

@@ -12,6 +12,7 @@ use crate::serial_drain::Com2Drain;
 use crate::{clock, crash, failure, trace, kernel_addrs, modules, mounts, power, rss};
 use guestinit::cell::TakeOnce;
 use guestinit::parse::cmdline::Cmdline;
+use guestinit::parse::num::parse_hex_u64;
 use guestinit::proto;
 use rustix::system::{reboot, RebootCommand};
 use guestinit::sys::signal::{self, Mask, SigSet};
@@ -34,7 +35,7 @@ enum Mode {
 }
 
 /// The run's CLOCK_BOOTTIME marks, sent as TIME before EXIT.
-struct Marks(Vec<(Mark, u64), 8>);
+struct Marks(Vec<(Mark, u64), { Mark::ALL.len() }>);
 
 impl Marks {
     fn add(&mut self, mark: Mark, ns: u64) {
@@ -44,7 +45,10 @@ impl Marks {
 
 pub fn run(entry_ns: u64) -> ! {
     crash::install();
+    let mut marks = Marks(Vec::new());
+    marks.add(Mark::InitEntry, entry_ns);
     let mount_failure = mounts::mount_all();
+    marks.add(Mark::MountsDone, clock::now_ns());
     console::ensure_std_fds();
     console::open_serial();
     let cmdline = read_cmdline();
@@ -54,9 +58,11 @@ pub fn run(entry_ns: u64) -> ! {
     // Ctrl-Alt-Del arrives as SIGINT, which the reactor handles, not as a reset.
     let _ = reboot(RebootCommand::CadOff);
     modules::load_all();
+    marks.add(Mark::ModulesLoaded, clock::now_ns());
     let complete = rustix::fs::access(proto::path::SENTINEL, rustix::fs::Access::EXISTS).is_ok();
     let signals = block_signals();
     let port = link::open();
+    marks.add(Mark::PortFound, clock::now_ns());
     if !complete {
         failure::initramfs_incomplete(port.ok().map(Link::new));
     }
@@ -68,9 +74,11 @@ pub fn run(entry_ns: u64) -> ! {
         Some(_) => Ack::Await,
         None => Ack::None,
     };
-    let mut marks = Marks(Vec::new());
-    marks.add(Mark::InitEntry, entry_ns);
-    announce(&mut link, &mut marks);
+    let pob_offset = cmdline
+        .get(proto::key::PAGE_OFFSET_BASE.as_bytes())
+        .flatten()
+        .and_then(parse_hex_u64);
+    announce(&mut link, &mut marks, pob_offset);
     let code = match Mode::Test {
         Mode::Test => test_mode(&mut link, &mut marks, signals, &cmdline),
     };
@@ -106,10 +114,11 @@ fn block_signals() -> OwnedFd {
 }
 
 /// KADR, SRDY and LIFE InitStarted: the host learns the guest is up.
-fn announce(link: &mut Link, marks: &mut Marks) {
+fn announce(link: &mut Link, marks: &mut Marks, pob_offset: Option<u64>) {
     if let Some(r) = link.reserve_control() {
-        let addrs = kernel_addrs::read(link.payload_area(&r));
+        let addrs = kernel_addrs::read(link.payload_area(&r), pob_offset);
         link.release(r);
+        marks.add(Mark::KernelAddrsRead, clock::now_ns());
         link.send(Tag::KADR, &addrs.to_bytes());
     }
     link.send(Tag::SRDY, &[]);
@@ -159,7 +168,7 @@ fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd, cmdline: &Cmd
     link.send(Tag::SCPP, &[]);
     let status = WaitStatus::of(&ended.reaped, rss::peak_rss_kib().unwrap_or(0));
     marks.add(Mark::OutputDrained, clock::now_ns());
-    let mut timeline = [0u8; 8 * Timeline::ENTRY_LEN];
+    let mut timeline = [0u8; Mark::ALL.len() * Timeline::ENTRY_LEN];
     let len = Timeline::encode(&marks.0, &mut timeline);
     link.send(Tag::TIME, &timeline[..len]);
     link.send(Tag::WAIT, &status.to_bytes());

@@ -1,6 +1,8 @@
 //! KADR: where the kernel sits, for the host's symbolisation of crash dumps.
-//! `_text` and `page_offset_base` come from /proc/kallsyms (the scan stops
-//! once both are seen); `phys_base` from the "Kernel code" resource in
+//! `_text` comes from /proc/kallsyms, near its start; `page_offset_base`
+//! is `_text` plus the offset the host read from System.map when it passed
+//! one, else the scan goes on until the symbol (deep in the list: 100-300
+//! ms under TCG). `phys_base` comes from the "Kernel code" resource in
 //! /proc/iomem, in the meaning ktstr's host expects (see `iomem::kernel_phys_base`).
 
 use core::ops::ControlFlow;
@@ -8,8 +10,9 @@ use guestinit::parse::{iomem, kallsyms, lines::LineSplitter};
 use guestinit::wire::msg::KernelAddrs;
 use rustix::fs::{Mode, OFlags};
 
-/// Reads the addresses; `scratch` is a read buffer (a pool buffer).
-pub fn read(scratch: &mut [u8]) -> KernelAddrs {
+/// Reads the addresses; `scratch` is a read buffer (a pool buffer), and
+/// `pob_offset` is `page_offset_base - _text` when the host knows it.
+pub fn read(scratch: &mut [u8], pob_offset: Option<u64>) -> KernelAddrs {
     let mut text = None;
     let mut page_offset_base = 0;
     each_line(c"/proc/kallsyms", scratch, |line| {
@@ -20,10 +23,13 @@ pub fn read(scratch: &mut [u8]) -> KernelAddrs {
                 _ => {}
             }
         }
-        if text.is_some() && page_offset_base != 0 {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
+        match (text, pob_offset) {
+            (Some(text), Some(offset)) => {
+                page_offset_base = text.wrapping_add(offset);
+                ControlFlow::Break(())
+            }
+            (Some(_), None) if page_offset_base != 0 => ControlFlow::Break(()),
+            _ => ControlFlow::Continue(()),
         }
     });
     let mut phys_base = None;

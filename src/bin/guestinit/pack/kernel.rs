@@ -17,6 +17,8 @@ const WANTED_OPTIONS: [&str; 2] = ["CONFIG_VIRTIO_CONSOLE", "CONFIG_VIRTIO_PCI"]
 pub struct Companions {
     /// The `.config` of the build, if found.
     pub config: Option<PathBuf>,
+    /// The link map of the build (`System.map`), if found.
+    pub system_map: Option<PathBuf>,
     /// The module tree, if found.
     pub tree: Option<PathBuf>,
     /// Every module tree looked for, in order, for the error message.
@@ -87,6 +89,7 @@ pub fn companions(image: &Path) -> Result<Companions> {
 
     let mut trees = Vec::new();
     let mut configs = Vec::new();
+    let mut maps = Vec::new();
     if image.ends_with("arch/x86/boot/bzImage") {
         let build = image.ancestors().nth(4).unwrap_or(Path::new("/"));
         trees.push(build.to_owned());
@@ -98,12 +101,15 @@ pub fn companions(image: &Path) -> Result<Companions> {
             trees.push(root.join("lib/modules").join(release));
             trees.push(root.join("usr/lib/modules").join(release));
             configs.push(dir.join(format!("config-{release}")));
+            maps.push(dir.join(format!("System.map-{release}")));
         }
         None => {}
     }
     configs.extend(trees.iter().map(|t| t.join("config")));
+    maps.extend(trees.iter().map(|t| t.join("System.map")));
     Ok(Companions {
         config: configs.into_iter().find(|c| c.is_file()),
+        system_map: maps.into_iter().find(|m| m.is_file()),
         tree: trees.iter().find(|t| t.is_dir()).cloned(),
         tried: trees,
     })
@@ -145,10 +151,12 @@ mod tests {
         let kernel = root.join("boot/vmlinuz-6.1.0-9-amd64");
         touch(&kernel, "");
         touch(&root.join("boot/config-6.1.0-9-amd64"), MODULAR);
+        touch(&root.join("boot/System.map-6.1.0-9-amd64"), "");
         fs::create_dir_all(root.join("lib/modules/6.1.0-9-amd64")).unwrap();
         std::os::unix::fs::symlink("boot/vmlinuz-6.1.0-9-amd64", root.join("vmlinuz")).unwrap();
         let want = Companions {
             config: Some(root.join("boot/config-6.1.0-9-amd64")),
+            system_map: Some(root.join("boot/System.map-6.1.0-9-amd64")),
             tree: Some(root.join("lib/modules/6.1.0-9-amd64")),
             tried: vec![
                 root.join("lib/modules/6.1.0-9-amd64"),

@@ -18,7 +18,7 @@
 
 mod cpio;
 mod elf;
-mod kernel;
+pub mod kernel;
 mod layout;
 mod modules;
 

@@ -11,6 +11,7 @@ mod spool;
 mod stdin;
 mod stop;
 mod stream;
+mod symbols;
 mod timeline;
 mod trace;
 mod verdict;
@@ -67,6 +68,15 @@ pub fn main(args: RunArgs) -> Result<u8> {
 /// Packs, links and starts QEMU: the running VM and the host's link ends.
 fn boot(args: &RunArgs, signals: &mut Signals) -> Result<(vm::Vm, links::HostEnds)> {
     let kernel = locate::kernel(args.kernel.as_deref())?;
+    // The user's --append comes last, so it can override what the host adds.
+    let map = pack::kernel::companions(&kernel)
+        .ok()
+        .and_then(|c| c.system_map);
+    let append: Vec<String> = [symbols::append_key(map.as_deref()), args.append.clone()]
+        .into_iter()
+        .flatten()
+        .collect();
+    let append = append.join(" ");
     let initrd = initramfs(args, &kernel)?;
     // A signal while packing: nothing runs yet, so nothing to stop.
     if let Some(signal) = signals.pending().next() {
@@ -90,7 +100,7 @@ fn boot(args: &RunArgs, signals: &mut Signals) -> Result<(vm::Vm, links::HostEnd
         initrd: &initrd.path,
         memory_mib: args.memory,
         cpus: args.cpus,
-        append: args.append.as_deref(),
+        append: Some(&append).filter(|a| !a.is_empty()).map(String::as_str),
         fds: guest.fds(),
     });
     if args.verbose {

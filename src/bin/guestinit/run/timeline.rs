@@ -56,7 +56,7 @@ mod tests {
 
     #[test]
     fn marks_with_deltas_and_host_time() {
-        let marks = [(1, 1_200_000_000), (2, 1_250_500_000), (9, 1_300_000_000)];
+        let marks = [(1, 1_200_000_000), (2, 1_250_500_000), (42, 1_300_000_000)];
         let wait = WaitStatus {
             exit: Exit::Exited(0),
             user_us: 1500,
@@ -70,7 +70,7 @@ mod tests {
             "guestinit: timeline (guest CLOCK_BOOTTIME, from kernel start):\n\
              \x20 init entry         1200.000 ms\n\
              \x20 system ready       1250.500 ms  (+50.500 ms)\n\
-             \x20 mark 9             1300.000 ms  (+49.500 ms)\n\
+             \x20 mark 42            1300.000 ms  (+49.500 ms)\n\
              \x20 payload: user 0.002 s, system 0.001 s, max RSS 2048 KiB; init peak RSS 300 KiB\n\
              \x20 host: QEMU spawn to EXIT 4.321 s\n"
         );
