@@ -140,28 +140,25 @@ fn hvc0(fd: RawFd) -> Vec<OsString> {
     args
 }
 
-/// Port 1, the frame stream, named so the init finds it.
-fn bulk_port(fd: RawFd) -> Vec<OsString> {
-    let mut args = socket_chardev("bulk", fd);
-    let device = format!(
-        "virtserialport,bus=vser0.0,nr=1,chardev=bulk,name={}",
-        proto::BULK_PORT
-    );
+/// A virtio-serial port `nr` on an inherited socket, named so the init
+/// finds it by name.
+fn named_port(id: &str, nr: u8, name: &str, fd: RawFd) -> Vec<OsString> {
+    let mut args = socket_chardev(id, fd);
+    let device = format!("virtserialport,bus=vser0.0,nr={nr},chardev={id},name={name}");
     args.extend(strings(&["-device", &device]));
     args
+}
+
+/// Port 1, the frame stream.
+fn bulk_port(fd: RawFd) -> Vec<OsString> {
+    named_port("bulk", 1, proto::BULK_PORT, fd)
 }
 
 /// Port 3, the host's stdin for the payload (port 2 is kept for the
 /// scheduler's stats relay).
 fn stdin_port(fd: Option<RawFd>) -> Vec<OsString> {
-    let Some(fd) = fd else { return Vec::new() };
-    let mut args = socket_chardev("stdin", fd);
-    let device = format!(
-        "virtserialport,bus=vser0.0,nr=3,chardev=stdin,name={}",
-        proto::STDIN_PORT
-    );
-    args.extend(strings(&["-device", &device]));
-    args
+    fd.map(|fd| named_port("stdin", 3, proto::STDIN_PORT, fd))
+        .unwrap_or_default()
 }
 
 /// The QMP monitor the host stops the VM through.
