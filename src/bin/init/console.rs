@@ -6,13 +6,12 @@
 //! never lost for want of a device file. The crash path bypasses all this.
 
 use core::fmt::{self, Write};
+use crate::backlog::Backlog;
 use guestinit::cell::{Exclusive, StaticFd};
 use guestinit::fmt::SliceWriter;
 use guestinit::proto;
 use guestinit::sys::uart::Uart;
-use heapless::Deque;
-use rustix::event::{poll, PollFd, PollFlags};
-use rustix::fd::{AsFd, BorrowedFd, IntoRawFd};
+use rustix::fd::{BorrowedFd, IntoRawFd};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
@@ -21,7 +20,7 @@ const COM2_BACKLOG: usize = 4096;
 
 static COM1_FD: StaticFd = StaticFd::new();
 static COM2_FD: StaticFd = StaticFd::new();
-static COM2: Exclusive<Option<Writer<BorrowedFd<'static>, COM2_BACKLOG>>> = Exclusive::new(None);
+static COM2: Exclusive<Backlog<COM2_BACKLOG>> = Exclusive::new(Backlog::new());
 
 /// Opens the serial devices once devtmpfs is mounted.
 pub fn open_serial() {
@@ -31,7 +30,6 @@ pub fn open_serial() {
     }
     if let Ok(fd) = rustix::fs::open(c"/dev/ttyS1", flags | OFlags::NONBLOCK, Mode::empty()) {
         COM2_FD.set(fd);
-        COM2.with(|slot| *slot = COM2_FD.get().map(Writer::new));
     }
 }
 
@@ -49,113 +47,31 @@ pub fn ensure_std_fds() {
     }
 }
 
-/// A bounded queue in front of a non-blocking descriptor, owned or not.
-pub struct Writer<F, const CAP: usize> {
-    fd: F,
-    queue: Deque<u8, CAP>,
-}
-
-impl<F: AsFd, const CAP: usize> Writer<F, CAP> {
-    pub fn new(fd: F) -> Self {
-        Writer {
-            fd,
-            queue: Deque::new(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
-    }
-
-    /// Drops what the queue holds.
-    pub fn clear(&mut self) {
-        self.queue.clear();
-    }
-
-    /// Bytes the queue can still take.
-    pub fn room(&self) -> usize {
-        CAP - self.queue.len()
-    }
-
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-
-    /// Queues what fits of `bytes`; how many bytes that was.
-    pub fn push(&mut self, bytes: &[u8]) -> usize {
-        bytes
-            .iter()
-            .take_while(|&&b| self.queue.push_back(b).is_ok())
-            .count()
-    }
-
-    /// One non-blocking write of the queue's front; `Err(AGAIN)` when the
-    /// descriptor takes nothing now.
-    pub fn write_some(&mut self) -> Result<(), Errno> {
-        let (front, _) = self.queue.as_slices();
-        if front.is_empty() {
-            return Ok(());
-        }
-        let n = rustix::io::write(&self.fd, front)?;
-        for _ in 0..n {
-            self.queue.pop_front();
-        }
-        Ok(())
-    }
-
-    /// Queues all of `bytes`, waiting for the descriptor only while the
-    /// queue is full; false when the descriptor fails for good.
-    pub fn write_all(&mut self, mut bytes: &[u8]) -> bool {
-        loop {
-            bytes = &bytes[self.push(bytes)..];
-            match self.write_some() {
-                Ok(()) | Err(Errno::INTR) => {}
-                Err(Errno::AGAIN) if !bytes.is_empty() => self.wait_writable(),
-                Err(Errno::AGAIN) => {}
-                Err(_) => return false,
-            }
-            if bytes.is_empty() {
-                return true;
-            }
-        }
-    }
-
-    /// Writes out the whole queue, waiting as needed.
-    pub fn flush(&mut self) {
-        while !self.queue.is_empty() {
-            match self.write_some() {
-                Ok(()) | Err(Errno::INTR) => {}
-                Err(Errno::AGAIN) => self.wait_writable(),
-                Err(_) => return,
-            }
-        }
-    }
-
-    fn wait_writable(&self) {
-        let mut fds = [PollFd::new(&self.fd, PollFlags::OUT)];
-        let _ = poll(&mut fds, None);
-    }
-}
-
 /// COM2's descriptor while its queue holds bytes: what the reactor polls
 /// for room.
 pub fn com2_backlog() -> Option<BorrowedFd<'static>> {
-    let pending = COM2.with(|w| w.as_ref().is_some_and(|w| !w.is_empty()));
+    let pending = COM2.with(|b| !b.is_empty());
     COM2_FD.get().filter(|_| pending == Some(true))
 }
 
 /// One non-blocking write of COM2's queue.
 pub fn com2_write_some() {
-    COM2.with(|w| w.as_mut().map(Writer::write_some));
+    if let Some(fd) = COM2_FD.get() {
+        COM2.with(|b| b.write_some(fd));
+    }
 }
 
 /// Writes out what COM2 still holds (before power-off).
 pub fn flush() {
-    COM2.with(|w| w.as_mut().map(Writer::flush));
+    if let Some(fd) = COM2_FD.get() {
+        COM2.with(|b| b.flush(fd));
+    }
 }
 
 fn write_com2(bytes: &[u8]) {
-    let queued = COM2.with(|w| w.as_mut().is_some_and(|w| w.write_all(bytes)));
+    let queued = COM2_FD
+        .get()
+        .and_then(|fd| COM2.with(|b| b.write_all(fd, bytes)));
     if queued != Some(true) {
         fallback(Uart::Com2, bytes);
     }
@@ -229,53 +145,3 @@ macro_rules! warning {
     ($($arg:tt)*) => { $crate::console::warn_args(format_args!($($arg)*)) };
 }
 pub(crate) use warning;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rustix::fd::OwnedFd;
-
-    fn pipe() -> (OwnedFd, OwnedFd) {
-        let (r, w) = rustix::pipe::pipe().unwrap();
-        rustix::fs::fcntl_setfl(&w, OFlags::NONBLOCK).unwrap();
-        rustix::fs::fcntl_setfl(&r, OFlags::NONBLOCK).unwrap();
-        (r, w)
-    }
-
-    fn drain(r: &OwnedFd) -> usize {
-        let mut buf = [0u8; 4096];
-        let mut total = 0;
-        while let Ok(n @ 1..) = rustix::io::read(r, &mut buf) {
-            total += n;
-        }
-        total
-    }
-
-    #[test]
-    fn a_full_line_holds_bytes_back_without_blocking_and_sends_them_later() {
-        let (r, w) = pipe();
-        let capacity = rustix::pipe::fcntl_getpipe_size(&w).unwrap();
-        let mut writer: Writer<_, 64> = Writer::new(w);
-        // Fill the pipe as a slow UART would be full.
-        let filler = std::vec![b'x'; capacity];
-        assert!(writer.write_all(&filler));
-        writer.flush();
-        assert_eq!(writer.push(b"late line\n"), 10);
-        assert_eq!(writer.write_some(), Err(Errno::AGAIN));
-        assert!(!writer.is_empty(), "the line waits in the queue");
-        assert_eq!(drain(&r), capacity);
-        writer.write_some().unwrap();
-        assert!(writer.is_empty());
-        let mut buf = [0u8; 16];
-        let n = rustix::io::read(&r, &mut buf).unwrap();
-        assert_eq!(&buf[..n], b"late line\n");
-    }
-
-    #[test]
-    fn push_takes_only_what_fits() {
-        let (_r, w) = pipe();
-        let mut writer: Writer<_, 8> = Writer::new(w);
-        assert_eq!(writer.push(b"0123456789"), 8);
-        assert_eq!(writer.push(b"x"), 0);
-    }
-}

@@ -5,7 +5,8 @@
 //! left is drained within a bound.
 
 use crate::clock;
-use crate::console::{warning, Writer};
+use crate::backlog::Backlog;
+use crate::console::warning;
 use crate::link::Link;
 use crate::reactor::{Ctx, Interests, Rank, Source};
 use rustix::event::PollFlags;
@@ -30,7 +31,8 @@ const COM1: u8 = 1;
 
 pub struct TraceRelay {
     pipe: Option<OwnedFd>,
-    com1: Writer<OwnedFd, BACKLOG>,
+    com1: OwnedFd,
+    backlog: Backlog<BACKLOG>,
     /// When trace_pipe is read next without waiting for poll.
     tick_at: u64,
     /// When the cleanup's drain ends, once it has begun.
@@ -47,7 +49,8 @@ pub fn open() -> Option<TraceRelay> {
     let _ = write_knob(DUMP_EVENT, b"1");
     Some(TraceRelay {
         pipe: Some(pipe),
-        com1: Writer::new(com1),
+        com1,
+        backlog: Backlog::new(),
         tick_at: clock::now_ns(),
         drain_until: None,
     })
@@ -64,22 +67,22 @@ impl TraceRelay {
     fn relay(&mut self) {
         let Some(pipe) = &self.pipe else { return };
         let mut buf = [0u8; 2048];
-        let room = self.com1.room().min(buf.len());
+        let room = self.backlog.room().min(buf.len());
         if room == 0 {
-            let _ = self.com1.write_some();
+            let _ = self.backlog.write_some(self.com1.as_fd());
             return;
         }
         match rustix::io::read(pipe, &mut buf[..room]) {
             Ok(0) => self.pipe = None,
             Ok(n) => {
-                self.com1.push(&buf[..n]);
+                self.backlog.push(&buf[..n]);
             }
             // Empty: a draining relay is done with the pipe.
             Err(Errno::AGAIN) if self.drain_until.is_some() => self.pipe = None,
             Err(Errno::AGAIN | Errno::INTR) => {}
             Err(_) => self.pipe = None,
         }
-        let _ = self.com1.write_some();
+        let _ = self.backlog.write_some(self.com1.as_fd());
     }
 }
 
@@ -89,11 +92,11 @@ impl Source for TraceRelay {
     }
 
     fn interests<'s>(&'s self, _link: &Link, out: &mut Interests<'s>) {
-        if let (Some(pipe), true) = (&self.pipe, self.com1.room() > 0) {
+        if let (Some(pipe), true) = (&self.pipe, self.backlog.room() > 0) {
             out.add(pipe.as_fd(), PollFlags::IN, PIPE);
         }
-        if !self.com1.is_empty() {
-            out.add(self.com1.fd(), PollFlags::OUT, COM1);
+        if !self.backlog.is_empty() {
+            out.add(self.com1.as_fd(), PollFlags::OUT, COM1);
         }
     }
 
@@ -101,7 +104,7 @@ impl Source for TraceRelay {
         match token {
             PIPE => self.relay(),
             _ => {
-                let _ = self.com1.write_some();
+                let _ = self.backlog.write_some(self.com1.as_fd());
             }
         }
     }
@@ -119,7 +122,7 @@ impl Source for TraceRelay {
         if self.drain_until.is_some_and(|until| now >= until) {
             warning!("the trace still flowed {DRAIN_MS} ms into the cleanup: the rest is dropped");
             self.pipe = None;
-            self.com1.clear();
+            self.backlog.clear();
             return;
         }
         self.relay();
@@ -135,6 +138,6 @@ impl Source for TraceRelay {
     }
 
     fn done(&self) -> bool {
-        self.pipe.is_none() && self.com1.is_empty()
+        self.pipe.is_none() && self.backlog.is_empty()
     }
 }

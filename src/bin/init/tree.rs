@@ -1,5 +1,6 @@
 // The init's module tree, shared by the binary (main.rs) and its host unit
 // tests (units.rs), which link the same modules with std.
+mod backlog;
 mod boot;
 mod clock;
 mod console;
