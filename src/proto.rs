@@ -8,6 +8,10 @@ pub const BULK_PORT: &str = "guestinit.bulk";
 pub const KTSTR_BULK_PORT: &str = "ktstr-bulk";
 /// The port that carries the host's stdin to the payload's.
 pub const STDIN_PORT: &str = "guestinit.stdin";
+/// The port relayed to the scheduler's stats socket.
+pub const STATS_PORT: &str = "guestinit.stats";
+/// Where scx schedulers serve their stats (scx_stats).
+pub const STATS_SOCKET: &str = "/var/run/scx/root/stats";
 
 /// The payload's PATH, as the init sets it: `#!/usr/bin/env X` finds X here.
 pub const GUEST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -29,6 +33,8 @@ pub mod key {
     /// `page_offset_base`'s link-time offset from `_text`, in hex, from the
     /// kernel's System.map: KADR then needs only `_text` from kallsyms.
     pub const PAGE_OFFSET_BASE: &str = "guestinit.pob";
+    /// Present: the host relays a stats client on [`super::STATS_PORT`].
+    pub const STATS: &str = "guestinit.stats";
     /// Present: the host relays its stdin on [`super::STDIN_PORT`].
     pub const STDIN: &str = "guestinit.stdin";
 }

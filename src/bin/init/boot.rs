@@ -6,6 +6,7 @@ use crate::link::{self, Ack, Link};
 use crate::payload::{self, Payload};
 use crate::reactor::{Reactor, Source};
 use crate::spawn::Stdio;
+use crate::stats_relay::{self, StatsRelay};
 use crate::stdin_relay::{self, StdinRelay};
 use crate::wake::{self, WakeBytes};
 use crate::serial_drain::Com2Drain;
@@ -148,12 +149,17 @@ fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd, cmdline: &Cmd
     let (mut payload, stdin_pipe) = start_payload(link, marks, stdin);
     let mut relay = stdin_port.zip(stdin_pipe).map(|(port, pipe)| StdinRelay::new(port, pipe));
     let mut wake = wake::open().map(WakeBytes::new);
+    let mut stats = cmdline
+        .get(proto::key::STATS.as_bytes())
+        .and_then(|_| stats_relay::open_port())
+        .map(StatsRelay::new);
     let mut trace = trace::open();
     let mut com2 = Com2Drain;
-    let mut sources: Vec<&mut dyn Source, 5> = Vec::new();
+    let mut sources: Vec<&mut dyn Source, 6> = Vec::new();
     let _ = sources.push(&mut payload);
-    let optional: [Option<&mut dyn Source>; 3] = [
+    let optional: [Option<&mut dyn Source>; 4] = [
         relay.as_mut().map(|s| s as &mut dyn Source),
+        stats.as_mut().map(|s| s as &mut dyn Source),
         wake.as_mut().map(|s| s as &mut dyn Source),
         trace.as_mut().map(|s| s as &mut dyn Source),
     ];

@@ -16,6 +16,7 @@ mod reactor;
 mod rss;
 mod serial_drain;
 mod spawn;
+mod stats_relay;
 mod stdin_relay;
 #[cfg(test)]
 mod testkit;
