@@ -5,6 +5,8 @@ use crate::console::{self, warning};
 use crate::link::{self, Ack, Link};
 use crate::payload::{self, Payload};
 use crate::reactor::Reactor;
+use crate::sched::{self, AttachWait, Sched};
+use guestinit::parse::num::parse_dec_u64;
 use crate::{clock, crash, failure, kaddr, modules, mounts, power, rss};
 use guestinit::cell::TakeOnce;
 use guestinit::parse::cmdline::Cmdline;
@@ -67,8 +69,9 @@ pub fn run(entry_ns: u64) -> ! {
     let mut marks = Marks(Vec::new());
     marks.add(Mark::InitEntry, entry_ns);
     announce(&mut link, &mut marks);
+    let attach_ms = attach_timeout_ms(&cmdline);
     let code = match Mode::Test {
-        Mode::Test => test_mode(&mut link, &mut marks, signals),
+        Mode::Test => test_mode(&mut link, &mut marks, signals, attach_ms),
     };
     link.finish(code, ack);
     power::off()
@@ -122,11 +125,34 @@ fn srdy_budget_ms() -> u64 {
     (SRDY_BASE_MS + cpus * 150).min(90_000)
 }
 
-/// Test mode: the payload runs to its end in the reactor; SCPP, TIME and
-/// WAIT follow. The exit code for EXIT.
-fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd) -> i32 {
+/// The attach wait the host asked for (`guestinit.attach_timeout`).
+fn attach_timeout_ms(cmdline: &Cmdline<'_>) -> u64 {
+    let secs = match cmdline.get(proto::key::ATTACH_TIMEOUT.as_bytes()) {
+        Some(Some(v)) => parse_dec_u64(v),
+        _ => None,
+    };
+    secs.unwrap_or(proto::sched::ATTACH_TIMEOUT_TCG_S).saturating_mul(1000)
+}
+
+/// Test mode: the scheduler, if there is one, must attach; the payload runs
+/// to its end in the reactor; SCPP, TIME and WAIT follow. The exit code
+/// for EXIT: 248 when the scheduler failed.
+fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd, attach_ms: u64) -> i32 {
+    let mut reactor = Reactor::new(Some(signals));
+    let mut sched = start_scheduler(link, &mut reactor, attach_ms);
+    if let Some(s) = sched.as_mut().filter(|s| s.failed()) {
+        reactor.run(link, &mut [s, &mut console::Com2Drain]);
+        sched::setup::disable();
+        return proto::sched::FAILED;
+    }
     let mut payload = start_payload(link, marks);
-    Reactor::new(Some(signals)).run(link, &mut [&mut payload, &mut console::Com2Drain]);
+    match sched.as_mut() {
+        Some(s) => reactor.run(link, &mut [&mut payload, s, &mut console::Com2Drain]),
+        None => reactor.run(link, &mut [&mut payload, &mut console::Com2Drain]),
+    }
+    if sched.is_some() {
+        sched::setup::disable();
+    }
     let ended = payload.ended().expect("the reactor runs until the payload ends");
     marks.add(Mark::PayloadExit, ended.exit_ns);
     link.send(Tag::SCPP, &[]);
@@ -136,7 +162,32 @@ fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd) -> i32 {
     let len = Timeline::encode(&marks.0, &mut timeline);
     link.send(Tag::TIME, &timeline[..len]);
     link.send(Tag::WAIT, &status.to_bytes());
-    status.exit.shell_code()
+    match sched.as_ref().is_some_and(Sched::failed) {
+        true => proto::sched::FAILED,
+        false => status.exit.shell_code(),
+    }
+}
+
+/// With a /scheduler: sched_ext, cgroups, BPF stats, /sched_enable, the
+/// start and the attach wait, in the reactor. A setup failure ends the run.
+fn start_scheduler(link: &mut Link, reactor: &mut Reactor, attach_ms: u64) -> Option<Sched> {
+    rustix::fs::access(proto::path::SCHEDULER, rustix::fs::Access::EXISTS).ok()?;
+    let started = sched::setup::check_sched_ext()
+        .and_then(|()| sched::setup::make_cgroups())
+        .and_then(|cgroup| {
+            sched::setup::enable_bpf_stats();
+            sched::setup::run_script(proto::path::SCHED_ENABLE)?;
+            sched::setup::start(link, cgroup.as_ref(), attach_ms)
+        });
+    let mut sched = match started {
+        Ok(s) => s,
+        Err(e) => failure::fail_with(link, proto::sched::FAILED, format_args!("{e}")),
+    };
+    reactor.run(link, &mut [&mut AttachWait(&mut sched), &mut console::Com2Drain]);
+    if !sched.failed() {
+        link.send(Tag::LIFE, &[Phase::WorkloadDispatched as u8]);
+    }
+    Some(sched)
 }
 
 /// Starts the payload; one that cannot start ends the run.

@@ -12,7 +12,7 @@ use guestinit::fmt::ErrnoText;
 use guestinit::sys::process::{wait4, Child as Which, Reaped, Wait};
 use guestinit::sys::signal::{signalfd_signo, SIGNALFD_INFO_LEN};
 use heapless::Vec;
-use linux_raw_sys::general::SIGCHLD;
+use linux_raw_sys::general::{SIGCHLD, SIGTERM};
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fd::{BorrowedFd, OwnedFd};
 use rustix::io::Errno;
@@ -33,6 +33,9 @@ const MAX_CHILDREN: usize = 8;
 pub enum Rank {
     /// What the run is for: the payload.
     Workload,
+    /// The sched_ext scheduler: stopped, reaped and its log sent before
+    /// the consoles drain (docs/PROTOCOL.md, cleanup order).
+    Scheduler,
     /// Writers that must drain last: the serial consoles.
     Console,
 }
@@ -57,12 +60,19 @@ pub struct Ctx<'a> {
     pub link: &'a mut Link,
     children: &'a mut Children,
     me: SourceId,
+    stop: &'a mut bool,
 }
 
 impl Ctx<'_> {
     /// Sends `pid`'s status to this source's [`Source::on_exit`].
     pub fn watch_child(&mut self, pid: i32) {
         self.children.watch(pid, self.me);
+    }
+
+    /// Stops the run as SIGTERM to PID 1 would: every source's
+    /// [`Source::on_stop`] is called once this handler returns.
+    pub fn stop_run(&mut self) {
+        *self.stop = true;
     }
 }
 
@@ -71,7 +81,8 @@ impl Ctx<'_> {
 pub trait Source {
     fn rank(&self) -> Rank;
 
-    /// Once, before the first round: watch children started earlier.
+    /// Once, before the first round of each run: watch children started
+    /// earlier (the child table starts empty, as owners are indices).
     fn start(&mut self, _ctx: &mut Ctx<'_>) {}
 
     /// The descriptors to poll now; `link` tells whether frames fit.
@@ -155,6 +166,8 @@ pub struct Reactor {
     /// harness's other threads would take them.
     signals: Option<OwnedFd>,
     children: Children,
+    /// A source asked to stop the run ([`Ctx::stop_run`]).
+    stop: bool,
 }
 
 impl Reactor {
@@ -162,16 +175,19 @@ impl Reactor {
         Reactor {
             signals,
             children: Children { table: Vec::new() },
+            stop: false,
         }
     }
 
     /// Runs until every workload source is done and every other source has
     /// cleaned up, rank by rank. Queued frames may remain on `link`.
     pub fn run(&mut self, link: &mut Link, sources: &mut [&mut dyn Source]) {
+        self.children.table.clear();
         self.each(link, sources, |s, ctx| s.start(ctx));
         let mut cleaning: Option<Rank> = None;
         loop {
             self.fire_deadlines(link, sources);
+            self.stop_if_asked(link, sources);
             match next_rank_to_clean(sources) {
                 None => return,
                 Some(Rank::Workload) => {}
@@ -190,6 +206,7 @@ impl Reactor {
             for (target, events) in ready {
                 self.dispatch(target, events, link, sources);
             }
+            self.stop_if_asked(link, sources);
             link.pump();
         }
     }
@@ -199,6 +216,7 @@ impl Reactor {
             link,
             children: &mut self.children,
             me,
+            stop: &mut self.stop,
         }
     }
 
@@ -211,6 +229,12 @@ impl Reactor {
     ) {
         for (id, source) in sources.iter_mut().enumerate() {
             f(&mut **source, &mut self.ctx(link, id));
+        }
+    }
+
+    fn stop_if_asked(&mut self, link: &mut Link, sources: &mut [&mut dyn Source]) {
+        if core::mem::take(&mut self.stop) {
+            self.each(link, sources, |s, ctx| s.on_stop(SIGTERM, ctx));
         }
     }
 
@@ -324,7 +348,7 @@ fn next_rank_to_clean(sources: &[&mut dyn Source]) -> Option<Rank> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::link::FramePool;
     use crate::payload::Payload;
@@ -339,7 +363,7 @@ mod tests {
     use std::vec::Vec as StdVec;
 
     /// A link over a pipe, and the pipe's read end.
-    fn link() -> (Link, OwnedFd) {
+    pub(crate) fn link() -> (Link, OwnedFd) {
         let (r, w) = rustix::pipe::pipe().unwrap();
         rustix::fs::fcntl_setfl(&w, OFlags::NONBLOCK).unwrap();
         let pool: &'static mut FramePool = Box::leak(Box::new(Pool::new()));
@@ -364,7 +388,7 @@ mod tests {
 
     /// Every frame in `bytes`, in order; bytes that are no frame (the filler
     /// that held the port full) are passed over.
-    fn frames(bytes: &[u8]) -> StdVec<(Tag, StdVec<u8>)> {
+    pub(crate) fn frames(bytes: &[u8]) -> StdVec<(Tag, StdVec<u8>)> {
         let mut storage = std::vec![0u8; 64 * 1024];
         let mut decoder = Decoder::new(&mut storage);
         let mut out = StdVec::new();
@@ -383,7 +407,7 @@ mod tests {
     }
 
     /// Flushes `link` while a thread reads its pipe; the frames read.
-    fn collect(mut link: Link, r: OwnedFd) -> StdVec<(Tag, StdVec<u8>)> {
+    pub(crate) fn collect(mut link: Link, r: OwnedFd) -> StdVec<(Tag, StdVec<u8>)> {
         let reader = std::thread::spawn(move || {
             let mut all = StdVec::new();
             let mut buf = [0u8; 65536];
@@ -397,7 +421,7 @@ mod tests {
         frames(&reader.join().unwrap())
     }
 
-    fn output(frames: &[(Tag, StdVec<u8>)], tag: Tag) -> StdVec<u8> {
+    pub(crate) fn output(frames: &[(Tag, StdVec<u8>)], tag: Tag) -> StdVec<u8> {
         frames
             .iter()
             .filter(|(t, _)| *t == tag)

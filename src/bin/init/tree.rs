@@ -13,4 +13,5 @@ mod payload;
 mod power;
 mod reactor;
 mod rss;
+mod sched;
 mod spawn;
