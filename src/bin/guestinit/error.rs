@@ -4,6 +4,8 @@
 //! Exit status of `guestinit run`:
 //! - 0..=255: the payload's exit code, from the last CRC-valid EXIT frame
 //!   (a negative or larger code is reduced modulo 256, as a shell does);
+//! - 248 ([`SCHED_FAILED`]), with `--scheduler`: the kernel has no sched_ext,
+//!   or the scheduler did not start, did not attach, or died during the run;
 //! - 249 ([`USAGE`]): bad arguments, missing program, kernel, module, library or
 //!   init binary, unreadable input (clap's own usage errors keep clap's 2);
 //! - 250 ([`QEMU`]): QEMU is not on PATH, failed to start, or never connected;
@@ -19,6 +21,7 @@ use std::io;
 use std::path::PathBuf;
 use std::process::ExitStatus;
 
+pub const SCHED_FAILED: u8 = 248;
 pub const USAGE: u8 = 249;
 pub const QEMU: u8 = 250;
 pub const NO_EXIT: u8 = 251;
@@ -30,6 +33,8 @@ pub const FATAL: u8 = 254;
 pub const EXIT_CODES_HELP: &str = "\
 Exit status:
   0-255  the payload's exit code (from the guest's EXIT frame)
+  248    with --scheduler: no sched_ext in the kernel, or the scheduler did not
+         start, did not attach, or died during the run
   249    usage or pack error (missing program, kernel, module, library, init)
   250    qemu-system-x86_64 missing or failed to start
   251    the VM ended without an exit code (kernel panic, init died)
@@ -90,6 +95,27 @@ pub enum Error {
     ModuleCycle { chain: String },
     #[error("init binary not found at {}: run `cargo build --release` (or pass --init)", path.display())]
     InitNotFound { path: PathBuf },
+    #[error("{}:{line}: {why}", file.display())]
+    BadScript {
+        file: PathBuf,
+        line: usize,
+        why: String,
+    },
+    #[error("{option} {path:?}: {why}")]
+    BadCgroup {
+        option: &'static str,
+        path: String,
+        why: &'static str,
+    },
+    #[error("no config for kernel {} (looked for {}): libbpf in the guest needs it", kernel.display(), looked.join(", "))]
+    NoKernelConfig {
+        kernel: PathBuf,
+        looked: Vec<String>,
+    },
+
+    // ---- 248: the scheduler failed ----
+    #[error("{line}")]
+    Scheduler { line: String, log_tail: String },
 
     // ---- 250: QEMU could not be started ----
     #[error("qemu-system-x86_64 not found on PATH: run scripts/setup.sh (Debian package qemu-system-x86)")]
@@ -128,6 +154,7 @@ impl Error {
             Error::Timeout { .. } => TIMEOUT,
             Error::InitPanic { .. } => INIT_PANIC,
             Error::Fatal { .. } => FATAL,
+            Error::Scheduler { .. } => SCHED_FAILED,
             Error::Read { .. }
             | Error::Write { .. }
             | Error::BadArgument { .. }
@@ -146,7 +173,10 @@ impl Error {
             | Error::ModuleNotFound { .. }
             | Error::BadModule { .. }
             | Error::ModuleCycle { .. }
-            | Error::InitNotFound { .. } => USAGE,
+            | Error::InitNotFound { .. }
+            | Error::BadScript { .. }
+            | Error::BadCgroup { .. }
+            | Error::NoKernelConfig { .. } => USAGE,
         }
     }
 
@@ -158,6 +188,7 @@ impl Error {
                 ("qemu-system-x86_64 stderr", stderr)
             }
             Error::NoExit { com1_tail } => ("last lines of COM1", com1_tail),
+            Error::Scheduler { log_tail, .. } => ("last lines of the scheduler's log", log_tail),
             _ => return None,
         };
         (!text.trim().is_empty()).then_some((label, text.as_str()))

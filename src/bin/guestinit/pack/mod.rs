@@ -15,6 +15,7 @@
 mod cpio;
 mod elf;
 mod modules;
+pub mod sched;
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -45,6 +46,8 @@ pub struct Spec {
     pub kernel: Option<PathBuf>,
     /// `--modules DIR`.
     pub modules: Option<PathBuf>,
+    /// `--scheduler` and its files.
+    pub sched: sched::SchedArgs,
 }
 
 /// The archive's entries, read and checked, ready to write.
@@ -72,6 +75,7 @@ pub fn main(args: PackArgs) -> Result<()> {
         init: args.init,
         kernel: args.kernel,
         modules: args.modules,
+        sched: args.sched,
     };
     write(&plan(&spec)?, &args.output, args.compress)
 }
@@ -95,7 +99,14 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
     })?;
     let program = locate::program(program_arg)?;
     let args = args_file(program.as_os_str(), rest)?;
-    let payload = elf::closure(&program)?;
+    let mut payload = elf::closure(&program)?;
+    let sched = sched::plan(&spec.sched, spec.kernel.as_deref())?;
+    // The scheduler's libraries live at their host paths, beside the payload's.
+    for lib in sched.iter().flat_map(|s| &s.libs) {
+        if !payload.contains(lib) {
+            payload.push(lib.clone());
+        }
+    }
     let init = locate::init(spec.init.as_deref())?;
     let modules_dir = modules_dir(spec.kernel.as_deref(), spec.modules.as_deref())?;
     let modules = modules::resolve(&modules_dir, modules::WANTED)?;
@@ -116,6 +127,9 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
     }
 
     let mut dirs: BTreeSet<PathBuf> = [PathBuf::from("dev"), PathBuf::from("modules")].into();
+    if sched.is_some() {
+        dirs.insert(PathBuf::from("boot"));
+    }
     for path in &payload {
         let relative = path.strip_prefix("/").unwrap_or(path);
         dirs.extend(
@@ -147,6 +161,9 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
         data: args,
     });
     entries.extend(files);
+    for (name, perm, data) in sched.into_iter().flat_map(|s| s.files) {
+        entries.push(Entry::File { name, perm, data });
+    }
     for (i, module) in modules.iter().enumerate() {
         entries.push(Entry::File {
             name: format!("modules/{i:03}-{}{}", module.name, module.ending),
@@ -281,6 +298,7 @@ mod tests {
             init: Some(init),
             kernel: None,
             modules: Some(modules),
+            sched: sched::SchedArgs::default(),
         }
     }
 

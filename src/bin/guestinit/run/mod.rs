@@ -3,6 +3,7 @@
 //! exit status (see `crate::error` for the codes).
 
 mod qemu;
+pub mod sched;
 mod serial;
 mod stream;
 mod timeline;
@@ -46,6 +47,7 @@ pub fn main(args: RunArgs) -> Result<u8> {
                 init: args.init.clone(),
                 kernel: Some(kernel.clone()),
                 modules: args.modules.clone(),
+                sched: args.sched.clone(),
             };
             let path = dir.join("initramfs.cpio");
             pack::write(&pack::plan(&spec)?, &path, Compress::None)?;
@@ -77,13 +79,21 @@ pub fn main(args: RunArgs) -> Result<u8> {
         what: format!("listening on {}", socket.display()),
         source,
     })?;
+    let accel = qemu::detect_accel();
+    let with_scheduler = args.sched.scheduler.is_some();
+    let append = sched::append(
+        args.append.as_deref(),
+        with_scheduler,
+        &args.sched_run,
+        accel,
+    );
     let qemu_args = qemu::args(&qemu::VmConfig {
-        accel: qemu::detect_accel(),
+        accel,
         kernel: &kernel,
         initrd: &initrd,
         memory_mib: args.memory,
         cpus: args.cpus,
-        append: args.append.as_deref(),
+        append: append.as_deref(),
         com1: &com1,
         com2: &com2,
         bulk_socket: &socket,
@@ -139,6 +149,10 @@ pub fn main(args: RunArgs) -> Result<u8> {
     }
     let fatal = serial::first_line_starting(&serial::read_log(&com2), proto::prefix::FATAL)
         .map(str::to_owned);
+    if let Some(path) = &args.sched_run.sched_log {
+        sched::save_log(&collected.sched, path)?;
+    }
+    let sched_failed = sched::verdict(&collected.sched, collected.exit_code, fatal.as_deref());
     let outcome = match (status, collected.exit_code, fatal) {
         (None, _, _) => Err(timed_out()),
         // The init's EXIT after a FATAL line only tells a ktstr-style host
@@ -151,6 +165,11 @@ pub fn main(args: RunArgs) -> Result<u8> {
             stderr: vm.stderr(),
         }),
         (Some(_), None, None) => Err(diagnose(&com1, &com2)),
+    };
+    // The scheduler's failure explains the exit code or FATAL line it caused.
+    let outcome = match sched_failed {
+        Some(e) if status.is_some() => Err(e),
+        _ => outcome,
     };
     if outcome.is_err() && !collected.dmsg.is_empty() {
         eprintln!("guestinit: kernel log sent by the init:");

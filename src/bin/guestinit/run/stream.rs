@@ -23,6 +23,7 @@ pub struct Collected {
     pub wait: Option<WaitStatus>,
     /// Kernel log text the init sent (DMSG), shown if the run fails.
     pub dmsg: Vec<u8>,
+    pub sched: super::sched::SchedFrames,
 }
 
 /// Routes events: SOUT to `stdout`, SERR and diagnostics to `stderr`.
@@ -104,6 +105,7 @@ impl<O: Write, E: Write> Relay<O, E> {
                 return;
             }
             Tag::DMSG => self.collected.dmsg.extend_from_slice(payload),
+            Tag::SCLG | Tag::SCDX | Tag::LIFE => self.collected.sched.on_frame(tag, payload),
             Tag::TIME => self.collected.timeline.extend(Timeline::entries(payload)),
             Tag::WAIT => match WaitStatus::from_bytes(payload) {
                 Some(wait) => self.collected.wait = Some(wait),
