@@ -100,7 +100,7 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
     let program = locate::program(program_arg)?;
     let args = args_file(program.as_os_str(), rest)?;
     let mut payload = elf::closure(&program)?;
-    let sched = sched::plan(&spec.sched, spec.kernel.as_deref())?;
+    let sched = sched::plan(&spec.sched, spec.kernel.as_deref(), spec.modules.as_deref())?;
     // The scheduler's libraries live at their host paths, beside the payload's.
     for lib in sched.iter().flat_map(|s| &s.libs) {
         if !payload.contains(lib) {

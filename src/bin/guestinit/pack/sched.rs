@@ -57,13 +57,17 @@ pub struct SchedFiles {
     pub files: Vec<(String, u32, Vec<u8>)>,
 }
 
-/// The scheduler's files for `kernel` (else the default kernel); None
-/// without `--scheduler`.
-pub fn plan(args: &SchedArgs, kernel: Option<&Path>) -> Result<Option<SchedFiles>> {
+/// The scheduler's files for `kernel`, else for the module tree `modules`
+/// when it holds the config (`pack --modules`), else for the default
+/// kernel; None without `--scheduler`.
+pub fn plan(
+    args: &SchedArgs,
+    kernel: Option<&Path>,
+    modules: Option<&Path>,
+) -> Result<Option<SchedFiles>> {
     let Some(program) = &args.scheduler else {
         return Ok(None);
     };
-    let kernel = locate::kernel(kernel)?;
     let program = locate::program(program)?;
     let mut closure = elf::closure(&program)?.into_iter();
     let binary = closure.next().expect("the closure starts with the program");
@@ -99,7 +103,10 @@ pub fn plan(args: &SchedArgs, kernel: Option<&Path>) -> Result<Option<SchedFiles
             files.push((name.to_owned(), 0o644, cgroup_file(option, path)?));
         }
     }
-    let (release, config) = kernel_config(&kernel)?;
+    let (release, config) = match (kernel, modules.and_then(tree_config)) {
+        (None, Some(found)) => found,
+        _ => kernel_config(&locate::kernel(kernel)?)?,
+    };
     files.push((format!("boot/config-{release}"), 0o644, read(&config)?));
     Ok(Some(SchedFiles {
         libs: closure.collect(),
@@ -187,6 +194,13 @@ fn kernel_config(kernel: &Path) -> Result<(String, PathBuf)> {
         })
 }
 
+/// A module tree's own `config` (`/usr/lib/modules/RELEASE/config`).
+fn tree_config(tree: &Path) -> Option<(String, PathBuf)> {
+    let release = tree.file_name()?.to_str()?.to_owned();
+    let config = tree.join("config");
+    config.is_file().then_some((release, config))
+}
+
 fn read(path: &Path) -> Result<Vec<u8>> {
     fs::read(path).map_err(|source| Error::Read {
         path: path.to_owned(),
@@ -233,6 +247,11 @@ mod tests {
         assert_eq!(
             (release.as_str(), config),
             ("7.0-cloud", modules.join("config"))
+        );
+        let found = tree_config(&modules);
+        assert_eq!(
+            found,
+            Some(("7.0-cloud".to_owned(), modules.join("config")))
         );
         let boot = dir.path().join("boot");
         fs::create_dir_all(&boot).unwrap();

@@ -303,9 +303,11 @@ impl core::fmt::Display for ExitText {
 /// The first line of `dir/name`, without blanks around it; empty when
 /// unreadable.
 fn read_trimmed<'b>(dir: &str, name: &str, buf: &'b mut [u8]) -> &'b [u8] {
-    let mut path = heapless::String::<128>::new();
-    let _ = write!(path, "{dir}/{name}");
-    let n = setup::read_file(path.as_str(), buf).unwrap_or(0);
+    let mut path = heapless::Vec::<u8, 128>::new();
+    for part in [dir, "/", name] {
+        let _ = path.extend_from_slice(part.as_bytes());
+    }
+    let n = setup::read_file(&path[..], buf).unwrap_or(0);
     let text = &buf[..n];
     let end = text.iter().position(|&b| b == b'\n').unwrap_or(n);
     text[..end].trim_ascii()

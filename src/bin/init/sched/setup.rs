@@ -11,7 +11,7 @@ use crate::spawn::{spawn, Command, Stdio};
 use core::ffi::CStr;
 use core::fmt::{self, Write};
 use guestinit::cell::TakeOnce;
-use guestinit::fmt::{ErrnoText, Lossy};
+use guestinit::fmt::{ErrnoText, Lossy, SliceWriter};
 use guestinit::parse::sched_script::{parse_line, ScriptError};
 use guestinit::proto::{path, sched};
 use guestinit::wire::Tag;
@@ -19,9 +19,9 @@ use heapless::Vec;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
-/// A cgroup directory the init builds, or a script's path in an error:
-/// short, so errors stay small; a longer cgroup is refused.
-pub type PathBuf = heapless::String<96>;
+/// A cgroup directory the init builds: short, so errors that name it stay
+/// small; a longer cgroup is refused (the host checks it first).
+pub type PathBuf = Vec<u8, 96>;
 
 /// Arguments the scheduler takes at most, and /sched_args' size.
 const MAX_ARGS: usize = 64;
@@ -58,13 +58,16 @@ impl fmt::Display for SetupError {
                 "the kernel has no sched_ext ({} is missing): it needs CONFIG_SCHED_CLASS_EXT=y",
                 sched::SYSFS
             ),
-            SetupError::Mkdir(p, e) => write!(f, "cgroup: mkdir {p}: {}", ErrnoText(*e)),
+            SetupError::Mkdir(p, e) => write!(f, "cgroup: mkdir {}: {}", Lossy(p), ErrnoText(*e)),
             SetupError::Controllers(p, e) => write!(
                 f,
-                "cgroup: enable +cpuset +cpu in {p}/cgroup.subtree_control: {}",
+                "cgroup: enable +cpuset +cpu in {}/cgroup.subtree_control: {}",
+                Lossy(p),
                 ErrnoText(*e)
             ),
-            SetupError::Join(p, e) => write!(f, "cgroup: move the scheduler into {p}: {}", ErrnoText(*e)),
+            SetupError::Join(p, e) => {
+                write!(f, "cgroup: move the scheduler into {}: {}", Lossy(p), ErrnoText(*e))
+            }
             SetupError::Script(script, line, LineError::Parse(why)) => write!(f, "{script}:{line}: {why}"),
             SetupError::Script(script, line, LineError::Write(e)) => {
                 write!(f, "{script}:{line}: write: {}", ErrnoText(*e))
@@ -94,14 +97,14 @@ fn make_cgroup(list: &str) -> Result<Option<PathBuf>, SetupError> {
     let mut buf = [0u8; 192];
     let Ok(n) = read_file(list, &mut buf) else { return Ok(None) };
     let mut dir = PathBuf::new();
-    let _ = dir.push_str(sched::CGROUP_ROOT);
+    let _ = dir.extend_from_slice(sched::CGROUP_ROOT.as_bytes());
     for part in buf[..n].trim_ascii().split(|&b| b == b'/').filter(|p| !p.is_empty()) {
-        write_file(file_in(&dir, "cgroup.subtree_control").as_str(), CONTROLLERS)
+        write_file(&file_in(&dir, b"cgroup.subtree_control")[..], CONTROLLERS)
             .map_err(|e| SetupError::Controllers(dir.clone(), e))?;
-        if write!(dir, "/{}", Lossy(part)).is_err() {
+        if dir.push(b'/').is_err() || dir.extend_from_slice(part).is_err() {
             return Err(SetupError::Mkdir(dir, Errno::NAMETOOLONG));
         }
-        match rustix::fs::mkdir(dir.as_str(), Mode::from_raw_mode(0o755)) {
+        match rustix::fs::mkdir(&dir[..], Mode::from_raw_mode(0o755)) {
             Ok(()) | Err(Errno::EXIST) => {}
             Err(e) => return Err(SetupError::Mkdir(dir, e)),
         }
@@ -160,18 +163,21 @@ pub fn start(link: &mut Link, cgroup: Option<&PathBuf>, attach_ms: u64) -> Resul
     let sched = Sched::new(spawned.pid, out, err, attach_ms, sched::SYSFS);
     if let Some(dir) = cgroup {
         // Moved just after the fork: its first instants run in the root cgroup.
-        let procs = file_in(dir, "cgroup.procs");
-        let mut pid = heapless::String::<12>::new();
-        let _ = write!(pid, "{}", spawned.pid);
-        write_file(procs.as_str(), pid.as_bytes()).map_err(|e| SetupError::Join(dir.clone(), e))?;
+        let mut pid = [0u8; 12];
+        let mut w = SliceWriter::new(&mut pid);
+        let _ = write!(w, "{}", spawned.pid);
+        write_file(&file_in(dir, b"cgroup.procs")[..], w.written())
+            .map_err(|e| SetupError::Join(dir.clone(), e))?;
     }
     Ok(sched)
 }
 
-/// `dir/name`: a file in a cgroup directory.
-fn file_in(dir: &PathBuf, name: &str) -> heapless::String<128> {
-    let mut path = heapless::String::new();
-    let _ = write!(path, "{dir}/{name}");
+/// `dir/name`: a file in a cgroup directory (which leaves room for it).
+fn file_in(dir: &PathBuf, name: &[u8]) -> Vec<u8, 128> {
+    let mut path = Vec::new();
+    for part in [&dir[..], b"/", name] {
+        let _ = path.extend_from_slice(part);
+    }
     path
 }
 
