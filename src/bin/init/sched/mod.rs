@@ -209,6 +209,15 @@ impl Source for Sched {
         self.finish_if_over(ctx.link);
     }
 
+    /// A stop before the attach ends the wait: the payload will not run.
+    fn on_stop(&mut self, signo: u32, ctx: &mut Ctx<'_>) {
+        if let State::Waiting { .. } = self.state {
+            not_attached(ctx.link, format_args!("PID 1 got signal {signo} before the scheduler attached"));
+            self.state = State::NotAttached;
+            self.failed = true;
+        }
+    }
+
     /// After the payload: SIGINT so it unregisters from sched_ext cleanly;
     /// its exit from here on is no death.
     fn cleanup(&mut self, ctx: &mut Ctx<'_>) {
@@ -271,6 +280,10 @@ impl Source for AttachWait<'_> {
 
     fn on_exit(&mut self, reaped: Reaped, ctx: &mut Ctx<'_>) {
         self.0.on_exit(reaped, ctx);
+    }
+
+    fn on_stop(&mut self, signo: u32, ctx: &mut Ctx<'_>) {
+        self.0.on_stop(signo, ctx);
     }
 
     fn done(&self) -> bool {

@@ -157,3 +157,51 @@ fn a_scheduler_that_ignores_sigint_is_killed_after_the_grace() {
     assert!(s.done() && !s.failed(), "the cleanup's SIGKILL is no death");
     assert!(!collect(link, r).iter().any(|(t, _)| *t == Tag::SCDX));
 }
+
+/// Asks the run to stop, as a stop signal to PID 1 would, at `at`.
+struct Stopper {
+    at: Option<u64>,
+}
+
+impl Source for Stopper {
+    fn rank(&self) -> Rank {
+        Rank::Console
+    }
+
+    fn interests<'s>(&'s self, _link: &Link, _out: &mut Interests<'s>) {}
+
+    fn on_ready(&mut self, _: u8, _: PollFlags, _: &mut Ctx<'_>) {}
+
+    fn deadline(&self) -> Option<u64> {
+        self.at
+    }
+
+    fn on_deadline(&mut self, ctx: &mut Ctx<'_>) {
+        self.at = None;
+        ctx.stop_run();
+    }
+
+    fn done(&self) -> bool {
+        self.at.is_none()
+    }
+}
+
+#[test]
+fn a_stop_during_the_attach_wait_ends_it_and_the_payload_never_runs() {
+    let (mut link, r) = link();
+    let mut s = sched("exec sleep 30", "disabled", 20_000);
+    let mut stopper = Stopper {
+        at: Some(clock::now_ns() + 300 * MS),
+    };
+    let t0 = Instant::now();
+    let mut reactor = Reactor::new(None);
+    reactor.run(&mut link, &mut [&mut AttachWait(&mut s), &mut stopper]);
+    assert!(t0.elapsed().as_secs() < 2, "no wait for the attach deadline");
+    reactor.run(&mut link, &mut [&mut s]);
+    assert!(s.failed() && s.done());
+    let frames = collect(link, r);
+    assert_eq!(
+        life_text(&frames, Phase::SchedulerNotAttached),
+        "PID 1 got signal 15 before the scheduler attached"
+    );
+}
