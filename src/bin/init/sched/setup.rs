@@ -124,16 +124,20 @@ pub fn run_script(script: &'static str) -> Result<(), SetupError> {
     let mut buf = [0u8; 4096];
     let Ok(n) = read_file(script, &mut buf) else { return Ok(()) };
     for (i, line) in buf[..n].split(|&b| b == b'\n').enumerate() {
-        let fail = |why| SetupError::Script(script, i + 1, why);
-        let Some(w) = parse_line(line).map_err(|e| fail(LineError::Parse(e)))? else { continue };
-        let mut value = Vec::<u8, 256>::new();
-        let fits = value.extend_from_slice(w.value).is_ok() && value.push(b'\n').is_ok();
-        if !fits {
-            return Err(fail(LineError::TooLong));
-        }
-        write_file(w.path, &value).map_err(|e| fail(LineError::Write(e)))?;
+        run_line(line).map_err(|why| SetupError::Script(script, i + 1, why))?;
     }
     Ok(())
+}
+
+/// One line: its value and echo's `\n` in one write, as a shell's echo does.
+fn run_line(line: &[u8]) -> Result<(), LineError> {
+    let Some(w) = parse_line(line).map_err(LineError::Parse)? else { return Ok(()) };
+    let mut buf = [0u8; 256];
+    let len = w.value.len();
+    let value = buf.get_mut(..=len).ok_or(LineError::TooLong)?;
+    value[..len].copy_from_slice(w.value);
+    value[len] = b'\n';
+    write_file(w.path, value).map_err(LineError::Write)
 }
 
 /// /sched_disable after the scheduler has stopped; a failure is a warning.
