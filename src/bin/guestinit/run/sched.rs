@@ -149,6 +149,25 @@ mod tests {
     }
 
     #[test]
+    fn the_attach_timeout_goes_on_the_command_line_only_with_a_scheduler() {
+        let args = SchedRunArgs::default();
+        assert_eq!(
+            append(Some("quiet"), false, &args, Accel::Tcg).as_deref(),
+            Some("quiet")
+        );
+        let tcg = append(None, true, &args, Accel::Tcg);
+        assert_eq!(tcg.as_deref(), Some("guestinit.attach_timeout=30"));
+        let kvm = append(Some("quiet"), true, &args, Accel::Kvm);
+        assert_eq!(kvm.as_deref(), Some("guestinit.attach_timeout=10 quiet"));
+        let given = SchedRunArgs {
+            attach_timeout: Some(5),
+            sched_log: None,
+        };
+        let given = append(None, true, &given, Accel::Kvm);
+        assert_eq!(given.as_deref(), Some("guestinit.attach_timeout=5"));
+    }
+
+    #[test]
     fn a_death_names_the_status_and_the_kernels_reason() {
         let mut f = frames("starting\nEXIT: disabled by sysrq-S\n");
         f.on_frame(Tag::SCDX, &0i32.to_le_bytes());
