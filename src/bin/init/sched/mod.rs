@@ -194,9 +194,12 @@ impl Source for Sched {
         match &mut self.state {
             State::Waiting { .. } => self.check_attach(ctx.link),
             State::Stopping { killed: killed @ false, .. } => {
-                warning!("the scheduler ignored SIGINT for {KILL_GRACE_MS} ms: SIGKILL");
                 *killed = true;
-                self.signal(Signal::KILL);
+                // It may have exited with its log still held open by another.
+                if self.exit.is_none() {
+                    warning!("the scheduler ignored SIGINT for {KILL_GRACE_MS} ms: SIGKILL");
+                    self.signal(Signal::KILL);
+                }
             }
             State::Stopping { .. } => self.give_up(ctx.link),
             _ => {}
