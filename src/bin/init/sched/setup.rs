@@ -232,3 +232,31 @@ pub fn write_file<P: rustix::path::Arg>(path: P, bytes: &[u8]) -> Result<(), Err
     let file = rustix::fs::open(path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())?;
     rustix::io::write(&file, bytes).map(drop)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leak(s: String) -> &'static str {
+        Box::leak(s.into_boxed_str())
+    }
+
+    #[test]
+    fn a_script_writes_each_value_with_a_newline_and_names_a_failing_line() {
+        let dir = std::env::temp_dir().join(format!("guestinit-script-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("value");
+        std::fs::write(&target, "").unwrap();
+        let script = dir.join("enable");
+        let text = format!("# set it\necho 'on' > {}\n\necho 1 > {}/missing/x\n", target.display(), dir.display());
+        std::fs::write(&script, text).unwrap();
+        let script = leak(script.display().to_string());
+        let err = run_script(script).expect_err("line 4 fails");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "on\n");
+        assert_eq!(std::format!("{err}"), std::format!("{script}:4: write: No such file or directory"));
+        std::fs::write(script, "printf 1 > /x\n").unwrap();
+        let err = run_script(script).expect_err("line 1 is refused");
+        assert_eq!(std::format!("{err}"), std::format!("{script}:1: not an echo command"));
+        assert!(run_script(leak(dir.join("absent").display().to_string())).is_ok());
+    }
+}
