@@ -64,10 +64,30 @@ if ! compgen -G "$sid/usr/lib/modules/*/vmlinuz" >/dev/null; then
     mkdir -p "$sid"
     for deb in "$apt_dir"/download/*.deb; do dpkg-deb -x "$deb" "$sid"; done
 fi
+# The sched_ext VM tests run the real scx_bpfland, built once from crates.io
+# into .cache/scx. Its BPF build calls `clang`, which Debian 12 ships as
+# clang-19: a private symlink on PATH serves the build without touching /usr/bin.
+setup_scx() {
+    local root=.cache/scx
+    [ -x "$root/bin/scx_bpfland" ] && return
+    local pkgs=()
+    for p in clang-19 libelf-dev zlib1g-dev pkg-config; do
+        dpkg -s "$p" >/dev/null 2>&1 || pkgs+=("$p")
+    done
+    if [ ${#pkgs[@]} -gt 0 ]; then
+        apt_update
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}"
+    fi
+    mkdir -p .cache/clang-bin
+    ln -sf /usr/bin/clang-19 .cache/clang-bin/clang
+    PATH="$PWD/.cache/clang-bin:$PATH" cargo install scx_bpfland --locked --root "$root"
+}
+setup_scx
+
 # Fuzzing (scripts/fuzz.sh) runs cargo-fuzz on the nightly toolchain; where
 # no nightly is installed the fuzz runs are skipped, so cargo-fuzz is too.
 if cargo +nightly --version >/dev/null 2>&1 && ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
-echo "setup: qemu $(qemu-system-x86_64 --version | head -1 | awk '{print $4}'), kernel $(ls "$cache"/boot/vmlinuz-* | head -1)"
+echo "setup: qemu $(qemu-system-x86_64 --version | head -1 | awk '{print $4}'), kernel $(ls "$cache"/boot/vmlinuz-* | head -1), scx_bpfland $(.cache/scx/bin/scx_bpfland --version 2>/dev/null | head -1)"
 echo "setup: unstable kernel $(ls "$sid"/usr/lib/modules/*/vmlinuz | head -1)"

@@ -37,6 +37,9 @@ pub mod key {
     pub const STATS: &str = "guestinit.stats";
     /// Present: the host relays its stdin on [`super::STDIN_PORT`].
     pub const STDIN: &str = "guestinit.stdin";
+    /// Seconds the init waits for the scheduler to attach (default
+    /// [`super::sched::ATTACH_TIMEOUT_TCG_S`]).
+    pub const ATTACH_TIMEOUT: &str = "guestinit.attach_timeout";
 }
 
 /// Paths in the initramfs the host builds.
@@ -59,6 +62,31 @@ pub mod path {
     /// The archive's last entry; missing means the kernel ran out of memory
     /// while unpacking.
     pub const SENTINEL: &str = "/.guestinit-complete";
+    /// The sched_ext scheduler, its whitespace-separated arguments, and the
+    /// scripts run before it starts and after it stops.
+    pub const SCHEDULER: &str = "/scheduler";
+    pub const SCHED_ARGS: &str = "/sched_args";
+    pub const SCHED_ENABLE: &str = "/sched_enable";
+    pub const SCHED_DISABLE: &str = "/sched_disable";
+    /// Cgroup paths (under the cgroup2 root) to create.
+    pub const WORKLOAD_CGROUP: &str = "/workload_root_cgroup";
+    pub const SCHEDULER_CGROUP: &str = "/scheduler_cgroup_parent";
+}
+
+/// The sched_ext scheduler's run (docs/PROTOCOL.md).
+pub mod sched {
+    /// The run's exit code when the scheduler failed: no sched_ext, it did
+    /// not start or attach, or it died during the run.
+    pub const FAILED: i32 = 248;
+    /// Attach waits: TCG is an order of magnitude slower than KVM.
+    pub const ATTACH_TIMEOUT_TCG_S: u64 = 30;
+    pub const ATTACH_TIMEOUT_KVM_S: u64 = 10;
+    /// ktstr's host takes the scheduler's log between these lines of SCLG.
+    pub const LOG_START: &str = "===SCHED_OUTPUT_START===\n";
+    pub const LOG_END: &str = "===SCHED_OUTPUT_END===\n";
+    /// Where the kernel shows sched_ext, and where cgroup2 is mounted.
+    pub const SYSFS: &str = "/sys/kernel/sched_ext";
+    pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 }
 
 /// How the init's lines on COM2 begin; the host's verdicts read them.

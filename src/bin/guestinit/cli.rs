@@ -53,7 +53,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Boot this initramfs instead of packing one.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["program", "modules", "init"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["program", "modules", "init", "scheduler"])]
     pub initramfs: Option<PathBuf>,
 
     /// Kernel image, or a kernel build tree [default: $GUESTINIT_KERNEL, else a build tree here, .cache/kernel, /boot, /usr/lib/modules].
@@ -111,6 +111,12 @@ pub struct RunArgs {
     #[arg(short, long)]
     pub verbose: bool,
 
+    #[command(flatten)]
+    pub sched: crate::pack::sched::SchedArgs,
+
+    #[command(flatten)]
+    pub sched_run: crate::run::sched::SchedRunArgs,
+
     /// Test aid: read the bulk port at most this many KiB per second.
     #[arg(long, value_name = "KIB_PER_SEC", hide = true,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -143,6 +149,9 @@ pub struct PackArgs {
     /// The guest init binary [default: `init` beside this executable].
     #[arg(long, value_name = "PATH")]
     pub init: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub sched: crate::pack::sched::SchedArgs,
 
     /// Compression of the archive.
     #[arg(long, value_enum, default_value_t = Compress::None)]

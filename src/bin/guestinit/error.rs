@@ -4,6 +4,8 @@
 //! Exit status of `guestinit run`:
 //! - 0..=255: the payload's exit code, from the last CRC-valid EXIT frame
 //!   (a negative or larger code is reduced modulo 256, as a shell does);
+//! - 248 ([`SCHED_FAILED`]), with `--scheduler`: the kernel has no sched_ext,
+//!   or the scheduler did not start, did not attach, or died during the run;
 //! - 249 ([`USAGE`]): bad arguments, missing program, kernel, module, library or
 //!   init binary, unreadable input, and command-line errors (not clap's 2,
 //!   which a payload's own failure often is);
@@ -25,6 +27,7 @@ use std::io;
 use std::path::PathBuf;
 use std::process::ExitStatus;
 
+pub const SCHED_FAILED: u8 = 248;
 pub const USAGE: u8 = 249;
 pub const QEMU: u8 = 250;
 pub const NO_EXIT: u8 = 251;
@@ -36,6 +39,8 @@ pub const FATAL: u8 = 254;
 pub const EXIT_CODES_HELP: &str = "\
 Exit status:
   0-255  the payload's exit code (from the guest's EXIT frame)
+  248    with --scheduler: no sched_ext in the kernel, or the scheduler did not
+         start, did not attach, or died during the run
   249    usage or pack error (unknown option, missing program, kernel,
          module, library, init)
   250    qemu-system-x86_64 missing or failed to start
@@ -113,6 +118,27 @@ pub enum Error {
     ModuleCycle { chain: String },
     #[error("init binary not found at {}: run `cargo build --release` (or pass --init)", path.display())]
     InitNotFound { path: PathBuf },
+    #[error("{}:{line}: {why}", file.display())]
+    BadScript {
+        file: PathBuf,
+        line: usize,
+        why: String,
+    },
+    #[error("{option} {path:?}: {why}")]
+    BadCgroup {
+        option: &'static str,
+        path: String,
+        why: &'static str,
+    },
+    #[error("no config for kernel {} (looked for {}): libbpf in the guest needs it", kernel.display(), looked.join(", "))]
+    NoKernelConfig {
+        kernel: PathBuf,
+        looked: Vec<String>,
+    },
+
+    // ---- 248: the scheduler failed ----
+    #[error("{line}")]
+    Scheduler { line: String, log_tail: String },
 
     // ---- 250: QEMU could not be started ----
     #[error("qemu-system-x86_64 not found on PATH: run scripts/setup.sh (Debian package qemu-system-x86)")]
@@ -184,6 +210,7 @@ impl Error {
             Error::Timeout { .. } => TIMEOUT,
             Error::InitPanic { .. } => INIT_PANIC,
             Error::Fatal { .. } => FATAL,
+            Error::Scheduler { .. } => SCHED_FAILED,
             Error::Read { .. }
             | Error::Write { .. }
             | Error::BadArgument { .. }
@@ -205,7 +232,10 @@ impl Error {
             | Error::ModuleNotFound { .. }
             | Error::BadModule { .. }
             | Error::ModuleCycle { .. }
-            | Error::InitNotFound { .. } => USAGE,
+            | Error::InitNotFound { .. }
+            | Error::BadScript { .. }
+            | Error::BadCgroup { .. }
+            | Error::NoKernelConfig { .. } => USAGE,
         }
     }
 
@@ -226,6 +256,9 @@ impl Error {
                 first.chain([tail(com1_tail)]).collect()
             }
             Error::NeverReachedInit { com1_tail, .. } => vec![tail(com1_tail)],
+            Error::Scheduler { log_tail, .. } => {
+                vec![("last lines of the scheduler's log", log_tail.clone())]
+            }
             _ => Vec::new(),
         };
         all.into_iter()

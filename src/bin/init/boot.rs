@@ -5,12 +5,14 @@ use crate::console::{self, warning};
 use crate::link::{self, Ack, Link};
 use crate::payload::{self, Payload};
 use crate::reactor::{Reactor, Source};
+use crate::sched::{self, AttachWait, Sched};
+use crate::serial_drain::Com2Drain;
 use crate::spawn::Stdio;
 use crate::stats_relay::{self, StatsRelay};
 use crate::stdin_relay::{self, StdinRelay};
 use crate::wake::{self, WakeBytes};
-use crate::serial_drain::Com2Drain;
-use crate::{clock, crash, failure, trace, kernel_addrs, modules, mounts, power, rss};
+use crate::{clock, crash, failure, kernel_addrs, modules, mounts, power, rss, trace};
+use guestinit::parse::num::parse_dec_u64;
 use guestinit::cell::TakeOnce;
 use guestinit::parse::cmdline::Cmdline;
 use guestinit::parse::num::parse_hex_u64;
@@ -136,9 +138,27 @@ fn srdy_budget_ms() -> u64 {
     (SRDY_BASE_MS + cpus * 150).min(90_000)
 }
 
-/// Test mode: the payload runs to its end in the reactor; SCPP, TIME and
-/// WAIT follow. The exit code for EXIT.
+/// The attach wait the host asked for (`guestinit.attach_timeout`).
+fn attach_timeout_ms(cmdline: &Cmdline<'_>) -> u64 {
+    let secs = match cmdline.get(proto::key::ATTACH_TIMEOUT.as_bytes()) {
+        Some(Some(v)) => parse_dec_u64(v),
+        _ => None,
+    };
+    secs.unwrap_or(proto::sched::ATTACH_TIMEOUT_TCG_S).saturating_mul(1000)
+}
+
+/// Test mode: the scheduler, if there is one, must attach; the payload runs
+/// to its end in the reactor beside the scheduler and the relays; SCPP,
+/// TIME and WAIT follow. The exit code for EXIT: 248 when the scheduler
+/// failed.
 fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd, cmdline: &Cmdline<'_>) -> i32 {
+    let mut reactor = Reactor::new(Some(signals));
+    let mut sched = start_scheduler(link, &mut reactor, attach_timeout_ms(cmdline));
+    if let Some(s) = sched.as_mut().filter(|s| s.failed()) {
+        reactor.run(link, &mut [s, &mut Com2Drain]);
+        sched::setup::disable();
+        return proto::sched::FAILED;
+    }
     let stdin_port = cmdline
         .get(proto::key::STDIN.as_bytes())
         .and_then(|_| stdin_relay::open_port());
@@ -155,9 +175,10 @@ fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd, cmdline: &Cmd
         .map(StatsRelay::new);
     let mut trace = trace::open();
     let mut com2 = Com2Drain;
-    let mut sources: Vec<&mut dyn Source, 6> = Vec::new();
+    let mut sources: Vec<&mut dyn Source, 7> = Vec::new();
     let _ = sources.push(&mut payload);
-    let optional: [Option<&mut dyn Source>; 4] = [
+    let optional: [Option<&mut dyn Source>; 5] = [
+        sched.as_mut().map(|s| s as &mut dyn Source),
         relay.as_mut().map(|s| s as &mut dyn Source),
         stats.as_mut().map(|s| s as &mut dyn Source),
         wake.as_mut().map(|s| s as &mut dyn Source),
@@ -167,8 +188,11 @@ fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd, cmdline: &Cmd
         let _ = sources.push(source);
     }
     let _ = sources.push(&mut com2);
-    Reactor::new(Some(signals)).run(link, &mut sources);
+    reactor.run(link, &mut sources);
     drop(sources);
+    if sched.is_some() {
+        sched::setup::disable();
+    }
     let ended = payload.ended().expect("the reactor runs until the payload ends");
     marks.add(Mark::PayloadExit, ended.exit_ns);
     link.send(Tag::SCPP, &[]);
@@ -178,7 +202,32 @@ fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd, cmdline: &Cmd
     let len = Timeline::encode(&marks.0, &mut timeline);
     link.send(Tag::TIME, &timeline[..len]);
     link.send(Tag::WAIT, &status.to_bytes());
-    status.exit.shell_code()
+    match sched.as_ref().is_some_and(Sched::failed) {
+        true => proto::sched::FAILED,
+        false => status.exit.shell_code(),
+    }
+}
+
+/// With a /scheduler: sched_ext, cgroups, BPF stats, /sched_enable, the
+/// start and the attach wait, in the reactor. A setup failure ends the run.
+fn start_scheduler(link: &mut Link, reactor: &mut Reactor, attach_ms: u64) -> Option<Sched> {
+    rustix::fs::access(proto::path::SCHEDULER, rustix::fs::Access::EXISTS).ok()?;
+    let started = sched::setup::check_sched_ext()
+        .and_then(|()| sched::setup::make_cgroups())
+        .and_then(|cgroup| {
+            sched::setup::enable_bpf_stats();
+            sched::setup::run_script(proto::path::SCHED_ENABLE)?;
+            sched::setup::start(link, cgroup.as_ref(), attach_ms)
+        });
+    let mut sched = match started {
+        Ok(s) => s,
+        Err(e) => failure::fail_with(link, proto::sched::FAILED, format_args!("{e}")),
+    };
+    reactor.run(link, &mut [&mut AttachWait(&mut sched), &mut Com2Drain]);
+    if !sched.failed() {
+        link.send(Tag::LIFE, &[Phase::WorkloadDispatched as u8]);
+    }
+    Some(sched)
 }
 
 /// Starts the payload; one that cannot start ends the run.

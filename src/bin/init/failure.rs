@@ -12,12 +12,17 @@ use guestinit::wire::Tag;
 
 /// A failure that ends the run while the link works.
 pub fn fail(link: &mut Link, args: fmt::Arguments<'_>) -> ! {
+    fail_with(link, 1, args)
+}
+
+/// A failure that ends the run with its own exit code (248: the scheduler).
+pub fn fail_with(link: &mut Link, code: i32, args: fmt::Arguments<'_>) -> ! {
     console::fatal(args);
     let mut buf = [0u8; 512];
     let mut w = SliceWriter::new(&mut buf);
     let _ = writeln!(w, "{}{args}", proto::prefix::WARNING);
     link.send(Tag::SERR, w.written());
-    link.finish(1, Ack::None);
+    link.finish(code, Ack::None);
     power::off()
 }
 

@@ -43,8 +43,8 @@ const ARGS_CAP: usize = args::MAX_BYTES + 1;
 /// The file's bytes, NUL-terminated in place for execve.
 static ARGS: TakeOnce<[u8; ARGS_CAP]> = TakeOnce::new([0; ARGS_CAP]);
 
-/// What every payload's environment holds.
-const ENV: [&CStr; 4] = [
+/// What every payload's (and the scheduler's) environment holds.
+pub const ENV: [&CStr; 4] = [
     c"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     c"HOME=/tmp",
     c"TERM=linux",
@@ -179,10 +179,10 @@ pub struct Ended {
     pub exit_ns: u64,
 }
 
-/// One of the payload's output pipes and the tag its bytes travel under.
-struct Pipe {
-    fd: Option<OwnedFd>,
-    tag: Tag,
+/// A child's output pipe and the tag its bytes travel under.
+pub struct Pipe {
+    pub fd: Option<OwnedFd>,
+    pub tag: Tag,
 }
 
 /// The bounded wait for EOF after the payload exits.
@@ -276,7 +276,7 @@ impl Source for Payload {
 
     fn on_ready(&mut self, token: u8, _events: PollFlags, ctx: &mut Ctx<'_>) {
         if let Some(pipe) = self.pipes.get_mut(token as usize) {
-            forward(ctx.link, pipe);
+            forward(ctx.link, pipe, QUOTA);
         }
     }
 
@@ -325,10 +325,10 @@ impl Source for Payload {
     }
 }
 
-/// Moves one read of a pipe into a frame; EOF closes the pipe.
-fn forward(link: &mut Link, pipe: &mut Pipe) {
+/// Moves one read of a pipe into a frame under `quota`; EOF closes the pipe.
+pub fn forward(link: &mut Link, pipe: &mut Pipe, quota: Quota) {
     let Some(fd) = &pipe.fd else { return };
-    let Some(r) = link.reserve(QUOTA) else { return };
+    let Some(r) = link.reserve(quota) else { return };
     match rustix::io::read(fd, link.payload_area(&r)) {
         Ok(0) => {
             link.release(r);
@@ -338,7 +338,7 @@ fn forward(link: &mut Link, pipe: &mut Pipe) {
         Err(Errno::AGAIN | Errno::INTR) => link.release(r),
         Err(e) => {
             link.release(r);
-            warning!("read payload {}: {}", pipe.tag, ErrnoText(e));
+            warning!("read {}: {}", pipe.tag, ErrnoText(e));
             pipe.fd = None;
         }
     }

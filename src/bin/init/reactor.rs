@@ -33,6 +33,9 @@ const MAX_CHILDREN: usize = 8;
 pub enum Rank {
     /// What the run is for: the payload.
     Workload,
+    /// The sched_ext scheduler: stopped, reaped and its log sent before
+    /// the consoles drain (docs/PROTOCOL.md, cleanup order).
+    Scheduler,
     /// Relays that serve the workload: the host's stdin.
     Relay,
     /// Writers that must drain last: the serial consoles.
@@ -68,9 +71,9 @@ impl Ctx<'_> {
         self.children.watch(pid, self.me);
     }
 
-    /// Stops the run in order, as a stop signal to PID 1 does: every
-    /// source's [`Source::on_stop`] runs after this round.
-    pub fn request_stop(&mut self) {
+    /// Stops the run as SIGTERM to PID 1 would: every source's
+    /// [`Source::on_stop`] is called once this handler returns.
+    pub fn stop_run(&mut self) {
         *self.stop = true;
     }
 }
@@ -80,7 +83,8 @@ impl Ctx<'_> {
 pub trait Source {
     fn rank(&self) -> Rank;
 
-    /// Once, before the first round: watch children started earlier.
+    /// Once, before the first round of each run: watch children started
+    /// earlier (the child table starts empty, as owners are indices).
     fn start(&mut self, _ctx: &mut Ctx<'_>) {}
 
     /// The descriptors to poll now; `link` tells whether frames fit.
@@ -99,7 +103,7 @@ pub trait Source {
     fn on_exit(&mut self, _reaped: Reaped, _ctx: &mut Ctx<'_>) {}
 
     /// The run was asked to stop: a stop signal to PID 1 (SIGTERM, SIGINT
-    /// from Ctrl-Alt-Del, SIGPWR) or a source's [`Ctx::request_stop`].
+    /// from Ctrl-Alt-Del, SIGPWR) or a source's [`Ctx::stop_run`].
     fn on_stop(&mut self, _ctx: &mut Ctx<'_>) {}
 
     /// Its rank's turn to wind down, once the workload is done.
@@ -165,8 +169,8 @@ pub struct Reactor {
     /// harness's other threads would take them.
     signals: Option<OwnedFd>,
     children: Children,
-    /// A stop was asked for this round; the sources hear of it after it.
-    stop_requested: bool,
+    /// A source asked to stop the run ([`Ctx::stop_run`]).
+    stop: bool,
 }
 
 impl Reactor {
@@ -174,17 +178,19 @@ impl Reactor {
         Reactor {
             signals,
             children: Children { table: Vec::new() },
-            stop_requested: false,
+            stop: false,
         }
     }
 
     /// Runs until every workload source is done and every other source has
     /// cleaned up, rank by rank. Queued frames may remain on `link`.
     pub fn run(&mut self, link: &mut Link, sources: &mut [&mut dyn Source]) {
+        self.children.table.clear();
         self.each(link, sources, |s, ctx| s.start(ctx));
         let mut cleaning: Option<Rank> = None;
         loop {
             self.fire_deadlines(link, sources);
+            self.stop_if_asked(link, sources);
             match next_rank_to_clean(sources) {
                 None => return,
                 Some(Rank::Workload) => {}
@@ -203,9 +209,7 @@ impl Reactor {
             for (target, events) in ready {
                 self.dispatch(target, events, link, sources);
             }
-            if core::mem::take(&mut self.stop_requested) {
-                self.each(link, sources, |s, ctx| s.on_stop(ctx));
-            }
+            self.stop_if_asked(link, sources);
             link.pump();
         }
     }
@@ -215,7 +219,7 @@ impl Reactor {
             link,
             children: &mut self.children,
             me,
-            stop: &mut self.stop_requested,
+            stop: &mut self.stop,
         }
     }
 
@@ -228,6 +232,12 @@ impl Reactor {
     ) {
         for (id, source) in sources.iter_mut().enumerate() {
             f(&mut **source, &mut self.ctx(link, id));
+        }
+    }
+
+    fn stop_if_asked(&mut self, link: &mut Link, sources: &mut [&mut dyn Source]) {
+        if core::mem::take(&mut self.stop) {
+            self.each(link, sources, |s, ctx| s.on_stop(ctx));
         }
     }
 
@@ -320,7 +330,7 @@ impl Reactor {
                 SIGCHLD => self.reap_all(link, sources),
                 signo => {
                     warning!("signal {signo} received: stopping the payload");
-                    self.stop_requested = true;
+                    self.stop = true;
                 }
             }
         }

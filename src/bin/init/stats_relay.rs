@@ -78,7 +78,7 @@ impl StatsRelay {
     }
 
     /// Reads the host's bytes: to the scheduler, or each line answered.
-    fn from_port(&mut self) {
+    fn read_port(&mut self) {
         let Some(port) = &self.port else { return };
         let mut buf = [0u8; 1024];
         // Without a socket every byte may end a line: room for each reply.
@@ -114,7 +114,7 @@ impl StatsRelay {
     }
 
     /// Reads the scheduler's bytes for the host; its end means it is gone.
-    fn from_socket(&mut self) {
+    fn read_socket(&mut self) {
         let Some(socket) = &self.socket else { return };
         let mut buf = [0u8; 1024];
         let room = self.to_port.room().min(buf.len());
@@ -182,8 +182,8 @@ impl Source for StatsRelay {
 
     fn on_ready(&mut self, token: u8, events: PollFlags, _ctx: &mut Ctx<'_>) {
         match token {
-            PORT if events.contains(PollFlags::IN) => self.from_port(),
-            SOCKET if events.intersects(PollFlags::IN | PollFlags::HUP) => self.from_socket(),
+            PORT if events.contains(PollFlags::IN) => self.read_port(),
+            SOCKET if events.intersects(PollFlags::IN | PollFlags::HUP) => self.read_socket(),
             _ => self.flush_some(),
         }
     }

@@ -15,6 +15,7 @@ mod power;
 mod reactor;
 mod rss;
 mod serial_drain;
+mod sched;
 mod spawn;
 mod stats_relay;
 mod stdin_relay;

@@ -69,7 +69,7 @@ impl Source for WakeBytes {
         for &byte in &bytes[..n] {
             match byte {
                 wake::DUMP => sysrq_dump(),
-                wake::STOP => ctx.request_stop(),
+                wake::STOP => ctx.stop_run(),
                 _ => {}
             }
         }

@@ -21,6 +21,7 @@ mod elf;
 pub mod kernel;
 mod layout;
 mod modules;
+pub mod sched;
 
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
@@ -51,6 +52,8 @@ pub struct Spec {
     pub kernel: Option<PathBuf>,
     /// `--modules DIR`.
     pub modules: Option<PathBuf>,
+    /// `--scheduler` and its files.
+    pub sched: sched::SchedArgs,
 }
 
 /// The archive's entries, read and checked, ready to write.
@@ -78,6 +81,7 @@ pub fn main(args: PackArgs) -> Result<()> {
         init: args.init,
         kernel: args.kernel,
         modules: args.modules,
+        sched: args.sched,
     };
     write(&plan(&spec)?, &args.output, args.compress)
 }
@@ -101,7 +105,14 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
         name: "(none given)".into(),
     })?;
     let program = locate::program(program_arg)?;
-    let payload = elf::closure(&program)?;
+    let mut payload = elf::closure(&program)?;
+    let sched = sched::plan(&spec.sched, spec.kernel.as_deref(), spec.modules.as_deref())?;
+    // The scheduler's libraries live at their host paths, beside the payload's.
+    for lib in sched.iter().flat_map(|s| &s.libs) {
+        if !payload.contains(lib) {
+            payload.push(lib.clone());
+        }
+    }
     // The init execs argv[0] unless told otherwise.
     let exec = Some(layout::guest_path(&program)).filter(|p| *p != program);
     let args = args_file(program.as_os_str(), rest, exec.as_deref())?;
@@ -133,6 +144,9 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
     }
 
     let mut dirs: BTreeSet<PathBuf> = [PathBuf::from("dev"), PathBuf::from("modules")].into();
+    if sched.is_some() {
+        dirs.insert(PathBuf::from("boot"));
+    }
     for entry in &files {
         let Entry::File { name, .. } = entry else {
             continue;
@@ -166,6 +180,9 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
         data: args,
     });
     entries.extend(files);
+    for (name, perm, data) in sched.into_iter().flat_map(|s| s.files) {
+        entries.push(Entry::File { name, perm, data });
+    }
     for (i, module) in modules.iter().enumerate() {
         entries.push(Entry::File {
             name: format!("modules/{i:03}-{}{}", module.name, module.ending),
@@ -321,6 +338,7 @@ mod tests {
             init: Some(init),
             kernel: None,
             modules: Some(modules),
+            sched: sched::SchedArgs::default(),
         }
     }
 

@@ -7,6 +7,7 @@ mod links;
 mod qemu;
 mod qmp;
 mod reactor;
+pub mod sched;
 mod spool;
 mod stdin;
 mod stop;
@@ -59,6 +60,9 @@ pub fn main(args: RunArgs) -> Result<u8> {
     if let Some(path) = &args.trace {
         trace::save(&ended.com1, path)?;
     }
+    if let Some(path) = &args.sched_run.sched_log {
+        sched::save_log(&ended.collected.sched, path)?;
+    }
     // Output still queued when the run timed out gets a moment, no more.
     let floor = Instant::now() + Duration::from_secs(1);
     ended.finish_writers(deadline.map(|d| d.max(floor)), &args)?;
@@ -72,10 +76,17 @@ fn boot(args: &RunArgs, signals: &mut Signals) -> Result<(vm::Vm, links::HostEnd
     let map = pack::kernel::companions(&kernel)
         .ok()
         .and_then(|c| c.system_map);
-    let append: Vec<String> = [symbols::append_key(map.as_deref()), args.append.clone()]
-        .into_iter()
-        .flatten()
-        .collect();
+    let accel = qemu::detect_accel();
+    let with_scheduler = args.sched.scheduler.is_some();
+    let sched_keys = sched::append(None, with_scheduler, &args.sched_run, accel);
+    let append: Vec<String> = [
+        symbols::append_key(map.as_deref()),
+        sched_keys,
+        args.append.clone(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let append = append.join(" ");
     let initrd = initramfs(args, &kernel)?;
     // A signal while packing: nothing runs yet, so nothing to stop.
@@ -95,7 +106,7 @@ fn boot(args: &RunArgs, signals: &mut Signals) -> Result<(vm::Vm, links::HostEnd
     let mut inherited = guest.inherited();
     inherited.extend(initrd.fd.as_ref().map(|fd| fd.as_raw_fd()));
     let qemu_args = qemu::args(&qemu::VmConfig {
-        accel: qemu::detect_accel(),
+        accel,
         kernel: &kernel,
         initrd: &initrd.path,
         memory_mib: args.memory,
@@ -217,6 +228,12 @@ fn conclude(
         }
         other => other,
     });
+    // The scheduler's failure explains the exit code or FATAL line it caused.
+    let fatal = verdict::first_line_starting(&ended.com2, guestinit::proto::prefix::FATAL);
+    let outcome = match sched::verdict(&c.sched, c.exit_code, fatal) {
+        Some(e) if status.success() && stopper.ending.is_none() => Err(e),
+        _ => outcome,
+    };
     let note = match &outcome {
         Ok(_) => verdict::death_note(c.wait.as_ref(), &ended.com1),
         Err(_) if !c.dmsg.is_empty() => Some(format!(
@@ -257,6 +274,7 @@ fn initramfs(args: &RunArgs, kernel: &Path) -> Result<Initrd> {
                 init: args.init.clone(),
                 kernel: Some(kernel.to_owned()),
                 modules: args.modules.clone(),
+                sched: args.sched.clone(),
             };
             let scratch = ScratchDir::new("run").map_err(|source| Error::VmSetup {
                 what: "creating a temporary directory".into(),

@@ -30,6 +30,7 @@ pub struct Collected {
     pub dmsg: Vec<u8>,
     /// CRC-valid frames decoded: none means the init never ran.
     pub frames: u64,
+    pub sched: super::sched::SchedFrames,
 }
 
 /// Routes events: SOUT to `stdout`, SERR and diagnostics to `stderr`.
@@ -82,6 +83,7 @@ impl Relay {
             Tag::SOUT => return self.stdout.push(payload),
             Tag::SERR => return self.stderr.push(payload),
             Tag::DMSG => self.collected.dmsg.extend_from_slice(payload),
+            Tag::SCLG | Tag::SCDX | Tag::LIFE => self.collected.sched.on_frame(tag, payload),
             Tag::TIME => self.collected.timeline.extend(Timeline::entries(payload)),
             Tag::WAIT => match WaitStatus::from_bytes(payload) {
                 Some(wait) => self.collected.wait = Some(wait),

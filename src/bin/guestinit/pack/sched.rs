@@ -1,0 +1,263 @@
+//! `--scheduler` and its files: /scheduler with its ELF closure,
+//! /sched_args, the enable/disable scripts (checked with the guest's own
+//! parser), the cgroup files, and /boot/config-RELEASE, which libbpf in the
+//! guest reads (docs/PROTOCOL.md).
+
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use guestinit::parse::sched_script::parse_line;
+use guestinit::proto;
+
+use super::elf;
+use crate::error::{Error, Result};
+use crate::locate;
+
+/// What `run` and `pack` pack for a scheduler.
+#[derive(Clone, Debug, Default, Args)]
+pub struct SchedArgs {
+    /// A sched_ext scheduler the init starts, and waits for to attach,
+    /// before the payload (packed as /scheduler with its libraries).
+    #[arg(long, value_name = "PROG")]
+    pub scheduler: Option<OsString>,
+
+    /// The scheduler's arguments, whitespace-separated.
+    #[arg(
+        long,
+        value_name = "ARGS",
+        requires = "scheduler",
+        allow_hyphen_values = true
+    )]
+    pub sched_args: Option<String>,
+
+    /// A script of `echo VALUE > /path` lines run before the scheduler starts.
+    #[arg(long, value_name = "FILE", requires = "scheduler")]
+    pub sched_enable: Option<PathBuf>,
+
+    /// A script of `echo VALUE > /path` lines run after the scheduler stops.
+    #[arg(long, value_name = "FILE", requires = "scheduler")]
+    pub sched_disable: Option<PathBuf>,
+
+    /// A cgroup (under the cgroup2 root) to create for the workload.
+    #[arg(long, value_name = "PATH", requires = "scheduler")]
+    pub workload_cgroup: Option<String>,
+
+    /// A cgroup (under the cgroup2 root) to create and start the scheduler in.
+    #[arg(long, value_name = "PATH", requires = "scheduler")]
+    pub scheduler_cgroup: Option<String>,
+}
+
+/// The scheduler's part of the archive.
+pub struct SchedFiles {
+    /// Its interpreter and libraries, stored at their host paths.
+    pub libs: Vec<PathBuf>,
+    /// Files at fixed names: (archive name, mode, bytes).
+    pub files: Vec<(String, u32, Vec<u8>)>,
+}
+
+/// The scheduler's files for `kernel`, else for the module tree `modules`
+/// when it holds the config (`pack --modules`), else for the default
+/// kernel; None without `--scheduler`.
+pub fn plan(
+    args: &SchedArgs,
+    kernel: Option<&Path>,
+    modules: Option<&Path>,
+) -> Result<Option<SchedFiles>> {
+    let Some(program) = &args.scheduler else {
+        return Ok(None);
+    };
+    let program = locate::program(program)?;
+    let mut closure = elf::closure(&program)?.into_iter();
+    let binary = closure.next().expect("the closure starts with the program");
+    let mut files = vec![
+        ("scheduler".to_owned(), 0o755, read(&binary)?),
+        (
+            "sched_args".to_owned(),
+            0o644,
+            sched_args(args.sched_args.as_deref()),
+        ),
+    ];
+    for (name, script) in [
+        ("sched_enable", &args.sched_enable),
+        ("sched_disable", &args.sched_disable),
+    ] {
+        if let Some(path) = script {
+            files.push((name.to_owned(), 0o644, checked_script(path)?));
+        }
+    }
+    for (name, option, cgroup) in [
+        (
+            "workload_root_cgroup",
+            "--workload-cgroup",
+            &args.workload_cgroup,
+        ),
+        (
+            "scheduler_cgroup_parent",
+            "--scheduler-cgroup",
+            &args.scheduler_cgroup,
+        ),
+    ] {
+        if let Some(path) = cgroup {
+            files.push((name.to_owned(), 0o644, cgroup_file(option, path)?));
+        }
+    }
+    let (release, config) = match (kernel, modules.and_then(tree_config)) {
+        (None, Some(found)) => found,
+        _ => kernel_config(&locate::kernel(kernel)?)?,
+    };
+    files.push((format!("boot/config-{release}"), 0o644, read(&config)?));
+    Ok(Some(SchedFiles {
+        libs: closure.collect(),
+        files,
+    }))
+}
+
+fn sched_args(args: Option<&str>) -> Vec<u8> {
+    let mut text = args.unwrap_or("").trim().to_owned();
+    text.push('\n');
+    text.into_bytes()
+}
+
+/// The script's bytes once every line parses as the init will parse it.
+fn checked_script(path: &Path) -> Result<Vec<u8>> {
+    let data = read(path)?;
+    for (i, line) in data.split(|&b| b == b'\n').enumerate() {
+        if let Err(why) = parse_line(line) {
+            return Err(Error::BadScript {
+                file: path.to_owned(),
+                line: i + 1,
+                why: why.to_string(),
+            });
+        }
+    }
+    Ok(data)
+}
+
+/// A cgroup path as the init reads it: absolute, under the cgroup2 root,
+/// short enough for its buffer, without `..` or blanks.
+fn cgroup_file(option: &'static str, path: &str) -> Result<Vec<u8>> {
+    let bad = |why| Error::BadCgroup {
+        option,
+        path: path.to_owned(),
+        why,
+    };
+    if !path.starts_with('/') {
+        return Err(bad("must start with /"));
+    }
+    if path.split('/').any(|part| part == "..") || path.contains(char::is_whitespace) {
+        return Err(bad("must not hold `..` or blanks"));
+    }
+    if proto::sched::CGROUP_ROOT.len() + path.len() > MAX_CGROUP_PATH {
+        return Err(bad("too long for the init"));
+    }
+    Ok(format!("{path}\n").into_bytes())
+}
+
+/// The init's cgroup directory buffer (`init/sched/setup.rs`).
+const MAX_CGROUP_PATH: usize = 96;
+
+/// The kernel's release and its Kconfig: `config` beside a
+/// `lib/modules/RELEASE/vmlinuz`, `config-RELEASE` beside a
+/// `boot/vmlinuz-RELEASE` (or the module tree's `config`), a build tree's
+/// `.config` above `arch/x86/boot/bzImage`.
+fn kernel_config(kernel: &Path) -> Result<(String, PathBuf)> {
+    let dir = kernel.parent().unwrap_or(Path::new("."));
+    let name = kernel.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let mut candidates: Vec<(String, PathBuf)> = Vec::new();
+    if let Some(release) = dir.file_name().and_then(|n| n.to_str()) {
+        candidates.push((release.to_owned(), dir.join("config")));
+    }
+    if let Some((_, release)) = name.split_once('-') {
+        candidates.push((release.to_owned(), dir.join(format!("config-{release}"))));
+        if let Some(tree) = super::kernel::companions(kernel).ok().and_then(|c| c.tree) {
+            candidates.push((release.to_owned(), tree.join("config")));
+        }
+    }
+    if let Some(top) = kernel.ancestors().nth(4) {
+        let release = fs::read_to_string(top.join("include/config/kernel.release"));
+        if let Ok(release) = release {
+            candidates.push((release.trim().to_owned(), top.join(".config")));
+        }
+    }
+    let looked = candidates
+        .iter()
+        .map(|(_, p)| p.display().to_string())
+        .collect();
+    candidates
+        .into_iter()
+        .find(|(_, p)| p.is_file())
+        .ok_or(Error::NoKernelConfig {
+            kernel: kernel.to_owned(),
+            looked,
+        })
+}
+
+/// A module tree's own `config` (`/usr/lib/modules/RELEASE/config`).
+fn tree_config(tree: &Path) -> Option<(String, PathBuf)> {
+    let release = tree.file_name()?.to_str()?.to_owned();
+    let config = tree.join("config");
+    config.is_file().then_some((release, config))
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scratch::ScratchDir;
+
+    #[test]
+    fn a_bad_script_line_is_named_with_its_file_and_number() {
+        let dir = ScratchDir::new("test").unwrap();
+        let script = dir.path().join("enable");
+        fs::write(&script, "# ok\necho 1 > /proc/sys/x\necho $X > /y\n").unwrap();
+        let err = checked_script(&script).unwrap_err();
+        assert_eq!(err.exit_code(), 249);
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}:3: shell syntax beyond `echo VALUE > /path`",
+                script.display()
+            )
+        );
+    }
+
+    #[test]
+    fn cgroup_paths_are_checked() {
+        assert_eq!(cgroup_file("--x", "/ktstr/w").unwrap(), b"/ktstr/w\n");
+        for bad in ["ktstr", "/a/../b", "/a b", &format!("/{}", "x".repeat(90))] {
+            assert!(cgroup_file("--x", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_config_is_found_beside_either_kernel_layout() {
+        let dir = ScratchDir::new("test").unwrap();
+        let modules = dir.path().join("usr/lib/modules/7.0-cloud");
+        fs::create_dir_all(&modules).unwrap();
+        fs::write(modules.join("config"), "CONFIG_X=y\n").unwrap();
+        let (release, config) = kernel_config(&modules.join("vmlinuz")).unwrap();
+        assert_eq!(
+            (release.as_str(), config),
+            ("7.0-cloud", modules.join("config"))
+        );
+        let found = tree_config(&modules);
+        assert_eq!(
+            found,
+            Some(("7.0-cloud".to_owned(), modules.join("config")))
+        );
+        let boot = dir.path().join("boot");
+        fs::create_dir_all(&boot).unwrap();
+        fs::write(boot.join("config-6.1-x"), "").unwrap();
+        let (release, _) = kernel_config(&boot.join("vmlinuz-6.1-x")).unwrap();
+        assert_eq!(release, "6.1-x");
+        assert!(kernel_config(&dir.path().join("nothing/vmlinuz-9")).is_err());
+    }
+}

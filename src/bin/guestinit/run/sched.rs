@@ -1,0 +1,207 @@
+//! The scheduler's side of a run: its attach timeout on the kernel command
+//! line, its frames (SCLG, SCDX, LIFE) collected, and the one-line verdict
+//! of exit 248 when it failed.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use guestinit::proto::{key, prefix, sched};
+use guestinit::wire::msg::{code_from_bytes, Phase};
+use guestinit::wire::Tag;
+
+use super::qemu::Accel;
+use crate::error::{Error, Result};
+
+/// What only `run` takes for a scheduler.
+#[derive(Clone, Debug, Default, Args)]
+pub struct SchedRunArgs {
+    /// Seconds the scheduler has to attach [default: 10 with KVM, 30 under TCG].
+    #[arg(long, value_name = "SECS", requires = "scheduler",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub attach_timeout: Option<u64>,
+
+    /// Save the scheduler's whole log here.
+    #[arg(long, value_name = "FILE", requires = "scheduler")]
+    pub sched_log: Option<PathBuf>,
+}
+
+/// Lines of the scheduler's log shown when it failed.
+const LOG_TAIL_LINES: usize = 10;
+
+/// The kernel command line's attach timeout: `--attach-timeout`, else the
+/// default for the accelerator.
+pub fn append(
+    user: Option<&str>,
+    with_scheduler: bool,
+    args: &SchedRunArgs,
+    accel: Accel,
+) -> Option<String> {
+    if !with_scheduler {
+        return user.map(str::to_owned);
+    }
+    let secs = args.attach_timeout.unwrap_or(match accel {
+        Accel::Kvm => sched::ATTACH_TIMEOUT_KVM_S,
+        Accel::Tcg => sched::ATTACH_TIMEOUT_TCG_S,
+    });
+    let key = format!("{}={secs}", key::ATTACH_TIMEOUT);
+    Some(match user {
+        Some(user) => format!("{key} {user}"),
+        None => key,
+    })
+}
+
+/// The scheduler's frames of a run.
+#[derive(Debug, Default)]
+pub struct SchedFrames {
+    /// SCLG bytes, markers included.
+    log: Vec<u8>,
+    /// SCDX: it died during the run, with this status (shell convention).
+    died: Option<i32>,
+    /// LIFE SchedulerNotAttached's reason.
+    not_attached: Option<String>,
+}
+
+impl SchedFrames {
+    pub fn on_frame(&mut self, tag: Tag, payload: &[u8]) {
+        match tag {
+            Tag::SCLG => self.log.extend_from_slice(payload),
+            Tag::SCDX => self.died = code_from_bytes(tag, payload).or(Some(-1)),
+            Tag::LIFE if payload.first() == Some(&(Phase::SchedulerNotAttached as u8)) => {
+                self.not_attached = Some(String::from_utf8_lossy(&payload[1..]).into_owned());
+            }
+            _ => {}
+        }
+    }
+
+    /// The log as the scheduler wrote it, without ktstr's markers.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.log)
+            .lines()
+            .filter(|l| ![sched::LOG_START, sched::LOG_END].contains(&&*format!("{l}\n")))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
+    /// Why the kernel ejected it: the text after `EXIT:` in its log (scx
+    /// schedulers print the kernel's exit reason so).
+    fn kernel_reason(&self) -> Option<String> {
+        let text = self.text();
+        let line = text.lines().rev().find(|l| l.contains("EXIT:"))?;
+        Some(line.split_once("EXIT:")?.1.trim().to_owned())
+    }
+}
+
+/// Exit 248's error when the frames (or a FATAL line with EXIT 248) show
+/// that the scheduler failed; None when it did not.
+pub fn verdict(frames: &SchedFrames, exit_code: Option<i32>, fatal: Option<&str>) -> Option<Error> {
+    let case = if let Some(reason) = &frames.not_attached {
+        format!("the scheduler did not attach: {reason}")
+    } else if let Some(status) = frames.died {
+        format!(
+            "the scheduler died during the run ({})",
+            status_text(status)
+        )
+    } else if let (Some(line), Some(sched::FAILED)) = (fatal, exit_code) {
+        format!(
+            "the scheduler could not start: {}",
+            line.trim_start_matches(prefix::FATAL)
+        )
+    } else {
+        return None;
+    };
+    let line = match frames.kernel_reason() {
+        Some(reason) => format!("{case}; kernel: {reason}"),
+        None => case,
+    };
+    let text = frames.text();
+    let lines: Vec<&str> = text.lines().collect();
+    let log_tail = lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n");
+    Some(Error::Scheduler { line, log_tail })
+}
+
+/// A status in the shell's convention as words.
+fn status_text(status: i32) -> String {
+    match status {
+        129..=192 => format!("killed by signal {}", status - 128),
+        code => format!("exited with {code}"),
+    }
+}
+
+/// Saves the log's text for `--sched-log`.
+pub fn save_log(frames: &SchedFrames, path: &Path) -> Result<()> {
+    fs::write(path, frames.text()).map_err(|source| Error::Write {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(log: &str) -> SchedFrames {
+        let mut f = SchedFrames::default();
+        f.on_frame(Tag::SCLG, sched::LOG_START.as_bytes());
+        f.on_frame(Tag::SCLG, log.as_bytes());
+        f.on_frame(Tag::SCLG, sched::LOG_END.as_bytes());
+        f
+    }
+
+    #[test]
+    fn the_attach_timeout_goes_on_the_command_line_only_with_a_scheduler() {
+        let args = SchedRunArgs::default();
+        assert_eq!(
+            append(Some("quiet"), false, &args, Accel::Tcg).as_deref(),
+            Some("quiet")
+        );
+        let tcg = append(None, true, &args, Accel::Tcg);
+        assert_eq!(tcg.as_deref(), Some("guestinit.attach_timeout=30"));
+        let kvm = append(Some("quiet"), true, &args, Accel::Kvm);
+        assert_eq!(kvm.as_deref(), Some("guestinit.attach_timeout=10 quiet"));
+        let given = SchedRunArgs {
+            attach_timeout: Some(5),
+            sched_log: None,
+        };
+        let given = append(None, true, &given, Accel::Kvm);
+        assert_eq!(given.as_deref(), Some("guestinit.attach_timeout=5"));
+    }
+
+    #[test]
+    fn a_death_names_the_status_and_the_kernels_reason() {
+        let mut f = frames("starting\nEXIT: disabled by sysrq-S\n");
+        f.on_frame(Tag::SCDX, &0i32.to_le_bytes());
+        let e = verdict(&f, Some(248), None).unwrap();
+        assert_eq!(e.exit_code(), 248);
+        assert_eq!(
+            e.to_string(),
+            "the scheduler died during the run (exited with 0); kernel: disabled by sysrq-S"
+        );
+        assert_eq!(f.text(), "starting\nEXIT: disabled by sysrq-S\n");
+    }
+
+    #[test]
+    fn not_attached_and_fatal_cases_and_a_payloads_own_248() {
+        let mut f = frames("");
+        f.on_frame(Tag::LIFE, b"\x04sched_ext state is `disabled` after 30 s");
+        let e = verdict(&f, Some(248), None).unwrap();
+        assert_eq!(
+            e.to_string(),
+            "the scheduler did not attach: sched_ext state is `disabled` after 30 s"
+        );
+        let e = verdict(
+            &SchedFrames::default(),
+            Some(248),
+            Some("FATAL: no sched_ext"),
+        )
+        .unwrap();
+        assert_eq!(e.to_string(), "the scheduler could not start: no sched_ext");
+        assert!(verdict(&SchedFrames::default(), Some(248), None).is_none());
+        let mut killed = frames("");
+        killed.on_frame(Tag::SCDX, &137i32.to_le_bytes());
+        assert!(verdict(&killed, Some(248), None)
+            .unwrap()
+            .to_string()
+            .contains("killed by signal 9"));
+    }
+}

@@ -1,0 +1,207 @@
+//! The scheduler's lifecycle with fake schedulers (`sh -c` scripts) and a
+//! fake sched_ext sysfs directory.
+
+use super::*;
+use crate::payload::Payload;
+use crate::testkit::{collect, link, output};
+use crate::reactor::Reactor;
+use crate::spawn::{spawn, Command, Stdio};
+use std::ffi::CString;
+use std::time::Instant;
+use std::vec::Vec as StdVec;
+
+/// A fake /sys/kernel/sched_ext whose state reads `state`.
+fn sysfs(state: &str) -> &'static str {
+    let dir = std::env::temp_dir().join(format!("guestinit-sched-{}-{state}-{:?}", std::process::id(), Instant::now()));
+    std::fs::create_dir_all(dir.join("root")).unwrap();
+    std::fs::write(dir.join("state"), format!("{state}\n")).unwrap();
+    std::fs::write(dir.join("root/ops"), "fake_ops\n").unwrap();
+    Box::leak(dir.into_os_string().into_string().unwrap().into_boxed_str())
+}
+
+fn sh(script: &str) -> (i32, OwnedFd, OwnedFd) {
+    let script = CString::new(script).unwrap();
+    let child = spawn(&Command {
+        path: c"/bin/sh",
+        argv: &[c"sh", c"-c", &script],
+        env: &[c"PATH=/usr/bin:/bin"],
+        stdin: Stdio::Null,
+        stdout: Stdio::Pipe,
+        stderr: Stdio::Pipe,
+    })
+    .unwrap();
+    let [_, Some(out), Some(err)] = child.streams else {
+        unreachable!()
+    };
+    (child.pid, out, err)
+}
+
+fn sched(script: &str, state: &str, attach_ms: u64) -> Sched {
+    let (pid, out, err) = sh(script);
+    Sched::new(pid, out, err, attach_ms, sysfs(state))
+}
+
+fn payload(script: &str) -> Payload {
+    let (pid, out, err) = sh(script);
+    Payload::new(pid, out, err)
+}
+
+fn phases(frames: &[(Tag, StdVec<u8>)]) -> StdVec<u8> {
+    frames.iter().filter(|(t, _)| *t == Tag::LIFE).map(|(_, p)| p[0]).collect()
+}
+
+fn life_text(frames: &[(Tag, StdVec<u8>)], phase: Phase) -> String {
+    let (_, p) = frames
+        .iter()
+        .find(|(t, p)| *t == Tag::LIFE && p[0] == phase as u8)
+        .expect("the phase was sent");
+    String::from_utf8_lossy(&p[1..]).into_owned()
+}
+
+#[test]
+fn it_attaches_after_the_liveness_second_and_stops_cleanly_on_sigint() {
+    let (mut link, r) = link();
+    let mut s = sched(
+        "echo hello; trap 'echo bye; exit 0' INT; while :; do sleep 0.05; done",
+        "enabled",
+        5000,
+    );
+    let mut reactor = Reactor::new(None);
+    let t0 = Instant::now();
+    reactor.run(&mut link, &mut [&mut AttachWait(&mut s)]);
+    let waited = t0.elapsed().as_millis() as u64;
+    assert!(s.decided() && !s.failed());
+    assert!((LIVENESS_MS..3000).contains(&waited), "attached after {waited} ms");
+    let mut p = payload("echo work");
+    reactor.run(&mut link, &mut [&mut p, &mut s]);
+    assert!(s.done() && !s.failed(), "the cleanup's SIGINT is no death");
+    let frames = collect(link, r);
+    assert_eq!(phases(&frames), [Phase::SchedulerAttached as u8]);
+    assert!(!frames.iter().any(|(t, _)| *t == Tag::SCDX));
+    let log = String::from_utf8(output(&frames, Tag::SCLG)).unwrap();
+    // The start marker is setup's, which these tests bypass.
+    assert_eq!(log, "hello\nbye\n===SCHED_OUTPUT_END===\n");
+    assert_eq!(output(&frames, Tag::SOUT), b"work\n");
+}
+
+#[test]
+fn a_scheduler_that_never_attaches_is_reported_at_the_deadline_and_killed() {
+    let (mut link, r) = link();
+    let mut s = sched("exec sleep 30", "disabled", 1500);
+    let mut reactor = Reactor::new(None);
+    let t0 = Instant::now();
+    reactor.run(&mut link, &mut [&mut AttachWait(&mut s)]);
+    let waited = t0.elapsed().as_millis();
+    assert!(s.failed());
+    assert!((1500..2500).contains(&waited), "gave up after {waited} ms");
+    reactor.run(&mut link, &mut [&mut s]);
+    assert!(s.done());
+    let frames = collect(link, r);
+    assert_eq!(phases(&frames), [Phase::SchedulerNotAttached as u8]);
+    assert_eq!(
+        life_text(&frames, Phase::SchedulerNotAttached),
+        "sched_ext state is `disabled` after 1 s"
+    );
+}
+
+#[test]
+fn a_scheduler_that_exits_early_is_not_attached_with_its_exit() {
+    let (mut link, r) = link();
+    let mut s = sched("echo oops >&2; exit 3", "enabled", 5000);
+    let t0 = Instant::now();
+    let mut reactor = Reactor::new(None);
+    reactor.run(&mut link, &mut [&mut AttachWait(&mut s)]);
+    assert!(t0.elapsed().as_millis() < LIVENESS_MS as u128, "no wait for the deadline");
+    reactor.run(&mut link, &mut [&mut s]);
+    assert!(s.failed() && s.done());
+    let frames = collect(link, r);
+    assert_eq!(
+        life_text(&frames, Phase::SchedulerNotAttached),
+        "the scheduler exited with 3 before attaching"
+    );
+    let log = String::from_utf8(output(&frames, Tag::SCLG)).unwrap();
+    assert_eq!(log, "oops\n===SCHED_OUTPUT_END===\n");
+}
+
+#[test]
+fn a_death_during_the_run_sends_scdx_and_stops_the_payload() {
+    let (mut link, r) = link();
+    let mut s = sched("sleep 1.5; echo dying; exit 7", "enabled", 5000);
+    let mut reactor = Reactor::new(None);
+    reactor.run(&mut link, &mut [&mut AttachWait(&mut s)]);
+    assert!(!s.failed());
+    let mut p = payload("exec sleep 30");
+    let t0 = Instant::now();
+    reactor.run(&mut link, &mut [&mut p, &mut s]);
+    assert!(t0.elapsed().as_secs() < 5, "the payload was stopped, not waited for");
+    assert!(s.failed() && s.done());
+    let exit = p.ended().unwrap().reaped.exit;
+    assert_eq!(exit, Exit::Signaled { signal: 15, core_dumped: false }, "SIGTERM first");
+    let frames = collect(link, r);
+    assert_eq!(output(&frames, Tag::SCDX), 7i32.to_le_bytes());
+    assert_eq!(phases(&frames), [Phase::SchedulerAttached as u8, Phase::SchedulerDied as u8]);
+    assert!(String::from_utf8(output(&frames, Tag::SCLG)).unwrap().ends_with("dying\n===SCHED_OUTPUT_END===\n"));
+}
+
+#[test]
+fn a_scheduler_that_ignores_sigint_is_killed_after_the_grace() {
+    let (mut link, r) = link();
+    let mut s = sched("trap '' INT; exec sleep 60", "enabled", 5000);
+    let mut reactor = Reactor::new(None);
+    reactor.run(&mut link, &mut [&mut AttachWait(&mut s)]);
+    let t0 = Instant::now();
+    let mut p = payload("true");
+    reactor.run(&mut link, &mut [&mut p, &mut s]);
+    let waited = t0.elapsed().as_millis() as u64;
+    assert!((KILL_GRACE_MS..KILL_GRACE_MS + 2000).contains(&waited), "killed after {waited} ms");
+    assert!(s.done() && !s.failed(), "the cleanup's SIGKILL is no death");
+    assert!(!collect(link, r).iter().any(|(t, _)| *t == Tag::SCDX));
+}
+
+/// Asks the run to stop, as a stop signal to PID 1 would, at `at`.
+struct Stopper {
+    at: Option<u64>,
+}
+
+impl Source for Stopper {
+    fn rank(&self) -> Rank {
+        Rank::Console
+    }
+
+    fn interests<'s>(&'s self, _link: &Link, _out: &mut Interests<'s>) {}
+
+    fn on_ready(&mut self, _: u8, _: PollFlags, _: &mut Ctx<'_>) {}
+
+    fn deadline(&self) -> Option<u64> {
+        self.at
+    }
+
+    fn on_deadline(&mut self, ctx: &mut Ctx<'_>) {
+        self.at = None;
+        ctx.stop_run();
+    }
+
+    fn done(&self) -> bool {
+        self.at.is_none()
+    }
+}
+
+#[test]
+fn a_stop_during_the_attach_wait_ends_it_and_the_payload_never_runs() {
+    let (mut link, r) = link();
+    let mut s = sched("exec sleep 30", "disabled", 20_000);
+    let mut stopper = Stopper {
+        at: Some(clock::now_ns() + 300 * MS),
+    };
+    let t0 = Instant::now();
+    let mut reactor = Reactor::new(None);
+    reactor.run(&mut link, &mut [&mut AttachWait(&mut s), &mut stopper]);
+    assert!(t0.elapsed().as_secs() < 2, "no wait for the attach deadline");
+    reactor.run(&mut link, &mut [&mut s]);
+    assert!(s.failed() && s.done());
+    let frames = collect(link, r);
+    assert_eq!(
+        life_text(&frames, Phase::SchedulerNotAttached),
+        "the run was stopped before the scheduler attached"
+    );
+}

@@ -1,0 +1,243 @@
+//! A real sched_ext scheduler (scx_bpfland, from crates.io) on a kernel with
+//! sched_ext (Debian unstable's cloud kernel), both from scripts/setup.sh:
+//! attach, a clean run, deaths mid-run, a scheduler that never attaches, a
+//! kernel without sched_ext, cgroups and scripts. They never skip: what is
+//! missing fails them with the remedy.
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Instant;
+
+fn cache() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache")
+}
+
+/// The sched_ext kernel's module directory: vmlinuz, config, modules.builtin.
+fn sid_kernel_dir() -> PathBuf {
+    let root = cache().join("kernel-sid/usr/lib/modules");
+    let dir = std::fs::read_dir(&root)
+        .ok()
+        .and_then(|mut d| d.find_map(|e| e.ok().map(|e| e.path())))
+        .filter(|d| d.join("vmlinuz").is_file());
+    dir.unwrap_or_else(|| {
+        panic!(
+            "no sched_ext kernel under {}: run scripts/setup.sh",
+            root.display()
+        )
+    })
+}
+
+fn bpfland() -> String {
+    let path = cache().join("scx/bin/scx_bpfland");
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/setup.sh",
+        path.display()
+    );
+    path.to_str().unwrap().to_owned()
+}
+
+/// A busybox script run under `scheduler` on the sched_ext kernel, 2 vCPUs.
+fn sched_sh(scheduler: &str, extra: &[&str], script: &str) -> Output {
+    let dir = sid_kernel_dir();
+    let (kernel, modules) = (dir.join("vmlinuz"), dir.to_str().unwrap().to_owned());
+    let mut args = vec!["--kernel", kernel.to_str().unwrap(), "--modules", &modules];
+    args.extend([
+        "--cpus",
+        "2",
+        "--memory",
+        "512",
+        "-v",
+        "--scheduler",
+        scheduler,
+    ]);
+    args.extend(extra);
+    sh(&args, script)
+}
+
+#[test]
+fn bpfland_attaches_the_payload_runs_under_it_and_the_cleanup_kill_is_no_death() {
+    let log = scratch("attach").join("sched.log");
+    let t0 = Instant::now();
+    let out = sched_sh(
+        &bpfland(),
+        &["--sched-log", log.to_str().unwrap()],
+        "cat /sys/kernel/sched_ext/state /sys/kernel/sched_ext/root/ops",
+    );
+    eprintln!("whole run with the scheduler: {:?}", t0.elapsed());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
+    assert_eq!(lines[0], "enabled");
+    assert!(lines[1].starts_with("bpfland"), "{lines:?}");
+    let err = stderr(&out);
+    assert!(
+        err.contains("phase=SchedulerAttached") && err.contains("phase=WorkloadDispatched"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("SCDX") && !err.contains("SchedulerDied"),
+        "{err}"
+    );
+    assert!(
+        err.contains("SCLG 25 \"===SCHED_OUTPUT_START===\\n\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("SCLG 23 \"===SCHED_OUTPUT_END===\\n\""),
+        "{err}"
+    );
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log.contains("scx_bpfland") && log.contains("EXIT: unregistered from user space"),
+        "{log}"
+    );
+}
+
+#[test]
+fn sysrq_s_mid_run_ejects_the_scheduler_and_the_run_fails_naming_sysrq() {
+    let out = sched_sh(
+        &bpfland(),
+        &[],
+        "sleep 1; echo S > /proc/sysrq-trigger; sleep 60; echo survived",
+    );
+    assert_eq!(code(&out), 248, "{}", stderr(&out));
+    assert!(
+        !stdout(&out).contains("survived"),
+        "the payload was stopped"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("SCDX") && err.contains("phase=SchedulerDied"),
+        "{err}"
+    );
+    let verdict = err
+        .lines()
+        .find(|l| l.contains("died during the run"))
+        .unwrap_or_default();
+    assert!(verdict.contains("sysrq"), "{err}");
+}
+
+#[test]
+fn a_scheduler_killed_mid_run_fails_the_run() {
+    let out = sched_sh(
+        &bpfland(),
+        &[],
+        "sleep 1; kill -9 $(pidof scheduler); sleep 60; echo survived",
+    );
+    assert_eq!(code(&out), 248, "{}", stderr(&out));
+    assert!(!stdout(&out).contains("survived"));
+    let err = stderr(&out);
+    assert!(err.contains("SCDX 4 code=137"), "{err}");
+    assert!(
+        err.contains("the scheduler died during the run (killed by signal 9)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_scheduler_that_never_attaches_stops_the_run_before_the_payload() {
+    let dir = scratch("never-attaches");
+    let sleeper = dir.join("sleeper");
+    std::fs::write(&sleeper, "#!/bin/busybox sh\nexec /bin/busybox sleep 600\n").unwrap();
+    let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    std::fs::set_permissions(&sleeper, executable).unwrap();
+    let t0 = Instant::now();
+    let out = sched_sh(
+        sleeper.to_str().unwrap(),
+        &["--attach-timeout", "5"],
+        "echo payload ran",
+    );
+    assert_eq!(code(&out), 248, "{}", stderr(&out));
+    assert!(
+        t0.elapsed().as_secs() < 120,
+        "within the bound: {:?}",
+        t0.elapsed()
+    );
+    assert!(!stdout(&out).contains("payload ran"));
+    let err = stderr(&out);
+    assert!(err.contains("phase=SchedulerNotAttached"), "{err}");
+    assert!(
+        err.contains("the scheduler did not attach: sched_ext state is `disabled` after 5 s"),
+        "{err}"
+    );
+    assert!(!err.contains("PayloadStarting"), "{err}");
+}
+
+#[test]
+fn a_kernel_without_sched_ext_fails_in_seconds_naming_it() {
+    let t0 = Instant::now();
+    let out = sh(
+        &["--cpus", "2", "--scheduler", &bpfland()],
+        "echo payload ran",
+    );
+    assert_eq!(code(&out), 248, "{}", stderr(&out));
+    assert!(t0.elapsed().as_secs() < 60, "{:?}", t0.elapsed());
+    assert!(!stdout(&out).contains("payload ran"));
+    let err = stderr(&out);
+    assert!(
+        err.contains("sched_ext") && err.contains("CONFIG_SCHED_CLASS_EXT"),
+        "{err}"
+    );
+}
+
+#[test]
+fn cgroups_are_made_the_scheduler_joins_its_own_and_the_enable_script_ran() {
+    let dir = scratch("cgroups");
+    let enable = dir.join("enable");
+    std::fs::write(
+        &enable,
+        "# shorter RR slices\necho 50 > /proc/sys/kernel/sched_rr_timeslice_ms\n",
+    )
+    .unwrap();
+    let out = sched_sh(
+        &bpfland(),
+        &[
+            "--workload-cgroup",
+            "/ktstr/work",
+            "--scheduler-cgroup",
+            "/ktstr/sched",
+            "--sched-enable",
+            enable.to_str().unwrap(),
+        ],
+        "cd /sys/fs/cgroup; cat cgroup.subtree_control ktstr/cgroup.subtree_control; \
+         ls -d ktstr/work; grep -qx $(pidof scheduler) ktstr/sched/cgroup.procs && echo joined; \
+         cat /proc/sys/kernel/sched_rr_timeslice_ms",
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
+    for controllers in &lines[..2] {
+        let words: Vec<&str> = controllers.split_whitespace().collect();
+        assert!(
+            words.contains(&"cpu") && words.contains(&"cpuset"),
+            "{lines:?}"
+        );
+    }
+    assert_eq!(lines[2..], ["ktstr/work", "joined", "50"]);
+}
+
+#[test]
+fn a_bad_script_is_refused_at_pack_time() {
+    let dir = scratch("bad-script");
+    let script = dir.join("enable");
+    std::fs::write(
+        &script,
+        "echo 1 > /proc/sys/kernel/x\necho $(reboot) > /x\n",
+    )
+    .unwrap();
+    let out = Command::new(guestinit())
+        .args(["pack", "-o", "/dev/null", "--modules"])
+        .arg(sid_kernel_dir())
+        .args(["--scheduler", &bpfland(), "--sched-enable"])
+        .arg(&script)
+        .args(["--", "/bin/busybox", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 249, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("{}:2: ", script.display())),
+        "{}",
+        stderr(&out)
+    );
+}
