@@ -112,10 +112,10 @@ pub struct RunArgs {
     pub verbose: bool,
 
     #[command(flatten)]
-    pub sched: crate::pack::sched::SchedArgs,
+    pub sched: SchedArgs,
 
     #[command(flatten)]
-    pub sched_run: crate::run::sched::SchedRunArgs,
+    pub sched_run: SchedRunArgs,
 
     /// Test aid: read the bulk port at most this many KiB per second.
     #[arg(long, value_name = "KIB_PER_SEC", hide = true,
@@ -151,7 +151,7 @@ pub struct PackArgs {
     pub init: Option<PathBuf>,
 
     #[command(flatten)]
-    pub sched: crate::pack::sched::SchedArgs,
+    pub sched: SchedArgs,
 
     /// Compression of the archive.
     #[arg(long, value_enum, default_value_t = Compress::None)]
@@ -178,6 +178,53 @@ pub struct DecodeArgs {
     /// A raw capture of the bulk port.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+}
+
+/// What `run` and `pack` pack for a scheduler.
+#[derive(Clone, Debug, Default, Args)]
+pub struct SchedArgs {
+    /// A sched_ext scheduler the init starts, and waits for to attach,
+    /// before the payload (packed as /scheduler with its libraries).
+    #[arg(long, value_name = "PROG")]
+    pub scheduler: Option<OsString>,
+
+    /// The scheduler's arguments, whitespace-separated.
+    #[arg(
+        long,
+        value_name = "ARGS",
+        requires = "scheduler",
+        allow_hyphen_values = true
+    )]
+    pub sched_args: Option<String>,
+
+    /// A script of `echo VALUE > /path` lines run before the scheduler starts.
+    #[arg(long, value_name = "FILE", requires = "scheduler")]
+    pub sched_enable: Option<PathBuf>,
+
+    /// A script of `echo VALUE > /path` lines run after the scheduler stops.
+    #[arg(long, value_name = "FILE", requires = "scheduler")]
+    pub sched_disable: Option<PathBuf>,
+
+    /// A cgroup (under the cgroup2 root) to create for the workload.
+    #[arg(long, value_name = "PATH", requires = "scheduler")]
+    pub workload_cgroup: Option<String>,
+
+    /// A cgroup (under the cgroup2 root) to create and start the scheduler in.
+    #[arg(long, value_name = "PATH", requires = "scheduler")]
+    pub scheduler_cgroup: Option<String>,
+}
+
+/// What only `run` takes for a scheduler.
+#[derive(Clone, Debug, Default, Args)]
+pub struct SchedRunArgs {
+    /// Seconds the scheduler has to attach [default: 10 with KVM, 30 under TCG].
+    #[arg(long, value_name = "SECS", requires = "scheduler",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub attach_timeout: Option<u64>,
+
+    /// Save the scheduler's whole log here.
+    #[arg(long, value_name = "FILE", requires = "scheduler")]
+    pub sched_log: Option<PathBuf>,
 }
 
 #[cfg(test)]

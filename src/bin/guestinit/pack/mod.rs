@@ -53,7 +53,7 @@ pub struct Spec {
     /// `--modules DIR`.
     pub modules: Option<PathBuf>,
     /// `--scheduler` and its files.
-    pub sched: sched::SchedArgs,
+    pub sched: crate::cli::SchedArgs,
 }
 
 /// The archive's entries, read and checked, ready to write.
@@ -338,7 +338,7 @@ mod tests {
             init: Some(init),
             kernel: None,
             modules: Some(modules),
-            sched: sched::SchedArgs::default(),
+            sched: crate::cli::SchedArgs::default(),
         }
     }
 

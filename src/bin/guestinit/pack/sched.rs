@@ -3,51 +3,16 @@
 //! parser), the cgroup files, and /boot/config-RELEASE, which libbpf in the
 //! guest reads (docs/PROTOCOL.md).
 
-use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use clap::Args;
 use guestinit::parse::sched_script::parse_line;
 use guestinit::proto;
 
 use super::elf;
+use crate::cli::SchedArgs;
 use crate::error::{Error, Result};
 use crate::locate;
-
-/// What `run` and `pack` pack for a scheduler.
-#[derive(Clone, Debug, Default, Args)]
-pub struct SchedArgs {
-    /// A sched_ext scheduler the init starts, and waits for to attach,
-    /// before the payload (packed as /scheduler with its libraries).
-    #[arg(long, value_name = "PROG")]
-    pub scheduler: Option<OsString>,
-
-    /// The scheduler's arguments, whitespace-separated.
-    #[arg(
-        long,
-        value_name = "ARGS",
-        requires = "scheduler",
-        allow_hyphen_values = true
-    )]
-    pub sched_args: Option<String>,
-
-    /// A script of `echo VALUE > /path` lines run before the scheduler starts.
-    #[arg(long, value_name = "FILE", requires = "scheduler")]
-    pub sched_enable: Option<PathBuf>,
-
-    /// A script of `echo VALUE > /path` lines run after the scheduler stops.
-    #[arg(long, value_name = "FILE", requires = "scheduler")]
-    pub sched_disable: Option<PathBuf>,
-
-    /// A cgroup (under the cgroup2 root) to create for the workload.
-    #[arg(long, value_name = "PATH", requires = "scheduler")]
-    pub workload_cgroup: Option<String>,
-
-    /// A cgroup (under the cgroup2 root) to create and start the scheduler in.
-    #[arg(long, value_name = "PATH", requires = "scheduler")]
-    pub scheduler_cgroup: Option<String>,
-}
 
 /// The scheduler's part of the archive.
 pub struct SchedFiles {

@@ -3,28 +3,15 @@
 //! of exit 248 when it failed.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use clap::Args;
 use guestinit::proto::{key, prefix, sched};
 use guestinit::wire::msg::{code_from_bytes, Phase};
 use guestinit::wire::Tag;
 
 use super::qemu::Accel;
+use crate::cli::SchedRunArgs;
 use crate::error::{Error, Result};
-
-/// What only `run` takes for a scheduler.
-#[derive(Clone, Debug, Default, Args)]
-pub struct SchedRunArgs {
-    /// Seconds the scheduler has to attach [default: 10 with KVM, 30 under TCG].
-    #[arg(long, value_name = "SECS", requires = "scheduler",
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub attach_timeout: Option<u64>,
-
-    /// Save the scheduler's whole log here.
-    #[arg(long, value_name = "FILE", requires = "scheduler")]
-    pub sched_log: Option<PathBuf>,
-}
 
 /// Lines of the scheduler's log shown when it failed.
 const LOG_TAIL_LINES: usize = 10;
