@@ -202,7 +202,10 @@ fn read_args(buf: &'static mut [u8; ARGS_CAP + 1]) -> Result<Vec<&'static CStr, 
     let _ = argv.push(c"/scheduler");
     let mut at = 0;
     while at < len {
-        let arg = CStr::from_bytes_until_nul(&text[at..]).expect("terminated above");
+        // Every argument was NUL-terminated above.
+        let Ok(arg) = CStr::from_bytes_until_nul(&text[at..]) else {
+            break;
+        };
         at += arg.to_bytes().len() + 1;
         if !arg.is_empty() {
             argv.push(arg).map_err(|_| SetupError::Args(Errno::TOOBIG))?;
