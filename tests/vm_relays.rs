@@ -87,3 +87,21 @@ fn the_timeout_asks_for_a_dump_then_stops_the_payload_in_order() {
     assert_eq!(stdout(&out), "started\nstopped in order\n");
     assert!(stderr(&out).contains("debug dump"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_stats_request_without_a_scheduler_gets_an_error_line() {
+    require_vm_prerequisites();
+    let socket = scratch("relays-stats").join("stats.sock");
+    let mut child = Command::new(guestinit())
+        .args(["run", "--timeout", VM_TIMEOUT_SECS, "--stats-socket"])
+        .arg(&socket)
+        .args(["--", "/bin/busybox", "sleep", "8"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (reply, _) = stats_request(&socket, std::time::Duration::from_secs(60));
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(reply, "{\"errno\":2,\"args\":{}}\n");
+    assert!(!socket.exists(), "the socket outlived the run");
+}

@@ -241,3 +241,32 @@ fn a_bad_script_is_refused_at_pack_time() {
         stderr(&out)
     );
 }
+
+#[test]
+fn the_stats_socket_relays_bpflands_own_stats() {
+    let socket = scratch("stats").join("stats.sock");
+    let dir = sid_kernel_dir();
+    let kernel = dir.join("vmlinuz");
+    let mut child = std::process::Command::new(guestinit())
+        .args(["run", "--timeout", VM_TIMEOUT_SECS, "--kernel"])
+        .arg(&kernel)
+        .arg("--modules")
+        .arg(&dir)
+        .args(["--cpus", "2", "--memory", "512", "--scheduler", &bpfland()])
+        .arg("--stats-socket")
+        .arg(&socket)
+        .args(["--", "/bin/busybox", "sleep", "30"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Sent before the scheduler serves: held in the port, then relayed.
+    let (first, _) = stats_request(&socket, std::time::Duration::from_secs(120));
+    assert!(first.starts_with("{\"errno\":0,"), "{first}");
+    assert!(first.contains("\"nr_cpus\":2"), "{first}");
+    let times: Vec<_> = (0..5)
+        .map(|_| stats_request(&socket, std::time::Duration::from_secs(5)).1)
+        .collect();
+    eprintln!("stats round trips: {times:?}");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -127,3 +127,30 @@ pub fn host_sh(script: &str, dir: &Path) {
         .unwrap();
     assert!(status.success(), "host command failed: {script}");
 }
+
+/// One scx_stats request on the unix socket at `path`, retried until the
+/// socket exists (up to `wait`): the reply line, and how long it took.
+pub fn stats_request(path: &Path, wait: std::time::Duration) -> (String, std::time::Duration) {
+    use std::io::{BufRead, BufReader, Write};
+    let start = std::time::Instant::now();
+    let stream = loop {
+        match std::os::unix::net::UnixStream::connect(path) {
+            Ok(s) => break s,
+            Err(e) if start.elapsed() < wait => {
+                let _ = e;
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            Err(e) => panic!("no stats socket at {}: {e}", path.display()),
+        }
+    };
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let sent = std::time::Instant::now();
+    (&stream)
+        .write_all(b"{\"req\":\"stats\",\"args\":{}}\n")
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(&stream).read_line(&mut line).unwrap();
+    (line, sent.elapsed())
+}

@@ -41,10 +41,10 @@ pub struct Cli {
 pub enum Command {
     /// Boot PROGRAM in a QEMU VM and relay its stdout/stderr; exit with its code.
     #[command(after_help = EXIT_CODES_HELP)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Write the initramfs that `run` would boot.
     #[command(after_help = "Exit status: 0, or 249 on error.")]
-    Pack(PackArgs),
+    Pack(Box<PackArgs>),
     /// Print the frames of a raw bulk-port capture (from `run --bulk-log`).
     #[command(after_help = "Exit status: 0 if FILE was read, 249 if not.")]
     Decode(DecodeArgs),
@@ -97,6 +97,11 @@ pub struct RunArgs {
     /// Save COM2 (init diagnostics) here instead of a temporary file.
     #[arg(long, value_name = "FILE")]
     pub com2_log: Option<PathBuf>,
+
+    /// Serve the scheduler's stats (scx_stats' JSON lines) on a unix socket
+    /// at PATH while the run lasts.
+    #[arg(long, value_name = "PATH")]
+    pub stats_socket: Option<PathBuf>,
 
     /// Save the kernel trace's lines from COM1 here (trace_pipe, the
     /// sched_ext debug dump).

@@ -23,8 +23,8 @@ fn main() -> ExitCode {
         Err(status) => return ExitCode::from(status),
     };
     let result = match command {
-        Command::Run(args) => run::main(args),
-        Command::Pack(args) => pack::main(args).map(|()| 0),
+        Command::Run(args) => run::main(*args),
+        Command::Pack(args) => pack::main(*args).map(|()| 0),
         Command::Decode(args) => decode::main(args).map(|()| 0),
     };
     match result {

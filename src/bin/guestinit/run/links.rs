@@ -21,6 +21,8 @@ pub struct HostEnds {
     pub hvc0: UnixStream,
     /// The payload's stdin, when the host's is no terminal.
     pub stdin: Option<UnixStream>,
+    /// The stats relay, with `--stats-socket`.
+    pub stats: Option<UnixStream>,
 }
 
 /// QEMU's ends: inherited by QEMU, then dropped by the host so that QEMU's
@@ -33,6 +35,7 @@ pub struct GuestEnds {
     pub stderr: OwnedFd,
     pub hvc0: OwnedFd,
     pub stdin: Option<OwnedFd>,
+    pub stats: Option<OwnedFd>,
 }
 
 impl GuestEnds {
@@ -45,6 +48,7 @@ impl GuestEnds {
             qmp: self.qmp.as_raw_fd(),
             hvc0: self.hvc0.as_raw_fd(),
             stdin: self.stdin.as_ref().map(|fd| fd.as_raw_fd()),
+            stats: self.stats.as_ref().map(|fd| fd.as_raw_fd()),
         }
     }
 
@@ -54,6 +58,7 @@ impl GuestEnds {
             [&self.bulk, &self.com1, &self.com2, &self.qmp, &self.hvc0].map(|fd| fd.as_raw_fd());
         fds.into_iter()
             .chain(self.stdin.as_ref().map(|fd| fd.as_raw_fd()))
+            .chain(self.stats.as_ref().map(|fd| fd.as_raw_fd()))
             .collect()
     }
 }
@@ -75,15 +80,25 @@ pub enum Stdin {
     Null,
 }
 
+/// Optional links: the host's stdin, the stats relay.
+pub struct Wanted {
+    pub stdin: Stdin,
+    pub stats: bool,
+}
+
 /// A socket pair for each link of a test VM.
-pub fn new(stdin: Stdin) -> Result<(HostEnds, GuestEnds)> {
+pub fn new(wanted: Wanted) -> Result<(HostEnds, GuestEnds)> {
     let (bulk, bulk_guest) = pair("bulk port")?;
     let (com1, com1_guest) = pair("COM1")?;
     let (com2, com2_guest) = pair("COM2")?;
     let (qmp, qmp_guest) = pair("QMP")?;
     let (stderr, stderr_guest) = pair("QEMU stderr")?;
     let (hvc0, hvc0_guest) = pair("hvc0")?;
-    let (stdin, stdin_guest) = match stdin {
+    let (stats, stats_guest) = match wanted.stats {
+        true => pair("stats port").map(|(h, g)| (Some(h), Some(g)))?,
+        false => (None, None),
+    };
+    let (stdin, stdin_guest) = match wanted.stdin {
         Stdin::Relayed => pair("stdin").map(|(h, g)| (Some(h), Some(g)))?,
         Stdin::Null => (None, None),
     };
@@ -95,6 +110,7 @@ pub fn new(stdin: Stdin) -> Result<(HostEnds, GuestEnds)> {
         stderr,
         hvc0,
         stdin,
+        stats,
     };
     let guest = GuestEnds {
         bulk: bulk_guest,
@@ -104,6 +120,7 @@ pub fn new(stdin: Stdin) -> Result<(HostEnds, GuestEnds)> {
         stderr: stderr_guest,
         hvc0: hvc0_guest,
         stdin: stdin_guest,
+        stats: stats_guest,
     };
     Ok((host, guest))
 }

@@ -9,6 +9,7 @@ mod qmp;
 mod reactor;
 pub mod sched;
 mod spool;
+mod stats;
 mod stdin;
 mod stop;
 mod stream;
@@ -47,7 +48,12 @@ pub fn main(args: RunArgs) -> Result<u8> {
         what: "handling stop signals".into(),
         source,
     })?;
-    let (mut vm, host) = boot(&args, &mut signals)?;
+    let (mut vm, mut host) = boot(&args, &mut signals)?;
+    // Removed from the file system when the run ends, however it ends.
+    let _stats_socket = match (host.stats.take(), &args.stats_socket) {
+        (Some(link), Some(path)) => Some(stats::serve(path, link)?),
+        _ => None,
+    };
     let deadline = args
         .timeout
         .map(|secs| vm.spawned + Duration::from_secs(secs));
@@ -102,7 +108,10 @@ fn boot(args: &RunArgs, signals: &mut Signals) -> Result<(vm::Vm, links::HostEnd
     } else {
         links::Stdin::Relayed
     };
-    let (mut host, guest) = links::new(stdin)?;
+    let (mut host, guest) = links::new(links::Wanted {
+        stdin,
+        stats: args.stats_socket.is_some(),
+    })?;
     let mut inherited = guest.inherited();
     inherited.extend(initrd.fd.as_ref().map(|fd| fd.as_raw_fd()));
     let qemu_args = qemu::args(&qemu::VmConfig {
@@ -127,6 +136,7 @@ fn boot(args: &RunArgs, signals: &mut Signals) -> Result<(vm::Vm, links::HostEnd
         guest.qmp,
         guest.hvc0,
         guest.stdin,
+        guest.stats,
         initrd,
     ));
     if let Some(link) = host.stdin.take() {

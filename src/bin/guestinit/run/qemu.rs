@@ -67,6 +67,8 @@ pub struct LinkFds {
     pub hvc0: RawFd,
     /// The payload's stdin, when relayed.
     pub stdin: Option<RawFd>,
+    /// The stats relay, with `--stats-socket`.
+    pub stats: Option<RawFd>,
 }
 
 fn strings(items: &[&str]) -> Vec<OsString> {
@@ -106,6 +108,9 @@ fn boot(config: &VmConfig<'_>) -> Vec<OsString> {
     let mut append = base_append();
     if config.fds.stdin.is_some() {
         append = format!("{append} {}", proto::key::STDIN);
+    }
+    if config.fds.stats.is_some() {
+        append = format!("{append} {}", proto::key::STATS);
     }
     if let Some(extra) = config.append {
         append = format!("{append} {extra}");
@@ -154,8 +159,13 @@ fn bulk_port(fd: RawFd) -> Vec<OsString> {
     named_port("bulk", 1, proto::BULK_PORT, fd)
 }
 
-/// Port 3, the host's stdin for the payload (port 2 is kept for the
-/// scheduler's stats relay).
+/// Port 2, the scheduler's stats relay.
+fn stats_port(fd: Option<RawFd>) -> Vec<OsString> {
+    fd.map(|fd| named_port("stats", 2, proto::STATS_PORT, fd))
+        .unwrap_or_default()
+}
+
+/// Port 3, the host's stdin for the payload.
 fn stdin_port(fd: Option<RawFd>) -> Vec<OsString> {
     fd.map(|fd| named_port("stdin", 3, proto::STDIN_PORT, fd))
         .unwrap_or_default()
@@ -179,6 +189,7 @@ pub fn args(config: &VmConfig<'_>) -> Vec<OsString> {
         virtio_serial(),
         hvc0(fds.hvc0),
         bulk_port(fds.bulk),
+        stats_port(fds.stats),
         stdin_port(fds.stdin),
         qmp(fds.qmp),
     ]
@@ -204,6 +215,7 @@ mod tests {
                 qmp: 8,
                 hvc0: 10,
                 stdin: None,
+                stats: None,
             },
         }
     }
