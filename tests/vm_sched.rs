@@ -270,3 +270,27 @@ fn the_stats_socket_relays_bpflands_own_stats() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn the_timeout_takes_a_sched_ext_debug_dump_before_it_stops_the_run() {
+    let trace = scratch("timeout-dump").join("trace.txt");
+    let dir = sid_kernel_dir();
+    let t0 = Instant::now();
+    let out = std::process::Command::new(guestinit())
+        .args(["run", "--timeout", "40", "--kernel"])
+        .arg(dir.join("vmlinuz"))
+        .arg("--modules")
+        .arg(&dir)
+        .args(["--cpus", "2", "--memory", "512", "--scheduler", &bpfland()])
+        .arg("--trace")
+        .arg(&trace)
+        .args(["--", "/bin/busybox", "sleep", "1000"])
+        .output()
+        .unwrap();
+    let took = t0.elapsed();
+    eprintln!("--timeout 40 to exit: {took:?}");
+    assert_eq!(code(&out), 252, "{}", stderr(&out));
+    assert!(stderr(&out).contains("debug dump"), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&trace).unwrap();
+    assert!(text.contains("Debug dump triggered"), "{text}");
+}
