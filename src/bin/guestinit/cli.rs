@@ -86,6 +86,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
     pub append: Option<String>,
 
+    /// Pass ARG to QEMU as it is, after guestinit's own arguments (repeatable; like vng's --qemu-opts).
+    #[arg(long = "qemu-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub qemu_args: Vec<OsString>,
+
     /// Save the raw bytes read from the bulk port (see `guestinit decode`).
     #[arg(long, value_name = "FILE")]
     pub bulk_log: Option<PathBuf>,

@@ -12,8 +12,9 @@
 //!    loader and shared libraries, each at the path the guest will open:
 //!    its host path, or under `/.guestinit/root` when a guest mount would
 //!    hide that path (`layout`);
-//! 6. `/modules/NNN-name.ko[.xz|.zst]`: kernel modules in load order (NNN from 000);
-//! 7. `/.guestinit-complete`, the last entry: if it is missing, the kernel ran
+//! 6. `/boot/config-RELEASE`, the kernel's config, when it is found;
+//! 7. `/modules/NNN-name.ko[.xz|.zst]`: kernel modules in load order (NNN from 000);
+//! 8. `/.guestinit-complete`, the last entry: if it is missing, the kernel ran
 //!    out of memory while unpacking. Then the cpio trailer.
 
 mod cpio;
@@ -95,6 +96,22 @@ fn modules(kernel: Option<&Path>, modules: Option<&Path>) -> Result<Vec<modules:
     }
 }
 
+/// The kernel's config at `/boot/config-RELEASE` (libbpf reads it there),
+/// whenever the kernel and its config are found.
+fn kernel_config(spec: &Spec) -> Result<Option<Entry>> {
+    let Ok(image) = locate::kernel(spec.kernel.as_deref()) else {
+        return Ok(None);
+    };
+    let Some((path, data)) = kernel::config(&image)? else {
+        return Ok(None);
+    };
+    Ok(Some(Entry::File {
+        name: archive_name(&path)?,
+        perm: 0o644,
+        data,
+    }))
+}
+
 /// Resolves and reads everything the archive holds.
 pub fn plan(spec: &Spec) -> Result<Plan> {
     let (program_arg, rest) = spec.argv.split_first().ok_or(Error::ProgramNotFound {
@@ -121,6 +138,7 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
             data,
         });
     }
+    files.extend(kernel_config(spec)?);
     if let Some(exec) = &exec {
         files.insert(
             0,

@@ -81,6 +81,7 @@ fn boot(args: &RunArgs, signals: &mut Signals) -> Result<(vm::Vm, links::HostEnd
         memory_mib: args.memory,
         cpus: args.cpus,
         append: args.append.as_deref(),
+        extra: &args.qemu_args,
         fds: guest.fds(),
     });
     if args.verbose {

@@ -53,6 +53,8 @@ pub struct VmConfig<'a> {
     pub memory_mib: u32,
     pub cpus: u32,
     pub append: Option<&'a str>,
+    /// `--qemu-arg`s, passed last and as they are.
+    pub extra: &'a [OsString],
     /// QEMU's inherited ends of the links (see `links`).
     pub fds: LinkFds,
 }
@@ -164,6 +166,7 @@ pub fn args(config: &VmConfig<'_>) -> Vec<OsString> {
         hvc0(),
         bulk_port(fds.bulk),
         qmp(fds.qmp),
+        config.extra.to_vec(),
     ]
     .concat()
 }
@@ -180,6 +183,7 @@ mod tests {
             memory_mib: 256,
             cpus: 2,
             append,
+            extra: &[],
             fds: LinkFds {
                 bulk: 5,
                 com1: 6,
@@ -221,6 +225,16 @@ mod tests {
         assert_eq!(argv[at("-accel") + 1], "kvm");
         assert_eq!(argv[at("-cpu") + 1], "host");
         assert_eq!(argv[at("-append") + 1], *base_append());
+    }
+
+    #[test]
+    fn extra_arguments_come_last_as_given() {
+        let extra = [OsString::from("-device"), OsString::from("virtio-rng-pci")];
+        let argv = args(&VmConfig {
+            extra: &extra,
+            ..config(Accel::Tcg, None)
+        });
+        assert_eq!(argv[argv.len() - 2..], extra);
     }
 
     #[test]
