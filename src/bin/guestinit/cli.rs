@@ -53,7 +53,8 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Boot this initramfs instead of packing one.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["program", "modules", "init"])]
+    #[arg(long, value_name = "FILE",
+          conflicts_with_all = ["program", "modules", "init", "include", "env", "cwd"])]
     pub initramfs: Option<PathBuf>,
 
     /// Kernel image, or a kernel build tree [default: $GUESTINIT_KERNEL, else a build tree here, .cache/kernel, /boot, /usr/lib/modules].
@@ -67,6 +68,9 @@ pub struct RunArgs {
     /// The guest init binary [default: `init` beside this executable].
     #[arg(long, value_name = "PATH")]
     pub init: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub setup: Setup,
 
     /// Guest memory in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 256,
@@ -143,6 +147,9 @@ pub struct PackArgs {
     #[arg(long, value_name = "PATH")]
     pub init: Option<PathBuf>,
 
+    #[command(flatten)]
+    pub setup: Setup,
+
     /// Compression of the archive.
     #[arg(long, value_enum, default_value_t = Compress::None)]
     pub compress: Compress,
@@ -151,6 +158,22 @@ pub struct PackArgs {
     /// guestinit come first: from PROGRAM (or `--`) on, all is the program's.
     #[arg(value_name = "PROGRAM", trailing_var_arg = true, required = true)]
     pub program: Vec<OsString>,
+}
+
+/// What the payload gets beside its argv: files, environment, working directory.
+#[derive(Clone, Debug, Default, Args)]
+pub struct Setup {
+    /// Pack a host file or folder at DST [default: /include-files/NAME]; an executable brings its libraries and its folder leads PATH (repeatable).
+    #[arg(long, value_name = "SRC[:DST]")]
+    pub include: Vec<OsString>,
+
+    /// Set a variable of the payload's environment (repeatable).
+    #[arg(long, value_name = "K=V")]
+    pub env: Vec<OsString>,
+
+    /// The payload's working directory in the guest [default: /].
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -5,6 +5,7 @@
 
 use crate::clock;
 use crate::console::warning;
+use crate::environ;
 use crate::link::Link;
 use crate::reactor::{Ctx, Interests, Rank, Source};
 use crate::spawn::{self, Command, Stdio};
@@ -43,14 +44,6 @@ const ARGS_CAP: usize = args::MAX_BYTES + 1;
 /// The file's bytes, NUL-terminated in place for execve.
 static ARGS: TakeOnce<[u8; ARGS_CAP]> = TakeOnce::new([0; ARGS_CAP]);
 
-/// What every payload's environment holds.
-const ENV: [&CStr; 4] = [
-    c"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    c"HOME=/tmp",
-    c"TERM=linux",
-    c"LANG=C.UTF-8",
-];
-
 /// Why there is no payload to run.
 pub enum StartError {
     /// /args is missing or unreadable.
@@ -60,6 +53,8 @@ pub enum StartError {
     Args(ArgsError),
     /// /.guestinit/exec exists but cannot be read.
     Exec(Errno),
+    /// /.guestinit/env or /.guestinit/cwd cannot be used.
+    Environ(environ::Error),
     /// A pipe or the fork failed, or argv is too long (E2BIG).
     Spawn(Errno),
 }
@@ -77,6 +72,7 @@ impl core::fmt::Display for StartError {
             StartError::TooMany => write!(f, "/args has more than {MAX_ARGS} arguments"),
             StartError::Args(e) => write!(f, "{e}"),
             StartError::Exec(e) => write!(f, "read {}: {}", proto::path::EXEC, ErrnoText(*e)),
+            StartError::Environ(e) => write!(f, "{e}"),
             StartError::Spawn(e) => write!(f, "start the payload: {}", ErrnoText(*e)),
         }
     }
@@ -87,10 +83,12 @@ type Argv = Vec<&'static CStr, MAX_ARGS>;
 /// Reads /args and starts the program it names.
 pub fn start() -> Result<Payload, StartError> {
     let (path, argv) = read_program(ARGS.take().expect("the payload starts once"))?;
+    let environ = environ::read().map_err(StartError::Environ)?;
     let spawned = spawn::spawn(&Command {
         path,
         argv: &argv,
-        env: &ENV,
+        env: &environ.vars,
+        cwd: environ.cwd,
         stdin: Stdio::Null,
         stdout: Stdio::Pipe,
         stderr: Stdio::Pipe,
@@ -116,7 +114,7 @@ fn read_program(buf: &'static mut [u8; ARGS_CAP]) -> Result<(&'static CStr, Argv
 }
 
 /// Reads the file at `path` into `buf`; `None` when it does not fit.
-fn read_file(path: &str, buf: &mut [u8]) -> Result<Option<usize>, Errno> {
+pub fn read_file(path: &str, buf: &mut [u8]) -> Result<Option<usize>, Errno> {
     let file = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
     let mut len = 0;
     while len < buf.len() {
@@ -354,6 +352,7 @@ mod tests {
             path: c"/bin/sh",
             argv: &[c"sh", c"-c", script],
             env: &[c"PATH=/usr/bin:/bin"],
+            cwd: None,
             stdin: Stdio::Null,
             stdout: Stdio::Pipe,
             stderr: Stdio::Pipe,

@@ -4,6 +4,7 @@ mod boot;
 mod clock;
 mod console;
 mod crash;
+mod environ;
 mod failure;
 mod kernel_addrs;
 mod link;

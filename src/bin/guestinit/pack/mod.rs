@@ -19,6 +19,8 @@
 
 mod cpio;
 mod elf;
+mod environ;
+mod include;
 mod kernel;
 mod layout;
 mod modules;
@@ -31,7 +33,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::cli::{Compress, PackArgs};
+use crate::cli::{Compress, PackArgs, Setup};
 use crate::error::{Error, Result};
 use crate::locate;
 use guestinit::parse::args;
@@ -52,6 +54,8 @@ pub struct Spec {
     pub kernel: Option<PathBuf>,
     /// `--modules DIR`.
     pub modules: Option<PathBuf>,
+    /// `--include`, `--env`, `--cwd`.
+    pub setup: Setup,
 }
 
 /// The archive's entries, read and checked, ready to write.
@@ -79,6 +83,7 @@ pub fn main(args: PackArgs) -> Result<()> {
         init: args.init,
         kernel: args.kernel,
         modules: args.modules,
+        setup: args.setup,
     };
     write(&plan(&spec)?, &args.output, args.compress)
 }
@@ -94,6 +99,33 @@ fn modules(kernel: Option<&Path>, modules: Option<&Path>) -> Result<Vec<modules:
         }),
         None => kernel::modules(&locate::kernel(kernel)?),
     }
+}
+
+/// Host files read into entries at their guest paths, each guest path once
+/// (an included program and the payload share libraries); none may take
+/// one of guestinit's own names.
+fn host_files(placed: impl Iterator<Item = (PathBuf, PathBuf)>) -> Result<Vec<Entry>> {
+    let mut seen = BTreeSet::new();
+    let mut files = Vec::new();
+    for (guest, path) in placed {
+        let name = archive_name(&guest)?;
+        // Files `layout` moved under ROOT are judged by their own path.
+        let unmoved = guest.strip_prefix(proto::path::ROOT).unwrap_or(&guest);
+        if is_reserved(&archive_name(unmoved)?) {
+            return Err(Error::Collision { path: guest });
+        }
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        let meta = fs::metadata(&path).map_err(|source| read_error(&path, source))?;
+        let data = fs::read(&path).map_err(|source| read_error(&path, source))?;
+        files.push(Entry::File {
+            name,
+            perm: meta.permissions().mode() & 0o777,
+            data,
+        });
+    }
+    Ok(files)
 }
 
 /// The kernel's config at `/boot/config-RELEASE` (libbpf reads it there),
@@ -125,20 +157,25 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
     let init = locate::init(spec.init.as_deref())?;
     let modules = modules(spec.kernel.as_deref(), spec.modules.as_deref())?;
 
-    let mut files = Vec::new();
-    for path in &payload {
-        if is_reserved(&archive_name(path)?) {
-            return Err(Error::Collision { path: path.clone() });
-        }
-        let meta = fs::metadata(path).map_err(|source| read_error(path, source))?;
-        let data = fs::read(path).map_err(|source| read_error(path, source))?;
-        files.push(Entry::File {
-            name: archive_name(&layout::guest_path(path))?,
-            perm: meta.permissions().mode() & 0o777,
-            data,
-        });
-    }
+    let included = include::resolve(&spec.setup.include)?;
+    let placed = payload.iter().map(|p| (layout::guest_path(p), p.clone()));
+    let mut files = host_files(placed.chain(included.files))?;
     files.extend(kernel_config(spec)?);
+    let env = environ::env_file(&spec.setup.env, &included.path_dirs)?;
+    let cwd = environ::cwd_file(spec.setup.cwd.as_deref())?;
+    for (path, data) in [(proto::path::ENV, env), (proto::path::CWD, cwd)] {
+        if let Some(data) = data {
+            let name = archive_name(Path::new(path))?;
+            files.insert(
+                0,
+                Entry::File {
+                    name,
+                    perm: 0o644,
+                    data,
+                },
+            );
+        }
+    }
     if let Some(exec) = &exec {
         files.insert(
             0,
@@ -151,6 +188,14 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
     }
 
     let mut dirs: BTreeSet<PathBuf> = [PathBuf::from("dev"), PathBuf::from("modules")].into();
+    for dir in &included.dirs {
+        dirs.extend(
+            Path::new(&archive_name(dir)?)
+                .ancestors()
+                .map(Path::to_owned),
+        );
+    }
+    dirs.remove(Path::new(""));
     for entry in &files {
         let Entry::File { name, .. } = entry else {
             continue;
@@ -339,6 +384,7 @@ mod tests {
             init: Some(init),
             kernel: None,
             modules: Some(modules),
+            setup: Setup::default(),
         }
     }
 

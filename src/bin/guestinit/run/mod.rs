@@ -227,6 +227,7 @@ fn initramfs(args: &RunArgs, kernel: &Path) -> Result<Initrd> {
                 init: args.init.clone(),
                 kernel: Some(kernel.to_owned()),
                 modules: args.modules.clone(),
+                setup: args.setup.clone(),
             };
             let scratch = ScratchDir::new("run").map_err(|source| Error::VmSetup {
                 what: "creating a temporary directory".into(),
