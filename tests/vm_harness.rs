@@ -75,3 +75,75 @@ fn env_and_cwd_reach_the_payload_and_bad_ones_are_refused_at_pack_time() {
         stderr(&out)
     );
 }
+
+/// A crate of two tests that pass only in guestinit's VM, and one
+/// (ignored unless asked) that fails there.
+fn runner_crate(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    let manifest = "[package]\nname = \"in-vm\"\nversion = \"0.1.0\"\nedition = \"2021\"\n";
+    std::fs::write(dir.join("Cargo.toml"), manifest).unwrap();
+    let tests = r#"
+#[test]
+fn the_kernel_booted_guestinits_init() {
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap();
+    assert!(cmdline.contains("rdinit=/init"), "{cmdline}");
+}
+
+#[test]
+fn pid_1_is_the_init() {
+    assert_eq!(std::fs::read("/proc/1/cmdline").unwrap(), b"/init\0");
+}
+
+#[test]
+#[ignore]
+fn fails_in_the_vm() {
+    panic!("failing on purpose");
+}
+"#;
+    std::fs::write(dir.join("src/lib.rs"), tests).unwrap();
+}
+
+/// `cargo test ARGS` in `dir` with guestinit as the runner.
+fn cargo_test(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    require_vm_prerequisites();
+    let runner = format!(
+        "{} run --timeout {VM_TIMEOUT_SECS} --",
+        guestinit().display()
+    );
+    let cargo = std::env::var_os("CARGO").unwrap_or("cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args(["test", "--offline", "--lib"])
+        .args(args)
+        .current_dir(dir)
+        .env("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER", runner)
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .unwrap();
+    eprintln!("--- cargo stderr ---\n{}", stderr(&out));
+    out
+}
+
+#[test]
+fn guestinit_as_cargos_runner_runs_the_tests_in_the_vm() {
+    let dir = scratch("vm-harness-runner");
+    runner_crate(&dir);
+    let started = std::time::Instant::now();
+    let out = cargo_test(&dir, &[]);
+    eprintln!(
+        "cargo test with guestinit as runner: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(code(&out), 0);
+    assert!(
+        stdout(&out).contains("test result: ok. 2 passed"),
+        "{}",
+        stdout(&out)
+    );
+    let out = cargo_test(&dir, &["--", "--ignored"]);
+    assert_eq!(code(&out), 101);
+    assert!(
+        stdout(&out).contains("failing on purpose"),
+        "{}",
+        stdout(&out)
+    );
+}
