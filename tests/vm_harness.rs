@@ -147,3 +147,70 @@ fn guestinit_as_cargos_runner_runs_the_tests_in_the_vm() {
         stdout(&out)
     );
 }
+
+/// The JSON lines of an events file.
+fn events(path: &std::path::Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn names(lines: &[serde_json::Value]) -> Vec<&str> {
+    lines.iter().map(|l| l["event"].as_str().unwrap()).collect()
+}
+
+#[test]
+fn events_tell_the_run_the_crash_and_the_hosts_failure_as_json_lines() {
+    let dir = scratch("vm-harness-events");
+    let file = dir.join("events.jsonl");
+    let path = file.to_str().unwrap();
+    let out = sh(&["--events", path], "echo hi; exit 3");
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let lines = events(&file);
+    assert!(lines.iter().all(|l| l["v"] == 1), "{lines:?}");
+    let want = [
+        "kernel_addrs",
+        "ready",
+        "life",
+        "life",
+        "payload_started",
+        "payload_drained",
+        "timeline",
+        "wait",
+        "exit",
+        "end",
+    ];
+    assert_eq!(names(&lines), want);
+    assert_eq!(lines[2]["phase"], "InitStarted");
+    let marks = lines[6]["marks"].as_array().unwrap();
+    assert_eq!(marks[0]["mark"], "init entry");
+    assert!(marks[0]["ns"].as_u64().unwrap() > 0);
+    assert_eq!(lines[7]["exit_code"], 3);
+    assert!(lines[7]["max_rss_kib"].as_u64().unwrap() > 0);
+    assert_eq!(lines[9]["exit_code"], 3);
+    assert!(lines[9]["error"].is_null());
+
+    let out = run(
+        &["--events", path, "--append", "guestinit.crash=panic"],
+        &["/bin/true"],
+    );
+    assert_eq!(code(&out), 253, "{}", stderr(&out));
+    let lines = events(&file);
+    assert_eq!(names(&lines)[lines.len() - 2..], ["crash", "end"]);
+    assert!(lines[lines.len() - 2]["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("PANIC: "));
+    assert_eq!(lines[lines.len() - 1]["exit_code"], 253);
+
+    let out = run(&["--events", path], &["no-such-program-guestinit"]);
+    assert_eq!(code(&out), 249);
+    let lines = events(&file);
+    assert_eq!(names(&lines), ["end"]);
+    assert_eq!(lines[0]["exit_code"], 249);
+    assert!(
+        lines[0]["error"].as_str().unwrap().contains("not found"),
+        "{lines:?}"
+    );
+}

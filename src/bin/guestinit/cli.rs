@@ -106,6 +106,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub com2_log: Option<PathBuf>,
 
+    /// Write the run's events as JSON lines to FILE, or to stdout for `-` (schema: docs/EVENTS.md).
+    #[arg(long, value_name = "FILE|-")]
+    pub events: Option<PathBuf>,
+
     /// After the run, print the guest's boot timeline to stderr.
     #[arg(long)]
     pub timeline: bool,

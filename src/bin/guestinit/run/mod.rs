@@ -3,6 +3,7 @@
 //! exit status (see `crate::error` for the codes).
 
 mod capture;
+mod events;
 mod links;
 mod qemu;
 mod qmp;
@@ -32,30 +33,57 @@ use crate::pack;
 use crate::scratch::ScratchDir;
 
 use capture::Capture;
+use events::Events;
 use reactor::Sources;
 use spool::{Finish, Spool};
 use stop::Stopper;
 use stream::{Bulk, Relay};
 
 pub fn main(args: RunArgs) -> Result<u8> {
+    let stdout = Spool::new(io::stdout());
+    let events = Events::new(events_out(args.events.as_deref(), &stdout)?);
+    let result = run(&args, stdout, &events);
+    // A failure before the verdict (packing, QEMU) ends the events here.
+    events.end(&result);
+    events.close();
+    result
+}
+
+/// Where `--events` go: stdout's own spool for `-`, in order with the
+/// payload's output, else a file.
+fn events_out(path: Option<&Path>, stdout: &Spool) -> Result<Option<Spool>> {
+    match path {
+        Some(path) if path == Path::new("-") => Ok(Some(stdout.clone())),
+        path => log_file(path),
+    }
+}
+
+fn run(args: &RunArgs, stdout: Spool, events: &Events) -> Result<u8> {
     // First of all: a stop signal from now on stops the run in order.
     let mut signals = Signals::new(reactor::STOP_SIGNALS).map_err(|source| Error::VmSetup {
         what: "handling stop signals".into(),
         source,
     })?;
-    let (mut vm, host) = boot(&args, &mut signals)?;
+    let (mut vm, host) = boot(args, &mut signals)?;
     let deadline = args
         .timeout
         .map(|secs| vm.spawned + Duration::from_secs(secs));
     let mut buffer = decoder_buffer();
-    let mut sources = sources(&args, host, &mut buffer, signals)?;
+    let relay = Relay::new(
+        stdout,
+        Spool::new(io::stderr()),
+        args.verbose,
+        events.clone(),
+    );
+    let mut sources = sources(args, host, &mut buffer, relay, signals)?;
     let mut stopper = Stopper::new(deadline);
     let status = reactor::run(&mut sources, &mut vm, &mut stopper)?;
-    let mut ended = Ended::from(sources, &args);
-    let outcome = conclude(&args, &ended, &stopper, status, vm.spawned);
+    let mut ended = Ended::from(sources, args);
+    let outcome = conclude(args, &ended, &stopper, status, vm.spawned);
+    events.end(&outcome);
     // Output still queued when the run timed out gets a moment, no more.
     let floor = Instant::now() + Duration::from_secs(1);
-    ended.finish_writers(deadline.map(|d| d.max(floor)), &args)?;
+    ended.finish_writers(deadline.map(|d| d.max(floor)), args)?;
     outcome
 }
 
@@ -260,13 +288,9 @@ fn sources<'b>(
     args: &RunArgs,
     host: links::HostEnds,
     buffer: &'b mut [u8],
+    relay: Relay,
     signals: Signals,
 ) -> Result<Sources<'b>> {
-    let relay = Relay::new(
-        Spool::new(io::stdout()),
-        Spool::new(io::stderr()),
-        args.verbose,
-    );
     let stream = UnixStream::from_std;
     let qmp = qmp::Qmp::new(stream(host.qmp)).map_err(|source| Error::VmSetup {
         what: "talking to QEMU's monitor".into(),
