@@ -214,3 +214,35 @@ fn events_tell_the_run_the_crash_and_the_hosts_failure_as_json_lines() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn memory_is_sized_from_the_initramfs_and_a_smaller_one_is_warned_about() {
+    let dir = scratch("vm-harness-memory");
+    let pad = dir.join("pad");
+    std::fs::create_dir_all(&pad).unwrap();
+    // 96 MiB of distinct files: the old 256 MiB default does not boot this
+    // archive (its floor is 345 MiB, docs/BENCHMARKS.md).
+    let mut bytes = vec![0u8; 1 << 20];
+    for i in 0..96u32 {
+        bytes[..4].copy_from_slice(&i.to_le_bytes());
+        std::fs::write(pad.join(i.to_string()), &bytes).unwrap();
+    }
+    let include = pad.to_str().unwrap();
+    let out = sh(
+        &["-v", "--include", include],
+        "ls /include-files/pad | wc -l",
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "96");
+    let m = stderr(&out);
+    let m = m.split(" -m ").nth(1).unwrap().split(' ').next().unwrap();
+    assert!(m.parse::<u32>().unwrap() > 345, "-m {m}");
+    let out = sh(&["--memory", "256", "--include", include], "true");
+    // Out of memory while unpacking (254) or before the init (251).
+    assert!([251, 254].contains(&code(&out)), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("warning: --memory 256 is below the"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -72,10 +72,9 @@ pub struct RunArgs {
     #[command(flatten)]
     pub setup: Setup,
 
-    /// Guest memory in MiB.
-    #[arg(long, value_name = "MIB", default_value_t = 256,
-          value_parser = clap::value_parser!(u32).range(16..))]
-    pub memory: u32,
+    /// Guest memory in MiB [default: 256, or for a large initramfs what it needs to boot + 128].
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(16..))]
+    pub memory: Option<u32>,
 
     /// Number of virtual CPUs.
     #[arg(long, value_name = "N", default_value_t = 1,

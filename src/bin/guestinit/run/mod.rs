@@ -5,6 +5,7 @@
 mod capture;
 mod events;
 mod links;
+mod memory;
 mod qemu;
 mod qmp;
 mod reactor;
@@ -64,7 +65,7 @@ fn run(args: &RunArgs, stdout: Spool, events: &Events) -> Result<u8> {
         what: "handling stop signals".into(),
         source,
     })?;
-    let (mut vm, host) = boot(args, &mut signals)?;
+    let (mut vm, host, memory_mib) = boot(args, &mut signals, events)?;
     let deadline = args
         .timeout
         .map(|secs| vm.spawned + Duration::from_secs(secs));
@@ -79,7 +80,7 @@ fn run(args: &RunArgs, stdout: Spool, events: &Events) -> Result<u8> {
     let mut stopper = Stopper::new(deadline);
     let status = reactor::run(&mut sources, &mut vm, &mut stopper)?;
     let mut ended = Ended::from(sources, args);
-    let outcome = conclude(args, &ended, &stopper, status, vm.spawned);
+    let outcome = conclude(args, &ended, &stopper, status, (vm.spawned, memory_mib));
     events.end(&outcome);
     // Output still queued when the run timed out gets a moment, no more.
     let floor = Instant::now() + Duration::from_secs(1);
@@ -87,10 +88,24 @@ fn run(args: &RunArgs, stdout: Spool, events: &Events) -> Result<u8> {
     outcome
 }
 
-/// Packs, links and starts QEMU: the running VM and the host's link ends.
-fn boot(args: &RunArgs, signals: &mut Signals) -> Result<(vm::Vm, links::HostEnds)> {
+/// Packs, links and starts QEMU: the running VM, the host's link ends and
+/// the guest's memory in MiB.
+fn boot(
+    args: &RunArgs,
+    signals: &mut Signals,
+    events: &Events,
+) -> Result<(vm::Vm, links::HostEnds, u32)> {
     let kernel = locate::kernel(args.kernel.as_deref())?;
     let initrd = initramfs(args, &kernel)?;
+    let size = memory::archive_bytes(&initrd.path).map_err(|source| Error::Read {
+        path: initrd.path.clone(),
+        source,
+    })?;
+    let (memory_mib, warning) = memory::choose(args.memory, size);
+    if let Some(warning) = warning {
+        eprintln!("{warning}");
+        events.warning(warning.trim_start_matches("guestinit: warning: "));
+    }
     // A signal while packing: nothing runs yet, so nothing to stop.
     if let Some(signal) = signals.pending().next() {
         return Err(Error::Stopped {
@@ -106,7 +121,7 @@ fn boot(args: &RunArgs, signals: &mut Signals) -> Result<(vm::Vm, links::HostEnd
         accel: qemu::detect_accel(),
         kernel: &kernel,
         initrd: &initrd.path,
-        memory_mib: args.memory,
+        memory_mib,
         cpus: args.cpus,
         append: args.append.as_deref(),
         extra: &args.qemu_args,
@@ -119,7 +134,7 @@ fn boot(args: &RunArgs, signals: &mut Signals) -> Result<(vm::Vm, links::HostEnd
     let vm = vm::Vm::spawn(&qemu_args, &inherited, guest.stderr)?;
     // QEMU holds its ends now; the host's copies would hide QEMU's exit.
     drop((guest.bulk, guest.com1, guest.com2, guest.qmp, initrd));
-    Ok((vm, host))
+    Ok((vm, host, memory_mib))
 }
 
 /// What the run left once QEMU is gone: its texts and its writers.
@@ -189,7 +204,7 @@ fn conclude(
     ended: &Ended,
     stopper: &Stopper,
     status: ExitStatus,
-    spawned: Instant,
+    (spawned, memory_mib): (Instant, u32),
 ) -> Result<u8> {
     let c = &ended.collected;
     if args.timeline {
@@ -203,7 +218,7 @@ fn conclude(
         qemu_failed: !status.success(),
         com1: &ended.com1,
         com2: &ended.com2,
-        memory_mib: args.memory,
+        memory_mib,
         timeout_secs: args.timeout.unwrap_or_default(),
     })
     .map_err(|e| match e {
