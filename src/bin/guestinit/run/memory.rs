@@ -47,7 +47,7 @@ pub fn choose(explicit: Option<u32>, bytes: u64) -> (u32, Option<String>) {
     match explicit {
         Some(mib) if mib < estimate => {
             let warning = format!(
-                "guestinit: warning: --memory {mib} is below the {estimate} MiB a {:.1} MiB initramfs needs to boot; the kernel may not reach the init",
+                "--memory {mib} is below the {estimate} MiB a {:.1} MiB initramfs needs to boot; the kernel may not reach the init",
                 bytes as f64 / (1024.0 * 1024.0)
             );
             (mib, Some(warning))

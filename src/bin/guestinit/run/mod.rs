@@ -103,8 +103,8 @@ fn boot(
     })?;
     let (memory_mib, warning) = memory::choose(args.memory, size);
     if let Some(warning) = warning {
-        eprintln!("{warning}");
-        events.warning(warning.trim_start_matches("guestinit: warning: "));
+        eprintln!("guestinit: warning: {warning}");
+        events.warning(&warning);
     }
     // A signal while packing: nothing runs yet, so nothing to stop.
     if let Some(signal) = signals.pending().next() {

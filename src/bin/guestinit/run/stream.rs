@@ -59,10 +59,9 @@ impl Relay {
     }
 
     /// A warning about the stream: a note, and an event.
-    fn warn(&self, line: &str) {
-        self.events
-            .warning(line.trim_start_matches("guestinit: warning: "));
-        self.note(line);
+    fn warn(&self, text: &str) {
+        self.events.warning(text);
+        self.note(&format!("guestinit: warning: {text}"));
     }
 
     /// The writers, for the end of the run.
@@ -74,14 +73,14 @@ impl Relay {
     pub fn on_event(&mut self, event: Event<'_>, at_end: bool) {
         match event {
             Event::Frame { tag, payload } => self.on_frame(tag, payload),
-            Event::CrcMismatch { tag, len, .. } => self.warn(&format!(
-                "guestinit: warning: CRC mismatch on {tag} frame of {len} bytes"
-            )),
+            Event::CrcMismatch { tag, len, .. } => {
+                self.warn(&format!("CRC mismatch on {tag} frame of {len} bytes"))
+            }
             Event::Skipped { bytes } if at_end => self.warn(&format!(
-                "guestinit: warning: the bulk stream ended inside a frame ({bytes} bytes dropped)"
+                "the bulk stream ended inside a frame ({bytes} bytes dropped)"
             )),
             Event::Skipped { bytes } => self.warn(&format!(
-                "guestinit: warning: skipped {bytes} bytes of garbage on the bulk port"
+                "skipped {bytes} bytes of garbage on the bulk port"
             )),
         }
     }
@@ -96,20 +95,14 @@ impl Relay {
             Tag::TIME => self.collected.timeline.extend(Timeline::entries(payload)),
             Tag::WAIT => match WaitStatus::from_bytes(payload) {
                 Some(wait) => self.collected.wait = Some(wait),
-                None => self.warn(&format!(
-                    "guestinit: warning: malformed WAIT frame of {} bytes",
-                    payload.len()
-                )),
+                None => self.warn(&format!("malformed WAIT frame of {} bytes", payload.len())),
             },
             Tag::EXIT => match code_from_bytes(tag, payload) {
                 Some(code) => {
                     self.collected.exit_code = Some(code);
                     self.collected.exit_at = Some(Instant::now());
                 }
-                None => self.warn(&format!(
-                    "guestinit: warning: malformed EXIT frame of {} bytes",
-                    payload.len()
-                )),
+                None => self.warn(&format!("malformed EXIT frame of {} bytes", payload.len())),
             },
             _ => {}
         }
