@@ -512,6 +512,26 @@ mod tests {
     }
 
     #[test]
+    fn setup_files_are_packed_and_includes_may_not_take_guestinits_names() {
+        let dir = ScratchDir::new("test").unwrap();
+        let data = dir.path().join("data.txt");
+        fs::write(&data, "d").unwrap();
+        let mut spec = spec(dir.path(), &["/bin/sh"]);
+        spec.setup = Setup {
+            include: vec![data.clone().into()],
+            env: vec!["A=1".into()],
+            cwd: Some("/srv".into()),
+        };
+        let entries = parse(&archive(&plan(&spec).unwrap()));
+        let file = |n: &str| entries.iter().find(|e| e.name == n).map(|e| e.data.clone());
+        assert_eq!(file("include-files/data.txt"), Some(b"d".to_vec()));
+        assert_eq!(file(".guestinit/cwd"), Some(b"/srv".to_vec()));
+        assert!(file(".guestinit/env").is_some_and(|env| env.ends_with(b"\0A=1\0")));
+        spec.setup.include = vec![format!("{}:/init", data.display()).into()];
+        assert!(matches!(plan(&spec), Err(Error::Collision { .. })));
+    }
+
+    #[test]
     fn gzip_output_unpacks_to_the_same_archive() {
         let dir = ScratchDir::new("test").unwrap();
         let plan = plan(&spec(dir.path(), &["/bin/sh"])).unwrap();
