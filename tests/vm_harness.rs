@@ -246,3 +246,23 @@ fn memory_is_sized_from_the_initramfs_and_a_smaller_one_is_warned_about() {
         stderr(&out)
     );
 }
+
+#[test]
+fn an_env_file_over_the_inits_bound_is_fatal() {
+    // `pack` refuses this, so the file comes in a second, appended archive.
+    let dir = scratch("vm-harness-env-bound");
+    let archive = dir.join("a.cpio");
+    pack(&archive, &["/bin/busybox", "true"]);
+    host_sh(
+        "mkdir -p extra/.guestinit && head -c 9000 /dev/zero | tr '\\0' x > extra/.guestinit/env \
+         && (cd extra && find . | cpio -o -H newc --quiet) >> a.cpio",
+        &dir,
+    );
+    let out = run(&["--initramfs", archive.to_str().unwrap()], &[]);
+    assert_eq!(code(&out), 254, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("FATAL: /.guestinit/env exceeds 8192 bytes"),
+        "{}",
+        stderr(&out)
+    );
+}
