@@ -3,12 +3,14 @@
 # timeline (median of RUNS boots), the memory floors and the speed of
 # `guestinit decode`. Numbers, not assertions: nothing here fails on a slow
 # machine.
-#   scripts/bench.sh [size|timeline|floors|decode|all]   (RUNS=5 by default)
+#   scripts/bench.sh [size|timeline|floors|sizes|decode|all]   (RUNS=5 by default)
+# GUESTINIT=path measures a copy (with its init beside it); NO_BUILD=1 skips
+# setup and build; PADS="0 32 96" are the MiB `sizes` includes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh >/dev/null
-cargo build --release -q
-gi=target/release/guestinit
+[ -n "${NO_BUILD:-}" ] || scripts/setup.sh >/dev/null
+[ -n "${NO_BUILD:-}" ] || cargo build --release -q
+gi=${GUESTINIT:-target/release/guestinit}
 init=target/release/init
 runs=${RUNS:-5}
 tmp=$(mktemp -d)
@@ -54,11 +56,27 @@ runs_payload() {
     "$gi" run --memory "$1" --timeout 120 -- /bin/busybox true >/dev/null 2>&1
 }
 
+# The payload floor with PAD MiB of random files included, for the line
+# `guestinit run` sizes its guest by (run/memory.rs).
+runs_padded() {
+    "$gi" run --memory "$1" --timeout 180 --include "$tmp/pad" -- /bin/busybox true >/dev/null 2>&1
+}
+
 floors() {
     echo "== memory floors (--memory MiB, payload /bin/busybox true, initramfs $(
         "$gi" pack -o "$tmp/i.cpio" -- /bin/busybox true && stat -c %s "$tmp/i.cpio") bytes)"
     echo "kernel reaches /init: $(bisect 32 256 reaches_init) MiB"
     echo "payload runs to completion: $(bisect 32 256 runs_payload) MiB"
+}
+
+sizes() {
+    echo "== payload floors by archive size (--include PAD MiB of random files)"
+    for pad in ${PADS:-0 32 96}; do
+        rm -rf "$tmp/pad" && mkdir "$tmp/pad"
+        for i in $(seq "$pad"); do head -c 1048576 /dev/urandom >"$tmp/pad/$i"; done
+        "$gi" pack -o "$tmp/p.cpio" --include "$tmp/pad" -- /bin/busybox true
+        echo "archive $(stat -c %s "$tmp/p.cpio") bytes: $(bisect 32 1024 runs_padded) MiB"
+    done
 }
 
 # 64 MiB captures: 16 KiB SOUT frames of text, and the adversarial case of
@@ -93,7 +111,8 @@ case "${1:-all}" in
     size) size ;;
     timeline) timeline ;;
     floors) floors ;;
+    sizes) sizes ;;
     decode) decode ;;
-    all) size; timeline; floors; decode ;;
-    *) echo "usage: $0 [size|timeline|floors|decode|all]" >&2; exit 2 ;;
+    all) size; timeline; floors; sizes; decode ;;
+    *) echo "usage: $0 [size|timeline|floors|sizes|decode|all]" >&2; exit 2 ;;
 esac

@@ -24,6 +24,26 @@ pub mod wake {
     pub const STOP: u8 = 0xD3;
 }
 
+/// The payload's environment when the archive has no [`path::ENV`] file;
+/// the host merges `--env` over the same list.
+pub const DEFAULT_ENV: [&core::ffi::CStr; 4] = [
+    c"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    c"HOME=/tmp",
+    c"TERM=linux",
+    c"LANG=C.UTF-8",
+];
+
+/// The bounds of the files the init reads into static buffers; the host
+/// refuses at pack time what would exceed them.
+pub mod limit {
+    /// [`super::path::ENV`]'s bytes, terminators included.
+    pub const ENV_BYTES: usize = 8192;
+    /// Variables in the payload's environment.
+    pub const ENV_VARS: usize = crate::sys::process::MAX_ENV;
+    /// [`super::path::CWD`]'s bytes (PATH_MAX less the NUL).
+    pub const CWD_BYTES: usize = 4095;
+}
+
 /// Kernel command-line keys the init reads.
 pub mod key {
     /// Present: the host acknowledges EXIT with EACK before power-off.
@@ -51,6 +71,14 @@ pub mod path {
     /// (the program was packed under [`ROOT`]). Its bytes are the path, with
     /// no terminator; absent, the init execs argv[0].
     pub const EXEC: &str = "/.guestinit/exec";
+    /// Optional: the payload's whole environment, `K=V` entries each ending
+    /// in NUL; absent, the init uses [`super::DEFAULT_ENV`].
+    pub const ENV: &str = "/.guestinit/env";
+    /// Optional: the payload's working directory, an absolute path without
+    /// a terminator; absent, the init's own (`/`).
+    pub const CWD: &str = "/.guestinit/cwd";
+    /// Where `--include` puts files by default, as ktstr does.
+    pub const INCLUDE: &str = "/include-files";
     /// Where the host packs payload files whose own path lies under one of
     /// [`MOUNTED`]: `/.guestinit/root/tmp/x/prog` for `/tmp/x/prog`.
     pub const ROOT: &str = "/.guestinit/root";
@@ -97,4 +125,13 @@ pub mod prefix {
     pub const PANIC: &str = "PANIC: ";
     /// A warning: the init goes on.
     pub const WARNING: &str = "guestinit: ";
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_default_path_is_the_guest_path() {
+        let path = super::DEFAULT_ENV[0].to_str().unwrap();
+        assert_eq!(path.strip_prefix("PATH="), Some(super::GUEST_PATH));
+    }
 }

@@ -50,20 +50,25 @@ pub unsafe fn execve(path: *const u8, argv: *const *const u8, envp: *const *cons
 /// Variables one child's environment holds at most.
 pub const MAX_ENV: usize = 32;
 
+/// What a child executes, and where.
+pub struct Program<'a> {
+    pub path: &'a CStr,
+    pub argv: &'a [&'a CStr],
+    pub env: &'a [&'a CStr],
+    /// The directory to change to before exec; `None`: the parent's.
+    pub cwd: Option<&'a CStr>,
+}
+
 /// Forks a child that starts a session of its own, unblocks every signal,
-/// takes `stdio` as its descriptors 0, 1 and 2, and executes `path` with
-/// `argv` and `env`; its pid. Too many arguments or variables are E2BIG,
-/// before any fork. An exec that fails is reported by the child itself on
-/// its stderr (`exec PATH: reason`), which then exits 127 for a missing
-/// program and 126 otherwise, as shells do.
-pub fn spawn(
-    path: &CStr,
-    argv: &[&CStr],
-    env: &[&CStr],
-    stdio: [BorrowedFd<'_>; 3],
-) -> Result<i32> {
-    let argv = pointers::<{ MAX_ARGS + 1 }>(argv).ok_or(Errno::TOOBIG)?;
-    let envp = pointers::<{ MAX_ENV + 1 }>(env).ok_or(Errno::TOOBIG)?;
+/// takes `stdio` as its descriptors 0, 1 and 2, changes to the program's
+/// `cwd` and executes it; its pid. Too many arguments or variables are
+/// E2BIG, before any fork. A chdir or exec that fails is reported by the
+/// child itself on its stderr (`exec PATH: reason`, `chdir DIR: reason`),
+/// which then exits 127 for a missing file and 126 otherwise, as shells do.
+pub fn spawn(program: &Program<'_>, stdio: [BorrowedFd<'_>; 3]) -> Result<i32> {
+    let argv = pointers::<{ MAX_ARGS + 1 }>(program.argv).ok_or(Errno::TOOBIG)?;
+    let envp = pointers::<{ MAX_ENV + 1 }>(program.env).ok_or(Errno::TOOBIG)?;
+    let path = program.path;
     // SAFETY: between fork and exec the child makes only raw syscalls on
     // memory it owns, which is sound even in a threaded process.
     match unsafe { fork() }? {
@@ -75,12 +80,17 @@ pub fn spawn(
                 .and_then(|()| rustix::stdio::dup2_stdout(stdio[1]))
                 .and_then(|()| rustix::stdio::dup2_stderr(stdio[2]));
             if let Err(e) = wired {
-                exit_group(report_exec_failure(path, e));
+                exit_group(report_failure("exec", path, e));
+            }
+            if let Some(cwd) = program.cwd {
+                if let Err(e) = rustix::process::chdir(cwd) {
+                    exit_group(report_failure("chdir", cwd, e));
+                }
             }
             // SAFETY: argv and envp are null-terminated arrays of pointers to
             // NUL-terminated strings that outlive the call.
             let errno = unsafe { execve(path.as_ptr().cast(), argv.as_ptr(), envp.as_ptr()) };
-            exit_group(report_exec_failure(path, errno))
+            exit_group(report_failure("exec", path, errno))
         }
     }
 }
@@ -95,12 +105,12 @@ fn pointers<const N: usize>(strings: &[&CStr]) -> Option<heapless::Vec<*const u8
     Some(out)
 }
 
-/// Writes `exec PATH: REASON` to the child's stderr and returns the shell's
-/// exit code for it: 127 for a missing program, 126 otherwise.
-fn report_exec_failure(path: &CStr, errno: Errno) -> i32 {
+/// Writes `WHAT PATH: REASON` to the child's stderr and returns the shell's
+/// exit code for it: 127 for a missing file, 126 otherwise.
+fn report_failure(what: &str, path: &CStr, errno: Errno) -> i32 {
     let mut buf = [0u8; 512];
     let mut w = SliceWriter::new(&mut buf);
-    let _ = writeln!(w, "exec {}: {}", Lossy(path.to_bytes()), ErrnoText(errno));
+    let _ = writeln!(w, "{what} {}: {}", Lossy(path.to_bytes()), ErrnoText(errno));
     // SAFETY: fd 2 is open in every child: its stderr was wired above, or
     // is the init's own, which it keeps open.
     let _ = rustix::io::write(unsafe { rustix::stdio::stderr() }, w.written());

@@ -53,7 +53,8 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Boot this initramfs instead of packing one.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["program", "modules", "init", "scheduler"])]
+    #[arg(long, value_name = "FILE",
+          conflicts_with_all = ["program", "modules", "init", "scheduler", "include", "env", "cwd"])]
     pub initramfs: Option<PathBuf>,
 
     /// Kernel image, or a kernel build tree [default: $GUESTINIT_KERNEL, else a build tree here, .cache/kernel, /boot, /usr/lib/modules].
@@ -68,10 +69,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub init: Option<PathBuf>,
 
-    /// Guest memory in MiB.
-    #[arg(long, value_name = "MIB", default_value_t = 256,
-          value_parser = clap::value_parser!(u32).range(16..))]
-    pub memory: u32,
+    #[command(flatten)]
+    pub setup: Setup,
+
+    /// Guest memory in MiB [default: 256, or for a large initramfs what it needs to boot + 128].
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(16..))]
+    pub memory: Option<u32>,
 
     /// Number of virtual CPUs.
     #[arg(long, value_name = "N", default_value_t = 1,
@@ -85,6 +88,10 @@ pub struct RunArgs {
     /// Extra kernel command-line arguments.
     #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
     pub append: Option<String>,
+
+    /// Pass ARG to QEMU as it is, after guestinit's own arguments (repeatable; like vng's --qemu-opts).
+    #[arg(long = "qemu-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub qemu_args: Vec<OsString>,
 
     /// Save the raw bytes read from the bulk port (see `guestinit decode`).
     #[arg(long, value_name = "FILE")]
@@ -107,6 +114,9 @@ pub struct RunArgs {
     /// sched_ext debug dump).
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
+    /// Write the run's events as JSON lines to FILE, or to stdout for `-` (schema: docs/EVENTS.md).
+    #[arg(long, value_name = "FILE|-")]
+    pub events: Option<PathBuf>,
 
     /// After the run, print the guest's boot timeline to stderr.
     #[arg(long)]
@@ -158,6 +168,9 @@ pub struct PackArgs {
     #[command(flatten)]
     pub sched: SchedArgs,
 
+    #[command(flatten)]
+    pub setup: Setup,
+
     /// Compression of the archive.
     #[arg(long, value_enum, default_value_t = Compress::None)]
     pub compress: Compress,
@@ -166,6 +179,22 @@ pub struct PackArgs {
     /// guestinit come first: from PROGRAM (or `--`) on, all is the program's.
     #[arg(value_name = "PROGRAM", trailing_var_arg = true, required = true)]
     pub program: Vec<OsString>,
+}
+
+/// What the payload gets beside its argv: files, environment, working directory.
+#[derive(Clone, Debug, Default, Args)]
+pub struct Setup {
+    /// Pack a host file or folder at DST [default: /include-files/NAME]; an executable brings its libraries and its folder leads PATH (repeatable).
+    #[arg(long, value_name = "SRC[:DST]")]
+    pub include: Vec<OsString>,
+
+    /// Set a variable of the payload's environment (repeatable).
+    #[arg(long, value_name = "K=V")]
+    pub env: Vec<OsString>,
+
+    /// The payload's working directory in the guest [default: /].
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -116,6 +116,18 @@ pub enum Error {
     BadModule { path: PathBuf, reason: String },
     #[error("kernel module dependency cycle: {chain}")]
     ModuleCycle { chain: String },
+    #[error("--include {spec}: {reason}")]
+    BadInclude { spec: String, reason: String },
+    #[error("--env {var:?}: {reason}")]
+    BadEnv { var: String, reason: &'static str },
+    #[error(
+        "the payload's environment ({bytes} bytes, {count} variables) exceeds the init's limits ({} bytes, {} variables)",
+        guestinit::proto::limit::ENV_BYTES,
+        guestinit::proto::limit::ENV_VARS
+    )]
+    EnvTooLong { bytes: usize, count: usize },
+    #[error("--cwd {}: {reason}", path.display())]
+    BadCwd { path: PathBuf, reason: &'static str },
     #[error("init binary not found at {}: run `cargo build --release` (or pass --init)", path.display())]
     InitNotFound { path: PathBuf },
     #[error("{}:{line}: {why}", file.display())]
@@ -235,7 +247,11 @@ impl Error {
             | Error::InitNotFound { .. }
             | Error::BadScript { .. }
             | Error::BadCgroup { .. }
-            | Error::NoKernelConfig { .. } => USAGE,
+            | Error::NoKernelConfig { .. }
+            | Error::BadInclude { .. }
+            | Error::BadEnv { .. }
+            | Error::EnvTooLong { .. }
+            | Error::BadCwd { .. } => USAGE,
         }
     }
 

@@ -112,7 +112,7 @@ pub fn frame_text(tag: Tag, payload: &[u8]) -> String {
 }
 
 /// A frame's payload as JSON fields (beside `event`, `tag` and `len`).
-fn frame_fields(tag: Tag, payload: &[u8]) -> Value {
+pub fn frame_fields(tag: Tag, payload: &[u8]) -> Value {
     let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     match Payload::of(tag, payload) {
         Payload::Text(text) => json!({"text": lossy(text)}),

@@ -5,6 +5,8 @@
 
 use crate::clock;
 use crate::console::warning;
+use crate::environ;
+use crate::small_file::read_file;
 use crate::link::Link;
 use crate::reactor::{Ctx, Interests, Rank, Source};
 use crate::spawn::{self, Command, Stdio};
@@ -19,7 +21,6 @@ use guestinit::wire::Tag;
 use heapless::Vec;
 use rustix::event::PollFlags;
 use rustix::fd::{AsFd, OwnedFd};
-use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use rustix::process::{kill_process_group, Pid, Signal};
 
@@ -43,14 +44,6 @@ const ARGS_CAP: usize = args::MAX_BYTES + 1;
 /// The file's bytes, NUL-terminated in place for execve.
 static ARGS: TakeOnce<[u8; ARGS_CAP]> = TakeOnce::new([0; ARGS_CAP]);
 
-/// What every payload's (and the scheduler's) environment holds.
-pub const ENV: [&CStr; 4] = [
-    c"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    c"HOME=/tmp",
-    c"TERM=linux",
-    c"LANG=C.UTF-8",
-];
-
 /// Why there is no payload to run.
 pub enum StartError {
     /// /args is missing or unreadable.
@@ -60,6 +53,8 @@ pub enum StartError {
     Args(ArgsError),
     /// /.guestinit/exec exists but cannot be read.
     Exec(Errno),
+    /// /.guestinit/env or /.guestinit/cwd cannot be used.
+    Environ(environ::Error),
     /// A pipe or the fork failed, or argv is too long (E2BIG).
     Spawn(Errno),
 }
@@ -77,6 +72,7 @@ impl core::fmt::Display for StartError {
             StartError::TooMany => write!(f, "/args has more than {MAX_ARGS} arguments"),
             StartError::Args(e) => write!(f, "{e}"),
             StartError::Exec(e) => write!(f, "read {}: {}", proto::path::EXEC, ErrnoText(*e)),
+            StartError::Environ(e) => write!(f, "{e}"),
             StartError::Spawn(e) => write!(f, "start the payload: {}", ErrnoText(*e)),
         }
     }
@@ -88,10 +84,12 @@ type Argv = Vec<&'static CStr, MAX_ARGS>;
 /// the payload, and the init's end of its stdin when that is a pipe.
 pub fn start(stdin: Stdio) -> Result<(Payload, Option<OwnedFd>), StartError> {
     let (path, argv) = read_program(ARGS.take().expect("the payload starts once"))?;
+    let environ = environ::read().map_err(StartError::Environ)?;
     let spawned = spawn::spawn(&Command {
         path,
         argv: &argv,
-        env: &ENV,
+        env: &environ.vars,
+        cwd: environ.cwd,
         stdin,
         stdout: Stdio::Pipe,
         stderr: Stdio::Pipe,
@@ -114,21 +112,6 @@ fn read_program(buf: &'static mut [u8; ARGS_CAP]) -> Result<(&'static CStr, Argv
     let argv = nul_terminate(text)?;
     let path = read_exec_path(tail)?.unwrap_or(argv[0]);
     Ok((path, argv))
-}
-
-/// Reads the file at `path` into `buf`; `None` when it does not fit.
-fn read_file(path: &str, buf: &mut [u8]) -> Result<Option<usize>, Errno> {
-    let file = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
-    let mut len = 0;
-    while len < buf.len() {
-        match rustix::io::read(&file, &mut buf[len..]) {
-            Ok(0) => return Ok(Some(len)),
-            Ok(n) => len += n,
-            Err(Errno::INTR) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(None)
 }
 
 /// /.guestinit/exec, the path the host moved the program to, read into
@@ -357,6 +340,7 @@ mod tests {
             path: c"/bin/sh",
             argv: &[c"sh", c"-c", script],
             env: &[c"PATH=/usr/bin:/bin"],
+            cwd: None,
             stdin: Stdio::Null,
             stdout: Stdio::Pipe,
             stderr: Stdio::Pipe,

@@ -24,6 +24,8 @@ pub struct Command<'a> {
     pub path: &'a CStr,
     pub argv: &'a [&'a CStr],
     pub env: &'a [&'a CStr],
+    /// The directory the child changes to before exec; `None`: the init's.
+    pub cwd: Option<&'a CStr>,
     pub stdin: Stdio,
     pub stdout: Stdio,
     pub stderr: Stdio,
@@ -55,7 +57,15 @@ pub fn spawn(cmd: &Command<'_>) -> Result<Spawned, Errno> {
     let stdout = wire(cmd.stdout, Direction::FromChild)?;
     let stderr = wire(cmd.stderr, Direction::FromChild)?;
     let stdio = [stdin.child.as_fd(), stdout.child.as_fd(), stderr.child.as_fd()];
-    let pid = process::spawn(cmd.path, cmd.argv, cmd.env, stdio)?;
+    let pid = process::spawn(
+        &process::Program {
+            path: cmd.path,
+            argv: cmd.argv,
+            env: cmd.env,
+            cwd: cmd.cwd,
+        },
+        stdio,
+    )?;
     Ok(Spawned {
         pid,
         streams: [stdin.ours, stdout.ours, stderr.ours],
@@ -111,6 +121,7 @@ mod tests {
             path,
             argv,
             env,
+            cwd: None,
             stdin: Stdio::Null,
             stdout: Stdio::Pipe,
             stderr: Stdio::Pipe,
@@ -128,6 +139,25 @@ mod tests {
         let reaped = wait4(Child::Pid(child.pid), Wait::Block).unwrap().unwrap();
         assert_eq!(reaped.exit, Exit::Exited(0));
         assert!(child.streams[0].is_none());
+    }
+
+    #[test]
+    fn the_child_runs_in_its_cwd_and_a_missing_one_exits_127() {
+        let cmd = Command {
+            cwd: Some(c"/proc"),
+            ..command(c"/bin/pwd", &[c"pwd"], &[])
+        };
+        let child = spawn(&cmd).unwrap();
+        assert_eq!(read_all(child.streams[1].as_ref().unwrap()), b"/proc\n");
+        let cmd = Command {
+            cwd: Some(c"/nonexistent"),
+            ..command(c"/bin/pwd", &[c"pwd"], &[])
+        };
+        let child = spawn(&cmd).unwrap();
+        let err = read_all(child.streams[2].as_ref().unwrap());
+        assert_eq!(err, b"chdir /nonexistent: No such file or directory\n");
+        let reaped = wait4(Child::Pid(child.pid), Wait::Block).unwrap().unwrap();
+        assert_eq!(reaped.exit, Exit::Exited(127));
     }
 
     #[test]

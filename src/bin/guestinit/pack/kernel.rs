@@ -15,6 +15,8 @@ const WANTED_OPTIONS: [&str; 2] = ["CONFIG_VIRTIO_CONSOLE", "CONFIG_VIRTIO_PCI"]
 /// What was found beside a kernel image.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Companions {
+    /// The kernel's release, from its header or its path.
+    pub release: Option<String>,
     /// The `.config` of the build, if found.
     pub config: Option<PathBuf>,
     /// The link map of the build (`System.map`), if found.
@@ -59,6 +61,32 @@ pub fn modules(image: &Path) -> Result<Vec<Module>> {
                 .join(", "),
         }),
     }
+}
+
+/// The kernel's config and the path the guest finds it at,
+/// `/boot/config-RELEASE`, where libbpf looks for it; `None` when the
+/// config or the release is not found.
+pub fn config(image: &Path) -> Result<Option<(PathBuf, Vec<u8>)>> {
+    let found = companions(image)?;
+    let (Some(release), Some(config)) = (found.release, found.config) else {
+        return Ok(None);
+    };
+    let data = fs::read(&config).map_err(|source| Error::Read {
+        path: config,
+        source,
+    })?;
+    Ok(Some((
+        PathBuf::from(format!("/boot/config-{release}")),
+        data,
+    )))
+}
+
+/// A module tree's own `config` (Debian's `/usr/lib/modules/RELEASE/config`),
+/// as `config` gives it.
+pub fn tree_config(tree: &Path) -> Option<(PathBuf, Vec<u8>)> {
+    let release = tree.file_name()?.to_str()?;
+    let data = fs::read(tree.join("config")).ok()?;
+    Some((PathBuf::from(format!("/boot/config-{release}")), data))
 }
 
 /// Whether `config` (a kernel .config) sets `option=y`.
@@ -108,6 +136,7 @@ pub fn companions(image: &Path) -> Result<Companions> {
     configs.extend(trees.iter().map(|t| t.join("config")));
     maps.extend(trees.iter().map(|t| t.join("System.map")));
     Ok(Companions {
+        release,
         config: configs.into_iter().find(|c| c.is_file()),
         system_map: maps.into_iter().find(|m| m.is_file()),
         tree: trees.iter().find(|t| t.is_dir()).cloned(),
@@ -155,6 +184,7 @@ mod tests {
         fs::create_dir_all(root.join("lib/modules/6.1.0-9-amd64")).unwrap();
         std::os::unix::fs::symlink("boot/vmlinuz-6.1.0-9-amd64", root.join("vmlinuz")).unwrap();
         let want = Companions {
+            release: Some("6.1.0-9-amd64".into()),
             config: Some(root.join("boot/config-6.1.0-9-amd64")),
             system_map: Some(root.join("boot/System.map-6.1.0-9-amd64")),
             tree: Some(root.join("lib/modules/6.1.0-9-amd64")),
@@ -191,6 +221,12 @@ mod tests {
         assert_eq!(found.config, Some(release.join("config")));
         assert_eq!(found.tree, Some(release.clone()));
         assert_eq!(modules(&release.join("vmlinuz")).unwrap(), vec![]);
+        let packed = config(&release.join("vmlinuz")).unwrap();
+        let want = (
+            PathBuf::from("/boot/config-7.2.0-1-cloud-amd64"),
+            BUILT_IN.into(),
+        );
+        assert_eq!(packed, Some(want));
         let build = dir.path().join("linux");
         touch(&build.join("arch/x86/boot/bzImage"), "");
         touch(&build.join(".config"), BUILT_IN);

@@ -12,12 +12,15 @@
 //!    loader and shared libraries, each at the path the guest will open:
 //!    its host path, or under `/.guestinit/root` when a guest mount would
 //!    hide that path (`layout`);
-//! 6. `/modules/NNN-name.ko[.xz|.zst]`: kernel modules in load order (NNN from 000);
-//! 7. `/.guestinit-complete`, the last entry: if it is missing, the kernel ran
+//! 6. `/boot/config-RELEASE`, the kernel's config, when it is found;
+//! 7. `/modules/NNN-name.ko[.xz|.zst]`: kernel modules in load order (NNN from 000);
+//! 8. `/.guestinit-complete`, the last entry: if it is missing, the kernel ran
 //!    out of memory while unpacking. Then the cpio trailer.
 
 mod cpio;
 mod elf;
+mod environ;
+mod include;
 pub mod kernel;
 mod layout;
 mod modules;
@@ -31,7 +34,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::cli::{Compress, PackArgs};
+use crate::cli::{Compress, PackArgs, Setup};
 use crate::error::{Error, Result};
 use crate::locate;
 use guestinit::parse::args;
@@ -54,6 +57,8 @@ pub struct Spec {
     pub modules: Option<PathBuf>,
     /// `--scheduler` and its files.
     pub sched: crate::cli::SchedArgs,
+    /// `--include`, `--env`, `--cwd`.
+    pub setup: Setup,
 }
 
 /// The archive's entries, read and checked, ready to write.
@@ -82,6 +87,7 @@ pub fn main(args: PackArgs) -> Result<()> {
         kernel: args.kernel,
         modules: args.modules,
         sched: args.sched,
+        setup: args.setup,
     };
     write(&plan(&spec)?, &args.output, args.compress)
 }
@@ -99,6 +105,69 @@ fn modules(kernel: Option<&Path>, modules: Option<&Path>) -> Result<Vec<modules:
     }
 }
 
+/// Host files read into entries at their guest paths, each guest path once
+/// (an included program and the payload share libraries); none may take
+/// one of guestinit's own names.
+fn host_files(placed: impl Iterator<Item = (PathBuf, PathBuf)>) -> Result<Vec<Entry>> {
+    let mut seen = BTreeSet::new();
+    let mut files = Vec::new();
+    for (guest, path) in placed {
+        let name = archive_name(&guest)?;
+        // Files `layout` moved under ROOT are judged by their own path.
+        let unmoved = guest.strip_prefix(proto::path::ROOT).unwrap_or(&guest);
+        if is_reserved(&archive_name(unmoved)?) {
+            return Err(Error::Collision { path: guest });
+        }
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        let meta = fs::metadata(&path).map_err(|source| read_error(&path, source))?;
+        let data = fs::read(&path).map_err(|source| read_error(&path, source))?;
+        files.push(Entry::File {
+            name,
+            perm: meta.permissions().mode() & 0o777,
+            data,
+        });
+    }
+    Ok(files)
+}
+
+/// The kernel's config at `/boot/config-RELEASE` (libbpf reads it there),
+/// whenever it is found: beside the kernel, or in `--modules`' tree when no
+/// kernel is named. A scheduler without one is refused: libbpf would fail.
+fn kernel_config(spec: &Spec) -> Result<Option<Entry>> {
+    let image = locate::kernel(spec.kernel.as_deref());
+    let found = match (
+        &spec.kernel,
+        spec.modules.as_deref().and_then(kernel::tree_config),
+    ) {
+        (None, Some(found)) => Some(found),
+        _ => match &image {
+            Ok(image) => kernel::config(image)?,
+            Err(_) => None,
+        },
+    };
+    let Some((path, data)) = found else {
+        return match (&spec.sched.scheduler, image) {
+            (Some(_), Ok(kernel)) => Err(Error::NoKernelConfig {
+                looked: kernel::companions(&kernel)?
+                    .tried
+                    .iter()
+                    .map(|t| t.join("config").display().to_string())
+                    .collect(),
+                kernel,
+            }),
+            (Some(_), Err(e)) => Err(e),
+            (None, _) => Ok(None),
+        };
+    };
+    Ok(Some(Entry::File {
+        name: archive_name(&path)?,
+        perm: 0o644,
+        data,
+    }))
+}
+
 /// Resolves and reads everything the archive holds.
 pub fn plan(spec: &Spec) -> Result<Plan> {
     let (program_arg, rest) = spec.argv.split_first().ok_or(Error::ProgramNotFound {
@@ -106,7 +175,7 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
     })?;
     let program = locate::program(program_arg)?;
     let mut payload = elf::closure(&program)?;
-    let sched = sched::plan(&spec.sched, spec.kernel.as_deref(), spec.modules.as_deref())?;
+    let sched = sched::plan(&spec.sched)?;
     // The scheduler's libraries live at their host paths, beside the payload's.
     for lib in sched.iter().flat_map(|s| &s.libs) {
         if !payload.contains(lib) {
@@ -119,18 +188,24 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
     let init = locate::init(spec.init.as_deref())?;
     let modules = modules(spec.kernel.as_deref(), spec.modules.as_deref())?;
 
-    let mut files = Vec::new();
-    for path in &payload {
-        if is_reserved(&archive_name(path)?) {
-            return Err(Error::Collision { path: path.clone() });
+    let included = include::resolve(&spec.setup.include)?;
+    let placed = payload.iter().map(|p| (layout::guest_path(p), p.clone()));
+    let mut files = host_files(placed.chain(included.files))?;
+    files.extend(kernel_config(spec)?);
+    let env = environ::env_file(&spec.setup.env, &included.path_dirs)?;
+    let cwd = environ::cwd_file(spec.setup.cwd.as_deref())?;
+    for (path, data) in [(proto::path::ENV, env), (proto::path::CWD, cwd)] {
+        if let Some(data) = data {
+            let name = archive_name(Path::new(path))?;
+            files.insert(
+                0,
+                Entry::File {
+                    name,
+                    perm: 0o644,
+                    data,
+                },
+            );
         }
-        let meta = fs::metadata(path).map_err(|source| read_error(path, source))?;
-        let data = fs::read(path).map_err(|source| read_error(path, source))?;
-        files.push(Entry::File {
-            name: archive_name(&layout::guest_path(path))?,
-            perm: meta.permissions().mode() & 0o777,
-            data,
-        });
     }
     if let Some(exec) = &exec {
         files.insert(
@@ -147,6 +222,14 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
     if sched.is_some() {
         dirs.insert(PathBuf::from("boot"));
     }
+    for dir in &included.dirs {
+        dirs.extend(
+            Path::new(&archive_name(dir)?)
+                .ancestors()
+                .map(Path::to_owned),
+        );
+    }
+    dirs.remove(Path::new(""));
     for entry in &files {
         let Entry::File { name, .. } = entry else {
             continue;
@@ -339,6 +422,7 @@ mod tests {
             kernel: None,
             modules: Some(modules),
             sched: crate::cli::SchedArgs::default(),
+            setup: Setup::default(),
         }
     }
 
@@ -463,6 +547,26 @@ mod tests {
             .any(|e| e.name.ends_with("x86_64-linux-gnu/libc.so.6")));
         let plain = parse(&archive(&plan(&spec(dir.path(), &["/bin/ls"])).unwrap()));
         assert!(plain.iter().all(|e| !e.name.starts_with(".guestinit/")));
+    }
+
+    #[test]
+    fn setup_files_are_packed_and_includes_may_not_take_guestinits_names() {
+        let dir = ScratchDir::new("test").unwrap();
+        let data = dir.path().join("data.txt");
+        fs::write(&data, "d").unwrap();
+        let mut spec = spec(dir.path(), &["/bin/sh"]);
+        spec.setup = Setup {
+            include: vec![data.clone().into()],
+            env: vec!["A=1".into()],
+            cwd: Some("/srv".into()),
+        };
+        let entries = parse(&archive(&plan(&spec).unwrap()));
+        let file = |n: &str| entries.iter().find(|e| e.name == n).map(|e| e.data.clone());
+        assert_eq!(file("include-files/data.txt"), Some(b"d".to_vec()));
+        assert_eq!(file(".guestinit/cwd"), Some(b"/srv".to_vec()));
+        assert!(file(".guestinit/env").is_some_and(|env| env.ends_with(b"\0A=1\0")));
+        spec.setup.include = vec![format!("{}:/init", data.display()).into()];
+        assert!(matches!(plan(&spec), Err(Error::Collision { .. })));
     }
 
     #[test]

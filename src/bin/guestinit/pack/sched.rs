@@ -22,14 +22,10 @@ pub struct SchedFiles {
     pub files: Vec<(String, u32, Vec<u8>)>,
 }
 
-/// The scheduler's files for `kernel`, else for the module tree `modules`
-/// when it holds the config (`pack --modules`), else for the default
-/// kernel; None without `--scheduler`.
-pub fn plan(
-    args: &SchedArgs,
-    kernel: Option<&Path>,
-    modules: Option<&Path>,
-) -> Result<Option<SchedFiles>> {
+/// The scheduler's files; None without `--scheduler`. (The kernel's
+/// config, which libbpf needs, is packed for every archive: `pack`
+/// refuses a scheduler when none is found.)
+pub fn plan(args: &SchedArgs) -> Result<Option<SchedFiles>> {
     let Some(program) = &args.scheduler else {
         return Ok(None);
     };
@@ -68,11 +64,6 @@ pub fn plan(
             files.push((name.to_owned(), 0o644, cgroup_file(option, path)?));
         }
     }
-    let (release, config) = match (kernel, modules.and_then(tree_config)) {
-        (None, Some(found)) => found,
-        _ => kernel_config(&locate::kernel(kernel)?)?,
-    };
-    files.push((format!("boot/config-{release}"), 0o644, read(&config)?));
     Ok(Some(SchedFiles {
         libs: closure.collect(),
         files,
@@ -123,49 +114,6 @@ fn cgroup_file(option: &'static str, path: &str) -> Result<Vec<u8>> {
 /// The init's cgroup directory buffer (`init/sched/setup.rs`).
 const MAX_CGROUP_PATH: usize = 96;
 
-/// The kernel's release and its Kconfig: `config` beside a
-/// `lib/modules/RELEASE/vmlinuz`, `config-RELEASE` beside a
-/// `boot/vmlinuz-RELEASE` (or the module tree's `config`), a build tree's
-/// `.config` above `arch/x86/boot/bzImage`.
-fn kernel_config(kernel: &Path) -> Result<(String, PathBuf)> {
-    let dir = kernel.parent().unwrap_or(Path::new("."));
-    let name = kernel.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let mut candidates: Vec<(String, PathBuf)> = Vec::new();
-    if let Some(release) = dir.file_name().and_then(|n| n.to_str()) {
-        candidates.push((release.to_owned(), dir.join("config")));
-    }
-    if let Some((_, release)) = name.split_once('-') {
-        candidates.push((release.to_owned(), dir.join(format!("config-{release}"))));
-        if let Some(tree) = super::kernel::companions(kernel).ok().and_then(|c| c.tree) {
-            candidates.push((release.to_owned(), tree.join("config")));
-        }
-    }
-    if let Some(top) = kernel.ancestors().nth(4) {
-        let release = fs::read_to_string(top.join("include/config/kernel.release"));
-        if let Ok(release) = release {
-            candidates.push((release.trim().to_owned(), top.join(".config")));
-        }
-    }
-    let looked = candidates
-        .iter()
-        .map(|(_, p)| p.display().to_string())
-        .collect();
-    candidates
-        .into_iter()
-        .find(|(_, p)| p.is_file())
-        .ok_or(Error::NoKernelConfig {
-            kernel: kernel.to_owned(),
-            looked,
-        })
-}
-
-/// A module tree's own `config` (`/usr/lib/modules/RELEASE/config`).
-fn tree_config(tree: &Path) -> Option<(String, PathBuf)> {
-    let release = tree.file_name()?.to_str()?.to_owned();
-    let config = tree.join("config");
-    config.is_file().then_some((release, config))
-}
-
 fn read(path: &Path) -> Result<Vec<u8>> {
     fs::read(path).map_err(|source| Error::Read {
         path: path.to_owned(),
@@ -200,29 +148,5 @@ mod tests {
         for bad in ["ktstr", "/a/../b", "/a b", &format!("/{}", "x".repeat(90))] {
             assert!(cgroup_file("--x", bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn the_config_is_found_beside_either_kernel_layout() {
-        let dir = ScratchDir::new("test").unwrap();
-        let modules = dir.path().join("usr/lib/modules/7.0-cloud");
-        fs::create_dir_all(&modules).unwrap();
-        fs::write(modules.join("config"), "CONFIG_X=y\n").unwrap();
-        let (release, config) = kernel_config(&modules.join("vmlinuz")).unwrap();
-        assert_eq!(
-            (release.as_str(), config),
-            ("7.0-cloud", modules.join("config"))
-        );
-        let found = tree_config(&modules);
-        assert_eq!(
-            found,
-            Some(("7.0-cloud".to_owned(), modules.join("config")))
-        );
-        let boot = dir.path().join("boot");
-        fs::create_dir_all(&boot).unwrap();
-        fs::write(boot.join("config-6.1-x"), "").unwrap();
-        let (release, _) = kernel_config(&boot.join("vmlinuz-6.1-x")).unwrap();
-        assert_eq!(release, "6.1-x");
-        assert!(kernel_config(&dir.path().join("nothing/vmlinuz-9")).is_err());
     }
 }

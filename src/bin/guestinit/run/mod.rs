@@ -3,7 +3,9 @@
 //! exit status (see `crate::error` for the codes).
 
 mod capture;
+mod events;
 mod links;
+mod memory;
 mod qemu;
 mod qmp;
 mod reactor;
@@ -37,18 +39,38 @@ use crate::pack;
 use crate::scratch::ScratchDir;
 
 use capture::Capture;
+use events::Events;
 use reactor::Sources;
 use spool::{Finish, Spool};
 use stop::Stopper;
 use stream::{Bulk, Relay};
 
 pub fn main(args: RunArgs) -> Result<u8> {
+    let stdout = Spool::new(io::stdout());
+    let events = Events::new(events_out(args.events.as_deref(), &stdout)?);
+    let result = run(&args, stdout, &events);
+    // A failure before the verdict (packing, QEMU) ends the events here.
+    events.end(&result);
+    events.close();
+    result
+}
+
+/// Where `--events` go: stdout's own spool for `-`, in order with the
+/// payload's output, else a file.
+fn events_out(path: Option<&Path>, stdout: &Spool) -> Result<Option<Spool>> {
+    match path {
+        Some(path) if path == Path::new("-") => Ok(Some(stdout.clone())),
+        path => log_file(path),
+    }
+}
+
+fn run(args: &RunArgs, stdout: Spool, events: &Events) -> Result<u8> {
     // First of all: a stop signal from now on stops the run in order.
     let mut signals = Signals::new(reactor::SIGNALS).map_err(|source| Error::VmSetup {
         what: "handling stop signals".into(),
         source,
     })?;
-    let (mut vm, mut host) = boot(&args, &mut signals)?;
+    let (mut vm, mut host, memory_mib) = boot(args, &mut signals, events)?;
     // Removed from the file system when the run ends, however it ends.
     let _stats_socket = match (host.stats.take(), &args.stats_socket) {
         (Some(link), Some(path)) => Some(stats::serve(path, link)?),
@@ -58,11 +80,18 @@ pub fn main(args: RunArgs) -> Result<u8> {
         .timeout
         .map(|secs| vm.spawned + Duration::from_secs(secs));
     let mut buffer = decoder_buffer();
-    let mut sources = sources(&args, host, &mut buffer, signals)?;
+    let relay = Relay::new(
+        stdout,
+        Spool::new(io::stderr()),
+        args.verbose,
+        events.clone(),
+    );
+    let mut sources = sources(args, host, &mut buffer, relay, signals)?;
     let mut stopper = Stopper::new(deadline);
     let status = reactor::run(&mut sources, &mut vm, &mut stopper)?;
-    let mut ended = Ended::from(sources, &args);
-    let outcome = conclude(&args, &ended, &stopper, status, vm.spawned);
+    let mut ended = Ended::from(sources, args);
+    let outcome = conclude(args, &ended, &stopper, status, (vm.spawned, memory_mib));
+    events.end(&outcome);
     if let Some(path) = &args.trace {
         trace::save(&ended.com1, path)?;
     }
@@ -71,12 +100,17 @@ pub fn main(args: RunArgs) -> Result<u8> {
     }
     // Output still queued when the run timed out gets a moment, no more.
     let floor = Instant::now() + Duration::from_secs(1);
-    ended.finish_writers(deadline.map(|d| d.max(floor)), &args)?;
+    ended.finish_writers(deadline.map(|d| d.max(floor)), args)?;
     outcome
 }
 
-/// Packs, links and starts QEMU: the running VM and the host's link ends.
-fn boot(args: &RunArgs, signals: &mut Signals) -> Result<(vm::Vm, links::HostEnds)> {
+/// Packs, links and starts QEMU: the running VM, the host's link ends and
+/// the guest's memory in MiB.
+fn boot(
+    args: &RunArgs,
+    signals: &mut Signals,
+    events: &Events,
+) -> Result<(vm::Vm, links::HostEnds, u32)> {
     let kernel = locate::kernel(args.kernel.as_deref())?;
     // The user's --append comes last, so it can override what the host adds.
     let map = pack::kernel::companions(&kernel)
@@ -95,6 +129,15 @@ fn boot(args: &RunArgs, signals: &mut Signals) -> Result<(vm::Vm, links::HostEnd
     .collect();
     let append = append.join(" ");
     let initrd = initramfs(args, &kernel)?;
+    let size = memory::archive_bytes(&initrd.path).map_err(|source| Error::Read {
+        path: initrd.path.clone(),
+        source,
+    })?;
+    let (memory_mib, warning) = memory::choose(args.memory, size);
+    if let Some(warning) = warning {
+        eprintln!("guestinit: warning: {warning}");
+        events.warning(&warning);
+    }
     // A signal while packing: nothing runs yet, so nothing to stop.
     if let Some(signal) = signals.pending().next() {
         return Err(Error::Stopped {
@@ -118,9 +161,10 @@ fn boot(args: &RunArgs, signals: &mut Signals) -> Result<(vm::Vm, links::HostEnd
         accel,
         kernel: &kernel,
         initrd: &initrd.path,
-        memory_mib: args.memory,
+        memory_mib,
         cpus: args.cpus,
         append: Some(&append).filter(|a| !a.is_empty()).map(String::as_str),
+        extra: &args.qemu_args,
         fds: guest.fds(),
     });
     if args.verbose {
@@ -142,7 +186,7 @@ fn boot(args: &RunArgs, signals: &mut Signals) -> Result<(vm::Vm, links::HostEnd
     if let Some(link) = host.stdin.take() {
         stdin::forward(link);
     }
-    Ok((vm, host))
+    Ok((vm, host, memory_mib))
 }
 
 /// What the run left once QEMU is gone: its texts and its writers.
@@ -212,7 +256,7 @@ fn conclude(
     ended: &Ended,
     stopper: &Stopper,
     status: ExitStatus,
-    spawned: Instant,
+    (spawned, memory_mib): (Instant, u32),
 ) -> Result<u8> {
     let c = &ended.collected;
     if args.timeline {
@@ -226,7 +270,7 @@ fn conclude(
         qemu_failed: !status.success(),
         com1: &ended.com1,
         com2: &ended.com2,
-        memory_mib: args.memory,
+        memory_mib,
         timeout_secs: args.timeout.unwrap_or_default(),
     })
     .map_err(|e| match e {
@@ -285,6 +329,7 @@ fn initramfs(args: &RunArgs, kernel: &Path) -> Result<Initrd> {
                 kernel: Some(kernel.to_owned()),
                 modules: args.modules.clone(),
                 sched: args.sched.clone(),
+                setup: args.setup.clone(),
             };
             let scratch = ScratchDir::new("run").map_err(|source| Error::VmSetup {
                 what: "creating a temporary directory".into(),
@@ -317,13 +362,9 @@ fn sources<'b>(
     args: &RunArgs,
     host: links::HostEnds,
     buffer: &'b mut [u8],
+    relay: Relay,
     signals: Signals,
 ) -> Result<Sources<'b>> {
-    let relay = Relay::new(
-        Spool::new(io::stdout()),
-        Spool::new(io::stderr()),
-        args.verbose,
-    );
     let stream = UnixStream::from_std;
     let qmp = qmp::Qmp::new(stream(host.qmp)).map_err(|source| Error::VmSetup {
         what: "talking to QEMU's monitor".into(),

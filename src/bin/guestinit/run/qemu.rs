@@ -53,6 +53,8 @@ pub struct VmConfig<'a> {
     pub memory_mib: u32,
     pub cpus: u32,
     pub append: Option<&'a str>,
+    /// `--qemu-arg`s, passed last and as they are.
+    pub extra: &'a [OsString],
     /// QEMU's inherited ends of the links (see `links`).
     pub fds: LinkFds,
 }
@@ -192,6 +194,7 @@ pub fn args(config: &VmConfig<'_>) -> Vec<OsString> {
         stats_port(fds.stats),
         stdin_port(fds.stdin),
         qmp(fds.qmp),
+        config.extra.to_vec(),
     ]
     .concat()
 }
@@ -208,6 +211,7 @@ mod tests {
             memory_mib: 256,
             cpus: 2,
             append,
+            extra: &[],
             fds: LinkFds {
                 bulk: 5,
                 com1: 6,
@@ -264,6 +268,16 @@ mod tests {
             "-chardev socket,id=stdin,fd=9 \
              -device virtserialport,bus=vser0.0,nr=3,chardev=stdin,name=guestinit.stdin"
         ));
+    }
+
+    #[test]
+    fn extra_arguments_come_last_as_given() {
+        let extra = [OsString::from("-device"), OsString::from("virtio-rng-pci")];
+        let argv = args(&VmConfig {
+            extra: &extra,
+            ..config(Accel::Tcg, None)
+        });
+        assert_eq!(argv[argv.len() - 2..], extra);
     }
 
     #[test]

@@ -113,6 +113,7 @@ impl Shared {
 }
 
 /// The handle the reader pushes to; the writer thread is owned by it.
+#[derive(Clone)]
 pub struct Spool {
     shared: Arc<Shared>,
 }

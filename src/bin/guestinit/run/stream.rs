@@ -13,6 +13,7 @@ use guestinit::wire::{encode, Decoder, Event, Tag, HEADER_LEN};
 use crate::decode::{feed, finish};
 use crate::render;
 
+use super::events::Events;
 use super::reactor::Flow;
 use super::spool::Spool;
 
@@ -38,15 +39,17 @@ pub struct Relay {
     stdout: Spool,
     stderr: Spool,
     verbose: bool,
+    events: Events,
     pub collected: Collected,
 }
 
 impl Relay {
-    pub fn new(stdout: Spool, stderr: Spool, verbose: bool) -> Self {
+    pub fn new(stdout: Spool, stderr: Spool, verbose: bool, events: Events) -> Self {
         Relay {
             stdout,
             stderr,
             verbose,
+            events,
             collected: Collected::default(),
         }
     }
@@ -54,6 +57,12 @@ impl Relay {
     /// A line of the host's own on stderr, in order with the payload's.
     pub fn note(&self, line: &str) {
         self.stderr.push(format!("{line}\n").as_bytes());
+    }
+
+    /// A warning about the stream: a note, and an event.
+    fn warn(&self, text: &str) {
+        self.events.warning(text);
+        self.note(&format!("guestinit: warning: {text}"));
     }
 
     /// The writers, for the end of the run.
@@ -65,20 +74,21 @@ impl Relay {
     pub fn on_event(&mut self, event: Event<'_>, at_end: bool) {
         match event {
             Event::Frame { tag, payload } => self.on_frame(tag, payload),
-            Event::CrcMismatch { tag, len, .. } => self.note(&format!(
-                "guestinit: warning: CRC mismatch on {tag} frame of {len} bytes"
+            Event::CrcMismatch { tag, len, .. } => {
+                self.warn(&format!("CRC mismatch on {tag} frame of {len} bytes"))
+            }
+            Event::Skipped { bytes } if at_end => self.warn(&format!(
+                "the bulk stream ended inside a frame ({bytes} bytes dropped)"
             )),
-            Event::Skipped { bytes } if at_end => self.note(&format!(
-                "guestinit: warning: the bulk stream ended inside a frame ({bytes} bytes dropped)"
-            )),
-            Event::Skipped { bytes } => self.note(&format!(
-                "guestinit: warning: skipped {bytes} bytes of garbage on the bulk port"
+            Event::Skipped { bytes } => self.warn(&format!(
+                "skipped {bytes} bytes of garbage on the bulk port"
             )),
         }
     }
 
     fn on_frame(&mut self, tag: Tag, payload: &[u8]) {
         self.collected.frames += 1;
+        self.events.frame(tag, payload);
         match tag {
             Tag::SOUT => return self.stdout.push(payload),
             Tag::SERR => return self.stderr.push(payload),
@@ -87,20 +97,14 @@ impl Relay {
             Tag::TIME => self.collected.timeline.extend(Timeline::entries(payload)),
             Tag::WAIT => match WaitStatus::from_bytes(payload) {
                 Some(wait) => self.collected.wait = Some(wait),
-                None => self.note(&format!(
-                    "guestinit: warning: malformed WAIT frame of {} bytes",
-                    payload.len()
-                )),
+                None => self.warn(&format!("malformed WAIT frame of {} bytes", payload.len())),
             },
             Tag::EXIT => match code_from_bytes(tag, payload) {
                 Some(code) => {
                     self.collected.exit_code = Some(code);
                     self.collected.exit_at = Some(Instant::now());
                 }
-                None => self.note(&format!(
-                    "guestinit: warning: malformed EXIT frame of {} bytes",
-                    payload.len()
-                )),
+                None => self.warn(&format!("malformed EXIT frame of {} bytes", payload.len())),
             },
             _ => {}
         }
@@ -278,7 +282,7 @@ mod tests {
             acks
         });
         let (out, err, log) = (Shared::default(), Shared::default(), Shared::default());
-        let relay = Relay::new(out.spool(), err.spool(), verbose);
+        let relay = Relay::new(out.spool(), err.spool(), verbose, Events::new(None));
         let mut buffer = decoder_buffer();
         let stream = UnixStream::from_std(host);
         let mut bulk = Bulk::new(stream, &mut buffer, relay, Some(log.spool()), throttle_kib);

@@ -6,7 +6,6 @@
 use super::Sched;
 use crate::console::warning;
 use crate::link::Link;
-use crate::payload::ENV;
 use crate::spawn::{spawn, Command, Stdio};
 use core::ffi::CStr;
 use core::fmt::{self, Write};
@@ -154,7 +153,8 @@ pub fn start(link: &mut Link, cgroup: Option<&PathBuf>, attach_ms: u64) -> Resul
     let spawned = spawn(&Command {
         path: c"/scheduler",
         argv: &argv,
-        env: &ENV,
+        env: &guestinit::proto::DEFAULT_ENV,
+        cwd: None,
         stdin: Stdio::Null,
         stdout: Stdio::Pipe,
         stderr: Stdio::Pipe,

@@ -25,6 +25,7 @@ fn sh(script: &str) -> (i32, OwnedFd, OwnedFd) {
         path: c"/bin/sh",
         argv: &[c"sh", c"-c", &script],
         env: &[c"PATH=/usr/bin:/bin"],
+        cwd: None,
         stdin: Stdio::Null,
         stdout: Stdio::Pipe,
         stderr: Stdio::Pipe,

@@ -1,0 +1,183 @@
+//! `--events FILE|-`: the run as JSON lines for CI and harnesses, one
+//! object per event, schema in docs/EVENTS.md. Every line has `v` (the
+//! schema version), `event` and `t` (seconds since the run began).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Map, Value};
+
+use guestinit::wire::Tag;
+
+use super::spool::Spool;
+use crate::error::{Error, Result};
+use crate::render;
+
+/// The schema's version: bumped only when a field changes meaning or goes.
+pub const VERSION: u32 = 1;
+
+/// The event sink; a no-op without `--events`.
+#[derive(Clone)]
+pub struct Events {
+    out: Option<Spool>,
+    started: Instant,
+    ended: Arc<AtomicBool>,
+}
+
+impl Events {
+    pub fn new(out: Option<Spool>) -> Events {
+        Events {
+            out,
+            started: Instant::now(),
+            ended: Arc::default(),
+        }
+    }
+
+    /// One line: `v`, `event`, `t`, then `fields`.
+    fn emit(&self, event: &str, fields: Value) {
+        let Some(out) = &self.out else { return };
+        let mut line = Map::new();
+        line.insert("v".into(), VERSION.into());
+        line.insert("event".into(), event.into());
+        let t = (self.started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+        line.insert("t".into(), t.into());
+        if let Value::Object(fields) = fields {
+            line.extend(fields);
+        }
+        out.push(format!("{}\n", Value::Object(line)).as_bytes());
+    }
+
+    /// A guest frame other than output: its event name, tag and fields
+    /// as `decode --json` gives them.
+    pub fn frame(&self, tag: Tag, payload: &[u8]) {
+        let Some(event) = frame_event(tag) else {
+            return;
+        };
+        let mut fields = render::frame_fields(tag, payload);
+        if let Value::Object(map) = &mut fields {
+            map.insert("tag".into(), tag.to_string().into());
+        }
+        self.emit(event, fields);
+    }
+
+    /// A warning of the host's about the stream (CRC mismatch, garbage).
+    pub fn warning(&self, text: &str) {
+        self.emit("warning", json!({ "text": text }));
+    }
+
+    /// The verdict, once: a crash or FATAL with its line, then `end` with
+    /// the exit status and, for the host's own failures, the error.
+    pub fn end(&self, result: &Result<u8>) {
+        if self.ended.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        match result {
+            Err(Error::InitPanic { line }) => self.emit("crash", json!({ "text": line })),
+            Err(Error::Fatal { line }) => self.emit("fatal", json!({ "text": line })),
+            _ => {}
+        }
+        let fields = match result {
+            Ok(code) => json!({ "exit_code": code, "error": null }),
+            Err(e) => json!({ "exit_code": e.exit_code(), "error": e.to_string() }),
+        };
+        self.emit("end", fields);
+    }
+
+    /// Writes what is queued, for at most a few seconds.
+    pub fn close(&self) {
+        if let Some(out) = &self.out {
+            out.finish(Some(Instant::now() + Duration::from_secs(5)), || false);
+        }
+    }
+}
+
+/// The event a guest frame is; `None` for the payload's output and the
+/// kernel log, which have their own channels.
+fn frame_event(tag: Tag) -> Option<&'static str> {
+    Some(match tag {
+        Tag::SOUT | Tag::SERR | Tag::DMSG | Tag::SCLG => return None,
+        Tag::KADR => "kernel_addrs",
+        Tag::SRDY => "ready",
+        Tag::LIFE => "life",
+        Tag::SCST => "payload_started",
+        Tag::SCPP => "payload_drained",
+        Tag::TIME => "timeline",
+        Tag::WAIT => "wait",
+        Tag::EXIT => "exit",
+        _ => "frame",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use guestinit::wire::msg::{Exit, WaitStatus};
+    use std::sync::Mutex;
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn lines(run: impl FnOnce(&Events)) -> Vec<Value> {
+        let shared = Shared::default();
+        let events = Events::new(Some(Spool::new(shared.clone())));
+        run(&events);
+        events.close();
+        let text = String::from_utf8(shared.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn frames_become_named_events_and_output_is_left_out() {
+        let wait = WaitStatus {
+            exit: Exit::Exited(3),
+            user_us: 5,
+            system_us: 6,
+            max_rss_kib: 7,
+            init_hwm_kib: 8,
+        };
+        let got = lines(|e| {
+            e.frame(Tag::SOUT, b"out");
+            e.frame(Tag::LIFE, &[1]);
+            e.frame(Tag::WAIT, &wait.to_bytes());
+            e.frame(Tag::EXIT, &3i32.to_le_bytes());
+        });
+        let names: Vec<_> = got.iter().map(|l| l["event"].as_str().unwrap()).collect();
+        assert_eq!(names, ["life", "wait", "exit"]);
+        assert!(got.iter().all(|l| l["v"] == VERSION && l["t"].is_f64()));
+        assert_eq!(got[0]["phase"], "InitStarted");
+        assert_eq!(got[1]["exit_code"], 3);
+        assert_eq!(got[1]["max_rss_kib"], 7);
+        assert_eq!(got[2]["code"], 3);
+    }
+
+    #[test]
+    fn the_end_is_said_once_with_a_crash_line_or_the_hosts_error() {
+        let got = lines(|e| {
+            e.end(&Err(Error::InitPanic {
+                line: "PANIC: boom".into(),
+            }));
+            e.end(&Ok(0));
+        });
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0]["event"], "crash");
+        assert_eq!(got[0]["text"], "PANIC: boom");
+        assert_eq!(got[1]["event"], "end");
+        assert_eq!(got[1]["exit_code"], 253);
+        let got = lines(|e| e.end(&Ok(4)));
+        assert_eq!(got[0]["exit_code"], 4);
+        assert!(got[0]["error"].is_null());
+    }
+}

@@ -1,0 +1,268 @@
+//! What harness authors need, proven in a VM: the kernel's config at
+//! /boot, QEMU arguments passed through, included files, the payload's
+//! environment and working directory, JSON events, memory sized from the
+//! archive, and guestinit as cargo's test runner.
+
+mod common;
+use common::*;
+
+#[test]
+fn the_kernels_config_is_at_boot_config_release() {
+    let out = sh(&[], "grep -c '^CONFIG_VIRTIO=' /boot/config-$(uname -r)");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "1\n");
+}
+
+#[test]
+fn qemu_args_reach_qemu_as_given() {
+    let probe = [
+        "--qemu-arg",
+        "-smbios",
+        "--qemu-arg",
+        "type=1,product=guestinit-probe",
+    ];
+    let out = sh(&probe, "cat /sys/class/dmi/id/product_name");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "guestinit-probe\n");
+}
+
+#[test]
+fn included_files_and_programs_arrive_and_programs_lead_path() {
+    let dir = scratch("vm-harness-include");
+    let tools = dir.join("tools");
+    std::fs::create_dir_all(tools.join("bin")).unwrap();
+    std::fs::create_dir_all(tools.join("empty")).unwrap();
+    std::fs::write(tools.join("notes.txt"), "notes\n").unwrap();
+    let tool = tools.join("bin/mytool");
+    std::fs::write(&tool, "#!/bin/busybox sh\necho \"tool ran from $0\"\n").unwrap();
+    std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let file = dir.join("data.txt");
+    std::fs::write(&file, "data\n").unwrap();
+    let include_dir = tools.to_str().unwrap();
+    let include_file = format!("{}:/opt/d.txt", file.display());
+    let script = "mytool; cat /include-files/tools/notes.txt /opt/d.txt; \
+                  [ -d /include-files/tools/empty ] && echo empty; echo $PATH";
+    let out = sh(
+        &["--include", include_dir, "--include", &include_file],
+        script,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let want = format!(
+        "tool ran from /include-files/tools/bin/mytool\nnotes\ndata\nempty\n/include-files/tools/bin:{}\n",
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    );
+    assert_eq!(stdout(&out), want);
+}
+
+#[test]
+fn env_and_cwd_reach_the_payload_and_bad_ones_are_refused_at_pack_time() {
+    let args = [
+        "--env",
+        "GREETING=hello world",
+        "--env",
+        "HOME=/root",
+        "--cwd",
+        "/proc",
+    ];
+    let out = sh(&args, "echo \"$GREETING $HOME $TERM\"; pwd");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "hello world /root linux\n/proc\n");
+    let out = sh(&["--env", "NOVALUE"], "true");
+    assert_eq!(code(&out), 249);
+    assert!(
+        stderr(&out).contains("--env \"NOVALUE\": it is not K=V"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A crate of two tests that pass only in guestinit's VM, and one
+/// (ignored unless asked) that fails there.
+fn runner_crate(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    let manifest = "[package]\nname = \"in-vm\"\nversion = \"0.1.0\"\nedition = \"2021\"\n";
+    std::fs::write(dir.join("Cargo.toml"), manifest).unwrap();
+    let tests = r#"
+#[test]
+fn the_kernel_booted_guestinits_init() {
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap();
+    assert!(cmdline.contains("rdinit=/init"), "{cmdline}");
+}
+
+#[test]
+fn pid_1_is_the_init() {
+    assert_eq!(std::fs::read("/proc/1/cmdline").unwrap(), b"/init\0");
+}
+
+#[test]
+#[ignore]
+fn fails_in_the_vm() {
+    panic!("failing on purpose");
+}
+"#;
+    std::fs::write(dir.join("src/lib.rs"), tests).unwrap();
+}
+
+/// `cargo test ARGS` in `dir` with guestinit as the runner.
+fn cargo_test(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    require_vm_prerequisites();
+    let runner = format!(
+        "{} run --timeout {VM_TIMEOUT_SECS} --",
+        guestinit().display()
+    );
+    let cargo = std::env::var_os("CARGO").unwrap_or("cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args(["test", "--offline", "--lib"])
+        .args(args)
+        .current_dir(dir)
+        .env("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER", runner)
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .unwrap();
+    eprintln!("--- cargo stderr ---\n{}", stderr(&out));
+    out
+}
+
+#[test]
+fn guestinit_as_cargos_runner_runs_the_tests_in_the_vm() {
+    let dir = scratch("vm-harness-runner");
+    runner_crate(&dir);
+    let started = std::time::Instant::now();
+    let out = cargo_test(&dir, &[]);
+    eprintln!(
+        "cargo test with guestinit as runner: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(code(&out), 0);
+    assert!(
+        stdout(&out).contains("test result: ok. 2 passed"),
+        "{}",
+        stdout(&out)
+    );
+    let out = cargo_test(&dir, &["--", "--ignored"]);
+    assert_eq!(code(&out), 101);
+    assert!(
+        stdout(&out).contains("failing on purpose"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+/// The JSON lines of an events file.
+fn events(path: &std::path::Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn names(lines: &[serde_json::Value]) -> Vec<&str> {
+    lines.iter().map(|l| l["event"].as_str().unwrap()).collect()
+}
+
+#[test]
+fn events_tell_the_run_the_crash_and_the_hosts_failure_as_json_lines() {
+    let dir = scratch("vm-harness-events");
+    let file = dir.join("events.jsonl");
+    let path = file.to_str().unwrap();
+    let out = sh(&["--events", path], "echo hi; exit 3");
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let lines = events(&file);
+    assert!(lines.iter().all(|l| l["v"] == 1), "{lines:?}");
+    let want = [
+        "kernel_addrs",
+        "ready",
+        "life",
+        "life",
+        "payload_started",
+        "payload_drained",
+        "timeline",
+        "wait",
+        "exit",
+        "end",
+    ];
+    assert_eq!(names(&lines), want);
+    assert_eq!(lines[2]["phase"], "InitStarted");
+    let marks = lines[6]["marks"].as_array().unwrap();
+    assert_eq!(marks[0]["mark"], "init entry");
+    assert!(marks[0]["ns"].as_u64().unwrap() > 0);
+    assert_eq!(lines[7]["exit_code"], 3);
+    assert!(lines[7]["max_rss_kib"].as_u64().unwrap() > 0);
+    assert_eq!(lines[9]["exit_code"], 3);
+    assert!(lines[9]["error"].is_null());
+
+    let out = run(
+        &["--events", path, "--append", "guestinit.crash=panic"],
+        &["/bin/true"],
+    );
+    assert_eq!(code(&out), 253, "{}", stderr(&out));
+    let lines = events(&file);
+    assert_eq!(names(&lines)[lines.len() - 2..], ["crash", "end"]);
+    assert!(lines[lines.len() - 2]["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("PANIC: "));
+    assert_eq!(lines[lines.len() - 1]["exit_code"], 253);
+
+    let out = run(&["--events", path], &["no-such-program-guestinit"]);
+    assert_eq!(code(&out), 249);
+    let lines = events(&file);
+    assert_eq!(names(&lines), ["end"]);
+    assert_eq!(lines[0]["exit_code"], 249);
+    assert!(
+        lines[0]["error"].as_str().unwrap().contains("not found"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn memory_is_sized_from_the_initramfs_and_a_smaller_one_is_warned_about() {
+    let dir = scratch("vm-harness-memory");
+    let pad = dir.join("pad");
+    std::fs::create_dir_all(&pad).unwrap();
+    // 96 MiB of distinct files: the old 256 MiB default does not boot this
+    // archive (its floor is 345 MiB, docs/BENCHMARKS.md).
+    let mut bytes = vec![0u8; 1 << 20];
+    for i in 0..96u32 {
+        bytes[..4].copy_from_slice(&i.to_le_bytes());
+        std::fs::write(pad.join(i.to_string()), &bytes).unwrap();
+    }
+    let include = pad.to_str().unwrap();
+    let out = sh(
+        &["-v", "--include", include],
+        "ls /include-files/pad | wc -l",
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "96");
+    let m = stderr(&out);
+    let m = m.split(" -m ").nth(1).unwrap().split(' ').next().unwrap();
+    assert!(m.parse::<u32>().unwrap() > 345, "-m {m}");
+    let out = sh(&["--memory", "256", "--include", include], "true");
+    // Out of memory while unpacking (254) or before the init (251).
+    assert!([251, 254].contains(&code(&out)), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("warning: --memory 256 is below the"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn an_env_file_over_the_inits_bound_is_fatal() {
+    // `pack` refuses this, so the file comes in a second, appended archive.
+    let dir = scratch("vm-harness-env-bound");
+    let archive = dir.join("a.cpio");
+    pack(&archive, &["/bin/busybox", "true"]);
+    host_sh(
+        "mkdir -p extra/.guestinit && head -c 9000 /dev/zero | tr '\\0' x > extra/.guestinit/env \
+         && (cd extra && find . | cpio -o -H newc --quiet) >> a.cpio",
+        &dir,
+    );
+    let out = run(&["--initramfs", archive.to_str().unwrap()], &[]);
+    assert_eq!(code(&out), 254, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("FATAL: /.guestinit/env exceeds 8192 bytes"),
+        "{}",
+        stderr(&out)
+    );
+}
