@@ -17,6 +17,10 @@ pub struct Capture {
     pub stream: UnixStream,
     text: Vec<u8>,
     log: Option<Spool>,
+    /// Text whose arrival the reactor wants to hear of (COM1: the lines
+    /// of a sched_ext debug dump), and whether it came since last asked.
+    watch: Option<&'static [u8]>,
+    watched: bool,
 }
 
 impl Capture {
@@ -25,7 +29,20 @@ impl Capture {
             stream,
             text: Vec::new(),
             log,
+            watch: None,
+            watched: false,
         }
+    }
+
+    /// Notes every arrival of `needle` (see [`Capture::take_watched`]).
+    pub fn watching(mut self, needle: &'static [u8]) -> Capture {
+        self.watch = Some(needle);
+        self
+    }
+
+    /// Whether the watched text arrived since the last call.
+    pub fn take_watched(&mut self) -> bool {
+        std::mem::take(&mut self.watched)
     }
 
     /// Reads all the link holds.
@@ -47,7 +64,15 @@ impl Capture {
         if let Some(log) = &self.log {
             log.push(bytes);
         }
+        let searched_from = self
+            .text
+            .len()
+            .saturating_sub(self.watch.map_or(0, <[u8]>::len));
         self.text.extend_from_slice(bytes);
+        if let Some(needle) = self.watch {
+            let fresh = &self.text[searched_from..];
+            self.watched |= fresh.windows(needle.len()).any(|w| w == needle);
+        }
         if self.text.len() > 2 * KEEP {
             self.text.drain(..self.text.len() - KEEP);
         }

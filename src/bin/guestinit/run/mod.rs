@@ -378,7 +378,8 @@ fn sources<'b>(
             log_file(args.bulk_log.as_deref())?,
             args.throttle_bulk,
         ),
-        com1: Capture::new(stream(host.com1), log_file(args.com1_log.as_deref())?),
+        com1: Capture::new(stream(host.com1), log_file(args.com1_log.as_deref())?)
+            .watching(stop::DUMP_LINE),
         com2: Capture::new(stream(host.com2), log_file(args.com2_log.as_deref())?),
         qemu_stderr: Capture::new(stream(host.stderr), None),
         qmp,

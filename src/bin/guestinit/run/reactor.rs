@@ -95,7 +95,13 @@ impl Sources<'_> {
                 }
                 flow
             }
-            Token::Com1 => self.com1.on_readable(),
+            Token::Com1 => {
+                let flow = self.com1.on_readable();
+                if self.com1.take_watched() {
+                    stopper.on_dump_output(Instant::now());
+                }
+                flow
+            }
             Token::Com2 => self.com2.on_readable(),
             Token::QemuStderr => self.qemu_stderr.on_readable(),
             Token::Qmp => self.qmp.on_readable(),

@@ -16,8 +16,16 @@ pub const POWER_OFF_WAIT: Duration = Duration::from_secs(5);
 pub const QUIT_WAIT: Duration = Duration::from_secs(3);
 /// After a stop signal, how long the guest has to send EXIT.
 pub const STOP_WAIT: Duration = Duration::from_secs(10);
-/// At the timeout, how long the debug dump gets before the orderly stop.
+/// At the timeout, how long the debug dump gets at most before the
+/// orderly stop.
 pub const DUMP_WAIT: Duration = Duration::from_secs(5);
+/// The dump is over once its lines have stopped this long.
+pub const DUMP_QUIET: Duration = Duration::from_millis(500);
+/// No dump line this long after asking: there is no dump to wait for (no
+/// scheduler, no sched_ext).
+pub const DUMP_START_WAIT: Duration = Duration::from_secs(2);
+/// What a line of sched_ext's debug dump in the trace holds.
+pub const DUMP_LINE: &[u8] = b"sched_ext_dump:";
 
 /// What the host does to the VM now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +54,8 @@ pub struct Stopper {
     quit_at: Option<Instant>,
     /// At the timeout: when the dump, then the stop, were asked for.
     dump_at: Option<Instant>,
+    /// The last line of a debug dump the host has read.
+    dump_output_at: Option<Instant>,
     wake_stop_at: Option<Instant>,
     killed: bool,
     pub ending: Option<Ending>,
@@ -57,6 +67,11 @@ impl Stopper {
             deadline,
             ..Stopper::default()
         }
+    }
+
+    /// A line of a debug dump reached the host.
+    pub fn on_dump_output(&mut self, now: Instant) {
+        self.dump_output_at = Some(now);
     }
 
     /// EXIT was decoded (and acknowledged).
@@ -119,8 +134,12 @@ impl Stopper {
             self.dump_at = Some(now);
             return Some(Action::Wake(wake::DUMP));
         };
+        let dump_over = match self.dump_output_at {
+            Some(last) => now >= last + DUMP_QUIET,
+            None => now >= dump_at + DUMP_START_WAIT,
+        };
         match self.wake_stop_at {
-            None if now >= dump_at + DUMP_WAIT => {
+            None if dump_over || now >= dump_at + DUMP_WAIT => {
                 self.wake_stop_at = Some(now);
                 Some(Action::Wake(wake::STOP))
             }
@@ -165,11 +184,43 @@ mod tests {
         let mut s = Stopper::new(Some(t0 + secs(10)));
         assert_eq!(s.on_tick(t0 + secs(10)), Some(Action::Wake(wake::DUMP)));
         assert_eq!(s.ending, Some(Ending::Timeout));
-        assert_eq!(s.on_tick(t0 + secs(14)), None, "the dump's wait");
-        assert_eq!(s.on_tick(t0 + secs(15)), Some(Action::Wake(wake::STOP)));
+        // The dump's lines keep coming until 13.6 s, then stop.
+        for tenth in 105..=136 {
+            s.on_dump_output(t0 + Duration::from_millis(tenth * 100));
+            assert_eq!(s.on_tick(t0 + Duration::from_millis(tenth * 100)), None);
+        }
+        assert_eq!(
+            s.on_tick(t0 + Duration::from_millis(14_000)),
+            None,
+            "quiet for 400 ms"
+        );
+        assert_eq!(
+            s.on_tick(t0 + Duration::from_millis(14_100)),
+            Some(Action::Wake(wake::STOP)),
+            "quiet for 500 ms: the dump is over"
+        );
         assert_eq!(s.on_tick(t0 + secs(24)), None, "the stop's wait");
-        assert_eq!(s.on_tick(t0 + secs(25)), Some(Action::Kill));
+        assert_eq!(
+            s.on_tick(t0 + Duration::from_millis(24_100)),
+            Some(Action::Kill)
+        );
         assert_eq!(s.ending, Some(Ending::Timeout));
+    }
+
+    #[test]
+    fn without_a_dump_the_stop_comes_soon_and_a_long_dump_is_cut_at_its_bound() {
+        let t0 = Instant::now();
+        let mut s = Stopper::new(Some(t0 + secs(10)));
+        s.on_tick(t0 + secs(10));
+        assert_eq!(s.on_tick(t0 + secs(11)), None);
+        assert_eq!(s.on_tick(t0 + secs(12)), Some(Action::Wake(wake::STOP)));
+        let mut s = Stopper::new(Some(t0 + secs(10)));
+        s.on_tick(t0 + secs(10));
+        for tenth in 101..150 {
+            s.on_dump_output(t0 + Duration::from_millis(tenth * 100));
+            assert_eq!(s.on_tick(t0 + Duration::from_millis(tenth * 100)), None);
+        }
+        assert_eq!(s.on_tick(t0 + secs(15)), Some(Action::Wake(wake::STOP)));
     }
 
     #[test]
