@@ -8,6 +8,7 @@ use crate::console::warning;
 use crate::environ;
 use crate::small_file::read_file;
 use crate::link::Link;
+use crate::output::Output;
 use crate::reactor::{Ctx, Interests, Rank, Source};
 use crate::spawn::{self, Command, Stdio};
 use core::ffi::CStr;
@@ -20,7 +21,7 @@ use guestinit::sys::process::Reaped;
 use guestinit::wire::Tag;
 use heapless::Vec;
 use rustix::event::PollFlags;
-use rustix::fd::{AsFd, OwnedFd};
+use rustix::fd::OwnedFd;
 use rustix::io::Errno;
 use rustix::process::{kill_process_group, Pid, Signal};
 
@@ -162,12 +163,6 @@ pub struct Ended {
     pub exit_ns: u64,
 }
 
-/// A child's output pipe and the tag its bytes travel under.
-pub struct Pipe {
-    pub fd: Option<OwnedFd>,
-    pub tag: Tag,
-}
-
 /// The bounded wait for EOF after the payload exits.
 enum Drain {
     Waiting,
@@ -177,7 +172,7 @@ enum Drain {
 /// The running payload as a reactor source.
 pub struct Payload {
     pid: i32,
-    pipes: [Pipe; 2],
+    output: Output,
     ended: Option<Ended>,
     drain: Drain,
     /// When the payload's group is killed after a stop signal.
@@ -186,10 +181,9 @@ pub struct Payload {
 
 impl Payload {
     pub fn new(pid: i32, stdout: OwnedFd, stderr: OwnedFd) -> Payload {
-        let pipe = |fd, tag| Pipe { fd: Some(fd), tag };
         Payload {
             pid,
-            pipes: [pipe(stdout, Tag::SOUT), pipe(stderr, Tag::SERR)],
+            output: Output::new([stdout, stderr], [Tag::SOUT, Tag::SERR], QUOTA),
             ended: None,
             drain: Drain::Waiting,
             stop_deadline: None,
@@ -202,7 +196,7 @@ impl Payload {
     }
 
     fn output_open(&self) -> bool {
-        self.pipes.iter().any(|p| p.fd.is_some())
+        self.output.open()
     }
 
     fn kill_group(&self) {
@@ -229,9 +223,7 @@ impl Payload {
             }
             Drain::Killed => {
                 warning!("payload output still open {DRAIN_KILL_MS} ms after the kill: closing it");
-                for pipe in &mut self.pipes {
-                    pipe.fd = None;
-                }
+                self.output.close();
             }
         }
     }
@@ -247,20 +239,11 @@ impl Source for Payload {
     }
 
     fn interests<'s>(&'s self, link: &Link, out: &mut Interests<'s>) {
-        if !link.has_room(QUOTA) {
-            return;
-        }
-        for (i, pipe) in self.pipes.iter().enumerate() {
-            if let Some(fd) = &pipe.fd {
-                out.add(fd.as_fd(), PollFlags::IN, i as u8);
-            }
-        }
+        self.output.interests(link, out);
     }
 
     fn on_ready(&mut self, token: u8, _events: PollFlags, ctx: &mut Ctx<'_>) {
-        if let Some(pipe) = self.pipes.get_mut(token as usize) {
-            forward(ctx.link, pipe, QUOTA);
-        }
+        self.output.on_ready(token, ctx.link);
     }
 
     fn deadline(&self) -> Option<u64> {
@@ -308,48 +291,16 @@ impl Source for Payload {
     }
 }
 
-/// Moves one read of a pipe into a frame under `quota`; EOF closes the pipe.
-pub fn forward(link: &mut Link, pipe: &mut Pipe, quota: Quota) {
-    let Some(fd) = &pipe.fd else { return };
-    let Some(r) = link.reserve(quota) else { return };
-    match rustix::io::read(fd, link.payload_area(&r)) {
-        Ok(0) => {
-            link.release(r);
-            pipe.fd = None;
-        }
-        Ok(n) => link.commit(r, pipe.tag, n),
-        Err(Errno::AGAIN | Errno::INTR) => link.release(r),
-        Err(e) => {
-            link.release(r);
-            warning!("read {}: {}", pipe.tag, ErrnoText(e));
-            pipe.fd = None;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::reactor::Reactor;
-    use crate::spawn::spawn;
-    use crate::testkit::{collect, link, output};
+    use crate::testkit::{self, collect, link, output};
     use guestinit::sys::process::Exit;
 
-    fn sh(script: &CStr) -> Payload {
-        let child = spawn(&Command {
-            path: c"/bin/sh",
-            argv: &[c"sh", c"-c", script],
-            env: &[c"PATH=/usr/bin:/bin"],
-            cwd: None,
-            stdin: Stdio::Null,
-            stdout: Stdio::Pipe,
-            stderr: Stdio::Pipe,
-        })
-        .unwrap();
-        let [_, Some(out), Some(err)] = child.streams else {
-            unreachable!()
-        };
-        Payload::new(child.pid, out, err)
+    fn sh(script: &str) -> Payload {
+        let (pid, out, err) = testkit::sh(script);
+        Payload::new(pid, out, err)
     }
 
     fn exit_of(p: &Payload) -> Exit {
@@ -360,8 +311,8 @@ mod tests {
     fn two_children_exiting_in_either_order_each_get_their_own_status() {
         for (first, second) in [("0", "0.3"), ("0.3", "0")] {
             let (mut link, r) = link();
-            let script_a = std::ffi::CString::new(format!("sleep {first}; echo a; exit 3")).unwrap();
-            let script_b = std::ffi::CString::new(format!("sleep {second}; echo b >&2; exit 5")).unwrap();
+            let script_a = format!("sleep {first}; echo a; exit 3");
+            let script_b = format!("sleep {second}; echo b >&2; exit 5");
             let mut a = sh(&script_a);
             let mut b = sh(&script_b);
             Reactor::new(None).run(&mut link, &mut [&mut a, &mut b]);
@@ -377,7 +328,7 @@ mod tests {
     fn the_drain_deadline_fires_and_kills_what_holds_the_output_open() {
         let (mut link, r) = link();
         // The background sleep keeps stdout open long after the shell exits.
-        let mut p = sh(c"sleep 60 & echo started; exit 0");
+        let mut p = sh("sleep 60 & echo started; exit 0");
         let t0 = std::time::Instant::now();
         Reactor::new(None).run(&mut link, &mut [&mut p]);
         let waited = t0.elapsed().as_millis() as u64;

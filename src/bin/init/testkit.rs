@@ -58,3 +58,23 @@ pub fn output(frames: &[(Tag, StdVec<u8>)], tag: Tag) -> StdVec<u8> {
         .flat_map(|(_, p)| p.clone())
         .collect()
 }
+
+/// `sh -c script` with stdout and stderr piped: its pid and the init's ends.
+pub fn sh(script: &str) -> (i32, OwnedFd, OwnedFd) {
+    use crate::spawn::{spawn, Command, Stdio};
+    let script = std::ffi::CString::new(script).unwrap();
+    let child = spawn(&Command {
+        path: c"/bin/sh",
+        argv: &[c"sh", c"-c", &script],
+        env: &[c"PATH=/usr/bin:/bin"],
+        cwd: None,
+        stdin: Stdio::Null,
+        stdout: Stdio::Pipe,
+        stderr: Stdio::Pipe,
+    })
+    .unwrap();
+    let [_, Some(out), Some(err)] = child.streams else {
+        unreachable!("stdout and stderr are piped")
+    };
+    (child.pid, out, err)
+}

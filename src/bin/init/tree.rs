@@ -11,6 +11,7 @@ mod kernel_addrs;
 mod link;
 mod modules;
 mod mounts;
+mod output;
 mod payload;
 mod power;
 mod reactor;

@@ -10,7 +10,7 @@ pub mod setup;
 use crate::clock;
 use crate::console::warning;
 use crate::link::Link;
-use crate::payload::{forward, Pipe};
+use crate::output::Output;
 use crate::reactor::{Ctx, Interests, Rank, Source};
 use core::fmt::Write;
 use guestinit::fmt::{Lossy, SliceWriter};
@@ -20,7 +20,7 @@ use guestinit::sys::process::{Exit, Reaped};
 use guestinit::wire::msg::Phase;
 use guestinit::wire::Tag;
 use rustix::event::PollFlags;
-use rustix::fd::{AsFd, OwnedFd};
+use rustix::fd::OwnedFd;
 use rustix::process::{kill_process, Pid, Signal};
 
 /// The scheduler log's share of the pool, beside the payload's.
@@ -52,7 +52,7 @@ enum State {
 /// The running scheduler.
 pub struct Sched {
     pid: i32,
-    pipes: [Pipe; 2],
+    log: Output,
     state: State,
     exit: Option<Exit>,
     /// It did not attach, or it died during the run.
@@ -68,10 +68,9 @@ impl Sched {
     /// it must attach within `attach_ms`.
     pub fn new(pid: i32, stdout: OwnedFd, stderr: OwnedFd, attach_ms: u64, sysfs: &'static str) -> Sched {
         let now = clock::now_ns();
-        let pipe = |fd| Pipe { fd: Some(fd), tag: Tag::SCLG };
         Sched {
             pid,
-            pipes: [pipe(stdout), pipe(stderr)],
+            log: Output::new([stdout, stderr], [Tag::SCLG, Tag::SCLG], QUOTA),
             state: State::Waiting {
                 since: now,
                 deadline: now + attach_ms.max(LIVENESS_MS) * MS,
@@ -101,7 +100,7 @@ impl Sched {
     }
 
     fn log_open(&self) -> bool {
-        self.pipes.iter().any(|p| p.fd.is_some())
+        self.log.open()
     }
 
     /// Once it has exited and its log is closed: the end marker.
@@ -164,20 +163,11 @@ impl Source for Sched {
     }
 
     fn interests<'s>(&'s self, link: &Link, out: &mut Interests<'s>) {
-        if !link.has_room(QUOTA) {
-            return;
-        }
-        for (i, pipe) in self.pipes.iter().enumerate() {
-            if let Some(fd) = &pipe.fd {
-                out.add(fd.as_fd(), PollFlags::IN, i as u8);
-            }
-        }
+        self.log.interests(link, out);
     }
 
     fn on_ready(&mut self, token: u8, _events: PollFlags, ctx: &mut Ctx<'_>) {
-        if let Some(pipe) = self.pipes.get_mut(token as usize) {
-            forward(ctx.link, pipe, QUOTA);
-        }
+        self.log.on_ready(token, ctx.link);
         self.finish_if_over(ctx.link);
     }
 
@@ -244,9 +234,7 @@ impl Sched {
     /// and end without it.
     fn give_up(&mut self, link: &mut Link) {
         warning!("the scheduler's log is still open {REAP_MS} ms after it ended or was killed: closing it");
-        for pipe in &mut self.pipes {
-            pipe.fd = None;
-        }
+        self.log.close();
         self.exit.get_or_insert(Exit::Signaled { signal: Signal::KILL.as_raw() as u8, core_dumped: false });
         self.finish_if_over(link);
     }

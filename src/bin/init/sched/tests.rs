@@ -3,10 +3,8 @@
 
 use super::*;
 use crate::payload::Payload;
-use crate::testkit::{collect, link, output};
+use crate::testkit::{self, collect, link, output};
 use crate::reactor::Reactor;
-use crate::spawn::{spawn, Command, Stdio};
-use std::ffi::CString;
 use std::time::Instant;
 use std::vec::Vec as StdVec;
 
@@ -19,31 +17,13 @@ fn sysfs(state: &str) -> &'static str {
     Box::leak(dir.into_os_string().into_string().unwrap().into_boxed_str())
 }
 
-fn sh(script: &str) -> (i32, OwnedFd, OwnedFd) {
-    let script = CString::new(script).unwrap();
-    let child = spawn(&Command {
-        path: c"/bin/sh",
-        argv: &[c"sh", c"-c", &script],
-        env: &[c"PATH=/usr/bin:/bin"],
-        cwd: None,
-        stdin: Stdio::Null,
-        stdout: Stdio::Pipe,
-        stderr: Stdio::Pipe,
-    })
-    .unwrap();
-    let [_, Some(out), Some(err)] = child.streams else {
-        unreachable!()
-    };
-    (child.pid, out, err)
-}
-
 fn sched(script: &str, state: &str, attach_ms: u64) -> Sched {
-    let (pid, out, err) = sh(script);
+    let (pid, out, err) = testkit::sh(script);
     Sched::new(pid, out, err, attach_ms, sysfs(state))
 }
 
 fn payload(script: &str) -> Payload {
-    let (pid, out, err) = sh(script);
+    let (pid, out, err) = testkit::sh(script);
     Payload::new(pid, out, err)
 }
 
