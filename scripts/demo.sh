@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo build --release
-# /args holds one argument per line, so the script is one line.
+# The script is one argument to sh -c; any byte but NUL may be in it.
 exec target/release/guestinit run --timeline -- /bin/busybox sh -c \
     'echo "hello from $(uname -sr) on $(nproc) CPU(s)"; echo "this line goes to stderr" >&2; grep MemTotal /proc/meminfo; exit 3'
