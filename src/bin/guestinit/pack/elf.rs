@@ -19,6 +19,7 @@ use object::read::elf::{FileHeader, ProgramHeader};
 use object::{Endianness, FileKind};
 
 use super::layout::mounted_dir;
+use super::read;
 use crate::error::{Error, Result};
 use crate::locate;
 use guestinit::proto;
@@ -293,13 +294,6 @@ fn shebang(data: &[u8]) -> Option<Shebang<'_>> {
 
 fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn read(path: &Path) -> Result<Vec<u8>> {
-    fs::read(path).map_err(|source| Error::Read {
-        path: path.to_owned(),
-        source,
-    })
 }
 
 #[cfg(test)]

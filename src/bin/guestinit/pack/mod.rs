@@ -324,6 +324,11 @@ fn archive_name(path: &Path) -> Result<String> {
         })
 }
 
+/// A file's bytes, or an error naming it.
+fn read(path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).map_err(|source| read_error(path, source))
+}
+
 fn read_error(path: &Path, source: io::Error) -> Error {
     Error::Read {
         path: path.to_owned(),

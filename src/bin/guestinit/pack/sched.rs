@@ -3,13 +3,13 @@
 //! parser), the cgroup files, and /boot/config-RELEASE, which libbpf in the
 //! guest reads (docs/PROTOCOL.md).
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use guestinit::parse::sched_script::parse_line;
 use guestinit::proto;
 
 use super::elf;
+use super::read;
 use crate::cli::SchedArgs;
 use crate::error::{Error, Result};
 use crate::locate;
@@ -114,17 +114,11 @@ fn cgroup_file(option: &'static str, path: &str) -> Result<Vec<u8>> {
 /// The init's cgroup directory buffer (`init/sched/setup.rs`).
 const MAX_CGROUP_PATH: usize = 96;
 
-fn read(path: &Path) -> Result<Vec<u8>> {
-    fs::read(path).map_err(|source| Error::Read {
-        path: path.to_owned(),
-        source,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::scratch::ScratchDir;
+    use std::fs;
 
     #[test]
     fn a_bad_script_line_is_named_with_its_file_and_number() {
