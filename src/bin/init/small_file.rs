@@ -1,20 +1,35 @@
-//! Small files of the archive (/args, /.guestinit/exec, /.guestinit/env)
-//! read whole into the init's fixed buffers.
+//! Small files read whole into the init's fixed buffers (/args,
+//! /.guestinit/exec and env, sysfs and cgroup files, scripts) and sysfs
+//! knobs written in one go, as `echo` does.
 
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
+use rustix::path::Arg;
 
-/// Reads the file at `path` into `buf`; `None` when it does not fit.
-pub fn read_file(path: &str, buf: &mut [u8]) -> Result<Option<usize>, Errno> {
+/// Reads `path` into `buf` up to its end or `buf`'s: the bytes read.
+pub fn read_prefix<P: Arg>(path: P, buf: &mut [u8]) -> Result<usize, Errno> {
     let file = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
     let mut len = 0;
     while len < buf.len() {
         match rustix::io::read(&file, &mut buf[len..]) {
-            Ok(0) => return Ok(Some(len)),
+            Ok(0) => break,
             Ok(n) => len += n,
             Err(Errno::INTR) => {}
             Err(e) => return Err(e),
         }
     }
-    Ok(None)
+    Ok(len)
+}
+
+/// Reads the file at `path` into `buf`; `None` when it fills `buf` (it
+/// may not fit).
+pub fn read_file<P: Arg>(path: P, buf: &mut [u8]) -> Result<Option<usize>, Errno> {
+    let len = read_prefix(path, buf)?;
+    Ok((len < buf.len()).then_some(len))
+}
+
+/// One write of `bytes` to an existing file, as `echo` to sysfs does.
+pub fn write_file<P: Arg>(path: P, bytes: &[u8]) -> Result<(), Errno> {
+    let file = rustix::fs::open(path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())?;
+    rustix::io::write(&file, bytes).map(drop)
 }

@@ -9,6 +9,7 @@ use crate::backlog::Backlog;
 use crate::console::warning;
 use crate::link::Link;
 use crate::reactor::{Ctx, Interests, Rank, Source};
+use crate::small_file::write_file;
 use rustix::event::PollFlags;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{Mode, OFlags};
@@ -46,7 +47,7 @@ pub fn open() -> Option<TraceRelay> {
     let write = OFlags::WRONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
     let com1 = rustix::fs::open(c"/dev/ttyS0", write, Mode::empty()).ok()?;
     // Absent without sched_ext: nothing to enable then.
-    let _ = write_knob(DUMP_EVENT, b"1");
+    let _ = write_file(DUMP_EVENT, b"1");
     Some(TraceRelay {
         pipe: Some(pipe),
         com1,
@@ -54,11 +55,6 @@ pub fn open() -> Option<TraceRelay> {
         tick_at: clock::now_ns(),
         drain_until: None,
     })
-}
-
-fn write_knob(path: &core::ffi::CStr, value: &[u8]) -> Result<(), Errno> {
-    let file = rustix::fs::open(path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())?;
-    rustix::io::write(&file, value).map(drop)
 }
 
 impl TraceRelay {
@@ -131,8 +127,8 @@ impl Source for TraceRelay {
 
     /// Tracing stops first, so the drain has an end.
     fn cleanup(&mut self, _ctx: &mut Ctx<'_>) {
-        let _ = write_knob(DUMP_EVENT, b"0");
-        let _ = write_knob(TRACING_ON, b"0");
+        let _ = write_file(DUMP_EVENT, b"0");
+        let _ = write_file(TRACING_ON, b"0");
         self.drain_until = Some(clock::now_ns() + DRAIN_MS * 1_000_000);
         self.relay();
     }

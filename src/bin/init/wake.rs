@@ -6,6 +6,7 @@
 use crate::console::warning;
 use crate::link::Link;
 use crate::reactor::{Ctx, Interests, Rank, Source};
+use crate::small_file::write_file;
 use guestinit::fmt::ErrnoText;
 use guestinit::proto::wake;
 use rustix::event::PollFlags;
@@ -86,9 +87,7 @@ impl Source for WakeBytes {
 
 /// SysRq D: sched_ext writes its debug dump to the trace.
 fn sysrq_dump() {
-    let wrote = rustix::fs::open(c"/proc/sysrq-trigger", OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
-        .and_then(|f| rustix::io::write(&f, b"D"));
-    if let Err(e) = wrote {
+    if let Err(e) = write_file(c"/proc/sysrq-trigger", b"D") {
         warning!("SysRq D for a debug dump: {}", ErrnoText(e));
     }
 }

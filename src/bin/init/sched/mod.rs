@@ -311,7 +311,7 @@ fn read_trimmed<'b>(dir: &str, name: &str, buf: &'b mut [u8]) -> &'b [u8] {
     for part in [dir, "/", name] {
         let _ = path.extend_from_slice(part.as_bytes());
     }
-    let n = setup::read_file(&path[..], buf).unwrap_or(0);
+    let n = crate::small_file::read_prefix(&path[..], buf).unwrap_or(0);
     let text = &buf[..n];
     let end = text.iter().position(|&b| b == b'\n').unwrap_or(n);
     text[..end].trim_ascii()

@@ -6,6 +6,7 @@
 use super::Sched;
 use crate::console::warning;
 use crate::link::Link;
+use crate::small_file::{read_prefix, write_file};
 use crate::spawn::{spawn, Command, Stdio};
 use core::ffi::CStr;
 use core::fmt::{self, Write};
@@ -15,7 +16,7 @@ use guestinit::parse::sched_script::{parse_line, ScriptError};
 use guestinit::proto::{path, sched};
 use guestinit::wire::Tag;
 use heapless::Vec;
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::Mode;
 use rustix::io::Errno;
 
 /// A cgroup directory the init builds: short, so errors that name it stay
@@ -94,7 +95,7 @@ pub fn make_cgroups() -> Result<Option<PathBuf>, SetupError> {
 /// with `+cpuset +cpu` enabled in each ancestor, top down.
 fn make_cgroup(list: &str) -> Result<Option<PathBuf>, SetupError> {
     let mut buf = [0u8; 192];
-    let Ok(n) = read_file(list, &mut buf) else { return Ok(None) };
+    let Ok(n) = read_prefix(list, &mut buf) else { return Ok(None) };
     let mut dir = PathBuf::new();
     let _ = dir.extend_from_slice(sched::CGROUP_ROOT.as_bytes());
     for part in buf[..n].trim_ascii().split(|&b| b == b'/').filter(|p| !p.is_empty()) {
@@ -121,7 +122,7 @@ pub fn enable_bpf_stats() {
 /// Runs a script of `echo VALUE > /path` lines; a missing one is no error.
 pub fn run_script(script: &'static str) -> Result<(), SetupError> {
     let mut buf = [0u8; 4096];
-    let Ok(n) = read_file(script, &mut buf) else { return Ok(()) };
+    let Ok(n) = read_prefix(script, &mut buf) else { return Ok(()) };
     for (i, line) in buf[..n].split(|&b| b == b'\n').enumerate() {
         run_line(line).map_err(|why| SetupError::Script(script, i + 1, why))?;
     }
@@ -188,7 +189,7 @@ fn file_in(dir: &PathBuf, name: &[u8]) -> Vec<u8, 128> {
 /// argv from /sched_args (whitespace-separated), NUL-terminated in place,
 /// after `/scheduler` itself.
 fn read_args(buf: &'static mut [u8; ARGS_CAP + 1]) -> Result<Vec<&'static CStr, MAX_ARGS>, SetupError> {
-    let len = match read_file(path::SCHED_ARGS, &mut buf[..ARGS_CAP]) {
+    let len = match read_prefix(path::SCHED_ARGS, &mut buf[..ARGS_CAP]) {
         Ok(n) => n,
         Err(Errno::NOENT) => 0,
         Err(e) => return Err(SetupError::Args(e)),
@@ -212,28 +213,6 @@ fn read_args(buf: &'static mut [u8; ARGS_CAP + 1]) -> Result<Vec<&'static CStr, 
         }
     }
     Ok(argv)
-}
-
-/// Reads `path` into `buf`; the bytes read (a file larger than `buf` is
-/// cut, which the files read here never are).
-pub fn read_file<P: rustix::path::Arg>(path: P, buf: &mut [u8]) -> Result<usize, Errno> {
-    let file = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
-    let mut len = 0;
-    while len < buf.len() {
-        match rustix::io::read(&file, &mut buf[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(Errno::INTR) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(len)
-}
-
-/// One write of `bytes` to an existing file, as `echo` to sysfs does.
-pub fn write_file<P: rustix::path::Arg>(path: P, bytes: &[u8]) -> Result<(), Errno> {
-    let file = rustix::fs::open(path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())?;
-    rustix::io::write(&file, bytes).map(drop)
 }
 
 #[cfg(test)]
