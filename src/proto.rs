@@ -10,6 +10,10 @@ pub const KTSTR_BULK_PORT: &str = "ktstr-bulk";
 pub const STDIN_PORT: &str = "guestinit.stdin";
 /// The port relayed to the scheduler's stats socket.
 pub const STATS_PORT: &str = "guestinit.stats";
+/// Shell and exec modes: the host's control messages to the init
+/// ([`control`]): the window size, and the wake bytes hvc0 cannot carry
+/// there, as it carries the user's keystrokes.
+pub const CONTROL_PORT: &str = "guestinit.ctl";
 /// Where scx schedulers serve their stats (scx_stats).
 pub const STATS_SOCKET: &str = "/var/run/scx/root/stats";
 
@@ -22,6 +26,15 @@ pub mod wake {
     pub const DUMP: u8 = 0xD1;
     /// Stop the run in order, as a stop signal to PID 1 does.
     pub const STOP: u8 = 0xD3;
+}
+
+/// Messages on [`CONTROL_PORT`]: one kind byte, then the kind's fixed
+/// payload. The wake bytes ([`wake`]) are kinds with no payload.
+pub mod control {
+    /// The terminal's size: rows then columns, each u16 little-endian.
+    pub const RESIZE: u8 = b'W';
+    /// Bytes of a RESIZE message, the kind byte included.
+    pub const RESIZE_LEN: usize = 5;
 }
 
 /// The payload's environment when the archive has no [`path::ENV`] file;
@@ -53,6 +66,9 @@ pub mod key {
     /// `page_offset_base`'s link-time offset from `_text`, in hex, from the
     /// kernel's System.map: KADR then needs only `_text` from kallsyms.
     pub const PAGE_OFFSET_BASE: &str = "guestinit.pob";
+    /// What PID 1 runs: [`super::mode::SHELL`] or [`super::mode::EXEC`];
+    /// absent, the test payload of `/args`.
+    pub const MODE: &str = "guestinit.mode";
     /// Present: the host relays a stats client on [`super::STATS_PORT`].
     pub const STATS: &str = "guestinit.stats";
     /// Present: the host relays its stdin on [`super::STDIN_PORT`].
@@ -60,6 +76,14 @@ pub mod key {
     /// Seconds the init waits for the scheduler to attach (default
     /// [`super::sched::ATTACH_TIMEOUT_TCG_S`]).
     pub const ATTACH_TIMEOUT: &str = "guestinit.attach_timeout";
+}
+
+/// Values of [`key::MODE`].
+pub mod mode {
+    /// An interactive busybox shell on hvc0, through a PTY.
+    pub const SHELL: &str = "shell";
+    /// `busybox sh -c` of [`super::path::EXEC_CMD`], its output as SOUT/SERR.
+    pub const EXEC: &str = "exec";
 }
 
 /// Paths in the initramfs the host builds.
@@ -77,6 +101,10 @@ pub mod path {
     /// Optional: the payload's working directory, an absolute path without
     /// a terminator; absent, the init's own (`/`).
     pub const CWD: &str = "/.guestinit/cwd";
+    /// Exec mode: the command `sh -c` runs.
+    pub const EXEC_CMD: &str = "/exec_cmd";
+    /// The busybox of shell and exec modes; its applets are links beside it.
+    pub const BUSYBOX: &str = "/bin/busybox";
     /// Where `--include` puts files by default, as ktstr does.
     pub const INCLUDE: &str = "/include-files";
     /// Where the host packs payload files whose own path lies under one of

@@ -57,10 +57,13 @@ pub struct Program<'a> {
     pub env: &'a [&'a CStr],
     /// The directory to change to before exec; `None`: the parent's.
     pub cwd: Option<&'a CStr>,
+    /// Take stdin, a terminal, as the controlling terminal of the new session.
+    pub ctty: bool,
 }
 
 /// Forks a child that starts a session of its own, unblocks every signal,
-/// takes `stdio` as its descriptors 0, 1 and 2, changes to the program's
+/// takes `stdio` as its descriptors 0, 1 and 2 (and stdin as its
+/// controlling terminal if `ctty`), changes to the program's
 /// `cwd` and executes it; its pid. Too many arguments or variables are
 /// E2BIG, before any fork. A chdir or exec that fails is reported by the
 /// child itself on its stderr (`exec PATH: reason`, `chdir DIR: reason`),
@@ -79,7 +82,12 @@ pub fn spawn(program: &Program<'_>, stdio: [BorrowedFd<'_>; 3]) -> Result<i32> {
             let wired = rustix::stdio::dup2_stdin(stdio[0])
                 .and_then(|()| rustix::stdio::dup2_stdout(stdio[1]))
                 .and_then(|()| rustix::stdio::dup2_stderr(stdio[2]));
-            if let Err(e) = wired {
+            let ctty = || match program.ctty {
+                // SAFETY: fd 0 was just wired above and stays open.
+                true => rustix::process::ioctl_tiocsctty(unsafe { rustix::stdio::stdin() }),
+                false => Ok(()),
+            };
+            if let Err(e) = wired.and_then(|()| ctty()) {
                 exit_group(report_failure("exec", path, e));
             }
             if let Some(cwd) = program.cwd {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::error::{EXIT_CODES_HELP, USAGE};
+use crate::error::{EXIT_CODES_HELP, SHELL_HELP, USAGE};
 
 /// The command line, or the exit status after clap printed why not: 0 for
 /// `--help` and `--version`, else [`USAGE`] (249) like every other host
@@ -42,6 +42,9 @@ pub enum Command {
     /// Boot PROGRAM in a QEMU VM and relay its stdout/stderr; exit with its code.
     #[command(after_help = EXIT_CODES_HELP)]
     Run(Box<RunArgs>),
+    /// Boot a VM with an interactive busybox shell on this terminal (Ctrl-A X quits), or run one command with --exec; exit with the shell's code.
+    #[command(after_help = SHELL_HELP)]
+    Shell(Box<ShellArgs>),
     /// Write the initramfs that `run` would boot.
     #[command(after_help = "Exit status: 0, or 249 on error.")]
     Pack(Box<PackArgs>),
@@ -57,6 +60,61 @@ pub struct RunArgs {
           conflicts_with_all = ["program", "modules", "init", "scheduler", "include", "env", "cwd"])]
     pub initramfs: Option<PathBuf>,
 
+    #[command(flatten)]
+    pub vm: VmArgs,
+
+    #[command(flatten)]
+    pub setup: Setup,
+
+    /// Save the raw bytes read from the bulk port (see `guestinit decode`).
+    #[arg(long, value_name = "FILE")]
+    pub bulk_log: Option<PathBuf>,
+
+    /// Serve the scheduler's stats (scx_stats' JSON lines) on a unix socket
+    /// at PATH while the run lasts.
+    #[arg(long, value_name = "PATH")]
+    pub stats_socket: Option<PathBuf>,
+
+    /// Save the kernel trace's lines from COM1 here (trace_pipe, the
+    /// sched_ext debug dump).
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+    /// Write the run's events as JSON lines to FILE, or to stdout for `-` (schema: docs/EVENTS.md).
+    #[arg(long, value_name = "FILE|-")]
+    pub events: Option<PathBuf>,
+
+    /// After the run, print the guest's boot timeline to stderr.
+    #[arg(long)]
+    pub timeline: bool,
+
+    #[command(flatten)]
+    pub sched: SchedArgs,
+
+    #[command(flatten)]
+    pub sched_run: SchedRunArgs,
+
+    /// Test aid: read the bulk port at most this many KiB per second.
+    #[arg(long, value_name = "KIB_PER_SEC", hide = true,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub throttle_bulk: Option<u32>,
+
+    /// The program to run in the guest, and its arguments. Options for
+    /// guestinit come first: from PROGRAM (or `--`) on, all is the program's.
+    #[arg(
+        value_name = "PROGRAM",
+        trailing_var_arg = true,
+        required_unless_present = "initramfs"
+    )]
+    pub program: Vec<OsString>,
+
+    /// What the guest runs: `shell` sets this, `run` never does.
+    #[arg(skip)]
+    pub mode: GuestMode,
+}
+
+/// The VM itself, as `run` and `shell` both take it.
+#[derive(Debug, Args)]
+pub struct VmArgs {
     /// Kernel image, or a kernel build tree [default: $GUESTINIT_KERNEL, else a build tree here, .cache/kernel, /boot, /usr/lib/modules].
     #[arg(long, value_name = "PATH")]
     pub kernel: Option<PathBuf>,
@@ -68,9 +126,6 @@ pub struct RunArgs {
     /// The guest init binary [default: `init` beside this executable].
     #[arg(long, value_name = "PATH")]
     pub init: Option<PathBuf>,
-
-    #[command(flatten)]
-    pub setup: Setup,
 
     /// Guest memory in MiB [default: 256, or for a large initramfs what it needs to boot + 128].
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(16..))]
@@ -93,10 +148,6 @@ pub struct RunArgs {
     #[arg(long = "qemu-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub qemu_args: Vec<OsString>,
 
-    /// Save the raw bytes read from the bulk port (see `guestinit decode`).
-    #[arg(long, value_name = "FILE")]
-    pub bulk_log: Option<PathBuf>,
-
     /// Save COM1 (kernel console) here instead of a temporary file.
     #[arg(long, value_name = "FILE")]
     pub com1_log: Option<PathBuf>,
@@ -105,26 +156,30 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub com2_log: Option<PathBuf>,
 
-    /// Serve the scheduler's stats (scx_stats' JSON lines) on a unix socket
-    /// at PATH while the run lasts.
-    #[arg(long, value_name = "PATH")]
-    pub stats_socket: Option<PathBuf>,
-
-    /// Save the kernel trace's lines from COM1 here (trace_pipe, the
-    /// sched_ext debug dump).
-    #[arg(long, value_name = "FILE")]
-    pub trace: Option<PathBuf>,
-    /// Write the run's events as JSON lines to FILE, or to stdout for `-` (schema: docs/EVENTS.md).
-    #[arg(long, value_name = "FILE|-")]
-    pub events: Option<PathBuf>,
-
-    /// After the run, print the guest's boot timeline to stderr.
-    #[arg(long)]
-    pub timeline: bool,
-
     /// Print lifecycle frames (LIFE, KADR, SRDY, ...) and the QEMU command to stderr.
     #[arg(short, long)]
     pub verbose: bool,
+}
+
+/// What the init runs in the VM.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum GuestMode {
+    /// The program of `run`.
+    #[default]
+    Test,
+    /// `shell`: busybox's interactive shell on this terminal.
+    Shell,
+    /// `shell --exec CMD`: `busybox sh -c CMD`, its output streamed.
+    Exec(String),
+}
+
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    #[command(flatten)]
+    pub vm: VmArgs,
+
+    #[command(flatten)]
+    pub setup: Setup,
 
     #[command(flatten)]
     pub sched: SchedArgs,
@@ -132,19 +187,10 @@ pub struct RunArgs {
     #[command(flatten)]
     pub sched_run: SchedRunArgs,
 
-    /// Test aid: read the bulk port at most this many KiB per second.
-    #[arg(long, value_name = "KIB_PER_SEC", hide = true,
-          value_parser = clap::value_parser!(u32).range(1..))]
-    pub throttle_bulk: Option<u32>,
-
-    /// The program to run in the guest, and its arguments. Options for
-    /// guestinit come first: from PROGRAM (or `--`) on, all is the program's.
-    #[arg(
-        value_name = "PROGRAM",
-        trailing_var_arg = true,
-        required_unless_present = "initramfs"
-    )]
-    pub program: Vec<OsString>,
+    /// Run CMD under busybox `sh -c` with no terminal instead, stream its
+    /// output and exit with its exit code (128+n for signal n).
+    #[arg(long, value_name = "CMD")]
+    pub exec: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -274,7 +320,7 @@ mod tests {
         match cli.command {
             Command::Run(args) => args.program,
             Command::Pack(args) => args.program,
-            Command::Decode(_) => vec![],
+            Command::Decode(_) | Command::Shell(_) => vec![],
         }
     }
 

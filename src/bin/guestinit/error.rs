@@ -52,8 +52,22 @@ Exit status:
   128+n  guestinit got SIGHUP, SIGINT or SIGTERM (129, 130, 143) and
          stopped the guest in order (a second signal kills QEMU)";
 
+/// The exit statuses as `shell --help` shows them.
+pub const SHELL_HELP: &str = "\
+Keys: Ctrl-A X quits the VM; Ctrl-A Ctrl-A sends one Ctrl-A.
+
+Exit status:
+  0-255  the shell's exit code (`exit N`), or with --exec the command's
+         (128+n when signal n ended it)
+  248-254, 128+n  as for `guestinit run` (see `guestinit run --help`);
+         251 also when Ctrl-A X quit the VM, 249 without a terminal on stdin";
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("`guestinit shell` needs a terminal on stdin for its interactive shell; to run a command without one, use `guestinit shell --exec 'CMD'`")]
+    NotATerminal,
+    #[error("busybox not found at {path}: install busybox-static (scripts/setup.sh)")]
+    NoBusybox { path: &'static str },
     // ---- 249: usage and pack errors ----
     #[error("cannot read {}: {source}", path.display())]
     Read { path: PathBuf, source: io::Error },
@@ -179,6 +193,8 @@ pub enum Error {
     },
     #[error("timeout: the VM ran longer than {secs} s and was stopped; a debug dump (SysRq D) went to the trace on COM1 first: keep it with --trace FILE or --com1-log FILE")]
     Timeout { secs: u64 },
+    #[error("the VM was quit with Ctrl-A X before the shell exited")]
+    Quit,
     #[error("init crashed: {line}")]
     InitPanic { line: String },
     #[error("init failed: {line}")]
@@ -217,7 +233,7 @@ impl Error {
             | Error::QemuSpawn(_)
             | Error::QemuFailed { .. }
             | Error::VmSetup { .. } => QEMU,
-            Error::NoExit { .. } | Error::NeverReachedInit { .. } => NO_EXIT,
+            Error::NoExit { .. } | Error::NeverReachedInit { .. } | Error::Quit => NO_EXIT,
             Error::Stopped { number, .. } => 128u8.saturating_add(*number as u8),
             Error::Timeout { .. } => TIMEOUT,
             Error::InitPanic { .. } => INIT_PANIC,
@@ -251,7 +267,9 @@ impl Error {
             | Error::BadInclude { .. }
             | Error::BadEnv { .. }
             | Error::EnvTooLong { .. }
-            | Error::BadCwd { .. } => USAGE,
+            | Error::BadCwd { .. }
+            | Error::NotATerminal
+            | Error::NoBusybox { .. } => USAGE,
         }
     }
 

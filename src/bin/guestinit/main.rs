@@ -10,6 +10,7 @@ mod pack;
 mod render;
 mod run;
 mod scratch;
+mod shell;
 #[cfg(test)]
 mod testenv;
 
@@ -24,6 +25,7 @@ fn main() -> ExitCode {
     };
     let result = match command {
         Command::Run(args) => run::main(*args),
+        Command::Shell(args) => shell::main(*args),
         Command::Pack(args) => pack::main(*args).map(|()| 0),
         Command::Decode(args) => decode::main(args).map(|()| 0),
     };

@@ -2,6 +2,7 @@
 //! ends the run goes through `failure`; every path ends in `power::off`.
 
 use crate::console::{self, warning};
+use crate::control::{self, Control};
 use crate::link::{self, Ack, Link};
 use crate::payload::{self, Payload};
 use crate::reactor::{Reactor, Source};
@@ -11,7 +12,7 @@ use crate::spawn::Stdio;
 use crate::stats_relay::{self, StatsRelay};
 use crate::stdin_relay::{self, StdinRelay};
 use crate::wake::{self, WakeBytes};
-use crate::{clock, crash, failure, kernel_addrs, modules, mounts, power, rss, trace};
+use crate::{clock, crash, failure, kernel_addrs, modules, mounts, power, rss, shell, trace};
 use guestinit::parse::num::parse_dec_u64;
 use guestinit::cell::TakeOnce;
 use guestinit::parse::cmdline::Cmdline;
@@ -19,7 +20,7 @@ use guestinit::parse::num::parse_hex_u64;
 use guestinit::proto;
 use rustix::system::{reboot, RebootCommand};
 use guestinit::sys::signal::{self, Mask, SigSet};
-use guestinit::fmt::ErrnoText;
+use guestinit::fmt::{ErrnoText, Lossy};
 use guestinit::wire::msg::{Mark, Phase, Timeline, WaitStatus};
 use guestinit::wire::Tag;
 use heapless::Vec;
@@ -31,10 +32,27 @@ const SRDY_BASE_MS: u64 = 10_000;
 
 static CMDLINE: TakeOnce<[u8; 4096]> = TakeOnce::new([0; 4096]);
 
-/// What the kernel command line asks PID 1 to do.
+/// What the kernel command line asks PID 1 to do ([`proto::key::MODE`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
     /// Run /args as the payload and report its exit.
     Test,
+    /// Run `sh -c` of /exec_cmd as the payload; its exit goes as EXCX too.
+    Exec,
+    /// An interactive shell on hvc0; its exit is the run's.
+    Shell,
+}
+
+fn mode(cmdline: &Cmdline<'_>) -> Mode {
+    match cmdline.get(proto::key::MODE.as_bytes()) {
+        None => Mode::Test,
+        Some(Some(v)) if v == proto::mode::SHELL.as_bytes() => Mode::Shell,
+        Some(Some(v)) if v == proto::mode::EXEC.as_bytes() => Mode::Exec,
+        Some(v) => {
+            warning!("unknown {}={}: running the payload", proto::key::MODE, Lossy(v.unwrap_or_default()));
+            Mode::Test
+        }
+    }
 }
 
 /// The run's CLOCK_BOOTTIME marks, sent as TIME before EXIT.
@@ -82,8 +100,11 @@ pub fn run(entry_ns: u64) -> ! {
         .flatten()
         .and_then(parse_hex_u64);
     announce(&mut link, &mut marks, pob_offset);
-    let code = match Mode::Test {
-        Mode::Test => test_mode(&mut link, &mut marks, signals, &cmdline),
+    let code = match mode(&cmdline) {
+        mode @ (Mode::Test | Mode::Exec) => {
+            test_mode(&mut link, &mut marks, signals, &cmdline, mode)
+        }
+        Mode::Shell => shell_mode(&mut link, signals, &cmdline),
     };
     link.finish(code, ack);
     power::off()
@@ -147,41 +168,64 @@ fn attach_timeout_ms(cmdline: &Cmdline<'_>) -> u64 {
     secs.unwrap_or(proto::sched::ATTACH_TIMEOUT_TCG_S).saturating_mul(1000)
 }
 
-/// Test mode: the scheduler, if there is one, must attach; the payload runs
-/// to its end in the reactor beside the scheduler and the relays; SCPP,
-/// TIME and WAIT follow. The exit code for EXIT: 248 when the scheduler
-/// failed.
-fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd, cmdline: &Cmdline<'_>) -> i32 {
-    let mut reactor = Reactor::new(Some(signals));
-    let mut sched = start_scheduler(link, &mut reactor, attach_timeout_ms(cmdline));
+/// The scheduler, if there is one, attached; `Err(248)` for EXIT when it
+/// failed (it was stopped and /sched_disable has run).
+fn scheduler(link: &mut Link, reactor: &mut Reactor, cmdline: &Cmdline<'_>) -> Result<Option<Sched>, i32> {
+    let mut sched = start_scheduler(link, reactor, attach_timeout_ms(cmdline));
     if let Some(s) = sched.as_mut().filter(|s| s.failed()) {
         reactor.run(link, &mut [s, &mut Com2Drain]);
         sched::setup::disable();
-        return proto::sched::FAILED;
+        return Err(proto::sched::FAILED);
     }
+    Ok(sched)
+}
+
+/// Test and exec modes: the scheduler, if there is one, must attach; the
+/// payload (/args, or `sh -c` of /exec_cmd) runs to its end in the reactor
+/// beside the scheduler and the relays; SCPP, TIME and WAIT follow, and
+/// EXCX in exec mode. The exit code for EXIT: 248 when the scheduler
+/// failed.
+fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd, cmdline: &Cmdline<'_>, mode: Mode) -> i32 {
+    let mut reactor = Reactor::new(Some(signals));
+    let mut sched = match scheduler(link, &mut reactor, cmdline) {
+        Ok(sched) => sched,
+        Err(code) => return code,
+    };
     let stdin_port = cmdline
         .get(proto::key::STDIN.as_bytes())
+        .filter(|_| mode == Mode::Test)
         .and_then(|_| stdin_relay::open_port());
     let stdin = match stdin_port {
         Some(_) => Stdio::Pipe,
         None => Stdio::Null,
     };
-    let (mut payload, stdin_pipe) = start_payload(link, marks, stdin);
+    let (mut payload, stdin_pipe) = match mode {
+        Mode::Exec => start_payload(link, marks, || shell::start_exec().map(|p| (p, None))),
+        _ => start_payload(link, marks, || payload::start(stdin)),
+    };
     let mut relay = stdin_port.zip(stdin_pipe).map(|(port, pipe)| StdinRelay::new(port, pipe));
-    let mut wake = wake::open().map(WakeBytes::new);
+    // In exec mode the host's dump and stop come on the control port.
+    let mut wake = wake::open()
+        .filter(|_| mode == Mode::Test)
+        .map(WakeBytes::new);
+    let mut control = match mode {
+        Mode::Exec => control::open_port().map(|port| Control::new(port, None)),
+        _ => None,
+    };
     let mut stats = cmdline
         .get(proto::key::STATS.as_bytes())
         .and_then(|_| stats_relay::open_port())
         .map(StatsRelay::new);
     let mut trace = trace::open();
     let mut com2 = Com2Drain;
-    let mut sources: Vec<&mut dyn Source, 7> = Vec::new();
+    let mut sources: Vec<&mut dyn Source, 8> = Vec::new();
     let _ = sources.push(&mut payload);
-    let optional: [Option<&mut dyn Source>; 5] = [
+    let optional: [Option<&mut dyn Source>; 6] = [
         sched.as_mut().map(|s| s as &mut dyn Source),
         relay.as_mut().map(|s| s as &mut dyn Source),
         stats.as_mut().map(|s| s as &mut dyn Source),
         wake.as_mut().map(|s| s as &mut dyn Source),
+        control.as_mut().map(|s| s as &mut dyn Source),
         trace.as_mut().map(|s| s as &mut dyn Source),
     ];
     for source in optional.into_iter().flatten() {
@@ -202,9 +246,52 @@ fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd, cmdline: &Cmd
     let len = Timeline::encode(&marks.0, &mut timeline);
     link.send(Tag::TIME, &timeline[..len]);
     link.send(Tag::WAIT, &status.to_bytes());
+    let code = status.exit.shell_code();
+    if mode == Mode::Exec {
+        link.send(Tag::EXCX, &code.to_le_bytes());
+    }
     match sched.as_ref().is_some_and(Sched::failed) {
         true => proto::sched::FAILED,
-        false => status.exit.shell_code(),
+        false => code,
+    }
+}
+
+/// Shell mode: the scheduler as in test mode, then the shell on hvc0 in
+/// the reactor with the control port (window size, dump, stop) until it
+/// exits; its exit code (or 248) for EXIT. /sched_disable runs after it.
+fn shell_mode(link: &mut Link, signals: OwnedFd, cmdline: &Cmdline<'_>) -> i32 {
+    let mut reactor = Reactor::new(Some(signals));
+    let mut sched = match scheduler(link, &mut reactor, cmdline) {
+        Ok(sched) => sched,
+        Err(code) => return code,
+    };
+    let (mut shell, master) = match shell::start(sched.is_some()) {
+        Ok(started) => started,
+        Err(e) => failure::fail(link, format_args!("{e}")),
+    };
+    let mut control = control::open_port().map(|port| Control::new(port, Some(master)));
+    let mut trace = trace::open();
+    let mut com2 = Com2Drain;
+    let mut sources: Vec<&mut dyn Source, 5> = Vec::new();
+    let _ = sources.push(&mut shell);
+    let optional: [Option<&mut dyn Source>; 3] = [
+        sched.as_mut().map(|s| s as &mut dyn Source),
+        control.as_mut().map(|s| s as &mut dyn Source),
+        trace.as_mut().map(|s| s as &mut dyn Source),
+    ];
+    for source in optional.into_iter().flatten() {
+        let _ = sources.push(source);
+    }
+    let _ = sources.push(&mut com2);
+    reactor.run(link, &mut sources);
+    drop(sources);
+    if sched.is_some() {
+        sched::setup::disable();
+    }
+    let reaped = shell.ended().expect("the reactor runs until the shell ends");
+    match sched.as_ref().is_some_and(Sched::failed) {
+        true => proto::sched::FAILED,
+        false => reaped.exit.shell_code(),
     }
 }
 
@@ -231,9 +318,13 @@ fn start_scheduler(link: &mut Link, reactor: &mut Reactor, attach_ms: u64) -> Op
 }
 
 /// Starts the payload; one that cannot start ends the run.
-fn start_payload(link: &mut Link, marks: &mut Marks, stdin: Stdio) -> (Payload, Option<OwnedFd>) {
+fn start_payload<E: core::fmt::Display>(
+    link: &mut Link,
+    marks: &mut Marks,
+    start: impl FnOnce() -> Result<(Payload, Option<OwnedFd>), E>,
+) -> (Payload, Option<OwnedFd>) {
     link.send(Tag::LIFE, &[Phase::PayloadStarting as u8]);
-    let started = match payload::start(stdin) {
+    let started = match start() {
         Ok(started) => started,
         Err(e) => failure::fail(link, format_args!("{e}")),
     };

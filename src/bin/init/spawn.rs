@@ -1,22 +1,24 @@
 //! Starting a child: argv and environment, each standard stream a pipe to
-//! the init or /dev/null, in a session of its own (so a stop reaches all it
-//! started, and it may take a controlling terminal). Every child of the
-//! init starts here: the payload now; the scheduler, the shell and exec
-//! mode later, adding the stream kinds they need (a PTY).
+//! the init, /dev/null or a terminal, in a session of its own (so a stop
+//! reaches all it started). A child whose stdin is a terminal takes it as
+//! its controlling terminal (the shell's job control needs one). Every
+//! child of the init starts here: the payload, the scheduler, the shell.
 
 use core::ffi::CStr;
 use guestinit::sys::process;
-use rustix::fd::{AsFd, OwnedFd};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
 /// Where one of the child's standard streams goes.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Stdio {
+#[derive(Clone, Copy)]
+pub enum Stdio<'a> {
     /// A pipe whose other end the init gets back (non-blocking).
     Pipe,
     /// /dev/null.
     Null,
+    /// A terminal (a PTY's slave); as stdin, the child's controlling one.
+    Terminal(BorrowedFd<'a>),
 }
 
 pub struct Command<'a> {
@@ -26,9 +28,9 @@ pub struct Command<'a> {
     pub env: &'a [&'a CStr],
     /// The directory the child changes to before exec; `None`: the init's.
     pub cwd: Option<&'a CStr>,
-    pub stdin: Stdio,
-    pub stdout: Stdio,
-    pub stderr: Stdio,
+    pub stdin: Stdio<'a>,
+    pub stdout: Stdio<'a>,
+    pub stderr: Stdio<'a>,
 }
 
 /// A started child, with the init's ends of its piped streams (stdin,
@@ -63,6 +65,7 @@ pub fn spawn(cmd: &Command<'_>) -> Result<Spawned, Errno> {
             argv: cmd.argv,
             env: cmd.env,
             cwd: cmd.cwd,
+            ctty: matches!(cmd.stdin, Stdio::Terminal(_)),
         },
         stdio,
     )?;
@@ -72,8 +75,12 @@ pub fn spawn(cmd: &Command<'_>) -> Result<Spawned, Errno> {
     })
 }
 
-fn wire(stdio: Stdio, direction: Direction) -> Result<Wired, Errno> {
+fn wire(stdio: Stdio<'_>, direction: Direction) -> Result<Wired, Errno> {
     match stdio {
+        Stdio::Terminal(tty) => Ok(Wired {
+            child: tty.try_clone_to_owned()?,
+            ours: None,
+        }),
         Stdio::Null => {
             let flags = OFlags::RDWR | OFlags::CLOEXEC;
             let null = rustix::fs::open(c"/dev/null", flags, Mode::empty())?;

@@ -86,7 +86,7 @@ impl Source for WakeBytes {
 }
 
 /// SysRq D: sched_ext writes its debug dump to the trace.
-fn sysrq_dump() {
+pub fn sysrq_dump() {
     if let Err(e) = write_file(c"/proc/sysrq-trigger", b"D") {
         warning!("SysRq D for a debug dump: {}", ErrnoText(e));
     }

@@ -10,6 +10,7 @@ use cpio::newc::{trailer, Builder};
 const S_IFDIR: u32 = 0o040000;
 const S_IFREG: u32 = 0o100000;
 const S_IFCHR: u32 = 0o020000;
+const S_IFLNK: u32 = 0o120000;
 
 pub struct Archive<W: Write> {
     out: W,
@@ -61,6 +62,15 @@ impl<W: Write> Archive<W> {
         let header = self.header(name, S_IFREG | (perm & 0o7777), 1);
         let mut writer = header.write(&mut self.out, size);
         writer.write_all(data)?;
+        writer.finish()?;
+        Ok(())
+    }
+
+    /// A symbolic link to `target`; newc stores the target as the data.
+    pub fn symlink(&mut self, name: &str, target: &str) -> io::Result<()> {
+        let header = self.header(name, S_IFLNK | 0o777, 1);
+        let mut writer = header.write(&mut self.out, target.len() as u32);
+        writer.write_all(target.as_bytes())?;
         writer.finish()?;
         Ok(())
     }

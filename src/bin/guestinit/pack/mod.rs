@@ -17,6 +17,7 @@
 //! 8. `/.guestinit-complete`, the last entry: if it is missing, the kernel ran
 //!    out of memory while unpacking. Then the cpio trailer.
 
+mod busybox;
 mod cpio;
 mod elf;
 mod environ;
@@ -59,7 +60,11 @@ pub struct Spec {
     pub sched: crate::cli::SchedArgs,
     /// `--include`, `--env`, `--cwd`.
     pub setup: Setup,
+    /// Shell and exec modes: busybox's applet links, and /exec_cmd.
+    pub shell: Option<busybox::Shell>,
 }
+
+pub use busybox::Shell;
 
 /// The archive's entries, read and checked, ready to write.
 pub struct Plan {
@@ -78,6 +83,10 @@ enum Entry {
         perm: u32,
         data: Vec<u8>,
     },
+    Symlink {
+        name: String,
+        target: String,
+    },
 }
 
 pub fn main(args: PackArgs) -> Result<()> {
@@ -88,6 +97,7 @@ pub fn main(args: PackArgs) -> Result<()> {
         modules: args.modules,
         sched: args.sched,
         setup: args.setup,
+        shell: None,
     };
     write(&plan(&spec)?, &args.output, args.compress)
 }
@@ -192,6 +202,9 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
     let placed = payload.iter().map(|p| (layout::guest_path(p), p.clone()));
     let mut files = host_files(placed.chain(included.files))?;
     files.extend(kernel_config(spec)?);
+    if let Some(shell) = &spec.shell {
+        files.extend(busybox::entries(&program, shell, &files)?);
+    }
     let env = environ::env_file(&spec.setup.env, &included.path_dirs)?;
     let cwd = environ::cwd_file(spec.setup.cwd.as_deref())?;
     for (path, data) in [(proto::path::ENV, env), (proto::path::CWD, cwd)] {
@@ -362,6 +375,7 @@ fn write_archive<W: Write>(plan: &Plan, out: W) -> io::Result<W> {
                 archive.char_device(name, 0o600, *major, *minor)?
             }
             Entry::File { name, perm, data } => archive.file(name, *perm, data)?,
+            Entry::Symlink { name, target } => archive.symlink(name, target)?,
         }
     }
     archive.finish()
@@ -428,6 +442,7 @@ mod tests {
             modules: Some(modules),
             sched: crate::cli::SchedArgs::default(),
             setup: Setup::default(),
+            shell: None,
         }
     }
 

@@ -23,6 +23,8 @@ pub struct HostEnds {
     pub stdin: Option<UnixStream>,
     /// The stats relay, with `--stats-socket`.
     pub stats: Option<UnixStream>,
+    /// Shell and exec modes: control messages (window size, dump, stop).
+    pub control: Option<UnixStream>,
 }
 
 /// QEMU's ends: inherited by QEMU, then dropped by the host so that QEMU's
@@ -36,6 +38,7 @@ pub struct GuestEnds {
     pub hvc0: OwnedFd,
     pub stdin: Option<OwnedFd>,
     pub stats: Option<OwnedFd>,
+    pub control: Option<OwnedFd>,
 }
 
 impl GuestEnds {
@@ -49,6 +52,7 @@ impl GuestEnds {
             hvc0: self.hvc0.as_raw_fd(),
             stdin: self.stdin.as_ref().map(|fd| fd.as_raw_fd()),
             stats: self.stats.as_ref().map(|fd| fd.as_raw_fd()),
+            control: self.control.as_ref().map(|fd| fd.as_raw_fd()),
         }
     }
 
@@ -59,6 +63,7 @@ impl GuestEnds {
         fds.into_iter()
             .chain(self.stdin.as_ref().map(|fd| fd.as_raw_fd()))
             .chain(self.stats.as_ref().map(|fd| fd.as_raw_fd()))
+            .chain(self.control.as_ref().map(|fd| fd.as_raw_fd()))
             .collect()
     }
 }
@@ -80,10 +85,11 @@ pub enum Stdin {
     Null,
 }
 
-/// Optional links: the host's stdin, the stats relay.
+/// Optional links: the host's stdin, the stats relay, the control port.
 pub struct Wanted {
     pub stdin: Stdin,
     pub stats: bool,
+    pub control: bool,
 }
 
 /// A socket pair for each link of a test VM.
@@ -96,6 +102,10 @@ pub fn new(wanted: Wanted) -> Result<(HostEnds, GuestEnds)> {
     let (hvc0, hvc0_guest) = pair("hvc0")?;
     let (stats, stats_guest) = match wanted.stats {
         true => pair("stats port").map(|(h, g)| (Some(h), Some(g)))?,
+        false => (None, None),
+    };
+    let (control, control_guest) = match wanted.control {
+        true => pair("control port").map(|(h, g)| (Some(h), Some(g)))?,
         false => (None, None),
     };
     let (stdin, stdin_guest) = match wanted.stdin {
@@ -111,6 +121,7 @@ pub fn new(wanted: Wanted) -> Result<(HostEnds, GuestEnds)> {
         hvc0,
         stdin,
         stats,
+        control,
     };
     let guest = GuestEnds {
         bulk: bulk_guest,
@@ -121,6 +132,7 @@ pub fn new(wanted: Wanted) -> Result<(HostEnds, GuestEnds)> {
         hvc0: hvc0_guest,
         stdin: stdin_guest,
         stats: stats_guest,
+        control: control_guest,
     };
     Ok((host, guest))
 }

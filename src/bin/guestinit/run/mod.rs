@@ -3,6 +3,7 @@
 //! exit status (see `crate::error` for the codes).
 
 mod capture;
+mod console;
 mod events;
 mod links;
 mod memory;
@@ -16,6 +17,7 @@ mod stdin;
 mod stop;
 mod stream;
 mod symbols;
+mod terminal;
 mod timeline;
 mod trace;
 mod verdict;
@@ -31,19 +33,22 @@ use std::time::{Duration, Instant};
 use mio::net::UnixStream;
 use signal_hook_mio::v1_0::Signals;
 
-use crate::cli::{Compress, RunArgs};
+use crate::cli::{Compress, GuestMode, RunArgs};
 use crate::decode::decoder_buffer;
 use crate::error::{Error, Result};
 use crate::locate;
 use crate::pack;
 use crate::scratch::ScratchDir;
+use guestinit::proto;
 
 use capture::Capture;
+use console::Console;
 use events::Events;
 use reactor::Sources;
 use spool::{Finish, Spool};
 use stop::Stopper;
 use stream::{Bulk, Relay};
+use terminal::RawTerminal;
 
 pub fn main(args: RunArgs) -> Result<u8> {
     let stdout = Spool::new(io::stdout());
@@ -77,16 +82,32 @@ fn run(args: &RunArgs, stdout: Spool, events: &Events) -> Result<u8> {
         _ => None,
     };
     let deadline = args
+        .vm
         .timeout
         .map(|secs| vm.spawned + Duration::from_secs(secs));
     let mut buffer = decoder_buffer();
+    let console_out = stdout.clone();
     let relay = Relay::new(
         stdout,
         Spool::new(io::stderr()),
-        args.verbose,
+        args.vm.verbose,
         events.clone(),
     );
+    // Shell mode: raw from here to the end of `run`, however it ends.
+    let terminal = match args.mode {
+        GuestMode::Shell => Some(RawTerminal::enter().map_err(|source| Error::VmSetup {
+            what: "putting the terminal in raw mode".into(),
+            source,
+        })?),
+        _ => None,
+    };
     let mut sources = sources(args, host, &mut buffer, relay, signals)?;
+    if let Some(terminal) = &terminal {
+        sources.console = Some(console(terminal, &sources.hvc0, console_out)?);
+        // The shell starts at the terminal's size (queued until the guest
+        // opens its control port).
+        sources.resize();
+    }
     let mut stopper = Stopper::new(deadline);
     let status = reactor::run(&mut sources, &mut vm, &mut stopper)?;
     let mut ended = Ended::from(sources, args);
@@ -111,7 +132,7 @@ fn boot(
     signals: &mut Signals,
     events: &Events,
 ) -> Result<(vm::Vm, links::HostEnds, u32)> {
-    let kernel = locate::kernel(args.kernel.as_deref())?;
+    let kernel = locate::kernel(args.vm.kernel.as_deref())?;
     // The user's --append comes last, so it can override what the host adds.
     let map = pack::kernel::companions(&kernel)
         .ok()
@@ -119,10 +140,17 @@ fn boot(
     let accel = qemu::detect_accel();
     let with_scheduler = args.sched.scheduler.is_some();
     let sched_keys = sched::append(None, with_scheduler, &args.sched_run, accel);
+    let mode_key = match args.mode {
+        GuestMode::Test => None,
+        GuestMode::Shell => Some(proto::mode::SHELL),
+        GuestMode::Exec(_) => Some(proto::mode::EXEC),
+    }
+    .map(|mode| format!("{}={mode}", proto::key::MODE));
     let append: Vec<String> = [
         symbols::append_key(map.as_deref()),
         sched_keys,
-        args.append.clone(),
+        mode_key,
+        args.vm.append.clone(),
     ]
     .into_iter()
     .flatten()
@@ -133,7 +161,7 @@ fn boot(
         path: initrd.path.clone(),
         source,
     })?;
-    let (memory_mib, warning) = memory::choose(args.memory, size);
+    let (memory_mib, warning) = memory::choose(args.vm.memory, size);
     if let Some(warning) = warning {
         eprintln!("guestinit: warning: {warning}");
         events.warning(&warning);
@@ -146,7 +174,8 @@ fn boot(
             how: "before the VM started",
         });
     }
-    let stdin = if io::stdin().is_terminal() {
+    // Shell and exec modes read no stdin: the shell has the terminal.
+    let stdin = if io::stdin().is_terminal() || args.mode != GuestMode::Test {
         links::Stdin::Null
     } else {
         links::Stdin::Relayed
@@ -154,6 +183,7 @@ fn boot(
     let (mut host, guest) = links::new(links::Wanted {
         stdin,
         stats: args.stats_socket.is_some(),
+        control: args.mode != GuestMode::Test,
     })?;
     let mut inherited = guest.inherited();
     inherited.extend(initrd.fd.as_ref().map(|fd| fd.as_raw_fd()));
@@ -162,12 +192,12 @@ fn boot(
         kernel: &kernel,
         initrd: &initrd.path,
         memory_mib,
-        cpus: args.cpus,
+        cpus: args.vm.cpus,
         append: Some(&append).filter(|a| !a.is_empty()).map(String::as_str),
-        extra: &args.qemu_args,
+        extra: &args.vm.qemu_args,
         fds: guest.fds(),
     });
-    if args.verbose {
+    if args.vm.verbose {
         let shown: Vec<_> = qemu_args.iter().map(|a| a.to_string_lossy()).collect();
         eprintln!("guestinit: {} {}", qemu::QEMU, shown.join(" "));
     }
@@ -181,6 +211,7 @@ fn boot(
         guest.hvc0,
         guest.stdin,
         guest.stats,
+        guest.control,
         initrd,
     ));
     if let Some(link) = host.stdin.take() {
@@ -209,14 +240,14 @@ impl Ended {
         let (com2, com2_log) = sources.com2.into_parts();
         let (qemu_stderr, _) = sources.qemu_stderr.into_parts();
         let (stdout, stderr, collected) = relay.into_parts();
-        if args.verbose {
+        if args.vm.verbose {
             let replies = sources.qmp.replies();
             stderr.push(format!("guestinit: QMP said:\n{}\n", replies.trim_end()).as_bytes());
         }
         let logs = [
             (bulk_log, &args.bulk_log),
-            (com1_log, &args.com1_log),
-            (com2_log, &args.com2_log),
+            (com1_log, &args.vm.com1_log),
+            (com2_log, &args.vm.com2_log),
         ];
         let logs = logs
             .into_iter()
@@ -239,7 +270,7 @@ impl Ended {
         let mut ending = Ending {
             deadline,
             signals: &mut self.signals,
-            timeout_secs: args.timeout.unwrap_or_default(),
+            timeout_secs: args.vm.timeout.unwrap_or_default(),
         };
         for (spool, path) in &self.logs {
             ending.finish(spool, &path.display().to_string())?;
@@ -271,7 +302,7 @@ fn conclude(
         com1: &ended.com1,
         com2: &ended.com2,
         memory_mib,
-        timeout_secs: args.timeout.unwrap_or_default(),
+        timeout_secs: args.vm.timeout.unwrap_or_default(),
     })
     .map_err(|e| match e {
         Error::NoExit { .. } | Error::NeverReachedInit { .. } if !status.success() => {
@@ -325,11 +356,18 @@ fn initramfs(args: &RunArgs, kernel: &Path) -> Result<Initrd> {
         None => {
             let spec = pack::Spec {
                 argv: args.program.clone(),
-                init: args.init.clone(),
+                init: args.vm.init.clone(),
                 kernel: Some(kernel.to_owned()),
-                modules: args.modules.clone(),
+                modules: args.vm.modules.clone(),
                 sched: args.sched.clone(),
                 setup: args.setup.clone(),
+                shell: match &args.mode {
+                    GuestMode::Test => None,
+                    GuestMode::Shell => Some(pack::Shell { exec_cmd: None }),
+                    GuestMode::Exec(cmd) => Some(pack::Shell {
+                        exec_cmd: Some(cmd.clone()),
+                    }),
+                },
             };
             let scratch = ScratchDir::new("run").map_err(|source| Error::VmSetup {
                 what: "creating a temporary directory".into(),
@@ -378,14 +416,31 @@ fn sources<'b>(
             log_file(args.bulk_log.as_deref())?,
             args.throttle_bulk,
         ),
-        com1: Capture::new(stream(host.com1), log_file(args.com1_log.as_deref())?)
+        com1: Capture::new(stream(host.com1), log_file(args.vm.com1_log.as_deref())?)
             .watching(stop::DUMP_LINE),
-        com2: Capture::new(stream(host.com2), log_file(args.com2_log.as_deref())?),
+        com2: Capture::new(stream(host.com2), log_file(args.vm.com2_log.as_deref())?),
         qemu_stderr: Capture::new(stream(host.stderr), None),
         qmp,
         hvc0: host.hvc0,
+        control: host.control,
+        console: None,
         signals,
     })
+}
+
+/// Shell mode's console over the raw terminal and hvc0.
+fn console(
+    terminal: &RawTerminal,
+    hvc0: &std::os::unix::net::UnixStream,
+    out: Spool,
+) -> Result<Console> {
+    let setup = |source| Error::VmSetup {
+        what: "relaying the terminal to hvc0".into(),
+        source,
+    };
+    let input = terminal.input.try_clone().map_err(setup)?;
+    let hvc0 = hvc0.try_clone().map_err(setup)?;
+    Ok(Console::new(input, hvc0, out))
 }
 
 /// The last phase: every writer finishes, within the deadline and unless

@@ -71,6 +71,8 @@ pub struct LinkFds {
     pub stdin: Option<RawFd>,
     /// The stats relay, with `--stats-socket`.
     pub stats: Option<RawFd>,
+    /// Shell and exec modes' control messages.
+    pub control: Option<RawFd>,
 }
 
 fn strings(items: &[&str]) -> Vec<OsString> {
@@ -132,9 +134,9 @@ fn serial(id: &str, fd: RawFd) -> Vec<OsString> {
     args
 }
 
-/// The virtio-serial controller the two ports hang on.
+/// The virtio-serial controller the ports hang on.
 fn virtio_serial() -> Vec<OsString> {
-    strings(&["-device", "virtio-serial-pci,id=vser0,max_ports=4"])
+    strings(&["-device", "virtio-serial-pci,id=vser0,max_ports=5"])
 }
 
 /// Port 0 (hvc0): the host's wake bytes to the init.
@@ -173,6 +175,12 @@ fn stdin_port(fd: Option<RawFd>) -> Vec<OsString> {
         .unwrap_or_default()
 }
 
+/// Port 4, the host's control messages in shell and exec modes.
+fn control_port(fd: Option<RawFd>) -> Vec<OsString> {
+    fd.map(|fd| named_port("ctl", 4, proto::CONTROL_PORT, fd))
+        .unwrap_or_default()
+}
+
 /// The QMP monitor the host stops the VM through.
 fn qmp(fd: RawFd) -> Vec<OsString> {
     let mut args = socket_chardev("qmp", fd);
@@ -193,6 +201,7 @@ pub fn args(config: &VmConfig<'_>) -> Vec<OsString> {
         bulk_port(fds.bulk),
         stats_port(fds.stats),
         stdin_port(fds.stdin),
+        control_port(fds.control),
         qmp(fds.qmp),
         config.extra.to_vec(),
     ]
@@ -219,6 +228,7 @@ mod tests {
                 qmp: 8,
                 hvc0: 10,
                 stdin: None,
+                control: None,
                 stats: None,
             },
         }
@@ -241,7 +251,7 @@ mod tests {
              -append console=ttyS0 panic=-1 rdinit=/init guestinit.ack quiet loglevel=3 \
              -chardev socket,id=com1,fd=6 -serial chardev:com1 \
              -chardev socket,id=com2,fd=7 -serial chardev:com2 \
-             -device virtio-serial-pci,id=vser0,max_ports=4 \
+             -device virtio-serial-pci,id=vser0,max_ports=5 \
              -chardev socket,id=hvc0,fd=10 -device virtconsole,bus=vser0.0,nr=0,chardev=hvc0 \
              -chardev socket,id=bulk,fd=5 \
              -device virtserialport,bus=vser0.0,nr=1,chardev=bulk,name=guestinit.bulk \

@@ -7,13 +7,17 @@ use std::io;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
+use std::os::fd::AsRawFd;
+
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token as MioToken};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGWINCH};
 use signal_hook_mio::v1_0::Signals;
 
 use crate::error::{Error, Result};
 
 use super::capture::Capture;
+use super::console::{self, Console};
 use super::qmp::Qmp;
 use super::stop::{Action, Stopper};
 use super::stream::Bulk;
@@ -39,23 +43,29 @@ enum Token {
     QemuStderr,
     Qmp,
     Signals,
+    /// Shell mode: the user's keys, and hvc0 both ways.
+    Input,
+    Hvc0,
 }
 
-const TOKENS: [Token; 6] = [
+const TOKENS: [Token; 8] = [
     Token::Bulk,
     Token::Com1,
     Token::Com2,
     Token::QemuStderr,
     Token::Qmp,
     Token::Signals,
+    Token::Input,
+    Token::Hvc0,
 ];
 
 /// How often QEMU's exit and the stop timers are checked.
 const TICK: Duration = Duration::from_millis(100);
 
-/// The signals the host handles: the stop signals, and SIGUSR1 for a debug
-/// dump; any other keeps its default action.
-pub const SIGNALS: [i32; 4] = [SIGTERM, SIGINT, SIGHUP, SIGUSR1];
+/// The signals the host handles: the stop signals, SIGUSR1 for a debug
+/// dump, SIGWINCH for the shell's window size; any other keeps its default
+/// action.
+pub const SIGNALS: [i32; 5] = [SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGWINCH];
 
 pub struct Sources<'b> {
     pub bulk: Bulk<'b>,
@@ -63,8 +73,13 @@ pub struct Sources<'b> {
     pub com2: Capture,
     pub qemu_stderr: Capture,
     pub qmp: Qmp,
-    /// hvc0's host end, for wake bytes; nothing is read from it.
+    /// hvc0's host end, for wake bytes in test mode; the console's in
+    /// shell mode.
     pub hvc0: std::os::unix::net::UnixStream,
+    /// Shell and exec modes: where wake bytes and the window size go.
+    pub control: Option<std::os::unix::net::UnixStream>,
+    /// Shell mode: the user's terminal relayed to hvc0.
+    pub console: Option<Console>,
     pub signals: Signals,
 }
 
@@ -79,10 +94,39 @@ impl Sources<'_> {
                 Token::QemuStderr => &mut self.qemu_stderr.stream,
                 Token::Qmp => &mut self.qmp.stream,
                 Token::Signals => &mut self.signals,
+                Token::Input | Token::Hvc0 => continue,
             };
             registry.register(source, id, Interest::READABLE)?;
         }
+        if let Some(console) = &self.console {
+            let input = console.input.as_raw_fd();
+            let id = MioToken(Token::Input as usize);
+            registry.register(&mut SourceFd(&input), id, Interest::READABLE)?;
+            // Writable too: keys that found hvc0 full go when it has room.
+            let hvc0 = console.hvc0.as_raw_fd();
+            let id = MioToken(Token::Hvc0 as usize);
+            registry.register(
+                &mut SourceFd(&hvc0),
+                id,
+                Interest::READABLE | Interest::WRITABLE,
+            )?;
+        }
         Ok(())
+    }
+
+    /// Sends the terminal's size to the guest's shell.
+    pub fn resize(&mut self) {
+        use std::io::Write;
+        let (Some(console), Some(control)) = (&self.console, &self.control) else {
+            return;
+        };
+        if let Some((rows, cols)) = console::window_size(&console.input) {
+            if let Err(e) = (&*control).write_all(&console::resize_message(rows, cols)) {
+                self.bulk.relay.note(&format!(
+                    "guestinit: warning: the window size for the guest was lost: {e}"
+                ));
+            }
+        }
     }
 
     /// Reads what `token`'s source holds; signals go to `stopper`.
@@ -106,11 +150,33 @@ impl Sources<'_> {
             Token::QemuStderr => self.qemu_stderr.on_readable(),
             Token::Qmp => self.qmp.on_readable(),
             Token::Signals => {
-                for signal in self.signals.pending() {
-                    actions.extend(stopper.on_signal(signal, Instant::now()));
+                let pending: Vec<i32> = self.signals.pending().collect();
+                for signal in pending {
+                    match signal {
+                        SIGWINCH => self.resize(),
+                        _ => actions.extend(stopper.on_signal(signal, Instant::now())),
+                    }
                 }
                 Flow::Open
             }
+            Token::Input => {
+                let Some(console) = &mut self.console else {
+                    return Flow::Closed;
+                };
+                let flow = console.on_input();
+                if console.quit {
+                    actions.extend(stopper.on_quit());
+                }
+                // The user's terminal is gone: as its SIGHUP would.
+                if flow == Flow::Closed {
+                    actions.extend(stopper.on_signal(SIGHUP, Instant::now()));
+                }
+                flow
+            }
+            Token::Hvc0 => match &mut self.console {
+                Some(console) => console.on_hvc0(),
+                None => Flow::Closed,
+            },
         }
     }
 }
@@ -181,9 +247,11 @@ fn apply(action: Action, sources: &mut Sources<'_>, vm: &mut Vm) -> Result<()> {
         }
         Action::Wake(byte) => {
             use std::io::Write;
-            // A full link means bytes are waiting already: the guest will
-            // read them; one more is not needed.
-            if let Err(e) = (&sources.hvc0).write(&[byte]) {
+            // In shell and exec modes hvc0 is the shell's: wakes go on the
+            // control port. A full link means bytes are waiting already:
+            // the guest will read them; one more is not needed.
+            let link = sources.control.as_ref().unwrap_or(&sources.hvc0);
+            if let Err(e) = (&*link).write(&[byte]) {
                 if e.kind() != io::ErrorKind::WouldBlock {
                     let warning =
                         format!("guestinit: warning: a wake byte for the guest failed: {e}");
@@ -196,9 +264,11 @@ fn apply(action: Action, sources: &mut Sources<'_>, vm: &mut Vm) -> Result<()> {
 }
 
 /// QEMU has exited: what it wrote before is still in the sockets.
-fn drain(sources: &mut Sources<'_>, open: &[bool; 6], stopper: &mut Stopper) {
+fn drain(sources: &mut Sources<'_>, open: &[bool; TOKENS.len()], stopper: &mut Stopper) {
     let mut ignored = Vec::new();
-    let links = TOKENS.into_iter().filter(|&t| t != Token::Signals);
+    let links = TOKENS
+        .into_iter()
+        .filter(|&t| t != Token::Signals && t != Token::Input);
     for token in links.filter(|&t| open[t as usize]) {
         while sources.on_ready(token, stopper, &mut ignored) == Flow::Again {}
     }

@@ -44,6 +44,8 @@ pub enum Ending {
     /// A stop signal reached the host (the first one's number); `killed`
     /// when QEMU had to be killed (a second signal, or no EXIT in time).
     Signal { signal: i32, killed: bool },
+    /// The user typed Ctrl-A X in shell mode.
+    Quit,
 }
 
 #[derive(Debug, Default)]
@@ -98,6 +100,15 @@ impl Stopper {
                 (!stopping).then_some(Action::Qmp(Command::CtrlAltDelete))
             }
         }
+    }
+
+    /// Ctrl-A X: QEMU ends now, as in QEMU's own console.
+    pub fn on_quit(&mut self) -> Option<Action> {
+        if self.killed {
+            return None;
+        }
+        self.ending.get_or_insert(Ending::Quit);
+        self.kill()
     }
 
     /// What the time calls for: the deadline, a guest slow to power off
@@ -269,6 +280,16 @@ mod tests {
                 killed: true
             })
         );
+    }
+
+    #[test]
+    fn ctrl_a_x_kills_once_and_is_the_verdict() {
+        let t0 = Instant::now();
+        let mut s = Stopper::new(Some(t0 + secs(10)));
+        assert_eq!(s.on_quit(), Some(Action::Kill));
+        assert_eq!(s.on_quit(), None);
+        assert_eq!(s.on_tick(t0 + secs(11)), None);
+        assert_eq!(s.ending, Some(Ending::Quit));
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub struct Collected {
     pub exit_code: Option<i32>,
     /// When that EXIT frame arrived.
     pub exit_at: Option<Instant>,
+    /// Exec mode: the command's exit code (EXCX).
+    pub excx: Option<i32>,
     /// TIME entries: (raw mark, CLOCK_BOOTTIME ns).
     pub timeline: Vec<(u8, u64)>,
     pub wait: Option<WaitStatus>,
@@ -98,6 +100,10 @@ impl Relay {
             Tag::WAIT => match WaitStatus::from_bytes(payload) {
                 Some(wait) => self.collected.wait = Some(wait),
                 None => self.warn(&format!("malformed WAIT frame of {} bytes", payload.len())),
+            },
+            Tag::EXCX => match code_from_bytes(tag, payload) {
+                Some(code) => self.collected.excx = Some(code),
+                None => self.warn(&format!("malformed EXCX frame of {} bytes", payload.len())),
             },
             Tag::EXIT => match code_from_bytes(tag, payload) {
                 Some(code) => {

@@ -72,11 +72,14 @@ pub fn decide(e: &Evidence<'_>) -> Result<u8> {
                 secs: e.timeout_secs,
             })
         }
+        Some(Ending::Quit) => return Err(Error::Quit),
         None => {}
     }
     // The payload's own WAIT then EXIT: the init ran it to the end, so a
     // FATAL or PANIC line on COM2 is the payload's text, not a verdict.
-    if let (Some(code), Some(_)) = (c.exit_code, c.wait) {
+    // Exec mode's EXCX is the command's own code (EXIT may be the
+    // scheduler's 248, which `sched::verdict` explains).
+    if let (Some(code), Some(_)) = (c.excx.or(c.exit_code), c.wait) {
         return Ok((code & 0xff) as u8);
     }
     if let Some(line) = first_line_starting(e.com2, proto::prefix::FATAL) {
