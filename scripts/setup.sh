@@ -14,6 +14,7 @@ command -v qemu-system-x86_64 >/dev/null || need_apt+=(qemu-system-x86)
 command -v xz >/dev/null || need_apt+=(xz-utils)
 command -v zstd >/dev/null || need_apt+=(zstd)
 command -v cpio >/dev/null || need_apt+=(cpio)
+command -v tmux >/dev/null || need_apt+=(tmux)
 
 apt_updated=
 apt_update() {

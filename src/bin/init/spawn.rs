@@ -176,6 +176,44 @@ mod tests {
         assert_eq!(reaped.exit, Exit::Exited(127));
     }
 
+    /// Reads the master until `text` has come; all read so far.
+    fn read_until(master: &OwnedFd, text: &str) -> std::string::String {
+        let mut got = std::vec::Vec::new();
+        let mut buf = [0u8; 256];
+        while !std::string::String::from_utf8_lossy(&got).contains(text) {
+            let n = rustix::io::read(master, &mut buf).unwrap();
+            assert!(n > 0, "EOF before {text:?}: {:?}", std::string::String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        std::string::String::from_utf8_lossy(&got).into_owned()
+    }
+
+    #[test]
+    fn a_terminal_stdin_is_the_controlling_one_and_ctrl_c_interrupts_the_child() {
+        use rustix::pty::{ioctl_tiocgptpeer, openpt, unlockpt, OpenptFlags};
+        let flags = OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC;
+        let master = openpt(flags).unwrap();
+        unlockpt(&master).unwrap();
+        let slave = ioctl_tiocgptpeer(&master, flags).unwrap();
+        // Field 7 of /proc/PID/stat is the controlling terminal (0: none).
+        let script = c"read -r _ _ _ _ _ _ tty _ </proc/$$/stat; [ $tty != 0 ] && echo has-ctty; trap 'echo interrupted; exit 7' INT; echo ready; while :; do sleep 0.1; done";
+        let tty = Stdio::Terminal(slave.as_fd());
+        let child = spawn(&Command {
+            stdin: tty,
+            stdout: tty,
+            stderr: tty,
+            ..command(c"/bin/sh", &[c"sh", c"-c", script], &[c"PATH=/usr/bin:/bin"])
+        })
+        .unwrap();
+        drop(slave);
+        assert!(child.streams.iter().all(Option::is_none));
+        assert!(read_until(&master, "ready").contains("has-ctty"));
+        rustix::io::write(&master, b"\x03").unwrap();
+        read_until(&master, "interrupted");
+        let reaped = wait4(Child::Pid(child.pid), Wait::Block).unwrap().unwrap();
+        assert_eq!(reaped.exit, Exit::Exited(7));
+    }
+
     #[test]
     fn too_many_variables_are_refused_before_any_fork() {
         let vars = [c"A=1"; MAX_ENV + 1];

@@ -207,7 +207,7 @@ mod tests {
         let host = {
             let sent = sent.clone();
             std::thread::spawn(move || {
-                let writer = host_hvc.try_clone_to_owned().unwrap();
+                let writer = rustix::io::fcntl_dupfd_cloexec(&host_hvc, 0).unwrap();
                 let w = std::thread::spawn(move || {
                     let mut rest = &sent[..];
                     while !rest.is_empty() {
