@@ -132,7 +132,7 @@ pub fn start(scheduler: bool) -> Result<(Shell, OwnedFd), StartError> {
 fn motd_line(buf: &mut [u8], scheduler: bool) -> &[u8] {
     let uname = rustix::system::uname();
     let info = rustix::system::sysinfo();
-    let mib = info.totalram as u64 * info.mem_unit as u64 >> 20;
+    let mib = (info.totalram as u64 * info.mem_unit as u64) >> 20;
     let cpus = rustix::thread::sched_getaffinity(None).map_or(1, |set| set.count());
     let mut ops = [0u8; 64];
     let ops_len = match scheduler {
@@ -243,7 +243,8 @@ mod tests {
         let line = super::motd_line(&mut buf, false);
         let text = std::str::from_utf8(line).unwrap();
         assert!(text.starts_with("guestinit shell: Linux "), "{text}");
-        assert!(text.contains(" MiB, ") && text.ends_with(" CPUs\r\n") || text.ends_with(" CPU\r\n"), "{text}");
+        let cpus = text.ends_with(" CPUs\r\n") || text.ends_with(" CPU\r\n");
+        assert!(text.contains(" MiB, ") && cpus, "{text}");
         assert_eq!(text.matches('\n').count(), 1);
     }
 }
