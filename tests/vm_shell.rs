@@ -186,3 +186,46 @@ fn exec_reports_a_signal_as_128_plus_it() {
     let out = exec("kill -9 $$");
     assert_eq!(code(&out), 128 + 9);
 }
+
+/// Debian unstable's kernel (sched_ext) and scx_bpfland, from scripts/setup.sh.
+fn sched_ext_args() -> Vec<String> {
+    let cache = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache");
+    let modules = std::fs::read_dir(cache.join("kernel-sid/usr/lib/modules"))
+        .ok()
+        .and_then(|mut d| d.find_map(|e| e.ok().map(|e| e.path())))
+        .filter(|d| d.join("vmlinuz").is_file())
+        .expect("no sched_ext kernel under .cache/kernel-sid: run scripts/setup.sh");
+    let bpfland = cache.join("scx/bin/scx_bpfland");
+    assert!(bpfland.is_file(), "{} is missing: run scripts/setup.sh", bpfland.display());
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    [
+        "--kernel".into(),
+        path(&modules.join("vmlinuz")),
+        "--modules".into(),
+        path(&modules),
+        "--cpus".into(),
+        "2".into(),
+        "--memory".into(),
+        "512".into(),
+        "--scheduler".into(),
+        path(&bpfland),
+    ]
+    .into()
+}
+
+#[test]
+fn exec_runs_under_the_scheduler_after_its_enable_script() {
+    let enable = scratch("shell-sched").join("enable");
+    std::fs::write(&enable, "echo 50 > /proc/sys/kernel/sched_rr_timeslice_ms\n").unwrap();
+    let out = Command::new(guestinit())
+        .arg("shell")
+        .args(sched_ext_args())
+        .args(["--sched-enable", enable.to_str().unwrap()])
+        .args(["--timeout", VM_TIMEOUT_SECS, "--exec"])
+        .arg("cat /sys/kernel/sched_ext/state /proc/sys/kernel/sched_rr_timeslice_ms; exit 3")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("start guestinit");
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "enabled\n50\n");
+}
