@@ -3,7 +3,7 @@
 # timeline (median of RUNS boots), the memory floors and the speed of
 # `guestinit decode`. Numbers, not assertions: nothing here fails on a slow
 # machine.
-#   scripts/bench.sh [size|timeline|floors|sizes|decode|all]   (RUNS=5 by default)
+#   scripts/bench.sh [size|timeline|floors|sizes|decode|shell|all]   (RUNS=5 by default)
 # GUESTINIT=path measures a copy (with its init beside it); NO_BUILD=1 skips
 # setup and build; PADS="0 32 96" are the MiB `sizes` includes.
 set -euo pipefail
@@ -107,12 +107,18 @@ decode() {
     done
 }
 
+# `guestinit shell`: start to prompt and keystroke round trip (its own script).
+shell() {
+    GUESTINIT="$gi" RUNS="$runs" scripts/bench-shell.sh
+}
+
 case "${1:-all}" in
     size) size ;;
     timeline) timeline ;;
     floors) floors ;;
     sizes) sizes ;;
     decode) decode ;;
-    all) size; timeline; floors; sizes; decode ;;
-    *) echo "usage: $0 [size|timeline|floors|sizes|decode|all]" >&2; exit 2 ;;
+    shell) shell ;;
+    all) size; timeline; floors; sizes; decode; shell ;;
+    *) echo "usage: $0 [size|timeline|floors|sizes|decode|shell|all]" >&2; exit 2 ;;
 esac
