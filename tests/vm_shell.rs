@@ -196,7 +196,11 @@ fn sched_ext_args() -> Vec<String> {
         .filter(|d| d.join("vmlinuz").is_file())
         .expect("no sched_ext kernel under .cache/kernel-sid: run scripts/setup.sh");
     let bpfland = cache.join("scx/bin/scx_bpfland");
-    assert!(bpfland.is_file(), "{} is missing: run scripts/setup.sh", bpfland.display());
+    assert!(
+        bpfland.is_file(),
+        "{} is missing: run scripts/setup.sh",
+        bpfland.display()
+    );
     let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
     [
         "--kernel".into(),
@@ -216,7 +220,11 @@ fn sched_ext_args() -> Vec<String> {
 #[test]
 fn exec_runs_under_the_scheduler_after_its_enable_script() {
     let enable = scratch("shell-sched").join("enable");
-    std::fs::write(&enable, "echo 50 > /proc/sys/kernel/sched_rr_timeslice_ms\n").unwrap();
+    std::fs::write(
+        &enable,
+        "echo 50 > /proc/sys/kernel/sched_rr_timeslice_ms\n",
+    )
+    .unwrap();
     let out = Command::new(guestinit())
         .arg("shell")
         .args(sched_ext_args())

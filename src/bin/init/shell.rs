@@ -232,6 +232,99 @@ impl Source for Shell {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::reactor::Reactor;
+    use crate::testkit::link;
+    use guestinit::sys::process::Exit;
+    use rustix::pty::{ioctl_tiocgptpeer, openpt, unlockpt, OpenptFlags};
+
+    /// A shell source over a real PTY running `script`, hvc0 a socket pair;
+    /// the host's end of it.
+    fn shell(script: &CStr) -> (Shell, OwnedFd) {
+        let flags = OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC;
+        let master = openpt(flags).unwrap();
+        unlockpt(&master).unwrap();
+        let slave = ioctl_tiocgptpeer(&master, flags).unwrap();
+        rustix::fs::fcntl_setfl(&master, rustix::fs::OFlags::NONBLOCK).unwrap();
+        let tty = Stdio::Terminal(slave.as_fd());
+        let spawned = spawn::spawn(&Command {
+            path: c"/bin/sh",
+            argv: &[c"sh", c"-c", script],
+            env: &[c"PATH=/usr/bin:/bin"],
+            cwd: None,
+            stdin: tty,
+            stdout: tty,
+            stderr: tty,
+        })
+        .unwrap();
+        drop(slave);
+        let (guest, host) = rustix::net::socketpair(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::STREAM,
+            rustix::net::SocketFlags::NONBLOCK,
+            None,
+        )
+        .unwrap();
+        let mut relay = TtyRelay::new(guest, master);
+        relay.queue(MASTER, b"motd\r\n");
+        let shell = Shell {
+            pid: spawned.pid,
+            relay,
+            ended: None,
+            deadline: None,
+        };
+        (shell, host)
+    }
+
+    fn read_all(fd: &OwnedFd) -> std::string::String {
+        let mut got = std::vec::Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = rustix::io::read(fd, &mut buf) {
+            got.extend_from_slice(&buf[..n]);
+        }
+        std::string::String::from_utf8_lossy(&got).into_owned()
+    }
+
+    #[test]
+    fn the_shell_is_done_once_it_exited_and_all_it_wrote_crossed_over() {
+        let (mut shell, host) = shell(c"echo one; echo two; exit 3");
+        let (mut link, _r) = link();
+        Reactor::new(None).run(&mut link, &mut [&mut shell]);
+        assert_eq!(shell.ended().unwrap().exit, Exit::Exited(3));
+        // The PTY's ONLCR ends the lines as a raw terminal needs.
+        assert_eq!(read_all(&host), "motd\r\none\r\ntwo\r\n");
+    }
+
+    #[test]
+    fn a_stop_hangs_the_shell_up() {
+        let (mut shell, host) = shell(c"exec sleep 60");
+        let (mut link, _r) = link();
+        /// Asks the run to stop once the terminal's first bytes (the MOTD)
+        /// reached the host: the shell is running by then.
+        struct StopWhenReady<'a>(&'a OwnedFd, bool);
+        impl Source for StopWhenReady<'_> {
+            fn rank(&self) -> Rank {
+                Rank::Relay
+            }
+            fn interests<'s>(&'s self, _link: &Link, out: &mut Interests<'s>) {
+                if !self.1 {
+                    out.add(self.0.as_fd(), PollFlags::IN, 0);
+                }
+            }
+            fn on_ready(&mut self, _: u8, _: PollFlags, ctx: &mut Ctx<'_>) {
+                ctx.stop_run();
+                self.1 = true;
+            }
+            fn done(&self) -> bool {
+                self.1
+            }
+        }
+        let mut stopper = StopWhenReady(&host, false);
+        Reactor::new(None).run(&mut link, &mut [&mut shell, &mut stopper]);
+        let signal = linux_raw_sys::general::SIGHUP as u8;
+        assert!(matches!(shell.ended().unwrap().exit, Exit::Signaled { signal: s, .. } if s == signal));
+    }
+
     #[test]
     fn busybox_is_where_the_host_packs_it() {
         assert_eq!(super::BUSYBOX.to_str(), Ok(guestinit::proto::path::BUSYBOX));

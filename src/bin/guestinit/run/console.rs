@@ -67,6 +67,8 @@ pub struct Console {
     pending: Vec<u8>,
     /// The user asked to quit (Ctrl-A X).
     pub quit: bool,
+    /// The guest's output so far ends a line (or there is none).
+    at_line_start: bool,
 }
 
 impl Console {
@@ -78,6 +80,16 @@ impl Console {
             escape: Escape::default(),
             pending: Vec::new(),
             quit: false,
+            at_line_start: true,
+        }
+    }
+
+    /// Ends the guest's last line, so that guestinit's own words after the
+    /// run start on a line of their own.
+    pub fn finish_line(&mut self) {
+        if !self.at_line_start {
+            self.stdout.push(b"\r\n");
+            self.at_line_start = true;
         }
     }
 
@@ -110,7 +122,10 @@ impl Console {
         loop {
             match self.hvc0.read(&mut chunk) {
                 Ok(0) => return Flow::Closed,
-                Ok(n) => self.stdout.push(&chunk[..n]),
+                Ok(n) => {
+                    self.stdout.push(&chunk[..n]);
+                    self.at_line_start = chunk[n - 1] == b'\n';
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Flow::Open,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return Flow::Closed,

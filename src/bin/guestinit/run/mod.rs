@@ -110,6 +110,9 @@ fn run(args: &RunArgs, stdout: Spool, events: &Events) -> Result<u8> {
     }
     let mut stopper = Stopper::new(deadline);
     let status = reactor::run(&mut sources, &mut vm, &mut stopper)?;
+    if let Some(console) = &mut sources.console {
+        console.finish_line();
+    }
     let mut ended = Ended::from(sources, args);
     let outcome = conclude(args, &ended, &stopper, status, (vm.spawned, memory_mib));
     events.end(&outcome);
