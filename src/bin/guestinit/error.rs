@@ -68,6 +68,8 @@ pub enum Error {
     NotATerminal,
     #[error("busybox not found at {path}: install busybox-static (scripts/setup.sh)")]
     NoBusybox { path: &'static str },
+    #[error("the --exec command ({bytes} bytes) exceeds the init's limit of {max} bytes")]
+    ExecTooLong { bytes: usize, max: usize },
     // ---- 249: usage and pack errors ----
     #[error("cannot read {}: {source}", path.display())]
     Read { path: PathBuf, source: io::Error },
@@ -269,7 +271,8 @@ impl Error {
             | Error::EnvTooLong { .. }
             | Error::BadCwd { .. }
             | Error::NotATerminal
-            | Error::NoBusybox { .. } => USAGE,
+            | Error::NoBusybox { .. }
+            | Error::ExecTooLong { .. } => USAGE,
         }
     }
 

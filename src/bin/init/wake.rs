@@ -1,7 +1,8 @@
 //! Wake bytes from the host on hvc0 (docs/PROTOCOL.md): a debug dump
 //! (SysRq D, which sched_ext answers with a dump into the trace) or an
-//! orderly stop of the run. Other bytes are passed over: in shell mode
-//! hvc0 is the shell's, not this source's.
+//! orderly stop of the run; other bytes are passed over. Test mode only:
+//! in shell mode hvc0 is the shell's, and the wakes come on the control
+//! port (`control`).
 
 use crate::console::warning;
 use crate::link::Link;

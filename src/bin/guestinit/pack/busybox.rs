@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use guestinit::parse::args;
 use guestinit::proto;
 
 use super::{archive_name, Entry};
@@ -40,6 +41,14 @@ pub fn entries(busybox: &Path, shell: &Shell, files: &[Entry]) -> Result<Vec<Ent
         }
     }
     if let Some(cmd) = &shell.exec_cmd {
+        // The init reads it into a buffer of MAX_BYTES and ends it with a NUL.
+        let max = args::MAX_BYTES - 1;
+        if cmd.len() > max {
+            return Err(Error::ExecTooLong {
+                bytes: cmd.len(),
+                max,
+            });
+        }
         entries.push(Entry::File {
             name: archive_name(Path::new(proto::path::EXEC_CMD))?,
             perm: 0o644,
@@ -69,4 +78,32 @@ fn applets(busybox: &Path) -> Result<Vec<String>> {
         .filter(|n| !n.is_empty() && !n.contains('/'))
         .map(str::to_owned)
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exec(cmd: String) -> Result<Vec<Entry>> {
+        let shell = Shell {
+            exec_cmd: Some(cmd),
+        };
+        entries(Path::new(proto::path::BUSYBOX), &shell, &[])
+    }
+
+    #[test]
+    fn applets_link_to_busybox_and_the_command_is_bounded_by_the_inits_buffer() {
+        let fits = exec("x".repeat(args::MAX_BYTES - 1)).unwrap();
+        let link = |want: &str| {
+            fits.iter().any(|e| {
+                matches!(e, Entry::Symlink { name, target } if name == want && target == "busybox")
+            })
+        };
+        assert!(link("bin/sh") && link("bin/stty"));
+        assert!(fits
+            .iter()
+            .any(|e| matches!(e, Entry::File { name, .. } if name == "exec_cmd")));
+        let too_long = exec("x".repeat(args::MAX_BYTES));
+        assert!(matches!(too_long, Err(Error::ExecTooLong { .. })));
+    }
 }
