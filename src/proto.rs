@@ -60,6 +60,36 @@ pub mod key {
     /// Seconds the init waits for the scheduler to attach (default
     /// [`super::sched::ATTACH_TIMEOUT_TCG_S`]).
     pub const ATTACH_TIMEOUT: &str = "guestinit.attach_timeout";
+    /// What PID 1 does (see [`super::mode`]); absent: test mode.
+    pub const MODE: &str = "guestinit.mode";
+    /// The data disks' access, one [`super::disk::RW`] or [`super::disk::RO`]
+    /// per disk in device order, comma-separated: `rw,ro`.
+    pub const DISKS: &str = "guestinit.disks";
+    /// In [`super::mode::MKDISK`]: the filesystem the payload (mkfs) makes
+    /// on [`super::disk::TEMPLATE`], as `mkfs -t` names it.
+    pub const FS: &str = "guestinit.fs";
+}
+
+/// Values of [`key::MODE`].
+pub mod mode {
+    /// Format [`super::disk::TEMPLATE`] with the payload (the host's mkfs),
+    /// check the filesystem's magic, sync.
+    pub const MKDISK: &str = "mkdisk";
+}
+
+/// The data disks (`run --disk`) and the disk `mkdisk` formats.
+pub mod disk {
+    /// A disk mounted read-write, and one mounted read-only.
+    pub const RW: &str = "rw";
+    pub const RO: &str = "ro";
+    /// Disks the init mounts at most: /dev/vda to /dev/vdp.
+    pub const MAX: usize = 16;
+    /// Disk N is the virtio-blk device `/dev/vd` + (b'a' + N), mounted at
+    /// `/mnt/disk` + N.
+    pub const DEVICE_PREFIX: &str = "/dev/vd";
+    pub const MOUNT_PREFIX: &str = "/mnt/disk";
+    /// The disk `mkdisk` formats: the only one of its VM.
+    pub const TEMPLATE: &str = "/dev/vda";
 }
 
 /// Paths in the initramfs the host builds.

@@ -45,21 +45,24 @@ pub enum Command {
     /// Write the initramfs that `run` would boot.
     #[command(after_help = "Exit status: 0, or 249 on error.")]
     Pack(Box<PackArgs>),
+    /// Make a disk image for `run --disk`: FILE of --size bytes, formatted
+    /// inside a VM by the host's mkfs, so its features are the guest kernel's.
+    #[command(after_help = MKDISK_EXIT_HELP)]
+    Mkdisk(Box<MkdiskArgs>),
     /// Print the frames of a raw bulk-port capture (from `run --bulk-log`).
     #[command(after_help = "Exit status: 0 if FILE was read, 249 if not.")]
     Decode(DecodeArgs),
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct RunArgs {
     /// Boot this initramfs instead of packing one.
     #[arg(long, value_name = "FILE",
           conflicts_with_all = ["program", "modules", "init", "scheduler", "include", "env", "cwd"])]
     pub initramfs: Option<PathBuf>,
 
-    /// Kernel image, or a kernel build tree [default: $GUESTINIT_KERNEL, else a build tree here, .cache/kernel, /boot, /usr/lib/modules].
-    #[arg(long, value_name = "PATH")]
-    pub kernel: Option<PathBuf>,
+    #[command(flatten)]
+    pub vm: VmArgs,
 
     /// Where to find kernel modules [default: the kernel's own module tree, when its virtio drivers are modules].
     #[arg(long, value_name = "DIR")]
@@ -71,27 +74,6 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub setup: Setup,
-
-    /// Guest memory in MiB [default: 256, or for a large initramfs what it needs to boot + 128].
-    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(16..))]
-    pub memory: Option<u32>,
-
-    /// Number of virtual CPUs.
-    #[arg(long, value_name = "N", default_value_t = 1,
-          value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub cpus: u32,
-
-    /// Kill the VM after this many seconds (exit status 252) [default: none].
-    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
-    pub timeout: Option<u64>,
-
-    /// Extra kernel command-line arguments.
-    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
-    pub append: Option<String>,
-
-    /// Pass ARG to QEMU as it is, after guestinit's own arguments (repeatable; like vng's --qemu-opts).
-    #[arg(long = "qemu-arg", value_name = "ARG", allow_hyphen_values = true)]
-    pub qemu_args: Vec<OsString>,
 
     /// Save the raw bytes read from the bulk port (see `guestinit decode`).
     #[arg(long, value_name = "FILE")]
@@ -145,6 +127,41 @@ pub struct RunArgs {
         required_unless_present = "initramfs"
     )]
     pub program: Vec<OsString>,
+}
+
+/// The VM's own options, shared by the commands that boot one.
+#[derive(Debug, Default, Args)]
+pub struct VmArgs {
+    /// Kernel image, or a kernel build tree [default: $GUESTINIT_KERNEL, else a build tree here, .cache/kernel, /boot, /usr/lib/modules].
+    #[arg(long, value_name = "PATH")]
+    pub kernel: Option<PathBuf>,
+
+    /// Guest memory in MiB [default: 256, or for a large initramfs what it needs to boot + 128].
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(16..))]
+    pub memory: Option<u32>,
+
+    /// Number of virtual CPUs.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub cpus: u32,
+
+    /// Kill the VM after this many seconds (exit status 252) [default: none].
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: Option<u64>,
+
+    /// Extra kernel command-line arguments.
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    pub append: Option<String>,
+
+    /// Pass ARG to QEMU as it is, after guestinit's own arguments (repeatable; like vng's --qemu-opts).
+    #[arg(long = "qemu-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub qemu_args: Vec<OsString>,
+
+    /// Attach a disk image as a virtio-blk disk, mounted in the guest at
+    /// /mnt/diskN (N counts from 0 in the order given) as the filesystem its
+    /// superblock names; `,ro` makes it read-only (repeatable).
+    #[arg(long = "disk", value_name = "FILE[,ro]", value_parser = crate::disk::Disk::parse)]
+    pub disks: Vec<crate::disk::Disk>,
 }
 
 #[derive(Debug, Args)]
@@ -201,6 +218,43 @@ pub struct Setup {
 pub enum Compress {
     None,
     Gzip,
+}
+
+const MKDISK_EXIT_HELP: &str = "\
+Exit status: 0 when FILE holds the filesystem; 249 when FILE exists already,
+the mkfs program is missing on this host or the size is bad; else as for
+`run` (mkfs's own exit code, or 250-254). A FILE that was not finished is
+removed.";
+
+#[derive(Debug, Args)]
+pub struct MkdiskArgs {
+    /// The filesystem to make.
+    #[arg(long, value_enum)]
+    pub fs: crate::disk::FsType,
+
+    /// The image's size: bytes, or a number with K, M, G or T (powers of 1024).
+    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = crate::disk::parse_size)]
+    pub size: u64,
+
+    /// Kernel image, or a kernel build tree [default: as for `run`].
+    #[arg(long, value_name = "PATH")]
+    pub kernel: Option<PathBuf>,
+
+    /// The guest init binary [default: `init` beside this executable].
+    #[arg(long, value_name = "PATH")]
+    pub init: Option<PathBuf>,
+
+    /// Kill the VM after this many seconds (exit status 252) [default: none].
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: Option<u64>,
+
+    /// Print lifecycle frames and the QEMU command to stderr.
+    #[arg(short, long)]
+    pub verbose: bool,
+
+    /// The image to create; an existing file is refused, never overwritten.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -274,7 +328,7 @@ mod tests {
         match cli.command {
             Command::Run(args) => args.program,
             Command::Pack(args) => args.program,
-            Command::Decode(_) => vec![],
+            Command::Decode(_) | Command::Mkdisk(_) => vec![],
         }
     }
 

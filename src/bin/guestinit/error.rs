@@ -21,7 +21,9 @@
 //! A COM2 verdict counts only when the payload's own WAIT and EXIT frames
 //! did not arrive: the payload can write to /dev/ttyS1 too.
 //!
-//! `pack` and `decode` exit 0 or 249.
+//! `pack` and `decode` exit 0 or 249. `mkdisk` exits as `run` does, 249
+//! also for an existing FILE or a missing mkfs, and 254 when the image
+//! lacks the filesystem's magic after all.
 
 use std::io;
 use std::path::PathBuf;
@@ -128,6 +130,18 @@ pub enum Error {
     EnvTooLong { bytes: usize, count: usize },
     #[error("--cwd {}: {reason}", path.display())]
     BadCwd { path: PathBuf, reason: &'static str },
+    #[error("disk {}: {source}", path.display())]
+    Disk { path: PathBuf, source: io::Error },
+    #[error("{} exists already: mkdisk makes a new image and never overwrites one; remove it or choose another name", path.display())]
+    DiskExists { path: PathBuf },
+    #[error("{program} is missing on this host: install {package} to make {fs} images")]
+    MkfsMissing {
+        program: &'static str,
+        package: &'static str,
+        fs: &'static str,
+    },
+    #[error("mkdisk: {} does not hold a {fs} filesystem after mkfs succeeded", path.display())]
+    DiskNotFormatted { path: PathBuf, fs: &'static str },
     #[error("init binary not found at {}: run `cargo build --release` (or pass --init)", path.display())]
     InitNotFound { path: PathBuf },
     #[error("{}:{line}: {why}", file.display())]
@@ -251,7 +265,12 @@ impl Error {
             | Error::BadInclude { .. }
             | Error::BadEnv { .. }
             | Error::EnvTooLong { .. }
-            | Error::BadCwd { .. } => USAGE,
+            | Error::BadCwd { .. }
+            | Error::Disk { .. }
+            | Error::DiskExists { .. }
+            | Error::MkfsMissing { .. } => USAGE,
+            // The VM ran and said it succeeded: a fatal, not a usage error.
+            Error::DiskNotFormatted { .. } => FATAL,
         }
     }
 

@@ -4,8 +4,10 @@
 
 mod cli;
 mod decode;
+mod disk;
 mod error;
 mod locate;
+mod mkdisk;
 mod pack;
 mod render;
 mod run;
@@ -23,7 +25,8 @@ fn main() -> ExitCode {
         Err(status) => return ExitCode::from(status),
     };
     let result = match command {
-        Command::Run(args) => run::main(*args),
+        Command::Run(args) => run::main(*args, run::Mode::Test),
+        Command::Mkdisk(args) => mkdisk::main(*args),
         Command::Pack(args) => pack::main(*args).map(|()| 0),
         Command::Decode(args) => decode::main(args).map(|()| 0),
     };

@@ -11,7 +11,7 @@ use crate::spawn::Stdio;
 use crate::stats_relay::{self, StatsRelay};
 use crate::stdin_relay::{self, StdinRelay};
 use crate::wake::{self, WakeBytes};
-use crate::{clock, crash, failure, kernel_addrs, modules, mounts, power, rss, trace};
+use crate::{clock, crash, disks, failure, kernel_addrs, modules, mounts, power, rss, trace};
 use guestinit::parse::num::parse_dec_u64;
 use guestinit::cell::TakeOnce;
 use guestinit::parse::cmdline::Cmdline;
@@ -32,9 +32,23 @@ const SRDY_BASE_MS: u64 = 10_000;
 static CMDLINE: TakeOnce<[u8; 4096]> = TakeOnce::new([0; 4096]);
 
 /// What the kernel command line asks PID 1 to do.
-enum Mode {
+enum Mode<'a> {
     /// Run /args as the payload and report its exit.
     Test,
+    /// Run /args (the host's mkfs) on the template disk, then check it
+    /// holds the named filesystem ([`proto::key::FS`]).
+    Mkdisk(&'a [u8]),
+}
+
+impl<'a> Mode<'a> {
+    fn of(cmdline: &Cmdline<'a>) -> Mode<'a> {
+        match cmdline.get(proto::key::MODE.as_bytes()) {
+            Some(Some(mode)) if mode == proto::mode::MKDISK.as_bytes() => {
+                Mode::Mkdisk(cmdline.get(proto::key::FS.as_bytes()).flatten().unwrap_or(b""))
+            }
+            _ => Mode::Test,
+        }
+    }
 }
 
 /// The run's CLOCK_BOOTTIME marks, sent as TIME before EXIT.
@@ -82,9 +96,12 @@ pub fn run(entry_ns: u64) -> ! {
         .flatten()
         .and_then(parse_hex_u64);
     announce(&mut link, &mut marks, pob_offset);
-    let code = match Mode::Test {
+    mount_disks(&mut link, &cmdline);
+    let code = match Mode::of(&cmdline) {
         Mode::Test => test_mode(&mut link, &mut marks, signals, &cmdline),
+        Mode::Mkdisk(fs) => mkdisk_mode(&mut link, &mut marks, signals, &cmdline, fs),
     };
+    unmount_disks(&mut link, &cmdline);
     link.finish(code, ack);
     power::off()
 }
@@ -205,6 +222,41 @@ fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd, cmdline: &Cmd
     match sched.as_ref().is_some_and(Sched::failed) {
         true => proto::sched::FAILED,
         false => status.exit.shell_code(),
+    }
+}
+
+/// The data disks the host attached, at /mnt/diskN; one that cannot be
+/// mounted is warned of.
+fn mount_disks(link: &mut Link, cmdline: &Cmdline<'_>) {
+    if let Some(Some(access)) = cmdline.get(proto::key::DISKS.as_bytes()) {
+        disks::mount_all(link, access);
+    }
+}
+
+/// The data disks, written out before the VM ends.
+fn unmount_disks(link: &mut Link, cmdline: &Cmdline<'_>) {
+    if let Some(Some(access)) = cmdline.get(proto::key::DISKS.as_bytes()) {
+        disks::unmount_all(link, access);
+    }
+}
+
+/// Disk-template mode: the payload is the host's mkfs for the template
+/// disk; once it succeeded, the disk must hold `fs`, synced, or the run
+/// fails saying so.
+fn mkdisk_mode(
+    link: &mut Link,
+    marks: &mut Marks,
+    signals: OwnedFd,
+    cmdline: &Cmdline<'_>,
+    fs: &[u8],
+) -> i32 {
+    let code = test_mode(link, marks, signals, cmdline);
+    if code != 0 {
+        return code;
+    }
+    match disks::check_template(fs) {
+        Ok(()) => 0,
+        Err(e) => failure::fail(link, format_args!("mkdisk: {e}")),
     }
 }
 

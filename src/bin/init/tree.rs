@@ -5,6 +5,7 @@ mod boot;
 mod clock;
 mod console;
 mod crash;
+mod disks;
 mod environ;
 mod failure;
 mod kernel_addrs;

@@ -59,6 +59,9 @@ pub struct Spec {
     pub sched: crate::cli::SchedArgs,
     /// `--include`, `--env`, `--cwd`.
     pub setup: Setup,
+    /// Modules the disks need (`disk::modules`), packed where the kernel
+    /// has them as modules.
+    pub disk_modules: Vec<&'static str>,
 }
 
 /// The archive's entries, read and checked, ready to write.
@@ -88,20 +91,27 @@ pub fn main(args: PackArgs) -> Result<()> {
         modules: args.modules,
         sched: args.sched,
         setup: args.setup,
+        disk_modules: vec![],
     };
     write(&plan(&spec)?, &args.output, args.compress)
 }
 
 /// The modules to pack: those of `--modules DIR` if given, else those the
-/// kernel needs from its own module tree.
-fn modules(kernel: Option<&Path>, modules: Option<&Path>) -> Result<Vec<modules::Module>> {
+/// kernel needs from its own module tree; `extra` (the disks') from either.
+fn modules(
+    kernel: Option<&Path>,
+    modules: Option<&Path>,
+    extra: &[&str],
+) -> Result<Vec<modules::Module>> {
     match modules {
-        Some(dir) if dir.is_dir() => modules::resolve(dir, modules::WANTED),
+        Some(dir) if dir.is_dir() => {
+            kernel::with_extra(dir, modules::resolve(dir, modules::WANTED)?, extra)
+        }
         Some(dir) => Err(Error::Read {
             path: dir.to_owned(),
             source: io::ErrorKind::NotFound.into(),
         }),
-        None => kernel::modules(&locate::kernel(kernel)?),
+        None => kernel::modules(&locate::kernel(kernel)?, extra),
     }
 }
 
@@ -186,7 +196,11 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
     let exec = Some(layout::guest_path(&program)).filter(|p| *p != program);
     let args = args_file(program.as_os_str(), rest, exec.as_deref())?;
     let init = locate::init(spec.init.as_deref())?;
-    let modules = modules(spec.kernel.as_deref(), spec.modules.as_deref())?;
+    let modules = modules(
+        spec.kernel.as_deref(),
+        spec.modules.as_deref(),
+        &spec.disk_modules,
+    )?;
 
     let included = include::resolve(&spec.setup.include)?;
     let placed = payload.iter().map(|p| (layout::guest_path(p), p.clone()));
@@ -428,6 +442,7 @@ mod tests {
             modules: Some(modules),
             sched: crate::cli::SchedArgs::default(),
             setup: Setup::default(),
+            disk_modules: vec![],
         }
     }
 

@@ -33,6 +33,7 @@ use signal_hook_mio::v1_0::Signals;
 
 use crate::cli::{Compress, RunArgs};
 use crate::decode::decoder_buffer;
+use crate::disk::{self, FsType};
 use crate::error::{Error, Result};
 use crate::locate;
 use crate::pack;
@@ -45,10 +46,18 @@ use spool::{Finish, Spool};
 use stop::Stopper;
 use stream::{Bulk, Relay};
 
-pub fn main(args: RunArgs) -> Result<u8> {
+/// What the guest does in the VM: runs the payload with the data disks
+/// mounted, or formats the one disk with it (`mkdisk`).
+#[derive(Clone, Copy)]
+pub enum Mode {
+    Test,
+    Mkdisk(FsType),
+}
+
+pub fn main(args: RunArgs, mode: Mode) -> Result<u8> {
     let stdout = Spool::new(io::stdout());
     let events = Events::new(events_out(args.events.as_deref(), &stdout)?);
-    let result = run(&args, stdout, &events);
+    let result = run(&args, mode, stdout, &events);
     // A failure before the verdict (packing, QEMU) ends the events here.
     events.end(&result);
     events.close();
@@ -64,19 +73,20 @@ fn events_out(path: Option<&Path>, stdout: &Spool) -> Result<Option<Spool>> {
     }
 }
 
-fn run(args: &RunArgs, stdout: Spool, events: &Events) -> Result<u8> {
+fn run(args: &RunArgs, mode: Mode, stdout: Spool, events: &Events) -> Result<u8> {
     // First of all: a stop signal from now on stops the run in order.
     let mut signals = Signals::new(reactor::SIGNALS).map_err(|source| Error::VmSetup {
         what: "handling stop signals".into(),
         source,
     })?;
-    let (mut vm, mut host, memory_mib) = boot(args, &mut signals, events)?;
+    let (mut vm, mut host, memory_mib) = boot(args, mode, &mut signals, events)?;
     // Removed from the file system when the run ends, however it ends.
     let _stats_socket = match (host.stats.take(), &args.stats_socket) {
         (Some(link), Some(path)) => Some(stats::serve(path, link)?),
         _ => None,
     };
     let deadline = args
+        .vm
         .timeout
         .map(|secs| vm.spawned + Duration::from_secs(secs));
     let mut buffer = decoder_buffer();
@@ -108,10 +118,12 @@ fn run(args: &RunArgs, stdout: Spool, events: &Events) -> Result<u8> {
 /// the guest's memory in MiB.
 fn boot(
     args: &RunArgs,
+    mode: Mode,
     signals: &mut Signals,
     events: &Events,
 ) -> Result<(vm::Vm, links::HostEnds, u32)> {
-    let kernel = locate::kernel(args.kernel.as_deref())?;
+    let (disk_key, disk_modules) = disks(&args.vm.disks, mode)?;
+    let kernel = locate::kernel(args.vm.kernel.as_deref())?;
     // The user's --append comes last, so it can override what the host adds.
     let map = pack::kernel::companions(&kernel)
         .ok()
@@ -122,18 +134,19 @@ fn boot(
     let append: Vec<String> = [
         symbols::append_key(map.as_deref()),
         sched_keys,
-        args.append.clone(),
+        disk_key,
+        args.vm.append.clone(),
     ]
     .into_iter()
     .flatten()
     .collect();
     let append = append.join(" ");
-    let initrd = initramfs(args, &kernel)?;
+    let initrd = initramfs(args, &kernel, disk_modules)?;
     let size = memory::archive_bytes(&initrd.path).map_err(|source| Error::Read {
         path: initrd.path.clone(),
         source,
     })?;
-    let (memory_mib, warning) = memory::choose(args.memory, size);
+    let (memory_mib, warning) = memory::choose(args.vm.memory, size);
     if let Some(warning) = warning {
         eprintln!("guestinit: warning: {warning}");
         events.warning(&warning);
@@ -162,9 +175,10 @@ fn boot(
         kernel: &kernel,
         initrd: &initrd.path,
         memory_mib,
-        cpus: args.cpus,
+        cpus: args.vm.cpus,
         append: Some(&append).filter(|a| !a.is_empty()).map(String::as_str),
-        extra: &args.qemu_args,
+        disks: &args.vm.disks,
+        extra: &args.vm.qemu_args,
         fds: guest.fds(),
     });
     if args.verbose {
@@ -187,6 +201,32 @@ fn boot(
         stdin::forward(link);
     }
     Ok((vm, host, memory_mib))
+}
+
+/// The disks' kernel command-line keys and the modules they need; every
+/// image is checked first, so a missing or unusable one stops the run here.
+fn disks(disks: &[disk::Disk], mode: Mode) -> Result<(Option<String>, Vec<&'static str>)> {
+    let files = disks
+        .iter()
+        .map(disk::Disk::check)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(match mode {
+        Mode::Test if disks.is_empty() => (None, vec![]),
+        Mode::Test => (
+            disk::append_key(disks),
+            disk::modules(files.iter().filter_map(disk::detect)),
+        ),
+        Mode::Mkdisk(fs) => (
+            Some(format!(
+                "{}={} {}={}",
+                guestinit::proto::key::MODE,
+                guestinit::proto::mode::MKDISK,
+                guestinit::proto::key::FS,
+                fs.name()
+            )),
+            disk::modules([fs.fs()]),
+        ),
+    })
 }
 
 /// What the run left once QEMU is gone: its texts and its writers.
@@ -239,7 +279,7 @@ impl Ended {
         let mut ending = Ending {
             deadline,
             signals: &mut self.signals,
-            timeout_secs: args.timeout.unwrap_or_default(),
+            timeout_secs: args.vm.timeout.unwrap_or_default(),
         };
         for (spool, path) in &self.logs {
             ending.finish(spool, &path.display().to_string())?;
@@ -271,7 +311,7 @@ fn conclude(
         com1: &ended.com1,
         com2: &ended.com2,
         memory_mib,
-        timeout_secs: args.timeout.unwrap_or_default(),
+        timeout_secs: args.vm.timeout.unwrap_or_default(),
     })
     .map_err(|e| match e {
         Error::NoExit { .. } | Error::NeverReachedInit { .. } if !status.success() => {
@@ -312,7 +352,7 @@ struct Initrd {
 /// The user's initramfs, or one packed for this run. A packed one is open
 /// and already unlinked when QEMU starts (QEMU reads `/dev/fd/N`), so no
 /// temporary file outlives the host, however it ends.
-fn initramfs(args: &RunArgs, kernel: &Path) -> Result<Initrd> {
+fn initramfs(args: &RunArgs, kernel: &Path, disk_modules: Vec<&'static str>) -> Result<Initrd> {
     match &args.initramfs {
         Some(path) if path.is_file() => Ok(Initrd {
             path: path.clone(),
@@ -330,6 +370,7 @@ fn initramfs(args: &RunArgs, kernel: &Path) -> Result<Initrd> {
                 modules: args.modules.clone(),
                 sched: args.sched.clone(),
                 setup: args.setup.clone(),
+                disk_modules,
             };
             let scratch = ScratchDir::new("run").map_err(|source| Error::VmSetup {
                 what: "creating a temporary directory".into(),
