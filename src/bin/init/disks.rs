@@ -5,12 +5,12 @@
 
 use crate::console::warning;
 use crate::link::Link;
+use core::ffi::CStr;
 use core::fmt::{self, Write};
-use guestinit::fmt::{ErrnoText, SliceWriter};
+use guestinit::fmt::{ErrnoText, Lossy, SliceWriter};
 use guestinit::parse::superblock::{self, Fs};
 use guestinit::proto::{self, disk};
 use guestinit::wire::Tag;
-use heapless::String;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
@@ -19,7 +19,7 @@ use rustix::mount::{mount, MountFlags, UnmountFlags};
 /// Mounts disk N at /mnt/diskN for each item of the host's
 /// `guestinit.disks` value (`rw,ro`: see [`proto::key::DISKS`]).
 pub fn mount_all(link: &mut Link, access: &[u8]) {
-    if let Err(e) = make_dir("/mnt") {
+    if let Err(e) = make_dir(c"/mnt") {
         warn(link, format_args!("mkdir /mnt: {}", ErrnoText(e)));
         return;
     }
@@ -42,7 +42,8 @@ pub fn mount_all(link: &mut Link, access: &[u8]) {
 pub fn unmount_all(link: &mut Link, access: &[u8]) {
     let count = access.split(|&b| b == b',').count().min(disk::MAX);
     for index in 0..count {
-        match rustix::mount::unmount(target(index).as_str(), UnmountFlags::empty()) {
+        let mut buf = [0u8; TARGET_LEN];
+        match rustix::mount::unmount(target(index, &mut buf), UnmountFlags::empty()) {
             // EINVAL: it was never mounted (a warning said why).
             Ok(()) | Err(Errno::INVAL) | Err(Errno::NOENT) => {}
             Err(e) => warn(link, format_args!("unmount disk{index}: {}", ErrnoText(e))),
@@ -54,11 +55,11 @@ pub fn unmount_all(link: &mut Link, access: &[u8]) {
 
 /// Why a data disk is not mounted, or why `mkdisk`'s disk is not right.
 enum Error {
-    Open(&'static str, Errno),
+    Open(&'static CStr, Errno),
     Mkdir(Errno),
     /// No filesystem magic the init knows (ext2/3/4, btrfs, xfs, vfat).
-    Unknown(&'static str),
-    Mount(&'static str, Fs, Errno),
+    Unknown(&'static CStr),
+    Mount(&'static CStr, Fs, Errno),
     /// `mkdisk` was asked for a type the init cannot check.
     UnknownFs,
     /// mkfs ended well but the disk lacks the filesystem's magic.
@@ -69,15 +70,17 @@ enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Open(dev, e) => write!(f, "open {dev}: {}", ErrnoText(*e)),
+            Error::Open(dev, e) => write!(f, "open {}: {}", Lossy(dev.to_bytes()), ErrnoText(*e)),
             Error::Mkdir(e) => write!(f, "mkdir: {}", ErrnoText(*e)),
             Error::Unknown(dev) => write!(
                 f,
-                "{dev} holds no filesystem the init knows (ext2/3/4, btrfs, xfs, vfat)"
+                "{} holds no filesystem the init knows (ext2/3/4, btrfs, xfs, vfat)",
+                Lossy(dev.to_bytes())
             ),
             Error::Mount(dev, fs, e) => write!(
                 f,
-                "mount {dev} as {}: {}",
+                "mount {} as {}: {}",
+                Lossy(dev.to_bytes()),
                 fs.mount_type(),
                 ErrnoText(*e)
             ),
@@ -93,11 +96,17 @@ impl fmt::Display for Error {
     }
 }
 
-/// `/mnt/diskN` for disk `index`.
-fn target(index: usize) -> String<16> {
-    let mut target = String::new();
-    let _ = write!(target, "{}{index}", disk::MOUNT_PREFIX);
-    target
+/// Room for `/mnt/diskN` and its NUL.
+const TARGET_LEN: usize = disk::MOUNT_PREFIX.len() + 3;
+
+/// `/mnt/diskN` for disk `index` (below [`disk::MAX`]), written in `buf`.
+fn target(index: usize, buf: &mut [u8; TARGET_LEN]) -> &CStr {
+    let prefix = disk::MOUNT_PREFIX.as_bytes();
+    buf[..prefix.len()].copy_from_slice(prefix);
+    let digits = [b'0' + (index / 10) as u8, b'0' + (index % 10) as u8, 0];
+    let digits = if index < 10 { &digits[1..] } else { &digits[..] };
+    buf[prefix.len()..prefix.len() + digits.len()].copy_from_slice(digits);
+    CStr::from_bytes_until_nul(&buf[..]).unwrap_or_default()
 }
 
 fn mount_disk(index: usize, read_only: bool) -> Result<(), Error> {
@@ -105,28 +114,33 @@ fn mount_disk(index: usize, read_only: bool) -> Result<(), Error> {
     let file = open(device, OFlags::RDONLY).map_err(|e| Error::Open(device, e))?;
     let fs = superblock::detect(reader(&file)).ok_or(Error::Unknown(device))?;
     drop(file);
-    let target = target(index);
-    make_dir(target.as_str()).map_err(Error::Mkdir)?;
+    let mut buf = [0u8; TARGET_LEN];
+    let target = target(index, &mut buf);
+    make_dir(target).map_err(Error::Mkdir)?;
     let flags = match read_only {
         true => MountFlags::RDONLY,
         false => MountFlags::empty(),
     };
-    mount(device, target.as_str(), fs.mount_type(), flags, None::<&core::ffi::CStr>)
+    mount(device, target, fs.mount_type(), flags, None::<&CStr>)
         .map_err(|e| Error::Mount(device, fs, e))
 }
 
 /// Disk N's device: virtio-blk disks are named in the order QEMU attaches them.
-const DEVICES: [&str; disk::MAX] = [
-    "/dev/vda", "/dev/vdb", "/dev/vdc", "/dev/vdd", "/dev/vde", "/dev/vdf", "/dev/vdg",
-    "/dev/vdh", "/dev/vdi", "/dev/vdj", "/dev/vdk", "/dev/vdl", "/dev/vdm", "/dev/vdn",
-    "/dev/vdo", "/dev/vdp",
+/// (C strings: they go to syscalls as they are.)
+const DEVICES: [&CStr; disk::MAX] = [
+    c"/dev/vda", c"/dev/vdb", c"/dev/vdc", c"/dev/vdd", c"/dev/vde", c"/dev/vdf", c"/dev/vdg",
+    c"/dev/vdh", c"/dev/vdi", c"/dev/vdj", c"/dev/vdk", c"/dev/vdl", c"/dev/vdm", c"/dev/vdn",
+    c"/dev/vdo", c"/dev/vdp",
 ];
+
+/// `mkdisk`'s disk, [`disk::TEMPLATE`].
+const TEMPLATE: &CStr = DEVICES[0];
 
 /// `mkdisk`'s last step: the disk carries the magic of `fs_name` (from
 /// [`proto::key::FS`]), and is synced.
 pub fn check_template(fs_name: &[u8]) -> Result<(), impl fmt::Display> {
     let fs = Fs::from_name(fs_name).ok_or(Error::UnknownFs)?;
-    let file = open(disk::TEMPLATE, OFlags::RDWR).map_err(|e| Error::Open(disk::TEMPLATE, e))?;
+    let file = open(TEMPLATE, OFlags::RDWR).map_err(|e| Error::Open(TEMPLATE, e))?;
     // mkfs wrote through the page cache: the host reads the file after
     // QEMU exits, so the guest's writes must reach the device first.
     rustix::fs::fsync(&file).map_err(Error::Sync)?;
@@ -138,11 +152,11 @@ pub fn check_template(fs_name: &[u8]) -> Result<(), impl fmt::Display> {
     }
 }
 
-fn open(path: &str, flags: OFlags) -> Result<OwnedFd, Errno> {
+fn open(path: &CStr, flags: OFlags) -> Result<OwnedFd, Errno> {
     rustix::fs::open(path, flags | OFlags::CLOEXEC, Mode::empty())
 }
 
-fn make_dir(path: &str) -> Result<(), Errno> {
+fn make_dir(path: &CStr) -> Result<(), Errno> {
     match rustix::fs::mkdir(path, Mode::from_raw_mode(0o755)) {
         Ok(()) | Err(Errno::EXIST) => Ok(()),
         Err(e) => Err(e),
@@ -171,9 +185,13 @@ mod tests {
     fn disk_n_is_vd_letter_n_at_mnt_disk_n() {
         for (index, device) in DEVICES.iter().enumerate() {
             let letter = char::from(b'a' + index as u8);
-            assert_eq!(*device, std::format!("{}{letter}", disk::DEVICE_PREFIX));
-            assert_eq!(target(index).as_str(), std::format!("/mnt/disk{index}"));
+            let name = std::format!("{}{letter}", disk::DEVICE_PREFIX);
+            assert_eq!(device.to_str(), Ok(name.as_str()));
+            let mut buf = [0u8; TARGET_LEN];
+            let want = std::format!("/mnt/disk{index}");
+            assert_eq!(target(index, &mut buf).to_str(), Ok(want.as_str()));
         }
+        assert_eq!(TEMPLATE.to_str(), Ok(disk::TEMPLATE));
     }
 
     #[test]
@@ -182,7 +200,8 @@ mod tests {
         let mut image = std::vec![0u8; 4096];
         image[1080..1082].copy_from_slice(&[0x53, 0xEF]);
         std::fs::write(&path, &image).unwrap();
-        let file = open(path.to_str().unwrap(), OFlags::RDONLY).unwrap();
+        let path_c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        let file = open(&path_c, OFlags::RDONLY).unwrap();
         assert_eq!(superblock::detect(reader(&file)), Some(Fs::Ext));
         // btrfs's magic lies past this file's end: a short read is no match.
         assert!(!Fs::Btrfs.found_in(&mut reader(&file)));
