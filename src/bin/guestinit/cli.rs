@@ -159,8 +159,9 @@ pub struct VmArgs {
 
     /// Attach a disk image as a virtio-blk disk, mounted in the guest at
     /// /mnt/diskN (N counts from 0 in the order given) as the filesystem its
-    /// superblock names; `,ro` makes it read-only (repeatable).
-    #[arg(long = "disk", value_name = "FILE[,ro]", value_parser = crate::disk::Disk::parse)]
+    /// superblock names; `,ro` makes it read-only, `,rw` (the default)
+    /// names a FILE that itself ends in `,ro` (repeatable).
+    #[arg(long = "disk", value_name = "FILE[,ro|,rw]", value_parser = crate::disk::Disk::parse)]
     pub disks: Vec<crate::disk::Disk>,
 }
 

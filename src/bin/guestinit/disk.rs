@@ -21,15 +21,17 @@ pub struct Disk {
 }
 
 impl Disk {
-    /// `FILE` or `FILE,ro`. Only a trailing `,ro` is an option: any other
-    /// comma belongs to the file's name.
+    /// `FILE`, `FILE,ro` or `FILE,rw` (the default, written out to name a
+    /// file that itself ends in `,ro`). Only that last suffix is an option:
+    /// any other comma belongs to the file's name.
     pub fn parse(spec: &str) -> std::result::Result<Disk, String> {
-        let (path, read_only) = match spec.strip_suffix(",ro") {
-            Some(path) => (path, true),
-            None => (spec, false),
+        let (path, read_only) = match (spec.strip_suffix(",ro"), spec.strip_suffix(",rw")) {
+            (Some(path), _) => (path, true),
+            (None, Some(path)) => (path, false),
+            (None, None) => (spec, false),
         };
         if path.is_empty() {
-            return Err("a disk needs a file: FILE or FILE,ro".into());
+            return Err("a disk needs a file: FILE, FILE,ro or FILE,rw".into());
         }
         Ok(Disk {
             path: path.into(),
@@ -194,7 +196,10 @@ mod tests {
         assert_eq!(Disk::parse("a.img,ro"), Ok(disk("a.img", true)));
         assert_eq!(Disk::parse("x,y.img"), Ok(disk("x,y.img", false)));
         assert_eq!(Disk::parse("x,y.img,ro"), Ok(disk("x,y.img", true)));
+        assert_eq!(Disk::parse("x,ro,rw"), Ok(disk("x,ro", false)));
+        assert_eq!(Disk::parse("x,rw,ro"), Ok(disk("x,rw", true)));
         assert!(Disk::parse(",ro").is_err());
+        assert!(Disk::parse(",rw").is_err());
         assert!(Disk::parse("").is_err());
     }
 
