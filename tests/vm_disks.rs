@@ -98,6 +98,25 @@ fn a_missing_disk_file_is_refused_before_the_boot_by_name() {
 }
 
 #[test]
+fn more_disks_than_the_guest_mounts_are_refused_before_the_boot() {
+    let dir = scratch("too-many-disks");
+    let image = dir.join("blank.img");
+    std::fs::write(&image, [0u8; 4096]).unwrap();
+    let disk = format!("{},ro", image.display());
+    let args: Vec<&str> = std::iter::repeat(["--disk", disk.as_str()])
+        .take(17)
+        .flatten()
+        .collect();
+    let out = sh(&args, "echo booted");
+    assert_eq!(code(&out), 249);
+    assert!(
+        stderr(&out).contains("17 disks: the guest mounts at most 16"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn mkdisk_never_overwrites_an_existing_file() {
     let dir = scratch("mkdisk-exists");
     let image = dir.join("taken.img");

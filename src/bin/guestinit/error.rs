@@ -132,6 +132,11 @@ pub enum Error {
     BadCwd { path: PathBuf, reason: &'static str },
     #[error("disk {}: {source}", path.display())]
     Disk { path: PathBuf, source: io::Error },
+    #[error(
+        "{count} disks: the guest mounts at most {}",
+        guestinit::proto::disk::MAX
+    )]
+    TooManyDisks { count: usize },
     #[error("{} exists already: mkdisk makes a new image and never overwrites one; remove it or choose another name", path.display())]
     DiskExists { path: PathBuf },
     #[error("{program} is missing on this host: install {package} to make {fs} images")]
@@ -267,6 +272,7 @@ impl Error {
             | Error::EnvTooLong { .. }
             | Error::BadCwd { .. }
             | Error::Disk { .. }
+            | Error::TooManyDisks { .. }
             | Error::DiskExists { .. }
             | Error::MkfsMissing { .. } => USAGE,
             // The VM ran and said it succeeded: a fatal, not a usage error.

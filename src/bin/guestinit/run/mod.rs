@@ -206,6 +206,9 @@ fn boot(
 /// The disks' kernel command-line keys and the modules they need; every
 /// image is checked first, so a missing or unusable one stops the run here.
 fn disks(disks: &[disk::Disk], mode: Mode) -> Result<(Option<String>, Vec<&'static str>)> {
+    if disks.len() > guestinit::proto::disk::MAX {
+        return Err(Error::TooManyDisks { count: disks.len() });
+    }
     let files = disks
         .iter()
         .map(disk::Disk::check)
