@@ -103,8 +103,7 @@ fn more_disks_than_the_guest_mounts_are_refused_before_the_boot() {
     let image = dir.join("blank.img");
     std::fs::write(&image, [0u8; 4096]).unwrap();
     let disk = format!("{},ro", image.display());
-    let args: Vec<&str> = std::iter::repeat(["--disk", disk.as_str()])
-        .take(17)
+    let args: Vec<&str> = std::iter::repeat_n(["--disk", disk.as_str()], 17)
         .flatten()
         .collect();
     let out = sh(&args, "echo booted");
