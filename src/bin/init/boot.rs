@@ -228,16 +228,21 @@ fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd, cmdline: &Cmd
 /// The data disks the host attached, at /mnt/diskN; one that cannot be
 /// mounted is warned of.
 fn mount_disks(link: &mut Link, cmdline: &Cmdline<'_>) {
-    if let Some(Some(access)) = cmdline.get(proto::key::DISKS.as_bytes()) {
+    if let Some(access) = disk_access(cmdline) {
         disks::mount_all(link, access);
     }
 }
 
 /// The data disks, written out before the VM ends.
 fn unmount_disks(link: &mut Link, cmdline: &Cmdline<'_>) {
-    if let Some(Some(access)) = cmdline.get(proto::key::DISKS.as_bytes()) {
+    if let Some(access) = disk_access(cmdline) {
         disks::unmount_all(link, access);
     }
+}
+
+/// `guestinit.disks`' value: each disk's access, in device order.
+fn disk_access<'a>(cmdline: &Cmdline<'a>) -> Option<&'a [u8]> {
+    cmdline.get(proto::key::DISKS.as_bytes()).flatten()
 }
 
 /// Disk-template mode: the payload is the host's mkfs for the template
