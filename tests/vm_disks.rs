@@ -59,6 +59,23 @@ fn mkdisk_then_a_run_writes_a_file_and_a_read_only_run_reads_it_but_cannot_write
         "{}",
         stderr(&out)
     );
+
+    // Disks are numbered in the order given: behind an unmountable disk0,
+    // the image is disk1.
+    let blank = dir.join("blank.img");
+    std::fs::write(&blank, vec![0u8; 1 << 20]).unwrap();
+    let blank = format!("{},ro", blank.display());
+    let out = sh(
+        &["--disk", &blank, "--disk", &read_only],
+        "read -r line < /mnt/disk1/note && echo \"$line\"",
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "written-in-the-vm\n");
+    assert!(
+        stderr(&out).contains("disk0 is not mounted"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
