@@ -15,6 +15,8 @@ command -v xz >/dev/null || need_apt+=(xz-utils)
 command -v zstd >/dev/null || need_apt+=(zstd)
 command -v cpio >/dev/null || need_apt+=(cpio)
 command -v tmux >/dev/null || need_apt+=(tmux)
+# mke2fs, for `guestinit mkdisk` (it lives in sbin, often off a user's PATH).
+[ -x /usr/sbin/mke2fs ] || [ -x /sbin/mke2fs ] || need_apt+=(e2fsprogs)
 
 apt_updated=
 apt_update() {

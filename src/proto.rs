@@ -66,9 +66,6 @@ pub mod key {
     /// `page_offset_base`'s link-time offset from `_text`, in hex, from the
     /// kernel's System.map: KADR then needs only `_text` from kallsyms.
     pub const PAGE_OFFSET_BASE: &str = "guestinit.pob";
-    /// What PID 1 runs: [`super::mode::SHELL`] or [`super::mode::EXEC`];
-    /// absent, the test payload of `/args`.
-    pub const MODE: &str = "guestinit.mode";
     /// Present: the host relays a stats client on [`super::STATS_PORT`].
     pub const STATS: &str = "guestinit.stats";
     /// Present: the host relays its stdin on [`super::STDIN_PORT`].
@@ -76,6 +73,29 @@ pub mod key {
     /// Seconds the init waits for the scheduler to attach (default
     /// [`super::sched::ATTACH_TIMEOUT_TCG_S`]).
     pub const ATTACH_TIMEOUT: &str = "guestinit.attach_timeout";
+    /// What PID 1 does (see [`super::mode`]); absent: test mode.
+    pub const MODE: &str = "guestinit.mode";
+    /// The data disks' access, one [`super::disk::RW`] or [`super::disk::RO`]
+    /// per disk in device order, comma-separated: `rw,ro`.
+    pub const DISKS: &str = "guestinit.disks";
+    /// In [`super::mode::MKDISK`]: the filesystem the payload (mkfs) makes
+    /// on [`super::disk::TEMPLATE`], as `mkfs -t` names it.
+    pub const FS: &str = "guestinit.fs";
+}
+
+/// The data disks (`run --disk`) and the disk `mkdisk` formats.
+pub mod disk {
+    /// A disk mounted read-write, and one mounted read-only.
+    pub const RW: &str = "rw";
+    pub const RO: &str = "ro";
+    /// Disks the init mounts at most: /dev/vda to /dev/vdp.
+    pub const MAX: usize = 16;
+    /// Disk N is the virtio-blk device `/dev/vd` + (b'a' + N), mounted at
+    /// `/mnt/disk` + N.
+    pub const DEVICE_PREFIX: &str = "/dev/vd";
+    pub const MOUNT_PREFIX: &str = "/mnt/disk";
+    /// The disk `mkdisk` formats: the only one of its VM.
+    pub const TEMPLATE: &str = "/dev/vda";
 }
 
 /// Values of [`key::MODE`].
@@ -84,6 +104,9 @@ pub mod mode {
     pub const SHELL: &str = "shell";
     /// `busybox sh -c` of [`super::path::EXEC_CMD`], its output as SOUT/SERR.
     pub const EXEC: &str = "exec";
+    /// Format [`super::disk::TEMPLATE`] with the payload (the host's mkfs),
+    /// check the filesystem's magic, sync.
+    pub const MKDISK: &str = "mkdisk";
 }
 
 /// Paths in the initramfs the host builds.

@@ -80,6 +80,42 @@ proptest! {
     }
 }
 
+/// An image of `len` noise bytes with some of the magics written in (the
+/// FAT ones together with or without the boot signature).
+fn disk_image() -> impl Strategy<Value = Vec<u8>> {
+    const PIECES: [(usize, &[u8]); 6] = [
+        (0, b"XFSB"),
+        (0x10040, b"_BHRfS_M"),
+        (1080, &[0x53, 0xEF]),
+        (82, b"FAT32   "),
+        (54, b"FAT16   "),
+        (510, &[0x55, 0xAA]),
+    ];
+    (
+        0usize..0x10050,
+        any::<u8>(),
+        prop::collection::vec(any::<bool>(), 6),
+    )
+        .prop_map(|(len, noise, chosen)| {
+            let mut image: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(noise)).collect();
+            for ((offset, magic), yes) in PIECES.iter().zip(chosen) {
+                if yes && offset + magic.len() <= len {
+                    image[*offset..offset + magic.len()].copy_from_slice(magic);
+                }
+            }
+            image
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn superblock(image in disk_image()) {
+        props::superblock(&image);
+    }
+}
+
 #[test]
 fn fuzz_corpus_seeds_and_regressions_replay() {
     replay::all(
@@ -91,6 +127,7 @@ fn fuzz_corpus_seeds_and_regressions_replay() {
             "iomem",
             "lines",
             "num",
+            "superblock",
         ],
         props::replay,
     );

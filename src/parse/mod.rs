@@ -1,5 +1,6 @@
 //! Parsers of the inputs the init reads (files and a command line that the
-//! host wrote, kernel files) and of module metadata the host reads. None
+//! host wrote, kernel files, a disk's superblock) and of module metadata the
+//! host reads. None
 //! allocates or panics, and each does work linear in its input: each is a
 //! fuzz target.
 
@@ -11,3 +12,4 @@ pub mod lines;
 pub mod modinfo;
 pub mod num;
 pub mod sched_script;
+pub mod superblock;

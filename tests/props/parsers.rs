@@ -10,6 +10,7 @@ use guestinit::parse::args::{self, ArgsError};
 use guestinit::parse::cmdline::Cmdline;
 use guestinit::parse::lines::LineSplitter;
 use guestinit::parse::num::{parse_dec_u64, parse_hex_u64};
+use guestinit::parse::superblock::{self, Fs};
 use guestinit::parse::{iomem, kallsyms, sched_script};
 
 /// Whether `part` lies within `whole` (parsers return borrowed pieces).
@@ -283,6 +284,29 @@ fn lines_n<const N: usize>(input: &LinesInput) {
 
 /// Runs the property of fuzz target `target` on its raw input, decoded as
 /// libFuzzer's harness decodes it; `false` if no such target.
+/// A disk image's first bytes: the filesystem `superblock::detect` names is
+/// the first whose magic bytes a direct comparison finds (xfs, btrfs, ext,
+/// then FAT with its boot signature), and `found_in` agrees for each.
+pub fn superblock(image: &[u8]) {
+    let at = |offset: usize, magic: &[u8]| image.get(offset..offset + magic.len()) == Some(magic);
+    let fat = at(510, &[0x55, 0xAA]) && (at(82, b"FAT32   ") || at(54, b"FAT1"));
+    let found = [
+        (Fs::Xfs, at(0, b"XFSB")),
+        (Fs::Btrfs, at(0x10040, b"_BHRfS_M")),
+        (Fs::Ext, at(1080, &[0x53, 0xEF])),
+        (Fs::Vfat, fat),
+    ];
+    let model = found.iter().find(|(_, yes)| *yes).map(|(fs, _)| *fs);
+    assert_eq!(superblock::detect(superblock::read_from(image)), model);
+    for (fs, yes) in found {
+        assert_eq!(
+            fs.found_in(&mut superblock::read_from(image)),
+            yes,
+            "{fs:?}"
+        );
+    }
+}
+
 pub fn replay(target: &str, data: &[u8]) -> bool {
     match target {
         "cmdline" => cmdline(data),
@@ -291,6 +315,7 @@ pub fn replay(target: &str, data: &[u8]) -> bool {
         "kallsyms" => kallsyms(data),
         "iomem" => iomem(data),
         "num" => num(data),
+        "superblock" => superblock(data),
         "lines" => {
             if let Ok(input) = LinesInput::arbitrary_take_rest(Unstructured::new(data)) {
                 lines(&input);

@@ -48,12 +48,16 @@ pub enum Command {
     /// Write the initramfs that `run` would boot.
     #[command(after_help = "Exit status: 0, or 249 on error.")]
     Pack(Box<PackArgs>),
+    /// Make a disk image for `run --disk`: FILE of --size bytes, formatted
+    /// inside a VM by the host's mkfs, so its features are the guest kernel's.
+    #[command(after_help = MKDISK_EXIT_HELP)]
+    Mkdisk(Box<MkdiskArgs>),
     /// Print the frames of a raw bulk-port capture (from `run --bulk-log`).
     #[command(after_help = "Exit status: 0 if FILE was read, 249 if not.")]
     Decode(DecodeArgs),
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct RunArgs {
     /// Boot this initramfs instead of packing one.
     #[arg(long, value_name = "FILE",
@@ -113,7 +117,7 @@ pub struct RunArgs {
 }
 
 /// The VM itself, as `run` and `shell` both take it.
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct VmArgs {
     /// Kernel image, or a kernel build tree [default: $GUESTINIT_KERNEL, else a build tree here, .cache/kernel, /boot, /usr/lib/modules].
     #[arg(long, value_name = "PATH")]
@@ -148,6 +152,13 @@ pub struct VmArgs {
     #[arg(long = "qemu-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub qemu_args: Vec<OsString>,
 
+    /// Attach a disk image as a virtio-blk disk, mounted in the guest at
+    /// /mnt/diskN (N counts from 0 in the order given) as the filesystem its
+    /// superblock names; `,ro` makes it read-only, `,rw` (the default)
+    /// names a FILE that itself ends in `,ro` (repeatable).
+    #[arg(long = "disk", value_name = "FILE[,ro|,rw]", value_parser = crate::disk::Disk::parse)]
+    pub disks: Vec<crate::disk::Disk>,
+
     /// Save COM1 (kernel console) here instead of a temporary file.
     #[arg(long, value_name = "FILE")]
     pub com1_log: Option<PathBuf>,
@@ -171,6 +182,9 @@ pub enum GuestMode {
     Shell,
     /// `shell --exec CMD`: `busybox sh -c CMD`, its output streamed.
     Exec(String),
+    /// `mkdisk`: the program is mkfs for the one disk, whose magic the
+    /// guest then checks.
+    Mkdisk(crate::disk::FsType),
 }
 
 #[derive(Debug, Args)]
@@ -249,6 +263,43 @@ pub enum Compress {
     Gzip,
 }
 
+const MKDISK_EXIT_HELP: &str = "\
+Exit status: 0 when FILE holds the filesystem; 249 when FILE exists already,
+the mkfs program is missing on this host or the size is bad; else as for
+`run` (mkfs's own exit code, or 250-254). A FILE that was not finished is
+removed.";
+
+#[derive(Debug, Args)]
+pub struct MkdiskArgs {
+    /// The filesystem to make.
+    #[arg(long, value_enum)]
+    pub fs: crate::disk::FsType,
+
+    /// The image's size: bytes, or a number with K, M, G or T (powers of 1024).
+    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = crate::disk::parse_size)]
+    pub size: u64,
+
+    /// Kernel image, or a kernel build tree [default: as for `run`].
+    #[arg(long, value_name = "PATH")]
+    pub kernel: Option<PathBuf>,
+
+    /// The guest init binary [default: `init` beside this executable].
+    #[arg(long, value_name = "PATH")]
+    pub init: Option<PathBuf>,
+
+    /// Kill the VM after this many seconds (exit status 252) [default: none].
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: Option<u64>,
+
+    /// Print lifecycle frames and the QEMU command to stderr.
+    #[arg(short, long)]
+    pub verbose: bool,
+
+    /// The image to create; an existing file is refused, never overwritten.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
 #[derive(Debug, Args)]
 pub struct DecodeArgs {
     /// One JSON object per line instead of text.
@@ -320,7 +371,7 @@ mod tests {
         match cli.command {
             Command::Run(args) => args.program,
             Command::Pack(args) => args.program,
-            Command::Decode(_) | Command::Shell(_) => vec![],
+            Command::Decode(_) | Command::Shell(_) | Command::Mkdisk(_) => vec![],
         }
     }
 

@@ -21,7 +21,9 @@
 //! A COM2 verdict counts only when the payload's own WAIT and EXIT frames
 //! did not arrive: the payload can write to /dev/ttyS1 too.
 //!
-//! `pack` and `decode` exit 0 or 249.
+//! `pack` and `decode` exit 0 or 249. `mkdisk` exits as `run` does, 249
+//! also for an existing FILE or a missing mkfs, and 254 when the image
+//! lacks the filesystem's magic after all.
 
 use std::io;
 use std::path::PathBuf;
@@ -144,6 +146,23 @@ pub enum Error {
     EnvTooLong { bytes: usize, count: usize },
     #[error("--cwd {}: {reason}", path.display())]
     BadCwd { path: PathBuf, reason: &'static str },
+    #[error("disk {}: {source}", path.display())]
+    Disk { path: PathBuf, source: io::Error },
+    #[error(
+        "{count} disks: the guest mounts at most {}",
+        guestinit::proto::disk::MAX
+    )]
+    TooManyDisks { count: usize },
+    #[error("{} exists already: mkdisk makes a new image and never overwrites one; remove it or choose another name", path.display())]
+    DiskExists { path: PathBuf },
+    #[error("{program} is missing on this host: install {package} to make {fs} images")]
+    MkfsMissing {
+        program: &'static str,
+        package: &'static str,
+        fs: &'static str,
+    },
+    #[error("mkdisk: {} does not hold a {fs} filesystem after mkfs succeeded", path.display())]
+    DiskNotFormatted { path: PathBuf, fs: &'static str },
     #[error("init binary not found at {}: run `cargo build --release` (or pass --init)", path.display())]
     InitNotFound { path: PathBuf },
     #[error("{}:{line}: {why}", file.display())]
@@ -272,7 +291,13 @@ impl Error {
             | Error::BadCwd { .. }
             | Error::NotATerminal
             | Error::NoBusybox { .. }
-            | Error::ExecTooLong { .. } => USAGE,
+            | Error::ExecTooLong { .. }
+            | Error::Disk { .. }
+            | Error::TooManyDisks { .. }
+            | Error::DiskExists { .. }
+            | Error::MkfsMissing { .. } => USAGE,
+            // The VM ran and said it succeeded: a fatal, not a usage error.
+            Error::DiskNotFormatted { .. } => FATAL,
         }
     }
 

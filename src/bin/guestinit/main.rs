@@ -4,8 +4,10 @@
 
 mod cli;
 mod decode;
+mod disk;
 mod error;
 mod locate;
+mod mkdisk;
 mod pack;
 mod render;
 mod run;
@@ -26,6 +28,7 @@ fn main() -> ExitCode {
     let result = match command {
         Command::Run(args) => run::main(*args),
         Command::Shell(args) => shell::main(*args),
+        Command::Mkdisk(args) => mkdisk::main(*args),
         Command::Pack(args) => pack::main(*args).map(|()| 0),
         Command::Decode(args) => decode::main(args).map(|()| 0),
     };

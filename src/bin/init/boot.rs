@@ -12,7 +12,7 @@ use crate::spawn::Stdio;
 use crate::stats_relay::{self, StatsRelay};
 use crate::stdin_relay::{self, StdinRelay};
 use crate::wake::{self, WakeBytes};
-use crate::{clock, crash, failure, kernel_addrs, modules, mounts, power, rss, shell, trace};
+use crate::{clock, crash, disks, failure, kernel_addrs, modules, mounts, power, rss, shell, trace};
 use guestinit::parse::num::parse_dec_u64;
 use guestinit::cell::TakeOnce;
 use guestinit::parse::cmdline::Cmdline;
@@ -34,20 +34,26 @@ static CMDLINE: TakeOnce<[u8; 4096]> = TakeOnce::new([0; 4096]);
 
 /// What the kernel command line asks PID 1 to do ([`proto::key::MODE`]).
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
+enum Mode<'a> {
     /// Run /args as the payload and report its exit.
     Test,
     /// Run `sh -c` of /exec_cmd as the payload; its exit goes as EXCX too.
     Exec,
     /// An interactive shell on hvc0; its exit is the run's.
     Shell,
+    /// Run /args (the host's mkfs) on the template disk, then check it
+    /// holds the named filesystem ([`proto::key::FS`]).
+    Mkdisk(&'a [u8]),
 }
 
-fn mode(cmdline: &Cmdline<'_>) -> Mode {
+fn mode<'a>(cmdline: &Cmdline<'a>) -> Mode<'a> {
     match cmdline.get(proto::key::MODE.as_bytes()) {
         None => Mode::Test,
         Some(Some(v)) if v == proto::mode::SHELL.as_bytes() => Mode::Shell,
         Some(Some(v)) if v == proto::mode::EXEC.as_bytes() => Mode::Exec,
+        Some(Some(v)) if v == proto::mode::MKDISK.as_bytes() => {
+            Mode::Mkdisk(cmdline.get(proto::key::FS.as_bytes()).flatten().unwrap_or(b""))
+        }
         Some(v) => {
             warning!("unknown {}={}: running the payload", proto::key::MODE, Lossy(v.unwrap_or_default()));
             Mode::Test
@@ -100,12 +106,15 @@ pub fn run(entry_ns: u64) -> ! {
         .flatten()
         .and_then(parse_hex_u64);
     announce(&mut link, &mut marks, pob_offset);
+    mount_disks(&mut link, &cmdline);
     let code = match mode(&cmdline) {
         mode @ (Mode::Test | Mode::Exec) => {
             test_mode(&mut link, &mut marks, signals, &cmdline, mode)
         }
         Mode::Shell => shell_mode(&mut link, signals, &cmdline),
+        Mode::Mkdisk(fs) => mkdisk_mode(&mut link, &mut marks, signals, &cmdline, fs),
     };
+    unmount_disks(&mut link, &cmdline);
     link.finish(code, ack);
     power::off()
 }
@@ -185,7 +194,7 @@ fn scheduler(link: &mut Link, reactor: &mut Reactor, cmdline: &Cmdline<'_>) -> R
 /// beside the scheduler and the relays; SCPP, TIME and WAIT follow, and
 /// EXCX in exec mode. The exit code for EXIT: 248 when the scheduler
 /// failed.
-fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd, cmdline: &Cmdline<'_>, mode: Mode) -> i32 {
+fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd, cmdline: &Cmdline<'_>, mode: Mode<'_>) -> i32 {
     let mut reactor = Reactor::new(Some(signals));
     let mut sched = match scheduler(link, &mut reactor, cmdline) {
         Ok(sched) => sched,
@@ -193,7 +202,7 @@ fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd, cmdline: &Cmd
     };
     let stdin_port = cmdline
         .get(proto::key::STDIN.as_bytes())
-        .filter(|_| mode == Mode::Test)
+        .filter(|_| mode != Mode::Exec)
         .and_then(|_| stdin_relay::open_port());
     let stdin = match stdin_port {
         Some(_) => Stdio::Pipe,
@@ -206,7 +215,7 @@ fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd, cmdline: &Cmd
     let mut relay = stdin_port.zip(stdin_pipe).map(|(port, pipe)| StdinRelay::new(port, pipe));
     // In exec mode the host's dump and stop come on the control port.
     let mut wake = wake::open()
-        .filter(|_| mode == Mode::Test)
+        .filter(|_| mode != Mode::Exec)
         .map(WakeBytes::new);
     let mut control = match mode {
         Mode::Exec => control::open_port().map(|port| Control::new(port, None)),
@@ -292,6 +301,46 @@ fn shell_mode(link: &mut Link, signals: OwnedFd, cmdline: &Cmdline<'_>) -> i32 {
     match sched.as_ref().is_some_and(Sched::failed) {
         true => proto::sched::FAILED,
         false => reaped.exit.shell_code(),
+    }
+}
+
+/// The data disks the host attached, at /mnt/diskN; one that cannot be
+/// mounted is warned of.
+fn mount_disks(link: &mut Link, cmdline: &Cmdline<'_>) {
+    if let Some(access) = disk_access(cmdline) {
+        disks::mount_all(link, access);
+    }
+}
+
+/// The data disks, written out before the VM ends.
+fn unmount_disks(link: &mut Link, cmdline: &Cmdline<'_>) {
+    if let Some(access) = disk_access(cmdline) {
+        disks::unmount_all(link, access);
+    }
+}
+
+/// `guestinit.disks`' value: each disk's access, in device order.
+fn disk_access<'a>(cmdline: &Cmdline<'a>) -> Option<&'a [u8]> {
+    cmdline.get(proto::key::DISKS.as_bytes()).flatten()
+}
+
+/// Disk-template mode: the payload is the host's mkfs for the template
+/// disk; once it succeeded, the disk must hold `fs`, synced, or the run
+/// fails saying so.
+fn mkdisk_mode(
+    link: &mut Link,
+    marks: &mut Marks,
+    signals: OwnedFd,
+    cmdline: &Cmdline<'_>,
+    fs: &[u8],
+) -> i32 {
+    let code = test_mode(link, marks, signals, cmdline, Mode::Mkdisk(fs));
+    if code != 0 {
+        return code;
+    }
+    match disks::check_template(fs) {
+        Ok(()) => 0,
+        Err(e) => failure::fail(link, format_args!("mkdisk: {e}")),
     }
 }
 

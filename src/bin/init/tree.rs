@@ -6,6 +6,7 @@ mod clock;
 mod console;
 mod control;
 mod crash;
+mod disks;
 mod environ;
 mod failure;
 mod kernel_addrs;

@@ -29,9 +29,20 @@ pub struct Companions {
 
 /// The modules `image` needs: none when its config builds the virtio drivers
 /// in, or when nothing at all lies beside it (it boots, or the guest says
-/// why not); else those of its module tree, which must then exist.
-pub fn modules(image: &Path) -> Result<Vec<Module>> {
+/// why not); else those of its module tree, which must then exist. With a
+/// tree, the `extra` ones it has as modules come too (disks: a missing one
+/// is the guest's warning, not a reason to refuse the run).
+pub fn modules(image: &Path, extra: &[&str]) -> Result<Vec<Module>> {
     let found = companions(image)?;
+    let base = base_modules(image, &found)?;
+    match &found.tree {
+        Some(tree) if !extra.is_empty() => with_extra(tree, base, extra),
+        _ => Ok(base),
+    }
+}
+
+/// The modules for the init's ports.
+fn base_modules(image: &Path, found: &Companions) -> Result<Vec<Module>> {
     let Some(config) = &found.config else {
         // Nothing says what the kernel needs: its tree decides, if it has one.
         return match &found.tree {
@@ -61,6 +72,17 @@ pub fn modules(image: &Path) -> Result<Vec<Module>> {
                 .join(", "),
         }),
     }
+}
+
+/// `base` and then each of `extra` the tree has (built-in ones need no
+/// file), dependencies first, each once.
+pub fn with_extra(tree: &Path, mut base: Vec<Module>, extra: &[&str]) -> Result<Vec<Module>> {
+    for module in modules::resolve_present(tree, extra)? {
+        if !base.contains(&module) {
+            base.push(module);
+        }
+    }
+    Ok(base)
 }
 
 /// The kernel's config and the path the guest finds it at,
@@ -220,7 +242,7 @@ mod tests {
         let found = companions(&release.join("vmlinuz")).unwrap();
         assert_eq!(found.config, Some(release.join("config")));
         assert_eq!(found.tree, Some(release.clone()));
-        assert_eq!(modules(&release.join("vmlinuz")).unwrap(), vec![]);
+        assert_eq!(modules(&release.join("vmlinuz"), &[]).unwrap(), vec![]);
         let packed = config(&release.join("vmlinuz")).unwrap();
         let want = (
             PathBuf::from("/boot/config-7.2.0-1-cloud-amd64"),
@@ -234,7 +256,7 @@ mod tests {
         assert_eq!(found.config, Some(build.join(".config")));
         assert_eq!(found.tree, Some(build.clone()));
         assert_eq!(
-            modules(&build.join("arch/x86/boot/bzImage")).unwrap(),
+            modules(&build.join("arch/x86/boot/bzImage"), &[]).unwrap(),
             vec![]
         );
     }
@@ -245,11 +267,11 @@ mod tests {
         let kernel = dir.path().join("boot/vmlinuz-6.1.0-9-amd64");
         touch(&kernel, "");
         // Nothing beside it: it just boots.
-        assert_eq!(modules(&kernel).unwrap(), vec![]);
+        assert_eq!(modules(&kernel, &[]).unwrap(), vec![]);
         touch(&dir.path().join("boot/config-6.1.0-9-amd64"), BUILT_IN);
-        assert_eq!(modules(&kernel).unwrap(), vec![]);
+        assert_eq!(modules(&kernel, &[]).unwrap(), vec![]);
         touch(&dir.path().join("boot/config-6.1.0-9-amd64"), MODULAR);
-        let err = modules(&kernel).unwrap_err();
+        let err = modules(&kernel, &[]).unwrap_err();
         let text = err.to_string();
         assert!(matches!(err, Error::NoModuleTree { .. }), "{text}");
         assert!(

@@ -62,6 +62,9 @@ pub struct Spec {
     pub setup: Setup,
     /// Shell and exec modes: busybox's applet links, and /exec_cmd.
     pub shell: Option<busybox::Shell>,
+    /// Modules the disks need (`disk::modules`), packed where the kernel
+    /// has them as modules.
+    pub disk_modules: Vec<&'static str>,
 }
 
 pub use busybox::Shell;
@@ -98,20 +101,27 @@ pub fn main(args: PackArgs) -> Result<()> {
         sched: args.sched,
         setup: args.setup,
         shell: None,
+        disk_modules: vec![],
     };
     write(&plan(&spec)?, &args.output, args.compress)
 }
 
 /// The modules to pack: those of `--modules DIR` if given, else those the
-/// kernel needs from its own module tree.
-fn modules(kernel: Option<&Path>, modules: Option<&Path>) -> Result<Vec<modules::Module>> {
+/// kernel needs from its own module tree; `extra` (the disks') from either.
+fn modules(
+    kernel: Option<&Path>,
+    modules: Option<&Path>,
+    extra: &[&str],
+) -> Result<Vec<modules::Module>> {
     match modules {
-        Some(dir) if dir.is_dir() => modules::resolve(dir, modules::WANTED),
+        Some(dir) if dir.is_dir() => {
+            kernel::with_extra(dir, modules::resolve(dir, modules::WANTED)?, extra)
+        }
         Some(dir) => Err(Error::Read {
             path: dir.to_owned(),
             source: io::ErrorKind::NotFound.into(),
         }),
-        None => kernel::modules(&locate::kernel(kernel)?),
+        None => kernel::modules(&locate::kernel(kernel)?, extra),
     }
 }
 
@@ -196,7 +206,11 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
     let exec = Some(layout::guest_path(&program)).filter(|p| *p != program);
     let args = args_file(program.as_os_str(), rest, exec.as_deref())?;
     let init = locate::init(spec.init.as_deref())?;
-    let modules = modules(spec.kernel.as_deref(), spec.modules.as_deref())?;
+    let modules = modules(
+        spec.kernel.as_deref(),
+        spec.modules.as_deref(),
+        &spec.disk_modules,
+    )?;
 
     let included = include::resolve(&spec.setup.include)?;
     let placed = payload.iter().map(|p| (layout::guest_path(p), p.clone()));
@@ -443,6 +457,7 @@ mod tests {
             sched: crate::cli::SchedArgs::default(),
             setup: Setup::default(),
             shell: None,
+            disk_modules: vec![],
         }
     }
 

@@ -50,6 +50,23 @@ pub fn resolve(dir: &Path, wanted: &[&str]) -> Result<Vec<Module>> {
     Ok(walk.order)
 }
 
+/// As [`resolve`], but a wanted module the tree neither has nor builds in
+/// is passed over (its dependencies must still be found).
+pub fn resolve_present(dir: &Path, wanted: &[&str]) -> Result<Vec<Module>> {
+    let resolver = Resolver {
+        dir,
+        files: index(dir)?,
+        builtin: builtin(dir)?,
+    };
+    let mut walk = Walk::default();
+    for name in wanted.iter().map(|n| normalize(n)) {
+        if resolver.files.contains_key(&name) || resolver.builtin.contains(&name) {
+            resolver.visit(&name, &mut walk)?;
+        }
+    }
+    Ok(walk.order)
+}
+
 struct Resolver<'a> {
     dir: &'a Path,
     files: HashMap<String, Module>,

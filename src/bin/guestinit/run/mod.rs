@@ -35,6 +35,7 @@ use signal_hook_mio::v1_0::Signals;
 
 use crate::cli::{Compress, GuestMode, RunArgs};
 use crate::decode::decoder_buffer;
+use crate::disk;
 use crate::error::{Error, Result};
 use crate::locate;
 use crate::pack;
@@ -135,6 +136,7 @@ fn boot(
     signals: &mut Signals,
     events: &Events,
 ) -> Result<(vm::Vm, links::HostEnds, u32)> {
+    let (disk_key, disk_modules) = disks(&args.vm.disks, &args.mode)?;
     let kernel = locate::kernel(args.vm.kernel.as_deref())?;
     // The user's --append comes last, so it can override what the host adds.
     let map = pack::kernel::companions(&kernel)
@@ -147,19 +149,21 @@ fn boot(
         GuestMode::Test => None,
         GuestMode::Shell => Some(proto::mode::SHELL),
         GuestMode::Exec(_) => Some(proto::mode::EXEC),
+        GuestMode::Mkdisk(_) => Some(proto::mode::MKDISK),
     }
     .map(|mode| format!("{}={mode}", proto::key::MODE));
     let append: Vec<String> = [
         symbols::append_key(map.as_deref()),
         sched_keys,
         mode_key,
+        disk_key,
         args.vm.append.clone(),
     ]
     .into_iter()
     .flatten()
     .collect();
     let append = append.join(" ");
-    let initrd = initramfs(args, &kernel)?;
+    let initrd = initramfs(args, &kernel, disk_modules)?;
     let size = memory::archive_bytes(&initrd.path).map_err(|source| Error::Read {
         path: initrd.path.clone(),
         source,
@@ -186,7 +190,7 @@ fn boot(
     let (mut host, guest) = links::new(links::Wanted {
         stdin,
         stats: args.stats_socket.is_some(),
-        control: args.mode != GuestMode::Test,
+        control: matches!(args.mode, GuestMode::Shell | GuestMode::Exec(_)),
     })?;
     let mut inherited = guest.inherited();
     inherited.extend(initrd.fd.as_ref().map(|fd| fd.as_raw_fd()));
@@ -197,6 +201,7 @@ fn boot(
         memory_mib,
         cpus: args.vm.cpus,
         append: Some(&append).filter(|a| !a.is_empty()).map(String::as_str),
+        disks: &args.vm.disks,
         extra: &args.vm.qemu_args,
         fds: guest.fds(),
     });
@@ -221,6 +226,29 @@ fn boot(
         stdin::forward(link);
     }
     Ok((vm, host, memory_mib))
+}
+
+/// The disks' kernel command-line keys and the modules they need; every
+/// image is checked first, so a missing or unusable one stops the run here.
+fn disks(disks: &[disk::Disk], mode: &GuestMode) -> Result<(Option<String>, Vec<&'static str>)> {
+    if disks.len() > guestinit::proto::disk::MAX {
+        return Err(Error::TooManyDisks { count: disks.len() });
+    }
+    let files = disks
+        .iter()
+        .map(disk::Disk::check)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(match mode {
+        GuestMode::Mkdisk(fs) => (
+            Some(format!("{}={}", proto::key::FS, fs.name())),
+            disk::modules([fs.fs()]),
+        ),
+        _ if disks.is_empty() => (None, vec![]),
+        _ => (
+            disk::append_key(disks),
+            disk::modules(files.iter().filter_map(disk::detect)),
+        ),
+    })
 }
 
 /// What the run left once QEMU is gone: its texts and its writers.
@@ -346,7 +374,7 @@ struct Initrd {
 /// The user's initramfs, or one packed for this run. A packed one is open
 /// and already unlinked when QEMU starts (QEMU reads `/dev/fd/N`), so no
 /// temporary file outlives the host, however it ends.
-fn initramfs(args: &RunArgs, kernel: &Path) -> Result<Initrd> {
+fn initramfs(args: &RunArgs, kernel: &Path, disk_modules: Vec<&'static str>) -> Result<Initrd> {
     match &args.initramfs {
         Some(path) if path.is_file() => Ok(Initrd {
             path: path.clone(),
@@ -365,12 +393,13 @@ fn initramfs(args: &RunArgs, kernel: &Path) -> Result<Initrd> {
                 sched: args.sched.clone(),
                 setup: args.setup.clone(),
                 shell: match &args.mode {
-                    GuestMode::Test => None,
+                    GuestMode::Test | GuestMode::Mkdisk(_) => None,
                     GuestMode::Shell => Some(pack::Shell { exec_cmd: None }),
                     GuestMode::Exec(cmd) => Some(pack::Shell {
                         exec_cmd: Some(cmd.clone()),
                     }),
                 },
+                disk_modules,
             };
             let scratch = ScratchDir::new("run").map_err(|source| Error::VmSetup {
                 what: "creating a temporary directory".into(),

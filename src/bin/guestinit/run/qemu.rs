@@ -5,9 +5,12 @@
 use std::ffi::OsString;
 use std::fs::{self, OpenOptions};
 use std::os::fd::RawFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
 use guestinit::proto;
+
+use crate::disk::Disk;
 
 pub const QEMU: &str = "qemu-system-x86_64";
 
@@ -53,6 +56,8 @@ pub struct VmConfig<'a> {
     pub memory_mib: u32,
     pub cpus: u32,
     pub append: Option<&'a str>,
+    /// Disk images, attached as virtio-blk devices in order (vda, vdb, ...).
+    pub disks: &'a [Disk],
     /// `--qemu-arg`s, passed last and as they are.
     pub extra: &'a [OsString],
     /// QEMU's inherited ends of the links (see `links`).
@@ -188,6 +193,31 @@ fn qmp(fd: RawFd) -> Vec<OsString> {
     args
 }
 
+/// Disk `index` as a virtio-blk device on its image (raw: no format
+/// probing); `,ro` is QEMU's `readonly=on`, so not even a journal replay
+/// writes it.
+fn disk(index: usize, disk: &Disk) -> Vec<OsString> {
+    let mut drive = format!("if=none,id=disk{index},format=raw,").into_bytes();
+    if disk.read_only {
+        drive.extend_from_slice(b"readonly=on,");
+    }
+    drive.extend_from_slice(b"file=");
+    // QEMU's option syntax: a comma in a value is written twice.
+    for &b in disk.path.as_os_str().as_bytes() {
+        drive.extend_from_slice(if b == b',' {
+            b",,"
+        } else {
+            std::slice::from_ref(&b)
+        });
+    }
+    vec![
+        "-drive".into(),
+        OsString::from_vec(drive),
+        "-device".into(),
+        format!("virtio-blk-pci,drive=disk{index}").into(),
+    ]
+}
+
 /// The arguments of `qemu-system-x86_64` for `config`, device by device.
 pub fn args(config: &VmConfig<'_>) -> Vec<OsString> {
     let fds = config.fds;
@@ -203,6 +233,12 @@ pub fn args(config: &VmConfig<'_>) -> Vec<OsString> {
         stdin_port(fds.stdin),
         control_port(fds.control),
         qmp(fds.qmp),
+        config
+            .disks
+            .iter()
+            .enumerate()
+            .flat_map(|(i, d)| disk(i, d))
+            .collect(),
         config.extra.to_vec(),
     ]
     .concat()
@@ -220,6 +256,7 @@ mod tests {
             memory_mib: 256,
             cpus: 2,
             append,
+            disks: &[],
             extra: &[],
             fds: LinkFds {
                 bulk: 5,
@@ -288,6 +325,22 @@ mod tests {
             ..config(Accel::Tcg, None)
         });
         assert_eq!(argv[argv.len() - 2..], extra);
+    }
+
+    #[test]
+    fn disks_are_virtio_blk_in_order_and_ro_is_readonly() {
+        let disks = [
+            Disk::parse("/d/a,b.img").unwrap(),
+            Disk::parse("/d/c.img,ro").unwrap(),
+        ];
+        let got = joined(&args(&VmConfig {
+            disks: &disks,
+            ..config(Accel::Tcg, None)
+        }));
+        assert!(got.ends_with(
+            "-drive if=none,id=disk0,format=raw,file=/d/a,,b.img -device virtio-blk-pci,drive=disk0 \
+             -drive if=none,id=disk1,format=raw,readonly=on,file=/d/c.img -device virtio-blk-pci,drive=disk1"
+        ), "{got}");
     }
 
     #[test]

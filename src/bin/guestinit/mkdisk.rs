@@ -1,0 +1,130 @@
+//! `guestinit mkdisk`: a new sparse image, formatted inside a VM by the
+//! host's mkfs (packed with its libraries, as any payload), so that the
+//! filesystem has only features the guest kernel knows. The guest checks
+//! the superblock's magic and syncs; the host checks it again after.
+
+use std::fs::{self, OpenOptions};
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use crate::cli::{GuestMode, MkdiskArgs, RunArgs, VmArgs};
+use crate::disk::{self, Disk, FsType};
+use crate::error::{Error, Result};
+use crate::{locate, run};
+
+pub fn main(args: MkdiskArgs) -> Result<u8> {
+    let mkfs = find_mkfs(args.fs)?;
+    create(&args.file, args.size)?;
+    // From here on, an image that was not finished is removed.
+    let made = format(&args, &mkfs);
+    if !matches!(made, Ok(0)) {
+        let _ = fs::remove_file(&args.file);
+    }
+    made
+}
+
+/// The mkfs program for `fs`, on PATH or in the sbin directories a user's
+/// PATH often lacks.
+fn find_mkfs(fs: FsType) -> Result<PathBuf> {
+    let (program, package) = fs.program();
+    locate::on_path(program.as_ref())
+        .or_else(|| {
+            ["/usr/sbin", "/sbin"]
+                .iter()
+                .map(|dir| Path::new(dir).join(program))
+                .find(|p| p.is_file())
+        })
+        .ok_or(Error::MkfsMissing {
+            program,
+            package,
+            fs: fs.name(),
+        })
+}
+
+/// A new sparse file of `size` bytes; an existing one is refused.
+fn create(path: &Path, size: u64) -> Result<()> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|source| match source.kind() {
+            ErrorKind::AlreadyExists => Error::DiskExists {
+                path: path.to_owned(),
+            },
+            _ => Error::Write {
+                path: path.to_owned(),
+                source,
+            },
+        })?;
+    file.set_len(size).map_err(|source| Error::Write {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Boots the VM that formats the image, then checks its magic here too.
+fn format(args: &MkdiskArgs, mkfs: &Path) -> Result<u8> {
+    let program = std::iter::once(mkfs.as_os_str().to_owned())
+        .chain(
+            args.fs
+                .args(guestinit::proto::disk::TEMPLATE)
+                .into_iter()
+                .map(Into::into),
+        )
+        .collect();
+    let run_args = RunArgs {
+        vm: VmArgs {
+            kernel: args.kernel.clone(),
+            // Not clap's: a derived default would be 0 CPUs.
+            cpus: 1,
+            timeout: args.timeout,
+            disks: vec![Disk {
+                path: args.file.clone(),
+                read_only: false,
+            }],
+            init: args.init.clone(),
+            verbose: args.verbose,
+            ..VmArgs::default()
+        },
+        program,
+        mode: GuestMode::Mkdisk(args.fs),
+        ..RunArgs::default()
+    };
+    let code = run::main(run_args)?;
+    if code != 0 {
+        return Ok(code);
+    }
+    match disk::holds(&args.file, args.fs.fs())? {
+        true => {
+            eprintln!(
+                "guestinit: {}: {} filesystem, {} bytes",
+                args.file.display(),
+                args.fs.name(),
+                args.size
+            );
+            Ok(0)
+        }
+        false => Err(Error::DiskNotFormatted {
+            path: args.file.clone(),
+            fs: args.fs.name(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_existing_file_is_never_overwritten() {
+        let dir = crate::scratch::ScratchDir::new("mkdisk-test").unwrap();
+        let path = dir.path().join("disk.img");
+        create(&path, 1 << 20).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().len(), 1 << 20);
+        fs::write(&path, b"keep").unwrap();
+        let err = create(&path, 1 << 20).unwrap_err();
+        assert_eq!(err.exit_code(), 249);
+        assert!(err.to_string().contains("never overwrites"), "{err}");
+        assert_eq!(fs::read(&path).unwrap(), b"keep");
+    }
+}
