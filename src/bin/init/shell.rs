@@ -23,7 +23,7 @@ use guestinit::sys::process::Reaped;
 use rustix::event::PollFlags;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::io::Errno;
-use rustix::process::{kill_process_group, Pid, Signal};
+use rustix::process::{kill_process, kill_process_group, Pid, Signal};
 
 /// [`proto::path::BUSYBOX`], as execve takes it.
 const BUSYBOX: &CStr = c"/bin/busybox";
@@ -171,6 +171,15 @@ impl Shell {
     pub fn ended(&self) -> Option<&Reaped> {
         self.ended.as_ref()
     }
+
+    /// Signals the shell's process group, and the shell itself: a stop can
+    /// come before the child's setsid, when its group does not exist yet.
+    fn signal(&self, signal: Signal) {
+        if let Some(pid) = Pid::from_raw(self.pid) {
+            let _ = kill_process(pid, signal);
+            let _ = kill_process_group(pid, signal);
+        }
+    }
 }
 
 fn ms_from_now(ms: u64) -> u64 {
@@ -203,9 +212,9 @@ impl Source for Shell {
         if self.ended.is_some() {
             warning!("the shell exited but its terminal is still open after {DRAIN_MS} ms: closing it");
             self.relay.close(MASTER);
-        } else if let Some(pgid) = Pid::from_raw(self.pid) {
+        } else {
             warning!("the shell still runs {STOP_GRACE_MS} ms after SIGHUP: killing it");
-            let _ = kill_process_group(pgid, Signal::KILL);
+            self.signal(Signal::KILL);
         }
     }
 
@@ -219,9 +228,7 @@ impl Source for Shell {
         if self.ended.is_some() {
             return;
         }
-        if let Some(pgid) = Pid::from_raw(self.pid) {
-            let _ = kill_process_group(pgid, Signal::HUP);
-        }
+        self.signal(Signal::HUP);
         self.deadline.get_or_insert(ms_from_now(STOP_GRACE_MS));
     }
 
