@@ -38,11 +38,11 @@ fn fill() {
         cell.store(crc, Ordering::Relaxed);
     }
     // One more zero byte after row k - 1: a shift and a lookup in row 0.
-    for k in 1..16 {
-        for b in 0..256 {
-            let prev = TABLE[k - 1][b].load(Ordering::Relaxed);
+    for (row, next) in TABLE.iter().zip(&TABLE[1..]) {
+        for (cell, next) in row.iter().zip(next) {
+            let prev = cell.load(Ordering::Relaxed);
             let low = TABLE[0][usize::from(prev as u8)].load(Ordering::Relaxed);
-            TABLE[k][b].store((prev >> 8) ^ low, Ordering::Relaxed);
+            next.store((prev >> 8) ^ low, Ordering::Relaxed);
         }
     }
 }
