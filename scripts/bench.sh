@@ -18,7 +18,11 @@ trap 'rm -rf "$tmp"' EXIT
 
 size() {
     echo "== init binary"
-    echo "size: $(stat -c %s "$init") bytes (stripped, release)"
+    local bytes goal=$((80 * 1024)) rss_goal=256 rss
+    bytes=$(stat -c %s "$init")
+    echo "size: $bytes bytes (stripped, release); goal <= $goal ($((bytes * 100 / goal)) % of it)"
+    rss=$("$gi" run --timeline -- /bin/busybox true 2>&1 >/dev/null | sed -n 's/.*init peak RSS \([0-9]*\) KiB.*/\1/p')
+    echo "init peak RSS: ${rss:-?} KiB (busybox true); goal <= $rss_goal KiB"
     readelf -l "$init" | grep -q INTERP && echo "static: NO (has PT_INTERP)" || echo "static: yes (no PT_INTERP)"
     readelf -d "$init" 2>&1 | grep -q NEEDED && echo "NEEDED: present" || echo "NEEDED: none"
 }

@@ -7,7 +7,7 @@ mod props;
 #[path = "props/replay.rs"]
 mod replay;
 
-use guestinit::wire::{encode, encoded_len, Decoder, Tag, HEADER_LEN};
+use guestinit::wire::{encode, encoded_len, slice16, Decoder, Tag, HEADER_LEN};
 use props::{Claim, EncodeInto, Ev, Frames, Msg, MsgInput, Resync};
 use proptest::prelude::*;
 
@@ -98,6 +98,13 @@ proptest! {
         fill in any::<u8>(),
     ) {
         props::encode_into(&EncodeInto { tag, payload, oversize, buf_len, claim, fill });
+    }
+
+    #[test]
+    fn slice16_is_crc32fast(start in any::<u32>(), bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+        let mut want = crc32fast::Hasher::new_with_initial(start);
+        want.update(&bytes);
+        prop_assert_eq!(slice16::extend(start, &bytes), want.finalize());
     }
 
     #[test]

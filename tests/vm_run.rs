@@ -194,12 +194,14 @@ fn kadr(bulk_log: &std::path::Path) -> (u64, u64) {
 
 #[test]
 fn kadr_takes_page_offset_base_from_the_hosts_offset_instead_of_a_scan() {
-    // Debian's System.map is a stub, so the host passes no offset: the
-    // guest scans kallsyms. Given an offset, it reads only `_text` and adds
-    // it: one a page off from the scan's shows that no scan happened.
+    // Debian's System.map is a stub and this cache is empty, so the host
+    // passes no offset: the guest scans kallsyms. Given an offset, it reads
+    // only `_text` and adds it: one a page off from the scan's shows that no
+    // scan happened.
     let dir = scratch("kadr-offset");
     let scanned = dir.join("scanned.bulk");
-    let out = run(
+    let out = run_cached(
+        &dir.join("cache-1"),
         &["--bulk-log", scanned.to_str().unwrap()],
         &["/bin/busybox", "true"],
     );
@@ -209,11 +211,38 @@ fn kadr_takes_page_offset_base_from_the_hosts_offset_instead_of_a_scan() {
     let offset = pob - text + 0x1000;
     let given = dir.join("given.bulk");
     let key = format!("guestinit.pob={offset:x}");
-    let out = run(
+    let out = run_cached(
+        &dir.join("cache-2"),
         &["--bulk-log", given.to_str().unwrap(), "--append", &key],
         &["/bin/busybox", "true"],
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let (pob2, text2) = kadr(&given);
     assert_eq!(pob2 - text2, offset, "{pob2:#x} {text2:#x}");
+}
+
+#[test]
+fn the_offset_a_scan_found_is_passed_to_the_next_boot_of_the_kernel() {
+    let dir = scratch("kadr-cache");
+    let cache = dir.join("cache");
+    let first = dir.join("first.bulk");
+    let out = run_cached(
+        &cache,
+        &["-v", "--bulk-log", first.to_str().unwrap()],
+        &["/bin/busybox", "true"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!stderr(&out).contains("guestinit.pob="), "{}", stderr(&out));
+    let (pob, text) = kadr(&first);
+    let second = dir.join("second.bulk");
+    let out = run_cached(
+        &cache,
+        &["-v", "--bulk-log", second.to_str().unwrap()],
+        &["/bin/busybox", "true"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let key = format!("guestinit.pob={:x} ", pob - text);
+    assert!(stderr(&out).contains(&key), "{key} in {}", stderr(&out));
+    let (pob2, text2) = kadr(&second);
+    assert_eq!(pob2 - text2, pob - text, "{pob2:#x} {text2:#x}");
 }

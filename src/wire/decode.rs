@@ -56,14 +56,20 @@ impl<'b> Decoder<'b> {
     }
 
     /// A decoder over `buf`, accepting the largest payloads it has room for;
-    /// `buf` must hold at least `buffer_len(1)` bytes.
+    /// `buf` must hold at least `buffer_len(1)` bytes. CRCs by crc32fast.
     pub fn new(buf: &'b mut [u8]) -> Decoder<'b> {
+        Self::with_crc(buf, super::crc::extend)
+    }
+
+    /// [`Decoder::new`] checking CRCs with `crc` (the init passes
+    /// [`super::slice16::extend`], so crc32fast's table stays out of it).
+    pub fn with_crc(buf: &'b mut [u8], crc: super::Extend) -> Decoder<'b> {
         let max_payload = Self::max_payload_for(buf.len());
         let data_len = 2 * (HEADER_LEN + max_payload);
         let (table, data) = buf.split_at_mut(prefix::table_len(data_len));
         Decoder {
             data: &mut data[..data_len],
-            prefixes: Prefixes::new(table),
+            prefixes: Prefixes::new(table, crc),
             max_payload,
             start: 0,
             end: 0,

@@ -7,11 +7,15 @@ mod decode;
 mod encode;
 pub mod msg;
 mod prefix;
+pub mod slice16;
 mod tag;
 
 pub use decode::{Decoder, Event};
 pub use encode::{encode, encoded_len, write_header, EncodeError};
 pub use tag::Tag;
+
+/// A CRC-32 continued over more bytes: `extend(crc(A), B) = crc(A ++ B)`.
+pub type Extend = fn(u32, &[u8]) -> u32;
 
 /// Bytes in a frame header.
 pub const HEADER_LEN: usize = 16;
@@ -29,12 +33,13 @@ pub struct Header {
 }
 
 impl Header {
-    /// The header for `payload` under `tag`.
+    /// The header for `payload` under `tag`. Only the init encodes, so this
+    /// hashes with [`slice16`], not crc32fast.
     pub fn for_payload(tag: Tag, payload: &[u8]) -> Header {
         Header {
             tag,
             len: payload.len() as u32,
-            crc: crc32fast::hash(payload),
+            crc: slice16::hash(payload),
             pad: 0,
         }
     }

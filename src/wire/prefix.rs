@@ -17,14 +17,19 @@ pub(super) const fn table_len(data_len: usize) -> usize {
 /// u32s). Entry `k` is the CRC of `data[..k * BLOCK]`; entry 0 is always 0.
 pub(super) struct Prefixes<'b> {
     table: &'b mut [u8],
+    crc: super::Extend,
     /// Entries computed so far.
     known: usize,
 }
 
 impl<'b> Prefixes<'b> {
-    pub(super) fn new(table: &'b mut [u8]) -> Prefixes<'b> {
+    pub(super) fn new(table: &'b mut [u8], crc: super::Extend) -> Prefixes<'b> {
         table[..4].fill(0);
-        Prefixes { table, known: 1 }
+        Prefixes {
+            table,
+            crc,
+            known: 1,
+        }
     }
 
     /// Forgets every entry but the first: the data moved.
@@ -36,7 +41,7 @@ impl<'b> Prefixes<'b> {
     pub(super) fn extend(&mut self, data: &[u8], end: usize) {
         while self.known * BLOCK <= end {
             let k = self.known;
-            let crc = crc::extend(self.entry(k - 1), &data[(k - 1) * BLOCK..k * BLOCK]);
+            let crc = (self.crc)(self.entry(k - 1), &data[(k - 1) * BLOCK..k * BLOCK]);
             self.table[k * 4..k * 4 + 4].copy_from_slice(&crc.to_le_bytes());
             self.known += 1;
         }
@@ -45,7 +50,7 @@ impl<'b> Prefixes<'b> {
     /// The CRC of `data[from..to]`; `to` must not pass the last `extend`.
     pub(super) fn range(&self, data: &[u8], from: usize, to: usize) -> u32 {
         if to - from <= 2 * BLOCK {
-            return crc32fast::hash(&data[from..to]);
+            return (self.crc)(0, &data[from..to]);
         }
         let len = (to - from) as u32;
         crc::of_suffix(self.up_to(data, from), self.up_to(data, to), len)
@@ -54,7 +59,7 @@ impl<'b> Prefixes<'b> {
     /// The CRC of `data[..at]`, from the entry at or before `at`.
     fn up_to(&self, data: &[u8], at: usize) -> u32 {
         let k = at / BLOCK;
-        crc::extend(self.entry(k), &data[k * BLOCK..at])
+        (self.crc)(self.entry(k), &data[k * BLOCK..at])
     }
 
     fn entry(&self, k: usize) -> u32 {
@@ -72,7 +77,7 @@ mod tests {
     fn any_range_has_the_crc_of_its_bytes() {
         let data: std::vec::Vec<u8> = (0..3000u32).map(|i| (i * 31 % 251) as u8).collect();
         let mut table = std::vec![0xaau8; table_len(data.len())];
-        let mut prefixes = Prefixes::new(&mut table);
+        let mut prefixes = Prefixes::new(&mut table, crc::extend);
         prefixes.extend(&data, 1000);
         prefixes.extend(&data, data.len());
         for (from, to) in [

@@ -36,11 +36,22 @@ pub fn require_vm_prerequisites() {
     );
 }
 
+/// The tests' cache directory (XDG_CACHE_HOME), not the user's.
+pub fn shared_cache() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache")
+}
+
 /// `guestinit run [vm_args] -- program args` (no `--` without a program).
 pub fn run(vm_args: &[&str], program: &[&str]) -> Output {
+    run_cached(&shared_cache(), vm_args, program)
+}
+
+/// [`run`] with `cache` as XDG_CACHE_HOME.
+pub fn run_cached(cache: &Path, vm_args: &[&str], program: &[&str]) -> Output {
     require_vm_prerequisites();
     let mut cmd = Command::new(guestinit());
     cmd.arg("run")
+        .env("XDG_CACHE_HOME", cache)
         .args(["--timeout", VM_TIMEOUT_SECS])
         .args(vm_args);
     if !program.is_empty() {
@@ -60,6 +71,7 @@ pub fn run_with_stdin(program: &[&str], input: Vec<u8>) -> Output {
     use std::io::Write;
     require_vm_prerequisites();
     let mut child = Command::new(guestinit())
+        .env("XDG_CACHE_HOME", shared_cache())
         .args(["run", "--timeout", VM_TIMEOUT_SECS, "--"])
         .args(program)
         .stdin(std::process::Stdio::piped())

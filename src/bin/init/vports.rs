@@ -1,14 +1,19 @@
 //! virtio-console ports by name: the host names each port
 //! (`virtserialport,name=...`), sysfs tells which `/dev/vportNpM` carries
 //! which name, and the device node appears asynchronously after
-//! virtio_console probes, so finding one may take a bounded wait.
+//! virtio_console probes, so finding one may take a bounded wait. The wait
+//! sleeps on the kernel's uevents: one comes when the port is added and one
+//! when the host's name for it lands in sysfs (KOBJ_CHANGE).
 
 use crate::clock;
 use core::fmt::Write;
 use heapless::String;
+use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
+use rustix::net::netlink::{self, SocketAddrNetlink};
+use rustix::net::{AddressFamily, RecvFlags, SocketFlags, SocketType};
 
 const PORTS_DIR: &str = "/sys/class/virtio-ports";
 
@@ -29,6 +34,8 @@ pub struct Wanted<'a> {
 /// Waits up to `wait_ms` for the port and opens it with `flags`.
 pub fn open(wanted: &Wanted<'_>, flags: OFlags, wait_ms: u64) -> Result<OwnedFd, PortError> {
     let deadline = clock::now_ns() + wait_ms * 1_000_000;
+    // Subscribed before the first look: a port added in between still wakes us.
+    let uevents = uevent_socket();
     loop {
         if let Some(path) = find(wanted) {
             return rustix::fs::open(path.as_str(), flags, Mode::empty()).map_err(PortError::Open);
@@ -36,8 +43,36 @@ pub fn open(wanted: &Wanted<'_>, flags: OFlags, wait_ms: u64) -> Result<OwnedFd,
         if clock::now_ns() >= deadline {
             return Err(PortError::NotFound);
         }
-        clock::sleep_ms(10);
+        match &uevents {
+            Some(socket) => await_uevent(socket, deadline),
+            // No netlink (CONFIG_NET off): look again a little later.
+            None => clock::sleep_ms(10),
+        }
     }
+}
+
+/// A socket on the kernel's uevent broadcast (multicast group 1).
+fn uevent_socket() -> Option<OwnedFd> {
+    let socket = rustix::net::socket_with(
+        AddressFamily::NETLINK,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        Some(netlink::KOBJECT_UEVENT),
+    )
+    .ok()?;
+    rustix::net::bind(&socket, &SocketAddrNetlink::new(0, 1)).ok()?;
+    Some(socket)
+}
+
+/// Sleeps until a uevent or the deadline, then drops the queued uevents:
+/// any of them is only a reason to look again.
+fn await_uevent(socket: &OwnedFd, deadline: u64) {
+    let mut fds = [PollFd::new(socket, PollFlags::IN)];
+    let _ = poll(&mut fds, Some(&clock::timespec_until(deadline)));
+    // A message's text is not needed, only its arrival: a small buffer cuts
+    // each datagram and the kernel drops the rest.
+    let mut sink = [0u8; 16];
+    while rustix::net::recv(socket, &mut sink, RecvFlags::empty()).is_ok() {}
 }
 
 type Path = String<64>;

@@ -7,6 +7,7 @@ mod console;
 mod events;
 mod links;
 mod memory;
+mod pob_cache;
 mod qemu;
 mod qmp;
 mod reactor;
@@ -23,6 +24,7 @@ mod trace;
 mod verdict;
 mod vm;
 
+use pob_cache::PobCache;
 use std::fs::File;
 use std::io::{self, IsTerminal};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -76,7 +78,7 @@ fn run(args: &RunArgs, stdout: Spool, events: &Events) -> Result<u8> {
         what: "handling stop signals".into(),
         source,
     })?;
-    let (mut vm, mut host, memory_mib) = boot(args, &mut signals, events)?;
+    let (mut vm, mut host, memory_mib, learn_pob) = boot(args, &mut signals, events)?;
     // Removed from the file system when the run ends, however it ends.
     let _stats_socket = match (host.stats.take(), &args.stats_socket) {
         (Some(link), Some(path)) => Some(stats::serve(path, link)?),
@@ -115,6 +117,9 @@ fn run(args: &RunArgs, stdout: Spool, events: &Events) -> Result<u8> {
         console.finish_line();
     }
     let mut ended = Ended::from(sources, args);
+    if let (Some(cache), Some(addrs)) = (&learn_pob, &ended.collected.kernel_addrs) {
+        cache.store(addrs);
+    }
     let outcome = conclude(args, &ended, &stopper, status, (vm.spawned, memory_mib));
     events.end(&outcome);
     if let Some(path) = &args.trace {
@@ -129,19 +134,28 @@ fn run(args: &RunArgs, stdout: Spool, events: &Events) -> Result<u8> {
     outcome
 }
 
-/// Packs, links and starts QEMU: the running VM, the host's link ends and
-/// the guest's memory in MiB.
+/// Packs, links and starts QEMU: the running VM, the host's link ends,
+/// the guest's memory in MiB, and the cache entry to learn
+/// `page_offset_base`'s offset into when this run has to scan for it.
 fn boot(
     args: &RunArgs,
     signals: &mut Signals,
     events: &Events,
-) -> Result<(vm::Vm, links::HostEnds, u32)> {
+) -> Result<(vm::Vm, links::HostEnds, u32, Option<PobCache>)> {
     let (disk_key, disk_modules) = disks(&args.vm.disks, &args.mode)?;
     let kernel = locate::kernel(args.vm.kernel.as_deref())?;
     // The user's --append comes last, so it can override what the host adds.
     let map = pack::kernel::companions(&kernel)
         .ok()
         .and_then(|c| c.system_map);
+    let map_offset = map.as_deref().and_then(symbols::map_offset);
+    // Debian's System.map is a stub: an earlier run's KADR may know instead.
+    let pob_cache = map_offset
+        .is_none()
+        .then(|| PobCache::for_kernel(&kernel))
+        .flatten();
+    let pob_offset = map_offset.or_else(|| pob_cache.as_ref()?.load());
+    let learn_pob = pob_cache.filter(|_| pob_offset.is_none());
     let accel = qemu::detect_accel();
     let with_scheduler = args.sched.scheduler.is_some();
     let sched_keys = sched::append(None, with_scheduler, &args.sched_run, accel);
@@ -153,7 +167,7 @@ fn boot(
     }
     .map(|mode| format!("{}={mode}", proto::key::MODE));
     let append: Vec<String> = [
-        symbols::append_key(map.as_deref()),
+        pob_offset.map(symbols::append_key),
         sched_keys,
         mode_key,
         disk_key,
@@ -225,7 +239,7 @@ fn boot(
     if let Some(link) = host.stdin.take() {
         stdin::forward(link);
     }
-    Ok((vm, host, memory_mib))
+    Ok((vm, host, memory_mib, learn_pob))
 }
 
 /// The disks' kernel command-line keys and the modules they need; every

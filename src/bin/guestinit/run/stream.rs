@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::UnixStream;
 
-use guestinit::wire::msg::{code_from_bytes, Timeline, WaitStatus};
+use guestinit::wire::msg::{code_from_bytes, KernelAddrs, Timeline, WaitStatus};
 use guestinit::wire::{encode, Decoder, Event, Tag, HEADER_LEN};
 
 use crate::decode::{feed, finish};
@@ -33,6 +33,8 @@ pub struct Collected {
     pub dmsg: Vec<u8>,
     /// CRC-valid frames decoded: none means the init never ran.
     pub frames: u64,
+    /// The last well-formed KADR: what `page_offset_base`'s offset is learned from.
+    pub kernel_addrs: Option<KernelAddrs>,
     pub sched: super::sched::SchedFrames,
 }
 
@@ -96,6 +98,7 @@ impl Relay {
             Tag::SERR => return self.stderr.push(payload),
             Tag::DMSG => self.collected.dmsg.extend_from_slice(payload),
             Tag::SCLG | Tag::SCDX | Tag::LIFE => self.collected.sched.on_frame(tag, payload),
+            Tag::KADR => self.collected.kernel_addrs = KernelAddrs::from_bytes(payload),
             Tag::TIME => self.collected.timeline.extend(Timeline::entries(payload)),
             Tag::WAIT => match WaitStatus::from_bytes(payload) {
                 Some(wait) => self.collected.wait = Some(wait),

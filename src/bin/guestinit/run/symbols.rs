@@ -19,14 +19,15 @@ fn page_offset_base_offset(map: &str) -> Option<u64> {
     address(map, "page_offset_base")?.checked_sub(address(map, "_text")?)
 }
 
-/// The kernel command-line key that carries the offset, when the map has it.
-pub fn append_key(system_map: Option<&Path>) -> Option<String> {
-    let map = fs::read_to_string(system_map?).ok()?;
-    let offset = page_offset_base_offset(&map)?;
-    Some(format!(
-        "{}={offset:x}",
-        guestinit::proto::key::PAGE_OFFSET_BASE
-    ))
+/// `page_offset_base - _text` from the System.map at `path`, when it is a
+/// real map (Debian's is a stub without the symbols).
+pub fn map_offset(path: &Path) -> Option<u64> {
+    page_offset_base_offset(&fs::read_to_string(path).ok()?)
+}
+
+/// The kernel command-line key that carries the offset.
+pub fn append_key(offset: u64) -> String {
+    format!("{}={offset:x}", guestinit::proto::key::PAGE_OFFSET_BASE)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use guestinit::cell::TakeOnce;
 use guestinit::fmt::ErrnoText;
 use guestinit::outbox::{self, Pumped, Quota, Reserved};
 use guestinit::pool::Pool;
-use guestinit::wire::{Decoder, Event, Tag};
+use guestinit::wire::{slice16, Decoder, Event, Tag};
 use port::Port;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fd::BorrowedFd;
@@ -152,7 +152,7 @@ impl Link {
     fn await_ack(&self) -> bool {
         let deadline = clock::now_ns() + ACK_WAIT_MS * 1_000_000;
         let mut storage = [0u8; 64];
-        let mut decoder = Decoder::new(&mut storage);
+        let mut decoder = Decoder::with_crc(&mut storage, slice16::extend);
         let mut input = [0u8; 64];
         while clock::now_ns() < deadline {
             let mut fds = [PollFd::from_borrowed_fd(self.fd(), PollFlags::IN)];
