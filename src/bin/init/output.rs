@@ -4,14 +4,20 @@
 //! child and loses nothing.
 
 use crate::console::warning;
-use crate::link::Link;
+use crate::link::{self, Link};
 use crate::reactor::Interests;
 use guestinit::fmt::ErrnoText;
-use guestinit::outbox::Quota;
+use guestinit::outbox::{Quota, Reserved};
 use guestinit::wire::Tag;
 use rustix::event::PollFlags;
 use rustix::fd::{AsFd, OwnedFd};
-use rustix::io::Errno;
+use heapless::Vec;
+use rustix::io::{Errno, IoSliceMut};
+
+/// Frames one read may fill: a default pipe's 64 KiB in one read wakes the
+/// writer once per pipeful, not once per frame. Each wakeup is a context
+/// switch, and those are dear under TCG.
+const READ_FRAMES: usize = 4;
 
 /// One output pipe and the tag its bytes travel under.
 struct Pipe {
@@ -68,26 +74,43 @@ impl Output {
         }
     }
 
-    /// Moves one read of pipe `token` into a frame; EOF closes the pipe.
+    /// Moves one read of pipe `token` into frames; EOF closes the pipe.
     pub fn on_ready(&mut self, token: u8, link: &mut Link) {
         let Some(pipe) = self.pipes.get_mut(token as usize) else {
             return;
         };
         let Some(fd) = &pipe.fd else { return };
-        let Some(r) = link.reserve(self.quota) else {
+        let mut rs: Vec<Reserved, READ_FRAMES> = Vec::new();
+        while let Some(r) = (!rs.is_full()).then(|| link.reserve(self.quota)).flatten() {
+            let _ = rs.push(r);
+        }
+        if rs.is_empty() {
             return;
+        }
+        let read = {
+            let mut areas: Vec<IoSliceMut<'_>, READ_FRAMES> =
+                link.payload_areas(&mut rs).map(IoSliceMut::new).collect();
+            rustix::io::readv(fd, &mut areas)
         };
-        match rustix::io::read(fd, link.payload_area(&r)) {
+        let mut left = match read {
             Ok(0) => {
-                link.release(r);
                 pipe.fd = None;
+                0
             }
-            Ok(n) => link.commit(r, pipe.tag, n),
-            Err(Errno::AGAIN | Errno::INTR) => link.release(r),
+            Ok(n) => n,
+            Err(Errno::AGAIN | Errno::INTR) => 0,
             Err(e) => {
-                link.release(r);
                 warning!("read {}: {}", pipe.tag, ErrnoText(e));
                 pipe.fd = None;
+                0
+            }
+        };
+        for r in rs {
+            let len = left.min(link::MAX_PAYLOAD);
+            left -= len;
+            match len {
+                0 => link.release(r),
+                _ => link.commit(r, pipe.tag, len),
             }
         }
     }
