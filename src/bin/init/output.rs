@@ -116,3 +116,36 @@ impl Output {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{self, collect, link};
+    use rustix::fs::OFlags;
+
+    #[test]
+    fn one_read_fills_frames_in_order_and_eof_closes_the_pipe() {
+        let (mut link, port) = link();
+        let (out, writer) = rustix::pipe::pipe().unwrap();
+        let (err, _err_writer) = rustix::pipe::pipe().unwrap();
+        for fd in [&out, &err] {
+            rustix::fs::fcntl_setfl(fd, OFlags::NONBLOCK).unwrap();
+        }
+        let data: std::vec::Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+        assert_eq!(rustix::io::write(&writer, &data), Ok(data.len()));
+        let quota = Quota { lane: 1, max: 6 };
+        let mut output = Output::new([out, err], [Tag::SOUT, Tag::SERR], quota);
+        output.on_ready(0, &mut link);
+        drop(writer);
+        output.on_ready(0, &mut link);
+        assert!(output.pipes[0].fd.is_some(), "the rest came before EOF");
+        output.on_ready(0, &mut link);
+        assert!(output.pipes[0].fd.is_none(), "EOF closed stdout");
+        let frames = collect(link, port);
+        let lens: std::vec::Vec<usize> = frames.iter().map(|(_, p)| p.len()).collect();
+        let full = crate::link::MAX_PAYLOAD;
+        assert_eq!(lens, [full, full, data.len() - 2 * full], "two frames, then the rest");
+        assert!(frames.iter().all(|(t, _)| *t == Tag::SOUT));
+        assert!(testkit::output(&frames, Tag::SOUT) == data);
+    }
+}
