@@ -134,6 +134,18 @@ impl<'p, S: Sink, const N: usize, const SIZE: usize> Outbox<'p, S, N, SIZE> {
         &mut self.pool.buf(&r.id)[HEADER_LEN..]
     }
 
+    /// The payload areas of `rs` at once, for one vectored read: `rs` is
+    /// put in buffer order first, the order in which it must be committed.
+    pub fn payload_areas<'a>(
+        &'a mut self,
+        rs: &'a mut [Reserved],
+    ) -> impl Iterator<Item = &'a mut [u8]> + 'a {
+        rs.sort_unstable_by_key(|r| r.id.index());
+        self.pool
+            .bufs(rs.iter().map(|r| &r.id))
+            .map(|buf| &mut buf[HEADER_LEN..])
+    }
+
     /// Gives back a reserved buffer that carries nothing.
     pub fn release(&mut self, r: Reserved) {
         self.held[r.lane] -= 1;
@@ -308,6 +320,34 @@ mod tests {
         outbox.release(r);
         outbox.discard();
         assert!(outbox.has_room(chatty));
+    }
+
+    #[test]
+    fn payload_areas_fill_in_the_order_they_are_committed() {
+        let mut pool: Pool<4, 20> = Pool::new();
+        let sink = Slow {
+            out: std::vec::Vec::new(),
+            step: 64,
+            calls: 0,
+            stall: usize::MAX,
+        };
+        let mut outbox = Outbox::new(sink, &mut pool, 0);
+        let a = outbox.reserve(DATA).unwrap();
+        let b = outbox.reserve(DATA).unwrap();
+        let mut rs = [b, a];
+        let mut payload = b"abcdefgh".iter();
+        for area in outbox.payload_areas(&mut rs) {
+            area.iter_mut().zip(&mut payload).for_each(|(a, b)| *a = *b);
+        }
+        for r in rs {
+            outbox.commit(r, Tag::SOUT, 4);
+        }
+        outbox.flush().unwrap();
+        let frames = decode(&outbox.sink().out);
+        assert_eq!(
+            frames,
+            [(Tag::SOUT, b"abcd".to_vec()), (Tag::SOUT, b"efgh".to_vec())]
+        );
     }
 
     #[test]

@@ -8,6 +8,13 @@ use heapless::Vec;
 #[derive(Debug, PartialEq, Eq)]
 pub struct BufId(u8);
 
+impl BufId {
+    /// Where the buffer lies in its pool: ids order by it.
+    pub(crate) fn index(&self) -> usize {
+        self.0 as usize
+    }
+}
+
 pub struct Pool<const N: usize, const SIZE: usize> {
     bufs: [[u8; SIZE]; N],
     /// Buffers given back, reused first.
@@ -49,6 +56,19 @@ impl<const N: usize, const SIZE: usize> Pool<N, SIZE> {
         &mut self.bufs[id.0 as usize]
     }
 
+    /// The buffers of `ids`, which must ascend, borrowed at once: one
+    /// vectored read fills several.
+    pub fn bufs<'a>(
+        &'a mut self,
+        ids: impl Iterator<Item = &'a BufId> + 'a,
+    ) -> impl Iterator<Item = &'a mut [u8; SIZE]> + 'a {
+        let mut wanted = ids.map(BufId::index).peekable();
+        self.bufs
+            .iter_mut()
+            .enumerate()
+            .filter_map(move |(i, buf)| wanted.next_if_eq(&i).map(|_| buf))
+    }
+
     /// Buffers that `get` can still hand out.
     pub fn available(&self) -> usize {
         self.free.len() + (N - self.fresh)
@@ -81,6 +101,18 @@ mod tests {
             pool.put(id);
         }
         assert_eq!(pool.available(), 3);
+    }
+
+    #[test]
+    fn bufs_borrows_the_ascending_ids_at_once() {
+        let mut pool: Pool<4, 2> = Pool::new();
+        let ids: std::vec::Vec<BufId> = (0..4).map(|_| pool.get().unwrap()).collect();
+        let picked = [&ids[1], &ids[3]];
+        for (n, buf) in pool.bufs(picked.into_iter()).enumerate() {
+            buf.fill(n as u8 + 1);
+        }
+        let all: std::vec::Vec<[u8; 2]> = ids.iter().map(|id| *pool.buf(id)).collect();
+        assert_eq!(all, [[0, 0], [1, 1], [0, 0], [2, 2]]);
     }
 
     #[test]

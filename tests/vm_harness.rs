@@ -27,6 +27,26 @@ fn qemu_args_reach_qemu_as_given() {
 }
 
 #[test]
+fn a_port_added_with_qemu_args_takes_the_payloads_writes() {
+    let file = scratch("vm-harness-port").join("port.out");
+    let chardev = format!("file,id=out1,path={}", file.display());
+    let port = [
+        "-device",
+        "virtio-serial-pci,id=ser1",
+        "-chardev",
+        &chardev,
+        "-device",
+        "virtserialport,bus=ser1.0,nr=1,chardev=out1,name=test.port",
+    ];
+    let args: Vec<&str> = port.iter().flat_map(|a| ["--qemu-arg", a]).collect();
+    let script = "for d in /sys/class/virtio-ports/*; do \
+                  [ \"$(cat $d/name)\" = test.port ] && echo written >/dev/${d##*/}; done; true";
+    let out = sh(&args, script);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "written\n");
+}
+
+#[test]
 fn included_files_and_programs_arrive_and_programs_lead_path() {
     let dir = scratch("vm-harness-include");
     let tools = dir.join("tools");

@@ -8,10 +8,11 @@
 //! `Fi` is decoded exactly unless a CRC-valid frame starts inside `G` and
 //! extends past it.
 //!
-//! Work per input byte is bounded by a constant, whatever the input: bytes are
-//! copied about twice (the window is compacted only once half the buffer is
-//! spent) and hashed once into a table of prefix CRCs, and each plausible
-//! header costs at most `2 * prefix::BLOCK` bytes of hashing and eight
+//! Work per input byte is bounded by a constant, whatever the input: a frame
+//! that starts where nothing is pending is checked where it lies (hashed once,
+//! not copied); other bytes are copied about twice (the window is compacted
+//! only once half the buffer is spent) and hashed once into a table of prefix
+//! CRCs, and each plausible header costs at most `2 * prefix::BLOCK` bytes of hashing and eight
 //! multiplications, however long a payload it claims (see `crc`).
 
 use super::prefix::{self, Prefixes};
@@ -107,7 +108,16 @@ impl<'b> Decoder<'b> {
     /// Takes bytes from `input` and returns how many it took, with at most
     /// one event. Each call takes input or yields an event (or both) unless
     /// `input` is empty; call again with the rest until both are exhausted.
-    pub fn push(&mut self, input: &[u8]) -> (usize, Option<Event<'_>>) {
+    pub fn push<'s>(&'s mut self, input: &'s [u8]) -> (usize, Option<Event<'s>>) {
+        if self.pending() == 0 {
+            // Nothing before it: the window would hold only these bytes.
+            self.start = 0;
+            self.end = 0;
+            self.prefixes.reset();
+            if let Some((taken, tag, payload)) = self.frame_in_place(input) {
+                return (taken, Some(Event::Frame { tag, payload }));
+            }
+        }
         let mut step = self.scan(false);
         let mut taken = 0;
         if let Step::NeedMore = step {
@@ -117,6 +127,22 @@ impl<'b> Decoder<'b> {
             }
         }
         (taken, self.resolve(step))
+    }
+
+    /// A valid frame at the start of `input`, read where it lies instead of
+    /// copied into the window: with nothing pending the window would judge
+    /// it alike. A frame failing its CRC is left to the window to report;
+    /// all of it fits there, so no byte is hashed here twice.
+    fn frame_in_place<'i>(&self, input: &'i [u8]) -> Option<(usize, Tag, &'i [u8])> {
+        if input.is_empty() {
+            return None;
+        }
+        let Judged::Frame(h) = self.judge(input) else {
+            return None;
+        };
+        let end = HEADER_LEN + h.len as usize;
+        let payload = &input[HEADER_LEN..end];
+        (crc32fast::hash(payload) == h.crc).then_some((end, h.tag, payload))
     }
 
     /// At the end of the stream: resolves the bytes still pending, one event
@@ -136,12 +162,32 @@ impl<'b> Decoder<'b> {
             self.start = 0;
             self.prefixes.reset();
         }
-        let room = (HEADER_LEN + self.max_payload - self.pending()).min(self.data.len() - self.end);
+        let room = self.wanted().min(self.data.len() - self.end);
         let n = input.len().min(room);
         self.data[self.end..self.end + n].copy_from_slice(&input[..n]);
         self.end += n;
         self.prefixes.extend(self.data, self.end);
         n
+    }
+
+    /// Bytes the window takes next: the rest of the header or frame it
+    /// starts with, so that the input after a frame is read in place;
+    /// else up to a largest frame.
+    fn wanted(&self) -> usize {
+        let window = &self.data[self.start..self.end];
+        if window.is_empty() {
+            return HEADER_LEN + self.max_payload;
+        }
+        if window.len() < HEADER_LEN {
+            return HEADER_LEN - window.len();
+        }
+        match self.judge(window) {
+            Judged::Undecided => {
+                let len = u32::from_le_bytes([window[4], window[5], window[6], window[7]]);
+                HEADER_LEN + len as usize - window.len()
+            }
+            _ => HEADER_LEN + self.max_payload - window.len(),
+        }
     }
 
     /// Classifies the bytes at the start of the window without consuming them.

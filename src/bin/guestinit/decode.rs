@@ -36,8 +36,10 @@ pub fn finish(decoder: &mut Decoder<'_>, mut on_event: impl FnMut(Event<'_>)) {
 }
 
 /// Bytes read from the capture at a time: the listing's memory stays this
-/// and the decoder's buffer, whatever the file's size.
-const READ_CHUNK: usize = 64 * 1024;
+/// and the decoder's buffer, whatever the file's size. Frames split across
+/// reads are copied into the decoder's window, the others read in place:
+/// 256 KiB splits one 16 KiB frame in 16 (64 KiB split one in 4).
+const READ_CHUNK: usize = 256 * 1024;
 
 /// Why a listing stopped before the end of its input.
 #[derive(Debug)]

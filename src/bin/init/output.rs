@@ -4,14 +4,21 @@
 //! child and loses nothing.
 
 use crate::console::warning;
-use crate::link::Link;
+use crate::link::{self, Link};
 use crate::reactor::Interests;
 use guestinit::fmt::ErrnoText;
-use guestinit::outbox::Quota;
+use guestinit::outbox::{Quota, Reserved};
 use guestinit::wire::Tag;
 use rustix::event::PollFlags;
 use rustix::fd::{AsFd, OwnedFd};
-use rustix::io::Errno;
+use heapless::Vec;
+use rustix::io::{Errno, IoSliceMut};
+
+/// Frames one read may fill: fewer reads wake the pipe's writer less often,
+/// and each wakeup is a context switch, dear under TCG. Four (a default
+/// pipe's 64 KiB) are faster still but keep ~40 KiB more of the pool
+/// resident, past the init's 256 KiB peak RSS.
+const READ_FRAMES: usize = 2;
 
 /// One output pipe and the tag its bytes travel under.
 struct Pipe {
@@ -68,27 +75,77 @@ impl Output {
         }
     }
 
-    /// Moves one read of pipe `token` into a frame; EOF closes the pipe.
+    /// Moves one read of pipe `token` into frames; EOF closes the pipe.
     pub fn on_ready(&mut self, token: u8, link: &mut Link) {
         let Some(pipe) = self.pipes.get_mut(token as usize) else {
             return;
         };
         let Some(fd) = &pipe.fd else { return };
-        let Some(r) = link.reserve(self.quota) else {
+        let mut rs: Vec<Reserved, READ_FRAMES> = Vec::new();
+        while let Some(r) = (!rs.is_full()).then(|| link.reserve(self.quota)).flatten() {
+            let _ = rs.push(r);
+        }
+        if rs.is_empty() {
             return;
+        }
+        let read = {
+            let mut areas: Vec<IoSliceMut<'_>, READ_FRAMES> =
+                link.payload_areas(&mut rs).map(IoSliceMut::new).collect();
+            rustix::io::readv(fd, &mut areas)
         };
-        match rustix::io::read(fd, link.payload_area(&r)) {
+        let mut left = match read {
             Ok(0) => {
-                link.release(r);
                 pipe.fd = None;
+                0
             }
-            Ok(n) => link.commit(r, pipe.tag, n),
-            Err(Errno::AGAIN | Errno::INTR) => link.release(r),
+            Ok(n) => n,
+            Err(Errno::AGAIN | Errno::INTR) => 0,
             Err(e) => {
-                link.release(r);
                 warning!("read {}: {}", pipe.tag, ErrnoText(e));
                 pipe.fd = None;
+                0
+            }
+        };
+        for r in rs {
+            let len = left.min(link::MAX_PAYLOAD);
+            left -= len;
+            match len {
+                0 => link.release(r),
+                _ => link.commit(r, pipe.tag, len),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{self, collect, link};
+    use rustix::fs::OFlags;
+
+    #[test]
+    fn one_read_fills_frames_in_order_and_eof_closes_the_pipe() {
+        let (mut link, port) = link();
+        let (out, writer) = rustix::pipe::pipe().unwrap();
+        let (err, _err_writer) = rustix::pipe::pipe().unwrap();
+        for fd in [&out, &err] {
+            rustix::fs::fcntl_setfl(fd, OFlags::NONBLOCK).unwrap();
+        }
+        let data: std::vec::Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+        assert_eq!(rustix::io::write(&writer, &data), Ok(data.len()));
+        let quota = Quota { lane: 1, max: 6 };
+        let mut output = Output::new([out, err], [Tag::SOUT, Tag::SERR], quota);
+        output.on_ready(0, &mut link);
+        drop(writer);
+        output.on_ready(0, &mut link);
+        assert!(output.pipes[0].fd.is_some(), "the rest came before EOF");
+        output.on_ready(0, &mut link);
+        assert!(output.pipes[0].fd.is_none(), "EOF closed stdout");
+        let frames = collect(link, port);
+        let lens: std::vec::Vec<usize> = frames.iter().map(|(_, p)| p.len()).collect();
+        let full = crate::link::MAX_PAYLOAD;
+        assert_eq!(lens, [full, full, data.len() - 2 * full], "two frames, then the rest");
+        assert!(frames.iter().all(|(t, _)| *t == Tag::SOUT));
+        assert!(testkit::output(&frames, Tag::SOUT) == data);
     }
 }

@@ -24,6 +24,8 @@ const POOL_BUFS: usize = 8;
 const BUF_SIZE: usize = 16 * 1024;
 /// Buffers no source's quota may take, so control frames always find one.
 const KEEP_FREE: usize = 2;
+/// Payload bytes one frame carries.
+pub const MAX_PAYLOAD: usize = BUF_SIZE - guestinit::wire::HEADER_LEN;
 
 pub type FramePool = Pool<POOL_BUFS, BUF_SIZE>;
 static POOL: TakeOnce<FramePool> = TakeOnce::new(Pool::new());
@@ -80,6 +82,15 @@ impl Link {
 
     pub fn payload_area(&mut self, r: &Reserved) -> &mut [u8] {
         self.outbox.payload_area(r)
+    }
+
+    /// The payload areas of `rs` at once, for one vectored read; commit
+    /// `rs` in its order afterwards (see [`outbox::Outbox::payload_areas`]).
+    pub fn payload_areas<'a>(
+        &'a mut self,
+        rs: &'a mut [Reserved],
+    ) -> impl Iterator<Item = &'a mut [u8]> + 'a {
+        self.outbox.payload_areas(rs)
     }
 
     pub fn commit(&mut self, r: Reserved, tag: Tag, len: usize) {

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Throughput of the bulk path, all figures of a set from ONE VM boot (same
+# kernel, same QEMU flags): 100 MiB of `dd bs=64k` from /dev/zero
+#   raw    to a second virtio port added with --qemu-arg (host side: /dev/null),
+#   framed to stdout, through the init's SOUT frames (host side: /dev/null),
+#   null   to /dev/null inside the guest (the producer's limit).
+# Guest times come from `busybox time` (10 ms steps); the host time of the
+# framed stream runs from its first byte to its last, as read from
+# `guestinit run`'s stdout. Prints a markdown table fragment (median of RUNS
+# boots) on stdout; progress goes to stderr.
+#   scripts/bench-throughput.sh   (RUNS=3 by default; NO_BUILD=1 skips setup and build)
+# GUESTINIT=path measures a copy (with its init beside it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -n "${NO_BUILD:-}" ] || scripts/setup.sh >/dev/null
+[ -n "${NO_BUILD:-}" ] || cargo build --release -q
+gi=${GUESTINIT:-target/release/guestinit}
+runs=${RUNS:-3}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# The raw port: a virtio-serial device of its own (guestinit's bus has no
+# free port numbers), with one named port.
+raw_port=(--qemu-arg -device --qemu-arg virtio-serial-pci,id=benchser
+    --qemu-arg -chardev --qemu-arg file,id=benchraw,path=/dev/null
+    --qemu-arg -device --qemu-arg virtserialport,bus=benchser.0,nr=1,chardev=benchraw,name=bench.raw)
+
+# Each figure's line on stderr: "bench NAME SECONDS". Only the framed dd
+# writes to stdout.
+payload='
+set -e
+bb=/bin/busybox
+dd="$bb dd if=/dev/zero bs=64k count=1600"
+port=
+for d in /sys/class/virtio-ports/*; do
+    [ "$($bb cat "$d/name" 2>/dev/null)" = bench.raw ] && port=/dev/${d##*/}
+done
+[ -n "$port" ] || { echo "no port named bench.raw" >&2; exit 1; }
+timed() { name=$1; shift; $bb time -f "bench $name %e" "$@"; }
+timed raw $dd of="$port"
+timed framed $dd
+timed null $dd of=/dev/null
+'
+
+# Seconds from the first byte on stdin to EOF, the bytes discarded.
+host_clock() {
+    perl -MTime::HiRes=time -e '
+        my ($buf, $first, $n);
+        while (my $r = sysread(STDIN, $buf, 1 << 20)) { $first //= time; $n += $r }
+        printf "%.3f %d\n", time - ($first // time), $n;'
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+for i in $(seq "$runs"); do
+    echo "throughput boot $i/$runs" >&2
+    "$gi" run --timeout 600 "${raw_port[@]}" -- /bin/busybox sh -c "$payload" \
+        2>"$tmp/err$i" | host_clock >"$tmp/host$i" || true
+    for name in raw framed null; do
+        grep -q "^bench $name " "$tmp/err$i" || { cat "$tmp/err$i" >&2; exit 1; }
+    done
+done
+
+fig() { grep -h "^bench $1 " "$tmp"/err* | awk '{print $3}' | median; }
+raw=$(fig raw) framed=$(fig framed) null=$(fig null)
+host=$(awk '{print $1}' "$tmp"/host* | median)
+bytes=$(awk '{print $2}' "$tmp/host1")
+mibs() { awk -v s="$1" 'BEGIN {printf "%.1f", (s > 0) ? 100 / s : 0}'; }
+pct() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.0f %%", (b > 0) ? 100 * a / b : 0}'; }
+
+echo "| 100 MiB of \`dd bs=64k\`, one VM (median of $runs boots) | guest s | MiB/s | vs raw port |"
+echo "|---|---|---|---|"
+echo "| raw virtio port (\`--qemu-arg\`, host: /dev/null) | $raw | $(mibs "$raw") | 100 % |"
+echo "| framed stdout (SOUT frames, host: /dev/null) | $framed | $(mibs "$framed") | $(pct "$raw" "$framed") |"
+echo "| framed stdout, host first to last byte ($bytes bytes) | $host | $(mibs "$host") | $(pct "$raw" "$host") |"
+echo "| /dev/null in the guest (the producer's limit) | $null | $(mibs "$null") | $(pct "$raw" "$null") |"
