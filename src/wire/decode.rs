@@ -142,7 +142,7 @@ impl<'b> Decoder<'b> {
         };
         let end = HEADER_LEN + h.len as usize;
         let payload = &input[HEADER_LEN..end];
-        (crc32fast::hash(payload) == h.crc).then_some((end, h.tag, payload))
+        (self.prefixes.hash(payload) == h.crc).then_some((end, h.tag, payload))
     }
 
     /// At the end of the stream: resolves the bytes still pending, one event

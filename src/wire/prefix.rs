@@ -32,6 +32,11 @@ impl<'b> Prefixes<'b> {
         }
     }
 
+    /// The CRC of `bytes` alone, by the same function as the table's.
+    pub(super) fn hash(&self, bytes: &[u8]) -> u32 {
+        (self.crc)(0, bytes)
+    }
+
     /// Forgets every entry but the first: the data moved.
     pub(super) fn reset(&mut self) {
         self.known = 1;
