@@ -2,6 +2,7 @@
 //! payload's output from the bulk port, and turn the end of the VM into an
 //! exit status (see `crate::error` for the codes).
 
+mod accel;
 mod capture;
 mod events;
 mod links;
@@ -116,7 +117,7 @@ fn boot(
     let map = pack::kernel::companions(&kernel)
         .ok()
         .and_then(|c| c.system_map);
-    let accel = qemu::detect_accel();
+    let accel = accel::detect();
     let with_scheduler = args.sched.scheduler.is_some();
     let sched_keys = sched::append(None, with_scheduler, &args.sched_run, accel);
     let append: Vec<String> = [
