@@ -427,9 +427,9 @@ lever_run() {
 levers() {
     local k spec name old new what n=0
     for k in ${LEVER_KERNELS:-deb sid}; do compressed "$k"; done
-    echo "Each lever against the default, $lever_runs boots each, alternated; median (min-max). Wall: QEMU spawn to EXIT; CPU: user+sys of the run and QEMU (steadier on a loaded machine); entry: kernel start to init entry, guest ms."
+    echo "Each lever against its baseline (for an adopted lever: the old setting, against the new default), $lever_runs boots each, alternated; median (min-max). Wall: QEMU spawn to EXIT; CPU: user+sys of the run and QEMU (steadier on a loaded machine); entry: kernel start to init entry, guest ms."
     echo
-    echo "| kernel | lever | default: wall s / CPU s / entry ms | lever: wall s / CPU s / entry ms | CPU ratio |"
+    echo "| kernel | lever | baseline: wall s / CPU s / entry ms | lever: wall s / CPU s / entry ms | CPU ratio |"
     echo "|---|---|---|---|---|"
     for k in ${LEVER_KERNELS:-deb sid}; do
         for spec in "${LEVERS[@]}"; do
