@@ -2,6 +2,7 @@
 //! payload's output from the bulk port, and turn the end of the VM into an
 //! exit status (see `crate::error` for the codes).
 
+mod accel;
 mod capture;
 mod console;
 mod events;
@@ -156,7 +157,7 @@ fn boot(
         .flatten();
     let pob_offset = map_offset.or_else(|| pob_cache.as_ref()?.load());
     let learn_pob = pob_cache.filter(|_| pob_offset.is_none());
-    let accel = qemu::detect_accel();
+    let accel = accel::detect();
     let with_scheduler = args.sched.scheduler.is_some();
     let sched_keys = sched::append(None, with_scheduler, &args.sched_run, accel);
     let mode_key = match args.mode {

@@ -3,7 +3,6 @@
 //! stats port) is adding a function and a line in [`args`].
 
 use std::ffi::OsString;
-use std::fs::{self, OpenOptions};
 use std::os::fd::RawFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
@@ -11,41 +10,21 @@ use std::path::Path;
 use guestinit::proto;
 
 use crate::disk::Disk;
+pub use super::accel::Accel;
 
 pub const QEMU: &str = "qemu-system-x86_64";
 
+/// The boot levers that won under TCG (`scripts/bench.sh levers`, in
+/// docs/BENCHMARKS.md): a console of warnings and worse, since every byte
+/// to the 8250 traps into QEMU, and no IO-APIC timer check.
+const BOOT_LEVERS: &str = "loglevel=5 no_timer_check";
+
 /// The kernel command line every test VM starts with.
 pub fn base_append() -> String {
-    format!("console=ttyS0 panic=-1 rdinit=/init {}", proto::key::ACK)
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Accel {
-    Kvm,
-    Tcg,
-}
-
-/// KVM when /dev/kvm opens read-write and the CPU has VMX or SVM; else TCG.
-pub fn detect_accel() -> Accel {
-    let kvm_opens = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .is_ok();
-    let cpu_has_virt = fs::read_to_string("/proc/cpuinfo").is_ok_and(|c| has_virt_flag(&c));
-    if kvm_opens && cpu_has_virt {
-        Accel::Kvm
-    } else {
-        Accel::Tcg
-    }
-}
-
-fn has_virt_flag(cpuinfo: &str) -> bool {
-    cpuinfo
-        .lines()
-        .filter(|l| l.starts_with("flags"))
-        .flat_map(|l| l.split_whitespace())
-        .any(|flag| flag == "vmx" || flag == "svm")
+    format!(
+        "console=ttyS0 panic=-1 rdinit=/init {BOOT_LEVERS} {}",
+        proto::key::ACK
+    )
 }
 
 /// Everything the QEMU command line depends on.
@@ -285,7 +264,8 @@ mod tests {
             got,
             "-accel tcg -cpu max -m 256 -smp 2 -nodefaults -display none -no-reboot \
              -kernel /k/vmlinuz -initrd /t/initramfs.cpio \
-             -append console=ttyS0 panic=-1 rdinit=/init guestinit.ack quiet loglevel=3 \
+             -append console=ttyS0 panic=-1 rdinit=/init loglevel=5 no_timer_check guestinit.ack \
+             quiet loglevel=3 \
              -chardev socket,id=com1,fd=6 -serial chardev:com1 \
              -chardev socket,id=com2,fd=7 -serial chardev:com2 \
              -device virtio-serial-pci,id=vser0,max_ports=5 \
@@ -343,10 +323,4 @@ mod tests {
         ), "{got}");
     }
 
-    #[test]
-    fn virt_flags_are_whole_words() {
-        assert!(has_virt_flag("processor: 0\nflags\t\t: fpu vme vmx sse\n"));
-        assert!(has_virt_flag("flags : svm\n"));
-        assert!(!has_virt_flag("flags : fpu vmxe svm2\nmodel name : svm\n"));
-    }
 }

@@ -1,0 +1,110 @@
+//! KVM or TCG: KVM only when the host can really run a guest under it.
+//! `/dev/kvm` opening is not enough: in a nested VM it may open and even
+//! answer KVM_GET_API_VERSION while the CPU has no VMX/SVM to give, and
+//! QEMU then fails (`failed to set MSR 0x10a`) or crawls.
+
+use std::ffi::CStr;
+use std::fs;
+
+use rustix::fd::OwnedFd;
+use rustix::fs::{Mode, OFlags};
+use rustix::ioctl::{self, Ioctl, IoctlOutput, Opcode};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+/// The only KVM API version there has ever been (linux/kvm.h).
+const KVM_API_VERSION: i32 = 12;
+
+/// KVM when /dev/kvm opens read-write, answers KVM_GET_API_VERSION with 12,
+/// and the CPU has VMX or SVM; else TCG.
+pub fn detect() -> Accel {
+    let api = open_rw(c"/dev/kvm").and_then(|kvm| api_version(&kvm));
+    let cpu_has_virt = fs::read_to_string("/proc/cpuinfo").is_ok_and(|c| has_virt_flag(&c));
+    choose(api, cpu_has_virt)
+}
+
+fn choose(api_version: Option<i32>, cpu_has_virt: bool) -> Accel {
+    if api_version == Some(KVM_API_VERSION) && cpu_has_virt {
+        Accel::Kvm
+    } else {
+        Accel::Tcg
+    }
+}
+
+fn has_virt_flag(cpuinfo: &str) -> bool {
+    cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("flags"))
+        .flat_map(|l| l.split_whitespace())
+        .any(|flag| flag == "vmx" || flag == "svm")
+}
+
+/// KVM_GET_API_VERSION (`_IO(0xAE, 0x00)`): no argument, the version is
+/// the ioctl's return value.
+struct GetApiVersion;
+
+// SAFETY: the ioctl takes no argument (as_ptr is null and never read) and
+// writes no memory; its output is the return value alone.
+unsafe impl Ioctl for GetApiVersion {
+    type Output = i32;
+    const IS_MUTATING: bool = false;
+
+    fn opcode(&self) -> Opcode {
+        ioctl::opcode::none(0xAE, 0x00)
+    }
+
+    fn as_ptr(&mut self) -> *mut std::ffi::c_void {
+        std::ptr::null_mut()
+    }
+
+    unsafe fn output_from_ptr(
+        out: IoctlOutput,
+        _: *mut std::ffi::c_void,
+    ) -> rustix::io::Result<i32> {
+        Ok(out)
+    }
+}
+
+/// Opened with rustix, whose descriptors its ioctl takes (the crate is built
+/// without `std`, so std's File does not convert).
+fn open_rw(path: &CStr) -> Option<OwnedFd> {
+    rustix::fs::open(path, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty()).ok()
+}
+
+fn api_version(kvm: &OwnedFd) -> Option<i32> {
+    // SAFETY: GetApiVersion describes KVM_GET_API_VERSION exactly (see its
+    // impl); on a descriptor that is not /dev/kvm the ioctl fails (ENOTTY).
+    unsafe { ioctl::ioctl(kvm, GetApiVersion) }.ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kvm_needs_api_version_12_and_a_virtualizing_cpu() {
+        assert_eq!(choose(Some(12), true), Accel::Kvm);
+        // This machine: /dev/kvm opens and answers 12, the CPU has no VMX/SVM.
+        assert_eq!(choose(Some(12), false), Accel::Tcg);
+        assert_eq!(choose(Some(11), true), Accel::Tcg);
+        assert_eq!(choose(None, true), Accel::Tcg);
+        assert_eq!(choose(None, false), Accel::Tcg);
+    }
+
+    #[test]
+    fn virt_flags_are_whole_words() {
+        assert!(has_virt_flag("processor: 0\nflags\t\t: fpu vme vmx sse\n"));
+        assert!(has_virt_flag("flags : svm\n"));
+        assert!(!has_virt_flag("flags : fpu vmxe svm2\nmodel name : svm\n"));
+    }
+
+    #[test]
+    fn a_file_that_is_not_kvm_has_no_api_version() {
+        let not_kvm = open_rw(c"/dev/null").unwrap();
+        assert_eq!(api_version(&not_kvm), None);
+    }
+}
