@@ -112,3 +112,12 @@ fn reading_the_kernel_log_into_no_room_consumes_nothing() {
         Err(e) => assert!(e == Errno::PERM || e == Errno::ACCESS, "{e:?}"),
     }
 }
+
+#[test]
+fn boottime_agrees_with_rustix_and_never_goes_back() {
+    let before = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+    let ours = super::clock::boottime_ns();
+    let after = super::clock::boottime_ns();
+    let before_ns = before.tv_sec as u64 * 1_000_000_000 + before.tv_nsec as u64;
+    assert!(before_ns > 0 && before_ns <= ours && ours <= after);
+}
