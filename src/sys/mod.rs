@@ -1,6 +1,6 @@
 //! The syscalls rustix does not expose, hand-rolled on linux-raw-sys: process
 //! creation and reaping, signal dispositions with a restorer, module loading,
-//! the kernel log, reboot, the UARTs by x86 port I/O and the boot clock
+//! the kernel log, reboot, the UARTs by x86 port I/O, raw ttys and the boot clock
 //! without the vDSO. One module per kernel subsystem,
 //! each a thin safe wrapper; everything else the init does goes through rustix.
 
@@ -12,6 +12,7 @@ pub mod klog;
 pub mod process;
 mod raw;
 pub mod signal;
+pub mod tty;
 pub mod uart;
 
 pub use rustix::io::Errno;

@@ -14,17 +14,12 @@ use rustix::event::PollFlags;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
-use rustix::termios::{tcgetattr, tcsetattr, OptionalActions};
 
 /// hvc0 as a raw tty: every byte arrives as it is sent, none is echoed.
 pub fn open() -> Option<OwnedFd> {
     let flags = OFlags::RDWR | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
     let tty = rustix::fs::open(c"/dev/hvc0", flags, Mode::empty()).ok()?;
-    let raw = tcgetattr(&tty).map(|mut t| {
-        t.make_raw();
-        t
-    });
-    match raw.and_then(|t| tcsetattr(&tty, OptionalActions::Now, &t)) {
+    match guestinit::sys::tty::make_raw(tty.as_fd()) {
         Ok(()) => Some(tty),
         Err(e) => {
             warning!("hvc0 stays cooked ({}): wake bytes are not read", ErrnoText(e));
