@@ -121,13 +121,7 @@ pub fn run(entry_ns: u64) -> ! {
 
 fn read_cmdline() -> Cmdline<'static> {
     let buf = CMDLINE.take().expect("read once");
-    let n = rustix::fs::open(
-        c"/proc/cmdline",
-        rustix::fs::OFlags::RDONLY,
-        rustix::fs::Mode::empty(),
-    )
-    .and_then(|f| rustix::io::read(&f, &mut buf[..]))
-    .unwrap_or(0);
+    let n = crate::small_file::read_prefix(c"/proc/cmdline", &mut buf[..]).unwrap_or(0);
     Cmdline::new(&buf[..n])
 }
 

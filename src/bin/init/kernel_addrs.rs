@@ -8,7 +8,7 @@
 use core::ops::ControlFlow;
 use guestinit::parse::{iomem, kallsyms, lines::LineSplitter};
 use guestinit::wire::msg::KernelAddrs;
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::OFlags;
 
 /// Reads the addresses; `scratch` is a read buffer (a pool buffer), and
 /// `pob_offset` is `page_offset_base - _text` when the host knows it.
@@ -49,7 +49,7 @@ pub fn read(scratch: &mut [u8], pob_offset: Option<u64>) -> KernelAddrs {
 
 /// Feeds the lines of `path` to `f` until it breaks or the file ends.
 fn each_line(path: &core::ffi::CStr, buf: &mut [u8], mut f: impl FnMut(&[u8]) -> ControlFlow<()>) {
-    let Ok(file) = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) else {
+    let Ok(file) = crate::small_file::open(path, OFlags::RDONLY | OFlags::CLOEXEC) else {
         return;
     };
     let mut lines: LineSplitter<256> = LineSplitter::new();

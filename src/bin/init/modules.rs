@@ -5,7 +5,7 @@ use crate::console::warning;
 use guestinit::fmt::{ErrnoText, Lossy};
 use rustix::fd::AsFd;
 use heapless::Vec;
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::OFlags;
 use rustix::io::Errno;
 
 const DIR: &str = guestinit::proto::path::MODULES;
@@ -43,11 +43,8 @@ fn sort(names: &mut [Name]) {
 
 /// Collects the module file names; false when there is no module directory.
 fn list(names: &mut Vec<Name, MAX_MODULES>) -> bool {
-    let Ok(dir) = rustix::fs::open(
-        DIR,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) else {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let Ok(dir) = crate::small_file::open(DIR, flags) else {
         return false;
     };
     let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); 2048];
@@ -79,11 +76,7 @@ fn load(name: &[u8]) -> Result<(), Errno> {
     for part in [DIR.as_bytes(), b"/", name] {
         let _ = path.extend_from_slice(part);
     }
-    let file = rustix::fs::open(
-        &path[..],
-        OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
+    let file = crate::small_file::open(&path[..], OFlags::RDONLY | OFlags::CLOEXEC)?;
     let format = if name.ends_with(b".ko") {
         Format::Plain
     } else {
@@ -153,7 +146,7 @@ mod tests {
 
     #[test]
     fn a_file_that_is_no_module_is_refused_with_the_kernels_errno() {
-        let file = rustix::fs::open(c"/proc/self/stat", OFlags::RDONLY, Mode::empty()).unwrap();
+        let file = crate::small_file::open(c"/proc/self/stat", OFlags::RDONLY).unwrap();
         assert_eq!(insert(&file, Format::Plain), Err(finit_errno_here()));
     }
 }

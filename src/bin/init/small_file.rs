@@ -1,14 +1,23 @@
 //! Small files read whole into the init's fixed buffers (/args,
 //! /.guestinit/exec and env, sysfs and cgroup files, scripts) and sysfs
-//! knobs written in one go, as `echo` does.
+//! knobs written in one go, as `echo` does; every open of the init goes
+//! through [`open`].
 
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use rustix::path::Arg;
 
+/// `open(2)` with no mode, out of line: inlined at each of the init's
+/// call sites, rustix's path copy and descriptor checks cost about a
+/// hundred bytes apiece.
+#[inline(never)]
+pub fn open<P: Arg>(path: P, flags: OFlags) -> Result<rustix::fd::OwnedFd, Errno> {
+    rustix::fs::open(path, flags, Mode::empty())
+}
+
 /// Reads `path` into `buf` up to its end or `buf`'s: the bytes read.
 pub fn read_prefix<P: Arg>(path: P, buf: &mut [u8]) -> Result<usize, Errno> {
-    let file = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+    let file = open(path, OFlags::RDONLY | OFlags::CLOEXEC)?;
     let mut len = 0;
     while len < buf.len() {
         match rustix::io::read(&file, &mut buf[len..]) {
@@ -30,6 +39,6 @@ pub fn read_file<P: Arg>(path: P, buf: &mut [u8]) -> Result<Option<usize>, Errno
 
 /// One write of `bytes` to an existing file, as `echo` to sysfs does.
 pub fn write_file<P: Arg>(path: P, bytes: &[u8]) -> Result<(), Errno> {
-    let file = rustix::fs::open(path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())?;
+    let file = open(path, OFlags::WRONLY | OFlags::CLOEXEC)?;
     rustix::io::write(&file, bytes).map(drop)
 }

@@ -12,7 +12,7 @@ use crate::reactor::{Ctx, Interests, Rank, Source};
 use crate::small_file::write_file;
 use rustix::event::PollFlags;
 use rustix::fd::{AsFd, OwnedFd};
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::OFlags;
 use rustix::io::Errno;
 
 const TRACE_PIPE: &core::ffi::CStr = c"/sys/kernel/tracing/trace_pipe";
@@ -43,9 +43,9 @@ pub struct TraceRelay {
 /// The relay, when tracefs and COM1 are there; the dump event is enabled.
 pub fn open() -> Option<TraceRelay> {
     let read = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
-    let pipe = rustix::fs::open(TRACE_PIPE, read, Mode::empty()).ok()?;
+    let pipe = crate::small_file::open(TRACE_PIPE, read).ok()?;
     let write = OFlags::WRONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
-    let com1 = rustix::fs::open(c"/dev/ttyS0", write, Mode::empty()).ok()?;
+    let com1 = crate::small_file::open(c"/dev/ttyS0", write).ok()?;
     // Absent without sched_ext: nothing to enable then.
     let _ = write_file(DUMP_EVENT, b"1");
     Some(TraceRelay {

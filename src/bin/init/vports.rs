@@ -9,7 +9,7 @@ use crate::clock;
 use heapless::Vec;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fd::OwnedFd;
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::OFlags;
 use rustix::io::Errno;
 use rustix::net::netlink::{self, SocketAddrNetlink};
 use rustix::net::{AddressFamily, RecvFlags, SocketFlags, SocketType};
@@ -37,7 +37,7 @@ pub fn open(wanted: &Wanted<'_>, flags: OFlags, wait_ms: u64) -> Result<OwnedFd,
     let uevents = uevent_socket();
     loop {
         if let Some(path) = find(wanted) {
-            return rustix::fs::open(&path[..], flags, Mode::empty()).map_err(PortError::Open);
+            return crate::small_file::open(&path[..], flags).map_err(PortError::Open);
         }
         if clock::now_ns() >= deadline {
             return Err(PortError::NotFound);
@@ -57,8 +57,7 @@ fn uevent_socket() -> Option<OwnedFd> {
         SocketType::DGRAM,
         SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
         Some(netlink::KOBJECT_UEVENT),
-    )
-    .ok()?;
+    ).ok()?;
     rustix::net::bind(&socket, &SocketAddrNetlink::new(0, 1)).ok()?;
     Some(socket)
 }
@@ -89,7 +88,7 @@ fn join(parts: &[&[u8]]) -> Option<Path> {
 /// The device node of the wanted port, once it exists.
 fn find(wanted: &Wanted<'_>) -> Option<Path> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    let dir = rustix::fs::open(PORTS_DIR, flags, Mode::empty()).ok()?;
+    let dir = crate::small_file::open(PORTS_DIR, flags).ok()?;
     let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); 1024];
     let mut entries = rustix::fs::RawDir::new(&dir, &mut buf);
     let mut unnamed_fallback = false;
@@ -110,12 +109,7 @@ fn find(wanted: &Wanted<'_>) -> Option<Path> {
 /// The sysfs `name` of `port`, without its newline.
 fn port_name<'n>(port: &[u8], name: &'n mut [u8; 64]) -> Option<&'n [u8]> {
     let path = join(&[PORTS_DIR.as_bytes(), b"/", port, b"/name"])?;
-    let file = rustix::fs::open(
-        &path[..],
-        OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .ok()?;
+    let file = crate::small_file::open(&path[..], OFlags::RDONLY | OFlags::CLOEXEC).ok()?;
     let n = rustix::io::read(&file, &mut name[..]).ok()?;
     Some(name[..n].strip_suffix(b"\n").unwrap_or(&name[..n]))
 }

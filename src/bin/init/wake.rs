@@ -12,13 +12,13 @@ use guestinit::fmt::ErrnoText;
 use guestinit::proto::wake;
 use rustix::event::PollFlags;
 use rustix::fd::{AsFd, OwnedFd};
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::OFlags;
 use rustix::io::Errno;
 
 /// hvc0 as a raw tty: every byte arrives as it is sent, none is echoed.
 pub fn open() -> Option<OwnedFd> {
     let flags = OFlags::RDWR | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
-    let tty = rustix::fs::open(c"/dev/hvc0", flags, Mode::empty()).ok()?;
+    let tty = crate::small_file::open(c"/dev/hvc0", flags).ok()?;
     match guestinit::sys::tty::make_raw(tty.as_fd()) {
         Ok(()) => Some(tty),
         Err(e) => {
