@@ -15,6 +15,12 @@ pub fn open<P: Arg>(path: P, flags: OFlags) -> Result<rustix::fd::OwnedFd, Errno
     rustix::fs::open(path, flags, Mode::empty())
 }
 
+/// Whether `path` exists; out of line like [`open`].
+#[inline(never)]
+pub fn exists<P: Arg>(path: P) -> bool {
+    rustix::fs::access(path, rustix::fs::Access::EXISTS).is_ok()
+}
+
 /// Reads `path` into `buf` up to its end or `buf`'s: the bytes read.
 pub fn read_prefix<P: Arg>(path: P, buf: &mut [u8]) -> Result<usize, Errno> {
     let file = open(path, OFlags::RDONLY | OFlags::CLOEXEC)?;

@@ -116,6 +116,6 @@ fn port_name<'n>(port: &[u8], name: &'n mut [u8; 64]) -> Option<&'n [u8]> {
 
 fn dev_node(port: &[u8]) -> Option<Path> {
     let dev = join(&[b"/dev/", port])?;
-    let exists = rustix::fs::access(&dev[..], rustix::fs::Access::EXISTS).is_ok();
+    let exists = crate::small_file::exists(&dev[..]);
     exists.then_some(dev)
 }

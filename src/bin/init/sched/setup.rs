@@ -81,7 +81,7 @@ impl fmt::Display for SetupError {
 
 /// The kernel must have sched_ext: nothing else here makes sense without it.
 pub fn check_sched_ext() -> Result<(), SetupError> {
-    rustix::fs::access(sched::SYSFS, rustix::fs::Access::EXISTS).map_err(|_| SetupError::NoSchedExt)
+    crate::small_file::exists(sched::SYSFS).then_some(()).ok_or(SetupError::NoSchedExt)
 }
 
 /// Makes the workload's and the scheduler's cgroups; the scheduler's
