@@ -86,7 +86,7 @@ pub fn run(entry_ns: u64) -> ! {
     let _ = reboot(RebootCommand::CadOff);
     modules::load_all();
     marks.add(Mark::ModulesLoaded, clock::now_ns());
-    let complete = crate::small_file::exists(proto::path::SENTINEL);
+    let complete = crate::small_file::exists(proto::path::SENTINEL.as_bytes());
     let signals = block_signals();
     let port = link::open();
     marks.add(Mark::PortFound, clock::now_ns());
@@ -121,7 +121,7 @@ pub fn run(entry_ns: u64) -> ! {
 
 fn read_cmdline() -> Cmdline<'static> {
     let buf = CMDLINE.take().expect("read once");
-    let n = crate::small_file::read_prefix(c"/proc/cmdline", &mut buf[..]).unwrap_or(0);
+    let n = crate::small_file::read_prefix(b"/proc/cmdline", &mut buf[..]).unwrap_or(0);
     Cmdline::new(&buf[..n])
 }
 
@@ -341,7 +341,7 @@ fn mkdisk_mode(
 /// With a /scheduler: sched_ext, cgroups, BPF stats, /sched_enable, the
 /// start and the attach wait, in the reactor. A setup failure ends the run.
 fn start_scheduler(link: &mut Link, reactor: &mut Reactor, attach_ms: u64) -> Option<Sched> {
-    crate::small_file::exists(proto::path::SCHEDULER).then_some(())?;
+    crate::small_file::exists(proto::path::SCHEDULER.as_bytes()).then_some(())?;
     let started = sched::setup::check_sched_ext()
         .and_then(|()| sched::setup::make_cgroups())
         .and_then(|cgroup| {

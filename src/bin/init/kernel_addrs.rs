@@ -15,7 +15,7 @@ use rustix::fs::OFlags;
 pub fn read(scratch: &mut [u8], pob_offset: Option<u64>) -> KernelAddrs {
     let mut text = None;
     let mut page_offset_base = 0;
-    each_line(c"/proc/kallsyms", scratch, &mut |line| {
+    each_line(b"/proc/kallsyms", scratch, &mut |line| {
         if let Some(sym) = kallsyms::parse_line(line).filter(|s| s.module.is_none()) {
             match sym.name {
                 b"_text" => text = Some(sym.addr),
@@ -33,7 +33,7 @@ pub fn read(scratch: &mut [u8], pob_offset: Option<u64>) -> KernelAddrs {
         }
     });
     let mut phys_base = None;
-    each_line(c"/proc/iomem", scratch, &mut |line| {
+    each_line(b"/proc/iomem", scratch, &mut |line| {
         phys_base = iomem::kernel_phys_base(line);
         match phys_base {
             Some(_) => ControlFlow::Break(()),
@@ -49,7 +49,7 @@ pub fn read(scratch: &mut [u8], pob_offset: Option<u64>) -> KernelAddrs {
 
 /// Feeds the lines of `path` to `f` until it breaks or the file ends.
 /// `dyn`: one copy of the read loop serves both files.
-fn each_line(path: &core::ffi::CStr, buf: &mut [u8], f: &mut dyn FnMut(&[u8]) -> ControlFlow<()>) {
+fn each_line(path: &[u8], buf: &mut [u8], f: &mut dyn FnMut(&[u8]) -> ControlFlow<()>) {
     let Ok(file) = crate::small_file::open(path, OFlags::RDONLY | OFlags::CLOEXEC) else {
         return;
     };

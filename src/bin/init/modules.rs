@@ -44,7 +44,7 @@ fn sort(names: &mut [Name]) {
 /// Collects the module file names; false when there is no module directory.
 fn list(names: &mut Vec<Name, MAX_MODULES>) -> bool {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    let Ok(dir) = crate::small_file::open(DIR, flags) else {
+    let Ok(dir) = crate::small_file::open(DIR.as_bytes(), flags) else {
         return false;
     };
     let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); 2048];
@@ -146,7 +146,7 @@ mod tests {
 
     #[test]
     fn a_file_that_is_no_module_is_refused_with_the_kernels_errno() {
-        let file = crate::small_file::open(c"/proc/self/stat", OFlags::RDONLY).unwrap();
+        let file = crate::small_file::open(b"/proc/self/stat", OFlags::RDONLY).unwrap();
         assert_eq!(insert(&file, Format::Plain), Err(finit_errno_here()));
     }
 }

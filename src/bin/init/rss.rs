@@ -10,7 +10,7 @@ use rustix::fs::OFlags;
 /// its peak. VmHWM would be simpler, but kernels before 6.2 update it from
 /// per-task counters synced every 64 faults, so a small process reads ~4 KiB.
 pub fn peak_rss_kib() -> Option<u64> {
-    let file = crate::small_file::open(c"/proc/self/smaps_rollup", OFlags::RDONLY).ok()?;
+    let file = crate::small_file::open(b"/proc/self/smaps_rollup", OFlags::RDONLY).ok()?;
     let mut buf = [0u8; 2048];
     let mut lines: LineSplitter<128> = LineSplitter::new();
     let mut found = None;

@@ -5,24 +5,23 @@
 
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
-use rustix::path::Arg;
 
 /// `open(2)` with no mode, out of line: inlined at each of the init's
 /// call sites, rustix's path copy and descriptor checks cost about a
 /// hundred bytes apiece.
 #[inline(never)]
-pub fn open<P: Arg>(path: P, flags: OFlags) -> Result<rustix::fd::OwnedFd, Errno> {
+pub fn open(path: &[u8], flags: OFlags) -> Result<rustix::fd::OwnedFd, Errno> {
     rustix::fs::open(path, flags, Mode::empty())
 }
 
 /// Whether `path` exists; out of line like [`open`].
 #[inline(never)]
-pub fn exists<P: Arg>(path: P) -> bool {
+pub fn exists(path: &[u8]) -> bool {
     rustix::fs::access(path, rustix::fs::Access::EXISTS).is_ok()
 }
 
 /// Reads `path` into `buf` up to its end or `buf`'s: the bytes read.
-pub fn read_prefix<P: Arg>(path: P, buf: &mut [u8]) -> Result<usize, Errno> {
+pub fn read_prefix(path: &[u8], buf: &mut [u8]) -> Result<usize, Errno> {
     let file = open(path, OFlags::RDONLY | OFlags::CLOEXEC)?;
     let mut len = 0;
     while len < buf.len() {
@@ -38,13 +37,13 @@ pub fn read_prefix<P: Arg>(path: P, buf: &mut [u8]) -> Result<usize, Errno> {
 
 /// Reads the file at `path` into `buf`; `None` when it fills `buf` (it
 /// may not fit).
-pub fn read_file<P: Arg>(path: P, buf: &mut [u8]) -> Result<Option<usize>, Errno> {
+pub fn read_file(path: &[u8], buf: &mut [u8]) -> Result<Option<usize>, Errno> {
     let len = read_prefix(path, buf)?;
     Ok((len < buf.len()).then_some(len))
 }
 
 /// One write of `bytes` to an existing file, as `echo` to sysfs does.
-pub fn write_file<P: Arg>(path: P, bytes: &[u8]) -> Result<(), Errno> {
+pub fn write_file(path: &[u8], bytes: &[u8]) -> Result<(), Errno> {
     let file = open(path, OFlags::WRONLY | OFlags::CLOEXEC)?;
     rustix::io::write(&file, bytes).map(drop)
 }

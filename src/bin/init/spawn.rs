@@ -83,7 +83,7 @@ fn wire(stdio: Stdio<'_>, direction: Direction) -> Result<Wired, Errno> {
         }),
         Stdio::Null => {
             let flags = OFlags::RDWR | OFlags::CLOEXEC;
-            let null = crate::small_file::open(c"/dev/null", flags)?;
+            let null = crate::small_file::open(b"/dev/null", flags)?;
             Ok(Wired {
                 child: null,
                 ours: None,

@@ -88,7 +88,7 @@ fn join(parts: &[&[u8]]) -> Option<Path> {
 /// The device node of the wanted port, once it exists.
 fn find(wanted: &Wanted<'_>) -> Option<Path> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    let dir = crate::small_file::open(PORTS_DIR, flags).ok()?;
+    let dir = crate::small_file::open(PORTS_DIR.as_bytes(), flags).ok()?;
     let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); 1024];
     let mut entries = rustix::fs::RawDir::new(&dir, &mut buf);
     let mut unnamed_fallback = false;

@@ -18,7 +18,7 @@ use rustix::io::Errno;
 /// hvc0 as a raw tty: every byte arrives as it is sent, none is echoed.
 pub fn open() -> Option<OwnedFd> {
     let flags = OFlags::RDWR | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
-    let tty = crate::small_file::open(c"/dev/hvc0", flags).ok()?;
+    let tty = crate::small_file::open(b"/dev/hvc0", flags).ok()?;
     match guestinit::sys::tty::make_raw(tty.as_fd()) {
         Ok(()) => Some(tty),
         Err(e) => {
@@ -83,7 +83,7 @@ impl Source for WakeBytes {
 
 /// SysRq D: sched_ext writes its debug dump to the trace.
 pub fn sysrq_dump() {
-    if let Err(e) = write_file(c"/proc/sysrq-trigger", b"D") {
+    if let Err(e) = write_file(b"/proc/sysrq-trigger", b"D") {
         warning!("SysRq D for a debug dump: {}", ErrnoText(e));
     }
 }
