@@ -1,15 +1,18 @@
 //! The syscalls rustix does not expose, hand-rolled on linux-raw-sys: process
 //! creation and reaping, signal dispositions with a restorer, module loading,
-//! the kernel log, reboot and the UARTs by x86 port I/O. One module per kernel subsystem,
+//! the kernel log, reboot, the UARTs by x86 port I/O, raw ttys and the boot clock
+//! without the vDSO. One module per kernel subsystem,
 //! each a thin safe wrapper; everything else the init does goes through rustix.
 
 #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
 compile_error!("guestinit's syscall layer supports x86_64 Linux only");
 
+pub mod clock;
 pub mod klog;
 pub mod process;
 mod raw;
 pub mod signal;
+pub mod tty;
 pub mod uart;
 
 pub use rustix::io::Errno;

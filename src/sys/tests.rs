@@ -112,3 +112,34 @@ fn reading_the_kernel_log_into_no_room_consumes_nothing() {
         Err(e) => assert!(e == Errno::PERM || e == Errno::ACCESS, "{e:?}"),
     }
 }
+
+#[test]
+fn boottime_agrees_with_rustix_and_never_goes_back() {
+    let before = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+    let ours = super::clock::boottime_ns();
+    let after = super::clock::boottime_ns();
+    let before_ns = before.tv_sec as u64 * 1_000_000_000 + before.tv_nsec as u64;
+    assert!(before_ns > 0 && before_ns <= ours && ours <= after);
+}
+
+#[test]
+fn make_raw_sets_what_cfmakeraw_sets() {
+    use rustix::fd::AsFd;
+    use rustix::pty::{ioctl_tiocgptpeer, openpt, unlockpt, OpenptFlags};
+    let master = openpt(OpenptFlags::RDWR).unwrap();
+    unlockpt(&master).unwrap();
+    let slave = ioctl_tiocgptpeer(&master, OpenptFlags::RDWR).unwrap();
+    let mut want = rustix::termios::tcgetattr(&slave).unwrap();
+    want.make_raw();
+    super::tty::make_raw(slave.as_fd()).unwrap();
+    let got = rustix::termios::tcgetattr(&slave).unwrap();
+    assert_eq!(got.input_modes, want.input_modes);
+    assert_eq!(got.output_modes, want.output_modes);
+    assert_eq!(got.control_modes, want.control_modes);
+    assert_eq!(got.local_modes, want.local_modes);
+    use rustix::termios::SpecialCodeIndex as Cc;
+    assert_eq!(
+        (got.special_codes[Cc::VMIN], got.special_codes[Cc::VTIME]),
+        (1, 0)
+    );
+}

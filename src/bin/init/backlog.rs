@@ -3,6 +3,7 @@
 //! and waits only when asked to, so the one loop never blocks on a slow
 //! line.
 
+use heapless::deque::DequeView;
 use heapless::Deque;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fd::BorrowedFd;
@@ -36,51 +37,70 @@ impl<const CAP: usize> Backlog<CAP> {
 
     /// Queues what fits of `bytes`; how many bytes that was.
     pub fn push(&mut self, bytes: &[u8]) -> usize {
-        bytes
-            .iter()
-            .take_while(|&&b| self.queue.push_back(b).is_ok())
-            .count()
+        push(self.queue.as_mut_view(), bytes)
     }
 
     /// One non-blocking write of the queue's front to `fd`; `Err(AGAIN)`
     /// when it takes nothing now.
     pub fn write_some(&mut self, fd: BorrowedFd<'_>) -> Result<(), Errno> {
-        let (front, _) = self.queue.as_slices();
-        if front.is_empty() {
-            return Ok(());
-        }
-        let n = rustix::io::write(fd, front)?;
-        for _ in 0..n {
-            self.queue.pop_front();
-        }
-        Ok(())
+        write_some(self.queue.as_mut_view(), fd)
     }
 
     /// Queues all of `bytes`, waiting for `fd` only while the queue is
     /// full; false when `fd` fails for good.
-    pub fn write_all(&mut self, fd: BorrowedFd<'_>, mut bytes: &[u8]) -> bool {
-        loop {
-            bytes = &bytes[self.push(bytes)..];
-            match self.write_some(fd) {
-                Ok(()) | Err(Errno::INTR) => {}
-                Err(Errno::AGAIN) if !bytes.is_empty() => wait_writable(fd),
-                Err(Errno::AGAIN) => {}
-                Err(_) => return false,
-            }
-            if bytes.is_empty() {
-                return true;
-            }
-        }
+    pub fn write_all(&mut self, fd: BorrowedFd<'_>, bytes: &[u8]) -> bool {
+        write_all(self.queue.as_mut_view(), fd, bytes)
     }
 
     /// Writes out the whole queue, waiting as needed.
     pub fn flush(&mut self, fd: BorrowedFd<'_>) {
-        while !self.queue.is_empty() {
-            match self.write_some(fd) {
-                Ok(()) | Err(Errno::INTR) => {}
-                Err(Errno::AGAIN) => wait_writable(fd),
-                Err(_) => return,
-            }
+        flush(self.queue.as_mut_view(), fd)
+    }
+}
+
+// The work is done on the queue's capacity-free view: one copy of the
+// code serves every queue size.
+
+fn push(queue: &mut DequeView<u8>, bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .take_while(|&&b| queue.push_back(b).is_ok())
+        .count()
+}
+
+fn write_some(queue: &mut DequeView<u8>, fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    let (front, _) = queue.as_slices();
+    if front.is_empty() {
+        return Ok(());
+    }
+    let n = rustix::io::write(fd, front)?;
+    for _ in 0..n {
+        queue.pop_front();
+    }
+    Ok(())
+}
+
+fn write_all(queue: &mut DequeView<u8>, fd: BorrowedFd<'_>, mut bytes: &[u8]) -> bool {
+    loop {
+        bytes = &bytes[push(queue, bytes)..];
+        match write_some(queue, fd) {
+            Ok(()) | Err(Errno::INTR) => {}
+            Err(Errno::AGAIN) if !bytes.is_empty() => wait_writable(fd),
+            Err(Errno::AGAIN) => {}
+            Err(_) => return false,
+        }
+        if bytes.is_empty() {
+            return true;
+        }
+    }
+}
+
+fn flush(queue: &mut DequeView<u8>, fd: BorrowedFd<'_>) {
+    while !queue.is_empty() {
+        match write_some(queue, fd) {
+            Ok(()) | Err(Errno::INTR) => {}
+            Err(Errno::AGAIN) => wait_writable(fd),
+            Err(_) => return,
         }
     }
 }

@@ -86,7 +86,7 @@ pub fn run(entry_ns: u64) -> ! {
     let _ = reboot(RebootCommand::CadOff);
     modules::load_all();
     marks.add(Mark::ModulesLoaded, clock::now_ns());
-    let complete = rustix::fs::access(proto::path::SENTINEL, rustix::fs::Access::EXISTS).is_ok();
+    let complete = crate::small_file::exists(proto::path::SENTINEL.as_bytes());
     let signals = block_signals();
     let port = link::open();
     marks.add(Mark::PortFound, clock::now_ns());
@@ -121,13 +121,7 @@ pub fn run(entry_ns: u64) -> ! {
 
 fn read_cmdline() -> Cmdline<'static> {
     let buf = CMDLINE.take().expect("read once");
-    let n = rustix::fs::open(
-        c"/proc/cmdline",
-        rustix::fs::OFlags::RDONLY,
-        rustix::fs::Mode::empty(),
-    )
-    .and_then(|f| rustix::io::read(&f, &mut buf[..]))
-    .unwrap_or(0);
+    let n = crate::small_file::read_prefix(b"/proc/cmdline", &mut buf[..]).unwrap_or(0);
     Cmdline::new(&buf[..n])
 }
 
@@ -347,7 +341,7 @@ fn mkdisk_mode(
 /// With a /scheduler: sched_ext, cgroups, BPF stats, /sched_enable, the
 /// start and the attach wait, in the reactor. A setup failure ends the run.
 fn start_scheduler(link: &mut Link, reactor: &mut Reactor, attach_ms: u64) -> Option<Sched> {
-    rustix::fs::access(proto::path::SCHEDULER, rustix::fs::Access::EXISTS).ok()?;
+    crate::small_file::exists(proto::path::SCHEDULER.as_bytes()).then_some(())?;
     let started = sched::setup::check_sched_ext()
         .and_then(|()| sched::setup::make_cgroups())
         .and_then(|cgroup| {

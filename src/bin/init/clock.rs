@@ -4,8 +4,7 @@
 use rustix::time::Timespec;
 
 pub fn now_ns() -> u64 {
-    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    guestinit::sys::clock::boottime_ns()
 }
 
 /// `ms` milliseconds as a poll timeout.

@@ -12,7 +12,7 @@ use guestinit::fmt::SliceWriter;
 use guestinit::proto;
 use guestinit::sys::uart::Uart;
 use rustix::fd::{BorrowedFd, IntoRawFd};
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::OFlags;
 use rustix::io::Errno;
 
 /// Bytes COM2 may hold back: a burst of warnings.
@@ -25,10 +25,10 @@ static COM2: Exclusive<Backlog<COM2_BACKLOG>> = Exclusive::new(Backlog::new());
 /// Opens the serial devices once devtmpfs is mounted.
 pub fn open_serial() {
     let flags = OFlags::WRONLY | OFlags::NOCTTY | OFlags::CLOEXEC;
-    if let Ok(fd) = rustix::fs::open(c"/dev/ttyS0", flags, Mode::empty()) {
+    if let Ok(fd) = crate::small_file::open(b"/dev/ttyS0", flags) {
         COM1_FD.set(fd);
     }
-    if let Ok(fd) = rustix::fs::open(c"/dev/ttyS1", flags | OFlags::NONBLOCK, Mode::empty()) {
+    if let Ok(fd) = crate::small_file::open(b"/dev/ttyS1", flags | OFlags::NONBLOCK) {
         COM2_FD.set(fd);
     }
 }
@@ -37,7 +37,7 @@ pub fn open_serial() {
 /// /dev/console), so that no later pipe lands on them and gets clobbered
 /// when a child's stdio is wired.
 pub fn ensure_std_fds() {
-    while let Ok(fd) = rustix::fs::open(c"/dev/null", OFlags::RDWR | OFlags::NOCTTY, Mode::empty())
+    while let Ok(fd) = crate::small_file::open(b"/dev/null", OFlags::RDWR | OFlags::NOCTTY)
     {
         if rustix::fd::AsRawFd::as_raw_fd(&fd) > 2 {
             break; // dropped: 0-2 were open already

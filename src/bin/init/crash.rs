@@ -68,7 +68,7 @@ pub fn on_panic(info: &core::panic::PanicInfo<'_>) -> ! {
     let mut w = SliceWriter::new(buf);
     let _ = write!(w, "{}{}", proto::prefix::PANIC, info.message());
     if let Some(at) = info.location() {
-        let _ = write!(w, " at {}:{}", at.file(), at.line());
+        let _ = write!(w, " at {}:{}", at.file(), u64::from(at.line()));
     }
     w.mark_truncation(b"...");
     w.push_bytes(b"\n");

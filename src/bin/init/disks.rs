@@ -153,7 +153,7 @@ pub fn check_template(fs_name: &[u8]) -> Result<(), impl fmt::Display> {
 }
 
 fn open(path: &CStr, flags: OFlags) -> Result<OwnedFd, Errno> {
-    rustix::fs::open(path, flags | OFlags::CLOEXEC, Mode::empty())
+    crate::small_file::open(path.to_bytes(), flags | OFlags::CLOEXEC)
 }
 
 fn make_dir(path: &CStr) -> Result<(), Errno> {

@@ -61,7 +61,7 @@ pub fn read() -> Result<Environ, Error> {
 /// The file at `path` in `buf` with a NUL after it; `None` when absent.
 fn read_terminated(path: &'static str, buf: &'static mut [u8]) -> Result<Option<&'static [u8]>, Error> {
     let room = buf.len() - 1;
-    let len = match read_file(path, &mut buf[..room]) {
+    let len = match read_file(path.as_bytes(), &mut buf[..room]) {
         Err(Errno::NOENT) => return Ok(None),
         Err(e) => return Err(Error::Read(path, e)),
         Ok(None) => return Err(Error::TooLong(path, room)),

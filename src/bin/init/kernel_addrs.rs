@@ -8,14 +8,14 @@
 use core::ops::ControlFlow;
 use guestinit::parse::{iomem, kallsyms, lines::LineSplitter};
 use guestinit::wire::msg::KernelAddrs;
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::OFlags;
 
 /// Reads the addresses; `scratch` is a read buffer (a pool buffer), and
 /// `pob_offset` is `page_offset_base - _text` when the host knows it.
 pub fn read(scratch: &mut [u8], pob_offset: Option<u64>) -> KernelAddrs {
     let mut text = None;
     let mut page_offset_base = 0;
-    each_line(c"/proc/kallsyms", scratch, |line| {
+    each_line(b"/proc/kallsyms", scratch, &mut |line| {
         if let Some(sym) = kallsyms::parse_line(line).filter(|s| s.module.is_none()) {
             match sym.name {
                 b"_text" => text = Some(sym.addr),
@@ -33,7 +33,7 @@ pub fn read(scratch: &mut [u8], pob_offset: Option<u64>) -> KernelAddrs {
         }
     });
     let mut phys_base = None;
-    each_line(c"/proc/iomem", scratch, |line| {
+    each_line(b"/proc/iomem", scratch, &mut |line| {
         phys_base = iomem::kernel_phys_base(line);
         match phys_base {
             Some(_) => ControlFlow::Break(()),
@@ -48,19 +48,20 @@ pub fn read(scratch: &mut [u8], pob_offset: Option<u64>) -> KernelAddrs {
 }
 
 /// Feeds the lines of `path` to `f` until it breaks or the file ends.
-fn each_line(path: &core::ffi::CStr, buf: &mut [u8], mut f: impl FnMut(&[u8]) -> ControlFlow<()>) {
-    let Ok(file) = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) else {
+/// `dyn`: one copy of the read loop serves both files.
+fn each_line(path: &[u8], buf: &mut [u8], f: &mut dyn FnMut(&[u8]) -> ControlFlow<()>) {
+    let Ok(file) = crate::small_file::open(path, OFlags::RDONLY | OFlags::CLOEXEC) else {
         return;
     };
     let mut lines: LineSplitter<256> = LineSplitter::new();
     loop {
         match rustix::io::read(&file, &mut *buf) {
             Ok(0) => {
-                let _ = lines.finish(&mut f);
+                let _ = lines.finish(f);
                 return;
             }
             Ok(n) => {
-                if lines.feed(&buf[..n], &mut f).is_break() {
+                if lines.feed(&buf[..n], &mut *f).is_break() {
                     return;
                 }
             }

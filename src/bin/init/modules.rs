@@ -4,14 +4,15 @@
 use crate::console::warning;
 use guestinit::fmt::{ErrnoText, Lossy};
 use rustix::fd::AsFd;
-use heapless::{String, Vec};
-use rustix::fs::{Mode, OFlags};
+use heapless::Vec;
+use rustix::fs::OFlags;
 use rustix::io::Errno;
 
 const DIR: &str = guestinit::proto::path::MODULES;
 /// Enough for the virtio stack and a scheduler's needs; more are warned of.
 const MAX_MODULES: usize = 64;
-type Name = String<64>;
+/// Bytes, not `str`: a file name needs no UTF-8 check to be opened.
+type Name = Vec<u8, 64>;
 
 /// Loads every module; failures are warned of, the boot goes on (a missing
 /// virtio port is reported where it is looked for).
@@ -23,7 +24,7 @@ pub fn load_all() {
     sort(&mut names);
     for name in &names {
         if let Err(errno) = load(name) {
-            warning!("load module {DIR}/{name}: {}", ErrnoText(errno));
+            warning!("load module {DIR}/{}: {}", Lossy(name), ErrnoText(errno));
         }
     }
 }
@@ -42,11 +43,8 @@ fn sort(names: &mut [Name]) {
 
 /// Collects the module file names; false when there is no module directory.
 fn list(names: &mut Vec<Name, MAX_MODULES>) -> bool {
-    let Ok(dir) = rustix::fs::open(
-        DIR,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) else {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let Ok(dir) = crate::small_file::open(DIR.as_bytes(), flags) else {
         return false;
     };
     let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); 2048];
@@ -56,10 +54,7 @@ fn list(names: &mut Vec<Name, MAX_MODULES>) -> bool {
         if !is_module(bytes) {
             continue;
         }
-        let name = core::str::from_utf8(bytes)
-            .ok()
-            .and_then(|s| Name::try_from(s).ok());
-        match name.map(|n| names.push(n)) {
+        match Name::from_slice(bytes).ok().map(|n| names.push(n)) {
             Some(Ok(())) => {}
             _ => warning!(
                 "module {} skipped: name too long or too many modules",
@@ -76,15 +71,13 @@ fn is_module(name: &[u8]) -> bool {
         .any(|ext| name.ends_with(ext))
 }
 
-fn load(name: &str) -> Result<(), Errno> {
-    let mut path: String<80> = String::new();
-    let _ = core::fmt::write(&mut path, format_args!("{DIR}/{name}"));
-    let file = rustix::fs::open(
-        path.as_str(),
-        OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    let format = if name.ends_with(".ko") {
+fn load(name: &[u8]) -> Result<(), Errno> {
+    let mut path: Vec<u8, 80> = Vec::new();
+    for part in [DIR.as_bytes(), b"/", name] {
+        let _ = path.extend_from_slice(part);
+    }
+    let file = crate::small_file::open(&path[..], OFlags::RDONLY | OFlags::CLOEXEC)?;
+    let format = if name.ends_with(b".ko") {
         Format::Plain
     } else {
         Format::Compressed
@@ -124,10 +117,10 @@ mod tests {
     fn names_sort_in_byte_order() {
         let mut names: std::vec::Vec<Name> = ["010-b.ko", "002-z.ko.xz", "010-a.ko", "000-x.ko"]
             .iter()
-            .map(|n| Name::try_from(*n).unwrap())
+            .map(|n| Name::from_slice(n.as_bytes()).unwrap())
             .collect();
         sort(&mut names);
-        let got: std::vec::Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+        let got: std::vec::Vec<&str> = names.iter().map(|n| core::str::from_utf8(n).unwrap()).collect();
         assert_eq!(got, ["000-x.ko", "002-z.ko.xz", "010-a.ko", "010-b.ko"]);
     }
 
@@ -153,7 +146,7 @@ mod tests {
 
     #[test]
     fn a_file_that_is_no_module_is_refused_with_the_kernels_errno() {
-        let file = rustix::fs::open(c"/proc/self/stat", OFlags::RDONLY, Mode::empty()).unwrap();
+        let file = crate::small_file::open(b"/proc/self/stat", OFlags::RDONLY).unwrap();
         assert_eq!(insert(&file, Format::Plain), Err(finit_errno_here()));
     }
 }

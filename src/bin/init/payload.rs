@@ -106,7 +106,7 @@ pub fn start(stdin: Stdio) -> Result<(Payload, Option<OwnedFd>), StartError> {
 /// NUL-terminated in place in `buf` (the exec path in the part /args left).
 fn read_program(buf: &'static mut [u8; ARGS_CAP]) -> Result<(&'static CStr, Argv), StartError> {
     // One byte stays free for the last argument's terminator.
-    let len = read_file(proto::path::ARGS, &mut buf[..ARGS_CAP - 1])
+    let len = read_file(proto::path::ARGS.as_bytes(), &mut buf[..ARGS_CAP - 1])
         .map_err(StartError::Read)?
         .ok_or(StartError::TooLong)?;
     let (text, tail) = buf.split_at_mut(len + 1);
@@ -120,7 +120,7 @@ fn read_program(buf: &'static mut [u8; ARGS_CAP]) -> Result<(&'static CStr, Argv
 fn read_exec_path(buf: &'static mut [u8]) -> Result<Option<&'static CStr>, StartError> {
     // One byte stays free for the path's NUL.
     let room = buf.len().saturating_sub(1);
-    let len = match read_file(proto::path::EXEC, &mut buf[..room]) {
+    let len = match read_file(proto::path::EXEC.as_bytes(), &mut buf[..room]) {
         Err(Errno::NOENT) => return Ok(None),
         Err(e) => return Err(StartError::Exec(e)),
         Ok(None) => return Err(StartError::TooLong),

@@ -329,7 +329,7 @@ impl Reactor {
             match signalfd_signo(&record) {
                 SIGCHLD => self.reap_all(link, sources),
                 signo => {
-                    warning!("signal {signo} received: stopping the payload");
+                    warning!("signal {} received: stopping the payload", u64::from(signo));
                     self.stop = true;
                 }
             }

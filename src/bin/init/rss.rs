@@ -3,14 +3,14 @@
 use core::ops::ControlFlow;
 use guestinit::parse::lines::LineSplitter;
 use guestinit::parse::num::parse_dec_u64;
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::OFlags;
 
 /// PID 1's peak resident set in KiB. The init never frees or unmaps memory,
 /// so its resident set only grows and the current `Rss` of smaps_rollup is
 /// its peak. VmHWM would be simpler, but kernels before 6.2 update it from
 /// per-task counters synced every 64 faults, so a small process reads ~4 KiB.
 pub fn peak_rss_kib() -> Option<u64> {
-    let file = rustix::fs::open(c"/proc/self/smaps_rollup", OFlags::RDONLY, Mode::empty()).ok()?;
+    let file = crate::small_file::open(b"/proc/self/smaps_rollup", OFlags::RDONLY).ok()?;
     let mut buf = [0u8; 2048];
     let mut lines: LineSplitter<128> = LineSplitter::new();
     let mut found = None;

@@ -74,7 +74,7 @@ impl core::fmt::Display for StartError {
 /// `sh -c "$(cat /exec_cmd)"`, its output framed like the payload's.
 pub fn start_exec() -> Result<Payload, StartError> {
     let buf = EXEC_CMD.take().expect("the command starts once");
-    let len = read_file(proto::path::EXEC_CMD, &mut buf[..args::MAX_BYTES])
+    let len = read_file(proto::path::EXEC_CMD.as_bytes(), &mut buf[..args::MAX_BYTES])
         .map_err(StartError::ExecCmd)?
         .ok_or(StartError::ExecCmdTooLong)?;
     buf[len] = 0;
@@ -136,7 +136,7 @@ fn motd_line(buf: &mut [u8], scheduler: bool) -> &[u8] {
     let cpus = rustix::thread::sched_getaffinity(None).map_or(1, |set| set.count());
     let mut ops = [0u8; 64];
     let ops_len = match scheduler {
-        true => read_prefix(c"/sys/kernel/sched_ext/root/ops", &mut ops).unwrap_or(0),
+        true => read_prefix(b"/sys/kernel/sched_ext/root/ops", &mut ops).unwrap_or(0),
         false => 0,
     };
     let name = ops[..ops_len].trim_ascii();

@@ -7,7 +7,7 @@
 use core::ffi::CStr;
 use guestinit::sys::process;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::OFlags;
 use rustix::io::Errno;
 
 /// Where one of the child's standard streams goes.
@@ -83,7 +83,7 @@ fn wire(stdio: Stdio<'_>, direction: Direction) -> Result<Wired, Errno> {
         }),
         Stdio::Null => {
             let flags = OFlags::RDWR | OFlags::CLOEXEC;
-            let null = rustix::fs::open(c"/dev/null", flags, Mode::empty())?;
+            let null = crate::small_file::open(b"/dev/null", flags)?;
             Ok(Wired {
                 child: null,
                 ours: None,

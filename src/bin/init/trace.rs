@@ -12,13 +12,13 @@ use crate::reactor::{Ctx, Interests, Rank, Source};
 use crate::small_file::write_file;
 use rustix::event::PollFlags;
 use rustix::fd::{AsFd, OwnedFd};
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::OFlags;
 use rustix::io::Errno;
 
-const TRACE_PIPE: &core::ffi::CStr = c"/sys/kernel/tracing/trace_pipe";
-const TRACING_ON: &core::ffi::CStr = c"/sys/kernel/tracing/tracing_on";
+const TRACE_PIPE: &[u8] = b"/sys/kernel/tracing/trace_pipe";
+const TRACING_ON: &[u8] = b"/sys/kernel/tracing/tracing_on";
 /// sched_ext's debug dump event, on kernels that have sched_ext.
-const DUMP_EVENT: &core::ffi::CStr = c"/sys/kernel/tracing/events/sched_ext/sched_ext_dump/enable";
+const DUMP_EVENT: &[u8] = b"/sys/kernel/tracing/events/sched_ext/sched_ext_dump/enable";
 /// Bytes COM1 may hold back.
 const BACKLOG: usize = 8192;
 /// trace_pipe may wake a poller only once a share of its buffer has
@@ -43,9 +43,9 @@ pub struct TraceRelay {
 /// The relay, when tracefs and COM1 are there; the dump event is enabled.
 pub fn open() -> Option<TraceRelay> {
     let read = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
-    let pipe = rustix::fs::open(TRACE_PIPE, read, Mode::empty()).ok()?;
+    let pipe = crate::small_file::open(TRACE_PIPE, read).ok()?;
     let write = OFlags::WRONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
-    let com1 = rustix::fs::open(c"/dev/ttyS0", write, Mode::empty()).ok()?;
+    let com1 = crate::small_file::open(b"/dev/ttyS0", write).ok()?;
     // Absent without sched_ext: nothing to enable then.
     let _ = write_file(DUMP_EVENT, b"1");
     Some(TraceRelay {

@@ -6,11 +6,10 @@
 //! when the host's name for it lands in sysfs (KOBJ_CHANGE).
 
 use crate::clock;
-use core::fmt::Write;
-use heapless::String;
+use heapless::Vec;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fd::OwnedFd;
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::OFlags;
 use rustix::io::Errno;
 use rustix::net::netlink::{self, SocketAddrNetlink};
 use rustix::net::{AddressFamily, RecvFlags, SocketFlags, SocketType};
@@ -38,7 +37,7 @@ pub fn open(wanted: &Wanted<'_>, flags: OFlags, wait_ms: u64) -> Result<OwnedFd,
     let uevents = uevent_socket();
     loop {
         if let Some(path) = find(wanted) {
-            return rustix::fs::open(path.as_str(), flags, Mode::empty()).map_err(PortError::Open);
+            return crate::small_file::open(&path[..], flags).map_err(PortError::Open);
         }
         if clock::now_ns() >= deadline {
             return Err(PortError::NotFound);
@@ -58,8 +57,7 @@ fn uevent_socket() -> Option<OwnedFd> {
         SocketType::DGRAM,
         SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
         Some(netlink::KOBJECT_UEVENT),
-    )
-    .ok()?;
+    ).ok()?;
     rustix::net::bind(&socket, &SocketAddrNetlink::new(0, 1)).ok()?;
     Some(socket)
 }
@@ -75,48 +73,49 @@ fn await_uevent(socket: &OwnedFd, deadline: u64) {
     while rustix::net::recv(socket, &mut sink, RecvFlags::empty()).is_ok() {}
 }
 
-type Path = String<64>;
+/// Bytes, not `str`: sysfs names need no UTF-8 check to be opened.
+type Path = Vec<u8, 64>;
+
+/// `parts` end to end; `None` if they do not fit.
+fn join(parts: &[&[u8]]) -> Option<Path> {
+    let mut path = Path::new();
+    for part in parts {
+        path.extend_from_slice(part).ok()?;
+    }
+    Some(path)
+}
 
 /// The device node of the wanted port, once it exists.
 fn find(wanted: &Wanted<'_>) -> Option<Path> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    let dir = rustix::fs::open(PORTS_DIR, flags, Mode::empty()).ok()?;
+    let dir = crate::small_file::open(PORTS_DIR.as_bytes(), flags).ok()?;
     let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); 1024];
     let mut entries = rustix::fs::RawDir::new(&dir, &mut buf);
     let mut unnamed_fallback = false;
     while let Some(Ok(entry)) = entries.next() {
-        let Ok(port) = entry.file_name().to_str() else {
-            continue;
-        };
+        let port = entry.file_name().to_bytes();
         let mut name = [0u8; 64];
         match port_name(port, &mut name) {
             Some(name) if wanted.names.iter().any(|n| n.as_bytes() == name) => {
                 return dev_node(port)
             }
-            Some(b"") if Some(port) == wanted.unnamed => unnamed_fallback = true,
+            Some(b"") if Some(port) == wanted.unnamed.map(str::as_bytes) => unnamed_fallback = true,
             _ => {}
         }
     }
-    wanted.unnamed.filter(|_| unnamed_fallback).and_then(dev_node)
+    wanted.unnamed.filter(|_| unnamed_fallback).and_then(|port| dev_node(port.as_bytes()))
 }
 
 /// The sysfs `name` of `port`, without its newline.
-fn port_name<'n>(port: &str, name: &'n mut [u8; 64]) -> Option<&'n [u8]> {
-    let mut path = Path::new();
-    write!(path, "{PORTS_DIR}/{port}/name").ok()?;
-    let file = rustix::fs::open(
-        path.as_str(),
-        OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .ok()?;
+fn port_name<'n>(port: &[u8], name: &'n mut [u8; 64]) -> Option<&'n [u8]> {
+    let path = join(&[PORTS_DIR.as_bytes(), b"/", port, b"/name"])?;
+    let file = crate::small_file::open(&path[..], OFlags::RDONLY | OFlags::CLOEXEC).ok()?;
     let n = rustix::io::read(&file, &mut name[..]).ok()?;
     Some(name[..n].strip_suffix(b"\n").unwrap_or(&name[..n]))
 }
 
-fn dev_node(port: &str) -> Option<Path> {
-    let mut dev = Path::new();
-    write!(dev, "/dev/{port}").ok()?;
-    let exists = rustix::fs::access(dev.as_str(), rustix::fs::Access::EXISTS).is_ok();
+fn dev_node(port: &[u8]) -> Option<Path> {
+    let dev = join(&[b"/dev/", port])?;
+    let exists = crate::small_file::exists(&dev[..]);
     exists.then_some(dev)
 }

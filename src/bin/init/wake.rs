@@ -12,19 +12,14 @@ use guestinit::fmt::ErrnoText;
 use guestinit::proto::wake;
 use rustix::event::PollFlags;
 use rustix::fd::{AsFd, OwnedFd};
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::OFlags;
 use rustix::io::Errno;
-use rustix::termios::{tcgetattr, tcsetattr, OptionalActions};
 
 /// hvc0 as a raw tty: every byte arrives as it is sent, none is echoed.
 pub fn open() -> Option<OwnedFd> {
     let flags = OFlags::RDWR | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
-    let tty = rustix::fs::open(c"/dev/hvc0", flags, Mode::empty()).ok()?;
-    let raw = tcgetattr(&tty).map(|mut t| {
-        t.make_raw();
-        t
-    });
-    match raw.and_then(|t| tcsetattr(&tty, OptionalActions::Now, &t)) {
+    let tty = crate::small_file::open(b"/dev/hvc0", flags).ok()?;
+    match guestinit::sys::tty::make_raw(tty.as_fd()) {
         Ok(()) => Some(tty),
         Err(e) => {
             warning!("hvc0 stays cooked ({}): wake bytes are not read", ErrnoText(e));
@@ -88,7 +83,7 @@ impl Source for WakeBytes {
 
 /// SysRq D: sched_ext writes its debug dump to the trace.
 pub fn sysrq_dump() {
-    if let Err(e) = write_file(c"/proc/sysrq-trigger", b"D") {
+    if let Err(e) = write_file(b"/proc/sysrq-trigger", b"D") {
         warning!("SysRq D for a debug dump: {}", ErrnoText(e));
     }
 }

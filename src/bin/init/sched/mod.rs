@@ -292,14 +292,15 @@ fn not_attached(link: &mut Link, reason: core::fmt::Arguments<'_>) {
     link.send(Tag::LIFE, w.written());
 }
 
-/// `exited with N` or `was killed by signal N`.
+/// `exited with N` or `was killed by signal N` (as i32: one integer
+/// formatter fewer in the init).
 struct ExitText(Exit);
 
 impl core::fmt::Display for ExitText {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self.0 {
-            Exit::Exited(code) => write!(f, "exited with {code}"),
-            Exit::Signaled { signal, .. } => write!(f, "was killed by signal {signal}"),
+            Exit::Exited(code) => write!(f, "exited with {}", i32::from(code)),
+            Exit::Signaled { signal, .. } => write!(f, "was killed by signal {}", i32::from(signal)),
         }
     }
 }

@@ -81,7 +81,7 @@ impl fmt::Display for SetupError {
 
 /// The kernel must have sched_ext: nothing else here makes sense without it.
 pub fn check_sched_ext() -> Result<(), SetupError> {
-    rustix::fs::access(sched::SYSFS, rustix::fs::Access::EXISTS).map_err(|_| SetupError::NoSchedExt)
+    crate::small_file::exists(sched::SYSFS.as_bytes()).then_some(()).ok_or(SetupError::NoSchedExt)
 }
 
 /// Makes the workload's and the scheduler's cgroups; the scheduler's
@@ -95,7 +95,7 @@ pub fn make_cgroups() -> Result<Option<PathBuf>, SetupError> {
 /// with `+cpuset +cpu` enabled in each ancestor, top down.
 fn make_cgroup(list: &str) -> Result<Option<PathBuf>, SetupError> {
     let mut buf = [0u8; 192];
-    let Ok(n) = read_prefix(list, &mut buf) else { return Ok(None) };
+    let Ok(n) = read_prefix(list.as_bytes(), &mut buf) else { return Ok(None) };
     let mut dir = PathBuf::new();
     let _ = dir.extend_from_slice(sched::CGROUP_ROOT.as_bytes());
     for part in buf[..n].trim_ascii().split(|&b| b == b'/').filter(|p| !p.is_empty()) {
@@ -114,7 +114,7 @@ fn make_cgroup(list: &str) -> Result<Option<PathBuf>, SetupError> {
 
 /// BPF programs' run time and counts, which schedulers' statistics read.
 pub fn enable_bpf_stats() {
-    if let Err(e) = write_file("/proc/sys/kernel/bpf_stats_enabled", b"1") {
+    if let Err(e) = write_file(b"/proc/sys/kernel/bpf_stats_enabled", b"1") {
         warning!("bpf_stats_enabled: {}", ErrnoText(e));
     }
 }
@@ -122,7 +122,7 @@ pub fn enable_bpf_stats() {
 /// Runs a script of `echo VALUE > /path` lines; a missing one is no error.
 pub fn run_script(script: &'static str) -> Result<(), SetupError> {
     let mut buf = [0u8; 4096];
-    let Ok(n) = read_prefix(script, &mut buf) else { return Ok(()) };
+    let Ok(n) = read_prefix(script.as_bytes(), &mut buf) else { return Ok(()) };
     for (i, line) in buf[..n].split(|&b| b == b'\n').enumerate() {
         run_line(line).map_err(|why| SetupError::Script(script, i + 1, why))?;
     }
@@ -189,7 +189,7 @@ fn file_in(dir: &PathBuf, name: &[u8]) -> Vec<u8, 128> {
 /// argv from /sched_args (whitespace-separated), NUL-terminated in place,
 /// after `/scheduler` itself.
 fn read_args(buf: &'static mut [u8; ARGS_CAP + 1]) -> Result<Vec<&'static CStr, MAX_ARGS>, SetupError> {
-    let len = match read_prefix(path::SCHED_ARGS, &mut buf[..ARGS_CAP]) {
+    let len = match read_prefix(path::SCHED_ARGS.as_bytes(), &mut buf[..ARGS_CAP]) {
         Ok(n) => n,
         Err(Errno::NOENT) => 0,
         Err(e) => return Err(SetupError::Args(e)),
