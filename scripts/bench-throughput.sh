@@ -4,6 +4,7 @@
 #   raw    to a second virtio port added with --qemu-arg (host side: /dev/null),
 #   framed to stdout, through the init's SOUT frames (host side: /dev/null),
 #   null   to /dev/null inside the guest (the producer's limit).
+# The init's peak RSS comes from `--timeline` (its smaps after the run).
 # Guest times come from `busybox time` (10 ms steps); the host time of the
 # framed stream runs from its first byte to its last, as read from
 # `guestinit run`'s stdout. Prints a markdown table fragment (median of RUNS
@@ -54,7 +55,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 
 for i in $(seq "$runs"); do
     echo "throughput boot $i/$runs" >&2
-    "$gi" run --timeout 600 "${raw_port[@]}" -- /bin/busybox sh -c "$payload" \
+    "$gi" run --timeline --timeout 600 "${raw_port[@]}" -- /bin/busybox sh -c "$payload" \
         2>"$tmp/err$i" | host_clock >"$tmp/host$i" || true
     for name in raw framed null; do
         grep -q "^bench $name " "$tmp/err$i" || { cat "$tmp/err$i" >&2; exit 1; }
@@ -65,6 +66,7 @@ fig() { grep -h "^bench $1 " "$tmp"/err* | awk '{print $3}' | median; }
 raw=$(fig raw) framed=$(fig framed) null=$(fig null)
 host=$(awk '{print $1}' "$tmp"/host* | median)
 bytes=$(awk '{print $2}' "$tmp/host1")
+rss=$(sed -n 's/.*init peak RSS \([0-9]*\) KiB.*/\1/p' "$tmp"/err* | median)
 mibs() { awk -v s="$1" 'BEGIN {printf "%.1f", (s > 0) ? 100 / s : 0}'; }
 pct() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.0f %%", (b > 0) ? 100 * a / b : 0}'; }
 
@@ -74,3 +76,5 @@ echo "| raw virtio port (\`--qemu-arg\`, host: /dev/null) | $raw | $(mibs "$raw"
 echo "| framed stdout (SOUT frames, host: /dev/null) | $framed | $(mibs "$framed") | $(pct "$raw" "$framed") |"
 echo "| framed stdout, host first to last byte ($bytes bytes) | $host | $(mibs "$host") | $(pct "$raw" "$host") |"
 echo "| /dev/null in the guest (the producer's limit) | $null | $(mibs "$null") | $(pct "$raw" "$null") |"
+echo
+echo "init peak RSS while streaming: $rss KiB (median of $runs boots)"

@@ -3,6 +3,7 @@
 
 use super::raw::{check, syscall1, syscall2, syscall4};
 use super::{signal, Errno, Result};
+use crate::cell::Exclusive;
 use crate::fmt::{ErrnoText, Lossy, SliceWriter};
 use crate::parse::args::MAX_ARGS;
 use core::ffi::CStr;
@@ -69,8 +70,32 @@ pub struct Program<'a> {
 /// child itself on its stderr (`exec PATH: reason`, `chdir DIR: reason`),
 /// which then exits 127 for a missing file and 126 otherwise, as shells do.
 pub fn spawn(program: &Program<'_>, stdio: [BorrowedFd<'_>; 3]) -> Result<i32> {
-    let argv = pointers::<{ MAX_ARGS + 1 }>(program.argv).ok_or(Errno::TOOBIG)?;
-    let envp = pointers::<{ MAX_ENV + 1 }>(program.env).ok_or(Errno::TOOBIG)?;
+    // PID 1 has one thread, so only threads of host tests ever wait here.
+    loop {
+        if let Some(spawned) = POINTERS.with(|p| spawn_with(program, stdio, p)) {
+            return spawned;
+        }
+        core::hint::spin_loop();
+    }
+}
+
+/// The argv and envp arrays execve reads, as addresses (which are `Send`),
+/// in .bss rather than on the stack: a frame of 8 KiB is probed page by
+/// page, so all of it would stay resident in PID 1; here only what is used.
+struct Pointers {
+    argv: heapless::Vec<usize, { MAX_ARGS + 1 }>,
+    envp: heapless::Vec<usize, { MAX_ENV + 1 }>,
+}
+
+static POINTERS: Exclusive<Pointers> = Exclusive::new(Pointers {
+    argv: heapless::Vec::new(),
+    envp: heapless::Vec::new(),
+});
+
+fn spawn_with(program: &Program<'_>, stdio: [BorrowedFd<'_>; 3], p: &mut Pointers) -> Result<i32> {
+    pointers(&mut p.argv, program.argv).ok_or(Errno::TOOBIG)?;
+    pointers(&mut p.envp, program.env).ok_or(Errno::TOOBIG)?;
+    let (argv, envp) = (p.argv.as_ptr().cast(), p.envp.as_ptr().cast());
     let path = program.path;
     // SAFETY: between fork and exec the child makes only raw syscalls on
     // memory it owns, which is sound even in a threaded process.
@@ -97,20 +122,20 @@ pub fn spawn(program: &Program<'_>, stdio: [BorrowedFd<'_>; 3]) -> Result<i32> {
             }
             // SAFETY: argv and envp are null-terminated arrays of pointers to
             // NUL-terminated strings that outlive the call.
-            let errno = unsafe { execve(path.as_ptr().cast(), argv.as_ptr(), envp.as_ptr()) };
+            let errno = unsafe { execve(path.as_ptr().cast(), argv, envp) };
             exit_group(report_failure("exec", path, errno))
         }
     }
 }
 
-/// A null-terminated array of pointers to `strings`; None if over `N - 1`.
-fn pointers<const N: usize>(strings: &[&CStr]) -> Option<heapless::Vec<*const u8, N>> {
-    let mut out = heapless::Vec::new();
+/// Fills `out` with a null-terminated array of the addresses of `strings`;
+/// None if over `N - 1`.
+fn pointers<const N: usize>(out: &mut heapless::Vec<usize, N>, strings: &[&CStr]) -> Option<()> {
+    out.clear();
     for s in strings {
-        out.push(s.as_ptr().cast()).ok()?;
+        out.push(s.as_ptr() as usize).ok()?;
     }
-    out.push(core::ptr::null()).ok()?;
-    Some(out)
+    out.push(0).ok()
 }
 
 /// Writes `WHAT PATH: REASON` to the child's stderr and returns the shell's

@@ -11,9 +11,11 @@
 //! Work per input byte is bounded by a constant, whatever the input: a frame
 //! that starts where nothing is pending is checked where it lies (hashed once,
 //! not copied); other bytes are copied about twice (the window is compacted
-//! only once half the buffer is spent) and hashed once into a table of prefix
-//! CRCs, and each plausible header costs at most `2 * prefix::BLOCK` bytes of hashing and eight
-//! multiplications, however long a payload it claims (see `crc`).
+//! only once half the buffer is spent). The window's first candidate frame
+//! is hashed whole; later ones, which overlap it, are checked from a table of
+//! prefix CRCs built once per window, so each plausible header costs at most
+//! `2 * prefix::BLOCK` bytes of hashing and eight multiplications, however
+//! long a payload it claims (see `crc`).
 
 use super::prefix::{self, Prefixes};
 use super::tag::is_tag_byte;
@@ -166,7 +168,6 @@ impl<'b> Decoder<'b> {
         let n = input.len().min(room);
         self.data[self.end..self.end + n].copy_from_slice(&input[..n]);
         self.end += n;
-        self.prefixes.extend(self.data, self.end);
         n
     }
 

@@ -20,6 +20,9 @@ pub(super) struct Prefixes<'b> {
     crc: super::Extend,
     /// Entries computed so far.
     known: usize,
+    /// A range was hashed whole since the last reset: the next builds the
+    /// table instead, so bytes are hashed at most twice between resets.
+    hashed_whole: bool,
 }
 
 impl<'b> Prefixes<'b> {
@@ -29,6 +32,7 @@ impl<'b> Prefixes<'b> {
             table,
             crc,
             known: 1,
+            hashed_whole: false,
         }
     }
 
@@ -40,10 +44,11 @@ impl<'b> Prefixes<'b> {
     /// Forgets every entry but the first: the data moved.
     pub(super) fn reset(&mut self) {
         self.known = 1;
+        self.hashed_whole = false;
     }
 
     /// Computes the entries up to `end`, hashing each byte of `data` once.
-    pub(super) fn extend(&mut self, data: &[u8], end: usize) {
+    fn extend(&mut self, data: &[u8], end: usize) {
         while self.known * BLOCK <= end {
             let k = self.known;
             let crc = (self.crc)(self.entry(k - 1), &data[(k - 1) * BLOCK..k * BLOCK]);
@@ -52,11 +57,15 @@ impl<'b> Prefixes<'b> {
         }
     }
 
-    /// The CRC of `data[from..to]`; `to` must not pass the last `extend`.
-    pub(super) fn range(&self, data: &[u8], from: usize, to: usize) -> u32 {
-        if to - from <= 2 * BLOCK {
+    /// The CRC of `data[from..to]`. The first long range after a reset is
+    /// hashed in one call (most windows hold one frame, and the table's
+    /// short blocks hash slower); later ones extend the table up to `to`.
+    pub(super) fn range(&mut self, data: &[u8], from: usize, to: usize) -> u32 {
+        if to - from <= 2 * BLOCK || !self.hashed_whole {
+            self.hashed_whole |= to - from > 2 * BLOCK;
             return (self.crc)(0, &data[from..to]);
         }
+        self.extend(data, to);
         let len = (to - from) as u32;
         crc::of_suffix(self.up_to(data, from), self.up_to(data, to), len)
     }
@@ -83,8 +92,6 @@ mod tests {
         let data: std::vec::Vec<u8> = (0..3000u32).map(|i| (i * 31 % 251) as u8).collect();
         let mut table = std::vec![0xaau8; table_len(data.len())];
         let mut prefixes = Prefixes::new(&mut table, crc::extend);
-        prefixes.extend(&data, 1000);
-        prefixes.extend(&data, data.len());
         for (from, to) in [
             (0, 0),
             (3, 9),
@@ -97,7 +104,6 @@ mod tests {
             assert_eq!(prefixes.range(&data, from, to), want, "{from}..{to}");
         }
         prefixes.reset();
-        prefixes.extend(&data[1..], 2999);
         let want = crc32fast::hash(&data[701..2001]);
         assert_eq!(prefixes.range(&data[1..], 700, 2000), want);
     }

@@ -262,6 +262,9 @@ fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd, cmdline: &Cmd
 /// Shell mode: the scheduler as in test mode, then the shell on hvc0 in
 /// the reactor with the control port (window size, dump, stop) until it
 /// exits; its exit code (or 248) for EXIT. /sched_disable runs after it.
+/// Not inlined into `run`: its 7 KiB of stack frame would be probed
+/// resident whole in every mode.
+#[inline(never)]
 fn shell_mode(link: &mut Link, signals: OwnedFd, cmdline: &Cmdline<'_>) -> i32 {
     let mut reactor = Reactor::new(Some(signals));
     let mut sched = match scheduler(link, &mut reactor, cmdline) {

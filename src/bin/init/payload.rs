@@ -80,15 +80,19 @@ impl core::fmt::Display for StartError {
 }
 
 type Argv = Vec<&'static CStr, MAX_ARGS>;
+/// 16 KiB: in .bss only the pages used are resident, where on the stack
+/// every page of the frame is probed, and stays resident in PID 1.
+static ARGV: TakeOnce<Argv> = TakeOnce::new(Vec::new());
 
 /// Reads /args and starts the program it names, its stdin as `stdin` says;
 /// the payload, and the init's end of its stdin when that is a pipe.
 pub fn start(stdin: Stdio) -> Result<(Payload, Option<OwnedFd>), StartError> {
-    let (path, argv) = read_program(ARGS.take().expect("the payload starts once"))?;
+    let once = "the payload starts once";
+    let (path, argv) = read_program(ARGS.take().expect(once), ARGV.take().expect(once))?;
     let environ = environ::read().map_err(StartError::Environ)?;
     let spawned = spawn::spawn(&Command {
         path,
-        argv: &argv,
+        argv,
         env: &environ.vars,
         cwd: environ.cwd,
         stdin,
@@ -104,13 +108,16 @@ pub fn start(stdin: Stdio) -> Result<(Payload, Option<OwnedFd>), StartError> {
 
 /// The path to execute and the argv, from /args and /.guestinit/exec, all
 /// NUL-terminated in place in `buf` (the exec path in the part /args left).
-fn read_program(buf: &'static mut [u8; ARGS_CAP]) -> Result<(&'static CStr, Argv), StartError> {
+fn read_program(
+    buf: &'static mut [u8; ARGS_CAP],
+    argv: &'static mut Argv,
+) -> Result<(&'static CStr, &'static Argv), StartError> {
     // One byte stays free for the last argument's terminator.
     let len = read_file(proto::path::ARGS.as_bytes(), &mut buf[..ARGS_CAP - 1])
         .map_err(StartError::Read)?
         .ok_or(StartError::TooLong)?;
     let (text, tail) = buf.split_at_mut(len + 1);
-    let argv = nul_terminate(text)?;
+    let argv = nul_terminate(text, argv)?;
     let path = read_exec_path(tail)?.unwrap_or(argv[0]);
     Ok((path, argv))
 }
@@ -133,7 +140,7 @@ fn read_exec_path(buf: &'static mut [u8]) -> Result<Option<&'static CStr>, Start
 /// Checks the arguments in `text` but its last byte (which is free), ends
 /// each with a NUL (NUL-separated files already are; ktstr's one per line
 /// get theirs in place of the newline) and collects the strings.
-fn nul_terminate(text: &'static mut [u8]) -> Result<Argv, StartError> {
+fn nul_terminate(text: &'static mut [u8], argv: &'static mut Argv) -> Result<&'static Argv, StartError> {
     let len = text.len() - 1;
     let end = args::terminator(&text[..len]);
     let count = args::split(&text[..len]).map_err(StartError::Args)?.count();
@@ -144,7 +151,6 @@ fn nul_terminate(text: &'static mut [u8]) -> Result<Argv, StartError> {
     for b in text.iter_mut().filter(|b| **b == end) {
         *b = 0;
     }
-    let mut argv = Vec::new();
     let mut rest: &'static [u8] = text;
     for _ in 0..count {
         // Every one of the `count` arguments was NUL-terminated above.
@@ -341,10 +347,10 @@ mod tests {
     }
 
 
-    fn argv_of(text: &[u8]) -> Result<Argv, StartError> {
+    fn argv_of(text: &[u8]) -> Result<&'static Argv, StartError> {
         let buf: &'static mut [u8] = Box::leak(std::vec![0u8; text.len() + 1].into_boxed_slice());
         buf[..text.len()].copy_from_slice(text);
-        nul_terminate(buf)
+        nul_terminate(buf, Box::leak(Box::new(Vec::new())))
     }
 
     #[test]

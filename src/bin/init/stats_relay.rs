@@ -8,6 +8,7 @@
 
 use crate::backlog::Backlog;
 use crate::clock;
+use guestinit::cell::TakeOnce;
 use crate::link::Link;
 use crate::reactor::{Ctx, Interests, Rank, Source};
 use crate::vports::{self, Wanted};
@@ -39,13 +40,17 @@ pub fn open_port() -> Option<OwnedFd> {
     vports::open(&wanted, flags, WAIT_MS).ok()
 }
 
+/// In .bss, not in the relay: the relay lives in a stack frame, which
+/// stack probes make resident whole, used or not.
+static BACKLOGS: TakeOnce<[Backlog<4096>; 2]> = TakeOnce::new([Backlog::new(), Backlog::new()]);
+
 pub struct StatsRelay {
     port: Option<OwnedFd>,
     socket: Option<OwnedFd>,
     /// Host to scheduler.
-    to_socket: Backlog<4096>,
+    to_socket: &'static mut Backlog<4096>,
     /// Scheduler (or the error lines) to host.
-    to_port: Backlog<4096>,
+    to_port: &'static mut Backlog<4096>,
     /// Why the last connect failed: what the error lines say.
     errno: Errno,
     retry_at: u64,
@@ -53,11 +58,12 @@ pub struct StatsRelay {
 
 impl StatsRelay {
     pub fn new(port: OwnedFd) -> StatsRelay {
+        let [to_socket, to_port] = BACKLOGS.take().expect("one stats relay per boot");
         StatsRelay {
             port: Some(port),
             socket: None,
-            to_socket: Backlog::new(),
-            to_port: Backlog::new(),
+            to_socket,
+            to_port,
             errno: Errno::NOENT,
             retry_at: clock::now_ns(),
         }

@@ -7,6 +7,7 @@ use crate::console::warning;
 use crate::link::Link;
 use crate::reactor::{Ctx, Interests, Rank, Source};
 use crate::vports::{self, Wanted};
+use guestinit::cell::TakeOnce;
 use guestinit::fmt::ErrnoText;
 use guestinit::proto;
 use rustix::event::PollFlags;
@@ -33,12 +34,16 @@ pub fn open_port() -> Option<OwnedFd> {
 const PORT: u8 = 0;
 const PIPE: u8 = 1;
 
+/// In .bss, not in the relay: the relay lives in a stack frame, which
+/// stack probes make resident whole, used or not.
+static BUF: TakeOnce<[u8; 4096]> = TakeOnce::new([0; 4096]);
+
 /// Copies port to pipe through a small buffer: the port is read only while
 /// the buffer is empty, so a payload that reads slowly holds the host back.
 pub struct StdinRelay {
     port: Option<OwnedFd>,
     pipe: Option<OwnedFd>,
-    buf: [u8; 4096],
+    buf: &'static mut [u8; 4096],
     start: usize,
     end: usize,
 }
@@ -48,7 +53,7 @@ impl StdinRelay {
         StdinRelay {
             port: Some(port),
             pipe: Some(pipe),
-            buf: [0; 4096],
+            buf: BUF.take().expect("one stdin relay per boot"),
             start: 0,
             end: 0,
         }
@@ -60,7 +65,7 @@ impl StdinRelay {
 
     fn read_port(&mut self) {
         let Some(port) = &self.port else { return };
-        match rustix::io::read(port, &mut self.buf) {
+        match rustix::io::read(port, &mut self.buf[..]) {
             Ok(0) => self.port = None,
             Ok(n) => (self.start, self.end) = (0, n),
             Err(Errno::AGAIN | Errno::INTR) => {}

@@ -5,6 +5,7 @@
 //! left is drained within a bound.
 
 use crate::clock;
+use guestinit::cell::TakeOnce;
 use crate::backlog::Backlog;
 use crate::console::warning;
 use crate::link::Link;
@@ -30,10 +31,14 @@ pub const DRAIN_MS: u64 = 5000;
 const PIPE: u8 = 0;
 const COM1: u8 = 1;
 
+/// In .bss, not in the relay: the relay lives in a stack frame, which
+/// stack probes make resident whole, used or not.
+static BACKLOG_BUF: TakeOnce<Backlog<BACKLOG>> = TakeOnce::new(Backlog::new());
+
 pub struct TraceRelay {
     pipe: Option<OwnedFd>,
     com1: OwnedFd,
-    backlog: Backlog<BACKLOG>,
+    backlog: &'static mut Backlog<BACKLOG>,
     /// When trace_pipe is read next without waiting for poll.
     tick_at: u64,
     /// When the cleanup's drain ends, once it has begun.
@@ -51,7 +56,7 @@ pub fn open() -> Option<TraceRelay> {
     Some(TraceRelay {
         pipe: Some(pipe),
         com1,
-        backlog: Backlog::new(),
+        backlog: BACKLOG_BUF.take().expect("one trace relay per boot"),
         tick_at: clock::now_ns(),
         drain_until: None,
     })
