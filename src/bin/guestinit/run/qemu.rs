@@ -9,8 +9,8 @@ use std::path::Path;
 
 use guestinit::proto;
 
-use crate::disk::Disk;
 pub use super::accel::Accel;
+use crate::disk::Disk;
 
 pub const QEMU: &str = "qemu-system-x86_64";
 
@@ -322,5 +322,4 @@ mod tests {
              -drive if=none,id=disk1,format=raw,readonly=on,file=/d/c.img -device virtio-blk-pci,drive=disk1"
         ), "{got}");
     }
-
 }
