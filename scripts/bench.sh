@@ -199,7 +199,9 @@ sh_run() {
 # kernel without 9p.
 vng_setup() {
     local venv=.cache/vng-venv
-    [ -x "$venv/bin/vng" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q virtme-ng; } >&2
+    # A venv is bound to its path: one moved or copied here is made again.
+    "$venv/bin/vng" --version >/dev/null 2>&1 ||
+        { rm -rf "$venv" && python3 -m venv "$venv" && "$venv/bin/pip" install -q virtme-ng; } >&2
     command -v depmod >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kmod >&2
     if [ ! -x .cache/virtiofsd/bin/virtiofsd ]; then
         local pkgs=()
@@ -360,10 +362,17 @@ decode() {
     # criterion bench, when it is there.
     if [ -f benches/decode.rs ]; then
         say "decode: cargo bench --bench decode"
+        cargo bench -q --bench decode 2>/dev/null >"$tmp/criterion"
         echo
-        echo '```'
-        cargo bench -q --bench decode 2>/dev/null | grep -E 'time:|thrpt:|^[a-z0-9_/ -]+$' | sed '/^$/d'
-        echo '```'
+        echo "| \`cargo bench --bench decode\`: 1 GiB of 16 KiB frames | throughput (criterion's median) | vs crc32fast::hash |"
+        echo "|---|---|---|"
+        # A bench's name line, then its first thrpt line: [low median high].
+        awk '/^1 GiB of/ {name = $0; sub(/^1 GiB of 16 KiB frames\//, "", name)}
+             /thrpt:/ && name != "" {print name "\t" $4 " " $5; name = ""}' "$tmp/criterion" |
+            awk -F'\t' '{split($2, v, " ")} NR == 1 {base = v[1]}
+                {printf "| %s | %s | %.0f %% |\n", $1, $2, 100 * v[1] / base}'
+        echo
+        sed -n '/interleaved/,$p' "$tmp/criterion"
     fi
 }
 
