@@ -220,10 +220,7 @@ fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd, cmdline: &Cmd
         .and_then(|_| stats_relay::open_port())
         .map(StatsRelay::new);
     let mut trace = trace::open();
-    let mut com2 = Com2Drain;
-    let mut sources: Vec<&mut dyn Source, 8> = Vec::new();
-    let _ = sources.push(&mut payload);
-    let optional: [Option<&mut dyn Source>; 6] = [
+    let others = [
         sched.as_mut().map(|s| s as &mut dyn Source),
         relay.as_mut().map(|s| s as &mut dyn Source),
         stats.as_mut().map(|s| s as &mut dyn Source),
@@ -231,12 +228,7 @@ fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd, cmdline: &Cmd
         control.as_mut().map(|s| s as &mut dyn Source),
         trace.as_mut().map(|s| s as &mut dyn Source),
     ];
-    for source in optional.into_iter().flatten() {
-        let _ = sources.push(source);
-    }
-    let _ = sources.push(&mut com2);
-    reactor.run(link, &mut sources);
-    drop(sources);
+    run_sources(&mut reactor, link, &mut payload, others);
     if sched.is_some() {
         sched::setup::disable();
     }
@@ -259,6 +251,24 @@ fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd, cmdline: &Cmd
     }
 }
 
+/// Runs the reactor over a mode's workload, the other sources it has, and
+/// COM2's drain.
+fn run_sources<const N: usize>(
+    reactor: &mut Reactor,
+    link: &mut Link,
+    workload: &mut dyn Source,
+    others: [Option<&mut dyn Source>; N],
+) {
+    let mut com2 = Com2Drain;
+    let mut sources: Vec<&mut dyn Source, 8> = Vec::new();
+    let _ = sources.push(workload);
+    for source in others.into_iter().flatten() {
+        let _ = sources.push(source);
+    }
+    let _ = sources.push(&mut com2);
+    reactor.run(link, &mut sources);
+}
+
 /// Shell mode: the scheduler as in test mode, then the shell on hvc0 in
 /// the reactor with the control port (window size, dump, stop) until it
 /// exits; its exit code (or 248) for EXIT. /sched_disable runs after it.
@@ -277,20 +287,12 @@ fn shell_mode(link: &mut Link, signals: OwnedFd, cmdline: &Cmdline<'_>) -> i32 {
     };
     let mut control = control::open_port().map(|port| Control::new(port, Some(master)));
     let mut trace = trace::open();
-    let mut com2 = Com2Drain;
-    let mut sources: Vec<&mut dyn Source, 5> = Vec::new();
-    let _ = sources.push(&mut shell);
-    let optional: [Option<&mut dyn Source>; 3] = [
+    let others = [
         sched.as_mut().map(|s| s as &mut dyn Source),
         control.as_mut().map(|s| s as &mut dyn Source),
         trace.as_mut().map(|s| s as &mut dyn Source),
     ];
-    for source in optional.into_iter().flatten() {
-        let _ = sources.push(source);
-    }
-    let _ = sources.push(&mut com2);
-    reactor.run(link, &mut sources);
-    drop(sources);
+    run_sources(&mut reactor, link, &mut shell, others);
     if sched.is_some() {
         sched::setup::disable();
     }
