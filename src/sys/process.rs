@@ -8,7 +8,9 @@ use crate::fmt::{ErrnoText, Lossy, SliceWriter};
 use crate::parse::args::MAX_ARGS;
 use core::ffi::CStr;
 use core::fmt::Write;
-use linux_raw_sys::general::{__NR_clone, __NR_execve, __NR_exit_group, __NR_wait4, rusage};
+use linux_raw_sys::general::{
+    __NR_clone, __NR_execve, __NR_exit_group, __NR_fcntl, __NR_wait4, rusage, F_GETFD,
+};
 use rustix::fd::BorrowedFd;
 
 /// Which side of a fork this is.
@@ -152,6 +154,14 @@ fn report_failure(what: &str, path: &CStr, errno: Errno) -> i32 {
     } else {
         126
     }
+}
+
+/// Whether descriptor `fd` is open (fcntl F_GETFD succeeds), asked of a
+/// raw number: what PID 1 inherits from the kernel has no owner to borrow from.
+pub fn fd_is_open(fd: i32) -> bool {
+    // SAFETY: F_GETFD takes no pointer and changes nothing.
+    let ret = unsafe { syscall2(__NR_fcntl, fd as usize, F_GETFD as usize) };
+    check(ret).is_ok()
 }
 
 /// Ends the whole process with `code`.

@@ -143,3 +143,14 @@ fn make_raw_sets_what_cfmakeraw_sets() {
         (1, 0)
     );
 }
+
+#[test]
+fn fd_is_open_tells_an_open_descriptor_from_a_closed_one() {
+    use super::process::fd_is_open;
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open("/dev/null").unwrap();
+    let raw = file.as_raw_fd();
+    assert!(fd_is_open(raw));
+    drop(file);
+    assert!(!fd_is_open(raw));
+}

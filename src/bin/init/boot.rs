@@ -74,16 +74,13 @@ pub fn run(entry_ns: u64) -> ! {
     crash::install();
     let mut marks = Marks(Vec::new());
     marks.add(Mark::InitEntry, entry_ns);
-    let mount_failure = mounts::mount_all();
+    let mount_failure = mounts::mount_required();
     marks.add(Mark::MountsDone, clock::now_ns());
     console::ensure_std_fds();
-    console::open_serial();
     let cmdline = read_cmdline();
     if let Some(Some(how)) = cmdline.get(proto::key::CRASH.as_bytes()) {
         crash::requested(how);
     }
-    // Ctrl-Alt-Del arrives as SIGINT, which the reactor handles, not as a reset.
-    let _ = reboot(RebootCommand::CadOff);
     modules::load_all();
     marks.add(Mark::ModulesLoaded, clock::now_ns());
     let complete = crate::small_file::exists(proto::path::SENTINEL.as_bytes());
@@ -106,6 +103,7 @@ pub fn run(entry_ns: u64) -> ! {
         .flatten()
         .and_then(parse_hex_u64);
     announce(&mut link, &mut marks, pob_offset);
+    settle();
     mount_disks(&mut link, &cmdline);
     let code = match mode(&cmdline) {
         mode @ (Mode::Test | Mode::Exec) => {
@@ -117,6 +115,16 @@ pub fn run(entry_ns: u64) -> ! {
     unmount_disks(&mut link, &cmdline);
     link.finish(code, ack);
     power::off()
+}
+
+/// What only payloads and later steps need, done after SRDY so that the
+/// host hears from the guest sooner. Until the serial devices open, the
+/// console writes its warnings by port I/O.
+fn settle() {
+    console::open_serial();
+    // Ctrl-Alt-Del arrives as SIGINT, which the reactor handles, not as a reset.
+    let _ = reboot(RebootCommand::CadOff);
+    mounts::mount_optional();
 }
 
 fn read_cmdline() -> Cmdline<'static> {

@@ -37,6 +37,11 @@ pub fn open_serial() {
 /// /dev/console), so that no later pipe lands on them and gets clobbered
 /// when a child's stdio is wired.
 pub fn ensure_std_fds() {
+    // The usual case (the kernel opened /dev/console) costs three fcntls,
+    // not an open of /dev/null.
+    if (0..=2).all(guestinit::sys::process::fd_is_open) {
+        return;
+    }
     while let Ok(fd) = crate::small_file::open(b"/dev/null", OFlags::RDWR | OFlags::NOCTTY)
     {
         if rustix::fd::AsRawFd::as_raw_fd(&fd) > 2 {

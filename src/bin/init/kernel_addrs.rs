@@ -10,12 +10,21 @@ use guestinit::parse::{iomem, kallsyms, lines::LineSplitter};
 use guestinit::wire::msg::KernelAddrs;
 use rustix::fs::OFlags;
 
+/// Bytes of /proc/kallsyms read at a time while only `_text` is wanted.
+const TEXT_READ: usize = 512;
+
 /// Reads the addresses; `scratch` is a read buffer (a pool buffer), and
 /// `pob_offset` is `page_offset_base - _text` when the host knows it.
 pub fn read(scratch: &mut [u8], pob_offset: Option<u64>) -> KernelAddrs {
     let mut text = None;
     let mut page_offset_base = 0;
-    each_line(b"/proc/kallsyms", scratch, &mut |line| {
+    // With the offset, only `_text` is wanted, a few lines in: a small read
+    // spares the kernel formatting hundreds of lines (dear under TCG).
+    let chunk = match pob_offset {
+        Some(_) => scratch.len().min(TEXT_READ),
+        None => scratch.len(),
+    };
+    each_line(b"/proc/kallsyms", &mut scratch[..chunk], &mut |line| {
         if let Some(sym) = kallsyms::parse_line(line).filter(|s| s.module.is_none()) {
             match sym.name {
                 b"_text" => text = Some(sym.addr),

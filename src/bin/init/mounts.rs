@@ -32,7 +32,8 @@ const fn m(
 
 const NOSUID_NODEV: MountFlags = MountFlags::NOSUID.union(MountFlags::NODEV);
 
-/// In order: each target's parent exists by the time it is mounted.
+/// In order: each target's parent exists by the time it is mounted (the
+/// required ones go first).
 const MOUNTS: [Mount; 10] = [
     m(
         c"proc",
@@ -62,10 +63,23 @@ pub struct Failed {
     pub errno: Errno,
 }
 
-/// Mounts everything; returns the first required mount that failed.
-pub fn mount_all() -> Option<Failed> {
+/// The mounts the boot needs before SRDY; returns the first that failed.
+pub fn mount_required() -> Option<Failed> {
+    mount_each(true)
+}
+
+/// The mounts only payloads use. They wait until after SRDY: under TCG a
+/// mount runs kernel code for the first time, and cgroup2's alone can cost
+/// 2-15 ms.
+pub fn mount_optional() {
+    mount_each(false);
+}
+
+/// Mounts the entries whose `required` is `required`, in order; returns
+/// the first required one that failed.
+fn mount_each(required: bool) -> Option<Failed> {
     let mut first_failure = None;
-    for entry in &MOUNTS {
+    for entry in MOUNTS.iter().filter(|m| m.required == required) {
         if let Err(errno) = mount_one(entry) {
             if entry.required && first_failure.is_none() {
                 first_failure = Some(Failed {

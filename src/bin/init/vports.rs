@@ -26,15 +26,24 @@ pub enum PortError {
 pub struct Wanted<'a> {
     /// Any of these names.
     pub names: &'a [&'a str],
-    /// Else this port, if it carries no name at all (hosts that name none).
+    /// Else this port, if it carries no name at all (hosts that name none);
+    /// it is also looked at first, being where hosts usually put the port.
     pub unnamed: Option<&'a str>,
+}
+
+impl Wanted<'_> {
+    fn has(&self, name: &[u8]) -> bool {
+        self.names.iter().any(|n| n.as_bytes() == name)
+    }
 }
 
 /// Waits up to `wait_ms` for the port and opens it with `flags`.
 pub fn open(wanted: &Wanted<'_>, flags: OFlags, wait_ms: u64) -> Result<OwnedFd, PortError> {
     let deadline = clock::now_ns() + wait_ms * 1_000_000;
-    // Subscribed before the first look: a port added in between still wakes us.
-    let uevents = uevent_socket();
+    // None until the first look fails: the port is usually there already,
+    // and a first netlink socket costs up to 10 ms of cold kernel code
+    // under TCG.
+    let mut uevents: Option<Option<OwnedFd>> = None;
     loop {
         if let Some(path) = find(wanted) {
             return crate::small_file::open(&path[..], flags).map_err(PortError::Open);
@@ -43,9 +52,12 @@ pub fn open(wanted: &Wanted<'_>, flags: OFlags, wait_ms: u64) -> Result<OwnedFd,
             return Err(PortError::NotFound);
         }
         match &uevents {
-            Some(socket) => await_uevent(socket, deadline),
+            // Subscribed before the next look: a port added in between
+            // still wakes us.
+            None => uevents = Some(uevent_socket()),
+            Some(Some(socket)) => await_uevent(socket, deadline),
             // No netlink (CONFIG_NET off): look again a little later.
-            None => clock::sleep_ms(10),
+            Some(None) => clock::sleep_ms(10),
         }
     }
 }
@@ -87,6 +99,13 @@ fn join(parts: &[&[u8]]) -> Option<Path> {
 
 /// The device node of the wanted port, once it exists.
 fn find(wanted: &Wanted<'_>) -> Option<Path> {
+    // The usual place first: one name read instead of a directory's worth.
+    if let Some(port) = wanted.unnamed.map(str::as_bytes) {
+        let mut name = [0u8; 64];
+        if port_name(port, &mut name).is_some_and(|name| wanted.has(name)) {
+            return dev_node(port);
+        }
+    }
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
     let dir = crate::small_file::open(PORTS_DIR.as_bytes(), flags).ok()?;
     let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); 1024];
@@ -96,9 +115,7 @@ fn find(wanted: &Wanted<'_>) -> Option<Path> {
         let port = entry.file_name().to_bytes();
         let mut name = [0u8; 64];
         match port_name(port, &mut name) {
-            Some(name) if wanted.names.iter().any(|n| n.as_bytes() == name) => {
-                return dev_node(port)
-            }
+            Some(name) if wanted.has(name) => return dev_node(port),
             Some(b"") if Some(port) == wanted.unnamed.map(str::as_bytes) => unnamed_fallback = true,
             _ => {}
         }
