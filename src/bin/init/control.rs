@@ -3,6 +3,7 @@
 //! SIGWINCH to its foreground job), and the dump and stop requests that
 //! the wake bytes carry on hvc0 in test mode, where hvc0 is free.
 
+use crate::byte_reader::{self, Read};
 use crate::console::warning;
 use crate::link::Link;
 use crate::reactor::{Ctx, Interests, Rank, Source};
@@ -13,7 +14,6 @@ use guestinit::proto::{self, control, wake};
 use rustix::event::PollFlags;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::OFlags;
-use rustix::io::Errno;
 use rustix::termios::{tcsetwinsize, Winsize};
 
 /// How long the control port may take to appear once the bulk port has.
@@ -119,19 +119,16 @@ impl Source for Control {
 
     fn on_ready(&mut self, _token: u8, _events: PollFlags, ctx: &mut Ctx<'_>) {
         let Some(port) = &self.port else { return };
-        let mut bytes = [0u8; 64];
-        let n = match rustix::io::read(port, &mut bytes) {
-            Ok(n) => n,
-            Err(Errno::AGAIN | Errno::INTR) => return,
-            Err(e) => {
-                warning!("read the control port: {}", ErrnoText(e));
-                0
+        let mut buf = [0u8; 64];
+        let bytes = match byte_reader::read(port, &mut buf, "the control port") {
+            Read::Bytes(bytes) => bytes,
+            Read::Later => return,
+            Read::Closed => {
+                self.port = None;
+                return;
             }
         };
-        if n == 0 {
-            self.port = None;
-        }
-        for &byte in &bytes[..n] {
+        for &byte in bytes {
             if let Some(message) = self.decoder.push(byte) {
                 self.apply(message, ctx);
             }

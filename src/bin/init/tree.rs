@@ -2,6 +2,7 @@
 // tests (units.rs), which link the same modules with std.
 mod backlog;
 mod boot;
+mod byte_reader;
 mod clock;
 mod console;
 mod control;

@@ -4,6 +4,7 @@
 //! in shell mode hvc0 is the shell's, and the wakes come on the control
 //! port (`control`).
 
+use crate::byte_reader::{self, Read};
 use crate::console::warning;
 use crate::link::Link;
 use crate::reactor::{Ctx, Interests, Rank, Source};
@@ -13,7 +14,6 @@ use guestinit::proto::wake;
 use rustix::event::PollFlags;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::OFlags;
-use rustix::io::Errno;
 
 /// hvc0 as a raw tty: every byte arrives as it is sent, none is echoed.
 pub fn open() -> Option<OwnedFd> {
@@ -51,19 +51,16 @@ impl Source for WakeBytes {
 
     fn on_ready(&mut self, _token: u8, _events: PollFlags, ctx: &mut Ctx<'_>) {
         let Some(tty) = &self.tty else { return };
-        let mut bytes = [0u8; 64];
-        let n = match rustix::io::read(tty, &mut bytes) {
-            Ok(n) => n,
-            Err(Errno::AGAIN | Errno::INTR) => return,
-            Err(e) => {
-                warning!("read hvc0: {}", ErrnoText(e));
-                0
+        let mut buf = [0u8; 64];
+        let bytes = match byte_reader::read(tty, &mut buf, "hvc0") {
+            Read::Bytes(bytes) => bytes,
+            Read::Later => return,
+            Read::Closed => {
+                self.tty = None;
+                return;
             }
         };
-        if n == 0 {
-            self.tty = None;
-        }
-        for &byte in &bytes[..n] {
+        for &byte in bytes {
             match byte {
                 wake::DUMP => sysrq_dump(),
                 wake::STOP => ctx.stop_run(),
