@@ -387,9 +387,11 @@ decode() {
 LEVERS=(
     "machine q35|--qemu-arg=-machine --qemu-arg=pc|--qemu-arg=-machine --qemu-arg=q35|QEMU machine type: pc (i440FX) vs q35"
     "cpu qemu64|--qemu-arg=-cpu --qemu-arg=max|--qemu-arg=-cpu --qemu-arg=qemu64|-cpu under TCG: max vs qemu64"
+    "cpus 2|--cpus=1|--cpus=2|one vCPU (run's default) vs two, each a host thread under TCG"
     "loglevel=5 (adopted)|%append-without:loglevel=5|--append=loglevel=5|the console: every message vs warnings and worse"
     "quiet|--append=loglevel=5|--append=quiet|the console: warnings and worse vs errors and worse"
     "no_timer_check (adopted)|%append-without:no_timer_check|--append=no_timer_check|skip the IO-APIC timer check"
+    "cryptomgr.notests (adopted)|%append-without:cryptomgr.notests|--append=cryptomgr.notests|the kernel's crypto self-tests vs none"
     "tsc=reliable|--append=loglevel=5|--append=tsc=reliable|no TSC watchdog"
     "8250.nr_uarts=2|--append=loglevel=5|--append=8250.nr_uarts=2|probe 2 UARTs, not 4"
     "i8042.noaux|--append=loglevel=5|--append=i8042.noaux|no PS/2 mouse probe"
