@@ -4,28 +4,20 @@
 
 use crate::console::warning;
 use guestinit::fmt::ErrnoText;
-use rustix::fd::AsFd;
+use rustix::fd::OwnedFd;
 use rustix::io::Errno;
 
-/// What one read of a command descriptor gave.
-pub enum Read<'b> {
-    /// Bytes to act on.
-    Bytes(&'b [u8]),
-    /// Nothing yet: poll again.
-    Later,
-    /// The end (EOF, or an error already warned of): drop the descriptor.
-    Closed,
-}
-
-/// Reads what `fd` holds into `buf`; `what` names it in a warning.
-pub fn read<'b>(fd: impl AsFd, buf: &'b mut [u8], what: &str) -> Read<'b> {
-    match rustix::io::read(fd, &mut *buf) {
-        Ok(0) => Read::Closed,
-        Ok(n) => Read::Bytes(&buf[..n]),
-        Err(Errno::AGAIN | Errno::INTR) => Read::Later,
-        Err(e) => {
-            warning!("read {what}: {}", ErrnoText(e));
-            Read::Closed
-        }
+/// The bytes `fd` holds, read into `buf`; none when nothing came yet. At
+/// the end (EOF, or an error, which is warned of with `what` naming the
+/// descriptor) `fd` is dropped, so its source is done.
+pub fn read<'b>(fd: &mut Option<OwnedFd>, buf: &'b mut [u8], what: &str) -> &'b [u8] {
+    let Some(open) = fd else { return &[] };
+    match rustix::io::read(open, &mut *buf) {
+        Ok(n @ 1..) => return &buf[..n],
+        Ok(0) => {}
+        Err(Errno::AGAIN | Errno::INTR) => return &[],
+        Err(e) => warning!("read {what}: {}", ErrnoText(e)),
     }
+    *fd = None;
+    &[]
 }

@@ -3,7 +3,7 @@
 //! SIGWINCH to its foreground job), and the dump and stop requests that
 //! the wake bytes carry on hvc0 in test mode, where hvc0 is free.
 
-use crate::byte_reader::{self, Read};
+use crate::byte_reader;
 use crate::console::warning;
 use crate::link::Link;
 use crate::reactor::{Ctx, Interests, Rank, Source};
@@ -118,16 +118,8 @@ impl Source for Control {
     }
 
     fn on_ready(&mut self, _token: u8, _events: PollFlags, ctx: &mut Ctx<'_>) {
-        let Some(port) = &self.port else { return };
         let mut buf = [0u8; 64];
-        let bytes = match byte_reader::read(port, &mut buf, "the control port") {
-            Read::Bytes(bytes) => bytes,
-            Read::Later => return,
-            Read::Closed => {
-                self.port = None;
-                return;
-            }
-        };
+        let bytes = byte_reader::read(&mut self.port, &mut buf, "the control port");
         for &byte in bytes {
             if let Some(message) = self.decoder.push(byte) {
                 self.apply(message, ctx);

@@ -4,7 +4,7 @@
 //! in shell mode hvc0 is the shell's, and the wakes come on the control
 //! port (`control`).
 
-use crate::byte_reader::{self, Read};
+use crate::byte_reader;
 use crate::console::warning;
 use crate::link::Link;
 use crate::reactor::{Ctx, Interests, Rank, Source};
@@ -50,16 +50,8 @@ impl Source for WakeBytes {
     }
 
     fn on_ready(&mut self, _token: u8, _events: PollFlags, ctx: &mut Ctx<'_>) {
-        let Some(tty) = &self.tty else { return };
         let mut buf = [0u8; 64];
-        let bytes = match byte_reader::read(tty, &mut buf, "hvc0") {
-            Read::Bytes(bytes) => bytes,
-            Read::Later => return,
-            Read::Closed => {
-                self.tty = None;
-                return;
-            }
-        };
+        let bytes = byte_reader::read(&mut self.tty, &mut buf, "hvc0");
         for &byte in bytes {
             match byte {
                 wake::DUMP => sysrq_dump(),
