@@ -4,16 +4,19 @@
 //! up to `_text` instead of scanning deep for the symbol before SRDY.
 //!
 //! Safe to reuse: KASLR slides the whole image by one delta, so a symbol's
-//! offset from `_text` is fixed by the build, and the key is the image's
-//! SHA-256, so another build (or a rebuilt file at the same path) misses.
+//! offset from `_text` is fixed by the build. The key is the image file's
+//! identity (device, inode, size, modification and change times), so a
+//! rebuilt or replaced file misses; hashing the image itself cost every run
+//! ~30 ms before QEMU could start.
 
 use sha2::{Digest, Sha256};
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use guestinit::wire::msg::KernelAddrs;
 
-/// One kernel image's entry: `<cache>/pob/<sha256 of the image>`.
+/// One kernel image's entry: `<cache>/pob/<sha256 of its identity>`.
 pub struct PobCache {
     path: PathBuf,
 }
@@ -23,11 +26,15 @@ impl PobCache {
     /// image cannot be read (the run then just scans, as without a cache).
     pub fn for_kernel(kernel: &Path) -> Option<PobCache> {
         let dir = cache_dir()?;
-        Some(PobCache::in_dir(&dir, &fs::read(kernel).ok()?))
+        Some(PobCache::in_dir(
+            &dir,
+            &identity(&fs::metadata(kernel).ok()?),
+        ))
     }
 
-    fn in_dir(dir: &Path, image: &[u8]) -> PobCache {
-        let digest = Sha256::digest(image);
+    /// `<dir>/pob/<SHA-256 of key>`: a fixed-length name for any key.
+    fn in_dir(dir: &Path, key: &[u8]) -> PobCache {
+        let digest = Sha256::digest(key);
         let name: String = digest.iter().map(|b| format!("{b:02x}")).collect();
         PobCache {
             path: dir.join("pob").join(name),
@@ -57,6 +64,23 @@ impl PobCache {
             let _ = fs::remove_file(&partial);
         }
     }
+}
+
+/// What tells one image file from another without reading it. The change
+/// time cannot be set back by a user, so a file written anew never keeps
+/// its old identity.
+fn identity(meta: &fs::Metadata) -> Vec<u8> {
+    format!(
+        "{}:{}:{}:{}.{}:{}.{}",
+        meta.dev(),
+        meta.ino(),
+        meta.size(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec()
+    )
+    .into_bytes()
 }
 
 /// $XDG_CACHE_HOME/guestinit, else ~/.cache/guestinit.
@@ -112,6 +136,29 @@ mod tests {
         assert_eq!(parse("1a1c3d8\n"), Some(0x1a1c3d8));
         assert_eq!(parse("zz"), None);
         assert_eq!(parse(""), None);
+    }
+
+    #[test]
+    fn a_file_written_anew_has_another_identity() {
+        let dir = std::env::temp_dir().join(format!("guestinit-pob-id-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let image = dir.join("vmlinuz");
+        fs::write(&image, b"build one").unwrap();
+        let first = identity(&fs::metadata(&image).unwrap());
+        assert_eq!(
+            identity(&fs::metadata(&image).unwrap()),
+            first,
+            "stable while unchanged"
+        );
+        // Past the coarse clock's tick that stamps file times.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::write(&image, b"build two").unwrap();
+        assert_ne!(
+            identity(&fs::metadata(&image).unwrap()),
+            first,
+            "same size, rewritten"
+        );
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
