@@ -268,7 +268,7 @@ mod tests {
         let (guest, host) = rustix::net::socketpair(
             rustix::net::AddressFamily::UNIX,
             rustix::net::SocketType::STREAM,
-            rustix::net::SocketFlags::NONBLOCK,
+            rustix::net::SocketFlags::NONBLOCK | rustix::net::SocketFlags::CLOEXEC,
             None,
         )
         .unwrap();

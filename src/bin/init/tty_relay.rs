@@ -172,9 +172,10 @@ mod tests {
     fn every_byte_crosses_a_pty_and_the_queued_line_comes_first() {
         // Side 0 stands for hvc0 (a socket pair to the "host"), side 1 is a
         // PTY master whose raw slave echoes like a shell's terminal would.
-        let master = rustix::pty::openpt(rustix::pty::OpenptFlags::RDWR).unwrap();
+        let flags = rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::CLOEXEC;
+        let master = rustix::pty::openpt(flags).unwrap();
         rustix::pty::unlockpt(&master).unwrap();
-        let slave = rustix::pty::ioctl_tiocgptpeer(&master, rustix::pty::OpenptFlags::RDWR).unwrap();
+        let slave = rustix::pty::ioctl_tiocgptpeer(&master, flags).unwrap();
         let mut raw = rustix::termios::tcgetattr(&slave).unwrap();
         raw.make_raw();
         rustix::termios::tcsetattr(&slave, rustix::termios::OptionalActions::Now, &raw).unwrap();
@@ -182,7 +183,7 @@ mod tests {
         let (guest_hvc, host_hvc) = rustix::net::socketpair(
             rustix::net::AddressFamily::UNIX,
             rustix::net::SocketType::STREAM,
-            rustix::net::SocketFlags::empty(),
+            rustix::net::SocketFlags::CLOEXEC,
             None,
         )
         .unwrap();
