@@ -193,6 +193,24 @@ sh_run() {
     fi
 }
 
+# ITEMS rotated left by N: each round starts with another contender, so
+# none always follows the heaviest (vng) or the machine's quiet start.
+rotated() {
+    local n=$1; shift
+    local items=("$@") i
+    for i in "${!items[@]}"; do echo "${items[$(((i + n) % ${#items[@]}))]}"; done
+}
+
+# Waits (up to 10 s) until no QEMU or virtiofsd of a finished run lingers:
+# vng's virtiofsd outlives vng for a while, and would slow the next run.
+quiesce() {
+    local t
+    for t in $(seq 50); do
+        pgrep -x virtiofsd >/dev/null || pgrep -x qemu-system-x86 >/dev/null || return 0
+        sleep 0.2
+    done
+}
+
 # virtme-ng in a venv under .cache (PyPI); `depmod` (kmod) is what it needs
 # beside it, and a virtiofsd that takes --shared-dir (the Rust one, from
 # crates.io: Debian 12 only has QEMU's C virtiofsd, which vng skips) for a
@@ -233,15 +251,20 @@ vng_run() {
 anchors() {
     [ -n "${NO_VNG:-}" ] || vng_setup
     say "anchors: $runs rounds of guestinit, busybox-sh init, vng on each kernel"
-    local k
+    local k who
     for i in $(seq "$runs"); do
         for k in deb sid; do
-            timed_run "$k" "$tmp/an.gi.$k" --initramfs "$(archive "$k")"
-            sh_run "$k" "$tmp/an.sh.$k"
-            [ -n "${NO_VNG:-}" ] || vng_run "$k" "$tmp/an.vng.$k"
+            for who in $(rotated "$i" gi sh vng); do
+                case $who in
+                    gi) timed_run "$k" "$tmp/an.gi.$k" --initramfs "$(archive "$k")" ;;
+                    sh) sh_run "$k" "$tmp/an.sh.$k" ;;
+                    vng) [ -n "${NO_VNG:-}" ] || vng_run "$k" "$tmp/an.vng.$k" ;;
+                esac
+                quiesce
+            done
         done
     done
-    echo "Whole runs of \`busybox true\`, median (min-max) of $runs rounds, the three alternated in each round, same kernel; host wall time from process start to exit (guestinit: \`run --initramfs\` of an archive packed beforehand; busybox-sh: QEMU with guestinit's own flags, devices and command line, spawn to exit after \`poweroff -f\`; vng: \`vng --disable-kvm -r KERNEL -- true\`, its own QEMU flags). CPU is user+sys of the run and its children, which a loaded machine disturbs less than wall time."
+    echo "Whole runs of \`busybox true\`, median (min-max) of $runs rounds, the three alternated in each round (each round starting with the next one, and every run after the last one's processes are gone), same kernel; host wall time from process start to exit (guestinit: \`run --initramfs\` of an archive packed beforehand; busybox-sh: QEMU with guestinit's own flags, devices and command line, spawn to exit after \`poweroff -f\`; vng: \`vng --disable-kvm -r KERNEL -- true\`, its own QEMU flags). CPU is user+sys of the run and its children, which a loaded machine disturbs less than wall time."
     echo
     echo "| kernel | guestinit | busybox-sh /init | ratio | virtme-ng | ratio | guestinit QEMU spawn to EXIT |"
     echo "|---|---|---|---|---|---|---|"
