@@ -167,10 +167,11 @@ EOF
 
 # guestinit's archive for KERNEL with its /init replaced by the script.
 sh_archive() {
-    local dir=$tmp/sh.$1
+    local dir=$tmp/sh.$1 src
     [ -f "$dir.cpio" ] && { echo "$dir.cpio"; return; }
     mkdir -p "$dir"
-    (cd "$dir" && cpio -idm --quiet <"$(archive "$1")")
+    src=$(archive "$1") # packed here, before the cd: the tool's path may be relative
+    (cd "$dir" && cpio -idm --quiet <"$src")
     sh_init >"$dir/init"
     chmod 755 "$dir/init"
     (cd "$dir" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) >"$dir.cpio"
