@@ -194,12 +194,11 @@ sh_run() {
     fi
 }
 
-# ITEMS rotated left by N: each round starts with another contender, so
-# none always follows the heaviest (vng) or the machine's quiet start.
-rotated() {
-    local n=$1; shift
-    local items=("$@") i
-    for i in "${!items[@]}"; do echo "${items[$(((i + n) % ${#items[@]}))]}"; done
+# Round N's order: guestinit and busybox-sh swap places each round, and vng,
+# the heaviest, goes last, so that each of the two follows it (the other
+# kernel's vng) equally often.
+ordered() {
+    if (($1 % 2)); then echo gi sh vng; else echo sh gi vng; fi
 }
 
 # Waits (up to 10 s) until no QEMU or virtiofsd of a finished run lingers:
@@ -255,7 +254,7 @@ anchors() {
     local k who
     for i in $(seq "$runs"); do
         for k in deb sid; do
-            for who in $(rotated "$i" gi sh vng); do
+            for who in $(ordered "$i"); do
                 case $who in
                     gi) timed_run "$k" "$tmp/an.gi.$k" --initramfs "$(archive "$k")" ;;
                     sh) sh_run "$k" "$tmp/an.sh.$k" ;;
@@ -265,7 +264,7 @@ anchors() {
             done
         done
     done
-    echo "Whole runs of \`busybox true\`, median (min-max) of $runs rounds, the three alternated in each round (each round starting with the next one, and every run after the last one's processes are gone), same kernel; host wall time from process start to exit (guestinit: \`run --initramfs\` of an archive packed beforehand; busybox-sh: QEMU with guestinit's own flags, devices and command line, spawn to exit after \`poweroff -f\`; vng: \`vng --disable-kvm -r KERNEL -- true\`, its own QEMU flags). CPU is user+sys of the run and its children, which a loaded machine disturbs less than wall time."
+    echo "Whole runs of \`busybox true\`, median (min-max) of $runs rounds, guestinit and busybox-sh swapping places each round and vng last, every run once the last one's processes are gone, same kernel; host wall time from process start to exit (guestinit: \`run --initramfs\` of an archive packed beforehand; busybox-sh: QEMU with guestinit's own flags, devices and command line, spawn to exit after \`poweroff -f\`; vng: \`vng --disable-kvm -r KERNEL -- true\`, its own QEMU flags). CPU is user+sys of the run and its children, which a loaded machine disturbs less than wall time."
     echo
     echo "| kernel | guestinit | busybox-sh /init | ratio | virtme-ng | ratio | guestinit QEMU spawn to EXIT |"
     echo "|---|---|---|---|---|---|---|"
