@@ -117,7 +117,7 @@ mod tests {
     use rustix::fs::OFlags;
 
     fn pipe() -> (OwnedFd, OwnedFd) {
-        let (r, w) = crate::testkit::pipe();
+        let (r, w) = crate::test_pipe::pipe();
         rustix::fs::fcntl_setfl(&w, OFlags::NONBLOCK).unwrap();
         rustix::fs::fcntl_setfl(&r, OFlags::NONBLOCK).unwrap();
         (r, w)

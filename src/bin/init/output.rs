@@ -126,8 +126,8 @@ mod tests {
     #[test]
     fn one_read_fills_frames_in_order_and_eof_closes_the_pipe() {
         let (mut link, port) = link();
-        let (out, writer) = testkit::pipe();
-        let (err, _err_writer) = testkit::pipe();
+        let (out, writer) = crate::test_pipe::pipe();
+        let (err, _err_writer) = crate::test_pipe::pipe();
         for fd in [&out, &err] {
             rustix::fs::fcntl_setfl(fd, OFlags::NONBLOCK).unwrap();
         }

@@ -425,7 +425,7 @@ mod tests {
 
     /// A pipe full of bytes, for a reader that never runs dry.
     fn full_pipe() -> OwnedFd {
-        let (r, w) = crate::testkit::pipe();
+        let (r, w) = crate::test_pipe::pipe();
         rustix::fs::fcntl_setfl(&w, OFlags::NONBLOCK).unwrap();
         rustix::fs::fcntl_setfl(&r, OFlags::NONBLOCK).unwrap();
         while rustix::io::write(&w, &[b'x'; 4096]).is_ok() {}

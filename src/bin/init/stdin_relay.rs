@@ -170,7 +170,7 @@ mod tests {
     }
 
     fn nonblocking_pipe() -> (OwnedFd, OwnedFd) {
-        let (r, w) = crate::testkit::pipe();
+        let (r, w) = crate::test_pipe::pipe();
         rustix::fs::fcntl_setfl(&r, OFlags::NONBLOCK).unwrap();
         rustix::fs::fcntl_setfl(&w, OFlags::NONBLOCK).unwrap();
         (r, w)

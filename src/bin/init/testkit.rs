@@ -8,16 +8,9 @@ use rustix::fd::OwnedFd;
 use rustix::fs::OFlags;
 use std::vec::Vec as StdVec;
 
-/// A pipe whose ends close on exec: a test that forks a child while
-/// another test runs would otherwise hand that child a copy of the write
-/// end, and the other test would wait in vain for EOF.
-pub fn pipe() -> (OwnedFd, OwnedFd) {
-    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap()
-}
-
 /// A link over a pipe, and the pipe's read end.
 pub fn link() -> (Link, OwnedFd) {
-    let (r, w) = pipe();
+    let (r, w) = crate::test_pipe::pipe();
     rustix::fs::fcntl_setfl(&w, OFlags::NONBLOCK).unwrap();
     let pool: &'static mut FramePool = Box::leak(Box::new(Pool::new()));
     (Link::over(w, pool), r)

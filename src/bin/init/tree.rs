@@ -28,6 +28,8 @@ mod spawn;
 mod stats_relay;
 mod stdin_relay;
 #[cfg(test)]
+mod test_pipe;
+#[cfg(test)]
 mod testkit;
 mod trace;
 mod tty_relay;

@@ -221,7 +221,7 @@ mod tests {
 
     #[test]
     fn finish_sends_exit_after_everything_queued_before_it() {
-        let (r, w) = crate::testkit::pipe();
+        let (r, w) = crate::test_pipe::pipe();
         rustix::fs::fcntl_setfl(&w, OFlags::NONBLOCK).unwrap();
         let pool: &'static mut FramePool = Box::leak(Box::new(Pool::new()));
         let mut link = Link::over(w, pool);
