@@ -99,28 +99,33 @@ fn join(parts: &[&[u8]]) -> Option<Path> {
 
 /// The device node of the wanted port, once it exists.
 fn find(wanted: &Wanted<'_>) -> Option<Path> {
-    // The usual place first: one name read instead of a directory's worth.
-    if let Some(port) = wanted.unnamed.map(str::as_bytes) {
+    let usual = wanted.unnamed.map(str::as_bytes);
+    // The usual place first: one name read instead of a directory's worth,
+    // and the scan below passes it by.
+    let mut usual_unnamed = false;
+    if let Some(port) = usual {
         let mut name = [0u8; 64];
-        if port_name(port, &mut name).is_some_and(|name| wanted.has(name)) {
-            return dev_node(port);
+        match port_name(port, &mut name) {
+            Some(name) if wanted.has(name) => return dev_node(port),
+            Some(b"") => usual_unnamed = true,
+            _ => {}
         }
     }
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
     let dir = crate::small_file::open(PORTS_DIR.as_bytes(), flags).ok()?;
     let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); 1024];
     let mut entries = rustix::fs::RawDir::new(&dir, &mut buf);
-    let mut unnamed_fallback = false;
     while let Some(Ok(entry)) = entries.next() {
         let port = entry.file_name().to_bytes();
+        if Some(port) == usual {
+            continue;
+        }
         let mut name = [0u8; 64];
-        match port_name(port, &mut name) {
-            Some(name) if wanted.has(name) => return dev_node(port),
-            Some(b"") if Some(port) == wanted.unnamed.map(str::as_bytes) => unnamed_fallback = true,
-            _ => {}
+        if port_name(port, &mut name).is_some_and(|name| wanted.has(name)) {
+            return dev_node(port);
         }
     }
-    wanted.unnamed.filter(|_| unnamed_fallback).and_then(|port| dev_node(port.as_bytes()))
+    usual.filter(|_| usual_unnamed).and_then(dev_node)
 }
 
 /// The sysfs `name` of `port`, without its newline.
