@@ -126,9 +126,11 @@ fn boottime_agrees_with_rustix_and_never_goes_back() {
 fn make_raw_sets_what_cfmakeraw_sets() {
     use rustix::fd::AsFd;
     use rustix::pty::{ioctl_tiocgptpeer, openpt, unlockpt, OpenptFlags};
-    let master = openpt(OpenptFlags::RDWR).unwrap();
+    // Close-on-exec: the fork tests beside this one exec shells.
+    let flags = OpenptFlags::RDWR | OpenptFlags::CLOEXEC;
+    let master = openpt(flags).unwrap();
     unlockpt(&master).unwrap();
-    let slave = ioctl_tiocgptpeer(&master, OpenptFlags::RDWR).unwrap();
+    let slave = ioctl_tiocgptpeer(&master, flags).unwrap();
     let mut want = rustix::termios::tcgetattr(&slave).unwrap();
     want.make_raw();
     super::tty::make_raw(slave.as_fd()).unwrap();
