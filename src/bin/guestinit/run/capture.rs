@@ -2,11 +2,9 @@
 //! memory for the verdict, and teed to the user's log file when one was
 //! asked for. A log path is only ever written, never read back.
 
-use std::io::{self, Read};
-
 use mio::net::UnixStream;
 
-use super::reactor::Flow;
+use super::flow::{read_ready, Flow};
 use super::spool::Spool;
 
 /// Text kept per link: the verdict reads the init's lines and the kernel's
@@ -15,6 +13,11 @@ const KEEP: usize = 4 << 20;
 
 pub struct Capture {
     pub stream: UnixStream,
+    kept: Kept,
+}
+
+/// What a capture keeps of its link's bytes.
+struct Kept {
     text: Vec<u8>,
     log: Option<Spool>,
     /// Text whose arrival the reactor wants to hear of (COM1: the lines
@@ -27,39 +30,45 @@ impl Capture {
     pub fn new(stream: UnixStream, log: Option<Spool>) -> Capture {
         Capture {
             stream,
-            text: Vec::new(),
-            log,
-            watch: None,
-            watched: false,
+            kept: Kept {
+                text: Vec::new(),
+                log,
+                watch: None,
+                watched: false,
+            },
         }
     }
 
     /// Notes every arrival of `needle` (see [`Capture::take_watched`]).
     pub fn watching(mut self, needle: &'static [u8]) -> Capture {
-        self.watch = Some(needle);
+        self.kept.watch = Some(needle);
         self
     }
 
     /// Whether the watched text arrived since the last call.
     pub fn take_watched(&mut self) -> bool {
-        std::mem::take(&mut self.watched)
+        std::mem::take(&mut self.kept.watched)
     }
 
     /// Reads all the link holds.
     pub fn on_readable(&mut self) -> Flow {
         let mut chunk = [0u8; 16 * 1024];
-        loop {
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return Flow::Closed,
-                Ok(n) => self.keep(&chunk[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Flow::Open,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // A broken link ends like a closed one; QEMU's exit says why.
-                Err(_) => return Flow::Closed,
-            }
-        }
+        // A broken link ends like a closed one; QEMU's exit says why.
+        read_ready(&self.stream, &mut chunk, |bytes| {
+            self.kept.keep(bytes);
+            None
+        })
+        .unwrap_or(Flow::Closed)
     }
 
+    /// The text kept, and the log's writer to finish.
+    pub fn into_parts(self) -> (String, Option<Spool>) {
+        let kept = self.kept;
+        (String::from_utf8_lossy(&kept.text).into_owned(), kept.log)
+    }
+}
+
+impl Kept {
     fn keep(&mut self, bytes: &[u8]) {
         if let Some(log) = &self.log {
             log.push(bytes);
@@ -76,10 +85,5 @@ impl Capture {
         if self.text.len() > 2 * KEEP {
             self.text.drain(..self.text.len() - KEEP);
         }
-    }
-
-    /// The text kept, and the log's writer to finish.
-    pub fn into_parts(self) -> (String, Option<Spool>) {
-        (String::from_utf8_lossy(&self.text).into_owned(), self.log)
     }
 }

@@ -4,13 +4,13 @@
 //! (Ctrl-C too: the guest's PTY makes it SIGINT for the shell's job).
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::Write;
 use std::os::unix::net::UnixStream;
 
 use guestinit::proto::control;
 use rustix::termios::tcgetwinsize;
 
-use super::reactor::Flow;
+use super::flow::{read_ready, Flow};
 use super::spool::Spool;
 
 const CTRL_A: u8 = 0x01;
@@ -95,56 +95,48 @@ impl Console {
 
     /// Reads the user's keys; `Closed` at the terminal's end (a hang-up).
     pub fn on_input(&mut self) -> Flow {
-        let mut chunk = [0u8; 4096];
-        while self.pending.len() < PENDING_MAX && !self.quit {
-            match self.input.read(&mut chunk) {
-                Ok(0) => return Flow::Closed,
-                Ok(n) => self.quit = self.escape.feed(&chunk[..n], &mut self.pending),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Flow::Closed,
-            }
-            self.send();
+        if self.pending.len() >= PENDING_MAX || self.quit {
+            return Flow::Open;
         }
-        Flow::Open
+        let mut chunk = [0u8; 4096];
+        read_ready(&self.input, &mut chunk, |keys| {
+            self.quit = self.escape.feed(keys, &mut self.pending);
+            send(&self.hvc0, &mut self.pending);
+            (self.pending.len() >= PENDING_MAX || self.quit).then_some(Flow::Open)
+        })
+        .unwrap_or(Flow::Closed)
     }
 
     /// hvc0 is readable or writable: the guest's output to stdout, and
     /// keys that waited for room; `Closed` when QEMU is gone.
     pub fn on_hvc0(&mut self) -> Flow {
         let was_full = self.pending.len() >= PENDING_MAX;
-        self.send();
+        send(&self.hvc0, &mut self.pending);
         if was_full && self.pending.len() < PENDING_MAX {
             // Input was left unread while full: its readiness was spent.
             let _ = self.on_input();
         }
         let mut chunk = [0u8; 16 * 1024];
-        loop {
-            match self.hvc0.read(&mut chunk) {
-                Ok(0) => return Flow::Closed,
-                Ok(n) => {
-                    self.stdout.push(&chunk[..n]);
-                    self.at_line_start = chunk[n - 1] == b'\n';
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Flow::Open,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Flow::Closed,
-            }
-        }
+        read_ready(&self.hvc0, &mut chunk, |output| {
+            self.stdout.push(output);
+            self.at_line_start = output.last() == Some(&b'\n');
+            None
+        })
+        .unwrap_or(Flow::Closed)
     }
+}
 
-    /// Writes what the guest takes of the pending keys.
-    fn send(&mut self) {
-        while !self.pending.is_empty() {
-            match self.hvc0.write(&self.pending) {
-                Ok(n) => {
-                    self.pending.drain(..n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // WouldBlock: hvc0's writable event calls again. Another
-                // error: QEMU is gone, and its exit ends the run.
-                Err(_) => return,
+/// Writes what the guest takes of the pending keys.
+fn send(mut hvc0: &UnixStream, pending: &mut Vec<u8>) {
+    while !pending.is_empty() {
+        match hvc0.write(pending) {
+            Ok(n) => {
+                pending.drain(..n);
             }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // WouldBlock: hvc0's writable event calls again. Another
+            // error: QEMU is gone, and its exit ends the run.
+            Err(_) => return,
         }
     }
 }

@@ -6,6 +6,7 @@ mod accel;
 mod capture;
 mod console;
 mod events;
+mod flow;
 mod links;
 mod memory;
 mod pob_cache;

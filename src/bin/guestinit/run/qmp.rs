@@ -2,11 +2,11 @@
 //! guest's PID 1 as SIGINT (the init turns the keyboard's reboot into a
 //! signal), `quit` ends QEMU when the guest cannot power off.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 
 use mio::net::UnixStream;
 
-use super::reactor::Flow;
+use super::flow::{read_ready, Flow};
 
 /// Leaves capability negotiation; QEMU reads it after its greeting.
 const CAPABILITIES: &str = r#"{"execute":"qmp_capabilities"}"#;
@@ -53,15 +53,11 @@ impl Qmp {
     /// Reads QEMU's replies and events, so its writes never block.
     pub fn on_readable(&mut self) -> Flow {
         let mut chunk = [0u8; 4096];
-        loop {
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return Flow::Closed,
-                Ok(n) => self.replies.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Flow::Open,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Flow::Closed,
-            }
-        }
+        read_ready(&self.stream, &mut chunk, |bytes| {
+            self.replies.extend_from_slice(bytes);
+            None
+        })
+        .unwrap_or(Flow::Closed)
     }
 
     pub fn replies(&self) -> String {

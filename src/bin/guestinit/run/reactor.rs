@@ -18,21 +18,11 @@ use crate::error::{Error, Result};
 
 use super::capture::Capture;
 use super::console::{self, Console};
+use super::flow::Flow;
 use super::qmp::Qmp;
 use super::stop::{Action, Stopper};
 use super::stream::Bulk;
 use super::vm::Vm;
-
-/// What a source's read handler tells the loop.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Flow {
-    /// Read to `WouldBlock`: wait for readiness again.
-    Open,
-    /// More may be there (a throttled read): call again without waiting.
-    Again,
-    /// The link ended.
-    Closed,
-}
 
 /// The sources, one token each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

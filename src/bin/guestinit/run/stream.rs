@@ -2,7 +2,7 @@
 //! the spooled writers as it arrives, EXIT is acknowledged the moment it is
 //! decoded, and the rest is kept for the end of the run.
 
-use std::io::{self, Read, Write};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use mio::net::UnixStream;
@@ -14,7 +14,7 @@ use crate::decode::{feed, finish};
 use crate::render;
 
 use super::events::Events;
-use super::reactor::Flow;
+use super::flow::{read_ready, Flow};
 use super::spool::Spool;
 
 /// What the run keeps from the stream.
@@ -183,51 +183,33 @@ impl<'b> Bulk<'b> {
     /// Reads what the port holds (one chunk when throttled), decodes it and
     /// acknowledges EXIT as soon as it is decoded.
     pub fn on_readable(&mut self) -> Flow {
-        loop {
-            let n = match self.stream.read(&mut self.chunk) {
-                Ok(0) => return Flow::Closed,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Flow::Open,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    self.relay.note(&format!(
-                        "guestinit: warning: reading the bulk port failed: {e}"
-                    ));
-                    return Flow::Closed;
-                }
-            };
-            self.take(n);
-            if let Some(throttle) = self.throttle.as_mut() {
-                throttle.pace(n);
-                return Flow::Again;
+        let Bulk {
+            stream,
+            decoder,
+            relay,
+            log,
+            throttle,
+            chunk,
+            acked,
+        } = self;
+        let read = read_ready(&*stream, chunk, |bytes| {
+            if let Some(log) = log {
+                log.push(bytes);
             }
-        }
-    }
-
-    fn take(&mut self, n: usize) {
-        let bytes = &self.chunk[..n];
-        if let Some(log) = &self.log {
-            log.push(bytes);
-        }
-        let relay = &mut self.relay;
-        feed(&mut self.decoder, bytes, |e| relay.on_event(e, false));
-        if !self.acked && self.relay.collected.exit_code.is_some() {
-            self.acked = true;
-            self.acknowledge_exit();
-        }
-    }
-
-    /// Tells the guest (which waits for it under `guestinit.ack`) that EXIT,
-    /// and so everything before it, was read: it may power off.
-    fn acknowledge_exit(&mut self) {
-        let mut frame = [0u8; HEADER_LEN];
-        let len = encode(Tag::EACK, &[], &mut frame).expect("an empty frame fits its header");
-        // 16 bytes into an idle socket's buffer: a short write cannot happen.
-        if let Err(e) = self.stream.write_all(&frame[..len]) {
-            self.relay.note(&format!(
-                "guestinit: warning: could not acknowledge EXIT ({e}); the guest powers off after its wait"
+            feed(decoder, bytes, |e| relay.on_event(e, false));
+            if !*acked && relay.collected.exit_code.is_some() {
+                *acked = true;
+                acknowledge_exit(stream, relay);
+            }
+            throttle.as_mut()?.pace(bytes.len());
+            Some(Flow::Again)
+        });
+        read.unwrap_or_else(|e| {
+            relay.note(&format!(
+                "guestinit: warning: reading the bulk port failed: {e}"
             ));
-        }
+            Flow::Closed
+        })
     }
 
     /// Resolves a truncated tail once the stream has ended.
@@ -238,6 +220,19 @@ impl<'b> Bulk<'b> {
     }
 }
 
+/// Tells the guest (which waits for it under `guestinit.ack`) that EXIT,
+/// and so everything before it, was read: it may power off.
+fn acknowledge_exit(mut stream: &UnixStream, relay: &Relay) {
+    let mut frame = [0u8; HEADER_LEN];
+    let len = encode(Tag::EACK, &[], &mut frame).expect("an empty frame fits its header");
+    // 16 bytes into an idle socket's buffer: a short write cannot happen.
+    if let Err(e) = stream.write_all(&frame[..len]) {
+        relay.note(&format!(
+            "guestinit: warning: could not acknowledge EXIT ({e}); the guest powers off after its wait"
+        ));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,6 +240,7 @@ mod tests {
     use crate::decode::tests::frame;
     use crate::run::spool::Finish;
     use guestinit::wire::msg::Mark;
+    use std::io::{self, Read};
     use std::sync::{Arc, Mutex};
 
     /// A `Write` the test reads back after the spool has finished.
