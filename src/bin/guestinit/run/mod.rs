@@ -44,7 +44,9 @@ use crate::error::{Error, Result};
 use crate::locate;
 use crate::pack;
 use crate::scratch::ScratchDir;
+use accel::Accel;
 use guestinit::proto;
+use links::{Link, Links};
 
 use capture::Capture;
 use console::Console;
@@ -80,9 +82,12 @@ fn run(args: &RunArgs, stdout: Spool, events: &Events) -> Result<u8> {
         what: "handling stop signals".into(),
         source,
     })?;
-    let (mut vm, mut host, memory_mib, learn_pob) = boot(args, &mut signals, events)?;
+    let mut machine = prepare(args, events)?;
+    let learn_pob = machine.learn_pob.take();
+    let memory_mib = machine.memory_mib;
+    let Started { mut vm, mut links } = start(args, machine, &mut signals)?;
     // Removed from the file system when the run ends, however it ends.
-    let _stats_socket = match (host.stats.take(), &args.stats_socket) {
+    let _stats_socket = match (links.take(Link::Stats), &args.stats_socket) {
         (Some(link), Some(path)) => Some(stats::serve(path, link)?),
         _ => None,
     };
@@ -106,13 +111,20 @@ fn run(args: &RunArgs, stdout: Spool, events: &Events) -> Result<u8> {
         })?),
         _ => None,
     };
-    let mut sources = sources(args, host, &mut buffer, relay, signals)?;
-    if let Some(terminal) = &terminal {
-        sources.console = Some(console(terminal, &sources.hvc0, console_out)?);
-        // The shell starts at the terminal's size (queued until the guest
-        // opens its control port).
-        sources.resize();
-    }
+    let polled = links.polled();
+    let console = match &terminal {
+        Some(terminal) => Some(console(
+            terminal,
+            links.take_always(Link::Hvc0)?,
+            console_out,
+        )?),
+        None => None,
+    };
+    let mut sources = sources(args, links, polled, &mut buffer, relay, signals)?;
+    sources.console = console;
+    // The shell starts at the terminal's size (queued until the guest
+    // opens its control port).
+    sources.resize();
     let mut stopper = Stopper::new(deadline);
     let status = reactor::run(&mut sources, &mut vm, &mut stopper)?;
     if let Some(console) = &mut sources.console {
@@ -136,50 +148,28 @@ fn run(args: &RunArgs, stdout: Spool, events: &Events) -> Result<u8> {
     outcome
 }
 
-/// Packs, links and starts QEMU: the running VM, the host's link ends,
-/// the guest's memory in MiB, and the cache entry to learn
-/// `page_offset_base`'s offset into when this run has to scan for it.
-fn boot(
-    args: &RunArgs,
-    signals: &mut Signals,
-    events: &Events,
-) -> Result<(vm::Vm, links::HostEnds, u32, Option<PobCache>)> {
-    let (disk_key, disk_modules) = disks(&args.vm.disks, &args.mode)?;
+/// What a run boots, found and packed before QEMU starts.
+struct Machine {
+    kernel: PathBuf,
+    accel: Accel,
+    /// The kernel command line past the base (`qemu::base_append`).
+    append: String,
+    initrd: Initrd,
+    memory_mib: u32,
+    /// The cache entry to learn `page_offset_base`'s offset into, when
+    /// this run has to scan for it.
+    learn_pob: Option<PobCache>,
+}
+
+/// Finds the kernel, builds its command line, packs the archive and sizes
+/// the memory: every check that can fail before the boot.
+fn prepare(args: &RunArgs, events: &Events) -> Result<Machine> {
+    let disks = disks(&args.vm.disks, &args.mode)?;
     let kernel = locate::kernel(args.vm.kernel.as_deref())?;
-    // The user's --append comes last, so it can override what the host adds.
-    let map = pack::kernel::companions(&kernel)
-        .ok()
-        .and_then(|c| c.system_map);
-    let map_offset = map.as_deref().and_then(symbols::map_offset);
-    // Debian's System.map is a stub: an earlier run's KADR may know instead.
-    let pob_cache = map_offset
-        .is_none()
-        .then(|| PobCache::for_kernel(&kernel))
-        .flatten();
-    let pob_offset = map_offset.or_else(|| pob_cache.as_ref()?.load());
-    let learn_pob = pob_cache.filter(|_| pob_offset.is_none());
+    let pob = Pob::find(&kernel);
     let accel = accel::detect();
-    let with_scheduler = args.sched.scheduler.is_some();
-    let sched_keys = sched::append(None, with_scheduler, &args.sched_run, accel);
-    let mode_key = match args.mode {
-        GuestMode::Test => None,
-        GuestMode::Shell => Some(proto::mode::SHELL),
-        GuestMode::Exec(_) => Some(proto::mode::EXEC),
-        GuestMode::Mkdisk(_) => Some(proto::mode::MKDISK),
-    }
-    .map(|mode| format!("{}={mode}", proto::key::MODE));
-    let append: Vec<String> = [
-        pob_offset.map(symbols::append_key),
-        sched_keys,
-        mode_key,
-        disk_key,
-        args.vm.append.clone(),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    let append = append.join(" ");
-    let initrd = initramfs(args, &kernel, disk_modules)?;
+    let append = append(args, &pob, disks.key, accel);
+    let initrd = initramfs(args, &kernel, disks.modules)?;
     let size = memory::archive_bytes(&initrd.path).map_err(|source| Error::Read {
         path: initrd.path.clone(),
         source,
@@ -189,6 +179,87 @@ fn boot(
         eprintln!("guestinit: warning: {warning}");
         events.warning(&warning);
     }
+    Ok(Machine {
+        kernel,
+        accel,
+        append,
+        initrd,
+        memory_mib,
+        learn_pob: pob.learn,
+    })
+}
+
+/// `page_offset_base`'s offset from `_text`, for the guest's KADR.
+struct Pob {
+    offset: Option<u64>,
+    /// Where to learn it when it is not known yet.
+    learn: Option<PobCache>,
+}
+
+impl Pob {
+    /// From the kernel's System.map, else (Debian's is a stub) from what
+    /// an earlier run's KADR taught the cache.
+    fn find(kernel: &Path) -> Pob {
+        let map = pack::kernel::companions(kernel)
+            .ok()
+            .and_then(|c| c.system_map);
+        let map_offset = map.as_deref().and_then(symbols::map_offset);
+        let cache = map_offset
+            .is_none()
+            .then(|| PobCache::for_kernel(kernel))
+            .flatten();
+        let offset = map_offset.or_else(|| cache.as_ref()?.load());
+        Pob {
+            offset,
+            learn: cache.filter(|_| offset.is_none()),
+        }
+    }
+}
+
+/// The host's keys for the init, then the user's `--append`, last so that
+/// it can override them.
+fn append(args: &RunArgs, pob: &Pob, disk_key: Option<String>, accel: Accel) -> String {
+    let with_scheduler = args.sched.scheduler.is_some();
+    let sched_keys = sched::append(None, with_scheduler, &args.sched_run, accel);
+    let mode_key = match args.mode {
+        GuestMode::Test => None,
+        GuestMode::Shell => Some(proto::mode::SHELL),
+        GuestMode::Exec(_) => Some(proto::mode::EXEC),
+        GuestMode::Mkdisk(_) => Some(proto::mode::MKDISK),
+    }
+    .map(|mode| format!("{}={mode}", proto::key::MODE));
+    let keys: Vec<String> = [
+        pob.offset.map(symbols::append_key),
+        sched_keys,
+        mode_key,
+        disk_key,
+        args.vm.append.clone(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    keys.join(" ")
+}
+
+/// The links a run has.
+fn wanted(args: &RunArgs) -> links::Wanted {
+    links::Wanted {
+        // Shell and exec modes read no stdin: the shell has the terminal.
+        stdin: !io::stdin().is_terminal() && args.mode == GuestMode::Test,
+        stats: args.stats_socket.is_some(),
+        control: matches!(args.mode, GuestMode::Shell | GuestMode::Exec(_)),
+        console: args.mode == GuestMode::Shell,
+    }
+}
+
+/// The VM as it runs: QEMU, and the host's ends of its links.
+struct Started {
+    vm: vm::Vm,
+    links: Links,
+}
+
+/// Opens the links and starts QEMU on `machine`.
+fn start(args: &RunArgs, machine: Machine, signals: &mut Signals) -> Result<Started> {
     // A signal while packing: nothing runs yet, so nothing to stop.
     if let Some(signal) = signals.pending().next() {
         return Err(Error::Stopped {
@@ -197,56 +268,51 @@ fn boot(
             how: "before the VM started",
         });
     }
-    // Shell and exec modes read no stdin: the shell has the terminal.
-    let stdin = if io::stdin().is_terminal() || args.mode != GuestMode::Test {
-        links::Stdin::Null
-    } else {
-        links::Stdin::Relayed
-    };
-    let (mut host, guest) = links::new(links::Wanted {
-        stdin,
-        stats: args.stats_socket.is_some(),
-        control: matches!(args.mode, GuestMode::Shell | GuestMode::Exec(_)),
-    })?;
-    let mut inherited = guest.inherited();
-    inherited.extend(initrd.fd.as_ref().map(|fd| fd.as_raw_fd()));
+    let wanted = wanted(args);
+    let mut links = Links::open(wanted)?;
+    let append = &machine.append;
     let qemu_args = qemu::args(&qemu::VmConfig {
-        accel,
-        kernel: &kernel,
-        initrd: &initrd.path,
-        memory_mib,
+        accel: machine.accel,
+        kernel: &machine.kernel,
+        initrd: &machine.initrd.path,
+        memory_mib: machine.memory_mib,
         cpus: args.vm.cpus,
-        append: Some(&append).filter(|a| !a.is_empty()).map(String::as_str),
+        append: Some(append).filter(|a| !a.is_empty()).map(String::as_str),
         disks: &args.vm.disks,
         extra: &args.vm.qemu_args,
-        fds: guest.fds(),
+        links: links.qemu_args(),
+        stdin: wanted.stdin,
+        stats: wanted.stats,
     });
     if args.vm.verbose {
         let shown: Vec<_> = qemu_args.iter().map(|a| a.to_string_lossy()).collect();
         eprintln!("guestinit: {} {}", qemu::QEMU, shown.join(" "));
     }
-    let vm = vm::Vm::spawn(&qemu_args, &inherited, guest.stderr)?;
+    let mut inherited = links.inherited();
+    inherited.extend(machine.initrd.fd.as_ref().map(|fd| fd.as_raw_fd()));
+    let stderr = links.take_qemu_stderr().ok_or_else(|| Error::VmSetup {
+        what: "QEMU's stderr link".into(),
+        source: io::ErrorKind::NotFound.into(),
+    })?;
+    let vm = vm::Vm::spawn(&qemu_args, &inherited, stderr)?;
     // QEMU holds its ends now; the host's copies would hide QEMU's exit.
-    drop((
-        guest.bulk,
-        guest.com1,
-        guest.com2,
-        guest.qmp,
-        guest.hvc0,
-        guest.stdin,
-        guest.stats,
-        guest.control,
-        initrd,
-    ));
-    if let Some(link) = host.stdin.take() {
+    links.close_guest_ends();
+    drop(machine.initrd);
+    if let Some(link) = links.take(Link::Stdin) {
         stdin::forward(link);
     }
-    Ok((vm, host, memory_mib, learn_pob))
+    Ok(Started { vm, links })
 }
 
-/// The disks' kernel command-line keys and the modules they need; every
-/// image is checked first, so a missing or unusable one stops the run here.
-fn disks(disks: &[disk::Disk], mode: &GuestMode) -> Result<(Option<String>, Vec<&'static str>)> {
+/// The disks' kernel command-line key and the modules they need.
+struct Disks {
+    key: Option<String>,
+    modules: Vec<&'static str>,
+}
+
+/// The disks of the run; every image is checked first, so a missing or
+/// unusable one stops the run here.
+fn disks(disks: &[disk::Disk], mode: &GuestMode) -> Result<Disks> {
     if disks.len() > guestinit::proto::disk::MAX {
         return Err(Error::TooManyDisks { count: disks.len() });
     }
@@ -255,15 +321,18 @@ fn disks(disks: &[disk::Disk], mode: &GuestMode) -> Result<(Option<String>, Vec<
         .map(disk::Disk::check)
         .collect::<Result<Vec<_>>>()?;
     Ok(match mode {
-        GuestMode::Mkdisk(fs) => (
-            Some(format!("{}={}", proto::key::FS, fs.name())),
-            disk::modules([fs.fs()]),
-        ),
-        _ if disks.is_empty() => (None, vec![]),
-        _ => (
-            disk::append_key(disks),
-            disk::modules(files.iter().filter_map(disk::detect)),
-        ),
+        GuestMode::Mkdisk(fs) => Disks {
+            key: Some(format!("{}={}", proto::key::FS, fs.name())),
+            modules: disk::modules([fs.fs()]),
+        },
+        _ if disks.is_empty() => Disks {
+            key: None,
+            modules: vec![],
+        },
+        _ => Disks {
+            key: disk::append_key(disks),
+            modules: disk::modules(files.iter().filter_map(disk::detect)),
+        },
     })
 }
 
@@ -446,48 +515,50 @@ fn log_file(path: Option<&Path>) -> Result<Option<Spool>> {
 /// The reactor's sources over the host's ends of the links.
 fn sources<'b>(
     args: &RunArgs,
-    host: links::HostEnds,
+    mut links: Links,
+    polled: Vec<(Link, std::os::fd::RawFd, mio::Interest)>,
     buffer: &'b mut [u8],
     relay: Relay,
     signals: Signals,
 ) -> Result<Sources<'b>> {
-    let stream = UnixStream::from_std;
-    let qmp = qmp::Qmp::new(stream(host.qmp)).map_err(|source| Error::VmSetup {
+    let mut stream = |link| links.take_always(link).map(UnixStream::from_std);
+    let qmp = qmp::Qmp::new(stream(Link::Qmp)?).map_err(|source| Error::VmSetup {
         what: "talking to QEMU's monitor".into(),
         source,
     })?;
     Ok(Sources {
         bulk: Bulk::new(
-            stream(host.bulk),
+            stream(Link::Bulk)?,
             buffer,
             relay,
             log_file(args.bulk_log.as_deref())?,
             args.throttle_bulk,
         ),
-        com1: Capture::new(stream(host.com1), log_file(args.vm.com1_log.as_deref())?)
+        com1: Capture::new(stream(Link::Com1)?, log_file(args.vm.com1_log.as_deref())?)
             .watching(stop::DUMP_LINE),
-        com2: Capture::new(stream(host.com2), log_file(args.vm.com2_log.as_deref())?),
-        qemu_stderr: Capture::new(stream(host.stderr), None),
+        com2: Capture::new(stream(Link::Com2)?, log_file(args.vm.com2_log.as_deref())?),
+        qemu_stderr: Capture::new(stream(Link::QemuStderr)?, None),
         qmp,
-        hvc0: host.hvc0,
-        control: host.control,
         console: None,
         signals,
+        links,
+        polled,
     })
 }
 
 /// Shell mode's console over the raw terminal and hvc0.
 fn console(
     terminal: &RawTerminal,
-    hvc0: &std::os::unix::net::UnixStream,
+    hvc0: std::os::unix::net::UnixStream,
     out: Spool,
 ) -> Result<Console> {
-    let setup = |source| Error::VmSetup {
-        what: "relaying the terminal to hvc0".into(),
-        source,
-    };
-    let input = terminal.input.try_clone().map_err(setup)?;
-    let hvc0 = hvc0.try_clone().map_err(setup)?;
+    let input = terminal
+        .input
+        .try_clone()
+        .map_err(|source| Error::VmSetup {
+            what: "relaying the terminal to hvc0".into(),
+            source,
+        })?;
     Ok(Console::new(input, hvc0, out))
 }
 

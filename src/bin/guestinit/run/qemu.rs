@@ -1,6 +1,7 @@
 //! QEMU's command line for a test VM: a pure function of its settings,
-//! built by one small function per device, so adding a device (a disk, a
-//! stats port) is adding a function and a line in [`args`].
+//! built by one small function per device. A link's device (a port, a
+//! UART) is named by its entry in `links::TABLE`; other devices (a disk)
+//! are a function and a line in [`args`].
 
 use std::ffi::OsString;
 use std::os::fd::RawFd;
@@ -41,24 +42,11 @@ pub struct VmConfig<'a> {
     pub disks: &'a [Disk],
     /// `--qemu-arg`s, passed last and as they are.
     pub extra: &'a [OsString],
-    /// QEMU's inherited ends of the links (see `links`).
-    pub fds: LinkFds,
-}
-
-/// QEMU's descriptor for each chardev, inherited from the host.
-#[derive(Clone, Copy)]
-pub struct LinkFds {
-    pub bulk: RawFd,
-    pub com1: RawFd,
-    pub com2: RawFd,
-    pub qmp: RawFd,
-    pub hvc0: RawFd,
-    /// The payload's stdin, when relayed.
-    pub stdin: Option<RawFd>,
-    /// The stats relay, with `--stats-socket`.
-    pub stats: Option<RawFd>,
-    /// Shell and exec modes' control messages.
-    pub control: Option<RawFd>,
+    /// The links' devices on their inherited descriptors (`links::Links::qemu_args`).
+    pub links: Vec<OsString>,
+    /// The host relays its stdin, and a stats client (the guest is told).
+    pub stdin: bool,
+    pub stats: bool,
 }
 
 fn strings(items: &[&str]) -> Vec<OsString> {
@@ -96,10 +84,10 @@ fn machine(config: &VmConfig<'_>) -> Vec<OsString> {
 /// Kernel, initramfs and command line.
 fn boot(config: &VmConfig<'_>) -> Vec<OsString> {
     let mut append = base_append();
-    if config.fds.stdin.is_some() {
+    if config.stdin {
         append = format!("{append} {}", proto::key::STDIN);
     }
-    if config.fds.stats.is_some() {
+    if config.stats {
         append = format!("{append} {}", proto::key::STATS);
     }
     if let Some(extra) = config.append {
@@ -125,8 +113,17 @@ fn virtio_serial() -> Vec<OsString> {
     strings(&["-device", "virtio-serial-pci,id=vser0,max_ports=5"])
 }
 
+/// COM1, the kernel's console and the trace; COM2, the init's own lines.
+pub fn com1(fd: RawFd) -> Vec<OsString> {
+    serial("com1", fd)
+}
+
+pub fn com2(fd: RawFd) -> Vec<OsString> {
+    serial("com2", fd)
+}
+
 /// Port 0 (hvc0): the host's wake bytes to the init.
-fn hvc0(fd: RawFd) -> Vec<OsString> {
+pub fn hvc0(fd: RawFd) -> Vec<OsString> {
     let mut args = socket_chardev("hvc0", fd);
     args.extend(strings(&[
         "-device",
@@ -145,30 +142,27 @@ fn named_port(id: &str, nr: u8, name: &str, fd: RawFd) -> Vec<OsString> {
 }
 
 /// Port 1, the frame stream.
-fn bulk_port(fd: RawFd) -> Vec<OsString> {
+pub fn bulk_port(fd: RawFd) -> Vec<OsString> {
     named_port("bulk", 1, proto::BULK_PORT, fd)
 }
 
 /// Port 2, the scheduler's stats relay.
-fn stats_port(fd: Option<RawFd>) -> Vec<OsString> {
-    fd.map(|fd| named_port("stats", 2, proto::STATS_PORT, fd))
-        .unwrap_or_default()
+pub fn stats_port(fd: RawFd) -> Vec<OsString> {
+    named_port("stats", 2, proto::STATS_PORT, fd)
 }
 
 /// Port 3, the host's stdin for the payload.
-fn stdin_port(fd: Option<RawFd>) -> Vec<OsString> {
-    fd.map(|fd| named_port("stdin", 3, proto::STDIN_PORT, fd))
-        .unwrap_or_default()
+pub fn stdin_port(fd: RawFd) -> Vec<OsString> {
+    named_port("stdin", 3, proto::STDIN_PORT, fd)
 }
 
 /// Port 4, the host's control messages in shell and exec modes.
-fn control_port(fd: Option<RawFd>) -> Vec<OsString> {
-    fd.map(|fd| named_port("ctl", 4, proto::CONTROL_PORT, fd))
-        .unwrap_or_default()
+pub fn control_port(fd: RawFd) -> Vec<OsString> {
+    named_port("ctl", 4, proto::CONTROL_PORT, fd)
 }
 
 /// The QMP monitor the host stops the VM through.
-fn qmp(fd: RawFd) -> Vec<OsString> {
+pub fn qmp(fd: RawFd) -> Vec<OsString> {
     let mut args = socket_chardev("qmp", fd);
     args.extend(strings(&["-mon", "chardev=qmp,mode=control"]));
     args
@@ -201,19 +195,12 @@ fn disk(index: usize, disk: &Disk) -> Vec<OsString> {
 
 /// The arguments of `qemu-system-x86_64` for `config`, device by device.
 pub fn args(config: &VmConfig<'_>) -> Vec<OsString> {
-    let fds = config.fds;
     [
         machine(config),
         boot(config),
-        serial("com1", fds.com1),
-        serial("com2", fds.com2),
+        // The ports' bus, before the ports.
         virtio_serial(),
-        hvc0(fds.hvc0),
-        bulk_port(fds.bulk),
-        stats_port(fds.stats),
-        stdin_port(fds.stdin),
-        control_port(fds.control),
-        qmp(fds.qmp),
+        config.links.clone(),
         config
             .disks
             .iter()
@@ -239,16 +226,9 @@ mod tests {
             append,
             disks: &[],
             extra: &[],
-            fds: LinkFds {
-                bulk: 5,
-                com1: 6,
-                com2: 7,
-                qmp: 8,
-                hvc0: 10,
-                stdin: None,
-                control: None,
-                stats: None,
-            },
+            links: [com1(6), com2(7), hvc0(10), bulk_port(5), qmp(8)].concat(),
+            stdin: false,
+            stats: false,
         }
     }
 
@@ -268,9 +248,9 @@ mod tests {
              -kernel /k/vmlinuz -initrd /t/initramfs.cpio \
              -append console=ttyS0 panic=-1 rdinit=/init loglevel=5 no_timer_check cryptomgr.notests guestinit.ack \
              quiet loglevel=3 \
+             -device virtio-serial-pci,id=vser0,max_ports=5 \
              -chardev socket,id=com1,fd=6 -serial chardev:com1 \
              -chardev socket,id=com2,fd=7 -serial chardev:com2 \
-             -device virtio-serial-pci,id=vser0,max_ports=5 \
              -chardev socket,id=hvc0,fd=10 -device virtconsole,bus=vser0.0,nr=0,chardev=hvc0 \
              -chardev socket,id=bulk,fd=5 \
              -device virtserialport,bus=vser0.0,nr=1,chardev=bulk,name=guestinit.bulk \
@@ -290,7 +270,8 @@ mod tests {
     #[test]
     fn a_relayed_stdin_is_port_3_and_the_guest_is_told() {
         let mut config = config(Accel::Tcg, None);
-        config.fds.stdin = Some(9);
+        config.stdin = true;
+        config.links.extend(stdin_port(9));
         let got = joined(&args(&config));
         assert!(got.contains("guestinit.ack guestinit.stdin"), "{got}");
         assert!(got.contains(

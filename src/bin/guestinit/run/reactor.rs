@@ -1,13 +1,12 @@
-//! The host's event loop while the VM runs: one `poll` over every link QEMU
-//! has (the bulk port, COM1, COM2, QMP, QEMU's stderr) and the host's stop
-//! signals, a tick for the stop timers and for QEMU's exit. Adding a link
-//! (hvc0, a stats port, a disk) is adding a [`Token`], a field and an arm.
+//! The host's event loop while the VM runs: one `poll` over the links the
+//! link table says to poll (the bulk port, COM1, COM2, QMP, QEMU's stderr,
+//! hvc0 in shell mode), the host's stop signals and the user's terminal,
+//! with a tick for the stop timers and for QEMU's exit.
 
 use std::io;
+use std::os::fd::{AsRawFd, RawFd};
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
-
-use std::os::fd::AsRawFd;
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token as MioToken};
@@ -19,35 +18,42 @@ use crate::error::{Error, Result};
 use super::capture::Capture;
 use super::console::{self, Console};
 use super::flow::Flow;
+use super::links::{self, Link, Links};
 use super::qmp::Qmp;
 use super::stop::{Action, Stopper};
 use super::stream::Bulk;
 use super::vm::Vm;
 
-/// The sources, one token each.
+/// What the loop waits on: a link (its token is its table index), the
+/// stop signals, or shell mode's terminal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Token {
-    Bulk,
-    Com1,
-    Com2,
-    QemuStderr,
-    Qmp,
+    Link(Link),
     Signals,
-    /// Shell mode: the user's keys, and hvc0 both ways.
     Input,
-    Hvc0,
 }
 
-const TOKENS: [Token; 8] = [
-    Token::Bulk,
-    Token::Com1,
-    Token::Com2,
-    Token::QemuStderr,
-    Token::Qmp,
-    Token::Signals,
-    Token::Input,
-    Token::Hvc0,
-];
+const SIGNALS_TOKEN: usize = links::COUNT;
+const INPUT_TOKEN: usize = links::COUNT + 1;
+const TOKENS: usize = links::COUNT + 2;
+
+impl Token {
+    fn index(self) -> usize {
+        match self {
+            Token::Link(link) => link as usize,
+            Token::Signals => SIGNALS_TOKEN,
+            Token::Input => INPUT_TOKEN,
+        }
+    }
+
+    fn of(id: MioToken) -> Option<Token> {
+        match id.0 {
+            SIGNALS_TOKEN => Some(Token::Signals),
+            INPUT_TOKEN => Some(Token::Input),
+            index => Link::from_index(index).map(Token::Link),
+        }
+    }
+}
 
 /// How often QEMU's exit and the stop timers are checked.
 const TICK: Duration = Duration::from_millis(100);
@@ -63,51 +69,45 @@ pub struct Sources<'b> {
     pub com2: Capture,
     pub qemu_stderr: Capture,
     pub qmp: Qmp,
-    /// hvc0's host end, for wake bytes in test mode; the console's in
-    /// shell mode.
-    pub hvc0: std::os::unix::net::UnixStream,
-    /// Shell and exec modes: where wake bytes and the window size go.
-    pub control: Option<std::os::unix::net::UnixStream>,
     /// Shell mode: the user's terminal relayed to hvc0.
     pub console: Option<Console>,
     pub signals: Signals,
+    /// The host's ends no handler took: kept open for the run (hvc0 in
+    /// exec mode), or written to (the wake bytes and window size).
+    pub links: Links,
+    /// The links to poll, from the link table (taken before the handlers
+    /// took their ends; the descriptors stay theirs).
+    pub polled: Vec<(Link, RawFd, Interest)>,
 }
 
 impl Sources<'_> {
     fn register(&mut self, registry: &Registry) -> io::Result<()> {
-        for token in TOKENS {
-            let id = MioToken(token as usize);
-            let source: &mut dyn mio::event::Source = match token {
-                Token::Bulk => &mut self.bulk.stream,
-                Token::Com1 => &mut self.com1.stream,
-                Token::Com2 => &mut self.com2.stream,
-                Token::QemuStderr => &mut self.qemu_stderr.stream,
-                Token::Qmp => &mut self.qmp.stream,
-                Token::Signals => &mut self.signals,
-                Token::Input | Token::Hvc0 => continue,
-            };
-            registry.register(source, id, Interest::READABLE)?;
+        for &(link, fd, interest) in &self.polled {
+            let id = MioToken(Token::Link(link).index());
+            registry.register(&mut SourceFd(&fd), id, interest)?;
         }
+        let id = MioToken(SIGNALS_TOKEN);
+        registry.register(&mut self.signals, id, Interest::READABLE)?;
         if let Some(console) = &self.console {
             let input = console.input.as_raw_fd();
-            let id = MioToken(Token::Input as usize);
+            let id = MioToken(INPUT_TOKEN);
             registry.register(&mut SourceFd(&input), id, Interest::READABLE)?;
-            // Writable too: keys that found hvc0 full go when it has room.
-            let hvc0 = console.hvc0.as_raw_fd();
-            let id = MioToken(Token::Hvc0 as usize);
-            registry.register(
-                &mut SourceFd(&hvc0),
-                id,
-                Interest::READABLE | Interest::WRITABLE,
-            )?;
         }
         Ok(())
+    }
+
+    /// Where wake bytes and the window size go: in shell and exec modes
+    /// hvc0 is the shell's, so the control port.
+    fn control(&self) -> Option<&std::os::unix::net::UnixStream> {
+        self.links
+            .host(Link::Control)
+            .or_else(|| self.links.host(Link::Hvc0))
     }
 
     /// Sends the terminal's size to the guest's shell.
     pub fn resize(&mut self) {
         use std::io::Write;
-        let (Some(console), Some(control)) = (&self.console, &self.control) else {
+        let (Some(console), Some(control)) = (&self.console, self.links.host(Link::Control)) else {
             return;
         };
         if let Some((rows, cols)) = console::window_size(&console.input) {
@@ -122,23 +122,7 @@ impl Sources<'_> {
     /// Reads what `token`'s source holds; signals go to `stopper`.
     fn on_ready(&mut self, token: Token, stopper: &mut Stopper, actions: &mut Vec<Action>) -> Flow {
         match token {
-            Token::Bulk => {
-                let flow = self.bulk.on_readable();
-                if self.bulk.relay.collected.exit_code.is_some() {
-                    stopper.on_exit(Instant::now());
-                }
-                flow
-            }
-            Token::Com1 => {
-                let flow = self.com1.on_readable();
-                if self.com1.take_watched() {
-                    stopper.on_dump_output(Instant::now());
-                }
-                flow
-            }
-            Token::Com2 => self.com2.on_readable(),
-            Token::QemuStderr => self.qemu_stderr.on_readable(),
-            Token::Qmp => self.qmp.on_readable(),
+            Token::Link(link) => self.on_link(link, stopper),
             Token::Signals => {
                 let pending: Vec<i32> = self.signals.pending().collect();
                 for signal in pending {
@@ -163,16 +147,37 @@ impl Sources<'_> {
                 }
                 flow
             }
-            Token::Hvc0 => match &mut self.console {
+        }
+    }
+
+    /// Reads what a polled link holds (the table says which are polled).
+    fn on_link(&mut self, link: Link, stopper: &mut Stopper) -> Flow {
+        match link {
+            Link::Bulk => {
+                let flow = self.bulk.on_readable();
+                if self.bulk.relay.collected.exit_code.is_some() {
+                    stopper.on_exit(Instant::now());
+                }
+                flow
+            }
+            Link::Com1 => {
+                let flow = self.com1.on_readable();
+                if self.com1.take_watched() {
+                    stopper.on_dump_output(Instant::now());
+                }
+                flow
+            }
+            Link::Com2 => self.com2.on_readable(),
+            Link::QemuStderr => self.qemu_stderr.on_readable(),
+            Link::Qmp => self.qmp.on_readable(),
+            Link::Hvc0 => match &mut self.console {
                 Some(console) => console.on_hvc0(),
                 None => Flow::Closed,
             },
+            // Threads read these, or the host only writes them.
+            Link::Stats | Link::Stdin | Link::Control => Flow::Closed,
         }
     }
-}
-
-fn token_of(id: MioToken) -> Option<Token> {
-    TOKENS.get(id.0).copied()
 }
 
 /// Runs until QEMU has exited and every link is read to its end. Returns
@@ -185,7 +190,7 @@ pub fn run(sources: &mut Sources<'_>, vm: &mut Vm, stopper: &mut Stopper) -> Res
     let mut poll = Poll::new().map_err(setup)?;
     sources.register(poll.registry()).map_err(setup)?;
     let mut events = Events::with_capacity(16);
-    let mut open = TOKENS.map(|_| true);
+    let mut open = [true; TOKENS];
     let mut again: Vec<Token> = Vec::new();
     let mut actions = Vec::new();
     loop {
@@ -198,16 +203,16 @@ pub fn run(sources: &mut Sources<'_>, vm: &mut Vm, stopper: &mut Stopper) -> Res
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             other => other.map_err(setup)?,
         }
-        let ready = events.iter().filter_map(|e| token_of(e.token()));
+        let ready = events.iter().filter_map(|e| Token::of(e.token()));
         let due: Vec<Token> = ready.chain(again.drain(..)).collect();
         for token in due {
-            if !open[token as usize] {
+            if !open[token.index()] {
                 continue;
             }
             match sources.on_ready(token, stopper, &mut actions) {
                 Flow::Open => {}
                 Flow::Again => again.push(token),
-                Flow::Closed => open[token as usize] = false,
+                Flow::Closed => open[token.index()] = false,
             }
         }
         actions.extend(stopper.on_tick(Instant::now()));
@@ -240,8 +245,10 @@ fn apply(action: Action, sources: &mut Sources<'_>, vm: &mut Vm) -> Result<()> {
             // In shell and exec modes hvc0 is the shell's: wakes go on the
             // control port. A full link means bytes are waiting already:
             // the guest will read them; one more is not needed.
-            let link = sources.control.as_ref().unwrap_or(&sources.hvc0);
-            if let Err(e) = (&*link).write(&[byte]) {
+            let Some(mut link) = sources.control() else {
+                return Ok(());
+            };
+            if let Err(e) = link.write(&[byte]) {
                 if e.kind() != io::ErrorKind::WouldBlock {
                     let warning =
                         format!("guestinit: warning: a wake byte for the guest failed: {e}");
@@ -254,12 +261,11 @@ fn apply(action: Action, sources: &mut Sources<'_>, vm: &mut Vm) -> Result<()> {
 }
 
 /// QEMU has exited: what it wrote before is still in the sockets.
-fn drain(sources: &mut Sources<'_>, open: &[bool; TOKENS.len()], stopper: &mut Stopper) {
-    let mut ignored = Vec::new();
-    let links = TOKENS
-        .into_iter()
-        .filter(|&t| t != Token::Signals && t != Token::Input);
-    for token in links.filter(|&t| open[t as usize]) {
-        while sources.on_ready(token, stopper, &mut ignored) == Flow::Again {}
+fn drain(sources: &mut Sources<'_>, open: &[bool; TOKENS], stopper: &mut Stopper) {
+    let polled: Vec<Link> = sources.polled.iter().map(|p| p.0).collect();
+    for link in polled {
+        if open[Token::Link(link).index()] {
+            while sources.on_link(link, stopper) == Flow::Again {}
+        }
     }
 }
