@@ -1,5 +1,7 @@
-//! Every failure of the host tool as a typed value, and the one place that
-//! maps them to exit statuses.
+//! Every failure of the host tool as a typed value, and the exit statuses
+//! of `guestinit`. How a VM's run ended (the payload's code, 248, 251-254,
+//! 128+n) is a `run::Verdict`, not an error: errors are the tool's own
+//! failures (249, 250).
 //!
 //! Exit status of `guestinit run`:
 //! - 0..=255: the payload's exit code, from the last CRC-valid EXIT frame
@@ -183,10 +185,6 @@ pub enum Error {
         looked: Vec<String>,
     },
 
-    // ---- 248: the scheduler failed ----
-    #[error("{line}")]
-    Scheduler { line: String, log_tail: String },
-
     // ---- 250: QEMU could not be started ----
     #[error("qemu-system-x86_64 not found on PATH: run scripts/setup.sh (Debian package qemu-system-x86)")]
     QemuMissing,
@@ -196,53 +194,6 @@ pub enum Error {
     QemuFailed { status: ExitStatus, stderr: String },
     #[error("cannot set up the VM: {what}: {source}")]
     VmSetup { what: String, source: io::Error },
-
-    // ---- 251..=254: the VM ran but gave no exit code ----
-    #[error("VM ended without an exit code{}", colon(panic.as_deref()))]
-    NoExit {
-        panic: Option<String>,
-        first_error: Option<String>,
-        com1_tail: String,
-    },
-    #[error("VM ended without an exit code: the kernel never reached the init (no frame arrived){}", never_reached(*memory_mib, panic.as_deref(), *memory_trouble))]
-    NeverReachedInit {
-        memory_mib: u32,
-        panic: Option<String>,
-        /// COM1 shows the kernel short of memory.
-        memory_trouble: bool,
-        com1_tail: String,
-    },
-    #[error("timeout: the VM ran longer than {secs} s and was stopped; a debug dump (SysRq D) went to the trace on COM1 first: keep it with --trace FILE or --com1-log FILE")]
-    Timeout { secs: u64 },
-    #[error("the VM was quit with Ctrl-A X before the shell exited")]
-    Quit,
-    #[error("init crashed: {line}")]
-    InitPanic { line: String },
-    #[error("init failed: {line}")]
-    Fatal { line: String },
-
-    // ---- 128 + signal: the host was told to stop ----
-    #[error("stopped by {signal}: {how}")]
-    Stopped {
-        signal: String,
-        number: i32,
-        how: &'static str,
-    },
-}
-
-fn colon(text: Option<&str>) -> String {
-    text.map_or(String::new(), |t| format!(": {t}"))
-}
-
-/// The cause of a kernel that never ran the init: its panic, and a hint at
-/// memory when nothing else explains it.
-fn never_reached(memory_mib: u32, panic: Option<&str>, memory_trouble: bool) -> String {
-    let hint = format!("the VM likely needs more memory than {memory_mib} MiB (--memory)");
-    match (panic, memory_trouble) {
-        (None, _) => format!(": {hint}"),
-        (Some(panic), false) => format!(": {panic}"),
-        (Some(panic), true) => format!(": {panic}; {hint}"),
-    }
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -254,12 +205,6 @@ impl Error {
             | Error::QemuSpawn(_)
             | Error::QemuFailed { .. }
             | Error::VmSetup { .. } => QEMU,
-            Error::NoExit { .. } | Error::NeverReachedInit { .. } | Error::Quit => NO_EXIT,
-            Error::Stopped { number, .. } => 128u8.saturating_add(*number as u8),
-            Error::Timeout { .. } => TIMEOUT,
-            Error::InitPanic { .. } => INIT_PANIC,
-            Error::Fatal { .. } => FATAL,
-            Error::Scheduler { .. } => SCHED_FAILED,
             Error::Read { .. }
             | Error::Write { .. }
             | Error::BadArgument { .. }
@@ -301,44 +246,34 @@ impl Error {
         }
     }
 
-    /// Lines that explain the error further (QEMU's stderr, the kernel's
-    /// first error, the COM1 tail), printed after the one-line message.
+    /// Lines that explain the error further (QEMU's stderr), printed
+    /// after the one-line message.
     pub fn details(&self) -> Vec<(&'static str, String)> {
-        let tail = |t: &String| ("last lines of COM1", t.clone());
-        let all = match self {
-            Error::QemuFailed { stderr, .. } => vec![("qemu-system-x86_64 stderr", stderr.clone())],
-            Error::NoExit {
-                first_error,
-                com1_tail,
-                ..
-            } => {
-                let first = first_error
-                    .iter()
-                    .map(|l| ("first error on COM1", l.clone()));
-                first.chain([tail(com1_tail)]).collect()
-            }
-            Error::NeverReachedInit { com1_tail, .. } => vec![tail(com1_tail)],
-            Error::Scheduler { log_tail, .. } => {
-                vec![("last lines of the scheduler's log", log_tail.clone())]
+        match self {
+            Error::QemuFailed { stderr, .. } if !stderr.trim().is_empty() => {
+                vec![("qemu-system-x86_64 stderr", stderr.clone())]
             }
             _ => Vec::new(),
-        };
-        all.into_iter()
-            .filter(|(_, text)| !text.trim().is_empty())
-            .collect()
+        }
     }
 
     /// Prints the error and its details to stderr.
     pub fn report(&self) {
-        eprintln!("guestinit: {self}");
-        for (label, text) in self.details() {
-            match text.lines().count() {
-                1 => eprintln!("guestinit: {label}: {text}"),
-                _ => {
-                    eprintln!("guestinit: {label}:");
-                    for line in text.lines() {
-                        eprintln!("  {line}");
-                    }
+        report(self, &self.details());
+    }
+}
+
+/// A one-line message on stderr, then each detail: on its line when it is
+/// one line, else indented under its label.
+pub fn report(message: &dyn std::fmt::Display, details: &[(&'static str, String)]) {
+    eprintln!("guestinit: {message}");
+    for (label, text) in details {
+        match text.lines().count() {
+            1 => eprintln!("guestinit: {label}: {text}"),
+            _ => {
+                eprintln!("guestinit: {label}:");
+                for line in text.lines() {
+                    eprintln!("  {line}");
                 }
             }
         }

@@ -1,6 +1,8 @@
 //! guestinit, the host tool: packs an initramfs around a program and the
 //! guest init, boots it in QEMU and relays the program's output and exit
-//! code from the guest's frame stream. Exit statuses: see `error`.
+//! code from the guest's frame stream. Exit statuses: see `error`. A VM's
+//! run ends in a `run::Verdict` (said, then its status); the tool's own
+//! failures are `error::Error`s.
 
 mod cli;
 mod decode;
@@ -19,6 +21,7 @@ mod testenv;
 use std::process::ExitCode;
 
 use cli::Command;
+use run::Verdict;
 
 fn main() -> ExitCode {
     let command = match cli::parse() {
@@ -26,9 +29,9 @@ fn main() -> ExitCode {
         Err(status) => return ExitCode::from(status),
     };
     let result = match command {
-        Command::Run(args) => run::main(*args),
-        Command::Shell(args) => shell::main(*args),
-        Command::Mkdisk(args) => mkdisk::main(*args),
+        Command::Run(args) => run::main(*args).map(Verdict::conclude),
+        Command::Shell(args) => shell::main(*args).map(Verdict::conclude),
+        Command::Mkdisk(args) => mkdisk::main(*args).map(Verdict::conclude),
         Command::Pack(args) => pack::main(*args).map(|()| 0),
         Command::Decode(args) => decode::main(args).map(|()| 0),
     };

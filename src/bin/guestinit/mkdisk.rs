@@ -10,14 +10,15 @@ use std::path::{Path, PathBuf};
 use crate::cli::{GuestMode, MkdiskArgs, RunArgs, VmArgs};
 use crate::disk::{self, Disk, FsType};
 use crate::error::{Error, Result};
-use crate::{locate, run};
+use crate::locate;
+use crate::run::{self, Verdict};
 
-pub fn main(args: MkdiskArgs) -> Result<u8> {
+pub fn main(args: MkdiskArgs) -> Result<Verdict> {
     let mkfs = find_mkfs(args.fs)?;
     create(&args.file, args.size)?;
     // From here on, an image that was not finished is removed.
     let made = format(&args, &mkfs);
-    if !matches!(made, Ok(0)) {
+    if !matches!(made, Ok(Verdict::Exited(0))) {
         let _ = fs::remove_file(&args.file);
     }
     made
@@ -63,7 +64,7 @@ fn create(path: &Path, size: u64) -> Result<()> {
 }
 
 /// Boots the VM that formats the image, then checks its magic here too.
-fn format(args: &MkdiskArgs, mkfs: &Path) -> Result<u8> {
+fn format(args: &MkdiskArgs, mkfs: &Path) -> Result<Verdict> {
     let program = std::iter::once(mkfs.as_os_str().to_owned())
         .chain(
             args.fs
@@ -90,9 +91,9 @@ fn format(args: &MkdiskArgs, mkfs: &Path) -> Result<u8> {
         mode: GuestMode::Mkdisk(args.fs),
         ..RunArgs::default()
     };
-    let code = run::main(run_args)?;
-    if code != 0 {
-        return Ok(code);
+    let verdict = run::main(run_args)?;
+    if verdict != Verdict::Exited(0) {
+        return Ok(verdict);
     }
     match disk::holds(&args.file, args.fs.fs())? {
         true => {
@@ -102,7 +103,7 @@ fn format(args: &MkdiskArgs, mkfs: &Path) -> Result<u8> {
                 args.fs.name(),
                 args.size
             );
-            Ok(0)
+            Ok(Verdict::Exited(0))
         }
         false => Err(Error::DiskNotFormatted {
             path: args.file.clone(),

@@ -10,9 +10,9 @@ use guestinit::proto;
 
 use crate::cli::{GuestMode, RunArgs, ShellArgs};
 use crate::error::{Error, Result};
-use crate::run;
+use crate::run::{self, Verdict};
 
-pub fn main(args: ShellArgs) -> Result<u8> {
+pub fn main(args: ShellArgs) -> Result<Verdict> {
     let mode = match args.exec {
         Some(cmd) => GuestMode::Exec(cmd),
         None if io::stdin().is_terminal() => GuestMode::Shell,

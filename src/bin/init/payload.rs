@@ -163,8 +163,8 @@ fn nul_terminate(text: &'static mut [u8], argv: &'static mut Argv) -> Result<&'s
     Ok(argv)
 }
 
-/// How the payload ended, and when.
-pub struct Ended {
+/// How the payload exited (its reaped status), and when.
+pub struct PayloadExit {
     pub reaped: Reaped,
     pub exit_ns: u64,
 }
@@ -179,7 +179,7 @@ enum Drain {
 pub struct Payload {
     pid: i32,
     output: Output,
-    ended: Option<Ended>,
+    ended: Option<PayloadExit>,
     drain: Drain,
     /// When the payload's group is killed after a stop signal.
     stop_deadline: Option<u64>,
@@ -197,7 +197,7 @@ impl Payload {
     }
 
     /// How it ended; `Some` once the reactor has run it to its end.
-    pub fn ended(&self) -> Option<&Ended> {
+    pub fn ended(&self) -> Option<&PayloadExit> {
         self.ended.as_ref()
     }
 
@@ -271,7 +271,7 @@ impl Source for Payload {
     }
 
     fn on_exit(&mut self, reaped: Reaped, _ctx: &mut Ctx<'_>) {
-        self.ended = Some(Ended {
+        self.ended = Some(PayloadExit {
             reaped,
             exit_ns: clock::now_ns(),
         });

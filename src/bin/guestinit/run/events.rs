@@ -11,7 +11,8 @@ use serde_json::{json, Map, Value};
 use guestinit::wire::Tag;
 
 use super::spool::Spool;
-use crate::error::{Error, Result};
+use super::verdict::Verdict;
+use crate::error::Result;
 use crate::render;
 
 /// The schema's version: bumped only when a field changes meaning or goes.
@@ -66,20 +67,28 @@ impl Events {
         self.emit("warning", json!({ "text": text }));
     }
 
-    /// The verdict, once: a crash or FATAL with its line, then `end` with
-    /// the exit status and, for the host's own failures, the error.
-    pub fn end(&self, result: &Result<u8>) {
+    /// The end, once: a crash or FATAL with its line, then `end` with the
+    /// exit status, the verdict's kind and, unless the payload's code is
+    /// the status, the one-line reason (the verdict's or the tool's error).
+    pub fn end(&self, result: &Result<Verdict>) {
         if self.ended.swap(true, Ordering::SeqCst) {
             return;
         }
         match result {
-            Err(Error::InitPanic { line }) => self.emit("crash", json!({ "text": line })),
-            Err(Error::Fatal { line }) => self.emit("fatal", json!({ "text": line })),
+            Ok(Verdict::InitPanic { line }) => self.emit("crash", json!({ "text": line })),
+            Ok(Verdict::Fatal { line }) => self.emit("fatal", json!({ "text": line })),
             _ => {}
         }
         let fields = match result {
-            Ok(code) => json!({ "exit_code": code, "error": null }),
-            Err(e) => json!({ "exit_code": e.exit_code(), "error": e.to_string() }),
+            Ok(v @ Verdict::Exited(_)) => {
+                json!({ "exit_code": v.exit_code(), "verdict": v.kind(), "error": null })
+            }
+            Ok(v) => {
+                json!({ "exit_code": v.exit_code(), "verdict": v.kind(), "error": v.to_string() })
+            }
+            Err(e) => {
+                json!({ "exit_code": e.exit_code(), "verdict": "error", "error": e.to_string() })
+            }
         };
         self.emit("end", fields);
     }
@@ -166,18 +175,25 @@ mod tests {
     #[test]
     fn the_end_is_said_once_with_a_crash_line_or_the_hosts_error() {
         let got = lines(|e| {
-            e.end(&Err(Error::InitPanic {
+            e.end(&Ok(Verdict::InitPanic {
                 line: "PANIC: boom".into(),
             }));
-            e.end(&Ok(0));
+            e.end(&Ok(Verdict::Exited(0)));
         });
         assert_eq!(got.len(), 2);
         assert_eq!(got[0]["event"], "crash");
         assert_eq!(got[0]["text"], "PANIC: boom");
         assert_eq!(got[1]["event"], "end");
         assert_eq!(got[1]["exit_code"], 253);
-        let got = lines(|e| e.end(&Ok(4)));
+        assert_eq!(got[1]["verdict"], "init_panic");
+        let got = lines(|e| e.end(&Ok(Verdict::Exited(4))));
         assert_eq!(got[0]["exit_code"], 4);
+        assert_eq!(got[0]["verdict"], "exited");
         assert!(got[0]["error"].is_null());
+        let got = lines(|e| e.end(&Err(crate::error::Error::QemuMissing)));
+        assert_eq!(
+            (got[0]["exit_code"].as_u64(), got[0]["verdict"].as_str()),
+            (Some(250), Some("error"))
+        );
     }
 }

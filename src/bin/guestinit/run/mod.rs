@@ -5,6 +5,7 @@
 mod accel;
 mod capture;
 mod console;
+mod diag;
 mod events;
 mod flow;
 mod links;
@@ -24,6 +25,7 @@ mod terminal;
 mod timeline;
 mod trace;
 mod verdict;
+pub use verdict::Verdict;
 mod vm;
 
 use pob_cache::PobCache;
@@ -50,6 +52,7 @@ use links::{Link, Links};
 
 use capture::Capture;
 use console::Console;
+use diag::Diagnostics;
 use events::Events;
 use reactor::Sources;
 use spool::{Finish, Spool};
@@ -57,13 +60,15 @@ use stop::Stopper;
 use stream::{Bulk, Relay};
 use terminal::RawTerminal;
 
-pub fn main(args: RunArgs) -> Result<u8> {
+pub fn main(args: RunArgs) -> Result<Verdict> {
     let stdout = Spool::new(io::stdout());
     let events = Events::new(events_out(args.events.as_deref(), &stdout)?);
-    let result = run(&args, stdout, &events);
+    let diag = Diagnostics::new(Spool::new(io::stderr()), events.clone());
+    let result = run(&args, stdout, &diag);
     // A failure before the verdict (packing, QEMU) ends the events here.
     events.end(&result);
     events.close();
+    diag.close();
     result
 }
 
@@ -76,16 +81,20 @@ fn events_out(path: Option<&Path>, stdout: &Spool) -> Result<Option<Spool>> {
     }
 }
 
-fn run(args: &RunArgs, stdout: Spool, events: &Events) -> Result<u8> {
+fn run(args: &RunArgs, stdout: Spool, diag: &Diagnostics) -> Result<Verdict> {
     // First of all: a stop signal from now on stops the run in order.
     let mut signals = Signals::new(reactor::SIGNALS).map_err(|source| Error::VmSetup {
         what: "handling stop signals".into(),
         source,
     })?;
-    let mut machine = prepare(args, events)?;
+    let mut machine = prepare(args, diag)?;
+    // A signal while packing: nothing runs yet, so nothing to stop.
+    if let Some(signal) = signals.pending().next() {
+        return Ok(verdict::stopped(signal, "before the VM started"));
+    }
     let learn_pob = machine.learn_pob.take();
     let memory_mib = machine.memory_mib;
-    let Started { mut vm, mut links } = start(args, machine, &mut signals)?;
+    let Started { mut vm, mut links } = start(args, machine, diag)?;
     // Removed from the file system when the run ends, however it ends.
     let _stats_socket = match (links.take(Link::Stats), &args.stats_socket) {
         (Some(link), Some(path)) => Some(stats::serve(path, link)?),
@@ -97,12 +106,7 @@ fn run(args: &RunArgs, stdout: Spool, events: &Events) -> Result<u8> {
         .map(|secs| vm.spawned + Duration::from_secs(secs));
     let mut buffer = decoder_buffer();
     let console_out = stdout.clone();
-    let relay = Relay::new(
-        stdout,
-        Spool::new(io::stderr()),
-        args.vm.verbose,
-        events.clone(),
-    );
+    let relay = Relay::new(stdout, diag.clone(), args.vm.verbose);
     // Shell mode: raw from here to the end of `run`, however it ends.
     let terminal = match args.mode {
         GuestMode::Shell => Some(RawTerminal::enter().map_err(|source| Error::VmSetup {
@@ -120,7 +124,7 @@ fn run(args: &RunArgs, stdout: Spool, events: &Events) -> Result<u8> {
         )?),
         None => None,
     };
-    let mut sources = sources(args, links, polled, &mut buffer, relay, signals)?;
+    let mut sources = sources(args, links, polled, &mut buffer, relay, signals, diag)?;
     sources.console = console;
     // The shell starts at the terminal's size (queued until the guest
     // opens its control port).
@@ -130,22 +134,24 @@ fn run(args: &RunArgs, stdout: Spool, events: &Events) -> Result<u8> {
     if let Some(console) = &mut sources.console {
         console.finish_line();
     }
-    let mut ended = Ended::from(sources, args);
-    if let (Some(cache), Some(addrs)) = (&learn_pob, &ended.collected.kernel_addrs) {
+    let mut after = AfterQemu::from(sources, args);
+    if let (Some(cache), Some(addrs)) = (&learn_pob, &after.collected.kernel_addrs) {
         cache.store(addrs);
     }
-    let outcome = conclude(args, &ended, &stopper, status, (vm.spawned, memory_mib));
-    events.end(&outcome);
+    let outcome = conclude(args, &after, &stopper, status, (vm.spawned, memory_mib));
+    diag.events().end(&outcome);
     if let Some(path) = &args.trace {
-        trace::save(&ended.com1, path)?;
+        trace::save(&after.com1, path)?;
     }
     if let Some(path) = &args.sched_run.sched_log {
-        sched::save_log(&ended.collected.sched, path)?;
+        sched::save_log(&after.collected.sched, path)?;
     }
     // Output still queued when the run timed out gets a moment, no more.
     let floor = Instant::now() + Duration::from_secs(1);
-    ended.finish_writers(deadline.map(|d| d.max(floor)), args)?;
-    outcome
+    match after.finish_writers(deadline.map(|d| d.max(floor)), args) {
+        Some(unwritten) => Ok(unwritten),
+        None => outcome,
+    }
 }
 
 /// What a run boots, found and packed before QEMU starts.
@@ -163,7 +169,7 @@ struct Machine {
 
 /// Finds the kernel, builds its command line, packs the archive and sizes
 /// the memory: every check that can fail before the boot.
-fn prepare(args: &RunArgs, events: &Events) -> Result<Machine> {
+fn prepare(args: &RunArgs, diag: &Diagnostics) -> Result<Machine> {
     let disks = disks(&args.vm.disks, &args.mode)?;
     let kernel = locate::kernel(args.vm.kernel.as_deref())?;
     let pob = Pob::find(&kernel);
@@ -176,8 +182,7 @@ fn prepare(args: &RunArgs, events: &Events) -> Result<Machine> {
     })?;
     let (memory_mib, warning) = memory::choose(args.vm.memory, size);
     if let Some(warning) = warning {
-        eprintln!("guestinit: warning: {warning}");
-        events.warning(&warning);
+        diag.warn(&warning);
     }
     Ok(Machine {
         kernel,
@@ -259,15 +264,7 @@ struct Started {
 }
 
 /// Opens the links and starts QEMU on `machine`.
-fn start(args: &RunArgs, machine: Machine, signals: &mut Signals) -> Result<Started> {
-    // A signal while packing: nothing runs yet, so nothing to stop.
-    if let Some(signal) = signals.pending().next() {
-        return Err(Error::Stopped {
-            signal: verdict::signal_text(signal),
-            number: signal,
-            how: "before the VM started",
-        });
-    }
+fn start(args: &RunArgs, machine: Machine, diag: &Diagnostics) -> Result<Started> {
     let wanted = wanted(args);
     let mut links = Links::open(wanted)?;
     let append = &machine.append;
@@ -286,7 +283,7 @@ fn start(args: &RunArgs, machine: Machine, signals: &mut Signals) -> Result<Star
     });
     if args.vm.verbose {
         let shown: Vec<_> = qemu_args.iter().map(|a| a.to_string_lossy()).collect();
-        eprintln!("guestinit: {} {}", qemu::QEMU, shown.join(" "));
+        diag.line(&format!("guestinit: {} {}", qemu::QEMU, shown.join(" ")));
     }
     let mut inherited = links.inherited();
     inherited.extend(machine.initrd.fd.as_ref().map(|fd| fd.as_raw_fd()));
@@ -337,28 +334,29 @@ fn disks(disks: &[disk::Disk], mode: &GuestMode) -> Result<Disks> {
 }
 
 /// What the run left once QEMU is gone: its texts and its writers.
-struct Ended {
+struct AfterQemu {
     collected: stream::Collected,
     com1: String,
     com2: String,
     qemu_stderr: String,
     stdout: Spool,
-    stderr: Spool,
+    diag: Diagnostics,
     /// The log files asked for, with their paths.
     logs: Vec<(Spool, PathBuf)>,
     signals: Signals,
 }
 
-impl Ended {
-    fn from(sources: Sources<'_>, args: &RunArgs) -> Ended {
+impl AfterQemu {
+    fn from(sources: Sources<'_>, args: &RunArgs) -> AfterQemu {
         let (relay, bulk_log) = sources.bulk.finish();
         let (com1, com1_log) = sources.com1.into_parts();
         let (com2, com2_log) = sources.com2.into_parts();
         let (qemu_stderr, _) = sources.qemu_stderr.into_parts();
-        let (stdout, stderr, collected) = relay.into_parts();
+        let (stdout, collected) = relay.into_parts();
+        let diag = sources.diag;
         if args.vm.verbose {
             let replies = sources.qmp.replies();
-            stderr.push(format!("guestinit: QMP said:\n{}\n", replies.trim_end()).as_bytes());
+            diag.line(&format!("guestinit: QMP said:\n{}", replies.trim_end()));
         }
         let logs = [
             (bulk_log, &args.bulk_log),
@@ -369,30 +367,40 @@ impl Ended {
             .into_iter()
             .filter_map(|(spool, path)| Some((spool?, path.clone()?)))
             .collect();
-        Ended {
+        AfterQemu {
             collected,
             com1,
             com2,
             qemu_stderr,
             stdout,
-            stderr,
+            diag,
             logs,
             signals: sources.signals,
         }
     }
 
-    /// Waits for every writer: the logs, then stdout and stderr.
-    fn finish_writers(&mut self, deadline: Option<Instant>, args: &RunArgs) -> Result<()> {
-        let mut ending = Ending {
+    /// Waits for every writer: the logs, then stdout and stderr. The
+    /// verdict that replaces the run's when one could not be written in
+    /// time.
+    fn finish_writers(&mut self, deadline: Option<Instant>, args: &RunArgs) -> Option<Verdict> {
+        let mut drain = OutputDrain {
             deadline,
             signals: &mut self.signals,
             timeout_secs: args.vm.timeout.unwrap_or_default(),
+            diag: &self.diag,
         };
         for (spool, path) in &self.logs {
-            ending.finish(spool, &path.display().to_string())?;
+            let name = path.display().to_string();
+            if let Some(unwritten) = drain.finish(|d, give_up| spool.finish(d, give_up), &name) {
+                return Some(unwritten);
+            }
         }
-        ending.finish(&self.stdout, "stdout")?;
-        ending.finish(&self.stderr, "stderr")
+        let stdout = &self.stdout;
+        if let Some(unwritten) = drain.finish(|d, give_up| stdout.finish(d, give_up), "stdout") {
+            return Some(unwritten);
+        }
+        let diag = &self.diag;
+        drain.finish(|d, give_up| diag.finish(d, give_up), "stderr")
     }
 }
 
@@ -400,53 +408,59 @@ impl Ended {
 /// the payload died, the kernel log the init sent.
 fn conclude(
     args: &RunArgs,
-    ended: &Ended,
+    after: &AfterQemu,
     stopper: &Stopper,
     status: ExitStatus,
     (spawned, memory_mib): (Instant, u32),
-) -> Result<u8> {
-    let c = &ended.collected;
+) -> Result<Verdict> {
+    let c = &after.collected;
     if args.timeline {
         let spawn_to_exit = c.exit_at.map(|at| at.saturating_duration_since(spawned));
-        let report = timeline::report(&c.timeline, c.wait.as_ref(), spawn_to_exit);
-        ended.stderr.push(report.as_bytes());
+        after.diag.text(&timeline::report(
+            &c.timeline,
+            c.wait.as_ref(),
+            spawn_to_exit,
+        ));
     }
-    let outcome = verdict::decide(&verdict::Evidence {
+    let mut verdict = verdict::decide(&verdict::Evidence {
         collected: c,
-        ending: stopper.ending,
+        host_stop: stopper.host_stop,
         qemu_failed: !status.success(),
-        com1: &ended.com1,
-        com2: &ended.com2,
+        com1: &after.com1,
+        com2: &after.com2,
         memory_mib,
         timeout_secs: args.vm.timeout.unwrap_or_default(),
-    })
-    .map_err(|e| match e {
-        Error::NoExit { .. } | Error::NeverReachedInit { .. } if !status.success() => {
-            Error::QemuFailed {
-                status,
-                stderr: ended.qemu_stderr.clone(),
-            }
-        }
-        other => other,
     });
+    // No exit code and QEMU failed: QEMU's failure, the tool's error.
+    if matches!(
+        verdict,
+        Verdict::NoExit { .. } | Verdict::NeverReachedInit { .. }
+    ) && !status.success()
+    {
+        return Err(Error::QemuFailed {
+            status,
+            stderr: after.qemu_stderr.clone(),
+        });
+    }
     // The scheduler's failure explains the exit code or FATAL line it caused.
-    let fatal = verdict::first_line_starting(&ended.com2, guestinit::proto::prefix::FATAL);
-    let outcome = match sched::verdict(&c.sched, c.exit_code, fatal) {
-        Some(e) if status.success() && stopper.ending.is_none() => Err(e),
-        _ => outcome,
-    };
-    let note = match &outcome {
-        Ok(_) => verdict::death_note(c.wait.as_ref(), &ended.com1),
-        Err(_) if !c.dmsg.is_empty() => Some(format!(
+    let fatal = verdict::first_line_starting(&after.com2, guestinit::proto::prefix::FATAL);
+    if let Some(failed) = sched::verdict(&c.sched, c.exit_code, fatal) {
+        if status.success() && stopper.host_stop.is_none() {
+            verdict = failed;
+        }
+    }
+    let note = match &verdict {
+        Verdict::Exited(_) => verdict::death_note(c.wait.as_ref(), &after.com1),
+        _ if !c.dmsg.is_empty() => Some(format!(
             "guestinit: kernel log sent by the init:\n{}",
             String::from_utf8_lossy(&c.dmsg).trim_end()
         )),
-        Err(_) => None,
+        _ => None,
     };
     if let Some(note) = note {
-        ended.stderr.push(format!("{note}\n").as_bytes());
+        after.diag.line(&note);
     }
-    outcome
+    Ok(verdict)
 }
 
 /// The initramfs QEMU boots: a path, and the descriptor behind it when
@@ -520,6 +534,7 @@ fn sources<'b>(
     buffer: &'b mut [u8],
     relay: Relay,
     signals: Signals,
+    diag: &Diagnostics,
 ) -> Result<Sources<'b>> {
     let mut stream = |link| links.take_always(link).map(UnixStream::from_std);
     let qmp = qmp::Qmp::new(stream(Link::Qmp)?).map_err(|source| Error::VmSetup {
@@ -543,6 +558,7 @@ fn sources<'b>(
         signals,
         links,
         polled,
+        diag: diag.clone(),
     })
 }
 
@@ -564,38 +580,43 @@ fn console(
 
 /// The last phase: every writer finishes, within the deadline and unless
 /// a stop signal comes first.
-struct Ending<'a> {
+struct OutputDrain<'a> {
     deadline: Option<Instant>,
     signals: &'a mut Signals,
     timeout_secs: u64,
+    diag: &'a Diagnostics,
 }
 
-impl Ending<'_> {
-    fn finish(&mut self, spool: &Spool, name: &str) -> Result<()> {
+impl OutputDrain<'_> {
+    /// Runs one writer's `finish`; the verdict that replaces the run's when
+    /// its output could not all be written.
+    fn finish(
+        &mut self,
+        finish: impl FnOnce(Option<Instant>, &mut dyn FnMut() -> bool) -> Finish,
+        name: &str,
+    ) -> Option<Verdict> {
         let mut caught = None;
         let signals = &mut *self.signals;
-        let give_up = || {
+        let mut give_up = || {
             caught = caught.or_else(|| signals.pending().next());
             caught.is_some()
         };
-        match spool.finish(self.deadline, give_up) {
-            Finish::Written(None) => Ok(()),
+        match finish(self.deadline, &mut give_up) {
+            Finish::Written(None) => None,
             Finish::Written(Some(e)) => {
                 // The output had nowhere to go; the run's status still stands.
-                eprintln!("guestinit: warning: cannot write to {name} ({e}); output was discarded");
-                Ok(())
+                self.diag.warn(&format!(
+                    "cannot write to {name} ({e}); output was discarded"
+                ));
+                None
             }
-            Finish::Deadline => Err(Error::Timeout {
+            Finish::Deadline => Some(Verdict::Timeout {
                 secs: self.timeout_secs,
             }),
-            Finish::GaveUp => {
-                let signal = caught.unwrap_or_default();
-                Err(Error::Stopped {
-                    signal: verdict::signal_text(signal),
-                    number: signal,
-                    how: "the output was not fully written",
-                })
-            }
+            Finish::GaveUp => Some(verdict::stopped(
+                caught.unwrap_or_default(),
+                "the output was not fully written",
+            )),
         }
     }
 }

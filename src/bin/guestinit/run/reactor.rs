@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 
 use super::capture::Capture;
 use super::console::{self, Console};
+use super::diag::Diagnostics;
 use super::flow::Flow;
 use super::links::{self, Link, Links};
 use super::qmp::Qmp;
@@ -78,6 +79,7 @@ pub struct Sources<'b> {
     /// The links to poll, from the link table (taken before the handlers
     /// took their ends; the descriptors stay theirs).
     pub polled: Vec<(Link, RawFd, Interest)>,
+    pub diag: Diagnostics,
 }
 
 impl Sources<'_> {
@@ -112,9 +114,8 @@ impl Sources<'_> {
         };
         if let Some((rows, cols)) = console::window_size(&console.input) {
             if let Err(e) = (&*control).write_all(&console::resize_message(rows, cols)) {
-                self.bulk.relay.note(&format!(
-                    "guestinit: warning: the window size for the guest was lost: {e}"
-                ));
+                self.diag
+                    .warn(&format!("the window size for the guest was lost: {e}"));
             }
         }
     }
@@ -233,10 +234,7 @@ fn apply(action: Action, sources: &mut Sources<'_>, vm: &mut Vm) -> Result<()> {
         Action::Qmp(command) => {
             // QEMU gone or its monitor closed: the next tick kills it.
             if let Err(e) = sources.qmp.command(command) {
-                sources
-                    .bulk
-                    .relay
-                    .note(&format!("guestinit: warning: QMP {command:?} failed: {e}"));
+                sources.diag.warn(&format!("QMP {command:?} failed: {e}"));
             }
             Ok(())
         }
@@ -250,9 +248,9 @@ fn apply(action: Action, sources: &mut Sources<'_>, vm: &mut Vm) -> Result<()> {
             };
             if let Err(e) = link.write(&[byte]) {
                 if e.kind() != io::ErrorKind::WouldBlock {
-                    let warning =
-                        format!("guestinit: warning: a wake byte for the guest failed: {e}");
-                    sources.bulk.relay.note(&warning);
+                    sources
+                        .diag
+                        .warn(&format!("a wake byte for the guest failed: {e}"));
                 }
             }
             Ok(())

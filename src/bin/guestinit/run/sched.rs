@@ -10,6 +10,7 @@ use guestinit::wire::msg::{code_from_bytes, Phase};
 use guestinit::wire::Tag;
 
 use super::qemu::Accel;
+use super::verdict::Verdict;
 use crate::cli::SchedRunArgs;
 use crate::error::{Error, Result};
 
@@ -79,9 +80,13 @@ impl SchedFrames {
     }
 }
 
-/// Exit 248's error when the frames (or a FATAL line with EXIT 248) show
+/// Exit 248's verdict when the frames (or a FATAL line with EXIT 248) show
 /// that the scheduler failed; None when it did not.
-pub fn verdict(frames: &SchedFrames, exit_code: Option<i32>, fatal: Option<&str>) -> Option<Error> {
+pub fn verdict(
+    frames: &SchedFrames,
+    exit_code: Option<i32>,
+    fatal: Option<&str>,
+) -> Option<Verdict> {
     let case = if let Some(reason) = &frames.not_attached {
         format!("the scheduler did not attach: {reason}")
     } else if let Some(status) = frames.died {
@@ -104,7 +109,7 @@ pub fn verdict(frames: &SchedFrames, exit_code: Option<i32>, fatal: Option<&str>
     let text = frames.text();
     let lines: Vec<&str> = text.lines().collect();
     let log_tail = lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n");
-    Some(Error::Scheduler { line, log_tail })
+    Some(Verdict::Scheduler { line, log_tail })
 }
 
 /// A status in the shell's convention as words.

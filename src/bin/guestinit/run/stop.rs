@@ -38,7 +38,7 @@ pub enum Action {
 
 /// Why the host ended the VM itself, if it did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ending {
+pub enum HostStop {
     /// `--timeout` passed.
     Timeout,
     /// A stop signal reached the host (the first one's number); `killed`
@@ -60,7 +60,7 @@ pub struct Stopper {
     dump_output_at: Option<Instant>,
     wake_stop_at: Option<Instant>,
     killed: bool,
-    pub ending: Option<Ending>,
+    pub host_stop: Option<HostStop>,
 }
 
 impl Stopper {
@@ -87,10 +87,10 @@ impl Stopper {
         if signal == SIGUSR1 {
             return Some(Action::Wake(wake::DUMP));
         }
-        match self.ending {
-            Some(Ending::Signal { .. }) => self.kill(),
+        match self.host_stop {
+            Some(HostStop::Signal { .. }) => self.kill(),
             _ => {
-                self.ending = Some(Ending::Signal {
+                self.host_stop = Some(HostStop::Signal {
                     signal,
                     killed: false,
                 });
@@ -107,7 +107,7 @@ impl Stopper {
         if self.killed {
             return None;
         }
-        self.ending.get_or_insert(Ending::Quit);
+        self.host_stop.get_or_insert(HostStop::Quit);
         self.kill()
     }
 
@@ -123,7 +123,7 @@ impl Stopper {
             if self.exit_at.is_some() {
                 return self.kill();
             }
-            self.ending.get_or_insert(Ending::Timeout);
+            self.host_stop.get_or_insert(HostStop::Timeout);
             return self.at_timeout(now);
         }
         if passed(self.quit_at, QUIT_WAIT)
@@ -161,7 +161,7 @@ impl Stopper {
 
     fn kill(&mut self) -> Option<Action> {
         self.killed = true;
-        if let Some(Ending::Signal { killed, .. }) = &mut self.ending {
+        if let Some(HostStop::Signal { killed, .. }) = &mut self.host_stop {
             *killed = true;
         }
         Some(Action::Kill)
@@ -186,7 +186,7 @@ mod tests {
         assert_eq!(s.on_tick(t0 + secs(6)), None);
         assert_eq!(s.on_tick(t0 + secs(8)), Some(Action::Kill));
         assert_eq!(s.on_tick(t0 + secs(9)), None);
-        assert_eq!(s.ending, None, "the payload's code stands");
+        assert_eq!(s.host_stop, None, "the payload's code stands");
     }
 
     #[test]
@@ -194,7 +194,7 @@ mod tests {
         let t0 = Instant::now();
         let mut s = Stopper::new(Some(t0 + secs(10)));
         assert_eq!(s.on_tick(t0 + secs(10)), Some(Action::Wake(wake::DUMP)));
-        assert_eq!(s.ending, Some(Ending::Timeout));
+        assert_eq!(s.host_stop, Some(HostStop::Timeout));
         // The dump's lines keep coming until 13.6 s, then stop.
         for tenth in 105..=136 {
             s.on_dump_output(t0 + Duration::from_millis(tenth * 100));
@@ -215,7 +215,7 @@ mod tests {
             s.on_tick(t0 + Duration::from_millis(24_100)),
             Some(Action::Kill)
         );
-        assert_eq!(s.ending, Some(Ending::Timeout));
+        assert_eq!(s.host_stop, Some(HostStop::Timeout));
     }
 
     #[test]
@@ -242,7 +242,7 @@ mod tests {
         s.on_tick(t0 + secs(15));
         s.on_exit(t0 + secs(16));
         assert_eq!(s.on_tick(t0 + secs(16)), Some(Action::Kill));
-        assert_eq!(s.ending, Some(Ending::Timeout));
+        assert_eq!(s.host_stop, Some(HostStop::Timeout));
     }
 
     #[test]
@@ -250,7 +250,7 @@ mod tests {
         let t0 = Instant::now();
         let mut s = Stopper::new(None);
         assert_eq!(s.on_signal(SIGUSR1, t0), Some(Action::Wake(wake::DUMP)));
-        assert_eq!(s.ending, None);
+        assert_eq!(s.host_stop, None);
         assert_eq!(s.on_tick(t0 + secs(60)), None);
     }
 
@@ -260,7 +260,7 @@ mod tests {
         let mut s = Stopper::new(Some(t0 + secs(10)));
         s.on_exit(t0 + secs(9));
         assert_eq!(s.on_tick(t0 + secs(11)), Some(Action::Kill));
-        assert_eq!(s.ending, None);
+        assert_eq!(s.host_stop, None);
     }
 
     #[test]
@@ -274,8 +274,8 @@ mod tests {
         assert_eq!(s.on_tick(t0 + secs(9)), None);
         assert_eq!(s.on_signal(2, t0 + secs(9)), Some(Action::Kill));
         assert_eq!(
-            s.ending,
-            Some(Ending::Signal {
+            s.host_stop,
+            Some(HostStop::Signal {
                 signal: 15,
                 killed: true
             })
@@ -289,7 +289,7 @@ mod tests {
         assert_eq!(s.on_quit(), Some(Action::Kill));
         assert_eq!(s.on_quit(), None);
         assert_eq!(s.on_tick(t0 + secs(11)), None);
-        assert_eq!(s.ending, Some(Ending::Quit));
+        assert_eq!(s.host_stop, Some(HostStop::Quit));
     }
 
     #[test]
@@ -307,8 +307,8 @@ mod tests {
             "EXIT came: quit, no kill"
         );
         assert_eq!(
-            s.ending,
-            Some(Ending::Signal {
+            s.host_stop,
+            Some(HostStop::Signal {
                 signal: 1,
                 killed: false
             })

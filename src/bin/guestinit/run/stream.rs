@@ -13,7 +13,7 @@ use guestinit::wire::{encode, Decoder, Event, Tag, HEADER_LEN};
 use crate::decode::{feed, finish};
 use crate::render;
 
-use super::events::Events;
+use super::diag::Diagnostics;
 use super::flow::{read_ready, Flow};
 use super::spool::Spool;
 
@@ -38,40 +38,32 @@ pub struct Collected {
     pub sched: super::sched::SchedFrames,
 }
 
-/// Routes events: SOUT to `stdout`, SERR and diagnostics to `stderr`.
+/// Routes events: SOUT to `stdout`, SERR and the host's words to the
+/// diagnostics' stderr.
 pub struct Relay {
     stdout: Spool,
-    stderr: Spool,
+    diag: Diagnostics,
     verbose: bool,
-    events: Events,
     pub collected: Collected,
 }
 
 impl Relay {
-    pub fn new(stdout: Spool, stderr: Spool, verbose: bool, events: Events) -> Self {
+    pub fn new(stdout: Spool, diag: Diagnostics, verbose: bool) -> Self {
         Relay {
             stdout,
-            stderr,
+            diag,
             verbose,
-            events,
             collected: Collected::default(),
         }
     }
 
-    /// A line of the host's own on stderr, in order with the payload's.
-    pub fn note(&self, line: &str) {
-        self.stderr.push(format!("{line}\n").as_bytes());
-    }
-
-    /// A warning about the stream: a note, and an event.
     fn warn(&self, text: &str) {
-        self.events.warning(text);
-        self.note(&format!("guestinit: warning: {text}"));
+        self.diag.warn(text);
     }
 
-    /// The writers, for the end of the run.
-    pub fn into_parts(self) -> (Spool, Spool, Collected) {
-        (self.stdout, self.stderr, self.collected)
+    /// The stdout writer and what was collected, for the end of the run.
+    pub fn into_parts(self) -> (Spool, Collected) {
+        (self.stdout, self.collected)
     }
 
     /// Handles one event; `at_end` marks those from `Decoder::finish`.
@@ -92,10 +84,10 @@ impl Relay {
 
     fn on_frame(&mut self, tag: Tag, payload: &[u8]) {
         self.collected.frames += 1;
-        self.events.frame(tag, payload);
+        self.diag.events().frame(tag, payload);
         match tag {
             Tag::SOUT => return self.stdout.push(payload),
-            Tag::SERR => return self.stderr.push(payload),
+            Tag::SERR => return self.diag.stderr().push(payload),
             Tag::DMSG => self.collected.dmsg.extend_from_slice(payload),
             Tag::SCLG | Tag::SCDX | Tag::LIFE => self.collected.sched.on_frame(tag, payload),
             Tag::KADR => self.collected.kernel_addrs = KernelAddrs::from_bytes(payload),
@@ -118,7 +110,8 @@ impl Relay {
             _ => {}
         }
         if self.verbose && tag != Tag::DMSG {
-            self.note(&format!("guestinit: {}", render::frame_text(tag, payload)));
+            self.diag
+                .line(&format!("guestinit: {}", render::frame_text(tag, payload)));
         }
     }
 }
@@ -205,9 +198,7 @@ impl<'b> Bulk<'b> {
             Some(Flow::Again)
         });
         read.unwrap_or_else(|e| {
-            relay.note(&format!(
-                "guestinit: warning: reading the bulk port failed: {e}"
-            ));
+            relay.warn(&format!("reading the bulk port failed: {e}"));
             Flow::Closed
         })
     }
@@ -227,8 +218,8 @@ fn acknowledge_exit(mut stream: &UnixStream, relay: &Relay) {
     let len = encode(Tag::EACK, &[], &mut frame).expect("an empty frame fits its header");
     // 16 bytes into an idle socket's buffer: a short write cannot happen.
     if let Err(e) = stream.write_all(&frame[..len]) {
-        relay.note(&format!(
-            "guestinit: warning: could not acknowledge EXIT ({e}); the guest powers off after its wait"
+        relay.warn(&format!(
+            "could not acknowledge EXIT ({e}); the guest powers off after its wait"
         ));
     }
 }
@@ -238,6 +229,7 @@ mod tests {
     use super::*;
     use crate::decode::decoder_buffer;
     use crate::decode::tests::frame;
+    use crate::run::events::Events;
     use crate::run::spool::Finish;
     use guestinit::wire::msg::Mark;
     use std::io::{self, Read};
@@ -287,7 +279,8 @@ mod tests {
             acks
         });
         let (out, err, log) = (Shared::default(), Shared::default(), Shared::default());
-        let relay = Relay::new(out.spool(), err.spool(), verbose, Events::new(None));
+        let diag = Diagnostics::new(err.spool(), Events::new(None));
+        let relay = Relay::new(out.spool(), diag.clone(), verbose);
         let mut buffer = decoder_buffer();
         let stream = UnixStream::from_std(host);
         let mut bulk = Bulk::new(stream, &mut buffer, relay, Some(log.spool()), throttle_kib);
@@ -295,13 +288,14 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         let (relay, log_spool) = bulk.finish();
-        let (stdout_spool, stderr_spool, collected) = relay.into_parts();
-        for spool in [stdout_spool, stderr_spool, log_spool.unwrap()] {
+        let (stdout_spool, collected) = relay.into_parts();
+        for spool in [stdout_spool, log_spool.unwrap()] {
             assert!(matches!(
                 spool.finish(None, || false),
                 Finish::Written(None)
             ));
         }
+        assert!(matches!(diag.finish(None, || false), Finish::Written(None)));
         Outcome {
             stdout: out.take(),
             stderr: String::from_utf8(err.take()).unwrap(),

@@ -1,15 +1,174 @@
 //! The end of a run in words and an exit status: the payload's code when
 //! its own WAIT and EXIT frames arrived, else why the VM gave none, from
-//! what the serial links said.
+//! what the serial links said. A [`Verdict`] is how the VM's run ended,
+//! never a failure of the tool's own (those are `crate::error::Error`).
+
+use std::fmt;
 
 use guestinit::proto;
 use guestinit::wire::msg::{Exit, WaitStatus};
 use signal_hook::low_level::signal_name;
 
-use crate::error::{Error, Result};
+use crate::error::{self, INIT_PANIC, NO_EXIT, SCHED_FAILED, TIMEOUT};
 
-use super::stop::Ending;
+use super::stop::HostStop;
 use super::stream::Collected;
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The payload's exit code (the shell's, mkfs's): the run's status.
+    Exited(u8),
+    /// 248, with `--scheduler`: it could not start, did not attach, or
+    /// died during the run.
+    Scheduler { line: String, log_tail: String },
+    /// 251: the VM ended without an exit code.
+    NoExit {
+        panic: Option<String>,
+        first_error: Option<String>,
+        com1_tail: String,
+    },
+    /// 251: no frame came at all.
+    NeverReachedInit {
+        memory_mib: u32,
+        panic: Option<String>,
+        /// COM1 shows the kernel short of memory.
+        memory_trouble: bool,
+        com1_tail: String,
+    },
+    /// 251: the user quit the shell's VM with Ctrl-A X.
+    Quit,
+    /// 252: `--timeout` passed.
+    Timeout { secs: u64 },
+    /// 253: a COM2 line starting `PANIC:`.
+    InitPanic { line: String },
+    /// 254: a COM2 line starting `FATAL:`.
+    Fatal { line: String },
+    /// 128 + n: the host was told to stop.
+    Stopped {
+        signal: String,
+        number: i32,
+        how: &'static str,
+    },
+}
+
+impl Verdict {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Verdict::Exited(code) => *code,
+            Verdict::Scheduler { .. } => SCHED_FAILED,
+            Verdict::NoExit { .. } | Verdict::NeverReachedInit { .. } | Verdict::Quit => NO_EXIT,
+            Verdict::Timeout { .. } => TIMEOUT,
+            Verdict::InitPanic { .. } => INIT_PANIC,
+            Verdict::Fatal { .. } => error::FATAL,
+            Verdict::Stopped { number, .. } => 128u8.saturating_add(*number as u8),
+        }
+    }
+
+    /// A short name for `--events`' `end`: what kind of end it was.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Verdict::Exited(_) => "exited",
+            Verdict::Scheduler { .. } => "scheduler_failed",
+            Verdict::NoExit { .. } => "no_exit",
+            Verdict::NeverReachedInit { .. } => "never_reached_init",
+            Verdict::Quit => "quit",
+            Verdict::Timeout { .. } => "timeout",
+            Verdict::InitPanic { .. } => "init_panic",
+            Verdict::Fatal { .. } => "fatal",
+            Verdict::Stopped { .. } => "stopped",
+        }
+    }
+
+    /// Lines that explain the verdict further (the kernel's first error,
+    /// the COM1 tail, the scheduler's log), printed after its line.
+    pub fn details(&self) -> Vec<(&'static str, String)> {
+        let tail = |t: &String| ("last lines of COM1", t.clone());
+        let all = match self {
+            Verdict::NoExit {
+                first_error,
+                com1_tail,
+                ..
+            } => {
+                let first = first_error
+                    .iter()
+                    .map(|l| ("first error on COM1", l.clone()));
+                first.chain([tail(com1_tail)]).collect()
+            }
+            Verdict::NeverReachedInit { com1_tail, .. } => vec![tail(com1_tail)],
+            Verdict::Scheduler { log_tail, .. } => {
+                vec![("last lines of the scheduler's log", log_tail.clone())]
+            }
+            _ => Vec::new(),
+        };
+        all.into_iter()
+            .filter(|(_, text)| !text.trim().is_empty())
+            .collect()
+    }
+
+    /// Says on stderr why the run ended, unless the payload's own code
+    /// does; the status to exit with.
+    pub fn conclude(self) -> u8 {
+        if !matches!(self, Verdict::Exited(_)) {
+            error::report(&self, &self.details());
+        }
+        self.exit_code()
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verdict::Exited(code) => write!(f, "the payload exited with {code}"),
+            Verdict::Scheduler { line, .. } => f.write_str(line),
+            Verdict::NoExit { panic, .. } => {
+                write!(f, "VM ended without an exit code{}", colon(panic.as_deref()))
+            }
+            Verdict::NeverReachedInit {
+                memory_mib,
+                panic,
+                memory_trouble,
+                ..
+            } => write!(
+                f,
+                "VM ended without an exit code: the kernel never reached the init (no frame arrived){}",
+                never_reached(*memory_mib, panic.as_deref(), *memory_trouble)
+            ),
+            Verdict::Quit => f.write_str("the VM was quit with Ctrl-A X before the shell exited"),
+            Verdict::Timeout { secs } => write!(
+                f,
+                "timeout: the VM ran longer than {secs} s and was stopped; a debug dump (SysRq D) went to the trace on COM1 first: keep it with --trace FILE or --com1-log FILE"
+            ),
+            Verdict::InitPanic { line } => write!(f, "init crashed: {line}"),
+            Verdict::Fatal { line } => write!(f, "init failed: {line}"),
+            Verdict::Stopped { signal, how, .. } => write!(f, "stopped by {signal}: {how}"),
+        }
+    }
+}
+
+fn colon(text: Option<&str>) -> String {
+    text.map_or(String::new(), |t| format!(": {t}"))
+}
+
+/// The cause of a kernel that never ran the init: its panic, and a hint at
+/// memory when nothing else explains it.
+fn never_reached(memory_mib: u32, panic: Option<&str>, memory_trouble: bool) -> String {
+    let hint = format!("the VM likely needs more memory than {memory_mib} MiB (--memory)");
+    match (panic, memory_trouble) {
+        (None, _) => format!(": {hint}"),
+        (Some(panic), false) => format!(": {panic}"),
+        (Some(panic), true) => format!(": {panic}; {hint}"),
+    }
+}
+
+/// A stop signal's verdict.
+pub fn stopped(signal: i32, how: &'static str) -> Verdict {
+    Verdict::Stopped {
+        signal: signal_text(signal),
+        number: signal,
+        how,
+    }
+}
 
 /// Lines of COM1 shown when the VM ends without an exit code.
 pub const COM1_TAIL_LINES: usize = 20;
@@ -17,7 +176,7 @@ pub const COM1_TAIL_LINES: usize = 20;
 /// Everything the verdict reads.
 pub struct Evidence<'a> {
     pub collected: &'a Collected,
-    pub ending: Option<Ending>,
+    pub host_stop: Option<HostStop>,
     pub qemu_failed: bool,
     pub com1: &'a str,
     pub com2: &'a str,
@@ -51,28 +210,24 @@ pub fn signal_text(signal: i32) -> String {
     signal_name(signal).map_or(format!("signal {signal}"), str::to_owned)
 }
 
-/// The status of the run, or the failure that ends it.
-pub fn decide(e: &Evidence<'_>) -> Result<u8> {
+/// How the run ended, from what the host did and what the VM said.
+pub fn decide(e: &Evidence<'_>) -> Verdict {
     let c = e.collected;
-    match e.ending {
-        Some(Ending::Signal { signal, killed }) => {
+    match e.host_stop {
+        Some(HostStop::Signal { signal, killed }) => {
             let how = if killed {
                 "QEMU was killed (a second signal, or no exit code within 10 s)"
             } else {
                 "the guest was stopped in order"
             };
-            return Err(Error::Stopped {
-                signal: signal_text(signal),
-                number: signal,
-                how,
-            });
+            return stopped(signal, how);
         }
-        Some(Ending::Timeout) => {
-            return Err(Error::Timeout {
+        Some(HostStop::Timeout) => {
+            return Verdict::Timeout {
                 secs: e.timeout_secs,
-            })
+            }
         }
-        Some(Ending::Quit) => return Err(Error::Quit),
+        Some(HostStop::Quit) => return Verdict::Quit,
         None => {}
     }
     // The payload's own WAIT then EXIT: the init ran it to the end, so a
@@ -80,24 +235,24 @@ pub fn decide(e: &Evidence<'_>) -> Result<u8> {
     // Exec mode's EXCX is the command's own code (EXIT may be the
     // scheduler's 248, which `sched::verdict` explains).
     if let (Some(code), Some(_)) = (c.excx.or(c.exit_code), c.wait) {
-        return Ok((code & 0xff) as u8);
+        return Verdict::Exited((code & 0xff) as u8);
     }
     if let Some(line) = first_line_starting(e.com2, proto::prefix::FATAL) {
-        return Err(Error::Fatal { line: line.into() });
+        return Verdict::Fatal { line: line.into() };
     }
     if let Some(code) = c.exit_code {
         // As a shell reports exit(-1): the code modulo 256.
-        return Ok((code & 0xff) as u8);
+        return Verdict::Exited((code & 0xff) as u8);
     }
     if let Some(line) = first_line_starting(e.com2, proto::prefix::PANIC) {
-        return Err(Error::InitPanic { line: line.into() });
+        return Verdict::InitPanic { line: line.into() };
     }
-    Err(no_exit(e))
+    no_exit(e)
 }
 
 /// Why the VM gave no exit code, from COM1: the kernel's panic line and
 /// its first BUG/Oops line, then the tail.
-fn no_exit(e: &Evidence<'_>) -> Error {
+fn no_exit(e: &Evidence<'_>) -> Verdict {
     let panic = first_line_with(e.com1, "Kernel panic - not syncing:").map(str::to_owned);
     let first_error = ["BUG:", "Oops:"]
         .iter()
@@ -109,14 +264,14 @@ fn no_exit(e: &Evidence<'_>) -> Error {
         let memory_trouble = ["Out of memory", "Initramfs unpacking failed"]
             .iter()
             .any(|needle| e.com1.contains(needle));
-        return Error::NeverReachedInit {
+        return Verdict::NeverReachedInit {
             memory_mib: e.memory_mib,
             panic,
             memory_trouble,
             com1_tail,
         };
     }
-    Error::NoExit {
+    Verdict::NoExit {
         panic,
         first_error,
         com1_tail,
@@ -164,7 +319,7 @@ mod tests {
     fn evidence<'a>(collected: &'a Collected, com1: &'a str, com2: &'a str) -> Evidence<'a> {
         Evidence {
             collected,
-            ending: None,
+            host_stop: None,
             qemu_failed: false,
             com1,
             com2,
@@ -188,20 +343,20 @@ mod tests {
             frames: 3,
             ..Collected::default()
         };
-        let e = decide(&evidence(&some_frames, "", "x\r\nPANIC: init: bad\r\n")).unwrap_err();
+        let e = decide(&evidence(&some_frames, "", "x\r\nPANIC: init: bad\r\n"));
         assert_eq!(
             (e.exit_code(), e.to_string()),
             (253, "init crashed: PANIC: init: bad".into())
         );
         let com2 = "PANIC: later\nFATAL: no /.guestinit-complete\n";
-        let e = decide(&evidence(&some_frames, "", com2)).unwrap_err();
+        let e = decide(&evidence(&some_frames, "", com2));
         assert_eq!(e.exit_code(), 254);
         assert_eq!(e.to_string(), "init failed: FATAL: no /.guestinit-complete");
         let com1: String = (0..25).map(|i| format!("k{i}\n")).collect();
-        let e = decide(&evidence(&some_frames, &com1, "")).unwrap_err();
+        let e = decide(&evidence(&some_frames, &com1, ""));
         assert_eq!(e.to_string(), "VM ended without an exit code");
         match e {
-            Error::NoExit { com1_tail, .. } => {
+            Verdict::NoExit { com1_tail, .. } => {
                 assert_eq!(com1_tail.lines().count(), COM1_TAIL_LINES);
                 assert!(com1_tail.starts_with("k5\n") && com1_tail.ends_with("k24"));
             }
@@ -212,15 +367,21 @@ mod tests {
     #[test]
     fn the_payloads_own_exit_outranks_its_com2_text() {
         let done = ran_to_the_end(0);
-        assert_eq!(decide(&evidence(&done, "", "FATAL: spoofed\n")).unwrap(), 0);
-        assert_eq!(decide(&evidence(&done, "", "PANIC: spoofed\n")).unwrap(), 0);
+        assert_eq!(
+            decide(&evidence(&done, "", "FATAL: spoofed\n")),
+            Verdict::Exited(0)
+        );
+        assert_eq!(
+            decide(&evidence(&done, "", "PANIC: spoofed\n")),
+            Verdict::Exited(0)
+        );
         // The init's own failure: EXIT 1 without WAIT, its FATAL line.
         let failed = Collected {
             exit_code: Some(1),
             frames: 4,
             ..Collected::default()
         };
-        let e = decide(&evidence(&failed, "", "FATAL: no /args\n")).unwrap_err();
+        let e = decide(&evidence(&failed, "", "FATAL: no /args\n"));
         assert_eq!(e.exit_code(), 254);
     }
 
@@ -233,7 +394,7 @@ mod tests {
             frames: 5,
             ..Collected::default()
         };
-        let e = decide(&evidence(&frames, com1, "")).unwrap_err();
+        let e = decide(&evidence(&frames, com1, ""));
         assert_eq!(
             e.to_string(),
             "VM ended without an exit code: Kernel panic - not syncing: Fatal exception"
@@ -252,7 +413,7 @@ mod tests {
     #[test]
     fn no_frame_at_all_means_the_kernel_never_reached_the_init() {
         let nothing = Collected::default();
-        let e = decide(&evidence(&nothing, "", "")).unwrap_err();
+        let e = decide(&evidence(&nothing, "", ""));
         assert_eq!(e.exit_code(), 251);
         let text = e.to_string();
         assert!(text.contains("never reached the init"), "{text}");
