@@ -11,8 +11,6 @@ use serde_json::{json, Map, Value};
 use guestinit::wire::Tag;
 
 use super::spool::Spool;
-use super::verdict::Verdict;
-use crate::error::Result;
 use crate::render;
 
 /// The schema's version: bumped only when a field changes meaning or goes.
@@ -67,29 +65,16 @@ impl Events {
         self.emit("warning", json!({ "text": text }));
     }
 
-    /// The end, once: a crash or FATAL with its line, then `end` with the
-    /// exit status, the verdict's kind and, unless the payload's code is
-    /// the status, the one-line reason (the verdict's or the tool's error).
-    pub fn end(&self, result: &Result<Verdict>) {
+    /// The end, once: a crash or FATAL with its line, then `end`.
+    pub fn end(&self, end: &End) {
         if self.ended.swap(true, Ordering::SeqCst) {
             return;
         }
-        match result {
-            Ok(Verdict::InitPanic { line }) => self.emit("crash", json!({ "text": line })),
-            Ok(Verdict::Fatal { line }) => self.emit("fatal", json!({ "text": line })),
-            _ => {}
+        if let Some((event, text)) = &end.crash {
+            self.emit(event, json!({ "text": text }));
         }
-        let fields = match result {
-            Ok(v @ Verdict::Exited(_)) => {
-                json!({ "exit_code": v.exit_code(), "verdict": v.kind(), "error": null })
-            }
-            Ok(v) => {
-                json!({ "exit_code": v.exit_code(), "verdict": v.kind(), "error": v.to_string() })
-            }
-            Err(e) => {
-                json!({ "exit_code": e.exit_code(), "verdict": "error", "error": e.to_string() })
-            }
-        };
+        let fields =
+            json!({ "exit_code": end.exit_code, "verdict": end.verdict, "error": end.error });
         self.emit("end", fields);
     }
 
@@ -99,6 +84,19 @@ impl Events {
             out.finish(Some(Instant::now() + Duration::from_secs(5)), || false);
         }
     }
+}
+
+/// The `end` line's fields (see `Verdict::end`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct End {
+    /// What `guestinit` exits with.
+    pub exit_code: u8,
+    /// The verdict's kind, or `error` for the tool's own failure.
+    pub verdict: &'static str,
+    /// Why the status is not the payload's code; None when it is.
+    pub error: Option<String>,
+    /// The init's crash or fatal line, as a `crash` or `fatal` event first.
+    pub crash: Option<(&'static str, String)>,
 }
 
 /// The event a guest frame is; `None` for the payload's output and the
@@ -175,10 +173,18 @@ mod tests {
     #[test]
     fn the_end_is_said_once_with_a_crash_line_or_the_hosts_error() {
         let got = lines(|e| {
-            e.end(&Ok(Verdict::InitPanic {
-                line: "PANIC: boom".into(),
-            }));
-            e.end(&Ok(Verdict::Exited(0)));
+            e.end(&End {
+                exit_code: 253,
+                verdict: "init_panic",
+                error: Some("init crashed: PANIC: boom".into()),
+                crash: Some(("crash", "PANIC: boom".into())),
+            });
+            e.end(&End {
+                exit_code: 0,
+                verdict: "exited",
+                error: None,
+                crash: None,
+            });
         });
         assert_eq!(got.len(), 2);
         assert_eq!(got[0]["event"], "crash");
@@ -186,14 +192,16 @@ mod tests {
         assert_eq!(got[1]["event"], "end");
         assert_eq!(got[1]["exit_code"], 253);
         assert_eq!(got[1]["verdict"], "init_panic");
-        let got = lines(|e| e.end(&Ok(Verdict::Exited(4))));
+        assert_eq!(got[1]["error"], "init crashed: PANIC: boom");
+        let got = lines(|e| {
+            e.end(&End {
+                exit_code: 4,
+                verdict: "exited",
+                error: None,
+                crash: None,
+            })
+        });
         assert_eq!(got[0]["exit_code"], 4);
-        assert_eq!(got[0]["verdict"], "exited");
         assert!(got[0]["error"].is_null());
-        let got = lines(|e| e.end(&Err(crate::error::Error::QemuMissing)));
-        assert_eq!(
-            (got[0]["exit_code"].as_u64(), got[0]["verdict"].as_str()),
-            (Some(250), Some("error"))
-        );
     }
 }

@@ -66,7 +66,7 @@ pub fn main(args: RunArgs) -> Result<Verdict> {
     let diag = Diagnostics::new(Spool::new(io::stderr()), events.clone());
     let result = run(&args, stdout, &diag);
     // A failure before the verdict (packing, QEMU) ends the events here.
-    events.end(&result);
+    events.end(&Verdict::end(&result));
     events.close();
     diag.close();
     result
@@ -139,7 +139,7 @@ fn run(args: &RunArgs, stdout: Spool, diag: &Diagnostics) -> Result<Verdict> {
         cache.store(addrs);
     }
     let outcome = conclude(args, &after, &stopper, status, (vm.spawned, memory_mib));
-    diag.events().end(&outcome);
+    diag.events().end(&Verdict::end(&outcome));
     if let Some(path) = &args.trace {
         trace::save(&after.com1, path)?;
     }
@@ -444,9 +444,9 @@ fn conclude(
     }
     // The scheduler's failure explains the exit code or FATAL line it caused.
     let fatal = verdict::first_line_starting(&after.com2, guestinit::proto::prefix::FATAL);
-    if let Some(failed) = sched::verdict(&c.sched, c.exit_code, fatal) {
+    if let Some(failed) = sched::failure(&c.sched, c.exit_code, fatal) {
         if status.success() && stopper.host_stop.is_none() {
-            verdict = failed;
+            verdict = Verdict::Scheduler(failed);
         }
     }
     let note = match &verdict {

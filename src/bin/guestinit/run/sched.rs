@@ -1,6 +1,6 @@
 //! The scheduler's side of a run: its attach timeout on the kernel command
-//! line, its frames (SCLG, SCDX, LIFE) collected, and the one-line verdict
-//! of exit 248 when it failed.
+//! line, its frames (SCLG, SCDX, LIFE) collected, and how it failed when
+//! it did (the run's verdict is then exit 248).
 
 use std::fs;
 use std::path::Path;
@@ -10,7 +10,6 @@ use guestinit::wire::msg::{code_from_bytes, Phase};
 use guestinit::wire::Tag;
 
 use super::qemu::Accel;
-use super::verdict::Verdict;
 use crate::cli::SchedRunArgs;
 use crate::error::{Error, Result};
 
@@ -80,13 +79,20 @@ impl SchedFrames {
     }
 }
 
-/// Exit 248's verdict when the frames (or a FATAL line with EXIT 248) show
-/// that the scheduler failed; None when it did not.
-pub fn verdict(
+/// How the scheduler failed: exit 248's one line, and its log's tail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub line: String,
+    pub log_tail: String,
+}
+
+/// The scheduler's failure when the frames (or a FATAL line with EXIT 248)
+/// show one; None when it did not fail.
+pub fn failure(
     frames: &SchedFrames,
     exit_code: Option<i32>,
     fatal: Option<&str>,
-) -> Option<Verdict> {
+) -> Option<Failure> {
     let case = if let Some(reason) = &frames.not_attached {
         format!("the scheduler did not attach: {reason}")
     } else if let Some(status) = frames.died {
@@ -109,7 +115,7 @@ pub fn verdict(
     let text = frames.text();
     let lines: Vec<&str> = text.lines().collect();
     let log_tail = lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n");
-    Some(Verdict::Scheduler { line, log_tail })
+    Some(Failure { line, log_tail })
 }
 
 /// A status in the shell's convention as words.
@@ -163,10 +169,9 @@ mod tests {
     fn a_death_names_the_status_and_the_kernels_reason() {
         let mut f = frames("starting\nEXIT: disabled by sysrq-S\n");
         f.on_frame(Tag::SCDX, &0i32.to_le_bytes());
-        let e = verdict(&f, Some(248), None).unwrap();
-        assert_eq!(e.exit_code(), 248);
+        let e = failure(&f, Some(248), None).unwrap();
         assert_eq!(
-            e.to_string(),
+            e.line,
             "the scheduler died during the run (exited with 0); kernel: disabled by sysrq-S"
         );
         assert_eq!(f.text(), "starting\nEXIT: disabled by sysrq-S\n");
@@ -176,24 +181,24 @@ mod tests {
     fn not_attached_and_fatal_cases_and_a_payloads_own_248() {
         let mut f = frames("");
         f.on_frame(Tag::LIFE, b"\x04sched_ext state is `disabled` after 30 s");
-        let e = verdict(&f, Some(248), None).unwrap();
+        let e = failure(&f, Some(248), None).unwrap();
         assert_eq!(
-            e.to_string(),
+            e.line,
             "the scheduler did not attach: sched_ext state is `disabled` after 30 s"
         );
-        let e = verdict(
+        let e = failure(
             &SchedFrames::default(),
             Some(248),
             Some("FATAL: no sched_ext"),
         )
         .unwrap();
-        assert_eq!(e.to_string(), "the scheduler could not start: no sched_ext");
-        assert!(verdict(&SchedFrames::default(), Some(248), None).is_none());
+        assert_eq!(e.line, "the scheduler could not start: no sched_ext");
+        assert!(failure(&SchedFrames::default(), Some(248), None).is_none());
         let mut killed = frames("");
         killed.on_frame(Tag::SCDX, &137i32.to_le_bytes());
-        assert!(verdict(&killed, Some(248), None)
+        assert!(failure(&killed, Some(248), None)
             .unwrap()
-            .to_string()
+            .line
             .contains("killed by signal 9"));
     }
 }

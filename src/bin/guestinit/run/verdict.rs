@@ -9,8 +9,10 @@ use guestinit::proto;
 use guestinit::wire::msg::{Exit, WaitStatus};
 use signal_hook::low_level::signal_name;
 
-use crate::error::{self, INIT_PANIC, NO_EXIT, SCHED_FAILED, TIMEOUT};
+use crate::error::{self, Result, INIT_PANIC, NO_EXIT, SCHED_FAILED, TIMEOUT};
 
+use super::events::End;
+use super::sched::Failure;
 use super::stop::HostStop;
 use super::stream::Collected;
 
@@ -21,7 +23,7 @@ pub enum Verdict {
     Exited(u8),
     /// 248, with `--scheduler`: it could not start, did not attach, or
     /// died during the run.
-    Scheduler { line: String, log_tail: String },
+    Scheduler(Failure),
     /// 251: the VM ended without an exit code.
     NoExit {
         panic: Option<String>,
@@ -56,7 +58,7 @@ impl Verdict {
     pub fn exit_code(&self) -> u8 {
         match self {
             Verdict::Exited(code) => *code,
-            Verdict::Scheduler { .. } => SCHED_FAILED,
+            Verdict::Scheduler(_) => SCHED_FAILED,
             Verdict::NoExit { .. } | Verdict::NeverReachedInit { .. } | Verdict::Quit => NO_EXIT,
             Verdict::Timeout { .. } => TIMEOUT,
             Verdict::InitPanic { .. } => INIT_PANIC,
@@ -69,7 +71,7 @@ impl Verdict {
     pub fn kind(&self) -> &'static str {
         match self {
             Verdict::Exited(_) => "exited",
-            Verdict::Scheduler { .. } => "scheduler_failed",
+            Verdict::Scheduler(_) => "scheduler_failed",
             Verdict::NoExit { .. } => "no_exit",
             Verdict::NeverReachedInit { .. } => "never_reached_init",
             Verdict::Quit => "quit",
@@ -96,14 +98,39 @@ impl Verdict {
                 first.chain([tail(com1_tail)]).collect()
             }
             Verdict::NeverReachedInit { com1_tail, .. } => vec![tail(com1_tail)],
-            Verdict::Scheduler { log_tail, .. } => {
-                vec![("last lines of the scheduler's log", log_tail.clone())]
+            Verdict::Scheduler(failure) => {
+                vec![(
+                    "last lines of the scheduler's log",
+                    failure.log_tail.clone(),
+                )]
             }
             _ => Vec::new(),
         };
         all.into_iter()
             .filter(|(_, text)| !text.trim().is_empty())
             .collect()
+    }
+
+    /// The `--events` end of a run that ended so, or failed with `error`.
+    pub fn end(result: &Result<Verdict>) -> End {
+        match result {
+            Ok(v) => End {
+                exit_code: v.exit_code(),
+                verdict: v.kind(),
+                error: (!matches!(v, Verdict::Exited(_))).then(|| v.to_string()),
+                crash: match v {
+                    Verdict::InitPanic { line } => Some(("crash", line.clone())),
+                    Verdict::Fatal { line } => Some(("fatal", line.clone())),
+                    _ => None,
+                },
+            },
+            Err(e) => End {
+                exit_code: e.exit_code(),
+                verdict: "error",
+                error: Some(e.to_string()),
+                crash: None,
+            },
+        }
     }
 
     /// Says on stderr why the run ended, unless the payload's own code
@@ -120,7 +147,7 @@ impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Verdict::Exited(code) => write!(f, "the payload exited with {code}"),
-            Verdict::Scheduler { line, .. } => f.write_str(line),
+            Verdict::Scheduler(failure) => f.write_str(&failure.line),
             Verdict::NoExit { panic, .. } => {
                 write!(f, "VM ended without an exit code{}", colon(panic.as_deref()))
             }
@@ -418,6 +445,21 @@ mod tests {
         let text = e.to_string();
         assert!(text.contains("never reached the init"), "{text}");
         assert!(text.contains("more memory than 256 MiB"), "{text}");
+    }
+
+    #[test]
+    fn the_events_end_tells_a_crash_a_payloads_code_and_a_tool_error_apart() {
+        let crash = Verdict::end(&Ok(Verdict::InitPanic {
+            line: "PANIC: boom".into(),
+        }));
+        assert_eq!(
+            (crash.exit_code, crash.verdict, crash.crash),
+            (253, "init_panic", Some(("crash", "PANIC: boom".to_owned())))
+        );
+        let exited = Verdict::end(&Ok(Verdict::Exited(4)));
+        assert_eq!((exited.exit_code, exited.error), (4, None));
+        let failed = Verdict::end(&Err(crate::error::Error::QemuMissing));
+        assert_eq!((failed.exit_code, failed.verdict), (250, "error"));
     }
 
     #[test]
