@@ -52,7 +52,7 @@ pub mod limit {
     /// [`super::path::ENV`]'s bytes, terminators included.
     pub const ENV_BYTES: usize = 8192;
     /// Variables in the payload's environment.
-    pub const ENV_VARS: usize = crate::sys::process::MAX_ENV;
+    pub const ENV_VARS: usize = 32;
     /// [`super::path::CWD`]'s bytes (PATH_MAX less the NUL).
     pub const CWD_BYTES: usize = 4095;
 }

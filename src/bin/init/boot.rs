@@ -21,7 +21,7 @@ use guestinit::proto;
 use rustix::system::{reboot, RebootCommand};
 use guestinit::sys::signal::{self, Mask, SigSet};
 use guestinit::fmt::{ErrnoText, Lossy};
-use guestinit::wire::msg::{Mark, Phase, Timeline, WaitStatus};
+use guestinit::wire::msg::{Mark, Phase, Timeline};
 use guestinit::wire::Tag;
 use heapless::Vec;
 use linux_raw_sys::general::{SIGCHLD, SIGINT, SIGPWR, SIGTERM};
@@ -243,7 +243,7 @@ fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd, cmdline: &Cmd
     let ended = payload.ended().expect("the reactor runs until the payload ends");
     marks.add(Mark::PayloadExit, ended.exit_ns);
     link.send(Tag::SCPP, &[]);
-    let status = WaitStatus::of(&ended.reaped, rss::peak_rss_kib().unwrap_or(0));
+    let status = ended.reaped.wait_status(rss::peak_rss_kib().unwrap_or(0));
     marks.add(Mark::OutputDrained, clock::now_ns());
     let mut timeline = [0u8; Mark::ALL.len() * Timeline::ENTRY_LEN];
     let len = Timeline::encode(&marks.0, &mut timeline);
