@@ -11,7 +11,7 @@ use crate::serial_drain::Com2Drain;
 use crate::spawn::Stdio;
 use crate::stats_relay::{self, StatsRelay};
 use crate::stdin_relay::{self, StdinRelay};
-use crate::wake::{self, WakeBytes};
+use crate::wake;
 use crate::{clock, crash, disks, failure, kernel_addrs, modules, mounts, power, rss, shell, trace};
 use guestinit::parse::num::parse_dec_u64;
 use guestinit::cell::TakeOnce;
@@ -216,12 +216,9 @@ fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd, cmdline: &Cmd
     };
     let mut relay = stdin_port.zip(stdin_pipe).map(|(port, pipe)| StdinRelay::new(port, pipe));
     // In exec mode the host's dump and stop come on the control port.
-    let mut wake = wake::open()
-        .filter(|_| mode != Mode::Exec)
-        .map(WakeBytes::new);
     let mut control = match mode {
         Mode::Exec => control::open_port().map(|port| Control::new(port, None)),
-        _ => None,
+        _ => wake::open().map(Control::on_hvc0),
     };
     let mut stats = cmdline
         .get(proto::key::STATS.as_bytes())
@@ -232,7 +229,6 @@ fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd, cmdline: &Cmd
         sched.as_mut().map(|s| s as &mut dyn Source),
         relay.as_mut().map(|s| s as &mut dyn Source),
         stats.as_mut().map(|s| s as &mut dyn Source),
-        wake.as_mut().map(|s| s as &mut dyn Source),
         control.as_mut().map(|s| s as &mut dyn Source),
         trace.as_mut().map(|s| s as &mut dyn Source),
     ];

@@ -245,13 +245,13 @@ fn apply(action: Action, sources: &mut Sources<'_>, vm: &mut Vm) -> Result<()> {
             }
             Ok(())
         }
-        Action::Wake(byte) => {
+        Action::Wake(message) => {
             use std::io::Write;
             // In shell and exec modes hvc0 is the shell's: wakes go on the
             // control port. A full link means bytes are waiting already:
             // the guest will read them; one more is not needed.
             let link = sources.control.as_ref().unwrap_or(&sources.hvc0);
-            if let Err(e) = (&*link).write(&[byte]) {
+            if let Err(e) = (&*link).write(&message.encode()) {
                 if e.kind() != io::ErrorKind::WouldBlock {
                     let warning =
                         format!("guestinit: warning: a wake byte for the guest failed: {e}");
