@@ -20,6 +20,7 @@ pub const STATS_SOCKET: &str = "/var/run/scx/root/stats";
 /// The payload's PATH, as the init sets it: `#!/usr/bin/env X` finds X here.
 pub const GUEST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+pub mod boot;
 pub mod control;
 
 /// The payload's environment when the archive has no [`path::ENV`] file;
@@ -42,7 +43,8 @@ pub mod limit {
     pub const CWD_BYTES: usize = 4095;
 }
 
-/// Kernel command-line keys the init reads.
+/// Kernel command-line keys the init reads; [`boot::BootParams`] holds
+/// their values, and writes and parses them.
 pub mod key {
     /// Present: the host acknowledges EXIT with EACK before power-off.
     pub const ACK: &str = "guestinit.ack";

@@ -43,7 +43,7 @@ use crate::error::{Error, Result};
 use crate::locate;
 use crate::pack;
 use crate::scratch::ScratchDir;
-use guestinit::proto;
+use guestinit::proto::boot::{BootParams, Disks, Mode};
 
 use capture::Capture;
 use console::Console;
@@ -143,9 +143,8 @@ fn boot(
     signals: &mut Signals,
     events: &Events,
 ) -> Result<(vm::Vm, links::HostEnds, u32, Option<PobCache>)> {
-    let (disk_key, disk_modules) = disks(&args.vm.disks, &args.mode)?;
+    let (disk_access, disk_modules) = disks(&args.vm.disks, &args.mode)?;
     let kernel = locate::kernel(args.vm.kernel.as_deref())?;
-    // The user's --append comes last, so it can override what the host adds.
     let map = pack::kernel::companions(&kernel)
         .ok()
         .and_then(|c| c.system_map);
@@ -159,25 +158,18 @@ fn boot(
     let learn_pob = pob_cache.filter(|_| pob_offset.is_none());
     let accel = accel::detect();
     let with_scheduler = args.sched.scheduler.is_some();
-    let sched_keys = sched::append(None, with_scheduler, &args.sched_run, accel);
-    let mode_key = match args.mode {
-        GuestMode::Test => None,
-        GuestMode::Shell => Some(proto::mode::SHELL),
-        GuestMode::Exec(_) => Some(proto::mode::EXEC),
-        GuestMode::Mkdisk(_) => Some(proto::mode::MKDISK),
-    }
-    .map(|mode| format!("{}={mode}", proto::key::MODE));
-    let append: Vec<String> = [
-        pob_offset.map(symbols::append_key),
-        sched_keys,
-        mode_key,
-        disk_key,
-        args.vm.append.clone(),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    let append = append.join(" ");
+    let params = BootParams {
+        pob: pob_offset,
+        attach_timeout_s: sched::attach_timeout(with_scheduler, &args.sched_run, accel),
+        mode: match args.mode {
+            GuestMode::Test => Mode::Test,
+            GuestMode::Shell => Mode::Shell,
+            GuestMode::Exec(_) => Mode::Exec,
+            GuestMode::Mkdisk(fs) => Mode::Mkdisk(Some(fs.fs())),
+        },
+        disks: disk_access,
+        ..BootParams::default()
+    };
     let initrd = initramfs(args, &kernel, disk_modules)?;
     let size = memory::archive_bytes(&initrd.path).map_err(|source| Error::Read {
         path: initrd.path.clone(),
@@ -215,7 +207,8 @@ fn boot(
         initrd: &initrd.path,
         memory_mib,
         cpus: args.vm.cpus,
-        append: Some(&append).filter(|a| !a.is_empty()).map(String::as_str),
+        params,
+        append: args.vm.append.as_deref().filter(|a| !a.is_empty()),
         disks: &args.vm.disks,
         extra: &args.vm.qemu_args,
         fds: guest.fds(),
@@ -243,26 +236,20 @@ fn boot(
     Ok((vm, host, memory_mib, learn_pob))
 }
 
-/// The disks' kernel command-line keys and the modules they need; every
+/// The data disks' access for the kernel command line (none in mkdisk
+/// mode, whose disk is the template) and the modules they need; every
 /// image is checked first, so a missing or unusable one stops the run here.
-fn disks(disks: &[disk::Disk], mode: &GuestMode) -> Result<(Option<String>, Vec<&'static str>)> {
-    if disks.len() > guestinit::proto::disk::MAX {
-        return Err(Error::TooManyDisks { count: disks.len() });
-    }
+fn disks(disks: &[disk::Disk], mode: &GuestMode) -> Result<(Disks, Vec<&'static str>)> {
+    let access =
+        disk::access_list(disks).map_err(|_| Error::TooManyDisks { count: disks.len() })?;
     let files = disks
         .iter()
         .map(disk::Disk::check)
         .collect::<Result<Vec<_>>>()?;
     Ok(match mode {
-        GuestMode::Mkdisk(fs) => (
-            Some(format!("{}={}", proto::key::FS, fs.name())),
-            disk::modules([fs.fs()]),
-        ),
-        _ if disks.is_empty() => (None, vec![]),
-        _ => (
-            disk::append_key(disks),
-            disk::modules(files.iter().filter_map(disk::detect)),
-        ),
+        GuestMode::Mkdisk(fs) => (Disks::default(), disk::modules([fs.fs()])),
+        _ if disks.is_empty() => (Disks::default(), vec![]),
+        _ => (access, disk::modules(files.iter().filter_map(disk::detect))),
     })
 }
 
