@@ -40,6 +40,7 @@ failed=()
 for target in "${targets[@]}"; do
     case $target in
     decode | roundtrip | resync | encode | msg) dict=fuzz/dict/tags.dict ;;
+    control) dict=fuzz/dict/control.dict ;;
     *) dict=fuzz/dict/text.dict ;;
     esac
     log=$logs/$target.log

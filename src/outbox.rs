@@ -8,9 +8,9 @@
 //! quota so that control frames always find one.
 
 use crate::pool::{BufId, Pool};
-use crate::sys::Errno;
 use crate::wire::{self, Tag, HEADER_LEN};
 use heapless::Deque;
+use rustix::io::Errno;
 
 /// Where frames go: the bulk port in the init, a vector in tests.
 pub trait Sink {

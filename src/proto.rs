@@ -11,8 +11,8 @@ pub const STDIN_PORT: &str = "guestinit.stdin";
 /// The port relayed to the scheduler's stats socket.
 pub const STATS_PORT: &str = "guestinit.stats";
 /// Shell and exec modes: the host's control messages to the init
-/// ([`control`]): the window size, and the wake bytes hvc0 cannot carry
-/// there, as it carries the user's keystrokes.
+/// ([`control`]): the window size, and the dump and stop that hvc0 carries
+/// in test mode but cannot there, as it carries the user's keystrokes.
 pub const CONTROL_PORT: &str = "guestinit.ctl";
 /// Where scx schedulers serve their stats (scx_stats).
 pub const STATS_SOCKET: &str = "/var/run/scx/root/stats";
@@ -20,22 +20,8 @@ pub const STATS_SOCKET: &str = "/var/run/scx/root/stats";
 /// The payload's PATH, as the init sets it: `#!/usr/bin/env X` finds X here.
 pub const GUEST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Bytes the host writes to hvc0 to wake the init.
-pub mod wake {
-    /// Ask for a sched_ext debug dump (SysRq D) into the trace.
-    pub const DUMP: u8 = 0xD1;
-    /// Stop the run in order, as a stop signal to PID 1 does.
-    pub const STOP: u8 = 0xD3;
-}
-
-/// Messages on [`CONTROL_PORT`]: one kind byte, then the kind's fixed
-/// payload. The wake bytes ([`wake`]) are kinds with no payload.
-pub mod control {
-    /// The terminal's size: rows then columns, each u16 little-endian.
-    pub const RESIZE: u8 = b'W';
-    /// Bytes of a RESIZE message, the kind byte included.
-    pub const RESIZE_LEN: usize = 5;
-}
+pub mod boot;
+pub mod control;
 
 /// The payload's environment when the archive has no [`path::ENV`] file;
 /// the host merges `--env` over the same list.
@@ -52,12 +38,13 @@ pub mod limit {
     /// [`super::path::ENV`]'s bytes, terminators included.
     pub const ENV_BYTES: usize = 8192;
     /// Variables in the payload's environment.
-    pub const ENV_VARS: usize = crate::sys::process::MAX_ENV;
+    pub const ENV_VARS: usize = 32;
     /// [`super::path::CWD`]'s bytes (PATH_MAX less the NUL).
     pub const CWD_BYTES: usize = 4095;
 }
 
-/// Kernel command-line keys the init reads.
+/// Kernel command-line keys the init reads; [`boot::BootParams`] holds
+/// their values, and writes and parses them.
 pub mod key {
     /// Present: the host acknowledges EXIT with EACK before power-off.
     pub const ACK: &str = "guestinit.ack";

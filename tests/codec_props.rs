@@ -1,12 +1,16 @@
-//! The codec's fuzz properties (tests/props/codec.rs) as property tests, so
-//! that stable `cargo test` runs them; plus a replay of the fuzz corpus
-//! seeds and of every crash the fuzzing kept as a regression.
+//! The codec's fuzz properties (tests/props/codec.rs) and the control
+//! messages' (tests/props/control.rs) as property tests, so that stable
+//! `cargo test` runs them; plus a replay of the fuzz corpus seeds and of
+//! every crash the fuzzing kept as a regression.
 
+#[path = "props/control.rs"]
+mod control;
 #[path = "props/codec.rs"]
 mod props;
 #[path = "props/replay.rs"]
 mod replay;
 
+use guestinit::proto::control as control_kind;
 use guestinit::wire::{encode, encoded_len, slice16, Decoder, Tag, HEADER_LEN};
 use props::{Claim, EncodeInto, Ev, Frames, Msg, MsgInput, Resync};
 use proptest::prelude::*;
@@ -169,11 +173,44 @@ fn long_candidates_are_checked_exactly_across_window_moves() {
     }
 }
 
+fn control_message() -> impl Strategy<Value = control::Msg> {
+    prop_oneof![
+        Just(control::Msg::Dump),
+        Just(control::Msg::Stop),
+        (any::<u16>(), any::<u16>()).prop_map(|(rows, cols)| control::Msg::Resize { rows, cols }),
+    ]
+}
+
+/// Bytes rich in the control messages' kinds.
+fn control_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let kinds = &[control_kind::DUMP, control_kind::STOP, control_kind::RESIZE][..];
+    let byte = prop_oneof![1 => prop::sample::select(kinds), 2 => any::<u8>()];
+    prop::collection::vec(byte, 0..64)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn control_messages_round_trip(
+        messages in prop::collection::vec(control_message(), 0..12),
+        noise in prop::collection::vec((any::<u16>(), any::<u8>()), 0..8),
+        cuts in prop::collection::vec(any::<u16>(), 0..16),
+    ) {
+        control::round_trip(&control::ControlStream { messages, noise, cuts });
+    }
+
+    #[test]
+    fn control_decoder_on_any_bytes(data in control_bytes()) {
+        control::decode_bytes(&data);
+    }
+}
+
 #[test]
 fn fuzz_corpus_seeds_and_regressions_replay() {
     replay::all(
-        &["decode", "roundtrip", "resync", "encode", "msg"],
-        props::replay,
+        &["decode", "roundtrip", "resync", "encode", "msg", "control"],
+        |target, data| props::replay(target, data) || control::replay(target, data),
     );
 }
 

@@ -193,3 +193,113 @@ fn modinfo_seeds_replay() {
         true
     });
 }
+
+#[path = "props/boot.rs"]
+mod boot_props;
+
+use guestinit::parse::superblock::Fs;
+use guestinit::proto::boot::{BootParams, Crash, Disks, Mode};
+
+fn boot_params() -> impl Strategy<Value = BootParams> {
+    let fs = prop::option::of(prop::sample::select(
+        &[Fs::Ext, Fs::Btrfs, Fs::Xfs, Fs::Vfat][..],
+    ));
+    let mode = prop_oneof![
+        Just(Mode::Test),
+        Just(Mode::Exec),
+        Just(Mode::Shell),
+        fs.prop_map(Mode::Mkdisk),
+    ];
+    let crash = prop::option::of(prop::sample::select(&[Crash::Panic, Crash::Segv][..]));
+    let number = || prop::option::of(prop_oneof![any::<u64>(), 0u64..100]);
+    (
+        any::<[bool; 3]>(),
+        (number(), number()),
+        mode,
+        prop::collection::vec(any::<bool>(), 0..=guestinit::proto::disk::MAX),
+        crash,
+    )
+        .prop_map(
+            |([ack, stdin, stats], (pob, attach_timeout_s), mode, access, crash)| {
+                let mut disks = Disks::default();
+                for read_only in access {
+                    disks.push(read_only).unwrap();
+                }
+                BootParams {
+                    ack,
+                    stdin,
+                    stats,
+                    pob,
+                    attach_timeout_s,
+                    mode,
+                    disks,
+                    crash,
+                }
+            },
+        )
+}
+
+/// A whole kernel parameter that is not the init's: `key`, `key=value`,
+/// `key="a value"` or `"key=a value"`, as the kernel's own and a user's are.
+fn unrelated_param() -> impl Strategy<Value = String> {
+    let chars = |set: &'static str, len: std::ops::Range<usize>| {
+        prop::collection::vec(prop::sample::select(set.chars().collect::<Vec<_>>()), len)
+            .prop_map(String::from_iter)
+    };
+    let key = chars("abcdgimnostu0123456789_.-", 1..14)
+        .prop_filter("the init's keys are not unrelated", |k| {
+            k != "--" && !boot_props::KEYS.contains(&k.as_str())
+        });
+    let plain = chars("abcrw019,=/.:-_", 0..10);
+    let spaced = chars("ab -=,\t", 0..10);
+    prop_oneof![
+        key.clone(),
+        (key.clone(), plain).prop_map(|(k, v)| format!("{k}={v}")),
+        (key.clone(), spaced.clone()).prop_map(|(k, v)| format!("{k}=\"{v}\"")),
+        (key, spaced).prop_map(|(k, v)| format!("\"{k}={v}\"")),
+        // Prefixed like the init's keys, but none of them.
+        chars("xyz", 1..4).prop_map(|s| format!("guestinit.{s}=1")),
+    ]
+}
+
+/// Command lines made of the contract's own words, so that the parse's
+/// every branch is reached.
+fn boot_words() -> impl Strategy<Value = Vec<u8>> {
+    let words: Vec<&'static str> = boot_props::KEYS
+        .iter()
+        .copied()
+        .chain([
+            " ", " ", "=", "\"", "--", "shell", "exec", "mkdisk", "test", "ext4", "btrfs", "xfs",
+            "vfat", "ntfs", "rw", "ro", ",", "panic", "segv", "1a", "30", "x", "\0",
+        ])
+        .collect();
+    prop::collection::vec(prop::sample::select(words), 0..24).prop_map(|w| w.concat().into_bytes())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    #[test]
+    fn boot_params_round_trip(
+        params in boot_params(),
+        before in prop::collection::vec(unrelated_param(), 0..5),
+        after in prop::collection::vec(unrelated_param(), 0..5),
+    ) {
+        boot_props::round_trip(&params, &before, &after);
+    }
+
+    #[test]
+    fn boot_params_the_later_wins(host in boot_params(), user in boot_params()) {
+        boot_props::later_wins(&host, &user);
+    }
+
+    #[test]
+    fn boot_params_parse_any_line(line in prop_oneof![boot_words(), text(b"guestinit.mode=shell ,\"\0", 60)]) {
+        boot_props::parse_any(&line);
+    }
+}
+
+#[test]
+fn boot_params_seeds_replay() {
+    replay::all(&["boot_params"], boot_props::replay);
+}

@@ -6,6 +6,7 @@ use super::{signal, Errno, Result};
 use crate::cell::Exclusive;
 use crate::fmt::{ErrnoText, Lossy, SliceWriter};
 use crate::parse::args::MAX_ARGS;
+use crate::wire::msg::WaitStatus;
 use core::ffi::CStr;
 use core::fmt::Write;
 use linux_raw_sys::general::{
@@ -50,8 +51,9 @@ pub unsafe fn execve(path: *const u8, argv: *const *const u8, envp: *const *cons
     }
 }
 
-/// Variables one child's environment holds at most.
-pub const MAX_ENV: usize = 32;
+/// Variables one child's environment holds at most: the bound the
+/// protocol names for the payload's environment.
+pub const MAX_ENV: usize = crate::proto::limit::ENV_VARS;
 
 /// What a child executes, and where.
 pub struct Program<'a> {
@@ -172,34 +174,22 @@ pub fn exit_group(code: i32) -> ! {
     }
 }
 
-/// How a child ended, decoded from the wait status word.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Exit {
-    Exited(u8),
-    Signaled { signal: u8, core_dumped: bool },
-}
+/// How a child ended: the codec's type (WAIT carries it), which this layer
+/// decodes wait4's status word into.
+pub use crate::wire::msg::Exit;
 
-impl Exit {
-    /// The exit code the shell convention gives: the code, or 128 + signal.
-    pub fn shell_code(self) -> i32 {
-        match self {
-            Exit::Exited(code) => code as i32,
-            Exit::Signaled { signal, .. } => 128 + signal as i32,
-        }
-    }
-
-    fn from_status(status: u32) -> Option<Exit> {
-        let signal = (status & 0x7f) as u8;
-        match signal {
-            0 => Some(Exit::Exited(((status >> 8) & 0xff) as u8)),
-            // 0x7f marks stopped/continued, which wait4 without WUNTRACED
-            // does not report; treat it as not-an-exit all the same.
-            0x7f => None,
-            _ => Some(Exit::Signaled {
-                signal,
-                core_dumped: status & 0x80 != 0,
-            }),
-        }
+/// The exit wait4's status word `status` holds; `None` for a stop or a
+/// continue (0x7f), which wait4 without WUNTRACED does not report, so it is
+/// treated as not-an-exit all the same.
+fn exit_from_status(status: u32) -> Option<Exit> {
+    let signal = (status & 0x7f) as u8;
+    match signal {
+        0 => Some(Exit::Exited(((status >> 8) & 0xff) as u8)),
+        0x7f => None,
+        _ => Some(Exit::Signaled {
+            signal,
+            core_dumped: status & 0x80 != 0,
+        }),
     }
 }
 
@@ -217,6 +207,19 @@ pub struct Reaped {
     pub pid: i32,
     pub exit: Exit,
     pub usage: Usage,
+}
+
+impl Reaped {
+    /// WAIT's payload for this child, with the init's peak RSS beside it.
+    pub fn wait_status(&self, init_hwm_kib: u64) -> WaitStatus {
+        WaitStatus {
+            exit: self.exit,
+            user_us: self.usage.user_us,
+            system_us: self.usage.system_us,
+            max_rss_kib: self.usage.max_rss_kib,
+            init_hwm_kib,
+        }
+    }
 }
 
 /// Which children `wait4` may reap.
@@ -262,7 +265,7 @@ pub fn wait4(which: Child, wait: Wait) -> Result<Option<Reaped>> {
     if reaped == 0 {
         return Ok(None);
     }
-    let Some(exit) = Exit::from_status(status) else {
+    let Some(exit) = exit_from_status(status) else {
         return Ok(None);
     };
     let micros = |tv: linux_raw_sys::general::__kernel_old_timeval| {

@@ -2,8 +2,24 @@
 //! into caller buffers and decoded without allocation.
 
 use super::Tag;
-pub use crate::sys::process::Exit;
-use crate::sys::process::Reaped;
+
+/// How a process ended, as WAIT carries it (the syscall layer decodes
+/// wait4's status word into it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    Exited(u8),
+    Signaled { signal: u8, core_dumped: bool },
+}
+
+impl Exit {
+    /// The exit code the shell convention gives: the code, or 128 + signal.
+    pub fn shell_code(self) -> i32 {
+        match self {
+            Exit::Exited(code) => code as i32,
+            Exit::Signaled { signal, .. } => 128 + signal as i32,
+        }
+    }
+}
 
 /// LIFE phases, ktstr's numbering. 0 is invalid on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,17 +191,6 @@ pub struct WaitStatus {
 
 impl WaitStatus {
     pub const LEN: usize = 36;
-
-    /// The status of a reaped child, with the init's peak RSS beside it.
-    pub fn of(reaped: &Reaped, init_hwm_kib: u64) -> WaitStatus {
-        WaitStatus {
-            exit: reaped.exit,
-            user_us: reaped.usage.user_us,
-            system_us: reaped.usage.system_us,
-            max_rss_kib: reaped.usage.max_rss_kib,
-            init_hwm_kib,
-        }
-    }
 
     pub fn to_bytes(self) -> [u8; Self::LEN] {
         let mut out = [0u8; Self::LEN];

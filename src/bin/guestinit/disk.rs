@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
 use guestinit::parse::superblock::{self, Fs};
-use guestinit::proto;
+use guestinit::proto::boot::{Disks, TooManyDisks};
 
 use crate::error::{Error, Result};
 
@@ -39,14 +39,6 @@ impl Disk {
         })
     }
 
-    /// The access the guest mounts it with, as [`proto::key::DISKS`] lists it.
-    pub fn access(&self) -> &'static str {
-        match self.read_only {
-            true => proto::disk::RO,
-            false => proto::disk::RW,
-        }
-    }
-
     /// Opens the image as QEMU will (read-write unless `,ro`), so that a
     /// missing or unusable file is refused before the boot, by name.
     pub fn check(&self) -> Result<File> {
@@ -61,10 +53,14 @@ impl Disk {
     }
 }
 
-/// The `guestinit.disks=` key for the data disks, if there are any.
-pub fn append_key(disks: &[Disk]) -> Option<String> {
-    let access: Vec<&str> = disks.iter().map(Disk::access).collect();
-    (!disks.is_empty()).then(|| format!("{}={}", proto::key::DISKS, access.join(",")))
+/// The access the guest mounts the data disks with ([`guestinit::proto::key::DISKS`]);
+/// an error past [`guestinit::proto::disk::MAX`].
+pub fn access_list(disks: &[Disk]) -> std::result::Result<Disks, TooManyDisks> {
+    let mut access = Disks::default();
+    for disk in disks {
+        access.push(disk.read_only)?;
+    }
+    Ok(access)
 }
 
 /// Bytes read from an image's start: enough for every magic the parser
@@ -124,7 +120,7 @@ impl FsType {
         }
     }
 
-    /// The name the guest checks the magic of ([`proto::key::FS`]).
+    /// Its name, as `--fs` takes it and messages say it.
     pub fn name(self) -> &'static str {
         match self {
             FsType::Ext4 => "ext4",
@@ -205,9 +201,21 @@ mod tests {
 
     #[test]
     fn the_guest_learns_each_disks_access_in_order() {
+        use guestinit::proto::boot::BootParams;
         let disks = [Disk::parse("a").unwrap(), Disk::parse("b,ro").unwrap()];
-        assert_eq!(append_key(&disks).as_deref(), Some("guestinit.disks=rw,ro"));
-        assert_eq!(append_key(&[]), None);
+        let key = |disks: &[Disk]| {
+            let params = BootParams {
+                disks: access_list(disks).unwrap(),
+                ..BootParams::default()
+            };
+            let mut text = String::new();
+            params.write_to(&mut text).unwrap();
+            text
+        };
+        assert_eq!(key(&disks), " guestinit.disks=rw,ro");
+        assert_eq!(key(&[]), "");
+        let many = vec![disks[0].clone(); guestinit::proto::disk::MAX + 1];
+        assert_eq!(access_list(&many), Err(TooManyDisks));
     }
 
     #[test]

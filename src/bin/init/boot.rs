@@ -11,17 +11,17 @@ use crate::serial_drain::Com2Drain;
 use crate::spawn::Stdio;
 use crate::stats_relay::{self, StatsRelay};
 use crate::stdin_relay::{self, StdinRelay};
-use crate::wake::{self, WakeBytes};
+use crate::wake;
 use crate::{clock, crash, disks, failure, kernel_addrs, modules, mounts, power, rss, shell, trace};
-use guestinit::parse::num::parse_dec_u64;
 use guestinit::cell::TakeOnce;
 use guestinit::parse::cmdline::Cmdline;
-use guestinit::parse::num::parse_hex_u64;
+use guestinit::parse::superblock::Fs;
 use guestinit::proto;
+use guestinit::proto::boot::{BootParams, Mode, Unknown};
 use rustix::system::{reboot, RebootCommand};
 use guestinit::sys::signal::{self, Mask, SigSet};
 use guestinit::fmt::{ErrnoText, Lossy};
-use guestinit::wire::msg::{Mark, Phase, Timeline, WaitStatus};
+use guestinit::wire::msg::{Mark, Phase, Timeline};
 use guestinit::wire::Tag;
 use heapless::Vec;
 use linux_raw_sys::general::{SIGCHLD, SIGINT, SIGPWR, SIGTERM};
@@ -32,32 +32,10 @@ const SRDY_BASE_MS: u64 = 10_000;
 
 static CMDLINE: TakeOnce<[u8; 4096]> = TakeOnce::new([0; 4096]);
 
-/// What the kernel command line asks PID 1 to do ([`proto::key::MODE`]).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode<'a> {
-    /// Run /args as the payload and report its exit.
-    Test,
-    /// Run `sh -c` of /exec_cmd as the payload; its exit goes as EXCX too.
-    Exec,
-    /// An interactive shell on hvc0; its exit is the run's.
-    Shell,
-    /// Run /args (the host's mkfs) on the template disk, then check it
-    /// holds the named filesystem ([`proto::key::FS`]).
-    Mkdisk(&'a [u8]),
-}
-
-fn mode<'a>(cmdline: &Cmdline<'a>) -> Mode<'a> {
-    match cmdline.get(proto::key::MODE.as_bytes()) {
-        None => Mode::Test,
-        Some(Some(v)) if v == proto::mode::SHELL.as_bytes() => Mode::Shell,
-        Some(Some(v)) if v == proto::mode::EXEC.as_bytes() => Mode::Exec,
-        Some(Some(v)) if v == proto::mode::MKDISK.as_bytes() => {
-            Mode::Mkdisk(cmdline.get(proto::key::FS.as_bytes()).flatten().unwrap_or(b""))
-        }
-        Some(v) => {
-            warning!("unknown {}={}: running the payload", proto::key::MODE, Lossy(v.unwrap_or_default()));
-            Mode::Test
-        }
+/// A mode the init does not know is warned of; it runs the payload.
+fn warn_unknown_mode(unknown: &Unknown<'_>) {
+    if let Some(v) = unknown.mode {
+        warning!("unknown {}={}: running the payload", proto::key::MODE, Lossy(v));
     }
 }
 
@@ -77,10 +55,8 @@ pub fn run(entry_ns: u64) -> ! {
     let mount_failure = mounts::mount_required();
     marks.add(Mark::MountsDone, clock::now_ns());
     console::ensure_std_fds();
-    let cmdline = read_cmdline();
-    if let Some(Some(how)) = cmdline.get(proto::key::CRASH.as_bytes()) {
-        crash::requested(how);
-    }
+    let (params, unknown) = read_params();
+    crash::requested(params.crash, unknown.crash);
     modules::load_all();
     marks.add(Mark::ModulesLoaded, clock::now_ns());
     let complete = crate::small_file::exists(proto::path::SENTINEL.as_bytes());
@@ -94,25 +70,22 @@ pub fn run(entry_ns: u64) -> ! {
         failure::mount_failed(&failed, port.ok().map(Link::new));
     }
     let mut link = port.map(Link::new).unwrap_or_else(|e| failure::no_port(e));
-    let ack = match cmdline.get(proto::key::ACK.as_bytes()) {
-        Some(_) => Ack::Await,
-        None => Ack::None,
+    let ack = match params.ack {
+        true => Ack::Await,
+        false => Ack::None,
     };
-    let pob_offset = cmdline
-        .get(proto::key::PAGE_OFFSET_BASE.as_bytes())
-        .flatten()
-        .and_then(parse_hex_u64);
-    announce(&mut link, &mut marks, pob_offset);
+    announce(&mut link, &mut marks, params.pob);
     settle();
-    mount_disks(&mut link, &cmdline);
-    let code = match mode(&cmdline) {
+    disks::mount_all(&mut link, params.disks, unknown.disks);
+    warn_unknown_mode(&unknown);
+    let code = match params.mode {
         mode @ (Mode::Test | Mode::Exec) => {
-            test_mode(&mut link, &mut marks, signals, &cmdline, mode)
+            test_mode(&mut link, &mut marks, signals, &params, mode)
         }
-        Mode::Shell => shell_mode(&mut link, signals, &cmdline),
-        Mode::Mkdisk(fs) => mkdisk_mode(&mut link, &mut marks, signals, &cmdline, fs),
+        Mode::Shell => shell_mode(&mut link, signals, &params),
+        Mode::Mkdisk(fs) => mkdisk_mode(&mut link, &mut marks, signals, &params, fs),
     };
-    unmount_disks(&mut link, &cmdline);
+    disks::unmount_all(&mut link, params.disks);
     link.finish(code, ack);
     power::off()
 }
@@ -127,10 +100,11 @@ fn settle() {
     mounts::mount_optional();
 }
 
-fn read_cmdline() -> Cmdline<'static> {
+/// The host's keys on the kernel command line, read once.
+fn read_params() -> (BootParams, Unknown<'static>) {
     let buf = CMDLINE.take().expect("read once");
     let n = crate::small_file::read_prefix(b"/proc/cmdline", &mut buf[..]).unwrap_or(0);
-    Cmdline::new(&buf[..n])
+    BootParams::parse(&Cmdline::new(&buf[..n]))
 }
 
 /// Blocks the signals the reactor reads from a signalfd (before any child
@@ -171,18 +145,15 @@ fn srdy_budget_ms() -> u64 {
 }
 
 /// The attach wait the host asked for (`guestinit.attach_timeout`).
-fn attach_timeout_ms(cmdline: &Cmdline<'_>) -> u64 {
-    let secs = match cmdline.get(proto::key::ATTACH_TIMEOUT.as_bytes()) {
-        Some(Some(v)) => parse_dec_u64(v),
-        _ => None,
-    };
+fn attach_timeout_ms(params: &BootParams) -> u64 {
+    let secs = params.attach_timeout_s;
     secs.unwrap_or(proto::sched::ATTACH_TIMEOUT_TCG_S).saturating_mul(1000)
 }
 
 /// The scheduler, if there is one, attached; `Err(248)` for EXIT when it
 /// failed (it was stopped and /sched_disable has run).
-fn scheduler(link: &mut Link, reactor: &mut Reactor, cmdline: &Cmdline<'_>) -> Result<Option<Sched>, i32> {
-    let mut sched = start_scheduler(link, reactor, attach_timeout_ms(cmdline));
+fn scheduler(link: &mut Link, reactor: &mut Reactor, params: &BootParams) -> Result<Option<Sched>, i32> {
+    let mut sched = start_scheduler(link, reactor, attach_timeout_ms(params));
     if let Some(s) = sched.as_mut().filter(|s| s.failed()) {
         reactor.run(link, &mut [s, &mut Com2Drain]);
         sched::setup::disable();
@@ -196,16 +167,15 @@ fn scheduler(link: &mut Link, reactor: &mut Reactor, cmdline: &Cmdline<'_>) -> R
 /// beside the scheduler and the relays; SCPP, TIME and WAIT follow, and
 /// EXCX in exec mode. The exit code for EXIT: 248 when the scheduler
 /// failed.
-fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd, cmdline: &Cmdline<'_>, mode: Mode<'_>) -> i32 {
+fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd, params: &BootParams, mode: Mode) -> i32 {
     let mut reactor = Reactor::new(Some(signals));
-    let mut sched = match scheduler(link, &mut reactor, cmdline) {
+    let mut sched = match scheduler(link, &mut reactor, params) {
         Ok(sched) => sched,
         Err(code) => return code,
     };
-    let stdin_port = cmdline
-        .get(proto::key::STDIN.as_bytes())
-        .filter(|_| mode != Mode::Exec)
-        .and_then(|_| stdin_relay::open_port());
+    let stdin_port = (params.stdin && mode != Mode::Exec)
+        .then(stdin_relay::open_port)
+        .flatten();
     let stdin = match stdin_port {
         Some(_) => Stdio::Pipe,
         None => Stdio::Null,
@@ -216,23 +186,20 @@ fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd, cmdline: &Cmd
     };
     let mut relay = stdin_port.zip(stdin_pipe).map(|(port, pipe)| StdinRelay::new(port, pipe));
     // In exec mode the host's dump and stop come on the control port.
-    let mut wake = wake::open()
-        .filter(|_| mode != Mode::Exec)
-        .map(WakeBytes::new);
     let mut control = match mode {
         Mode::Exec => control::open_port().map(|port| Control::new(port, None)),
-        _ => None,
+        _ => wake::open().map(Control::on_hvc0),
     };
-    let mut stats = cmdline
-        .get(proto::key::STATS.as_bytes())
-        .and_then(|_| stats_relay::open_port())
+    let mut stats = params
+        .stats
+        .then(stats_relay::open_port)
+        .flatten()
         .map(StatsRelay::new);
     let mut trace = trace::open();
     let others = [
         sched.as_mut().map(|s| s as &mut dyn Source),
         relay.as_mut().map(|s| s as &mut dyn Source),
         stats.as_mut().map(|s| s as &mut dyn Source),
-        wake.as_mut().map(|s| s as &mut dyn Source),
         control.as_mut().map(|s| s as &mut dyn Source),
         trace.as_mut().map(|s| s as &mut dyn Source),
     ];
@@ -243,7 +210,7 @@ fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd, cmdline: &Cmd
     let ended = payload.ended().expect("the reactor runs until the payload ends");
     marks.add(Mark::PayloadExit, ended.exit_ns);
     link.send(Tag::SCPP, &[]);
-    let status = WaitStatus::of(&ended.reaped, rss::peak_rss_kib().unwrap_or(0));
+    let status = ended.reaped.wait_status(rss::peak_rss_kib().unwrap_or(0));
     marks.add(Mark::OutputDrained, clock::now_ns());
     let mut timeline = [0u8; Mark::ALL.len() * Timeline::ENTRY_LEN];
     let len = Timeline::encode(&marks.0, &mut timeline);
@@ -283,9 +250,9 @@ fn run_sources<const N: usize>(
 /// Not inlined into `run`: its 7 KiB of stack frame would be probed
 /// resident whole in every mode.
 #[inline(never)]
-fn shell_mode(link: &mut Link, signals: OwnedFd, cmdline: &Cmdline<'_>) -> i32 {
+fn shell_mode(link: &mut Link, signals: OwnedFd, params: &BootParams) -> i32 {
     let mut reactor = Reactor::new(Some(signals));
-    let mut sched = match scheduler(link, &mut reactor, cmdline) {
+    let mut sched = match scheduler(link, &mut reactor, params) {
         Ok(sched) => sched,
         Err(code) => return code,
     };
@@ -311,26 +278,6 @@ fn shell_mode(link: &mut Link, signals: OwnedFd, cmdline: &Cmdline<'_>) -> i32 {
     }
 }
 
-/// The data disks the host attached, at /mnt/diskN; one that cannot be
-/// mounted is warned of.
-fn mount_disks(link: &mut Link, cmdline: &Cmdline<'_>) {
-    if let Some(access) = disk_access(cmdline) {
-        disks::mount_all(link, access);
-    }
-}
-
-/// The data disks, written out before the VM ends.
-fn unmount_disks(link: &mut Link, cmdline: &Cmdline<'_>) {
-    if let Some(access) = disk_access(cmdline) {
-        disks::unmount_all(link, access);
-    }
-}
-
-/// `guestinit.disks`' value: each disk's access, in device order.
-fn disk_access<'a>(cmdline: &Cmdline<'a>) -> Option<&'a [u8]> {
-    cmdline.get(proto::key::DISKS.as_bytes()).flatten()
-}
-
 /// Disk-template mode: the payload is the host's mkfs for the template
 /// disk; once it succeeded, the disk must hold `fs`, synced, or the run
 /// fails saying so.
@@ -338,10 +285,10 @@ fn mkdisk_mode(
     link: &mut Link,
     marks: &mut Marks,
     signals: OwnedFd,
-    cmdline: &Cmdline<'_>,
-    fs: &[u8],
+    params: &BootParams,
+    fs: Option<Fs>,
 ) -> i32 {
-    let code = test_mode(link, marks, signals, cmdline, Mode::Mkdisk(fs));
+    let code = test_mode(link, marks, signals, params, Mode::Mkdisk(fs));
     if code != 0 {
         return code;
     }

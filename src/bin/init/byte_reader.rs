@@ -1,6 +1,6 @@
-//! One read of a non-blocking descriptor that carries the host's command
-//! bytes (hvc0's wake bytes, the control port): the sources that read them
-//! share what a read's outcome means.
+//! One read of a non-blocking descriptor that carries the host's control
+//! messages (hvc0 in test mode, the control port): what a read's outcome
+//! means, apart from what the messages do.
 
 use crate::console::warning;
 use guestinit::fmt::ErrnoText;

@@ -1,16 +1,19 @@
-//! The host's control messages in shell and exec modes (docs/PROTOCOL.md):
-//! the terminal's size, applied to the shell's PTY (the kernel then sends
-//! SIGWINCH to its foreground job), and the dump and stop requests that
-//! the wake bytes carry on hvc0 in test mode, where hvc0 is free.
+//! The host's control messages (docs/PROTOCOL.md) as a source, on the
+//! control port in shell and exec modes and on hvc0 in test mode, where
+//! hvc0 is free: a dump, a stop, and the terminal's size, applied to the
+//! shell's PTY (the kernel then sends SIGWINCH to its foreground job). The
+//! library's decoder reads them, and this source's `apply` acts on them, in
+//! every mode.
 
 use crate::byte_reader;
 use crate::console::warning;
 use crate::link::Link;
 use crate::reactor::{Ctx, Interests, Rank, Source};
+use crate::small_file::write_file;
 use crate::vports::{self, Wanted};
-use crate::wake::sysrq_dump;
 use guestinit::fmt::ErrnoText;
-use guestinit::proto::{self, control, wake};
+use guestinit::proto;
+use guestinit::proto::control::{Decoder, Message};
 use rustix::event::PollFlags;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::OFlags;
@@ -31,58 +34,32 @@ pub fn open_port() -> Option<OwnedFd> {
         .ok()
 }
 
-#[derive(Debug, PartialEq, Eq)]
-pub enum Message {
-    Dump,
-    Stop,
-    Resize { rows: u16, cols: u16 },
-}
-
-/// Messages from a byte stream that may split them anywhere.
-#[derive(Default)]
-pub struct Decoder {
-    partial: [u8; control::RESIZE_LEN],
-    len: usize,
-}
-
-impl Decoder {
-    /// The message `byte` completes, if any; unknown kinds are passed over.
-    pub fn push(&mut self, byte: u8) -> Option<Message> {
-        if self.len == 0 {
-            match byte {
-                wake::DUMP => return Some(Message::Dump),
-                wake::STOP => return Some(Message::Stop),
-                control::RESIZE => {}
-                _ => return None,
-            }
-        }
-        self.partial[self.len] = byte;
-        self.len += 1;
-        if self.len < control::RESIZE_LEN {
-            return None;
-        }
-        self.len = 0;
-        let p = &self.partial;
-        Some(Message::Resize {
-            rows: u16::from_le_bytes([p[1], p[2]]),
-            cols: u16::from_le_bytes([p[3], p[4]]),
-        })
-    }
-}
-
 pub struct Control {
+    /// The control port, or hvc0 in test mode.
     port: Option<OwnedFd>,
+    /// What `port` is, for a warning.
+    name: &'static str,
     /// The shell's PTY master, in shell mode.
     pty: Option<OwnedFd>,
     decoder: Decoder,
 }
 
 impl Control {
+    /// Shell and exec modes: the control port, with the shell's PTY in shell mode.
     pub fn new(port: OwnedFd, pty: Option<OwnedFd>) -> Control {
         Control {
             port: Some(port),
+            name: "the control port",
             pty,
             decoder: Decoder::default(),
+        }
+    }
+
+    /// Test mode: hvc0 (`wake::open`), where a size has no terminal to go to.
+    pub fn on_hvc0(tty: OwnedFd) -> Control {
+        Control {
+            name: "hvc0",
+            ..Control::new(tty, None)
         }
     }
 
@@ -119,7 +96,7 @@ impl Source for Control {
 
     fn on_ready(&mut self, _token: u8, _events: PollFlags, ctx: &mut Ctx<'_>) {
         let mut buf = [0u8; 64];
-        let bytes = byte_reader::read(&mut self.port, &mut buf, "the control port");
+        let bytes = byte_reader::read(&mut self.port, &mut buf, self.name);
         for &byte in bytes {
             if let Some(message) = self.decoder.push(byte) {
                 self.apply(message, ctx);
@@ -136,16 +113,9 @@ impl Source for Control {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wake_bytes_inside_a_resize_are_its_size_and_unknown_bytes_are_skipped() {
-        let stream = [b'?', wake::DUMP, control::RESIZE, wake::DUMP, 0, wake::STOP, 0, wake::STOP];
-        let mut decoder = Decoder::default();
-        let got: std::vec::Vec<Message> = stream.iter().filter_map(|&b| decoder.push(b)).collect();
-        let size = Message::Resize { rows: 0xD1, cols: 0xD3 };
-        assert_eq!(got, [Message::Dump, size, Message::Stop]);
+/// SysRq D: sched_ext writes its debug dump to the trace.
+fn sysrq_dump() {
+    if let Err(e) = write_file(b"/proc/sysrq-trigger", b"D") {
+        warning!("SysRq D for a debug dump: {}", ErrnoText(e));
     }
 }

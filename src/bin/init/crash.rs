@@ -7,6 +7,7 @@ use core::fmt::Write;
 use guestinit::cell::TakeOnce;
 use guestinit::fmt::SliceWriter;
 use guestinit::proto;
+use guestinit::proto::boot::Crash;
 use rustix::system::{reboot, RebootCommand};
 use guestinit::sys::signal::{self, Fault, SigSet};
 use guestinit::sys::uart::{self, Uart};
@@ -86,10 +87,12 @@ fn report_and_reboot(line: &[u8]) -> ! {
 }
 
 /// The test hook `guestinit.crash=panic|segv`: proves the paths above.
-pub fn requested(how: &[u8]) {
+/// A value the init does not know (`unknown`) is warned of and ignored.
+pub fn requested(how: Option<Crash>, unknown: bool) {
     match how {
-        b"panic" => panic!("crash requested by guestinit.crash=panic"),
-        b"segv" => signal::segfault(),
-        _ => crate::console::warning!("unknown guestinit.crash value ignored"),
+        Some(Crash::Panic) => panic!("crash requested by guestinit.crash=panic"),
+        Some(Crash::Segv) => signal::segfault(),
+        None if unknown => crate::console::warning!("unknown guestinit.crash value ignored"),
+        None => {}
     }
 }

@@ -9,6 +9,7 @@ use core::ffi::CStr;
 use core::fmt::{self, Write};
 use guestinit::fmt::{ErrnoText, Lossy, SliceWriter};
 use guestinit::parse::superblock::{self, Fs};
+use guestinit::proto::boot::Disks;
 use guestinit::proto::{self, disk};
 use guestinit::wire::Tag;
 use rustix::fd::{AsFd, OwnedFd};
@@ -16,32 +17,35 @@ use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use rustix::mount::{mount, MountFlags, UnmountFlags};
 
-/// Mounts disk N at /mnt/diskN for each item of the host's
-/// `guestinit.disks` value (`rw,ro`: see [`proto::key::DISKS`]).
-pub fn mount_all(link: &mut Link, access: &[u8]) {
+/// Mounts disk N at /mnt/diskN for each disk of the host's
+/// `guestinit.disks` ([`proto::key::DISKS`]); `more` when it listed more
+/// than [`disk::MAX`], which is warned of once those are mounted.
+pub fn mount_all(link: &mut Link, disks: Disks, more: bool) {
+    if disks.is_empty() {
+        return;
+    }
     if let Err(e) = make_dir(c"/mnt") {
         warn(link, format_args!("mkdir /mnt: {}", ErrnoText(e)));
         return;
     }
-    for (index, access) in access.split(|&b| b == b',').enumerate() {
-        if index == disk::MAX {
-            warn(link, format_args!("only the first {} disks are mounted", disk::MAX));
-            return;
-        }
-        // Anything but an explicit `rw` is mounted read-only: the safe side.
-        let read_only = access != disk::RW.as_bytes();
+    for (index, read_only) in disks.iter().enumerate() {
         if let Err(e) = mount_disk(index, read_only) {
             warn(link, format_args!("disk{index} is not mounted: {e}"));
         }
+    }
+    if more {
+        warn(link, format_args!("only the first {} disks are mounted", disk::MAX));
     }
 }
 
 /// Unmounts the data disks `mount_all` mounted, so that what the payload
 /// wrote is on the images (and an ext4 journal is clean for a read-only
 /// mount next time) when QEMU exits.
-pub fn unmount_all(link: &mut Link, access: &[u8]) {
-    let count = access.split(|&b| b == b',').count().min(disk::MAX);
-    for index in 0..count {
+pub fn unmount_all(link: &mut Link, disks: Disks) {
+    if disks.is_empty() {
+        return;
+    }
+    for index in 0..disks.len() {
         let mut buf = [0u8; TARGET_LEN];
         match rustix::mount::unmount(target(index, &mut buf), UnmountFlags::empty()) {
             // EINVAL: it was never mounted (a warning said why).
@@ -136,10 +140,10 @@ const DEVICES: [&CStr; disk::MAX] = [
 /// `mkdisk`'s disk, [`disk::TEMPLATE`].
 const TEMPLATE: &CStr = DEVICES[0];
 
-/// `mkdisk`'s last step: the disk carries the magic of `fs_name` (from
-/// [`proto::key::FS`]), and is synced.
-pub fn check_template(fs_name: &[u8]) -> Result<(), impl fmt::Display> {
-    let fs = Fs::from_name(fs_name).ok_or(Error::UnknownFs)?;
+/// `mkdisk`'s last step: the disk carries the magic of `fs` (from
+/// [`proto::key::FS`]; `None`: one the init cannot check), and is synced.
+pub fn check_template(fs: Option<Fs>) -> Result<(), impl fmt::Display> {
+    let fs = fs.ok_or(Error::UnknownFs)?;
     let file = open(TEMPLATE, OFlags::RDWR).map_err(|e| Error::Open(TEMPLATE, e))?;
     // mkfs wrote through the page cache: the host reads the file after
     // QEMU exits, so the guest's writes must reach the device first.

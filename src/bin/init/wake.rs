@@ -1,17 +1,9 @@
-//! Wake bytes from the host on hvc0 (docs/PROTOCOL.md): a debug dump
-//! (SysRq D, which sched_ext answers with a dump into the trace) or an
-//! orderly stop of the run; other bytes are passed over. Test mode only:
-//! in shell mode hvc0 is the shell's, and the wakes come on the control
-//! port (`control`).
+//! hvc0, raw. In test mode the host wakes the init there (a dump, a stop:
+//! the control messages, read by `control`); in shell mode it is the
+//! shell's terminal, and the wakes come on the control port.
 
-use crate::byte_reader;
 use crate::console::warning;
-use crate::link::Link;
-use crate::reactor::{Ctx, Interests, Rank, Source};
-use crate::small_file::write_file;
 use guestinit::fmt::ErrnoText;
-use guestinit::proto::wake;
-use rustix::event::PollFlags;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::OFlags;
 
@@ -22,57 +14,8 @@ pub fn open() -> Option<OwnedFd> {
     match guestinit::sys::tty::make_raw(tty.as_fd()) {
         Ok(()) => Some(tty),
         Err(e) => {
-            warning!("hvc0 stays cooked ({}): wake bytes are not read", ErrnoText(e));
+            warning!("hvc0 stays cooked ({}): the host's wakes are not read", ErrnoText(e));
             None
         }
-    }
-}
-
-pub struct WakeBytes {
-    tty: Option<OwnedFd>,
-}
-
-impl WakeBytes {
-    pub fn new(tty: OwnedFd) -> WakeBytes {
-        WakeBytes { tty: Some(tty) }
-    }
-}
-
-impl Source for WakeBytes {
-    fn rank(&self) -> Rank {
-        Rank::Relay
-    }
-
-    fn interests<'s>(&'s self, _link: &Link, out: &mut Interests<'s>) {
-        if let Some(tty) = &self.tty {
-            out.add(tty.as_fd(), PollFlags::IN, 0);
-        }
-    }
-
-    fn on_ready(&mut self, _token: u8, _events: PollFlags, ctx: &mut Ctx<'_>) {
-        let mut buf = [0u8; 64];
-        let bytes = byte_reader::read(&mut self.tty, &mut buf, "hvc0");
-        for &byte in bytes {
-            match byte {
-                wake::DUMP => sysrq_dump(),
-                wake::STOP => ctx.stop_run(),
-                _ => {}
-            }
-        }
-    }
-
-    fn cleanup(&mut self, _ctx: &mut Ctx<'_>) {
-        self.tty = None;
-    }
-
-    fn done(&self) -> bool {
-        self.tty.is_none()
-    }
-}
-
-/// SysRq D: sched_ext writes its debug dump to the trace.
-pub fn sysrq_dump() {
-    if let Err(e) = write_file(b"/proc/sysrq-trigger", b"D") {
-        warning!("SysRq D for a debug dump: {}", ErrnoText(e));
     }
 }

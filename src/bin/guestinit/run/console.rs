@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 
-use guestinit::proto::control;
+use guestinit::proto::control::{Encoded, Message};
 use rustix::termios::tcgetwinsize;
 
 use super::flow::{read_ready, Flow};
@@ -51,10 +51,8 @@ pub fn window_size(tty: &File) -> Option<(u16, u16)> {
 }
 
 /// The control message that gives the guest's shell this size.
-pub fn resize_message(rows: u16, cols: u16) -> [u8; control::RESIZE_LEN] {
-    let [r0, r1] = rows.to_le_bytes();
-    let [c0, c1] = cols.to_le_bytes();
-    [control::RESIZE, r0, r1, c0, c1]
+pub fn resize_message(rows: u16, cols: u16) -> Encoded {
+    Message::Resize { rows, cols }.encode()
 }
 
 pub struct Console {

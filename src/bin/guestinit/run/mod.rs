@@ -47,7 +47,7 @@ use crate::locate;
 use crate::pack;
 use crate::scratch::ScratchDir;
 use accel::Accel;
-use guestinit::proto;
+use guestinit::proto::boot::{BootParams, Disks, Mode};
 use links::{Link, Links};
 
 use capture::Capture;
@@ -158,8 +158,8 @@ fn run(args: &RunArgs, stdout: Spool, diag: &Diagnostics) -> Result<Verdict> {
 struct Machine {
     kernel: PathBuf,
     accel: Accel,
-    /// The kernel command line past the base (`qemu::base_append`).
-    append: String,
+    /// The init's keys on the kernel command line.
+    params: BootParams,
     initrd: Initrd,
     memory_mib: u32,
     /// The cache entry to learn `page_offset_base`'s offset into, when
@@ -174,7 +174,7 @@ fn prepare(args: &RunArgs, diag: &Diagnostics) -> Result<Machine> {
     let kernel = locate::kernel(args.vm.kernel.as_deref())?;
     let pob = Pob::find(&kernel);
     let accel = accel::detect();
-    let append = append(args, &pob, disks.key, accel);
+    let params = boot_params(args, &pob, disks.access, accel);
     let initrd = initramfs(args, &kernel, disks.modules)?;
     let size = memory::archive_bytes(&initrd.path).map_err(|source| Error::Read {
         path: initrd.path.clone(),
@@ -187,7 +187,7 @@ fn prepare(args: &RunArgs, diag: &Diagnostics) -> Result<Machine> {
     Ok(Machine {
         kernel,
         accel,
-        append,
+        params,
         initrd,
         memory_mib,
         learn_pob: pob.learn,
@@ -221,29 +221,22 @@ impl Pob {
     }
 }
 
-/// The host's keys for the init, then the user's `--append`, last so that
-/// it can override them.
-fn append(args: &RunArgs, pob: &Pob, disk_key: Option<String>, accel: Accel) -> String {
+/// The host's keys for the init (the user's `--append` comes after them,
+/// so it can override them).
+fn boot_params(args: &RunArgs, pob: &Pob, access: Disks, accel: Accel) -> BootParams {
     let with_scheduler = args.sched.scheduler.is_some();
-    let sched_keys = sched::append(None, with_scheduler, &args.sched_run, accel);
-    let mode_key = match args.mode {
-        GuestMode::Test => None,
-        GuestMode::Shell => Some(proto::mode::SHELL),
-        GuestMode::Exec(_) => Some(proto::mode::EXEC),
-        GuestMode::Mkdisk(_) => Some(proto::mode::MKDISK),
+    BootParams {
+        pob: pob.offset,
+        attach_timeout_s: sched::attach_timeout(with_scheduler, &args.sched_run, accel),
+        mode: match args.mode {
+            GuestMode::Test => Mode::Test,
+            GuestMode::Shell => Mode::Shell,
+            GuestMode::Exec(_) => Mode::Exec,
+            GuestMode::Mkdisk(fs) => Mode::Mkdisk(Some(fs.fs())),
+        },
+        disks: access,
+        ..BootParams::default()
     }
-    .map(|mode| format!("{}={mode}", proto::key::MODE));
-    let keys: Vec<String> = [
-        pob.offset.map(symbols::append_key),
-        sched_keys,
-        mode_key,
-        disk_key,
-        args.vm.append.clone(),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    keys.join(" ")
 }
 
 /// The links a run has.
@@ -267,14 +260,14 @@ struct Started {
 fn start(args: &RunArgs, machine: Machine, diag: &Diagnostics) -> Result<Started> {
     let wanted = wanted(args);
     let mut links = Links::open(wanted)?;
-    let append = &machine.append;
     let qemu_args = qemu::args(&qemu::VmConfig {
         accel: machine.accel,
         kernel: &machine.kernel,
         initrd: &machine.initrd.path,
         memory_mib: machine.memory_mib,
         cpus: args.vm.cpus,
-        append: Some(append).filter(|a| !a.is_empty()).map(String::as_str),
+        params: machine.params,
+        append: args.vm.append.as_deref().filter(|a| !a.is_empty()),
         disks: &args.vm.disks,
         extra: &args.vm.qemu_args,
         links: links.qemu_args(),
@@ -301,33 +294,33 @@ fn start(args: &RunArgs, machine: Machine, diag: &Diagnostics) -> Result<Started
     Ok(Started { vm, links })
 }
 
-/// The disks' kernel command-line key and the modules they need.
-struct Disks {
-    key: Option<String>,
+/// The data disks' access for the kernel command line (none in mkdisk
+/// mode, whose disk is the template) and the modules they need.
+struct DiskPlan {
+    access: Disks,
     modules: Vec<&'static str>,
 }
 
 /// The disks of the run; every image is checked first, so a missing or
 /// unusable one stops the run here.
-fn disks(disks: &[disk::Disk], mode: &GuestMode) -> Result<Disks> {
-    if disks.len() > guestinit::proto::disk::MAX {
-        return Err(Error::TooManyDisks { count: disks.len() });
-    }
+fn disks(disks: &[disk::Disk], mode: &GuestMode) -> Result<DiskPlan> {
+    let access =
+        disk::access_list(disks).map_err(|_| Error::TooManyDisks { count: disks.len() })?;
     let files = disks
         .iter()
         .map(disk::Disk::check)
         .collect::<Result<Vec<_>>>()?;
     Ok(match mode {
-        GuestMode::Mkdisk(fs) => Disks {
-            key: Some(format!("{}={}", proto::key::FS, fs.name())),
+        GuestMode::Mkdisk(fs) => DiskPlan {
+            access: Disks::default(),
             modules: disk::modules([fs.fs()]),
         },
-        _ if disks.is_empty() => Disks {
-            key: None,
+        _ if disks.is_empty() => DiskPlan {
+            access: Disks::default(),
             modules: vec![],
         },
-        _ => Disks {
-            key: disk::append_key(disks),
+        _ => DiskPlan {
+            access,
             modules: disk::modules(files.iter().filter_map(disk::detect)),
         },
     })

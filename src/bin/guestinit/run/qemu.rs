@@ -9,6 +9,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
 use guestinit::proto;
+use guestinit::proto::boot::BootParams;
 
 pub use super::accel::Accel;
 use crate::disk::Disk;
@@ -22,12 +23,19 @@ pub const QEMU: &str = "qemu-system-x86_64";
 /// the init's life (`--append cryptomgr.notests=0` brings them back).
 const BOOT_LEVERS: &str = "loglevel=5 no_timer_check cryptomgr.notests";
 
-/// The kernel command line every test VM starts with.
-pub fn base_append() -> String {
-    format!(
-        "console=ttyS0 panic=-1 rdinit=/init {BOOT_LEVERS} {}",
-        proto::key::ACK
-    )
+/// The kernel command line every test VM starts with: the kernel's levers,
+/// then the init's keys for `params` (the ack always: the host answers
+/// every EXIT with EACK).
+pub fn base_append(params: &BootParams) -> String {
+    let mut append = format!("console=ttyS0 panic=-1 rdinit=/init {BOOT_LEVERS}");
+    let params = BootParams {
+        ack: true,
+        ..*params
+    };
+    params
+        .write_to(&mut append)
+        .expect("a String takes any text");
+    append
 }
 
 /// Everything the QEMU command line depends on.
@@ -37,6 +45,10 @@ pub struct VmConfig<'a> {
     pub initrd: &'a Path,
     pub memory_mib: u32,
     pub cpus: u32,
+    /// The init's keys; those that follow from the links are set from
+    /// `stdin` and `stats`.
+    pub params: BootParams,
+    /// The user's `--append`, last, so it overrides what comes before.
     pub append: Option<&'a str>,
     /// Disk images, attached as virtio-blk devices in order (vda, vdb, ...).
     pub disks: &'a [Disk],
@@ -83,13 +95,11 @@ fn machine(config: &VmConfig<'_>) -> Vec<OsString> {
 
 /// Kernel, initramfs and command line.
 fn boot(config: &VmConfig<'_>) -> Vec<OsString> {
-    let mut append = base_append();
-    if config.stdin {
-        append = format!("{append} {}", proto::key::STDIN);
-    }
-    if config.stats {
-        append = format!("{append} {}", proto::key::STATS);
-    }
+    let mut append = base_append(&BootParams {
+        stdin: config.stdin,
+        stats: config.stats,
+        ..config.params
+    });
     if let Some(extra) = config.append {
         append = format!("{append} {extra}");
     }
@@ -223,6 +233,7 @@ mod tests {
             initrd: Path::new("/t/initramfs.cpio"),
             memory_mib: 256,
             cpus: 2,
+            params: BootParams::default(),
             append,
             disks: &[],
             extra: &[],
@@ -264,7 +275,35 @@ mod tests {
         let at = |s: &str| argv.iter().position(|a| a == s).unwrap();
         assert_eq!(argv[at("-accel") + 1], "kvm");
         assert_eq!(argv[at("-cpu") + 1], "host");
-        assert_eq!(argv[at("-append") + 1], *base_append());
+        assert_eq!(
+            argv[at("-append") + 1],
+            *base_append(&BootParams::default())
+        );
+    }
+
+    #[test]
+    fn the_inits_keys_come_in_the_hosts_order_before_the_users_append() {
+        use guestinit::proto::boot::{Disks, Mode};
+        let mut disks = Disks::default();
+        disks.push(false).unwrap();
+        disks.push(true).unwrap();
+        let mut config = config(Accel::Tcg, Some("guestinit.mode=exec quiet"));
+        config.params = BootParams {
+            pob: Some(0x1a1c3d8),
+            attach_timeout_s: Some(10),
+            mode: Mode::Shell,
+            disks,
+            ..BootParams::default()
+        };
+        config.stats = true;
+        let argv = args(&config);
+        let at = argv.iter().position(|a| a == "-append").unwrap();
+        assert_eq!(
+            argv[at + 1],
+            "console=ttyS0 panic=-1 rdinit=/init loglevel=5 no_timer_check cryptomgr.notests \
+             guestinit.ack guestinit.stats guestinit.pob=1a1c3d8 guestinit.attach_timeout=10 \
+             guestinit.mode=shell guestinit.disks=rw,ro guestinit.mode=exec quiet"
+        );
     }
 
     #[test]

@@ -238,7 +238,7 @@ fn apply(action: Action, sources: &mut Sources<'_>, vm: &mut Vm) -> Result<()> {
             }
             Ok(())
         }
-        Action::Wake(byte) => {
+        Action::Wake(message) => {
             use std::io::Write;
             // In shell and exec modes hvc0 is the shell's: wakes go on the
             // control port. A full link means bytes are waiting already:
@@ -246,7 +246,7 @@ fn apply(action: Action, sources: &mut Sources<'_>, vm: &mut Vm) -> Result<()> {
             let Some(mut link) = sources.control() else {
                 return Ok(());
             };
-            if let Err(e) = link.write(&[byte]) {
+            if let Err(e) = link.write(&message.encode()) {
                 if e.kind() != io::ErrorKind::WouldBlock {
                     sources
                         .diag

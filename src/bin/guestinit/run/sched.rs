@@ -1,11 +1,11 @@
-//! The scheduler's side of a run: its attach timeout on the kernel command
+//! The scheduler's side of a run: its attach timeout for the kernel command
 //! line, its frames (SCLG, SCDX, LIFE) collected, and how it failed when
 //! it did (the run's verdict is then exit 248).
 
 use std::fs;
 use std::path::Path;
 
-use guestinit::proto::{key, prefix, sched};
+use guestinit::proto::{prefix, sched};
 use guestinit::wire::msg::{code_from_bytes, Phase};
 use guestinit::wire::Tag;
 
@@ -16,25 +16,14 @@ use crate::error::{Error, Result};
 /// Lines of the scheduler's log shown when it failed.
 const LOG_TAIL_LINES: usize = 10;
 
-/// The kernel command line's attach timeout: `--attach-timeout`, else the
-/// default for the accelerator.
-pub fn append(
-    user: Option<&str>,
-    with_scheduler: bool,
-    args: &SchedRunArgs,
-    accel: Accel,
-) -> Option<String> {
-    if !with_scheduler {
-        return user.map(str::to_owned);
-    }
-    let secs = args.attach_timeout.unwrap_or(match accel {
-        Accel::Kvm => sched::ATTACH_TIMEOUT_KVM_S,
-        Accel::Tcg => sched::ATTACH_TIMEOUT_TCG_S,
-    });
-    let key = format!("{}={secs}", key::ATTACH_TIMEOUT);
-    Some(match user {
-        Some(user) => format!("{key} {user}"),
-        None => key,
+/// The kernel command line's attach timeout in seconds, with a scheduler:
+/// `--attach-timeout`, else the default for the accelerator.
+pub fn attach_timeout(with_scheduler: bool, args: &SchedRunArgs, accel: Accel) -> Option<u64> {
+    with_scheduler.then(|| {
+        args.attach_timeout.unwrap_or(match accel {
+            Accel::Kvm => sched::ATTACH_TIMEOUT_KVM_S,
+            Accel::Tcg => sched::ATTACH_TIMEOUT_TCG_S,
+        })
     })
 }
 
@@ -148,21 +137,27 @@ mod tests {
 
     #[test]
     fn the_attach_timeout_goes_on_the_command_line_only_with_a_scheduler() {
+        let key = |secs: Option<u64>| {
+            let mut text = String::new();
+            let params = guestinit::proto::boot::BootParams {
+                attach_timeout_s: secs,
+                ..Default::default()
+            };
+            params.write_to(&mut text).unwrap();
+            text
+        };
         let args = SchedRunArgs::default();
-        assert_eq!(
-            append(Some("quiet"), false, &args, Accel::Tcg).as_deref(),
-            Some("quiet")
-        );
-        let tcg = append(None, true, &args, Accel::Tcg);
-        assert_eq!(tcg.as_deref(), Some("guestinit.attach_timeout=30"));
-        let kvm = append(Some("quiet"), true, &args, Accel::Kvm);
-        assert_eq!(kvm.as_deref(), Some("guestinit.attach_timeout=10 quiet"));
+        assert_eq!(key(attach_timeout(false, &args, Accel::Tcg)), "");
+        let tcg = attach_timeout(true, &args, Accel::Tcg);
+        assert_eq!(key(tcg), " guestinit.attach_timeout=30");
+        let kvm = attach_timeout(true, &args, Accel::Kvm);
+        assert_eq!(key(kvm), " guestinit.attach_timeout=10");
         let given = SchedRunArgs {
             attach_timeout: Some(5),
             sched_log: None,
         };
-        let given = append(None, true, &given, Accel::Kvm);
-        assert_eq!(given.as_deref(), Some("guestinit.attach_timeout=5"));
+        let given = attach_timeout(true, &given, Accel::Kvm);
+        assert_eq!(key(given), " guestinit.attach_timeout=5");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use guestinit::proto::wake;
+use guestinit::proto::control::Message;
 use signal_hook::consts::SIGUSR1;
 
 use super::qmp::Command;
@@ -31,8 +31,9 @@ pub const DUMP_LINE: &[u8] = b"sched_ext_dump:";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
     Qmp(Command),
-    /// A wake byte to the init on hvc0 ([`wake::DUMP`], [`wake::STOP`]).
-    Wake(u8),
+    /// A wake to the init on hvc0 (or the control port): [`Message::Dump`]
+    /// or [`Message::Stop`].
+    Wake(Message),
     Kill,
 }
 
@@ -85,7 +86,7 @@ impl Stopper {
     /// SIGUSR1 asks for a debug dump and nothing else.
     pub fn on_signal(&mut self, signal: i32, now: Instant) -> Option<Action> {
         if signal == SIGUSR1 {
-            return Some(Action::Wake(wake::DUMP));
+            return Some(Action::Wake(Message::Dump));
         }
         match self.host_stop {
             Some(HostStop::Signal { .. }) => self.kill(),
@@ -143,7 +144,7 @@ impl Stopper {
     fn at_timeout(&mut self, now: Instant) -> Option<Action> {
         let Some(dump_at) = self.dump_at else {
             self.dump_at = Some(now);
-            return Some(Action::Wake(wake::DUMP));
+            return Some(Action::Wake(Message::Dump));
         };
         let dump_over = match self.dump_output_at {
             Some(last) => now >= last + DUMP_QUIET,
@@ -152,7 +153,7 @@ impl Stopper {
         match self.wake_stop_at {
             None if dump_over || now >= dump_at + DUMP_WAIT => {
                 self.wake_stop_at = Some(now);
-                Some(Action::Wake(wake::STOP))
+                Some(Action::Wake(Message::Stop))
             }
             Some(at) if now >= at + STOP_WAIT => self.kill(),
             _ => None,
@@ -193,7 +194,7 @@ mod tests {
     fn the_deadline_dumps_then_stops_then_kills_and_is_the_verdict() {
         let t0 = Instant::now();
         let mut s = Stopper::new(Some(t0 + secs(10)));
-        assert_eq!(s.on_tick(t0 + secs(10)), Some(Action::Wake(wake::DUMP)));
+        assert_eq!(s.on_tick(t0 + secs(10)), Some(Action::Wake(Message::Dump)));
         assert_eq!(s.host_stop, Some(HostStop::Timeout));
         // The dump's lines keep coming until 13.6 s, then stop.
         for tenth in 105..=136 {
@@ -207,7 +208,7 @@ mod tests {
         );
         assert_eq!(
             s.on_tick(t0 + Duration::from_millis(14_100)),
-            Some(Action::Wake(wake::STOP)),
+            Some(Action::Wake(Message::Stop)),
             "quiet for 500 ms: the dump is over"
         );
         assert_eq!(s.on_tick(t0 + secs(24)), None, "the stop's wait");
@@ -224,14 +225,14 @@ mod tests {
         let mut s = Stopper::new(Some(t0 + secs(10)));
         s.on_tick(t0 + secs(10));
         assert_eq!(s.on_tick(t0 + secs(11)), None);
-        assert_eq!(s.on_tick(t0 + secs(12)), Some(Action::Wake(wake::STOP)));
+        assert_eq!(s.on_tick(t0 + secs(12)), Some(Action::Wake(Message::Stop)));
         let mut s = Stopper::new(Some(t0 + secs(10)));
         s.on_tick(t0 + secs(10));
         for tenth in 101..150 {
             s.on_dump_output(t0 + Duration::from_millis(tenth * 100));
             assert_eq!(s.on_tick(t0 + Duration::from_millis(tenth * 100)), None);
         }
-        assert_eq!(s.on_tick(t0 + secs(15)), Some(Action::Wake(wake::STOP)));
+        assert_eq!(s.on_tick(t0 + secs(15)), Some(Action::Wake(Message::Stop)));
     }
 
     #[test]
@@ -249,7 +250,7 @@ mod tests {
     fn sigusr1_asks_for_a_dump_and_nothing_else() {
         let t0 = Instant::now();
         let mut s = Stopper::new(None);
-        assert_eq!(s.on_signal(SIGUSR1, t0), Some(Action::Wake(wake::DUMP)));
+        assert_eq!(s.on_signal(SIGUSR1, t0), Some(Action::Wake(Message::Dump)));
         assert_eq!(s.host_stop, None);
         assert_eq!(s.on_tick(t0 + secs(60)), None);
     }

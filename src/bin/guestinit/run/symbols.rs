@@ -25,11 +25,6 @@ pub fn map_offset(path: &Path) -> Option<u64> {
     page_offset_base_offset(&fs::read_to_string(path).ok()?)
 }
 
-/// The kernel command-line key that carries the offset.
-pub fn append_key(offset: u64) -> String {
-    format!("{}={offset:x}", guestinit::proto::key::PAGE_OFFSET_BASE)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
