@@ -19,7 +19,8 @@
 
 use super::prefix::{self, Prefixes};
 use super::tag::is_tag_byte;
-use super::{Header, Tag, HEADER_LEN};
+use super::header::{Extend, Header, HEADER_LEN};
+use super::tag::Tag;
 
 /// What the decoder recognised in the stream.
 #[derive(Debug, PartialEq, Eq)]
@@ -66,7 +67,7 @@ impl<'b> Decoder<'b> {
 
     /// [`Decoder::new`] checking CRCs with `crc` (the init passes
     /// [`super::slice16::extend`], so crc32fast's table stays out of it).
-    pub fn with_crc(buf: &'b mut [u8], crc: super::Extend) -> Decoder<'b> {
+    pub fn with_crc(buf: &'b mut [u8], crc: Extend) -> Decoder<'b> {
         let max_payload = Self::max_payload_for(buf.len());
         let data_len = 2 * (HEADER_LEN + max_payload);
         let (table, data) = buf.split_at_mut(prefix::table_len(data_len));

@@ -1,6 +1,7 @@
 //! Encoding frames into caller-provided buffers: nothing allocates.
 
-use super::{Header, Tag, HEADER_LEN, MAX_PAYLOAD};
+use super::header::{Header, HEADER_LEN, MAX_PAYLOAD};
+use super::tag::Tag;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EncodeError {

@@ -1,7 +1,7 @@
 //! Payloads of the structured frames: fixed little-endian layouts, encoded
 //! into caller buffers and decoded without allocation.
 
-use super::Tag;
+use super::tag::Tag;
 
 /// How a process ended, as WAIT carries it (the syscall layer decodes
 /// wait4's status word into it).

@@ -3,6 +3,7 @@
 //! multiplications: candidate frames that overlap are not re-hashed whole.
 
 use super::crc;
+use super::header::Extend;
 
 /// Bytes between two kept prefix CRCs.
 pub(super) const BLOCK: usize = 256;
@@ -17,7 +18,7 @@ pub(super) const fn table_len(data_len: usize) -> usize {
 /// u32s). Entry `k` is the CRC of `data[..k * BLOCK]`; entry 0 is always 0.
 pub(super) struct Prefixes<'b> {
     table: &'b mut [u8],
-    crc: super::Extend,
+    crc: Extend,
     /// Entries computed so far.
     known: usize,
     /// A range was hashed whole since the last reset: the next builds the
@@ -26,7 +27,7 @@ pub(super) struct Prefixes<'b> {
 }
 
 impl<'b> Prefixes<'b> {
-    pub(super) fn new(table: &'b mut [u8], crc: super::Extend) -> Prefixes<'b> {
+    pub(super) fn new(table: &'b mut [u8], crc: Extend) -> Prefixes<'b> {
         table[..4].fill(0);
         Prefixes {
             table,
