@@ -5,6 +5,7 @@
 mod cli;
 mod decode;
 mod disk;
+mod dispositions;
 mod error;
 mod locate;
 mod mkdisk;

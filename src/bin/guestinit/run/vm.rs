@@ -27,6 +27,7 @@ pub struct Vm {
 /// open across exec. Only async-signal-safe system calls.
 fn prepare_child(parent: Option<Pid>, fds: &[RawFd]) -> io::Result<()> {
     let errno = |e: rustix::io::Errno| io::Error::from_raw_os_error(e.raw_os_error());
+    crate::dispositions::reset();
     set_parent_process_death_signal(Some(Signal::KILL)).map_err(errno)?;
     // The host may have died before the line above: then nobody would kill us.
     if getppid() != parent {
