@@ -37,6 +37,7 @@ pub fn main(args: ShellArgs) -> Result<u8> {
     run::main(RunArgs {
         initramfs: None,
         vm: args.vm,
+        disks: args.disks,
         setup,
         bulk_log: None,
         stats_socket: None,

@@ -143,7 +143,7 @@ fn boot(
     signals: &mut Signals,
     events: &Events,
 ) -> Result<(vm::Vm, links::HostEnds, u32, Option<PobCache>)> {
-    let (disk_key, disk_modules) = disks(&args.vm.disks, &args.mode)?;
+    let (disk_key, disk_modules) = disks(&args.disks, &args.mode)?;
     let kernel = locate::kernel(args.vm.kernel.as_deref())?;
     // The user's --append comes last, so it can override what the host adds.
     let map = pack::kernel::companions(&kernel)
@@ -216,7 +216,7 @@ fn boot(
         memory_mib,
         cpus: args.vm.cpus,
         append: Some(&append).filter(|a| !a.is_empty()).map(String::as_str),
-        disks: &args.vm.disks,
+        disks: &args.disks,
         extra: &args.vm.qemu_args,
         fds: guest.fds(),
     });
