@@ -10,9 +10,7 @@ use linux_raw_sys::general::{kernel_sigaction, kernel_sigset_t};
 /// async-signal-safe, and nothing allocated. The raw syscall, not libc's
 /// sigaction: glibc refuses its own signals (32, 33), which an exec keeps
 /// ignored all the same.
-// rt_sigaction(2) through libc's syscall(): neither std nor rustix sets a
-// disposition.
-#[allow(unsafe_code)]
+#[allow(unsafe_code, reason = "rt_sigaction: in neither std nor rustix")]
 pub fn reset() {
     // SAFETY: all-zero is SIG_DFL with no flags, no restorer and an empty
     // mask, a valid value of this plain C struct.
@@ -55,7 +53,7 @@ mod tests {
         cat.arg("/proc/self/status");
         if reset {
             // SAFETY: `reset` makes only async-signal-safe calls.
-            #[allow(unsafe_code)]
+            #[allow(unsafe_code, reason = "pre_exec, as QEMU's")]
             unsafe {
                 cat.pre_exec(|| {
                     super::reset();
@@ -69,7 +67,7 @@ mod tests {
     }
 
     /// SIG_IGN or SIG_DFL for `sig` in this process.
-    #[allow(unsafe_code)]
+    #[allow(unsafe_code, reason = "sigaction, as in reset")]
     fn set(sig: i32, handler: libc::sighandler_t) {
         // SAFETY: a zeroed sigaction with a handler of SIG_IGN or SIG_DFL,
         // no flags and an empty mask; nothing else in these tests uses `sig`.

@@ -2,6 +2,9 @@
 //! guest init, boots it in QEMU and relays the program's output and exit
 //! code from the guest's frame stream. Exit statuses: see `error`.
 
+// Unsafe code only in the smallest items that allow it, each with its `reason`.
+#![deny(unsafe_code)]
+
 mod cli;
 mod decode;
 mod disk;
