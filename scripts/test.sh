@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh machine: setup, unit and property tests,
-# the VM tests (which boot the real kernel and never skip), and a bounded
-# fuzzing run of every target when the nightly toolchain is present.
+# The whole test suite on a fresh machine: formatting and clippy first (they
+# fail in a minute, before the long VM tests), setup, unit and
+# property tests, the VM tests (which boot the real kernel and never skip),
+# and a bounded fuzzing run of every target when the nightly toolchain is
+# present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+echo "test: cargo fmt --check" >&2
+cargo fmt --check
+echo "test: cargo clippy --all-targets --release -- -D warnings" >&2
+cargo clippy --all-targets --release -- -D warnings
 scripts/setup.sh
 cargo build --release
 # Two VMs at a time: one per core.
