@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: formatting and clippy first (they
-# fail in a minute, before the long VM tests), setup, unit and
+# fail in a minute, before the long VM tests), the tests' fixtures
+# (scripts/setup-tests.sh, which runs scripts/setup.sh first), unit and
 # property tests, the VM tests (which boot the real kernel and never skip),
 # and a bounded fuzzing run of every target when the nightly toolchain is
 # present.
@@ -10,7 +11,7 @@ echo "test: cargo fmt --check" >&2
 cargo fmt --check
 echo "test: cargo clippy --all-targets --release -- -D warnings" >&2
 cargo clippy --all-targets --release -- -D warnings
-scripts/setup.sh
+scripts/setup-tests.sh
 cargo build --release
 # Two VMs at a time: one per core.
 cargo test --release -- --test-threads=2

@@ -21,7 +21,7 @@ fn cpio_list(archive: &Path) -> Vec<String> {
         .stdin(fs::File::open(archive).unwrap())
         .stderr(Stdio::inherit())
         .output()
-        .expect("cpio is installed by scripts/setup.sh");
+        .expect("cpio is installed by scripts/setup-tests.sh");
     assert!(out.status.success());
     String::from_utf8(out.stdout)
         .unwrap()
