@@ -13,7 +13,7 @@
 # installing virtme-ng.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -n "${NO_BUILD:-}" ] || scripts/setup.sh >/dev/null
+[ -n "${NO_BUILD:-}" ] || scripts/setup-tests.sh >/dev/null
 [ -n "${NO_BUILD:-}" ] || cargo build --release -q
 gi=${GUESTINIT:-target/release/guestinit}
 init=$(dirname "$gi")/init

@@ -21,7 +21,7 @@ fn cpio_list(archive: &Path) -> Vec<String> {
         .stdin(fs::File::open(archive).unwrap())
         .stderr(Stdio::inherit())
         .output()
-        .expect("cpio is installed by scripts/setup.sh");
+        .expect("cpio is installed by scripts/setup-tests.sh");
     assert!(out.status.success());
     String::from_utf8(out.stdout)
         .unwrap()
@@ -212,4 +212,51 @@ fn run_help_documents_the_exit_codes() {
         );
     }
     assert!(!help.contains("throttle"), "--throttle-bulk is hidden");
+}
+
+/// The lines of `guestinit COMMAND --help`'s "VM options:" section, each
+/// an option and its help with the column padding squeezed out.
+fn vm_options(command: &str) -> Vec<String> {
+    let out = guestinit(&[command, "--help"]);
+    assert!(out.status.success(), "{command} --help");
+    let help = String::from_utf8(out.stdout).unwrap();
+    help.lines()
+        .skip_while(|l| *l != "VM options:")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+#[test]
+fn every_command_that_boots_a_vm_takes_the_same_vm_options() {
+    let mkdisk = vm_options("mkdisk");
+    let names: Vec<_> = mkdisk
+        .iter()
+        .map(|l| l.split([' ', ',']).find(|w| w.starts_with("--")).unwrap())
+        .collect();
+    for name in [
+        "--kernel",
+        "--modules",
+        "--init",
+        "--memory",
+        "--cpus",
+        "--timeout",
+        "--append",
+        "--qemu-arg",
+        "--com1-log",
+        "--com2-log",
+        "--verbose",
+    ] {
+        assert!(names.contains(&name), "{name} not in mkdisk's {names:?}");
+    }
+    // run and shell attach data disks too; mkdisk's one disk is its FILE.
+    for command in ["run", "shell"] {
+        let mut theirs = vm_options(command);
+        theirs.retain(|l| !l.starts_with("--disk "));
+        assert_eq!(
+            theirs, mkdisk,
+            "{command}'s VM options differ from mkdisk's"
+        );
+    }
 }

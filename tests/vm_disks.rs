@@ -171,3 +171,72 @@ fn mkdisk_btrfs_needs_mkfs_btrfs_on_the_host() {
         assert!(!image.exists());
     }
 }
+
+/// The Debian kernel setup.sh fetched: its image and its module tree.
+fn cached_kernel() -> (String, String) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/kernel");
+    let release = std::fs::read_dir(root.join("lib/modules"))
+        .ok()
+        .and_then(|mut d| d.next())
+        .expect("no module tree under .cache/kernel: run scripts/setup.sh")
+        .unwrap()
+        .file_name();
+    let release = release.to_str().unwrap();
+    let kernel = root.join(format!("boot/vmlinuz-{release}"));
+    let modules = root.join("lib/modules").join(release);
+    (kernel.display().to_string(), modules.display().to_string())
+}
+
+/// mkdisk takes the VM options `run` takes, and honours them: the kernel
+/// and modules named, memory and CPUs on QEMU's command line; a module
+/// tree without the virtio drivers is refused before any boot.
+#[test]
+fn mkdisk_takes_the_vm_options_of_run() {
+    require_vm_prerequisites();
+    let (kernel, modules) = cached_kernel();
+    let dir = scratch("mkdisk-vm-options");
+    let image = dir.join("disk.img");
+    let vm = [
+        "--kernel",
+        &kernel,
+        "--modules",
+        &modules,
+        "--memory",
+        "320",
+        "--cpus",
+        "2",
+        "-v",
+    ];
+    let out = mkdisk(
+        &[&vm[..], &["--fs", "ext4", "--size", "16M"]].concat(),
+        &image,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(has_ext_magic(&image));
+    let said = stderr(&out);
+    let qemu = said
+        .lines()
+        .find(|l| l.starts_with("guestinit: qemu-system-x86_64 "))
+        .unwrap_or_else(|| panic!("no QEMU command line in:\n{said}"));
+    for want in [" -m 320 ", " -smp 2 ", &format!(" -kernel {kernel} ")] {
+        assert!(qemu.contains(want), "{want:?} not in {qemu}");
+    }
+
+    let empty = dir.join("no-modules");
+    std::fs::create_dir(&empty).unwrap();
+    let refused = dir.join("refused.img");
+    let out = mkdisk(
+        &[
+            "--kernel",
+            &kernel,
+            "--modules",
+            empty.to_str().unwrap(),
+            "--fs",
+            "ext4",
+        ],
+        &refused,
+    );
+    assert_eq!(code(&out), 249, "{}", stderr(&out));
+    assert!(stderr(&out).contains("no-modules"), "{}", stderr(&out));
+    assert!(!refused.exists(), "an image that was not made is removed");
+}

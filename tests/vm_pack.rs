@@ -92,13 +92,18 @@ fn env_scripts_bring_their_program() {
     assert_eq!(stdout(&out), "from env x\n");
 }
 
-/// The unstable kernel `scripts/setup.sh` fetched into .cache/kernel-sid.
+/// The unstable kernel `scripts/setup-tests.sh` fetched into .cache/kernel-sid.
 fn sid_kernel() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/kernel-sid/usr/lib/modules");
     let release = fs::read_dir(&root)
         .ok()
         .and_then(|mut d| d.next())
-        .unwrap_or_else(|| panic!("no kernel in {}: run scripts/setup.sh", root.display()))
+        .unwrap_or_else(|| {
+            panic!(
+                "no kernel in {}: run scripts/setup-tests.sh",
+                root.display()
+            )
+        })
         .unwrap();
     release.path().join("vmlinuz")
 }

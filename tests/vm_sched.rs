@@ -1,5 +1,5 @@
 //! A real sched_ext scheduler (scx_bpfland, from crates.io) on a kernel with
-//! sched_ext (Debian unstable's cloud kernel), both from scripts/setup.sh:
+//! sched_ext (Debian unstable's cloud kernel), both from scripts/setup-tests.sh:
 //! attach, a clean run, deaths mid-run, a scheduler that never attaches, a
 //! kernel without sched_ext, cgroups and scripts. They never skip: what is
 //! missing fails them with the remedy.
@@ -23,7 +23,7 @@ fn sid_kernel_dir() -> PathBuf {
         .filter(|d| d.join("vmlinuz").is_file());
     dir.unwrap_or_else(|| {
         panic!(
-            "no sched_ext kernel under {}: run scripts/setup.sh",
+            "no sched_ext kernel under {}: run scripts/setup-tests.sh",
             root.display()
         )
     })
@@ -33,7 +33,7 @@ fn bpfland() -> String {
     let path = cache().join("scx/bin/scx_bpfland");
     assert!(
         path.is_file(),
-        "{} is missing: run scripts/setup.sh",
+        "{} is missing: run scripts/setup-tests.sh",
         path.display()
     );
     path.to_str().unwrap().to_owned()

@@ -24,7 +24,7 @@ impl Tmux {
         let tmux = Command::new("tmux").arg("-V").output();
         assert!(
             tmux.is_ok_and(|o| o.status.success()),
-            "tmux is not installed: run scripts/setup.sh"
+            "tmux is not installed: run scripts/setup-tests.sh"
         );
         let socket = format!("guestinit-{name}-{}", std::process::id());
         let script = format!(
@@ -187,18 +187,18 @@ fn exec_reports_a_signal_as_128_plus_it() {
     assert_eq!(code(&out), 128 + 9);
 }
 
-/// Debian unstable's kernel (sched_ext) and scx_bpfland, from scripts/setup.sh.
+/// Debian unstable's kernel (sched_ext) and scx_bpfland, from scripts/setup-tests.sh.
 fn sched_ext_args() -> Vec<String> {
     let cache = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache");
     let modules = std::fs::read_dir(cache.join("kernel-sid/usr/lib/modules"))
         .ok()
         .and_then(|mut d| d.find_map(|e| e.ok().map(|e| e.path())))
         .filter(|d| d.join("vmlinuz").is_file())
-        .expect("no sched_ext kernel under .cache/kernel-sid: run scripts/setup.sh");
+        .expect("no sched_ext kernel under .cache/kernel-sid: run scripts/setup-tests.sh");
     let bpfland = cache.join("scx/bin/scx_bpfland");
     assert!(
         bpfland.is_file(),
-        "{} is missing: run scripts/setup.sh",
+        "{} is missing: run scripts/setup-tests.sh",
         bpfland.display()
     );
     let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();

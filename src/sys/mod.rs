@@ -1,8 +1,11 @@
-//! The syscalls rustix does not expose, hand-rolled on linux-raw-sys: process
-//! creation and reaping, signal dispositions with a restorer, module loading,
-//! the kernel log, reboot, the UARTs by x86 port I/O, raw ttys and the boot clock
-//! without the vDSO. One module per kernel subsystem,
-//! each a thin safe wrapper; everything else the init does goes through rustix.
+//! The syscalls rustix does not expose, or exposes at a size the init does
+//! not pay, hand-rolled on linux-raw-sys: process creation and reaping
+//! (clone, execve, wait4 with rusage, exit_group), signal dispositions with a
+//! restorer, masks, the alternate stack and signalfd, the kernel log
+//! (syslog), the UARTs by x86 port I/O, raw ttys (without rustix's baud
+//! table) and the boot clock without the vDSO. One module per kernel
+//! subsystem, each a thin safe wrapper; everything else the init does,
+//! module loading and reboot included, goes through rustix.
 
 #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
 compile_error!("guestinit's syscall layer supports x86_64 Linux only");

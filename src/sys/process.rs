@@ -66,8 +66,9 @@ pub struct Program<'a> {
     pub ctty: bool,
 }
 
-/// Forks a child that starts a session of its own, unblocks every signal,
-/// takes `stdio` as its descriptors 0, 1 and 2 (and stdin as its
+/// Forks a child that starts a session of its own, resets every signal's
+/// disposition to the default and unblocks them all (an ignored signal
+/// would survive the exec; signals sent before that wait, blocked), takes `stdio` as its descriptors 0, 1 and 2 (and stdin as its
 /// controlling terminal if `ctty`), changes to the program's
 /// `cwd` and executes it; its pid. Too many arguments or variables are
 /// E2BIG, before any fork. A chdir or exec that fails is reported by the
@@ -100,36 +101,54 @@ fn spawn_with(program: &Program<'_>, stdio: [BorrowedFd<'_>; 3], p: &mut Pointer
     pointers(&mut p.argv, program.argv).ok_or(Errno::TOOBIG)?;
     pointers(&mut p.envp, program.env).ok_or(Errno::TOOBIG)?;
     let (argv, envp) = (p.argv.as_ptr().cast(), p.envp.as_ptr().cast());
-    let path = program.path;
+    // Every signal blocked across the fork: one sent to the child before
+    // its reset (a stop can come that early) waits for the default action
+    // instead of meeting the parent's disposition, which may drop it.
+    let blocked = signal::block_all()?;
     // SAFETY: between fork and exec the child makes only raw syscalls on
     // memory it owns, which is sound even in a threaded process.
-    match unsafe { fork() }? {
-        Fork::Parent { pid } => Ok(pid),
-        Fork::Child => {
-            let _ = rustix::process::setsid();
-            let _ = signal::mask(signal::SigSet::EMPTY, signal::Mask::Replace);
-            let wired = rustix::stdio::dup2_stdin(stdio[0])
-                .and_then(|()| rustix::stdio::dup2_stdout(stdio[1]))
-                .and_then(|()| rustix::stdio::dup2_stderr(stdio[2]));
-            let ctty = || match program.ctty {
-                // SAFETY: fd 0 was just wired above and stays open.
-                true => rustix::process::ioctl_tiocsctty(unsafe { rustix::stdio::stdin() }),
-                false => Ok(()),
-            };
-            if let Err(e) = wired.and_then(|()| ctty()) {
-                exit_group(report_failure("exec", path, e));
-            }
-            if let Some(cwd) = program.cwd {
-                if let Err(e) = rustix::process::chdir(cwd) {
-                    exit_group(report_failure("chdir", cwd, e));
-                }
-            }
-            // SAFETY: argv and envp are null-terminated arrays of pointers to
-            // NUL-terminated strings that outlive the call.
-            let errno = unsafe { execve(path.as_ptr().cast(), argv, envp) };
-            exit_group(report_failure("exec", path, errno))
+    let forked = match unsafe { fork() } {
+        Ok(Fork::Child) => exec_child(program, stdio, argv, envp),
+        Ok(Fork::Parent { pid }) => Ok(pid),
+        Err(e) => Err(e),
+    };
+    let _ = signal::mask(blocked, signal::Mask::Replace);
+    forked
+}
+
+/// The child's side of [`spawn`]: its session, signals, descriptors and
+/// directory, then execve; a failure is reported on its stderr.
+fn exec_child(
+    program: &Program<'_>,
+    stdio: [BorrowedFd<'_>; 3],
+    argv: *const *const u8,
+    envp: *const *const u8,
+) -> ! {
+    let path = program.path;
+    let _ = rustix::process::setsid();
+    // Dispositions first, then the mask: what is pending meets the defaults.
+    signal::reset_dispositions();
+    let _ = signal::mask(signal::SigSet::EMPTY, signal::Mask::Replace);
+    let wired = rustix::stdio::dup2_stdin(stdio[0])
+        .and_then(|()| rustix::stdio::dup2_stdout(stdio[1]))
+        .and_then(|()| rustix::stdio::dup2_stderr(stdio[2]));
+    let ctty = || match program.ctty {
+        // SAFETY: fd 0 was just wired above and stays open.
+        true => rustix::process::ioctl_tiocsctty(unsafe { rustix::stdio::stdin() }),
+        false => Ok(()),
+    };
+    if let Err(e) = wired.and_then(|()| ctty()) {
+        exit_group(report_failure("exec", path, e));
+    }
+    if let Some(cwd) = program.cwd {
+        if let Err(e) = rustix::process::chdir(cwd) {
+            exit_group(report_failure("chdir", cwd, e));
         }
     }
+    // SAFETY: argv and envp are null-terminated arrays of pointers to
+    // NUL-terminated strings that outlive the call.
+    let errno = unsafe { execve(path.as_ptr().cast(), argv, envp) };
+    exit_group(report_failure("exec", path, errno))
 }
 
 /// Fills `out` with a null-terminated array of the addresses of `strings`;

@@ -1,13 +1,14 @@
 //! Signal dispositions, masks, the alternate stack and signalfd. rustix keeps
 //! sigaction in its private `runtime` module; this one passes the restorer
-//! that x86_64 requires (`SA_RESTORER`) itself.
+//! that x86_64 requires (`SA_RESTORER`) itself, for the one handler it sets.
 
 use super::raw::{check, syscall2, syscall4};
 use super::Result;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use linux_raw_sys::general::{
-    __NR_rt_sigaction, __NR_rt_sigprocmask, __NR_sigaltstack, __NR_signalfd4, kernel_sigaction,
-    kernel_sigset_t, stack_t, SA_ONSTACK, SA_RESTORER, SA_SIGINFO, SIG_BLOCK, SIG_SETMASK,
+    __NR_rt_sigaction, __NR_rt_sigprocmask, __NR_sigaltstack, __NR_signalfd4,
+    __kernel_sighandler_t, kernel_sigaction, kernel_sigset_t, stack_t, _NSIG, SA_ONSTACK,
+    SA_RESTORER, SA_SIGINFO, SIGKILL, SIGSTOP, SIG_BLOCK, SIG_SETMASK,
 };
 
 /// A set of signals 1..=64.
@@ -129,15 +130,54 @@ extern "C" {
 /// `mask` blocked while it runs.
 fn set_handler(sig: u32, mask: SigSet) -> Result<()> {
     let handler = fault_trampoline as *const () as usize;
-    let flags = SA_SIGINFO | SA_ONSTACK;
+    let flags = SA_SIGINFO | SA_ONSTACK | SA_RESTORER;
+    sigaction(sig, handler, flags, mask)
+}
+
+/// What a signal does when no handler takes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    /// SIG_DFL: the kernel's default action (end, ignore, stop, continue).
+    Default,
+    /// SIG_IGN: dropped; unlike a handler, this survives execve.
+    Ignore,
+}
+
+/// rt_sigaction(2) to SIG_DFL or SIG_IGN.
+pub fn set_disposition(sig: u32, to: Disposition) -> Result<()> {
+    let handler = match to {
+        Disposition::Default => 0, // SIG_DFL
+        Disposition::Ignore => 1,  // SIG_IGN
+    };
+    sigaction(sig, handler, 0, SigSet::EMPTY)
+}
+
+/// Every signal a process can catch (all but SIGKILL and SIGSTOP) back to
+/// SIG_DFL. A child runs this before execve, as tini and catatonit do: the
+/// exec resets handlers but keeps ignored signals (`nohup`'s SIGHUP, a
+/// background job's SIGINT and SIGQUIT). Raw syscalls only, no allocation,
+/// so it is safe in a child forked from a threaded process.
+pub fn reset_dispositions() {
+    // 1..=64 as a half-open range: no exhaustion flag, a smaller loop.
+    for sig in 1.._NSIG + 1 {
+        if sig != SIGKILL && sig != SIGSTOP {
+            let _ = set_disposition(sig, Disposition::Default);
+        }
+    }
+}
+
+/// rt_sigaction(2) with `handler` as the kernel reads it: SIG_DFL (0),
+/// SIG_IGN (1) or a function's address; the old action is not read.
+fn sigaction(sig: u32, handler: usize, flags: u32, mask: SigSet) -> Result<()> {
     let act = kernel_sigaction {
-        // SAFETY: a handler address is a value the kernel accepts here; the
-        // field is only a pointer slot.
-        sa_handler_kernel: unsafe {
-            core::mem::transmute::<usize, linux_raw_sys::general::__kernel_sighandler_t>(handler)
+        // SAFETY: the field is only a pointer slot the kernel reads: a
+        // handler's address, or 0 or 1 (None, and a pointer never called).
+        sa_handler_kernel: unsafe { core::mem::transmute::<usize, __kernel_sighandler_t>(handler) },
+        sa_flags: flags as _,
+        sa_restorer: match flags & SA_RESTORER {
+            0 => None,
+            _ => Some(guestinit_restore_rt),
         },
-        sa_flags: (flags | SA_RESTORER) as _,
-        sa_restorer: Some(guestinit_restore_rt),
         sa_mask: mask.raw(),
     };
     // SAFETY: act is a valid kernel_sigaction; the old action is not read.
@@ -180,6 +220,25 @@ pub fn mask(set: SigSet, how: Mask) -> Result<()> {
         )
     };
     check(ret).map(drop)
+}
+
+/// Blocks every signal (SIGKILL and SIGSTOP stay deliverable, as the
+/// kernel wants); the mask it replaced, for [`mask`] to put back.
+pub fn block_all() -> Result<SigSet> {
+    let all = SigSet(!0).raw();
+    let mut old = SigSet::EMPTY.raw();
+    // SAFETY: all and old are valid sigsets for the duration of the call;
+    // the kernel writes only old.
+    let ret = unsafe {
+        syscall4(
+            __NR_rt_sigprocmask,
+            SIG_BLOCK as usize,
+            &all as *const kernel_sigset_t as usize,
+            &mut old as *mut kernel_sigset_t as usize,
+            core::mem::size_of::<kernel_sigset_t>(),
+        )
+    };
+    check(ret).map(|_| SigSet(old.sig[0]))
 }
 
 /// Installs `stack` as the alternate signal stack for this thread.

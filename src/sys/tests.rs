@@ -156,3 +156,30 @@ fn fd_is_open_tells_an_open_descriptor_from_a_closed_one() {
     drop(file);
     assert!(!fd_is_open(raw));
 }
+
+#[test]
+fn reset_dispositions_clears_every_ignored_signal_an_exec_would_keep() {
+    use super::signal::{reset_dispositions, set_disposition, Disposition};
+    // Exit 0: none ignored after the exec. Without the reset, the same
+    // script sees SIGHUP and signal 64 ignored (exit 1).
+    let script = b"grep -q '^SigIgn:[[:space:]]*0*$' /proc/self/status\0";
+    let exec_after = |reset: bool| {
+        in_child(|| {
+            for sig in [linux_raw_sys::general::SIGHUP, 64] {
+                set_disposition(sig, Disposition::Ignore).unwrap();
+            }
+            if reset {
+                reset_dispositions();
+            }
+            exec_sh(script).raw_os_error()
+        })
+    };
+    assert_eq!(exec_after(false), Exit::Exited(1));
+    assert_eq!(exec_after(true), Exit::Exited(0));
+    // SIGKILL and SIGSTOP are the kernel's alone; the reset skips them.
+    let refused = in_child(|| {
+        let kill = set_disposition(linux_raw_sys::general::SIGKILL, Disposition::Default);
+        (kill == Err(Errno::INVAL)) as i32
+    });
+    assert_eq!(refused, Exit::Exited(1));
+}

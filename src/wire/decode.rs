@@ -17,9 +17,9 @@
 //! `2 * prefix::BLOCK` bytes of hashing and eight multiplications, however
 //! long a payload it claims (see `crc`).
 
+use super::header::{Extend, Header, HEADER_LEN};
 use super::prefix::{self, Prefixes};
 use super::tag::is_tag_byte;
-use super::header::{Extend, Header, HEADER_LEN};
 use super::tag::Tag;
 
 /// What the decoder recognised in the stream.

@@ -64,12 +64,6 @@ pub struct RunArgs {
           conflicts_with_all = ["program", "modules", "init", "scheduler", "include", "env", "cwd"])]
     pub initramfs: Option<PathBuf>,
 
-    #[command(flatten)]
-    pub vm: VmArgs,
-
-    #[command(flatten)]
-    pub setup: Setup,
-
     /// Save the raw bytes read from the bulk port (see `guestinit decode`).
     #[arg(long, value_name = "FILE")]
     pub bulk_log: Option<PathBuf>,
@@ -91,23 +85,34 @@ pub struct RunArgs {
     #[arg(long)]
     pub timeline: bool,
 
+    /// Test aid: read the bulk port at most this many KiB per second.
+    #[arg(long, value_name = "KIB_PER_SEC", hide = true,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub throttle_bulk: Option<u32>,
+
+    #[command(flatten)]
+    pub vm: VmArgs,
+
+    #[arg(long = "disk", value_name = "FILE[,ro|,rw]", help = DISK_HELP,
+          value_parser = crate::disk::Disk::parse)]
+    pub disks: Vec<crate::disk::Disk>,
+
+    #[command(flatten)]
+    pub setup: Setup,
+
     #[command(flatten)]
     pub sched: SchedArgs,
 
     #[command(flatten)]
     pub sched_run: SchedRunArgs,
 
-    /// Test aid: read the bulk port at most this many KiB per second.
-    #[arg(long, value_name = "KIB_PER_SEC", hide = true,
-          value_parser = clap::value_parser!(u32).range(1..))]
-    pub throttle_bulk: Option<u32>,
-
     /// The program to run in the guest, and its arguments. Options for
     /// guestinit come first: from PROGRAM (or `--`) on, all is the program's.
     #[arg(
         value_name = "PROGRAM",
         trailing_var_arg = true,
-        required_unless_present = "initramfs"
+        required_unless_present = "initramfs",
+        help_heading = None::<&str>,
     )]
     pub program: Vec<OsString>,
 
@@ -116,8 +121,15 @@ pub struct RunArgs {
     pub mode: GuestMode,
 }
 
-/// The VM itself, as `run` and `shell` both take it.
-#[derive(Debug, Default, Args)]
+/// `--disk`'s help, the same for `run` and `shell`.
+const DISK_HELP: &str = "Attach a disk image as a virtio-blk disk, mounted in the guest at \
+/mnt/diskN (N counts from 0 in the order given) as the filesystem its superblock names; \
+`,ro` makes it read-only, `,rw` (the default) names a FILE that itself ends in `,ro` (repeatable)";
+
+/// The options that boot a VM, the same for every command that boots one
+/// (`run`, `shell`, `mkdisk`): flattened into each, under one help heading.
+#[derive(Debug, Default, PartialEq, Args)]
+#[command(next_help_heading = "VM options")]
 pub struct VmArgs {
     /// Kernel image, or a kernel build tree [default: $GUESTINIT_KERNEL, else a build tree here, .cache/kernel, /boot, /usr/lib/modules].
     #[arg(long, value_name = "PATH")]
@@ -152,13 +164,6 @@ pub struct VmArgs {
     #[arg(long = "qemu-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub qemu_args: Vec<OsString>,
 
-    /// Attach a disk image as a virtio-blk disk, mounted in the guest at
-    /// /mnt/diskN (N counts from 0 in the order given) as the filesystem its
-    /// superblock names; `,ro` makes it read-only, `,rw` (the default)
-    /// names a FILE that itself ends in `,ro` (repeatable).
-    #[arg(long = "disk", value_name = "FILE[,ro|,rw]", value_parser = crate::disk::Disk::parse)]
-    pub disks: Vec<crate::disk::Disk>,
-
     /// Save COM1 (kernel console) here instead of a temporary file.
     #[arg(long, value_name = "FILE")]
     pub com1_log: Option<PathBuf>,
@@ -189,8 +194,17 @@ pub enum GuestMode {
 
 #[derive(Debug, Args)]
 pub struct ShellArgs {
+    /// Run CMD under busybox `sh -c` with no terminal instead, stream its
+    /// output and exit with its exit code (128+n for signal n).
+    #[arg(long, value_name = "CMD")]
+    pub exec: Option<String>,
+
     #[command(flatten)]
     pub vm: VmArgs,
+
+    #[arg(long = "disk", value_name = "FILE[,ro|,rw]", help = DISK_HELP,
+          value_parser = crate::disk::Disk::parse)]
+    pub disks: Vec<crate::disk::Disk>,
 
     #[command(flatten)]
     pub setup: Setup,
@@ -200,11 +214,6 @@ pub struct ShellArgs {
 
     #[command(flatten)]
     pub sched_run: SchedRunArgs,
-
-    /// Run CMD under busybox `sh -c` with no terminal instead, stream its
-    /// output and exit with its exit code (128+n for signal n).
-    #[arg(long, value_name = "CMD")]
-    pub exec: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -225,24 +234,26 @@ pub struct PackArgs {
     #[arg(long, value_name = "PATH")]
     pub init: Option<PathBuf>,
 
-    #[command(flatten)]
-    pub sched: SchedArgs,
-
-    #[command(flatten)]
-    pub setup: Setup,
-
     /// Compression of the archive.
     #[arg(long, value_enum, default_value_t = Compress::None)]
     pub compress: Compress,
 
+    #[command(flatten)]
+    pub setup: Setup,
+
+    #[command(flatten)]
+    pub sched: SchedArgs,
+
     /// The program to run in the guest, and its arguments. Options for
     /// guestinit come first: from PROGRAM (or `--`) on, all is the program's.
-    #[arg(value_name = "PROGRAM", trailing_var_arg = true, required = true)]
+    #[arg(value_name = "PROGRAM", trailing_var_arg = true, required = true,
+          help_heading = None::<&str>)]
     pub program: Vec<OsString>,
 }
 
 /// What the payload gets beside its argv: files, environment, working directory.
 #[derive(Clone, Debug, Default, Args)]
+#[command(next_help_heading = "Payload options")]
 pub struct Setup {
     /// Pack a host file or folder at DST [default: /include-files/NAME]; an executable brings its libraries and its folder leads PATH (repeatable).
     #[arg(long, value_name = "SRC[:DST]")]
@@ -279,24 +290,11 @@ pub struct MkdiskArgs {
     #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = crate::disk::parse_size)]
     pub size: u64,
 
-    /// Kernel image, or a kernel build tree [default: as for `run`].
-    #[arg(long, value_name = "PATH")]
-    pub kernel: Option<PathBuf>,
-
-    /// The guest init binary [default: `init` beside this executable].
-    #[arg(long, value_name = "PATH")]
-    pub init: Option<PathBuf>,
-
-    /// Kill the VM after this many seconds (exit status 252) [default: none].
-    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
-    pub timeout: Option<u64>,
-
-    /// Print lifecycle frames and the QEMU command to stderr.
-    #[arg(short, long)]
-    pub verbose: bool,
+    #[command(flatten)]
+    pub vm: VmArgs,
 
     /// The image to create; an existing file is refused, never overwritten.
-    #[arg(value_name = "FILE")]
+    #[arg(value_name = "FILE", help_heading = None::<&str>)]
     pub file: PathBuf,
 }
 
@@ -313,6 +311,7 @@ pub struct DecodeArgs {
 
 /// What `run` and `pack` pack for a scheduler.
 #[derive(Clone, Debug, Default, Args)]
+#[command(next_help_heading = "Scheduler options")]
 pub struct SchedArgs {
     /// A sched_ext scheduler the init starts, and waits for to attach,
     /// before the payload (packed as /scheduler with its libraries).
@@ -347,6 +346,7 @@ pub struct SchedArgs {
 
 /// What only `run` takes for a scheduler.
 #[derive(Clone, Debug, Default, Args)]
+#[command(next_help_heading = "Scheduler options")]
 pub struct SchedRunArgs {
     /// Seconds the scheduler has to attach [default: 10 with KVM, 30 under TCG].
     #[arg(long, value_name = "SECS", requires = "scheduler",
@@ -400,6 +400,50 @@ mod tests {
         assert_eq!(program(cli), ["--tiemout", "-c", "--", "x"]);
         let cli = parse(&["run", "--timeout", "5", "sh", "-c", "--timeout"]).unwrap();
         assert_eq!(program(cli), ["sh", "-c", "--timeout"]);
+    }
+
+    #[test]
+    fn run_shell_and_mkdisk_parse_the_same_vm_options_alike() {
+        let vm = [
+            "--kernel",
+            "k",
+            "--modules",
+            "m",
+            "--init",
+            "i",
+            "--memory",
+            "300",
+            "--cpus",
+            "2",
+            "--timeout",
+            "9",
+            "--append",
+            "loglevel=7",
+            "--qemu-arg",
+            "-no-reboot",
+            "--com1-log",
+            "c1",
+            "--com2-log",
+            "c2",
+            "-v",
+        ];
+        let with = |head: &[&'static str], tail: &[&'static str]| {
+            let args: Vec<_> = head.iter().chain(&vm).chain(tail).copied().collect();
+            match parse(&args)
+                .unwrap_or_else(|e| panic!("{head:?}: {e}"))
+                .command
+            {
+                Command::Run(args) => args.vm,
+                Command::Shell(args) => args.vm,
+                Command::Mkdisk(args) => args.vm,
+                Command::Pack(_) | Command::Decode(_) => unreachable!(),
+            }
+        };
+        let run = with(&["run"], &["--", "prog"]);
+        assert_eq!(run.modules.as_deref(), Some("m".as_ref()));
+        assert_eq!((run.memory, run.cpus, run.timeout), (Some(300), 2, Some(9)));
+        assert_eq!(with(&["shell"], &[]), run);
+        assert_eq!(with(&["mkdisk", "--fs", "ext4"], &["disk.img"]), run);
     }
 
     #[test]

@@ -4,9 +4,13 @@
 //! run ends in a `run::Verdict` (said, then its status); the tool's own
 //! failures are `error::Error`s.
 
+// Unsafe code only in the smallest items that allow it, each with its `reason`.
+#![deny(unsafe_code)]
+
 mod cli;
 mod decode;
 mod disk;
+mod dispositions;
 mod error;
 mod locate;
 mod mkdisk;

@@ -17,7 +17,7 @@ pub fn main(args: MkdiskArgs) -> Result<Verdict> {
     let mkfs = find_mkfs(args.fs)?;
     create(&args.file, args.size)?;
     // From here on, an image that was not finished is removed.
-    let made = format(&args, &mkfs);
+    let made = format(&args.file, args.fs, args.size, args.vm, &mkfs);
     if !matches!(made, Ok(Verdict::Exited(0))) {
         let _ = fs::remove_file(&args.file);
     }
@@ -63,51 +63,43 @@ fn create(path: &Path, size: u64) -> Result<()> {
     })
 }
 
-/// Boots the VM that formats the image, then checks its magic here too.
-fn format(args: &MkdiskArgs, mkfs: &Path) -> Result<Verdict> {
+/// Boots the VM (as `vm` asks) that formats the image at `file`, then
+/// checks its magic here too.
+fn format(file: &Path, fs: FsType, size: u64, vm: VmArgs, mkfs: &Path) -> Result<Verdict> {
     let program = std::iter::once(mkfs.as_os_str().to_owned())
         .chain(
-            args.fs
-                .args(guestinit::proto::disk::TEMPLATE)
+            fs.args(guestinit::proto::disk::TEMPLATE)
                 .into_iter()
                 .map(Into::into),
         )
         .collect();
     let run_args = RunArgs {
-        vm: VmArgs {
-            kernel: args.kernel.clone(),
-            // Not clap's: a derived default would be 0 CPUs.
-            cpus: 1,
-            timeout: args.timeout,
-            disks: vec![Disk {
-                path: args.file.clone(),
-                read_only: false,
-            }],
-            init: args.init.clone(),
-            verbose: args.verbose,
-            ..VmArgs::default()
-        },
+        vm,
+        // The template is the VM's one disk.
+        disks: vec![Disk {
+            path: file.to_owned(),
+            read_only: false,
+        }],
         program,
-        mode: GuestMode::Mkdisk(args.fs),
+        mode: GuestMode::Mkdisk(fs),
         ..RunArgs::default()
     };
     let verdict = run::main(run_args)?;
     if verdict != Verdict::Exited(0) {
         return Ok(verdict);
     }
-    match disk::holds(&args.file, args.fs.fs())? {
+    match disk::holds(file, fs.fs())? {
         true => {
             eprintln!(
-                "guestinit: {}: {} filesystem, {} bytes",
-                args.file.display(),
-                args.fs.name(),
-                args.size
+                "guestinit: {}: {} filesystem, {size} bytes",
+                file.display(),
+                fs.name(),
             );
             Ok(Verdict::Exited(0))
         }
         false => Err(Error::DiskNotFormatted {
-            path: args.file.clone(),
-            fs: args.fs.name(),
+            path: file.to_owned(),
+            fs: fs.name(),
         }),
     }
 }

@@ -37,6 +37,7 @@ pub fn main(args: ShellArgs) -> Result<Verdict> {
     run::main(RunArgs {
         initramfs: None,
         vm: args.vm,
+        disks: args.disks,
         setup,
         bulk_log: None,
         stats_socket: None,

@@ -5,6 +5,6 @@
 /// Reports that `what` is missing: a panic under CI, a note otherwise.
 pub fn missing(what: &str) {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    assert!(!ci, "{what} (run scripts/setup.sh)");
-    eprintln!("{what}: skipped (run scripts/setup.sh)");
+    assert!(!ci, "{what} (run scripts/setup-tests.sh)");
+    eprintln!("{what}: skipped (run scripts/setup-tests.sh)");
 }

@@ -214,6 +214,50 @@ mod tests {
         assert_eq!(reaped.exit, Exit::Exited(7));
     }
 
+    /// The `SigIgn:` mask of /proc/PID/status (bit n-1 for signal n).
+    fn ignored(status: &[u8]) -> u64 {
+        let text = std::str::from_utf8(status).unwrap();
+        let line = text.lines().find_map(|l| l.strip_prefix("SigIgn:")).unwrap();
+        u64::from_str_radix(line.trim(), 16).unwrap()
+    }
+
+    #[test]
+    fn a_child_starts_with_no_signal_ignored_even_when_the_init_ignores_some() {
+        use guestinit::sys::signal::{set_disposition, Disposition};
+        use linux_raw_sys::general::{SIGHUP, SIGINT, SIGQUIT};
+        use rustix::process::{kill_process, Pid, Signal};
+        // As `nohup` and a shell's background job start a process; what
+        // was not ignored before is set back after.
+        let before = ignored(&std::fs::read("/proc/self/status").unwrap());
+        let signals = [SIGHUP, SIGINT, SIGQUIT, 64];
+        for sig in signals {
+            set_disposition(sig, Disposition::Ignore).unwrap();
+        }
+        let mine = ignored(&std::fs::read("/proc/self/status").unwrap());
+        let cat = spawn(&command(c"/bin/cat", &[c"cat", c"/proc/self/status"], &[]));
+        // A hang-up at once, likely before the child's reset: it waits
+        // for the default action instead of meeting the inherited SIG_IGN.
+        let sleep = spawn(&command(c"/bin/sleep", &[c"sleep", c"60"], &[]));
+        let hung_up = sleep
+            .as_ref()
+            .ok()
+            .map(|s| kill_process(Pid::from_raw(s.pid).unwrap(), Signal::HUP).is_ok());
+        for sig in signals.into_iter().filter(|&s| before & 1 << (s - 1) == 0) {
+            set_disposition(sig, Disposition::Default).unwrap();
+        }
+        let (cat, sleep) = (cat.unwrap(), sleep.unwrap());
+        assert_eq!(hung_up, Some(true));
+        let status = read_all(cat.streams[1].as_ref().unwrap());
+        let reaped = wait4(Child::Pid(cat.pid), Wait::Block).unwrap().unwrap();
+        assert_eq!(reaped.exit, Exit::Exited(0));
+        assert!(signals.iter().all(|s| mine & 1 << (s - 1) != 0), "{mine:#x}");
+        let theirs = ignored(&status);
+        assert_eq!(theirs, 0, "the child ignores {theirs:#x}");
+        let reaped = wait4(Child::Pid(sleep.pid), Wait::Block).unwrap().unwrap();
+        let hup = SIGHUP as u8;
+        assert!(matches!(reaped.exit, Exit::Signaled { signal, .. } if signal == hup), "{:?}", reaped.exit);
+    }
+
     #[test]
     fn too_many_variables_are_refused_before_any_fork() {
         let vars = [c"A=1"; MAX_ENV + 1];

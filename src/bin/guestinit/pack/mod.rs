@@ -1,20 +1,25 @@
 //! `guestinit pack`: the initramfs a run boots, a cpio newc archive.
 //!
-//! Entries, in this order (the guest init relies on the names and on the last one):
-//! 1. directories (`dev`, `modules`, every parent of a payload file), then
+//! Entries, in this order (the guest init relies on the names and on the
+//! last one); `plan` builds each section whole and chains them in this order:
+//! 1. directories (`dev`, `modules`, every parent of a file below), then
 //!    `/dev/console` (char 5:1, mode 0600) so the kernel can open init's fds 0-2;
 //! 2. `/init` (0755): the guest init;
 //! 3. `/args`: the payload's argv, each argument ending in NUL; argv[0] is
 //!    the program's absolute host path;
-//! 4. `/.guestinit/exec`, only when the program is not packed at argv[0]:
-//!    the path the init execs instead;
+//! 4. guestinit's own files, each only when needed: `/.guestinit/exec`
+//!    (when the program is not packed at argv[0], the path the init execs
+//!    instead), `/.guestinit/cwd` (`--cwd`), `/.guestinit/env` (`--env`,
+//!    `--include`'s PATH);
 //! 5. the payload, then its `#!` interpreter (and env's program) or ELF
 //!    loader and shared libraries, each at the path the guest will open:
 //!    its host path, or under `/.guestinit/root` when a guest mount would
-//!    hide that path (`layout`);
+//!    hide that path (`layout`); then `--include`'s files;
 //! 6. `/boot/config-RELEASE`, the kernel's config, when it is found;
-//! 7. `/modules/NNN-name.ko[.xz|.zst]`: kernel modules in load order (NNN from 000);
-//! 8. `/.guestinit-complete`, the last entry: if it is missing, the kernel ran
+//!    in shell and exec modes busybox's applet links and `/exec_cmd`;
+//! 7. the scheduler's files (`/scheduler`, its scripts and cgroups);
+//! 8. `/modules/NNN-name.ko[.xz|.zst]`: kernel modules in load order (NNN from 000);
+//! 9. `/.guestinit-complete`, the last entry: if it is missing, the kernel ran
 //!    out of memory while unpacking. Then the cpio trailer.
 
 mod busybox;
@@ -31,7 +36,7 @@ use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -221,28 +226,23 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
     }
     let env = environ::env_file(&spec.setup.env, &included.path_dirs)?;
     let cwd = environ::cwd_file(spec.setup.cwd.as_deref())?;
-    for (path, data) in [(proto::path::ENV, env), (proto::path::CWD, cwd)] {
+    // guestinit's own files under /.guestinit, which the init reads.
+    let mut own = Vec::new();
+    for (path, data) in [
+        (
+            proto::path::EXEC,
+            exec.map(|e| e.into_os_string().into_vec()),
+        ),
+        (proto::path::CWD, cwd),
+        (proto::path::ENV, env),
+    ] {
         if let Some(data) = data {
-            let name = archive_name(Path::new(path))?;
-            files.insert(
-                0,
-                Entry::File {
-                    name,
-                    perm: 0o644,
-                    data,
-                },
-            );
-        }
-    }
-    if let Some(exec) = &exec {
-        files.insert(
-            0,
-            Entry::File {
-                name: archive_name(Path::new(proto::path::EXEC))?,
+            own.push(Entry::File {
+                name: archive_name(Path::new(path))?,
                 perm: 0o644,
-                data: exec.as_os_str().as_bytes().to_vec(),
-            },
-        );
+                data,
+            });
+        }
     }
 
     let mut dirs: BTreeSet<PathBuf> = [PathBuf::from("dev"), PathBuf::from("modules")].into();
@@ -257,7 +257,7 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
         );
     }
     dirs.remove(Path::new(""));
-    for entry in &files {
+    for entry in own.iter().chain(&files) {
         let Entry::File { name, .. } = entry else {
             continue;
         };
@@ -270,41 +270,53 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
         );
     }
 
-    let mut entries = Vec::new();
-    for dir in &dirs {
-        entries.push(Entry::Dir(archive_name(dir)?));
-    }
-    entries.push(Entry::CharDevice {
+    let dirs = dirs
+        .iter()
+        .map(|dir| archive_name(dir).map(Entry::Dir))
+        .collect::<Result<Vec<_>>>()?;
+    let console = Entry::CharDevice {
         name: "dev/console".into(),
         major: 5,
         minor: 1,
-    });
-    entries.push(Entry::File {
+    };
+    let init = Entry::File {
         name: "init".into(),
         perm: 0o755,
         data: fs::read(&init).map_err(|source| read_error(&init, source))?,
-    });
-    entries.push(Entry::File {
+    };
+    let args = Entry::File {
         name: "args".into(),
         perm: 0o644,
         data: args,
-    });
-    entries.extend(files);
-    for (name, perm, data) in sched.into_iter().flat_map(|s| s.files) {
-        entries.push(Entry::File { name, perm, data });
-    }
-    for (i, module) in modules.iter().enumerate() {
-        entries.push(Entry::File {
-            name: format!("modules/{i:03}-{}{}", module.name, module.ending),
-            perm: 0o644,
-            data: fs::read(&module.path).map_err(|source| read_error(&module.path, source))?,
-        });
-    }
-    entries.push(Entry::File {
+    };
+    let sched = sched.into_iter().flat_map(|s| s.files);
+    let sched = sched.map(|(name, perm, data)| Entry::File { name, perm, data });
+    let modules = modules
+        .iter()
+        .enumerate()
+        .map(|(i, module)| {
+            Ok(Entry::File {
+                name: format!("modules/{i:03}-{}{}", module.name, module.ending),
+                perm: 0o644,
+                data: fs::read(&module.path).map_err(|source| read_error(&module.path, source))?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let sentinel = Entry::File {
         name: SENTINEL.into(),
         perm: 0o644,
         data: b"complete\n".to_vec(),
-    });
+    };
+    // The sections in the module header's order, each built whole above.
+    let entries = dirs
+        .into_iter()
+        .chain([console, init, args])
+        .chain(own)
+        .chain(files)
+        .chain(sched)
+        .chain(modules)
+        .chain([sentinel])
+        .collect();
     Ok(Plan { entries })
 }
 

@@ -47,6 +47,7 @@ fn has_virt_flag(cpuinfo: &str) -> bool {
 /// the ioctl's return value.
 struct GetApiVersion;
 
+#[allow(unsafe_code, reason = "rustix's Ioctl is unsafe to implement")]
 // SAFETY: the ioctl takes no argument (as_ptr is null and never read) and
 // writes no memory; its output is the return value alone.
 unsafe impl Ioctl for GetApiVersion {
@@ -75,6 +76,7 @@ fn open_rw(path: &CStr) -> Option<OwnedFd> {
     rustix::fs::open(path, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty()).ok()
 }
 
+#[allow(unsafe_code, reason = "rustix's ioctl() is unsafe to call")]
 fn api_version(kvm: &OwnedFd) -> Option<i32> {
     // SAFETY: GetApiVersion describes KVM_GET_API_VERSION exactly (see its
     // impl); on a descriptor that is not /dev/kvm the ioctl fails (ENOTTY).

@@ -170,7 +170,7 @@ struct Machine {
 /// Finds the kernel, builds its command line, packs the archive and sizes
 /// the memory: every check that can fail before the boot.
 fn prepare(args: &RunArgs, diag: &Diagnostics) -> Result<Machine> {
-    let disks = disks(&args.vm.disks, &args.mode)?;
+    let disks = disks(&args.disks, &args.mode)?;
     let kernel = locate::kernel(args.vm.kernel.as_deref())?;
     let pob = Pob::find(&kernel);
     let accel = accel::detect();
@@ -268,7 +268,7 @@ fn start(args: &RunArgs, machine: Machine, diag: &Diagnostics) -> Result<Started
         cpus: args.vm.cpus,
         params: machine.params,
         append: args.vm.append.as_deref().filter(|a| !a.is_empty()),
-        disks: &args.vm.disks,
+        disks: &args.disks,
         extra: &args.vm.qemu_args,
         links: links.qemu_args(),
         stdin: wanted.stdin,

@@ -17,6 +17,7 @@ use rustix::termios::{tcgetattr, tcsetattr, OptionalActions, Termios};
 
 /// `file` as rustix takes it (rustix is built without std here: the init
 /// shares its features, so std's descriptor types are not its own).
+#[allow(unsafe_code, reason = "a File as rustix's fd: no safe conversion here")]
 pub fn borrow(file: &File) -> BorrowedFd<'_> {
     // SAFETY: `file` keeps the descriptor open for the borrow's lifetime.
     unsafe { BorrowedFd::borrow_raw(file.as_raw_fd()) }

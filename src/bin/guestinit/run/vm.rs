@@ -25,8 +25,10 @@ pub struct Vm {
 
 /// In the forked child, before exec: die with the host, and keep `fds`
 /// open across exec. Only async-signal-safe system calls.
+#[allow(unsafe_code, reason = "borrow_raw of the fds QEMU keeps, in the child")]
 fn prepare_child(parent: Option<Pid>, fds: &[RawFd]) -> io::Result<()> {
     let errno = |e: rustix::io::Errno| io::Error::from_raw_os_error(e.raw_os_error());
+    crate::dispositions::reset();
     set_parent_process_death_signal(Some(Signal::KILL)).map_err(errno)?;
     // The host may have died before the line above: then nobody would kill us.
     if getppid() != parent {
@@ -44,6 +46,7 @@ fn prepare_child(parent: Option<Pid>, fds: &[RawFd]) -> io::Result<()> {
 impl Vm {
     /// Starts QEMU with `args`; it inherits `fds` (which must stay open
     /// until this returns) and writes its stderr to `stderr`.
+    #[allow(unsafe_code, reason = "pre_exec; prepare_child is async-signal-safe")]
     pub fn spawn(args: &[OsString], fds: &[RawFd], stderr: OwnedFd) -> Result<Vm> {
         let parent = Some(rustix::process::getpid());
         let fds = fds.to_vec();
