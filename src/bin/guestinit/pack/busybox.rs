@@ -9,7 +9,7 @@ use std::process::Command;
 use guestinit::parse::args;
 use guestinit::proto;
 
-use super::{archive_name, Entry};
+use super::entry::{archive_name, Entry};
 use crate::error::{Error, Result};
 
 /// What shell and exec modes add to the archive.

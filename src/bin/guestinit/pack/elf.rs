@@ -18,8 +18,8 @@ use object::elf;
 use object::read::elf::{FileHeader, ProgramHeader};
 use object::{Endianness, FileKind};
 
+use super::entry::read;
 use super::layout::mounted_dir;
-use super::read;
 use crate::error::{Error, Result};
 use crate::locate;
 use guestinit::proto;

@@ -9,7 +9,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use super::{elf, layout, read_error};
+use super::entry::read_error;
+use super::{elf, layout};
 use crate::error::{Error, Result};
 use guestinit::proto;
 

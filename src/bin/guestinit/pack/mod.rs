@@ -25,6 +25,7 @@
 mod busybox;
 mod cpio;
 mod elf;
+mod entry;
 mod environ;
 mod include;
 pub mod kernel;
@@ -43,6 +44,7 @@ use std::path::{Path, PathBuf};
 use crate::cli::{Compress, PackArgs, Setup};
 use crate::error::{Error, Result};
 use crate::locate;
+use entry::{archive_name, read_error, Entry};
 use guestinit::parse::args;
 use guestinit::proto;
 
@@ -77,24 +79,6 @@ pub use busybox::Shell;
 /// The archive's entries, read and checked, ready to write.
 pub struct Plan {
     entries: Vec<Entry>,
-}
-
-enum Entry {
-    Dir(String),
-    CharDevice {
-        name: String,
-        major: u32,
-        minor: u32,
-    },
-    File {
-        name: String,
-        perm: u32,
-        data: Vec<u8>,
-    },
-    Symlink {
-        name: String,
-        target: String,
-    },
 }
 
 pub fn main(args: PackArgs) -> Result<()> {
@@ -350,29 +334,6 @@ fn is_reserved(name: &str) -> bool {
         || ["modules/", ".guestinit/"]
             .iter()
             .any(|dir| name.starts_with(dir))
-}
-
-/// The name of `path` inside the archive: relative, UTF-8.
-fn archive_name(path: &Path) -> Result<String> {
-    let relative = path.strip_prefix("/").unwrap_or(path);
-    relative
-        .to_str()
-        .map(str::to_owned)
-        .ok_or_else(|| Error::NonUtf8Path {
-            path: path.to_owned(),
-        })
-}
-
-/// A file's bytes, or an error naming it.
-fn read(path: &Path) -> Result<Vec<u8>> {
-    fs::read(path).map_err(|source| read_error(path, source))
-}
-
-fn read_error(path: &Path, source: io::Error) -> Error {
-    Error::Read {
-        path: path.to_owned(),
-        source,
-    }
 }
 
 /// Writes `plan` to `path`, gzip'd if asked.

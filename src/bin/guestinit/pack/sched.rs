@@ -9,7 +9,7 @@ use guestinit::parse::sched_script::parse_line;
 use guestinit::proto;
 
 use super::elf;
-use super::read;
+use super::entry::read;
 use crate::cli::SchedArgs;
 use crate::error::{Error, Result};
 use crate::locate;
