@@ -75,39 +75,23 @@ impl Diagnostics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Mutex;
-
-    #[derive(Clone, Default)]
-    struct Shared(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Shared {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::run::spool::Captured;
 
     #[test]
     fn a_warning_is_a_stderr_line_and_an_event_in_order_with_the_payloads_stderr() {
-        let (stderr, events) = (Shared::default(), Shared::default());
-        let diag = Diagnostics::new(
-            Spool::new(stderr.clone()),
-            Events::new(Some(Spool::new(events.clone()))),
-        );
+        let (stderr, events) = (Captured::default(), Captured::default());
+        let diag = Diagnostics::new(stderr.spool(), Events::new(Some(events.spool())));
         diag.stderr().push(b"payload\n");
         diag.warn("QMP \"quit\" failed: broken pipe");
         diag.line("guestinit: a note");
         diag.close();
         diag.events().close();
-        let text = String::from_utf8(stderr.0.lock().unwrap().clone()).unwrap();
+        let text = String::from_utf8(stderr.take()).unwrap();
         assert_eq!(
             text,
             "payload\nguestinit: warning: QMP \"quit\" failed: broken pipe\nguestinit: a note\n"
         );
-        let events = String::from_utf8(events.0.lock().unwrap().clone()).unwrap();
+        let events = String::from_utf8(events.take()).unwrap();
         let lines: Vec<serde_json::Value> = events
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())

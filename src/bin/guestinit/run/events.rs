@@ -119,28 +119,15 @@ fn frame_event(tag: Tag) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::run::spool::Captured;
     use guestinit::wire::msg::{Exit, WaitStatus};
-    use std::sync::Mutex;
-
-    #[derive(Clone, Default)]
-    struct Shared(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Shared {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     fn lines(run: impl FnOnce(&Events)) -> Vec<Value> {
-        let shared = Shared::default();
-        let events = Events::new(Some(Spool::new(shared.clone())));
+        let shared = Captured::default();
+        let events = Events::new(Some(shared.spool()));
         run(&events);
         events.close();
-        let text = String::from_utf8(shared.0.lock().unwrap().clone()).unwrap();
+        let text = String::from_utf8(shared.take()).unwrap();
         text.lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()

@@ -216,6 +216,35 @@ fn write_all<W: Write>(shared: &Shared, mut sink: W) {
     shared.changed.notify_all();
 }
 
+/// A test destination that keeps what reaches it, shared with the test.
+#[cfg(test)]
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+#[cfg(test)]
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+impl Captured {
+    /// A spool writing here.
+    pub fn spool(&self) -> Spool {
+        Spool::new(self.clone())
+    }
+
+    /// What arrived so far, taken.
+    pub fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut self.0.lock().unwrap())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -230,33 +230,9 @@ mod tests {
     use crate::decode::decoder_buffer;
     use crate::decode::tests::frame;
     use crate::run::events::Events;
-    use crate::run::spool::Finish;
+    use crate::run::spool::{Captured, Finish};
     use guestinit::wire::msg::Mark;
-    use std::io::{self, Read};
-    use std::sync::{Arc, Mutex};
-
-    /// A `Write` the test reads back after the spool has finished.
-    #[derive(Clone, Default)]
-    struct Shared(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Shared {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Shared {
-        fn spool(&self) -> Spool {
-            Spool::new(self.clone())
-        }
-        fn take(&self) -> Vec<u8> {
-            std::mem::take(&mut self.0.lock().unwrap())
-        }
-    }
+    use std::io::Read;
 
     struct Outcome {
         stdout: Vec<u8>,
@@ -278,7 +254,11 @@ mod tests {
             guest.read_to_end(&mut acks).unwrap();
             acks
         });
-        let (out, err, log) = (Shared::default(), Shared::default(), Shared::default());
+        let (out, err, log) = (
+            Captured::default(),
+            Captured::default(),
+            Captured::default(),
+        );
         let diag = Diagnostics::new(err.spool(), Events::new(None));
         let relay = Relay::new(out.spool(), diag.clone(), verbose);
         let mut buffer = decoder_buffer();
