@@ -260,3 +260,30 @@ fn every_command_that_boots_a_vm_takes_the_same_vm_options() {
         );
     }
 }
+
+#[test]
+fn every_output_path_is_checked_before_the_boot() {
+    // A kernel that does not exist: an output path found bad after the
+    // boot would be named only once the kernel was; before it, first.
+    let options: [&[&str]; 5] = [
+        &["--trace"],
+        &["--scheduler", "/bin/true", "--sched-log"],
+        &["--com1-log"],
+        &["--com2-log"],
+        &["--bulk-log"],
+    ];
+    for option in options {
+        let mut args = vec!["run"];
+        args.extend(option);
+        args.extend(["/missing/dir/out.txt", "--kernel", "/nonexistent/vmlinuz"]);
+        args.extend(["--", "/bin/true"]);
+        let out = guestinit(&args);
+        let option = option.join(" ");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(249), "{option}: {stderr}");
+        assert!(
+            stderr.contains("cannot write /missing/dir/out.txt"),
+            "{option}: {stderr}"
+        );
+    }
+}

@@ -87,6 +87,7 @@ fn run(args: &RunArgs, stdout: Spool, diag: &Diagnostics) -> Result<Verdict> {
         what: "handling stop signals".into(),
         source,
     })?;
+    let mut files = OutputFiles::create(args)?;
     let mut machine = prepare(args, diag)?;
     // A signal while packing: nothing runs yet, so nothing to stop.
     if let Some(signal) = signals.pending().next() {
@@ -124,7 +125,7 @@ fn run(args: &RunArgs, stdout: Spool, diag: &Diagnostics) -> Result<Verdict> {
         )?),
         None => None,
     };
-    let mut sources = sources(args, links, polled, &mut buffer, relay, signals, diag)?;
+    let mut sources = sources(args, links, polled, &mut buffer, relay, signals, &mut files)?;
     sources.console = console;
     // The shell starts at the terminal's size (queued until the guest
     // opens its control port).
@@ -140,11 +141,12 @@ fn run(args: &RunArgs, stdout: Spool, diag: &Diagnostics) -> Result<Verdict> {
     }
     let outcome = conclude(args, &after, &stopper, status, (vm.spawned, memory_mib));
     diag.events().end(&Verdict::end(&outcome));
-    if let Some(path) = &args.trace {
-        trace::save(&after.com1, path)?;
+    // The verdict stands: a file that fails now is a warning.
+    if let Some(file) = files.trace {
+        file.write(trace::lines(&after.com1).as_bytes(), diag);
     }
-    if let Some(path) = &args.sched_run.sched_log {
-        sched::save_log(&after.collected.sched, path)?;
+    if let Some(file) = files.sched_log {
+        file.write(after.collected.sched.text().as_bytes(), diag);
     }
     // Output still queued when the run timed out gets a moment, no more.
     let floor = Instant::now() + Duration::from_secs(1);
@@ -509,6 +511,55 @@ fn initramfs(args: &RunArgs, kernel: &Path, disk_modules: Vec<&'static str>) -> 
     }
 }
 
+/// Every file a run writes, made before the boot: a path that cannot be
+/// written is a usage error then, never a late one that hides the verdict.
+struct OutputFiles {
+    bulk_log: Option<Spool>,
+    com1_log: Option<Spool>,
+    com2_log: Option<Spool>,
+    trace: Option<OutputFile>,
+    sched_log: Option<OutputFile>,
+}
+
+impl OutputFiles {
+    fn create(args: &RunArgs) -> Result<OutputFiles> {
+        Ok(OutputFiles {
+            bulk_log: log_file(args.bulk_log.as_deref())?,
+            com1_log: log_file(args.vm.com1_log.as_deref())?,
+            com2_log: log_file(args.vm.com2_log.as_deref())?,
+            trace: OutputFile::create(args.trace.as_deref())?,
+            sched_log: OutputFile::create(args.sched_run.sched_log.as_deref())?,
+        })
+    }
+}
+
+/// A file written once at the end of the run (`--trace`, `--sched-log`).
+struct OutputFile {
+    file: File,
+    path: PathBuf,
+}
+
+impl OutputFile {
+    fn create(path: Option<&Path>) -> Result<Option<OutputFile>> {
+        let Some(path) = path else { return Ok(None) };
+        let file = File::create(path).map_err(|source| Error::Write {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(Some(OutputFile {
+            file,
+            path: path.to_owned(),
+        }))
+    }
+
+    fn write(mut self, bytes: &[u8], diag: &Diagnostics) {
+        use std::io::Write;
+        if let Err(e) = self.file.write_all(bytes) {
+            diag.warn(&format!("cannot write {}: {e}", self.path.display()));
+        }
+    }
+}
+
 /// A spooled writer for a log file the user asked for.
 fn log_file(path: Option<&Path>) -> Result<Option<Spool>> {
     let Some(path) = path else { return Ok(None) };
@@ -527,8 +578,9 @@ fn sources<'b>(
     buffer: &'b mut [u8],
     relay: Relay,
     signals: Signals,
-    diag: &Diagnostics,
+    files: &mut OutputFiles,
 ) -> Result<Sources<'b>> {
+    let diag = relay.diag().clone();
     let mut stream = |link| links.take_always(link).map(UnixStream::from_std);
     let qmp = qmp::Qmp::new(stream(Link::Qmp)?).map_err(|source| Error::VmSetup {
         what: "talking to QEMU's monitor".into(),
@@ -539,19 +591,18 @@ fn sources<'b>(
             stream(Link::Bulk)?,
             buffer,
             relay,
-            log_file(args.bulk_log.as_deref())?,
+            files.bulk_log.take(),
             args.throttle_bulk,
         ),
-        com1: Capture::new(stream(Link::Com1)?, log_file(args.vm.com1_log.as_deref())?)
-            .watching(stop::DUMP_LINE),
-        com2: Capture::new(stream(Link::Com2)?, log_file(args.vm.com2_log.as_deref())?),
+        com1: Capture::new(stream(Link::Com1)?, files.com1_log.take()).watching(stop::DUMP_LINE),
+        com2: Capture::new(stream(Link::Com2)?, files.com2_log.take()),
         qemu_stderr: Capture::new(stream(Link::QemuStderr)?, None),
         qmp,
         console: None,
         signals,
         links,
         polled,
-        diag: diag.clone(),
+        diag,
     })
 }
 

@@ -2,16 +2,12 @@
 //! line, its frames (SCLG, SCDX, LIFE) collected, and how it failed when
 //! it did (the run's verdict is then exit 248).
 
-use std::fs;
-use std::path::Path;
-
 use guestinit::proto::{prefix, sched};
 use guestinit::wire::msg::{code_from_bytes, Phase};
 use guestinit::wire::Tag;
 
 use super::qemu::Accel;
 use crate::cli::SchedRunArgs;
-use crate::error::{Error, Result};
 
 /// Lines of the scheduler's log shown when it failed.
 const LOG_TAIL_LINES: usize = 10;
@@ -113,14 +109,6 @@ fn status_text(status: i32) -> String {
         129..=192 => format!("killed by signal {}", status - 128),
         code => format!("exited with {code}"),
     }
-}
-
-/// Saves the log's text for `--sched-log`.
-pub fn save_log(frames: &SchedFrames, path: &Path) -> Result<()> {
-    fs::write(path, frames.text()).map_err(|source| Error::Write {
-        path: path.to_owned(),
-        source,
-    })
 }
 
 #[cfg(test)]

@@ -61,6 +61,10 @@ impl Relay {
         self.diag.warn(text);
     }
 
+    pub fn diag(&self) -> &Diagnostics {
+        &self.diag
+    }
+
     /// The stdout writer and what was collected, for the end of the run.
     pub fn into_parts(self) -> (Spool, Collected) {
         (self.stdout, self.collected)

@@ -3,11 +3,6 @@
 //! pid, then its CPU in brackets (`  sleep-74  [001] d..1.  2.5: ...`), a
 //! console line begins with its time (`[    2.5] ...`).
 
-use std::fs;
-use std::path::Path;
-
-use crate::error::{Error, Result};
-
 /// Whether `line` has the shape of a trace_pipe line.
 fn is_trace_line(line: &str) -> bool {
     let mut words = line.split_whitespace();
@@ -28,13 +23,6 @@ pub fn lines(com1: &str) -> String {
         .filter(|l| is_trace_line(l))
         .flat_map(|l| [l, "\n"])
         .collect()
-}
-
-pub fn save(com1: &str, path: &Path) -> Result<()> {
-    fs::write(path, lines(com1)).map_err(|source| Error::Write {
-        path: path.to_owned(),
-        source,
-    })
 }
 
 #[cfg(test)]
