@@ -98,7 +98,12 @@ fn sid_kernel() -> PathBuf {
     let release = fs::read_dir(&root)
         .ok()
         .and_then(|mut d| d.next())
-        .unwrap_or_else(|| panic!("no kernel in {}: run scripts/setup-tests.sh", root.display()))
+        .unwrap_or_else(|| {
+            panic!(
+                "no kernel in {}: run scripts/setup-tests.sh",
+                root.display()
+            )
+        })
         .unwrap();
     release.path().join("vmlinuz")
 }
