@@ -3,8 +3,9 @@
 //! (to pack the modules the guest mounts it with), and `mkdisk`'s sizes
 //! and filesystems.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::Read;
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
@@ -40,8 +41,20 @@ impl Disk {
     }
 
     /// Opens the image as QEMU will (read-write unless `,ro`), so that a
-    /// missing or unusable file is refused before the boot, by name.
+    /// missing or unusable file is refused before the boot, by name. Only a
+    /// regular file or a block device is an image: a directory, FIFO,
+    /// socket or character device is refused (stat first, so a FIFO's open
+    /// does not block).
     pub fn check(&self) -> Result<File> {
+        if let Ok(meta) = fs::metadata(&self.path) {
+            let kind = meta.file_type();
+            if !kind.is_file() && !kind.is_block_device() {
+                return Err(Error::DiskNotAnImage {
+                    path: self.path.clone(),
+                    kind: file_kind(kind),
+                });
+            }
+        }
         OpenOptions::new()
             .read(true)
             .write(!self.read_only)
@@ -50,6 +63,21 @@ impl Disk {
                 path: self.path.clone(),
                 source,
             })
+    }
+}
+
+/// What a file that is not an image is, for the message.
+fn file_kind(kind: fs::FileType) -> &'static str {
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else {
+        "not a regular file"
     }
 }
 
@@ -224,6 +252,28 @@ mod tests {
         let err = disk.check().unwrap_err();
         assert_eq!(err.exit_code(), 249);
         assert!(err.to_string().contains("/nonexistent/disk.img"), "{err}");
+    }
+
+    #[test]
+    fn a_directory_or_character_device_is_refused_as_a_disk_naming_it() {
+        let dir = crate::scratch::ScratchDir::new("disk-test").unwrap();
+        for (spec, kind) in [
+            (format!("{},ro", dir.path().display()), "a directory"),
+            (format!("{}", dir.path().display()), "a directory"),
+            ("/dev/null,ro".to_owned(), "a character device"),
+        ] {
+            let err = Disk::parse(&spec).unwrap().check().unwrap_err();
+            assert_eq!(err.exit_code(), 249, "{spec}: {err}");
+            let text = err.to_string();
+            let path = spec.trim_end_matches(",ro");
+            assert!(text.contains(path) && text.contains(kind), "{spec}: {text}");
+        }
+        let image = dir.path().join("a.img");
+        std::fs::write(&image, [0u8; 512]).unwrap();
+        Disk::parse(image.to_str().unwrap())
+            .unwrap()
+            .check()
+            .unwrap();
     }
 
     #[test]
