@@ -22,6 +22,20 @@ pub struct Disk {
 }
 
 impl Disk {
+    /// The disk at `path`, made absolute against the current directory (as
+    /// written, no symlink resolved): QEMU reads a relative `x:y.img` as
+    /// protocol `x:`, and never a name that starts with `/`.
+    pub fn new(path: impl Into<PathBuf>, read_only: bool) -> Disk {
+        let path = path.into();
+        let path = match std::path::absolute(&path) {
+            Ok(absolute) => absolute,
+            // No current directory: `./` still keeps QEMU off protocols.
+            Err(_) if path.is_relative() => Path::new(".").join(path),
+            Err(_) => path,
+        };
+        Disk { path, read_only }
+    }
+
     /// `FILE`, `FILE,ro` or `FILE,rw` (the default, written out to name a
     /// file that itself ends in `,ro`). Only that last suffix is an option:
     /// any other comma belongs to the file's name.
@@ -34,10 +48,7 @@ impl Disk {
         if path.is_empty() {
             return Err("a disk needs a file: FILE, FILE,ro or FILE,rw".into());
         }
-        Ok(Disk {
-            path: path.into(),
-            read_only,
-        })
+        Ok(Disk::new(path, read_only))
     }
 
     /// Opens the image as QEMU will (read-write unless `,ro`), so that a
@@ -213,7 +224,7 @@ mod tests {
     #[test]
     fn a_trailing_ro_makes_a_disk_read_only_and_other_commas_are_the_files() {
         let disk = |path: &str, read_only| Disk {
-            path: path.into(),
+            path: std::env::current_dir().unwrap().join(path),
             read_only,
         };
         assert_eq!(Disk::parse("a.img"), Ok(disk("a.img", false)));
@@ -225,6 +236,18 @@ mod tests {
         assert!(Disk::parse(",ro").is_err());
         assert!(Disk::parse(",rw").is_err());
         assert!(Disk::parse("").is_err());
+    }
+
+    #[test]
+    fn a_relative_disk_is_made_absolute_as_written() {
+        let cwd = std::env::current_dir().unwrap();
+        let path = |spec| Disk::parse(spec).unwrap().path;
+        assert_eq!(path("x:y.img"), cwd.join("x:y.img"));
+        assert_eq!(path("x:y.img,ro"), cwd.join("x:y.img"));
+        assert_eq!(path("../d/a.img"), cwd.join("../d/a.img"));
+        // Absolute names stay as written: no `..` folded, no symlink read.
+        assert_eq!(path("/d/../x:y.img"), Path::new("/d/../x:y.img"));
+        assert_eq!(Disk::new("sub/x.img", true).path, cwd.join("sub/x.img"));
     }
 
     #[test]

@@ -83,10 +83,7 @@ fn format(file: &Path, fs: FsType, size: u64, vm: VmArgs, mkfs: &Path) -> Result
     let run_args = RunArgs {
         vm,
         // The template is the VM's one disk.
-        disks: vec![Disk {
-            path: file.to_owned(),
-            read_only: false,
-        }],
+        disks: vec![Disk::new(file, false)],
         program,
         mode: GuestMode::Mkdisk(fs),
         ..RunArgs::default()
