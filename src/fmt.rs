@@ -79,7 +79,7 @@ impl fmt::Display for Lossy<'_> {
 }
 
 /// The C library's text for the errnos a user can cause when starting a
-/// program or opening a device; others print as `errno N`.
+/// program, opening a device or mounting a disk; others print as `errno N`.
 pub struct ErrnoText(pub rustix::io::Errno);
 
 impl fmt::Display for ErrnoText {
@@ -106,6 +106,10 @@ impl fmt::Display for ErrnoText {
             Errno::NOSYS => "Function not implemented",
             Errno::LIBBAD => "Accessing a corrupted shared library",
             Errno::OPNOTSUPP => "Operation not supported",
+            Errno::ROFS => "Read-only file system",
+            Errno::UCLEAN => "Structure needs cleaning",
+            Errno::IO => "Input/output error",
+            Errno::NXIO => "No such device or address",
             other => return write!(f, "errno {}", other.raw_os_error()),
         };
         f.write_str(text)
@@ -139,6 +143,33 @@ mod tests {
         )
         .unwrap();
         assert_eq!(w.written(), b"No such file or directory; errno 200");
+    }
+
+    #[test]
+    fn a_disks_errnos_are_named_as_the_c_library_names_them() {
+        use rustix::io::Errno;
+        for (errno, want) in [
+            (Errno::ROFS, "Read-only file system"),
+            (Errno::NOSPC, "No space left on device"),
+            (Errno::BUSY, "Device or resource busy"),
+            (Errno::UCLEAN, "Structure needs cleaning"),
+            (Errno::INVAL, "Invalid argument"),
+            (Errno::NOENT, "No such file or directory"),
+            (Errno::ACCESS, "Permission denied"),
+            (Errno::IO, "Input/output error"),
+            (Errno::NODEV, "No such device"),
+            (Errno::NXIO, "No such device or address"),
+        ] {
+            let mut buf = [0u8; 64];
+            let mut w = SliceWriter::new(&mut buf);
+            write!(w, "{}", ErrnoText(errno)).unwrap();
+            assert_eq!(
+                w.written(),
+                want.as_bytes(),
+                "errno {}",
+                errno.raw_os_error()
+            );
+        }
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! (to pack the modules the guest mounts it with), and `mkdisk`'s sizes
 //! and filesystems.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::Read;
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
@@ -21,6 +22,20 @@ pub struct Disk {
 }
 
 impl Disk {
+    /// The disk at `path`, made absolute against the current directory (as
+    /// written, no symlink resolved): QEMU reads a relative `x:y.img` as
+    /// protocol `x:`, and never a name that starts with `/`.
+    pub fn new(path: impl Into<PathBuf>, read_only: bool) -> Disk {
+        let path = path.into();
+        let path = match std::path::absolute(&path) {
+            Ok(absolute) => absolute,
+            // No current directory: `./` still keeps QEMU off protocols.
+            Err(_) if path.is_relative() => Path::new(".").join(path),
+            Err(_) => path,
+        };
+        Disk { path, read_only }
+    }
+
     /// `FILE`, `FILE,ro` or `FILE,rw` (the default, written out to name a
     /// file that itself ends in `,ro`). Only that last suffix is an option:
     /// any other comma belongs to the file's name.
@@ -33,15 +48,24 @@ impl Disk {
         if path.is_empty() {
             return Err("a disk needs a file: FILE, FILE,ro or FILE,rw".into());
         }
-        Ok(Disk {
-            path: path.into(),
-            read_only,
-        })
+        Ok(Disk::new(path, read_only))
     }
 
     /// Opens the image as QEMU will (read-write unless `,ro`), so that a
-    /// missing or unusable file is refused before the boot, by name.
+    /// missing or unusable file is refused before the boot, by name. Only a
+    /// regular file or a block device is an image: a directory, FIFO,
+    /// socket or character device is refused (stat first, so a FIFO's open
+    /// does not block).
     pub fn check(&self) -> Result<File> {
+        if let Ok(meta) = fs::metadata(&self.path) {
+            let kind = meta.file_type();
+            if !kind.is_file() && !kind.is_block_device() {
+                return Err(Error::DiskNotAnImage {
+                    path: self.path.clone(),
+                    kind: file_kind(kind),
+                });
+            }
+        }
         OpenOptions::new()
             .read(true)
             .write(!self.read_only)
@@ -50,6 +74,21 @@ impl Disk {
                 path: self.path.clone(),
                 source,
             })
+    }
+}
+
+/// What a file that is not an image is, for the message.
+fn file_kind(kind: fs::FileType) -> &'static str {
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else {
+        "not a regular file"
     }
 }
 
@@ -185,7 +224,7 @@ mod tests {
     #[test]
     fn a_trailing_ro_makes_a_disk_read_only_and_other_commas_are_the_files() {
         let disk = |path: &str, read_only| Disk {
-            path: path.into(),
+            path: std::env::current_dir().unwrap().join(path),
             read_only,
         };
         assert_eq!(Disk::parse("a.img"), Ok(disk("a.img", false)));
@@ -197,6 +236,18 @@ mod tests {
         assert!(Disk::parse(",ro").is_err());
         assert!(Disk::parse(",rw").is_err());
         assert!(Disk::parse("").is_err());
+    }
+
+    #[test]
+    fn a_relative_disk_is_made_absolute_as_written() {
+        let cwd = std::env::current_dir().unwrap();
+        let path = |spec| Disk::parse(spec).unwrap().path;
+        assert_eq!(path("x:y.img"), cwd.join("x:y.img"));
+        assert_eq!(path("x:y.img,ro"), cwd.join("x:y.img"));
+        assert_eq!(path("../d/a.img"), cwd.join("../d/a.img"));
+        // Absolute names stay as written: no `..` folded, no symlink read.
+        assert_eq!(path("/d/../x:y.img"), Path::new("/d/../x:y.img"));
+        assert_eq!(Disk::new("sub/x.img", true).path, cwd.join("sub/x.img"));
     }
 
     #[test]
@@ -224,6 +275,28 @@ mod tests {
         let err = disk.check().unwrap_err();
         assert_eq!(err.exit_code(), 249);
         assert!(err.to_string().contains("/nonexistent/disk.img"), "{err}");
+    }
+
+    #[test]
+    fn a_directory_or_character_device_is_refused_as_a_disk_naming_it() {
+        let dir = crate::scratch::ScratchDir::new("disk-test").unwrap();
+        for (spec, kind) in [
+            (format!("{},ro", dir.path().display()), "a directory"),
+            (format!("{}", dir.path().display()), "a directory"),
+            ("/dev/null,ro".to_owned(), "a character device"),
+        ] {
+            let err = Disk::parse(&spec).unwrap().check().unwrap_err();
+            assert_eq!(err.exit_code(), 249, "{spec}: {err}");
+            let text = err.to_string();
+            let path = spec.trim_end_matches(",ro");
+            assert!(text.contains(path) && text.contains(kind), "{spec}: {text}");
+        }
+        let image = dir.path().join("a.img");
+        std::fs::write(&image, [0u8; 512]).unwrap();
+        Disk::parse(image.to_str().unwrap())
+            .unwrap()
+            .check()
+            .unwrap();
     }
 
     #[test]

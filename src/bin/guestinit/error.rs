@@ -150,6 +150,8 @@ pub enum Error {
     BadCwd { path: PathBuf, reason: &'static str },
     #[error("disk {}: {source}", path.display())]
     Disk { path: PathBuf, source: io::Error },
+    #[error("disk {}: {kind}, not an image: give a regular file or a block device", path.display())]
+    DiskNotAnImage { path: PathBuf, kind: &'static str },
     #[error(
         "{count} disks: the guest mounts at most {}",
         guestinit::proto::disk::MAX
@@ -238,6 +240,7 @@ impl Error {
             | Error::NoBusybox { .. }
             | Error::ExecTooLong { .. }
             | Error::Disk { .. }
+            | Error::DiskNotAnImage { .. }
             | Error::TooManyDisks { .. }
             | Error::DiskExists { .. }
             | Error::MkfsMissing { .. } => USAGE,

@@ -42,7 +42,9 @@ fn find_mkfs(fs: FsType) -> Result<PathBuf> {
         })
 }
 
-/// A new sparse file of `size` bytes; an existing one is refused.
+/// A new sparse file of `size` bytes; an existing one is refused. When the
+/// size cannot be set (over the filesystem's limit), the file just made is
+/// removed, so that a retry with a smaller size is not refused as existing.
 fn create(path: &Path, size: u64) -> Result<()> {
     let file = OpenOptions::new()
         .write(true)
@@ -57,9 +59,14 @@ fn create(path: &Path, size: u64) -> Result<()> {
                 source,
             },
         })?;
-    file.set_len(size).map_err(|source| Error::Write {
-        path: path.to_owned(),
-        source,
+    file.set_len(size).map_err(|source| {
+        drop(file);
+        // create_new made this file: it held nothing of the user's.
+        let _ = fs::remove_file(path);
+        Error::Write {
+            path: path.to_owned(),
+            source,
+        }
     })
 }
 
@@ -76,10 +83,7 @@ fn format(file: &Path, fs: FsType, size: u64, vm: VmArgs, mkfs: &Path) -> Result
     let run_args = RunArgs {
         vm,
         // The template is the VM's one disk.
-        disks: vec![Disk {
-            path: file.to_owned(),
-            read_only: false,
-        }],
+        disks: vec![Disk::new(file, false)],
         program,
         mode: GuestMode::Mkdisk(fs),
         ..RunArgs::default()
@@ -119,5 +123,19 @@ mod tests {
         assert_eq!(err.exit_code(), 249);
         assert!(err.to_string().contains("never overwrites"), "{err}");
         assert_eq!(fs::read(&path).unwrap(), b"keep");
+    }
+
+    #[test]
+    fn a_size_that_cannot_be_set_leaves_no_file_behind() {
+        let dir = crate::scratch::ScratchDir::new("mkdisk-test").unwrap();
+        let path = dir.path().join("disk.img");
+        // Past off_t: set_len fails on every filesystem.
+        let err = create(&path, u64::MAX).unwrap_err();
+        assert_eq!(err.exit_code(), 249);
+        assert!(err.to_string().contains("disk.img"), "{err}");
+        assert!(!path.exists(), "a failed create left {}", path.display());
+        // So the retry is not refused as existing.
+        create(&path, 1 << 20).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().len(), 1 << 20);
     }
 }

@@ -344,4 +344,16 @@ mod tests {
              -drive if=none,id=disk1,format=raw,readonly=on,file=/d/c.img -device virtio-blk-pci,drive=disk1"
         ), "{got}");
     }
+
+    #[test]
+    fn a_relative_disk_with_a_colon_reaches_qemu_as_an_absolute_file() {
+        let disks = [Disk::parse("x:y.img,ro").unwrap()];
+        let got = joined(&args(&VmConfig {
+            disks: &disks,
+            ..config(Accel::Tcg, None)
+        }));
+        let cwd = std::env::current_dir().unwrap();
+        let want = format!("readonly=on,file={}/x:y.img ", cwd.display());
+        assert!(cwd.is_absolute() && got.contains(&want), "{got}");
+    }
 }
