@@ -9,12 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 
-apt_updated=
-apt_update() {
-    [ -n "$apt_updated" ] && return
-    apt-get update -qq
-    apt_updated=1
-}
+. scripts/apt.sh
 
 need_apt=()
 command -v xz >/dev/null || need_apt+=(xz-utils)
@@ -23,10 +18,7 @@ command -v cpio >/dev/null || need_apt+=(cpio)
 command -v tmux >/dev/null || need_apt+=(tmux)
 # mke2fs, for the mkdisk tests (it lives in sbin, often off a user's PATH).
 [ -x /usr/sbin/mke2fs ] || [ -x /sbin/mke2fs ] || need_apt+=(e2fsprogs)
-if [ ${#need_apt[@]} -gt 0 ]; then
-    apt_update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
-fi
+apt_install "${need_apt[@]}"
 
 # The Debian archive this machine already uses, as its own apt sources name
 # it (sources.list, sources.list.d/*.list and *.sources, parsed by apt
@@ -85,10 +77,7 @@ setup_scx() {
     for p in clang-19 libelf-dev zlib1g-dev pkg-config; do
         dpkg -s "$p" >/dev/null 2>&1 || pkgs+=("$p")
     done
-    if [ ${#pkgs[@]} -gt 0 ]; then
-        apt_update
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}"
-    fi
+    apt_install "${pkgs[@]}"
     mkdir -p .cache/clang-bin
     ln -sf /usr/bin/clang-19 .cache/clang-bin/clang
     PATH="$PWD/.cache/clang-bin:$PATH" cargo install scx_bpfland --locked --root "$root"

@@ -8,20 +8,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=.cache/kernel
 
-apt_updated=
-apt_update() {
-    [ -n "$apt_updated" ] && return
-    apt-get update -qq
-    apt_updated=1
-}
+. scripts/apt.sh
 
 need_apt=()
 command -v qemu-system-x86_64 >/dev/null || need_apt+=(qemu-system-x86)
 [ -x /bin/busybox ] || need_apt+=(busybox-static)
-if [ ${#need_apt[@]} -gt 0 ]; then
-    apt_update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
-fi
+apt_install "${need_apt[@]}"
 
 if ! ls "$cache"/boot/vmlinuz-* >/dev/null 2>&1; then
     apt_update
