@@ -13,6 +13,7 @@ use guestinit::parse::superblock::{self, Fs};
 use guestinit::proto::boot::{Disks, TooManyDisks};
 
 use crate::error::{Error, Result};
+use crate::file_kind;
 
 /// One `--disk`: the image and whether the guest may write it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,7 +63,7 @@ impl Disk {
             if !kind.is_file() && !kind.is_block_device() {
                 return Err(Error::DiskNotAnImage {
                     path: self.path.clone(),
-                    kind: file_kind(kind),
+                    kind: file_kind::describe(kind),
                 });
             }
         }
@@ -74,21 +75,6 @@ impl Disk {
                 path: self.path.clone(),
                 source,
             })
-    }
-}
-
-/// What a file that is not an image is, for the message.
-fn file_kind(kind: fs::FileType) -> &'static str {
-    if kind.is_dir() {
-        "a directory"
-    } else if kind.is_fifo() {
-        "a FIFO"
-    } else if kind.is_socket() {
-        "a socket"
-    } else if kind.is_char_device() {
-        "a character device"
-    } else {
-        "not a regular file"
     }
 }
 

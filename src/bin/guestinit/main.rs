@@ -12,6 +12,7 @@ mod decode;
 mod disk;
 mod dispositions;
 mod error;
+mod file_kind;
 mod locate;
 mod mkdisk;
 mod pack;

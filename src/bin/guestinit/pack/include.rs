@@ -7,16 +7,17 @@ use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use super::entry::read_error;
 use super::{elf, layout};
 use crate::error::{Error, Result};
+use crate::file_kind;
 use guestinit::proto;
 
 /// The files to pack, each at its guest path, and the guest folders of
 /// the executables among them, in the order first seen.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Included {
     /// (guest path, host path): included files and what executables need.
     pub files: Vec<(PathBuf, PathBuf)>,
@@ -61,13 +62,17 @@ fn parse(spec: &OsStr) -> Result<(PathBuf, PathBuf)> {
     else {
         return Err(bad(spec, format!("{} not found", src.display())));
     };
-    let dst = dst.map_or_else(
-        || Path::new(proto::path::INCLUDE).join(name),
-        Path::to_owned,
-    );
+    let dst = match dst {
+        None => Path::new(proto::path::INCLUDE).join(&name),
+        // `f:/data/` puts f into /data, as `cp f /data/` does.
+        Some(dir) if dir.as_os_str().as_bytes().ends_with(b"/") => dir.join(&name),
+        Some(dst) => dst.to_owned(),
+    };
     if !dst.is_absolute() {
         return Err(bad(spec, "DST must be an absolute guest path".into()));
     }
+    // Checked as the guest will resolve it: `/mnt/../tmp/x` is under /tmp.
+    let dst = lexically_normal(&dst);
     if let Some(dir) = layout::mounted_dir(&dst) {
         return Err(bad(
             spec,
@@ -77,12 +82,39 @@ fn parse(spec: &OsStr) -> Result<(PathBuf, PathBuf)> {
     Ok((src.to_owned(), dst))
 }
 
+/// `path` with `.` and `..` folded away, as the kernel walks it (`..` of
+/// the root is the root); every guest path here is absolute.
+fn lexically_normal(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for part in path.components() {
+        match part {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(name) => out.push(name),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
+}
+
 impl Included {
-    /// `src` at `dst`: a file, or a folder and everything under it.
+    /// `src` at `dst`: a file, or a folder and everything under it. Only
+    /// regular files and folders are packed: a FIFO would block the packing
+    /// and a device (`/dev/zero`) never ends, so both are refused by stat,
+    /// before any open.
     fn add(&mut self, src: &Path, dst: &Path) -> Result<()> {
         let meta = fs::metadata(src).map_err(|source| read_error(src, source))?;
-        if !meta.is_dir() {
+        if meta.is_file() {
             return self.add_file(src, dst, meta.permissions().mode());
+        }
+        if !meta.is_dir() {
+            let reason = format!(
+                "{} is {}: only regular files and folders can be included",
+                src.display(),
+                file_kind::describe(meta.file_type())
+            );
+            return Err(bad(src.as_os_str(), reason));
         }
         self.dirs.push(dst.to_owned());
         let mut children: Vec<_> = fs::read_dir(src)
@@ -136,9 +168,15 @@ mod tests {
         assert_eq!(dst, Path::new("/include-files/data.txt"));
         let spec = format!("{}:/opt/d.txt", data.display());
         assert_eq!(parse(spec.as_ref()).unwrap().1, Path::new("/opt/d.txt"));
+        let into = format!("{}:/data/", data.display());
+        assert_eq!(parse(into.as_ref()).unwrap().1, Path::new("/data/data.txt"));
+        let folded = format!("{}:/opt/./a/../d.txt", data.display());
+        assert_eq!(parse(folded.as_ref()).unwrap().1, Path::new("/opt/d.txt"));
         for (spec, reason) in [
             (format!("{}:rel", data.display()), "absolute"),
             (format!("{}:/tmp/x", data.display()), "mounts over"),
+            (format!("{}:/mnt/../tmp/x", data.display()), "under /tmp"),
+            (format!("{}:/../../dev/", data.display()), "under /dev"),
             ("/no/such/file".into(), "not found"),
         ] {
             let err = parse(spec.as_ref()).unwrap_err().to_string();
@@ -162,5 +200,29 @@ mod tests {
         assert_eq!(*guest.last().unwrap(), root.join("notes"));
         assert!(included.dirs.contains(&root.join("empty")));
         assert_eq!(included.path_dirs, [root.join("bin")]);
+    }
+
+    #[test]
+    fn fifos_sockets_and_devices_are_refused_without_opening_them() {
+        let dir = ScratchDir::new("test").unwrap();
+        let fifo = dir.path().join("pipe");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            fifo.as_os_str().as_bytes(),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+            0,
+        )
+        .unwrap();
+        let err = resolve(&[fifo.as_os_str()]).unwrap_err().to_string();
+        assert!(err.contains("is a FIFO"), "{err}");
+        let err = resolve(&["/dev/zero"]).unwrap_err().to_string();
+        assert!(err.contains("/dev/zero is a character device"), "{err}");
+        // Inside an included folder too, naming the file.
+        let tree = dir.path().join("tree");
+        fs::create_dir(&tree).unwrap();
+        let _listener = std::os::unix::net::UnixListener::bind(tree.join("sock")).unwrap();
+        let err = resolve(&[tree.as_os_str()]).unwrap_err().to_string();
+        assert!(err.contains("sock is a socket"), "{err}");
     }
 }
