@@ -110,6 +110,12 @@ fn the_kernel_booted_guestinits_init() {
 }
 
 #[test]
+fn it_runs_in_the_packages_folder_as_cargo_test_does() {
+    let here = std::env::current_dir().unwrap();
+    assert_eq!(here, std::path::Path::new(env!("CARGO_MANIFEST_DIR")));
+}
+
+#[test]
 fn pid_1_is_the_init() {
     assert_eq!(std::fs::read("/proc/1/cmdline").unwrap(), b"/init\0");
 }
@@ -155,7 +161,7 @@ fn guestinit_as_cargos_runner_runs_the_tests_in_the_vm() {
     );
     assert_eq!(code(&out), 0);
     assert!(
-        stdout(&out).contains("test result: ok. 2 passed"),
+        stdout(&out).contains("test result: ok. 3 passed"),
         "{}",
         stdout(&out)
     );

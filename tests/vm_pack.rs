@@ -221,3 +221,44 @@ fn origin_libraries_move_with_a_program_under_tmp() {
     );
     let _ = fs::remove_dir_all(dir);
 }
+
+/// Whether `pid` holds an open file whose name is gone, or `dir` has an
+/// entry: either way the packing has begun writing the archive.
+fn packing_under_way(pid: u32, dir: &Path) -> bool {
+    let holds_unnamed = fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+        fds.filter_map(|fd| fs::read_link(fd.ok()?.path()).ok())
+            .any(|target| target.starts_with(dir))
+    });
+    holds_unnamed || fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some())
+}
+
+#[test]
+fn a_host_killed_while_packing_leaves_nothing_in_tmpdir() {
+    require_vm_prerequisites();
+    let dir = host_tmp("sigkill");
+    let tmpdir = dir.join("tmpdir");
+    fs::create_dir(&tmpdir).unwrap();
+    // Big enough that packing takes a while: its archive is written to TMPDIR.
+    let big = dir.join("big");
+    fs::File::create(&big).unwrap().set_len(400 << 20).unwrap();
+    let include = format!("{}:/data/big", big.display());
+    let mut child = std::process::Command::new(guestinit())
+        .env("TMPDIR", &tmpdir)
+        .env("XDG_CACHE_HOME", shared_cache())
+        .args(["run", "--memory", "2048", "--include", &include, "--", "/bin/true"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while !packing_under_way(child.id(), &tmpdir) {
+        assert!(t0.elapsed().as_secs() < 120, "packing never began");
+        assert!(child.try_wait().unwrap().is_none(), "guestinit ended first");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left: Vec<_> = fs::read_dir(&tmpdir).unwrap().map(|e| e.unwrap().path()).collect();
+    fs::remove_dir_all(&dir).unwrap();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

@@ -1,13 +1,43 @@
-//! A private temporary directory removed on drop. Hand-rolled because the
-//! `tempfile` crate turns on rustix's `std` feature, which the no_std init
-//! (same package, unified features) must not get.
+//! Temporary space: a private directory removed on drop, and a file that
+//! never has a name. Hand-rolled because the `tempfile` crate turns on
+//! rustix's `std` feature, which the no_std init (same package, unified
+//! features) must not get.
 
-use std::fs::DirBuilder;
+use std::fs::{DirBuilder, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A read-write file in TMPDIR that no name ever points to (`O_TMPFILE`),
+/// so nothing is left behind even when the host is SIGKILLed mid-write.
+/// Where the file system has no `O_TMPFILE`, a file unlinked right after
+/// its creation, which leaves a window of one syscall.
+pub fn anonymous_file() -> io::Result<File> {
+    let dir = std::env::temp_dir();
+    let tmpfile = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_TMPFILE)
+        .open(&dir);
+    match tmpfile {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EISDIR)) => {
+            let scratch = ScratchDir::new("file")?;
+            let path = scratch.path().join("f");
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)?;
+            drop(scratch);
+            Ok(file)
+        }
+        result => result,
+    }
+}
 
 pub struct ScratchDir {
     path: PathBuf,
@@ -44,5 +74,26 @@ impl Drop for ScratchDir {
     fn drop(&mut self) {
         // Best effort: a leftover temp dir is not worth failing a run for.
         let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Seek, Write};
+
+    #[test]
+    fn an_anonymous_file_has_no_name_and_reopens_through_its_descriptor() {
+        let mut file = anonymous_file().unwrap();
+        file.write_all(b"archive").unwrap();
+        file.rewind().unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+        // QEMU opens the initramfs as /dev/fd/N: that must work.
+        let mut again = File::open(format!("/dev/fd/{fd}")).unwrap();
+        let mut text = String::new();
+        again.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "archive");
+        let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
+        assert!(link.to_string_lossy().ends_with("(deleted)"), "{link:?}");
     }
 }

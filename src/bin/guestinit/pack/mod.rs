@@ -240,6 +240,14 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
                 .map(Path::to_owned),
         );
     }
+    // `--cwd` exists even when nothing was packed there, as `docker run -w`
+    // makes it; under a guest mount the init's filesystem decides.
+    if let Some(cwd) = spec.setup.cwd.as_deref() {
+        if layout::mounted_dir(cwd).is_none() && cwd != Path::new("/") {
+            let name = archive_name(cwd)?;
+            dirs.extend(Path::new(&name).ancestors().map(Path::to_owned));
+        }
+    }
     dirs.remove(Path::new(""));
     for entry in own.iter().chain(&files) {
         let Entry::File { name, .. } = entry else {
@@ -338,11 +346,20 @@ fn is_reserved(name: &str) -> bool {
 
 /// Writes `plan` to `path`, gzip'd if asked.
 pub fn write(plan: &Plan, path: &Path, compress: Compress) -> Result<()> {
+    let file = File::create(path).map_err(|source| Error::Write {
+        path: path.to_owned(),
+        source,
+    })?;
+    write_to(plan, file, path, compress)
+}
+
+/// Writes `plan` to `file` (`path` names it in errors), gzip'd if asked.
+pub fn write_to(plan: &Plan, file: File, path: &Path, compress: Compress) -> Result<()> {
     let write_error = |source| Error::Write {
         path: path.to_owned(),
         source,
     };
-    let out = BufWriter::new(File::create(path).map_err(write_error)?);
+    let out = BufWriter::new(file);
     let result = match compress {
         Compress::None => write_archive(plan, out).map(drop),
         Compress::Gzip => {
@@ -572,6 +589,7 @@ mod tests {
         let file = |n: &str| entries.iter().find(|e| e.name == n).map(|e| e.data.clone());
         assert_eq!(file("include-files/data.txt"), Some(b"d".to_vec()));
         assert_eq!(file(".guestinit/cwd"), Some(b"/srv".to_vec()));
+        assert!(entries.iter().any(|e| e.name == "srv" && e.mode & 0o170000 == 0o040000));
         assert!(file(".guestinit/env").is_some_and(|env| env.ends_with(b"\0A=1\0")));
         spec.setup.include = vec![format!("{}:/init", data.display()).into()];
         assert!(matches!(plan(&spec), Err(Error::Collision { .. })));

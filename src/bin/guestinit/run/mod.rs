@@ -39,14 +39,15 @@ use std::time::{Duration, Instant};
 use mio::net::UnixStream;
 use signal_hook_mio::v1_0::Signals;
 
-use crate::cli::{Compress, GuestMode, RunArgs};
+use crate::cli::{Compress, GuestMode, RunArgs, Setup};
 use crate::decode::decoder_buffer;
 use crate::disk;
 use crate::error::{Error, Result};
 use crate::locate;
 use crate::pack;
-use crate::scratch::ScratchDir;
+use crate::scratch;
 use accel::Accel;
+use guestinit::proto;
 use guestinit::proto::boot::{BootParams, Disks, Mode};
 use links::{Link, Links};
 
@@ -465,9 +466,9 @@ struct Initrd {
     fd: Option<OwnedFd>,
 }
 
-/// The user's initramfs, or one packed for this run. A packed one is open
-/// and already unlinked when QEMU starts (QEMU reads `/dev/fd/N`), so no
-/// temporary file outlives the host, however it ends.
+/// The user's initramfs, or one packed for this run into a file that
+/// never has a name (QEMU reads `/dev/fd/N`), so no temporary file outlives
+/// the host, however it ends (SIGKILL mid-packing included).
 fn initramfs(args: &RunArgs, kernel: &Path, disk_modules: Vec<&'static str>) -> Result<Initrd> {
     match &args.initramfs {
         Some(path) if path.is_file() => Ok(Initrd {
@@ -485,7 +486,7 @@ fn initramfs(args: &RunArgs, kernel: &Path, disk_modules: Vec<&'static str>) -> 
                 kernel: Some(kernel.to_owned()),
                 modules: args.vm.modules.clone(),
                 sched: args.sched.clone(),
-                setup: args.setup.clone(),
+                setup: cargo_cwd(&args.mode, args.setup.clone()),
                 shell: match &args.mode {
                     GuestMode::Test | GuestMode::Mkdisk(_) => None,
                     GuestMode::Shell => Some(pack::Shell { exec_cmd: None }),
@@ -495,13 +496,17 @@ fn initramfs(args: &RunArgs, kernel: &Path, disk_modules: Vec<&'static str>) -> 
                 },
                 disk_modules,
             };
-            let scratch = ScratchDir::new("run").map_err(|source| Error::VmSetup {
-                what: "creating a temporary directory".into(),
+            let file = scratch::anonymous_file().map_err(|source| Error::VmSetup {
+                what: "creating a temporary file for the initramfs".into(),
                 source,
             })?;
-            let path = scratch.path().join("initramfs.cpio");
-            pack::write(&pack::plan(&spec)?, &path, Compress::None)?;
-            let file = File::open(&path).map_err(|source| Error::Read { path, source })?;
+            let named = std::env::temp_dir().join("(the initramfs)");
+            let plan = pack::plan(&spec)?;
+            let writer = file.try_clone().map_err(|source| Error::VmSetup {
+                what: "duplicating the initramfs' descriptor".into(),
+                source,
+            })?;
+            pack::write_to(&plan, writer, &named, Compress::None)?;
             let fd = OwnedFd::from(file);
             Ok(Initrd {
                 path: PathBuf::from(format!("/dev/fd/{}", fd.as_raw_fd())),
@@ -509,6 +514,23 @@ fn initramfs(args: &RunArgs, kernel: &Path, disk_modules: Vec<&'static str>) -> 
             })
         }
     }
+}
+
+/// As cargo's runner for tests, the payload starts in the package's folder,
+/// as `cargo test` starts it: cargo runs the runner there and names that
+/// folder in CARGO_MANIFEST_DIR. An explicit `--cwd` wins; the folder is
+/// made in the guest (empty unless `--include` fills it), except under a
+/// folder the guest mounts over (`/tmp`), where it could not be.
+fn cargo_cwd(mode: &GuestMode, mut setup: Setup) -> Setup {
+    let Some(dir) = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from) else {
+        return setup;
+    };
+    let hidden = proto::path::MOUNTED.iter().any(|m| dir.starts_with(m));
+    let here = std::env::current_dir().is_ok_and(|here| here == dir);
+    if matches!(mode, GuestMode::Test) && setup.cwd.is_none() && here && !hidden {
+        setup.cwd = Some(dir);
+    }
+    setup
 }
 
 /// Every file a run writes, made before the boot: a path that cannot be
