@@ -240,3 +240,31 @@ fn mkdisk_takes_the_vm_options_of_run() {
     assert!(stderr(&out).contains("no-modules"), "{}", stderr(&out));
     assert!(!refused.exists(), "an image that was not made is removed");
 }
+
+#[test]
+fn a_daemon_left_on_the_disk_is_killed_so_the_disk_unmounts_clean() {
+    let dir = scratch("busy-disk");
+    let image = dir.join("disk.img");
+    assert_eq!(code(&mkdisk(&["--fs", "ext4", "--size", "32M"], &image)), 0);
+    let disk = image.to_str().unwrap();
+    // A daemon in its own session, with a file open for writing on the
+    // disk, outlives the payload: the disk is busy when the init unmounts.
+    let out = sh(
+        &["--disk", disk],
+        "cd /mnt/disk0 && setsid sh -c 'exec 3>held; echo x >&3; exec sleep 600' \
+         </dev/null >/dev/null 2>&1 & sleep 1; echo started",
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "started\n");
+    assert!(
+        stderr(&out).contains("disk0 is busy: killing what is left"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("unmount disk0"), "{}", stderr(&out));
+    // Clean, so a read-only run (which cannot replay a journal) mounts it.
+    let read_only = format!("{disk},ro");
+    let out = sh(&["--disk", &read_only], "cat /mnt/disk0/held");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "x\n", "{}", stderr(&out));
+}

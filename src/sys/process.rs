@@ -10,7 +10,8 @@ use crate::wire::msg::WaitStatus;
 use core::ffi::CStr;
 use core::fmt::Write;
 use linux_raw_sys::general::{
-    __NR_clone, __NR_execve, __NR_exit_group, __NR_fcntl, __NR_wait4, rusage, F_GETFD,
+    __NR_clone, __NR_execve, __NR_exit_group, __NR_fcntl, __NR_kill, __NR_wait4, rusage,
+    F_GETFD,
 };
 use rustix::fd::BorrowedFd;
 
@@ -19,6 +20,14 @@ use rustix::fd::BorrowedFd;
 pub enum Fork {
     Child,
     Parent { pid: i32 },
+}
+
+/// kill(-1, SIGKILL): every process but the caller (and kernel threads).
+/// rustix offers kill for one process or one group only.
+pub fn kill_all_others() -> Result<()> {
+    let sigkill = linux_raw_sys::general::SIGKILL as usize;
+    // SAFETY: kill takes no pointers; -1 is "every process we may signal".
+    check(unsafe { syscall2(__NR_kill, -1isize as usize, sigkill) }).map(drop)
 }
 
 /// fork(2), as clone(SIGCHLD) with no shared state.

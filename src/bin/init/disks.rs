@@ -3,6 +3,7 @@
 //! that `mkdisk`'s mkfs made the filesystem it was asked for. A data disk
 //! that cannot be mounted is warned of and the run goes on.
 
+use crate::clock;
 use crate::console::warning;
 use crate::link::Link;
 use core::ffi::CStr;
@@ -11,6 +12,7 @@ use guestinit::fmt::{ErrnoText, Lossy, SliceWriter};
 use guestinit::parse::superblock::{self, Fs};
 use guestinit::proto::boot::Disks;
 use guestinit::proto::{self, disk};
+use guestinit::sys::process::{self, Child, Wait};
 use guestinit::wire::Tag;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{Mode, OFlags};
@@ -40,22 +42,59 @@ pub fn mount_all(link: &mut Link, disks: Disks, more: bool) {
 
 /// Unmounts the data disks `mount_all` mounted, so that what the payload
 /// wrote is on the images (and an ext4 journal is clean for a read-only
-/// mount next time) when QEMU exits.
+/// mount next time) when QEMU exits. A disk still busy (a daemon the
+/// payload left, with a file open there) is unmounted once every process
+/// left is killed and reaped.
 pub fn unmount_all(link: &mut Link, disks: Disks) {
     if disks.is_empty() {
         return;
     }
+    let mut killed = false;
     for index in 0..disks.len() {
-        let mut buf = [0u8; TARGET_LEN];
-        match rustix::mount::unmount(target(index, &mut buf), UnmountFlags::empty()) {
-            // EINVAL: it was never mounted (a warning said why).
-            Ok(()) | Err(Errno::INVAL) | Err(Errno::NOENT) => {}
-            Err(e) => warn(link, format_args!("unmount disk{index}: {}", ErrnoText(e))),
+        let mut result = unmount(index);
+        if result == Err(Errno::BUSY) && !killed {
+            warn(link, format_args!("disk{index} is busy: killing what is left"));
+            kill_the_rest();
+            killed = true;
+            result = unmount(index);
+        }
+        if let Err(e) = result {
+            warn(link, format_args!("unmount disk{index}: {}", ErrnoText(e)));
         }
     }
     // What a busy disk still holds in the page cache goes out all the same.
     rustix::fs::sync();
 }
+
+/// Unmounts disk `index`; one that was never mounted (a warning said why)
+/// is no error.
+fn unmount(index: usize) -> Result<(), Errno> {
+    let mut buf = [0u8; TARGET_LEN];
+    match rustix::mount::unmount(target(index, &mut buf), UnmountFlags::empty()) {
+        Ok(()) | Err(Errno::INVAL) | Err(Errno::NOENT) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// SIGKILL to every process but PID 1, then reap them (they are all ours
+/// by now) until none is left or [`REAP_MS`] pass: a process in
+/// uninterruptible I/O may take a while to die.
+fn kill_the_rest() {
+    let _ = process::kill_all_others();
+    for _ in 0..REAP_MS / 10 {
+        loop {
+            match process::wait4(Child::Any, Wait::NoHang) {
+                Ok(Some(_)) => continue,
+                Ok(None) => break,
+                Err(_) => return, // ECHILD: no process is left
+            }
+        }
+        let _ = rustix::thread::nanosleep(&clock::timespec_ms(10));
+    }
+}
+
+/// How long [`kill_the_rest`] waits for the killed to die.
+const REAP_MS: u32 = 2_000;
 
 /// Why a data disk is not mounted, or why `mkdisk`'s disk is not right.
 enum Error {
