@@ -16,6 +16,47 @@ pub enum Accel {
     Tcg,
 }
 
+/// How TCG runs the vCPUs: one host thread each (MTTCG), or all in one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcgThread {
+    Multi,
+    Single,
+}
+
+/// The first QEMU whose MTTCG this project trusts with a Linux guest.
+/// QEMU 7.2 (Debian 12's) races on code that one vCPU patches while
+/// another runs it: the kernel's live patching of static keys (text_poke
+/// with int3) then crashes it with "Oops: int3" now and then, as it did
+/// in this project's CI when a sched_ext scheduler was killed (the same
+/// crash is rhbz 2216496, reported on 8.0). One thread runs the vCPUs in
+/// turn, where no such race exists.
+const MTTCG_TRUSTED: (u32, u32) = (8, 1);
+
+/// Single-threaded TCG below [`MTTCG_TRUSTED`] or when the version is
+/// unknown (a guest that crashes is worse than a slower one).
+pub fn tcg_thread(qemu_version: Option<(u32, u32)>) -> TcgThread {
+    match qemu_version {
+        Some(version) if version >= MTTCG_TRUSTED => TcgThread::Multi,
+        _ => TcgThread::Single,
+    }
+}
+
+/// QEMU's `major.minor`, asked of the binary the run will start (a few
+/// milliseconds); `None` when it does not answer.
+pub fn qemu_version(qemu: &str) -> Option<(u32, u32)> {
+    let out = std::process::Command::new(qemu).arg("--version").output().ok()?;
+    parse_version(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// `major.minor` of `qemu-system-x86_64 --version`'s first line
+/// ("QEMU emulator version 7.2.22 (Debian ...)").
+pub fn parse_version(text: &str) -> Option<(u32, u32)> {
+    let line = text.lines().next()?;
+    let number = line.split_whitespace().find(|w| w.starts_with(|c: char| c.is_ascii_digit()))?;
+    let mut parts = number.split('.').map(|p| p.parse::<u32>().ok());
+    Some((parts.next()??, parts.next()??))
+}
+
 /// The only KVM API version there has ever been (linux/kvm.h).
 const KVM_API_VERSION: i32 = 12;
 
@@ -95,6 +136,19 @@ mod tests {
         assert_eq!(choose(Some(11), true), Accel::Tcg);
         assert_eq!(choose(None, true), Accel::Tcg);
         assert_eq!(choose(None, false), Accel::Tcg);
+    }
+
+    #[test]
+    fn tcg_runs_one_thread_below_qemu_8_1_or_when_the_version_is_unknown() {
+        let debian12 = "QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)\nCopyright";
+        assert_eq!(parse_version(debian12), Some((7, 2)));
+        assert_eq!(parse_version("QEMU emulator version 10.1.0\n"), Some((10, 1)));
+        assert_eq!(parse_version("garbage"), None);
+        assert_eq!(tcg_thread(Some((7, 2))), TcgThread::Single);
+        assert_eq!(tcg_thread(Some((8, 0))), TcgThread::Single);
+        assert_eq!(tcg_thread(Some((8, 1))), TcgThread::Multi);
+        assert_eq!(tcg_thread(Some((10, 1))), TcgThread::Multi);
+        assert_eq!(tcg_thread(None), TcgThread::Single);
     }
 
     #[test]

@@ -46,7 +46,7 @@ use crate::error::{Error, Result};
 use crate::locate;
 use crate::pack;
 use crate::scratch;
-use accel::Accel;
+use accel::{Accel, TcgThread};
 use guestinit::proto;
 use guestinit::proto::boot::{BootParams, Disks, Mode};
 use links::{Link, Links};
@@ -263,8 +263,13 @@ struct Started {
 fn start(args: &RunArgs, machine: Machine, diag: &Diagnostics) -> Result<Started> {
     let wanted = wanted(args);
     let mut links = Links::open(wanted)?;
+    let tcg_thread = match machine.accel {
+        Accel::Kvm => TcgThread::Multi,
+        Accel::Tcg => accel::tcg_thread(accel::qemu_version(qemu::QEMU)),
+    };
     let qemu_args = qemu::args(&qemu::VmConfig {
         accel: machine.accel,
+        tcg_thread,
         kernel: &machine.kernel,
         initrd: &machine.initrd.path,
         memory_mib: machine.memory_mib,

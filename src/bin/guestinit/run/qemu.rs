@@ -11,7 +11,7 @@ use std::path::Path;
 use guestinit::proto;
 use guestinit::proto::boot::BootParams;
 
-pub use super::accel::Accel;
+pub use super::accel::{Accel, TcgThread};
 use crate::disk::Disk;
 
 pub const QEMU: &str = "qemu-system-x86_64";
@@ -41,6 +41,8 @@ pub fn base_append(params: &BootParams) -> String {
 /// Everything the QEMU command line depends on.
 pub struct VmConfig<'a> {
     pub accel: Accel,
+    /// How TCG runs the vCPUs (`accel::tcg_thread`); KVM ignores it.
+    pub tcg_thread: TcgThread,
     pub kernel: &'a Path,
     pub initrd: &'a Path,
     pub memory_mib: u32,
@@ -72,9 +74,10 @@ fn socket_chardev(id: &str, fd: RawFd) -> Vec<OsString> {
 
 /// The machine: accelerator, CPU, memory, and no default devices.
 fn machine(config: &VmConfig<'_>) -> Vec<OsString> {
-    let (accel, cpu) = match config.accel {
-        Accel::Kvm => ("kvm", "host"),
-        Accel::Tcg => ("tcg", "max"),
+    let (accel, cpu) = match (config.accel, config.tcg_thread) {
+        (Accel::Kvm, _) => ("kvm", "host"),
+        (Accel::Tcg, TcgThread::Multi) => ("tcg", "max"),
+        (Accel::Tcg, TcgThread::Single) => ("tcg,thread=single", "max"),
     };
     let (memory, cpus) = (config.memory_mib.to_string(), config.cpus.to_string());
     strings(&[
@@ -229,6 +232,7 @@ mod tests {
     fn config<'a>(accel: Accel, append: Option<&'a str>) -> VmConfig<'a> {
         VmConfig {
             accel,
+            tcg_thread: TcgThread::Multi,
             kernel: Path::new("/k/vmlinuz"),
             initrd: Path::new("/t/initramfs.cpio"),
             memory_mib: 256,
@@ -267,6 +271,17 @@ mod tests {
              -device virtserialport,bus=vser0.0,nr=1,chardev=bulk,name=guestinit.bulk \
              -chardev socket,id=qmp,fd=8 -mon chardev=qmp,mode=control"
         );
+    }
+
+    #[test]
+    fn single_threaded_tcg_says_so_in_its_accel() {
+        let single = VmConfig {
+            tcg_thread: TcgThread::Single,
+            ..config(Accel::Tcg, None)
+        };
+        let argv = args(&single);
+        let at = argv.iter().position(|a| a == "-accel").unwrap();
+        assert_eq!(argv[at + 1], "tcg,thread=single");
     }
 
     #[test]
