@@ -60,6 +60,10 @@ pub mod key {
     /// Seconds the init waits for the scheduler to attach (default
     /// [`super::sched::ATTACH_TIMEOUT_TCG_S`]).
     pub const ATTACH_TIMEOUT: &str = "guestinit.attach_timeout";
+    /// KiB per CPU of the kernel's trace buffer, which the init sets before
+    /// the payload starts (`--trace`: the unexpanded buffer of a few KiB
+    /// loses events); absent: the kernel's own size.
+    pub const TRACE_KB: &str = "guestinit.trace_kb";
     /// What PID 1 does (see [`super::mode`]); absent: test mode.
     pub const MODE: &str = "guestinit.mode";
     /// The data disks' access, one [`super::disk::RW`] or [`super::disk::RO`]

@@ -214,13 +214,13 @@ fn boot_params() -> impl Strategy<Value = BootParams> {
     let number = || prop::option::of(prop_oneof![any::<u64>(), 0u64..100]);
     (
         any::<[bool; 3]>(),
-        (number(), number()),
+        (number(), number(), number()),
         mode,
         prop::collection::vec(any::<bool>(), 0..=guestinit::proto::disk::MAX),
         crash,
     )
         .prop_map(
-            |([ack, stdin, stats], (pob, attach_timeout_s), mode, access, crash)| {
+            |([ack, stdin, stats], (pob, attach_timeout_s, trace_kb), mode, access, crash)| {
                 let mut disks = Disks::default();
                 for read_only in access {
                     disks.push(read_only).unwrap();
@@ -231,6 +231,7 @@ fn boot_params() -> impl Strategy<Value = BootParams> {
                     stats,
                     pob,
                     attach_timeout_s,
+                    trace_kb,
                     mode,
                     disks,
                     crash,

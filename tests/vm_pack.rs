@@ -245,7 +245,15 @@ fn a_host_killed_while_packing_leaves_nothing_in_tmpdir() {
     let mut child = std::process::Command::new(guestinit())
         .env("TMPDIR", &tmpdir)
         .env("XDG_CACHE_HOME", shared_cache())
-        .args(["run", "--memory", "2048", "--include", &include, "--", "/bin/true"])
+        .args([
+            "run",
+            "--memory",
+            "2048",
+            "--include",
+            &include,
+            "--",
+            "/bin/true",
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -258,7 +266,10 @@ fn a_host_killed_while_packing_leaves_nothing_in_tmpdir() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let left: Vec<_> = fs::read_dir(&tmpdir).unwrap().map(|e| e.unwrap().path()).collect();
+    let left: Vec<_> = fs::read_dir(&tmpdir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     fs::remove_dir_all(&dir).unwrap();
     assert!(left.is_empty(), "left behind: {left:?}");
 }

@@ -29,6 +29,75 @@ fn a_trace_marker_line_reaches_the_hosts_trace_file() {
     );
 }
 
+/// A payload that writes `n` numbered trace_marker lines.
+const MARKERS: &str = "i=0; while [ $i -lt 3000 ]; do echo \"marker-$i\" > \
+                       /sys/kernel/tracing/trace_marker; i=$((i+1)); done; echo ok";
+
+#[test]
+fn three_thousand_trace_markers_all_reach_the_trace_file_in_order() {
+    let dir = scratch("relays-trace-3000");
+    let trace = dir.join("trace.txt");
+    let out = sh(&["--trace", trace.to_str().unwrap()], MARKERS);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = std::fs::read_to_string(&trace).unwrap();
+    // The numbers, in order (a console line may land inside a trace line:
+    // both share COM1, as in ktstr).
+    let markers: Vec<u32> = text
+        .lines()
+        .filter_map(|l| l.split("tracing_mark_write: marker-").nth(1))
+        .map(|n| {
+            n.bytes()
+                .take_while(u8::is_ascii_digit)
+                .fold(0, |v, d| v * 10 + u32::from(d - b'0'))
+        })
+        .collect();
+    let gaps: Vec<_> = markers
+        .windows(2)
+        .filter(|w| w[1] != w[0] + 1)
+        .take(5)
+        .collect();
+    assert!(
+        markers.len() == 3000 && gaps.is_empty(),
+        "{} markers, gaps {gaps:?}",
+        markers.len()
+    );
+    assert!(!stderr(&out).contains("overran"), "{}", stderr(&out));
+}
+
+#[test]
+fn events_the_kernel_lost_are_marked_in_the_trace_and_counted() {
+    let dir = scratch("relays-trace-lost");
+    let trace = dir.join("trace.txt");
+    // A 4 KiB buffer (the user's --append overrides the host's size).
+    let out = sh(
+        &[
+            "--trace",
+            trace.to_str().unwrap(),
+            "--append",
+            "guestinit.trace_kb=4",
+        ],
+        MARKERS,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let marked: u64 = text
+        .lines()
+        .filter_map(|l| {
+            l.split("[LOST ")
+                .nth(1)?
+                .strip_suffix(" EVENTS]")?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    let arrived = text.lines().filter(|l| l.contains("marker-")).count() as u64;
+    assert!(marked > 0, "{text}");
+    let err = stderr(&out);
+    let said = format!("the kernel's trace buffer overran: {marked} events were lost");
+    assert!(err.contains(&said), "{err}");
+    assert!(arrived + marked >= 3000, "{arrived} arrived, {marked} lost");
+}
+
 #[test]
 fn sigusr1_asks_the_guest_for_a_sysrq_dump_and_the_run_goes_on() {
     require_vm_prerequisites();

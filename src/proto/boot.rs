@@ -27,6 +27,8 @@ pub struct BootParams {
     /// [`key::ATTACH_TIMEOUT`]: seconds the scheduler has to attach; `None`
     /// leaves it to the init ([`super::sched::ATTACH_TIMEOUT_TCG_S`]).
     pub attach_timeout_s: Option<u64>,
+    /// [`key::TRACE_KB`]: the trace buffer's KiB per CPU.
+    pub trace_kb: Option<u64>,
     /// [`key::MODE`] (and [`key::FS`] in mkdisk mode).
     pub mode: Mode,
     /// [`key::DISKS`]: the data disks' access, in device order.
@@ -173,6 +175,7 @@ impl BootParams {
                 .flatten()
                 .and_then(parse_hex_u64),
             attach_timeout_s: last(key::ATTACH_TIMEOUT).flatten().and_then(parse_dec_u64),
+            trace_kb: last(key::TRACE_KB).flatten().and_then(parse_dec_u64),
             mode,
             disks,
             crash,
@@ -197,6 +200,9 @@ impl BootParams {
         }
         if let Some(secs) = self.attach_timeout_s {
             write!(out, " {}={secs}", key::ATTACH_TIMEOUT)?;
+        }
+        if let Some(kb) = self.trace_kb {
+            write!(out, " {}={kb}", key::TRACE_KB)?;
         }
         let name = match self.mode {
             Mode::Test => None,
@@ -250,6 +256,7 @@ mod tests {
             stats: true,
             pob: Some(0x1a1c3d8),
             attach_timeout_s: Some(30),
+            trace_kb: Some(1024),
             mode: Mode::Shell,
             disks,
             crash: Some(Crash::Segv),
@@ -257,7 +264,8 @@ mod tests {
         assert_eq!(
             text(&params),
             " guestinit.ack guestinit.stdin guestinit.stats guestinit.pob=1a1c3d8 \
-             guestinit.attach_timeout=30 guestinit.mode=shell guestinit.disks=rw,ro \
+             guestinit.attach_timeout=30 guestinit.trace_kb=1024 guestinit.mode=shell \
+             guestinit.disks=rw,ro \
              guestinit.crash=segv"
         );
         assert_eq!(parsed(&text(&params)), (params, Unknown::default()));

@@ -10,8 +10,7 @@ use crate::wire::msg::WaitStatus;
 use core::ffi::CStr;
 use core::fmt::Write;
 use linux_raw_sys::general::{
-    __NR_clone, __NR_execve, __NR_exit_group, __NR_fcntl, __NR_kill, __NR_wait4, rusage,
-    F_GETFD,
+    __NR_clone, __NR_execve, __NR_exit_group, __NR_fcntl, __NR_kill, __NR_wait4, rusage, F_GETFD,
 };
 use rustix::fd::BorrowedFd;
 

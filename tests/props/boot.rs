@@ -8,12 +8,13 @@ use guestinit::proto::boot::{BootParams, Crash, Disks, Mode, Unknown};
 use guestinit::proto::{disk, key};
 
 /// Every key the contract reads.
-pub const KEYS: [&str; 9] = [
+pub const KEYS: [&str; 10] = [
     key::ACK,
     key::STDIN,
     key::STATS,
     key::PAGE_OFFSET_BASE,
     key::ATTACH_TIMEOUT,
+    key::TRACE_KB,
     key::MODE,
     key::FS,
     key::DISKS,
@@ -67,6 +68,7 @@ pub fn later_wins(host: &BootParams, user: &BootParams) {
         stats: host.stats || user.stats,
         pob: user.pob.or(host.pob),
         attach_timeout_s: user.attach_timeout_s.or(host.attach_timeout_s),
+        trace_kb: user.trace_kb.or(host.trace_kb),
         mode,
         disks: if user.disks.is_empty() {
             host.disks
@@ -143,6 +145,7 @@ fn model(line: &[u8]) -> (BootParams, Unknown<'_>) {
         stats: last(key::STATS).is_some(),
         pob: number(last(key::PAGE_OFFSET_BASE).flatten(), 16),
         attach_timeout_s: number(last(key::ATTACH_TIMEOUT).flatten(), 10),
+        trace_kb: number(last(key::TRACE_KB).flatten(), 10),
         mode,
         disks,
         crash,

@@ -76,6 +76,7 @@ pub fn run(entry_ns: u64) -> ! {
     };
     announce(&mut link, &mut marks, params.pob);
     settle();
+    trace::size_buffer(params.trace_kb);
     disks::mount_all(&mut link, params.disks, unknown.disks);
     warn_unknown_mode(&unknown);
     let code = match params.mode {

@@ -18,6 +18,7 @@ use rustix::io::Errno;
 
 const TRACE_PIPE: &[u8] = b"/sys/kernel/tracing/trace_pipe";
 const TRACING_ON: &[u8] = b"/sys/kernel/tracing/tracing_on";
+const BUFFER_SIZE_KB: &[u8] = b"/sys/kernel/tracing/buffer_size_kb";
 /// sched_ext's debug dump event, on kernels that have sched_ext.
 const DUMP_EVENT: &[u8] = b"/sys/kernel/tracing/events/sched_ext/sched_ext_dump/enable";
 /// Bytes COM1 may hold back.
@@ -43,6 +44,18 @@ pub struct TraceRelay {
     tick_at: u64,
     /// When the cleanup's drain ends, once it has begun.
     drain_until: Option<u64>,
+}
+
+/// Sizes the kernel's trace buffer to `kb` KiB per CPU (the host's
+/// `guestinit.trace_kb`): until a tracer or event expands it, it holds a
+/// few KiB, and a payload that traces faster than COM1 drains loses events.
+pub fn size_buffer(kb: Option<u64>) {
+    let Some(kb) = kb else { return };
+    let mut buf = [0u8; 20];
+    let mut text = guestinit::fmt::SliceWriter::new(&mut buf);
+    let _ = core::fmt::Write::write_fmt(&mut text, format_args!("{kb}"));
+    // Unsized, the buffer loses events, which the host reports: no warning.
+    let _ = write_file(BUFFER_SIZE_KB, text.written());
 }
 
 /// The relay, when tracefs and COM1 are there; the dump event is enabled.

@@ -589,7 +589,9 @@ mod tests {
         let file = |n: &str| entries.iter().find(|e| e.name == n).map(|e| e.data.clone());
         assert_eq!(file("include-files/data.txt"), Some(b"d".to_vec()));
         assert_eq!(file(".guestinit/cwd"), Some(b"/srv".to_vec()));
-        assert!(entries.iter().any(|e| e.name == "srv" && e.mode & 0o170000 == 0o040000));
+        assert!(entries
+            .iter()
+            .any(|e| e.name == "srv" && e.mode & 0o170000 == 0o040000));
         assert!(file(".guestinit/env").is_some_and(|env| env.ends_with(b"\0A=1\0")));
         spec.setup.include = vec![format!("{}:/init", data.display()).into()];
         assert!(matches!(plan(&spec), Err(Error::Collision { .. })));

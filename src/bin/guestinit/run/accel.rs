@@ -44,7 +44,10 @@ pub fn tcg_thread(qemu_version: Option<(u32, u32)>) -> TcgThread {
 /// QEMU's `major.minor`, asked of the binary the run will start (a few
 /// milliseconds); `None` when it does not answer.
 pub fn qemu_version(qemu: &str) -> Option<(u32, u32)> {
-    let out = std::process::Command::new(qemu).arg("--version").output().ok()?;
+    let out = std::process::Command::new(qemu)
+        .arg("--version")
+        .output()
+        .ok()?;
     parse_version(&String::from_utf8_lossy(&out.stdout))
 }
 
@@ -52,7 +55,9 @@ pub fn qemu_version(qemu: &str) -> Option<(u32, u32)> {
 /// ("QEMU emulator version 7.2.22 (Debian ...)").
 pub fn parse_version(text: &str) -> Option<(u32, u32)> {
     let line = text.lines().next()?;
-    let number = line.split_whitespace().find(|w| w.starts_with(|c: char| c.is_ascii_digit()))?;
+    let number = line
+        .split_whitespace()
+        .find(|w| w.starts_with(|c: char| c.is_ascii_digit()))?;
     let mut parts = number.split('.').map(|p| p.parse::<u32>().ok());
     Some((parts.next()??, parts.next()??))
 }
@@ -142,7 +147,10 @@ mod tests {
     fn tcg_runs_one_thread_below_qemu_8_1_or_when_the_version_is_unknown() {
         let debian12 = "QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)\nCopyright";
         assert_eq!(parse_version(debian12), Some((7, 2)));
-        assert_eq!(parse_version("QEMU emulator version 10.1.0\n"), Some((10, 1)));
+        assert_eq!(
+            parse_version("QEMU emulator version 10.1.0\n"),
+            Some((10, 1))
+        );
         assert_eq!(parse_version("garbage"), None);
         assert_eq!(tcg_thread(Some((7, 2))), TcgThread::Single);
         assert_eq!(tcg_thread(Some((8, 0))), TcgThread::Single);

@@ -6,6 +6,7 @@ use mio::net::UnixStream;
 
 use super::flow::{read_ready, Flow};
 use super::spool::Spool;
+use super::trace::TraceTee;
 
 /// Text kept per link: the verdict reads the init's lines and the kernel's
 /// panic; a long run keeps its most recent text.
@@ -24,6 +25,8 @@ struct Kept {
     /// of a sched_ext debug dump), and whether it came since last asked.
     watch: Option<&'static [u8]>,
     watched: bool,
+    /// COM1 with `--trace`: the trace's lines go to their file as they come.
+    trace: Option<TraceTee>,
 }
 
 impl Capture {
@@ -35,6 +38,7 @@ impl Capture {
                 log,
                 watch: None,
                 watched: false,
+                trace: None,
             },
         }
     }
@@ -43,6 +47,17 @@ impl Capture {
     pub fn watching(mut self, needle: &'static [u8]) -> Capture {
         self.kept.watch = Some(needle);
         self
+    }
+
+    /// Tees the trace's lines to `trace` (see [`Capture::take_trace`]).
+    pub fn tracing(mut self, trace: Option<TraceTee>) -> Capture {
+        self.kept.trace = trace;
+        self
+    }
+
+    /// The trace's tee, to finish once the link has closed.
+    pub fn take_trace(&mut self) -> Option<TraceTee> {
+        self.kept.trace.take()
     }
 
     /// Whether the watched text arrived since the last call.
@@ -72,6 +87,9 @@ impl Kept {
     fn keep(&mut self, bytes: &[u8]) {
         if let Some(log) = &self.log {
             log.push(bytes);
+        }
+        if let Some(trace) = &mut self.trace {
+            trace.feed(bytes);
         }
         let searched_from = self
             .text

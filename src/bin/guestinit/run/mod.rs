@@ -143,9 +143,6 @@ fn run(args: &RunArgs, stdout: Spool, diag: &Diagnostics) -> Result<Verdict> {
     let outcome = conclude(args, &after, &stopper, status, (vm.spawned, memory_mib));
     diag.events().end(&Verdict::end(&outcome));
     // The verdict stands: a file that fails now is a warning.
-    if let Some(file) = files.trace {
-        file.write(trace::lines(&after.com1).as_bytes(), diag);
-    }
     if let Some(file) = files.sched_log {
         file.write(after.collected.sched.text().as_bytes(), diag);
     }
@@ -238,9 +235,14 @@ fn boot_params(args: &RunArgs, pob: &Pob, access: Disks, accel: Accel) -> BootPa
             GuestMode::Mkdisk(fs) => Mode::Mkdisk(Some(fs.fs())),
         },
         disks: access,
+        trace_kb: args.trace.as_ref().map(|_| TRACE_BUFFER_KB),
         ..BootParams::default()
     }
 }
+
+/// The kernel's trace buffer with `--trace`, in KiB per CPU: some 20,000
+/// events, where the unexpanded buffer holds a hundred or so.
+const TRACE_BUFFER_KB: u64 = 1024;
 
 /// The links a run has.
 fn wanted(args: &RunArgs) -> links::Wanted {
@@ -348,8 +350,9 @@ struct AfterQemu {
 }
 
 impl AfterQemu {
-    fn from(sources: Sources<'_>, args: &RunArgs) -> AfterQemu {
+    fn from(mut sources: Sources<'_>, args: &RunArgs) -> AfterQemu {
         let (relay, bulk_log) = sources.bulk.finish();
+        let trace = sources.com1.take_trace().map(trace::TraceTee::finish);
         let (com1, com1_log) = sources.com1.into_parts();
         let (com2, com2_log) = sources.com2.into_parts();
         let (qemu_stderr, _) = sources.qemu_stderr.into_parts();
@@ -359,10 +362,19 @@ impl AfterQemu {
             let replies = sources.qmp.replies();
             diag.line(&format!("guestinit: QMP said:\n{}", replies.trim_end()));
         }
+        let (trace, lost) = trace.unzip();
+        if let (Some(lost @ 1..), Some(path)) = (lost, &args.trace) {
+            diag.warn(&format!(
+                "the kernel's trace buffer overran: {lost} events were lost \
+                 (each gap is marked `CPU:N [LOST M EVENTS]` in {})",
+                path.display()
+            ));
+        }
         let logs = [
             (bulk_log, &args.bulk_log),
             (com1_log, &args.vm.com1_log),
             (com2_log, &args.vm.com2_log),
+            (trace, &args.trace),
         ];
         let logs = logs
             .into_iter()
@@ -544,7 +556,7 @@ struct OutputFiles {
     bulk_log: Option<Spool>,
     com1_log: Option<Spool>,
     com2_log: Option<Spool>,
-    trace: Option<OutputFile>,
+    trace: Option<Spool>,
     sched_log: Option<OutputFile>,
 }
 
@@ -554,7 +566,7 @@ impl OutputFiles {
             bulk_log: log_file(args.bulk_log.as_deref())?,
             com1_log: log_file(args.vm.com1_log.as_deref())?,
             com2_log: log_file(args.vm.com2_log.as_deref())?,
-            trace: OutputFile::create(args.trace.as_deref())?,
+            trace: log_file(args.trace.as_deref())?,
             sched_log: OutputFile::create(args.sched_run.sched_log.as_deref())?,
         })
     }
@@ -621,7 +633,9 @@ fn sources<'b>(
             files.bulk_log.take(),
             args.throttle_bulk,
         ),
-        com1: Capture::new(stream(Link::Com1)?, files.com1_log.take()).watching(stop::DUMP_LINE),
+        com1: Capture::new(stream(Link::Com1)?, files.com1_log.take())
+            .watching(stop::DUMP_LINE)
+            .tracing(files.trace.take().map(trace::TraceTee::new)),
         com2: Capture::new(stream(Link::Com2)?, files.com2_log.take()),
         qemu_stderr: Capture::new(stream(Link::QemuStderr)?, None),
         qmp,
