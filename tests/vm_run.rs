@@ -246,3 +246,23 @@ fn the_offset_a_scan_found_is_passed_to_the_next_boot_of_the_kernel() {
     let (pob2, text2) = kadr(&second);
     assert_eq!(pob2 - text2, pob - text, "{pob2:#x} {text2:#x}");
 }
+
+#[test]
+fn the_payload_cannot_open_the_stdin_port_behind_the_inits_back() {
+    // After its stdin's EOF the payload tries the stdin port's device: a
+    // virtio port has one opener, the init, which keeps it to the end.
+    let out = run_with_stdin(
+        &[
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "cat >/dev/null; for p in /sys/class/virtio-ports/*; do \
+             [ \"$(cat $p/name)\" = guestinit.stdin ] && dev=/dev/${p##*/}; done; \
+             echo into-the-port > $dev && echo wrote; echo done",
+        ],
+        b"input\n".to_vec(),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "done\n", "{}", stderr(&out));
+    assert!(stderr(&out).contains("Device or resource busy"), "{}", stderr(&out));
+}

@@ -66,12 +66,12 @@ impl StdinRelay {
     fn read_port(&mut self) {
         let Some(port) = &self.port else { return };
         match rustix::io::read(port, &mut self.buf[..]) {
-            Ok(0) => self.port = None,
+            Ok(0) => self.hold_port(),
             Ok(n) => (self.start, self.end) = (0, n),
             Err(Errno::AGAIN | Errno::INTR) => {}
             Err(e) => {
                 warning!("read the stdin port: {}", ErrnoText(e));
-                self.port = None;
+                self.hold_port();
             }
         }
         self.close_pipe_at_eof();
@@ -96,8 +96,16 @@ impl StdinRelay {
     }
 
     fn close(&mut self) {
-        self.port = None;
+        self.hold_port();
         self.pipe = None;
+    }
+
+    /// Done with the port, which stays open to power-off (the descriptor is
+    /// let go of, never closed): a virtio port has one opener at a time, so
+    /// the payload cannot open it, where a write would block until the
+    /// timeout, since the host never reads it.
+    fn hold_port(&mut self) {
+        core::mem::forget(self.port.take());
     }
 }
 
