@@ -264,5 +264,9 @@ fn the_payload_cannot_open_the_stdin_port_behind_the_inits_back() {
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(stdout(&out), "done\n", "{}", stderr(&out));
-    assert!(stderr(&out).contains("Device or resource busy"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Device or resource busy"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -2,7 +2,7 @@
 //! the spooled writers as it arrives, EXIT is acknowledged the moment it is
 //! decoded, and the rest is kept for the end of the run.
 
-use std::io::Write;
+use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
 use mio::net::UnixStream;
@@ -202,7 +202,11 @@ impl<'b> Bulk<'b> {
             Some(Flow::Again)
         });
         read.unwrap_or_else(|e| {
-            relay.warn(&format!("reading the bulk port failed: {e}"));
+            // A reset is QEMU gone with bytes of ours unread (it was killed
+            // at the timeout): a close, whose cause QEMU's exit tells.
+            if e.kind() != io::ErrorKind::ConnectionReset {
+                relay.warn(&format!("reading the bulk port failed: {e}"));
+            }
             Flow::Closed
         })
     }
@@ -332,6 +336,26 @@ mod tests {
         );
         assert_eq!(got.collected.exit_code, None);
         assert!(got.acks.is_empty(), "no EXIT, no EACK");
+    }
+
+    #[test]
+    fn a_reset_by_qemu_gone_is_a_close_without_a_warning() {
+        let (guest, host) = std::os::unix::net::UnixStream::pair().unwrap();
+        // Bytes the guest's end never read, then it goes: the host's next
+        // read is ECONNRESET, as when QEMU is killed at the timeout.
+        (&host).write_all(b"wake").unwrap();
+        (&guest).write_all(&frame(Tag::SRDY, b"")).unwrap();
+        drop(guest);
+        host.set_nonblocking(true).unwrap();
+        let err = Captured::default();
+        let diag = Diagnostics::new(err.spool(), Events::new(None));
+        let relay = Relay::new(Captured::default().spool(), diag.clone(), false);
+        let mut buffer = decoder_buffer();
+        let mut bulk = Bulk::new(UnixStream::from_std(host), &mut buffer, relay, None, None);
+        while bulk.on_readable() != Flow::Closed {}
+        drop(bulk.finish());
+        diag.finish(None, || false);
+        assert_eq!(String::from_utf8(err.take()).unwrap(), "");
     }
 
     #[test]
