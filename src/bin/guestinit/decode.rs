@@ -88,6 +88,9 @@ fn write_events(
             Err(e) => return Err(Stopped::Read(e)),
         };
         feed(&mut decoder, &chunk[..n], |e| listing.line(e, false));
+        // Out once a chunk: a reader gone (`| head -1`) is seen within one
+        // chunk of input, not once the buffered lines would fill the buffer.
+        listing.flush();
     }
     finish(&mut decoder, |e| listing.line(e, true));
     listing.end()
@@ -109,6 +112,12 @@ impl<W: Write> Listing<W> {
                 render::event_text(&event, at_end)
             };
             self.written = writeln!(self.out, "{text}");
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.written.is_ok() {
+            self.written = self.out.flush();
         }
     }
 
@@ -202,6 +211,52 @@ truncated: 18 bytes at the end complete no frame
             crc32fast::hash(b"oops")
         );
         assert_eq!(decoded(false), expected);
+    }
+
+    /// Endless SOUT frames, counting the bytes read.
+    struct Frames {
+        frame: Vec<u8>,
+        read: usize,
+    }
+
+    impl Read for Frames {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let at = self.read % self.frame.len();
+            let n = (self.frame.len() - at).min(buf.len());
+            buf[..n].copy_from_slice(&self.frame[at..at + n]);
+            self.read += n;
+            Ok(n)
+        }
+    }
+
+    /// A pipe whose reader leaves after its first line (`| head -1`).
+    struct Head(bool);
+
+    impl Write for Head {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if std::mem::replace(&mut self.0, true) {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_reader_that_leaves_stops_the_listing_within_a_chunk() {
+        let mut input = Frames {
+            frame: frame(Tag::SOUT, &[b'x'; 16 << 10]),
+            read: 0,
+        };
+        // As `main` buffers stdout.
+        let out = io::BufWriter::with_capacity(READ_CHUNK, Head(false));
+        assert!(matches!(
+            write_events(&mut input, false, out),
+            Err(Stopped::Write)
+        ));
+        assert!(input.read <= 2 * READ_CHUNK, "read {} bytes", input.read);
     }
 
     #[test]
