@@ -13,7 +13,8 @@
 //!   which a payload's own failure often is);
 //! - 250 ([`QEMU`]): QEMU is not on PATH or failed;
 //! - 251 ([`NO_EXIT`]): the VM ended without an EXIT frame (or never ran
-//!   the init at all);
+//!   the init at all, or QEMU paused it: a host disk error, a STOP, a
+//!   guest panic);
 //! - 252 ([`TIMEOUT`]): `--timeout` was reached and QEMU killed;
 //! - 253 ([`INIT_PANIC`]): COM2 has a line starting `PANIC:` (the init crashed);
 //! - 254 ([`FATAL`]): COM2 has a line starting `FATAL:`: the init reported a
@@ -48,7 +49,8 @@ Exit status:
   249    usage or pack error (unknown option, missing program, kernel,
          module, library, init)
   250    qemu-system-x86_64 missing or failed to start
-  251    the VM ended without an exit code (kernel panic, init died)
+  251    the VM ended without an exit code (kernel panic, init died, QEMU
+         paused it on a host disk error)
   252    --timeout reached; QEMU was killed
   253    the init crashed (a COM2 line starting PANIC:)
   254    the init reported a fatal error, e.g. an initramfs that did not

@@ -13,6 +13,7 @@ mod memory;
 mod pob_cache;
 mod qemu;
 mod qmp;
+mod qmp_event;
 mod reactor;
 pub mod sched;
 mod spool;
@@ -331,6 +332,8 @@ fn disks(disks: &[disk::Disk], mode: &GuestMode) -> Result<DiskPlan> {
 /// What the run left once QEMU is gone: its texts and its writers.
 struct AfterQemu {
     collected: stream::Collected,
+    /// QEMU's event after which the guest could not go on, if one came.
+    halt: Option<qmp_event::Event>,
     com1: String,
     com2: String,
     qemu_stderr: String,
@@ -364,6 +367,7 @@ impl AfterQemu {
             .collect();
         AfterQemu {
             collected,
+            halt: sources.qmp.halt().cloned(),
             com1,
             com2,
             qemu_stderr,
@@ -425,7 +429,13 @@ fn conclude(
         com2: &after.com2,
         memory_mib,
         timeout_secs: args.vm.timeout.unwrap_or_default(),
+        halt: after.halt.as_ref(),
     });
+    // A halt that is not the verdict (EXIT came first, or a stop was under
+    // way) is still said: it is why QEMU was quit.
+    if let (Some(halt), false) = (&after.halt, matches!(verdict, Verdict::Halted { .. })) {
+        after.diag.warn(&format!("the VM could not go on: {halt}"));
+    }
     // No exit code and QEMU failed: QEMU's failure, the tool's error.
     if matches!(
         verdict,
@@ -582,7 +592,8 @@ fn sources<'b>(
 ) -> Result<Sources<'b>> {
     let diag = relay.diag().clone();
     let mut stream = |link| links.take_always(link).map(UnixStream::from_std);
-    let qmp = qmp::Qmp::new(stream(Link::Qmp)?).map_err(|source| Error::VmSetup {
+    let images = args.disks.iter().map(|d| d.path.clone()).collect();
+    let qmp = qmp::Qmp::new(stream(Link::Qmp)?, images).map_err(|source| Error::VmSetup {
         what: "talking to QEMU's monitor".into(),
         source,
     })?;

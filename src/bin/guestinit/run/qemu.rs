@@ -178,11 +178,25 @@ pub fn qmp(fd: RawFd) -> Vec<OsString> {
     args
 }
 
+/// The id of disk `index`'s drive, which QEMU's events name it by.
+const DRIVE_ID: &str = "disk";
+
+/// The disk index behind a drive id QEMU names (`disk3`: 3).
+pub fn drive_index(id: &str) -> Option<usize> {
+    let digits = id.strip_prefix(DRIVE_ID)?;
+    let canonical = !digits.is_empty() && (digits == "0" || !digits.starts_with('0'));
+    canonical.then(|| digits.parse().ok()).flatten()
+}
+
 /// Disk `index` as a virtio-blk device on its image (raw: no format
 /// probing); `,ro` is QEMU's `readonly=on`, so not even a journal replay
-/// writes it.
+/// writes it. A full host file system pauses the guest (`werror=enospc`,
+/// QEMU's default, written out because the host relies on it: it then ends
+/// the run naming the disk); any other error reaches the guest as EIO, as
+/// a real disk's would.
 fn disk(index: usize, disk: &Disk) -> Vec<OsString> {
-    let mut drive = format!("if=none,id=disk{index},format=raw,").into_bytes();
+    let mut drive = format!("if=none,id={DRIVE_ID}{index},format=raw,werror=enospc,rerror=report,")
+        .into_bytes();
     if disk.read_only {
         drive.extend_from_slice(b"readonly=on,");
     }
@@ -340,9 +354,15 @@ mod tests {
             ..config(Accel::Tcg, None)
         }));
         assert!(got.ends_with(
-            "-drive if=none,id=disk0,format=raw,file=/d/a,,b.img -device virtio-blk-pci,drive=disk0 \
-             -drive if=none,id=disk1,format=raw,readonly=on,file=/d/c.img -device virtio-blk-pci,drive=disk1"
+            "-drive if=none,id=disk0,format=raw,werror=enospc,rerror=report,file=/d/a,,b.img \
+             -device virtio-blk-pci,drive=disk0 \
+             -drive if=none,id=disk1,format=raw,werror=enospc,rerror=report,readonly=on,file=/d/c.img \
+             -device virtio-blk-pci,drive=disk1"
         ), "{got}");
+        assert_eq!(drive_index("disk1"), Some(1));
+        for other in ["disk", "disk01", "disk1x", "#block12", ""] {
+            assert_eq!(drive_index(other), None, "{other}");
+        }
     }
 
     #[test]

@@ -170,7 +170,16 @@ impl Sources<'_> {
             }
             Link::Com2 => self.com2.on_readable(),
             Link::QemuStderr => self.qemu_stderr.on_readable(),
-            Link::Qmp => self.qmp.on_readable(),
+            Link::Qmp => {
+                let flow = self.qmp.on_readable();
+                for note in self.qmp.take_notes() {
+                    self.diag.warn(&note);
+                }
+                if self.qmp.halt().is_some() {
+                    stopper.on_halt(Instant::now());
+                }
+                flow
+            }
             Link::Hvc0 => match &mut self.console {
                 Some(console) => console.on_hvc0(),
                 None => Flow::Closed,

@@ -1,7 +1,8 @@
 //! When and how the host ends the VM: the `--timeout` deadline (a debug
 //! dump, an orderly stop, then a kill), a guest that sent EXIT but does not
-//! power off, stop signals sent to the host, and SIGUSR1's dump. Pure
-//! state and time, so every path is unit-tested.
+//! power off, a guest QEMU paused or saw panic, stop signals sent to the
+//! host, and SIGUSR1's dump. Pure state and time, so every path is
+//! unit-tested.
 
 use std::time::{Duration, Instant};
 
@@ -47,6 +48,9 @@ pub enum HostStop {
     Signal { signal: i32, killed: bool },
     /// The user typed Ctrl-A X in shell mode.
     Quit,
+    /// QEMU said the guest cannot go on (paused on a disk error, a STOP,
+    /// a panic) before its EXIT: the host ended the run at once.
+    Halted,
 }
 
 #[derive(Debug, Default)]
@@ -55,6 +59,7 @@ pub struct Stopper {
     exit_at: Option<Instant>,
     signal_at: Option<Instant>,
     quit_at: Option<Instant>,
+    halted_at: Option<Instant>,
     /// At the timeout: when the dump, then the stop, were asked for.
     dump_at: Option<Instant>,
     /// The last line of a debug dump the host has read.
@@ -80,6 +85,19 @@ impl Stopper {
     /// EXIT was decoded (and acknowledged).
     pub fn on_exit(&mut self, now: Instant) {
         self.exit_at.get_or_insert(now);
+    }
+
+    /// QEMU said the guest cannot go on: nothing more will come from it,
+    /// so QEMU is quit now. The verdict is the halt unless the run had
+    /// ended already (EXIT came, or another stop was under way).
+    pub fn on_halt(&mut self, now: Instant) {
+        if self.halted_at.is_some() {
+            return;
+        }
+        self.halted_at = Some(now);
+        if self.exit_at.is_none() {
+            self.host_stop.get_or_insert(HostStop::Halted);
+        }
     }
 
     /// A stop signal: the first asks the guest to stop, a second kills.
@@ -119,6 +137,17 @@ impl Stopper {
             return None;
         }
         let passed = |at: Option<Instant>, wait: Duration| at.is_some_and(|t| now >= t + wait);
+        // A halted guest takes no wake and sends nothing: quit, then kill.
+        if self.halted_at.is_some() {
+            return match self.quit_at {
+                None => {
+                    self.quit_at = Some(now);
+                    Some(Action::Qmp(Command::Quit))
+                }
+                Some(_) if passed(self.quit_at, QUIT_WAIT) => self.kill(),
+                Some(_) => None,
+            };
+        }
         if self.deadline.is_some_and(|d| now >= d) {
             // After EXIT everything has arrived: the payload's code stands.
             if self.exit_at.is_some() {
@@ -291,6 +320,33 @@ mod tests {
         assert_eq!(s.on_quit(), None);
         assert_eq!(s.on_tick(t0 + secs(11)), None);
         assert_eq!(s.host_stop, Some(HostStop::Quit));
+    }
+
+    #[test]
+    fn a_halted_guest_is_quit_at_once_then_killed_and_is_the_verdict() {
+        let t0 = Instant::now();
+        let mut s = Stopper::new(Some(t0 + secs(90)));
+        s.on_halt(t0 + secs(3));
+        assert_eq!(s.on_tick(t0 + secs(3)), Some(Action::Qmp(Command::Quit)));
+        assert_eq!(s.on_tick(t0 + secs(5)), None);
+        assert_eq!(s.on_tick(t0 + secs(6)), Some(Action::Kill));
+        assert_eq!(s.host_stop, Some(HostStop::Halted));
+    }
+
+    #[test]
+    fn a_halt_after_exit_or_a_timeout_hurries_the_end_but_keeps_its_verdict() {
+        let t0 = Instant::now();
+        let mut s = Stopper::new(Some(t0 + secs(90)));
+        s.on_exit(t0);
+        s.on_halt(t0 + secs(1));
+        assert_eq!(s.on_tick(t0 + secs(1)), Some(Action::Qmp(Command::Quit)));
+        assert_eq!(s.host_stop, None, "the payload's code stands");
+        let mut s = Stopper::new(Some(t0 + secs(10)));
+        assert_eq!(s.on_tick(t0 + secs(10)), Some(Action::Wake(Message::Dump)));
+        s.on_halt(t0 + secs(11));
+        assert_eq!(s.on_tick(t0 + secs(11)), Some(Action::Qmp(Command::Quit)));
+        assert_eq!(s.on_tick(t0 + secs(14)), Some(Action::Kill));
+        assert_eq!(s.host_stop, Some(HostStop::Timeout));
     }
 
     #[test]
