@@ -169,6 +169,15 @@ pub enum Error {
     },
     #[error("mkdisk: {} does not hold a {fs} filesystem after mkfs succeeded", path.display())]
     DiskNotFormatted { path: PathBuf, fs: &'static str },
+    #[error(
+        "the initramfs ({archive_mib:.1} MiB) cannot boot with --memory {memory_mib}: the kernel holds the archive and its unpacked files at once, at least {least_mib} MiB (short of that it fails, and with an archive that fills the memory it halts before its console is up); give --memory {estimate_mib} (the estimate for this archive) or more"
+    )]
+    MemoryTooSmall {
+        archive_mib: f64,
+        memory_mib: u32,
+        least_mib: u32,
+        estimate_mib: u32,
+    },
     #[error("init binary not found at {}: run `cargo build --release` (or pass --init)", path.display())]
     InitNotFound { path: PathBuf },
     #[error("{}:{line}: {why}", file.display())]
@@ -245,7 +254,8 @@ impl Error {
             | Error::DiskNotAnImage { .. }
             | Error::TooManyDisks { .. }
             | Error::DiskExists { .. }
-            | Error::MkfsMissing { .. } => USAGE,
+            | Error::MkfsMissing { .. }
+            | Error::MemoryTooSmall { .. } => USAGE,
             // The VM ran and said it succeeded: a fatal, not a usage error.
             Error::DiskNotFormatted { .. } => FATAL,
         }

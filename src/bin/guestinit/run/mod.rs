@@ -179,11 +179,18 @@ fn prepare(args: &RunArgs, diag: &Diagnostics) -> Result<Machine> {
     let accel = accel::detect();
     let params = boot_params(args, &pob, disks.access, accel);
     let initrd = initramfs(args, &kernel, disks.modules)?;
-    let size = memory::archive_bytes(&initrd.path).map_err(|source| Error::Read {
+    let sizes = memory::archive_sizes(&initrd.path).map_err(|source| Error::Read {
         path: initrd.path.clone(),
         source,
     })?;
-    let (memory_mib, warning) = memory::choose(args.vm.memory, size);
+    let (memory_mib, warning) = memory::choose(args.vm.memory, sizes.unpacked);
+    // An archive that cannot boot would hang silently: refused, not warned.
+    memory::check(memory_mib, sizes).map_err(|t| Error::MemoryTooSmall {
+        archive_mib: t.archive_mib,
+        memory_mib: t.memory_mib,
+        least_mib: t.least_mib,
+        estimate_mib: t.estimate_mib,
+    })?;
     if let Some(warning) = warning {
         diag.warn(&warning);
     }
