@@ -612,7 +612,9 @@ fn sources<'b>(
             files.bulk_log.take(),
             args.throttle_bulk,
         ),
-        com1: Capture::new(stream(Link::Com1)?, files.com1_log.take()).watching(stop::DUMP_LINE),
+        com1: Capture::new(stream(Link::Com1)?, files.com1_log.take())
+            .watching(stop::DUMP_LINE)
+            .watching(verdict::PANIC_LINE.as_bytes()),
         com2: Capture::new(stream(Link::Com2)?, files.com2_log.take()),
         qemu_stderr: Capture::new(stream(Link::QemuStderr)?, None),
         qmp,

@@ -25,6 +25,10 @@ pub const DUMP_QUIET: Duration = Duration::from_millis(500);
 /// No dump line this long after asking: there is no dump to wait for (no
 /// scheduler, no sched_ext).
 pub const DUMP_START_WAIT: Duration = Duration::from_secs(2);
+/// After a kernel panic before the init, how long the kernel has to print
+/// the rest of it and reboot itself (`panic=-1`). One that panicked before
+/// reading `panic=` (an early setup failure) spins: QEMU is quit then.
+pub const EARLY_PANIC_WAIT: Duration = Duration::from_secs(2);
 /// What a line of sched_ext's debug dump in the trace holds.
 pub const DUMP_LINE: &[u8] = b"sched_ext_dump:";
 
@@ -60,6 +64,7 @@ pub struct Stopper {
     signal_at: Option<Instant>,
     quit_at: Option<Instant>,
     halted_at: Option<Instant>,
+    early_panic_at: Option<Instant>,
     /// At the timeout: when the dump, then the stop, were asked for.
     dump_at: Option<Instant>,
     /// The last line of a debug dump the host has read.
@@ -100,6 +105,13 @@ impl Stopper {
         }
     }
 
+    /// The kernel panicked before the init's first frame: it cannot go
+    /// on, and may not reboot by itself. The verdict is the kernel's (the
+    /// links say it), not the host's.
+    pub fn on_early_panic(&mut self, now: Instant) {
+        self.early_panic_at.get_or_insert(now);
+    }
+
     /// A stop signal: the first asks the guest to stop, a second kills.
     /// SIGUSR1 asks for a debug dump and nothing else.
     pub fn on_signal(&mut self, signal: i32, now: Instant) -> Option<Action> {
@@ -138,7 +150,7 @@ impl Stopper {
         }
         let passed = |at: Option<Instant>, wait: Duration| at.is_some_and(|t| now >= t + wait);
         // A halted guest takes no wake and sends nothing: quit, then kill.
-        if self.halted_at.is_some() {
+        if self.halted_at.is_some() || passed(self.early_panic_at, EARLY_PANIC_WAIT) {
             return match self.quit_at {
                 None => {
                     self.quit_at = Some(now);
@@ -347,6 +359,17 @@ mod tests {
         assert_eq!(s.on_tick(t0 + secs(11)), Some(Action::Qmp(Command::Quit)));
         assert_eq!(s.on_tick(t0 + secs(14)), Some(Action::Kill));
         assert_eq!(s.host_stop, Some(HostStop::Timeout));
+    }
+
+    #[test]
+    fn a_kernel_that_panicked_before_the_init_gets_a_moment_then_is_quit() {
+        let t0 = Instant::now();
+        let mut s = Stopper::new(Some(t0 + secs(240)));
+        s.on_early_panic(t0 + secs(4));
+        assert_eq!(s.on_tick(t0 + Duration::from_millis(5_900)), None);
+        assert_eq!(s.on_tick(t0 + secs(6)), Some(Action::Qmp(Command::Quit)));
+        assert_eq!(s.on_tick(t0 + secs(9)), Some(Action::Kill));
+        assert_eq!(s.host_stop, None, "the kernel's panic is the verdict");
     }
 
     #[test]

@@ -325,9 +325,14 @@ fn no_exit(e: &Evidence<'_>) -> Verdict {
         .map(str::to_owned);
     let com1_tail = last_lines(e.com1, COM1_TAIL_LINES);
     if e.collected.frames == 0 && !e.qemu_failed {
-        let memory_trouble = ["Out of memory", "Initramfs unpacking failed"]
-            .iter()
-            .any(|needle| e.com1.contains(needle));
+        let memory_trouble = [
+            "Out of memory",
+            "Initramfs unpacking failed",
+            "memory map backing failed",
+            "Cannot find place for new RAMDISK",
+        ]
+        .iter()
+        .any(|needle| e.com1.contains(needle));
         return Verdict::NeverReachedInit {
             memory_mib: e.memory_mib,
             panic,
