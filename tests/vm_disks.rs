@@ -6,8 +6,9 @@
 mod common;
 
 use common::{code, guestinit, require_vm_prerequisites, scratch, sh, stderr, stdout};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 /// `guestinit mkdisk ARGS...`, its stderr echoed for the test log.
 fn mkdisk(args: &[&str], file: &Path) -> Output {
@@ -267,4 +268,73 @@ fn a_daemon_left_on_the_disk_is_killed_so_the_disk_unmounts_clean() {
     let out = sh(&["--disk", &read_only], "cat /mnt/disk0/held");
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(stdout(&out), "x\n", "{}", stderr(&out));
+}
+
+/// A tmpfs mounted for one test, unmounted when dropped, however the test
+/// ends (lazily, so a QEMU still holding an image cannot keep it).
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "cannot mount a tmpfs at {}: this test runs as root",
+            dir.display()
+        );
+        Tmpfs(dir.to_owned())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// The host's file system under a sparse image fills: QEMU pauses the
+/// guest (BLOCK_IO_ERROR, then STOP on QMP). The run ends at once, names
+/// the disk and the cause, and keeps the payload's output so far.
+#[test]
+fn a_full_host_disk_under_a_sparse_image_ends_the_run_at_once_naming_it() {
+    require_vm_prerequisites();
+    let dir = scratch("host-disk-full");
+    let tmpfs = Tmpfs::mount(&dir.join("small"), "2m");
+    // 64 MiB the guest sees, 2 MiB the host has; few inodes, so mkfs's
+    // own writes stay far below the 2 MiB.
+    let image = tmpfs.0.join("sparse.img");
+    let status = Command::new("truncate")
+        .args(["-s", "64M"])
+        .arg(&image)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-N", "128"])
+        .arg(&image)
+        .status()
+        .expect("mkfs.ext4 is installed by scripts/setup-tests.sh");
+    assert!(status.success());
+    let disk = image.to_str().unwrap();
+    let started = Instant::now();
+    let out = sh(
+        &["--disk", disk],
+        "echo before-the-fill; dd if=/dev/zero of=/mnt/disk0/fill bs=1M count=16 2>/dev/null; \
+         sync; echo after-the-sync",
+    );
+    let took = started.elapsed();
+    eprintln!("the run took {took:?}");
+    let said = stderr(&out);
+    assert_eq!(code(&out), 251, "{said}");
+    assert_eq!(stdout(&out), "before-the-fill\n");
+    let want = format!("disk0 ({disk}): write failed on the host: No space left on device");
+    assert!(said.contains(&want), "{said}");
+    assert!(said.contains("QEMU paused the guest"), "{said}");
+    let timeout = Duration::from_secs(common::VM_TIMEOUT_SECS.parse().unwrap());
+    assert!(took < timeout / 2, "{took:?}: not at once");
 }

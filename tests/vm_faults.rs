@@ -184,6 +184,37 @@ fn a_kernel_that_panics_before_init_is_reported_with_the_console_tail() {
     );
 }
 
+/// A kernel that panics in its early setup, before its console and before
+/// `panic=` (here: `mem=` leaves no room to place a 100 MiB initrd), spins
+/// instead of rebooting. It used to do so in silence until --timeout (252);
+/// the early console shows its panic and the host ends the run on it.
+#[test]
+fn a_kernel_that_panics_before_its_console_is_reported_in_seconds() {
+    require_vm_prerequisites();
+    let dir = scratch("early-panic");
+    let big = dir.join("big.bin");
+    std::fs::File::create(&big)
+        .and_then(|f| f.set_len(100 << 20))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(guestinit())
+        .args(["run", "--timeout", "60", "--memory", "512", "--include"])
+        .arg(&big)
+        .args(["--append", "mem=110M", "--", "/bin/busybox", "true"])
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = stderr(&out);
+    eprintln!("{err}took {took:?}");
+    assert_eq!(code(&out), 251, "{err}");
+    assert!(
+        err.contains("never reached the init (no frame arrived): Kernel panic - not syncing: Cannot find place for new RAMDISK"),
+        "{err}"
+    );
+    assert!(took < std::time::Duration::from_secs(40), "{took:?}");
+}
+
 #[test]
 fn the_timeout_kills_the_vm_and_says_so() {
     require_vm_prerequisites();

@@ -273,6 +273,54 @@ fn memory_is_sized_from_the_initramfs_and_a_smaller_one_is_warned_about() {
     );
 }
 
+/// Removes a scratch directory when dropped, however the test ends: the
+/// files in it are hundreds of MiB.
+struct Scratch(std::path::PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The case: a 500 MiB file in 512 MiB. Booted, the kernel halted
+/// before its console was up and the run waited out --timeout (252); it is
+/// refused before the boot, naming the sizes and the --memory to give.
+#[test]
+fn an_archive_that_cannot_fit_the_memory_is_refused_before_the_boot() {
+    require_vm_prerequisites();
+    let dir = Scratch(scratch("vm-harness-archive-too-big"));
+    let big = dir.0.join("big.bin");
+    // Sparse: nothing is written to make it; packing reads its zeros.
+    std::fs::File::create(&big)
+        .and_then(|f| f.set_len(500 << 20))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(guestinit())
+        .env("XDG_CACHE_HOME", shared_cache())
+        .args(["run", "--timeout", "60", "--memory", "512", "--include"])
+        .arg(&big)
+        .args(["--", "/bin/busybox", "true"])
+        .output()
+        .unwrap();
+    let said = stderr(&out);
+    eprintln!("{said}took {:?}", started.elapsed());
+    assert_eq!(code(&out), 249, "{said}");
+    for want in [
+        "the initramfs (502.",
+        "cannot boot with --memory 512",
+        "at least 1037 MiB",
+        "give --memory 1634",
+    ] {
+        assert!(said.contains(want), "{want:?} not in {said}");
+    }
+    assert!(
+        !said.contains("warning: --memory"),
+        "refused, not warned: {said}"
+    );
+    assert_eq!(stdout(&out), "");
+}
+
 #[test]
 fn an_env_file_over_the_inits_bound_is_fatal() {
     // `pack` refuses this, so the file comes in a second, appended archive.

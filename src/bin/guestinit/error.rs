@@ -13,7 +13,8 @@
 //!   which a payload's own failure often is);
 //! - 250 ([`QEMU`]): QEMU is not on PATH or failed;
 //! - 251 ([`NO_EXIT`]): the VM ended without an EXIT frame (or never ran
-//!   the init at all);
+//!   the init at all, or QEMU paused it: a host disk error, a STOP, a
+//!   guest panic);
 //! - 252 ([`TIMEOUT`]): `--timeout` was reached and QEMU killed;
 //! - 253 ([`INIT_PANIC`]): COM2 has a line starting `PANIC:` (the init crashed);
 //! - 254 ([`FATAL`]): COM2 has a line starting `FATAL:`: the init reported a
@@ -48,7 +49,8 @@ Exit status:
   249    usage or pack error (unknown option, missing program, kernel,
          module, library, init)
   250    qemu-system-x86_64 missing or failed to start
-  251    the VM ended without an exit code (kernel panic, init died)
+  251    the VM ended without an exit code (kernel panic, init died, QEMU
+         paused it on a host disk error)
   252    --timeout reached; QEMU was killed
   253    the init crashed (a COM2 line starting PANIC:)
   254    the init reported a fatal error, e.g. an initramfs that did not
@@ -167,6 +169,15 @@ pub enum Error {
     },
     #[error("mkdisk: {} does not hold a {fs} filesystem after mkfs succeeded", path.display())]
     DiskNotFormatted { path: PathBuf, fs: &'static str },
+    #[error(
+        "the initramfs ({archive_mib:.1} MiB) cannot boot with --memory {memory_mib}: the kernel holds the archive and its unpacked files at once, at least {least_mib} MiB (short of that it fails, and with an archive that fills the memory it halts before its console is up); give --memory {estimate_mib} (the estimate for this archive) or more"
+    )]
+    MemoryTooSmall {
+        archive_mib: f64,
+        memory_mib: u32,
+        least_mib: u32,
+        estimate_mib: u32,
+    },
     #[error("init binary not found at {}: run `cargo build --release` (or pass --init)", path.display())]
     InitNotFound { path: PathBuf },
     #[error("{}:{line}: {why}", file.display())]
@@ -243,7 +254,8 @@ impl Error {
             | Error::DiskNotAnImage { .. }
             | Error::TooManyDisks { .. }
             | Error::DiskExists { .. }
-            | Error::MkfsMissing { .. } => USAGE,
+            | Error::MkfsMissing { .. }
+            | Error::MemoryTooSmall { .. } => USAGE,
             // The VM ran and said it succeeded: a fatal, not a usage error.
             Error::DiskNotFormatted { .. } => FATAL,
         }

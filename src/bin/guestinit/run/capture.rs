@@ -21,10 +21,10 @@ pub struct Capture {
 struct Kept {
     text: Vec<u8>,
     log: Option<Spool>,
-    /// Text whose arrival the reactor wants to hear of (COM1: the lines
-    /// of a sched_ext debug dump), and whether it came since last asked.
-    watch: Option<&'static [u8]>,
-    watched: bool,
+    /// Texts whose arrival the reactor wants to hear of (COM1: the lines
+    /// of a sched_ext debug dump, the kernel's panic), each with whether it
+    /// came since last asked.
+    watches: Vec<(&'static [u8], bool)>,
     /// COM1 with `--trace`: the trace's lines go to their file as they come.
     trace: Option<TraceTee>,
 }
@@ -36,8 +36,7 @@ impl Capture {
             kept: Kept {
                 text: Vec::new(),
                 log,
-                watch: None,
-                watched: false,
+                watches: Vec::new(),
                 trace: None,
             },
         }
@@ -45,7 +44,7 @@ impl Capture {
 
     /// Notes every arrival of `needle` (see [`Capture::take_watched`]).
     pub fn watching(mut self, needle: &'static [u8]) -> Capture {
-        self.kept.watch = Some(needle);
+        self.kept.watches.push((needle, false));
         self
     }
 
@@ -60,9 +59,10 @@ impl Capture {
         self.kept.trace.take()
     }
 
-    /// Whether the watched text arrived since the last call.
-    pub fn take_watched(&mut self) -> bool {
-        std::mem::take(&mut self.kept.watched)
+    /// Whether `needle`, if watched, arrived since the last call.
+    pub fn take_watched(&mut self, needle: &[u8]) -> bool {
+        let watch = self.kept.watches.iter_mut().find(|(n, _)| *n == needle);
+        watch.is_some_and(|(_, seen)| std::mem::take(seen))
     }
 
     /// Reads all the link holds.
@@ -91,17 +91,44 @@ impl Kept {
         if let Some(trace) = &mut self.trace {
             trace.feed(bytes);
         }
-        let searched_from = self
-            .text
-            .len()
-            .saturating_sub(self.watch.map_or(0, <[u8]>::len));
+        let start = self.text.len();
         self.text.extend_from_slice(bytes);
-        if let Some(needle) = self.watch {
-            let fresh = &self.text[searched_from..];
-            self.watched |= fresh.windows(needle.len()).any(|w| w == needle);
+        for (needle, seen) in &mut self.watches {
+            // A needle cut by the previous read is found across the cut.
+            let fresh = &self.text[start.saturating_sub(needle.len().saturating_sub(1))..];
+            *seen |= !needle.is_empty() && fresh.windows(needle.len()).any(|w| w == *needle);
         }
         if self.text.len() > 2 * KEEP {
             self.text.drain(..self.text.len() - KEEP);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_watched_text_is_seen_once_even_when_a_read_cuts_it() {
+        let mut kept = Kept {
+            text: Vec::new(),
+            log: None,
+            watches: vec![(&b"panic:"[..], false), (&b"dump:"[..], false)],
+            trace: None,
+        };
+        kept.keep(b"boot\nKernel pan");
+        assert!(!kept.watches.iter().any(|w| w.1));
+        kept.keep(b"ic: x\n");
+        assert_eq!(
+            kept.watches,
+            [(&b"panic:"[..], true), (&b"dump:"[..], false)]
+        );
+        kept.watches[0].1 = false;
+        kept.keep(b"dum");
+        kept.keep(b"p: y");
+        assert_eq!(
+            kept.watches,
+            [(&b"panic:"[..], false), (&b"dump:"[..], true)]
+        );
     }
 }

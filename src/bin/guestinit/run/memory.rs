@@ -1,6 +1,7 @@
 //! The guest's memory: what the kernel needs to unpack its initramfs and
 //! reach the init, as a function of the archive's size, measured with
-//! `scripts/bench.sh sizes` (docs/BENCHMARKS.md) and fitted to a line.
+//! `scripts/bench.sh sizes` (docs/BENCHMARKS.md) and fitted to a line; and
+//! the bound below which an archive can never boot, which is refused.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -17,6 +18,52 @@ const MARGIN_MIB: f64 = 8.0;
 /// What a guest gets at least without `--memory`: room for the payload's
 /// own work beyond the boot.
 pub const DEFAULT_MIB: u32 = 256;
+/// What the kernel itself needs beside the archive and its unpacked files,
+/// at the very least: half the measured floor's base (68 MiB at a 2.4 MiB
+/// archive), so the bound below never refuses an archive that could boot.
+const KERNEL_LEAST_MIB: u64 = 32;
+
+const MIB: u64 = 1024 * 1024;
+
+/// An archive's sizes: as QEMU loads it into the guest's memory, and
+/// unpacked (the same for a cpio; a gzip's trailer says the other).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sizes {
+    pub loaded: u64,
+    pub unpacked: u64,
+}
+
+/// An archive that cannot boot in the memory given, whatever the kernel.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TooSmall {
+    pub memory_mib: u32,
+    pub archive_mib: f64,
+    /// The least any kernel needs: both copies and the kernel's own.
+    pub least_mib: u32,
+    /// What [`estimate_mib`] says to give.
+    pub estimate_mib: u32,
+}
+
+/// Refuses `memory_mib` when the archive can never boot in it: the kernel
+/// keeps the loaded archive while it unpacks its files beside it (at least
+/// their unpacked bytes: a file's page or inode outweighs its cpio header),
+/// so both must fit with the kernel. Such a run only fails, and the worst
+/// of them silently: an archive that fills the memory leaves the kernel no
+/// room for its memory map (502 MiB in 512: "memory map backing failed",
+/// an oops in setup_arch), and it panics before its console is up and
+/// before `panic=` is read, so it spins and QEMU never exits.
+pub fn check(memory_mib: u32, sizes: Sizes) -> Result<(), TooSmall> {
+    let least = sizes.loaded + sizes.unpacked + KERNEL_LEAST_MIB * MIB;
+    if u64::from(memory_mib) * MIB >= least {
+        return Ok(());
+    }
+    Err(TooSmall {
+        memory_mib,
+        archive_mib: sizes.loaded as f64 / MIB as f64,
+        least_mib: u32::try_from(least.div_ceil(MIB)).unwrap_or(u32::MAX),
+        estimate_mib: estimate_mib(sizes.unpacked),
+    })
+}
 
 /// The least memory, in MiB, with which an archive of `bytes` boots.
 pub fn estimate_mib(bytes: u64) -> u32 {
@@ -24,19 +71,23 @@ pub fn estimate_mib(bytes: u64) -> u32 {
     (FLOOR_BASE_MIB + FLOOR_PER_MIB * archive_mib + MARGIN_MIB).ceil() as u32
 }
 
-/// The archive's unpacked size: the file's, or for a gzip file the size
-/// its trailer records (modulo 4 GiB, as gzip keeps it).
-pub fn archive_bytes(path: &Path) -> io::Result<u64> {
+/// The archive's sizes: the file's, and unpacked the file's or for a gzip
+/// file the size its trailer records (modulo 4 GiB, as gzip keeps it).
+pub fn archive_sizes(path: &Path) -> io::Result<Sizes> {
     let mut file = File::open(path)?;
     let mut magic = [0u8; 2];
     let len = file.metadata()?.len();
+    let sizes = |unpacked| Sizes {
+        loaded: len,
+        unpacked,
+    };
     if len < 18 || file.read_exact(&mut magic).is_err() || magic != [0x1f, 0x8b] {
-        return Ok(len);
+        return Ok(sizes(len));
     }
     let mut isize = [0u8; 4];
     file.seek(SeekFrom::End(-4))?;
     file.read_exact(&mut isize)?;
-    Ok(u64::from(u32::from_le_bytes(isize)).max(len))
+    Ok(sizes(u64::from(u32::from_le_bytes(isize)).max(len)))
 }
 
 /// The guest's memory: `--memory` if given, else the estimate plus the
@@ -60,8 +111,6 @@ pub fn choose(explicit: Option<u32>, bytes: u64) -> (u32, Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const MIB: u64 = 1024 * 1024;
 
     #[test]
     fn the_estimate_is_above_every_measured_floor() {
@@ -99,9 +148,12 @@ mod tests {
         );
         gz.write_all(&vec![0u8; 3 * MIB as usize]).unwrap();
         gz.finish().unwrap();
-        assert_eq!(archive_bytes(&path).unwrap(), 3 * MIB);
+        let sizes = archive_sizes(&path).unwrap();
+        assert_eq!(sizes.unpacked, 3 * MIB);
+        assert!(sizes.loaded < MIB, "{sizes:?}");
         std::fs::write(&path, b"plain").unwrap();
-        assert_eq!(archive_bytes(&path).unwrap(), 5);
+        let plain = archive_sizes(&path).unwrap();
+        assert_eq!((plain.loaded, plain.unpacked), (5, 5));
     }
 
     #[test]
@@ -111,5 +163,44 @@ mod tests {
         assert_eq!(mib, 64);
         let warning = warning.unwrap();
         assert!(warning.contains("--memory 64 is below the"), "{warning}");
+    }
+
+    #[test]
+    fn an_archive_that_can_never_boot_is_refused_and_one_that_may_is_not() {
+        let cpio = |mib: u64| Sizes {
+            loaded: mib * MIB,
+            unpacked: mib * MIB,
+        };
+        // The case: a 500 MiB file in --memory 512.
+        let e = check(512, cpio(502)).unwrap_err();
+        assert_eq!(
+            (e.least_mib, e.estimate_mib),
+            (1036, estimate_mib(502 * MIB))
+        );
+        // The warned case of vm_harness (a 98.4 MiB archive in 256 MiB)
+        // may yet boot far enough to say why it fails: not refused.
+        assert_eq!(check(256, cpio(98)), Ok(()));
+        assert_eq!(check(228, cpio(98)), Ok(()));
+        assert!(check(227, cpio(98)).is_err());
+        // Whatever the size, the estimate (and so the default) passes.
+        for mib in [1, 2, 34, 98, 202, 700, 3000] {
+            let sizes = cpio(mib);
+            assert_eq!(check(estimate_mib(sizes.unpacked), sizes), Ok(()), "{mib}");
+            assert_eq!(
+                check(choose(None, sizes.unpacked).0, sizes),
+                Ok(()),
+                "{mib}"
+            );
+        }
+        // A gzip archive: what is loaded is what the kernel must hold.
+        let gz = Sizes {
+            loaded: 100 * MIB,
+            unpacked: 400 * MIB,
+        };
+        assert_eq!(check(532, gz), Ok(()));
+        assert_eq!(
+            check(531, gz).unwrap_err().estimate_mib,
+            estimate_mib(400 * MIB)
+        );
     }
 }

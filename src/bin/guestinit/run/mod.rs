@@ -13,6 +13,7 @@ mod memory;
 mod pob_cache;
 mod qemu;
 mod qmp;
+mod qmp_event;
 mod reactor;
 pub mod sched;
 mod spool;
@@ -176,11 +177,18 @@ fn prepare(args: &RunArgs, diag: &Diagnostics) -> Result<Machine> {
     let accel = accel::detect();
     let params = boot_params(args, &pob, disks.access, accel);
     let initrd = initramfs(args, &kernel, disks.modules)?;
-    let size = memory::archive_bytes(&initrd.path).map_err(|source| Error::Read {
+    let sizes = memory::archive_sizes(&initrd.path).map_err(|source| Error::Read {
         path: initrd.path.clone(),
         source,
     })?;
-    let (memory_mib, warning) = memory::choose(args.vm.memory, size);
+    let (memory_mib, warning) = memory::choose(args.vm.memory, sizes.unpacked);
+    // An archive that cannot boot would hang silently: refused, not warned.
+    memory::check(memory_mib, sizes).map_err(|t| Error::MemoryTooSmall {
+        archive_mib: t.archive_mib,
+        memory_mib: t.memory_mib,
+        least_mib: t.least_mib,
+        estimate_mib: t.estimate_mib,
+    })?;
     if let Some(warning) = warning {
         diag.warn(&warning);
     }
@@ -339,6 +347,8 @@ fn disks(disks: &[disk::Disk], mode: &GuestMode) -> Result<DiskPlan> {
 /// What the run left once QEMU is gone: its texts and its writers.
 struct AfterQemu {
     collected: stream::Collected,
+    /// QEMU's event after which the guest could not go on, if one came.
+    halt: Option<qmp_event::Event>,
     com1: String,
     com2: String,
     qemu_stderr: String,
@@ -382,6 +392,7 @@ impl AfterQemu {
             .collect();
         AfterQemu {
             collected,
+            halt: sources.qmp.halt().cloned(),
             com1,
             com2,
             qemu_stderr,
@@ -443,7 +454,13 @@ fn conclude(
         com2: &after.com2,
         memory_mib,
         timeout_secs: args.vm.timeout.unwrap_or_default(),
+        halt: after.halt.as_ref(),
     });
+    // A halt that is not the verdict (EXIT came first, or a stop was under
+    // way) is still said: it is why QEMU was quit.
+    if let (Some(halt), false) = (&after.halt, matches!(verdict, Verdict::Halted { .. })) {
+        after.diag.warn(&format!("the VM could not go on: {halt}"));
+    }
     // No exit code and QEMU failed: QEMU's failure, the tool's error.
     if matches!(
         verdict,
@@ -621,7 +638,8 @@ fn sources<'b>(
 ) -> Result<Sources<'b>> {
     let diag = relay.diag().clone();
     let mut stream = |link| links.take_always(link).map(UnixStream::from_std);
-    let qmp = qmp::Qmp::new(stream(Link::Qmp)?).map_err(|source| Error::VmSetup {
+    let images = args.disks.iter().map(|d| d.path.clone()).collect();
+    let qmp = qmp::Qmp::new(stream(Link::Qmp)?, images).map_err(|source| Error::VmSetup {
         what: "talking to QEMU's monitor".into(),
         source,
     })?;
@@ -635,6 +653,7 @@ fn sources<'b>(
         ),
         com1: Capture::new(stream(Link::Com1)?, files.com1_log.take())
             .watching(stop::DUMP_LINE)
+            .watching(verdict::PANIC_LINE.as_bytes())
             .tracing(files.trace.take().map(trace::TraceTee::new)),
         com2: Capture::new(stream(Link::Com2)?, files.com2_log.take()),
         qemu_stderr: Capture::new(stream(Link::QemuStderr)?, None),

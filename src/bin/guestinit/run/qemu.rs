@@ -22,12 +22,21 @@ pub const QEMU: &str = "qemu-system-x86_64";
 /// self-tests, whose threads otherwise run through the first second of
 /// the init's life (`--append cryptomgr.notests=0` brings them back).
 const BOOT_LEVERS: &str = "loglevel=5 no_timer_check cryptomgr.notests";
+/// The kernel's early console on COM1 as well: a kernel that dies in its
+/// early setup, before its console and `panic=` (an initrd it cannot
+/// place), says why instead of spinning in silence. Before `loglevel=`
+/// (early parameters are read in order): the console then takes over
+/// without replaying the log, so what came before the parameters (the
+/// version, command line, memory map) is shown now, or `--append
+/// loglevel=7` would lose it. About 1 KB a boot; every message against
+/// warnings only measured 0.99 (docs/BENCHMARKS.md).
+const EARLY_CONSOLE: &str = "earlyprintk=serial,ttyS0,115200";
 
 /// The kernel command line every test VM starts with: the kernel's levers,
 /// then the init's keys for `params` (the ack always: the host answers
 /// every EXIT with EACK).
 pub fn base_append(params: &BootParams) -> String {
-    let mut append = format!("console=ttyS0 panic=-1 rdinit=/init {BOOT_LEVERS}");
+    let mut append = format!("console=ttyS0 {EARLY_CONSOLE} panic=-1 rdinit=/init {BOOT_LEVERS}");
     let params = BootParams {
         ack: true,
         ..*params
@@ -181,11 +190,25 @@ pub fn qmp(fd: RawFd) -> Vec<OsString> {
     args
 }
 
+/// The id of disk `index`'s drive, which QEMU's events name it by.
+const DRIVE_ID: &str = "disk";
+
+/// The disk index behind a drive id QEMU names (`disk3`: 3).
+pub fn drive_index(id: &str) -> Option<usize> {
+    let digits = id.strip_prefix(DRIVE_ID)?;
+    let canonical = !digits.is_empty() && (digits == "0" || !digits.starts_with('0'));
+    canonical.then(|| digits.parse().ok()).flatten()
+}
+
 /// Disk `index` as a virtio-blk device on its image (raw: no format
 /// probing); `,ro` is QEMU's `readonly=on`, so not even a journal replay
-/// writes it.
+/// writes it. A full host file system pauses the guest (`werror=enospc`,
+/// QEMU's default, written out because the host relies on it: it then ends
+/// the run naming the disk); any other error reaches the guest as EIO, as
+/// a real disk's would.
 fn disk(index: usize, disk: &Disk) -> Vec<OsString> {
-    let mut drive = format!("if=none,id=disk{index},format=raw,").into_bytes();
+    let mut drive = format!("if=none,id={DRIVE_ID}{index},format=raw,werror=enospc,rerror=report,")
+        .into_bytes();
     if disk.read_only {
         drive.extend_from_slice(b"readonly=on,");
     }
@@ -261,7 +284,8 @@ mod tests {
             got,
             "-accel tcg -cpu max -m 256 -smp 2 -nodefaults -display none -no-reboot \
              -kernel /k/vmlinuz -initrd /t/initramfs.cpio \
-             -append console=ttyS0 panic=-1 rdinit=/init loglevel=5 no_timer_check cryptomgr.notests guestinit.ack \
+             -append console=ttyS0 earlyprintk=serial,ttyS0,115200 panic=-1 rdinit=/init \
+             loglevel=5 no_timer_check cryptomgr.notests guestinit.ack \
              quiet loglevel=3 \
              -device virtio-serial-pci,id=vser0,max_ports=5 \
              -chardev socket,id=com1,fd=6 -serial chardev:com1 \
@@ -315,8 +339,8 @@ mod tests {
         let at = argv.iter().position(|a| a == "-append").unwrap();
         assert_eq!(
             argv[at + 1],
-            "console=ttyS0 panic=-1 rdinit=/init loglevel=5 no_timer_check cryptomgr.notests \
-             guestinit.ack guestinit.stats guestinit.pob=1a1c3d8 guestinit.attach_timeout=10 \
+            "console=ttyS0 earlyprintk=serial,ttyS0,115200 panic=-1 rdinit=/init loglevel=5 \
+             no_timer_check cryptomgr.notests guestinit.ack guestinit.stats guestinit.pob=1a1c3d8 guestinit.attach_timeout=10 \
              guestinit.mode=shell guestinit.disks=rw,ro guestinit.mode=exec quiet"
         );
     }
@@ -355,9 +379,15 @@ mod tests {
             ..config(Accel::Tcg, None)
         }));
         assert!(got.ends_with(
-            "-drive if=none,id=disk0,format=raw,file=/d/a,,b.img -device virtio-blk-pci,drive=disk0 \
-             -drive if=none,id=disk1,format=raw,readonly=on,file=/d/c.img -device virtio-blk-pci,drive=disk1"
+            "-drive if=none,id=disk0,format=raw,werror=enospc,rerror=report,file=/d/a,,b.img \
+             -device virtio-blk-pci,drive=disk0 \
+             -drive if=none,id=disk1,format=raw,werror=enospc,rerror=report,readonly=on,file=/d/c.img \
+             -device virtio-blk-pci,drive=disk1"
         ), "{got}");
+        assert_eq!(drive_index("disk1"), Some(1));
+        for other in ["disk", "disk01", "disk1x", "#block12", ""] {
+            assert_eq!(drive_index(other), None, "{other}");
+        }
     }
 
     #[test]

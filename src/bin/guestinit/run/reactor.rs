@@ -21,8 +21,9 @@ use super::diag::Diagnostics;
 use super::flow::Flow;
 use super::links::{self, Link, Links};
 use super::qmp::Qmp;
-use super::stop::{Action, Stopper};
+use super::stop::{self, Action, Stopper};
 use super::stream::Bulk;
+use super::verdict;
 use super::vm::Vm;
 
 /// What the loop waits on: a link (its token is its table index), the
@@ -163,14 +164,29 @@ impl Sources<'_> {
             }
             Link::Com1 => {
                 let flow = self.com1.on_readable();
-                if self.com1.take_watched() {
+                if self.com1.take_watched(stop::DUMP_LINE) {
                     stopper.on_dump_output(Instant::now());
+                }
+                // Before the first frame only the kernel writes COM1 (no
+                // payload runs yet), so its panic line is its death.
+                let panicked = self.com1.take_watched(verdict::PANIC_LINE.as_bytes());
+                if panicked && self.bulk.relay.collected.frames == 0 {
+                    stopper.on_early_panic(Instant::now());
                 }
                 flow
             }
             Link::Com2 => self.com2.on_readable(),
             Link::QemuStderr => self.qemu_stderr.on_readable(),
-            Link::Qmp => self.qmp.on_readable(),
+            Link::Qmp => {
+                let flow = self.qmp.on_readable();
+                for note in self.qmp.take_notes() {
+                    self.diag.warn(&note);
+                }
+                if self.qmp.halt().is_some() {
+                    stopper.on_halt(Instant::now());
+                }
+                flow
+            }
             Link::Hvc0 => match &mut self.console {
                 Some(console) => console.on_hvc0(),
                 None => Flow::Closed,

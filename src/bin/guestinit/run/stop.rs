@@ -1,7 +1,8 @@
 //! When and how the host ends the VM: the `--timeout` deadline (a debug
 //! dump, an orderly stop, then a kill), a guest that sent EXIT but does not
-//! power off, stop signals sent to the host, and SIGUSR1's dump. Pure
-//! state and time, so every path is unit-tested.
+//! power off, a guest QEMU paused or saw panic, stop signals sent to the
+//! host, and SIGUSR1's dump. Pure state and time, so every path is
+//! unit-tested.
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,10 @@ pub const DUMP_QUIET: Duration = Duration::from_millis(500);
 /// No dump line this long after asking: there is no dump to wait for (no
 /// scheduler, no sched_ext).
 pub const DUMP_START_WAIT: Duration = Duration::from_secs(2);
+/// After a kernel panic before the init, how long the kernel has to print
+/// the rest of it and reboot itself (`panic=-1`). One that panicked before
+/// reading `panic=` (an early setup failure) spins: QEMU is quit then.
+pub const EARLY_PANIC_WAIT: Duration = Duration::from_secs(2);
 /// What a line of sched_ext's debug dump in the trace holds.
 pub const DUMP_LINE: &[u8] = b"sched_ext_dump:";
 
@@ -47,6 +52,9 @@ pub enum HostStop {
     Signal { signal: i32, killed: bool },
     /// The user typed Ctrl-A X in shell mode.
     Quit,
+    /// QEMU said the guest cannot go on (paused on a disk error, a STOP,
+    /// a panic) before its EXIT: the host ended the run at once.
+    Halted,
 }
 
 #[derive(Debug, Default)]
@@ -55,6 +63,8 @@ pub struct Stopper {
     exit_at: Option<Instant>,
     signal_at: Option<Instant>,
     quit_at: Option<Instant>,
+    halted_at: Option<Instant>,
+    early_panic_at: Option<Instant>,
     /// At the timeout: when the dump, then the stop, were asked for.
     dump_at: Option<Instant>,
     /// The last line of a debug dump the host has read.
@@ -80,6 +90,26 @@ impl Stopper {
     /// EXIT was decoded (and acknowledged).
     pub fn on_exit(&mut self, now: Instant) {
         self.exit_at.get_or_insert(now);
+    }
+
+    /// QEMU said the guest cannot go on: nothing more will come from it,
+    /// so QEMU is quit now. The verdict is the halt unless the run had
+    /// ended already (EXIT came, or another stop was under way).
+    pub fn on_halt(&mut self, now: Instant) {
+        if self.halted_at.is_some() {
+            return;
+        }
+        self.halted_at = Some(now);
+        if self.exit_at.is_none() {
+            self.host_stop.get_or_insert(HostStop::Halted);
+        }
+    }
+
+    /// The kernel panicked before the init's first frame: it cannot go
+    /// on, and may not reboot by itself. The verdict is the kernel's (the
+    /// links say it), not the host's.
+    pub fn on_early_panic(&mut self, now: Instant) {
+        self.early_panic_at.get_or_insert(now);
     }
 
     /// A stop signal: the first asks the guest to stop, a second kills.
@@ -119,6 +149,17 @@ impl Stopper {
             return None;
         }
         let passed = |at: Option<Instant>, wait: Duration| at.is_some_and(|t| now >= t + wait);
+        // A halted guest takes no wake and sends nothing: quit, then kill.
+        if self.halted_at.is_some() || passed(self.early_panic_at, EARLY_PANIC_WAIT) {
+            return match self.quit_at {
+                None => {
+                    self.quit_at = Some(now);
+                    Some(Action::Qmp(Command::Quit))
+                }
+                Some(_) if passed(self.quit_at, QUIT_WAIT) => self.kill(),
+                Some(_) => None,
+            };
+        }
         if self.deadline.is_some_and(|d| now >= d) {
             // After EXIT everything has arrived: the payload's code stands.
             if self.exit_at.is_some() {
@@ -291,6 +332,44 @@ mod tests {
         assert_eq!(s.on_quit(), None);
         assert_eq!(s.on_tick(t0 + secs(11)), None);
         assert_eq!(s.host_stop, Some(HostStop::Quit));
+    }
+
+    #[test]
+    fn a_halted_guest_is_quit_at_once_then_killed_and_is_the_verdict() {
+        let t0 = Instant::now();
+        let mut s = Stopper::new(Some(t0 + secs(90)));
+        s.on_halt(t0 + secs(3));
+        assert_eq!(s.on_tick(t0 + secs(3)), Some(Action::Qmp(Command::Quit)));
+        assert_eq!(s.on_tick(t0 + secs(5)), None);
+        assert_eq!(s.on_tick(t0 + secs(6)), Some(Action::Kill));
+        assert_eq!(s.host_stop, Some(HostStop::Halted));
+    }
+
+    #[test]
+    fn a_halt_after_exit_or_a_timeout_hurries_the_end_but_keeps_its_verdict() {
+        let t0 = Instant::now();
+        let mut s = Stopper::new(Some(t0 + secs(90)));
+        s.on_exit(t0);
+        s.on_halt(t0 + secs(1));
+        assert_eq!(s.on_tick(t0 + secs(1)), Some(Action::Qmp(Command::Quit)));
+        assert_eq!(s.host_stop, None, "the payload's code stands");
+        let mut s = Stopper::new(Some(t0 + secs(10)));
+        assert_eq!(s.on_tick(t0 + secs(10)), Some(Action::Wake(Message::Dump)));
+        s.on_halt(t0 + secs(11));
+        assert_eq!(s.on_tick(t0 + secs(11)), Some(Action::Qmp(Command::Quit)));
+        assert_eq!(s.on_tick(t0 + secs(14)), Some(Action::Kill));
+        assert_eq!(s.host_stop, Some(HostStop::Timeout));
+    }
+
+    #[test]
+    fn a_kernel_that_panicked_before_the_init_gets_a_moment_then_is_quit() {
+        let t0 = Instant::now();
+        let mut s = Stopper::new(Some(t0 + secs(240)));
+        s.on_early_panic(t0 + secs(4));
+        assert_eq!(s.on_tick(t0 + Duration::from_millis(5_900)), None);
+        assert_eq!(s.on_tick(t0 + secs(6)), Some(Action::Qmp(Command::Quit)));
+        assert_eq!(s.on_tick(t0 + secs(9)), Some(Action::Kill));
+        assert_eq!(s.host_stop, None, "the kernel's panic is the verdict");
     }
 
     #[test]

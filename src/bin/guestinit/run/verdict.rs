@@ -12,6 +12,7 @@ use signal_hook::low_level::signal_name;
 use crate::error::{self, Result, INIT_PANIC, NO_EXIT, SCHED_FAILED, TIMEOUT};
 
 use super::events::End;
+use super::qmp_event::Event;
 use super::sched::Failure;
 use super::stop::HostStop;
 use super::stream::Collected;
@@ -38,6 +39,14 @@ pub enum Verdict {
         memory_trouble: bool,
         com1_tail: String,
     },
+    /// 251: QEMU said the guest could not go on (paused on a host disk
+    /// error, a STOP, a guest panic), and the host ended the run at once.
+    Halted {
+        event: Event,
+        /// The kernel's panic line on COM1, if it printed one.
+        panic: Option<String>,
+        com1_tail: String,
+    },
     /// 251: the user quit the shell's VM with Ctrl-A X.
     Quit,
     /// 252: `--timeout` passed.
@@ -59,7 +68,10 @@ impl Verdict {
         match self {
             Verdict::Exited(code) => *code,
             Verdict::Scheduler(_) => SCHED_FAILED,
-            Verdict::NoExit { .. } | Verdict::NeverReachedInit { .. } | Verdict::Quit => NO_EXIT,
+            Verdict::NoExit { .. }
+            | Verdict::NeverReachedInit { .. }
+            | Verdict::Halted { .. }
+            | Verdict::Quit => NO_EXIT,
             Verdict::Timeout { .. } => TIMEOUT,
             Verdict::InitPanic { .. } => INIT_PANIC,
             Verdict::Fatal { .. } => error::FATAL,
@@ -74,6 +86,7 @@ impl Verdict {
             Verdict::Scheduler(_) => "scheduler_failed",
             Verdict::NoExit { .. } => "no_exit",
             Verdict::NeverReachedInit { .. } => "never_reached_init",
+            Verdict::Halted { .. } => "halted",
             Verdict::Quit => "quit",
             Verdict::Timeout { .. } => "timeout",
             Verdict::InitPanic { .. } => "init_panic",
@@ -98,6 +111,12 @@ impl Verdict {
                 first.chain([tail(com1_tail)]).collect()
             }
             Verdict::NeverReachedInit { com1_tail, .. } => vec![tail(com1_tail)],
+            // A disk error says all; a STOP or panic may have more on COM1.
+            Verdict::Halted {
+                event: Event::BlockIoError(_),
+                ..
+            } => Vec::new(),
+            Verdict::Halted { com1_tail, .. } => vec![tail(com1_tail)],
             Verdict::Scheduler(failure) => {
                 vec![(
                     "last lines of the scheduler's log",
@@ -161,6 +180,11 @@ impl fmt::Display for Verdict {
                 "VM ended without an exit code: the kernel never reached the init (no frame arrived){}",
                 never_reached(*memory_mib, panic.as_deref(), *memory_trouble)
             ),
+            Verdict::Halted { event, panic, .. } => write!(
+                f,
+                "VM ended without an exit code: {event}{}; the run was ended at once, with the output so far",
+                colon(panic.as_deref())
+            ),
             Verdict::Quit => f.write_str("the VM was quit with Ctrl-A X before the shell exited"),
             Verdict::Timeout { secs } => write!(
                 f,
@@ -197,6 +221,9 @@ pub fn stopped(signal: i32, how: &'static str) -> Verdict {
     }
 }
 
+/// How the kernel's panic line begins.
+pub const PANIC_LINE: &str = "Kernel panic - not syncing:";
+
 /// Lines of COM1 shown when the VM ends without an exit code.
 pub const COM1_TAIL_LINES: usize = 20;
 
@@ -209,6 +236,8 @@ pub struct Evidence<'a> {
     pub com2: &'a str,
     pub memory_mib: u32,
     pub timeout_secs: u64,
+    /// QEMU's event after which the guest could not go on.
+    pub halt: Option<&'a Event>,
 }
 
 /// The first line that starts with `prefix` (serial lines may end in `\r`).
@@ -255,7 +284,7 @@ pub fn decide(e: &Evidence<'_>) -> Verdict {
             }
         }
         Some(HostStop::Quit) => return Verdict::Quit,
-        None => {}
+        Some(HostStop::Halted) | None => {}
     }
     // The payload's own WAIT then EXIT: the init ran it to the end, so a
     // FATAL or PANIC line on COM2 is the payload's text, not a verdict.
@@ -263,6 +292,14 @@ pub fn decide(e: &Evidence<'_>) -> Verdict {
     // scheduler's 248, which `sched::verdict` explains).
     if let (Some(code), Some(_)) = (c.excx.or(c.exit_code), c.wait) {
         return Verdict::Exited((code & 0xff) as u8);
+    }
+    // QEMU's word outranks the links': after a halt they stopped short.
+    if let (Some(HostStop::Halted), Some(event)) = (e.host_stop, e.halt) {
+        return Verdict::Halted {
+            event: event.clone(),
+            panic: first_line_with(e.com1, PANIC_LINE).map(str::to_owned),
+            com1_tail: last_lines(e.com1, COM1_TAIL_LINES),
+        };
     }
     if let Some(line) = first_line_starting(e.com2, proto::prefix::FATAL) {
         return Verdict::Fatal { line: line.into() };
@@ -280,7 +317,7 @@ pub fn decide(e: &Evidence<'_>) -> Verdict {
 /// Why the VM gave no exit code, from COM1: the kernel's panic line and
 /// its first BUG/Oops line, then the tail.
 fn no_exit(e: &Evidence<'_>) -> Verdict {
-    let panic = first_line_with(e.com1, "Kernel panic - not syncing:").map(str::to_owned);
+    let panic = first_line_with(e.com1, PANIC_LINE).map(str::to_owned);
     let first_error = ["BUG:", "Oops:"]
         .iter()
         .filter_map(|needle| first_line_with(e.com1, needle))
@@ -288,9 +325,14 @@ fn no_exit(e: &Evidence<'_>) -> Verdict {
         .map(str::to_owned);
     let com1_tail = last_lines(e.com1, COM1_TAIL_LINES);
     if e.collected.frames == 0 && !e.qemu_failed {
-        let memory_trouble = ["Out of memory", "Initramfs unpacking failed"]
-            .iter()
-            .any(|needle| e.com1.contains(needle));
+        let memory_trouble = [
+            "Out of memory",
+            "Initramfs unpacking failed",
+            "memory map backing failed",
+            "Cannot find place for new RAMDISK",
+        ]
+        .iter()
+        .any(|needle| e.com1.contains(needle));
         return Verdict::NeverReachedInit {
             memory_mib: e.memory_mib,
             panic,
@@ -352,6 +394,7 @@ mod tests {
             com2,
             memory_mib: 256,
             timeout_secs: 0,
+            halt: None,
         }
     }
 
@@ -460,6 +503,54 @@ mod tests {
         assert_eq!((exited.exit_code, exited.error), (4, None));
         let failed = Verdict::end(&Err(crate::error::Error::QemuMissing));
         assert_eq!((failed.exit_code, failed.verdict), (250, "error"));
+    }
+
+    #[test]
+    fn a_halt_before_exit_is_the_verdict_and_names_its_cause() {
+        use super::super::qmp_event::BlockIoError;
+        let event = Event::BlockIoError(BlockIoError {
+            device: "disk0".into(),
+            operation: "write".into(),
+            action: "stop".into(),
+            reason: "No space left on device".into(),
+            nospace: true,
+            image: Some("/t/d.img".into()),
+        });
+        let some_frames = Collected {
+            frames: 7,
+            exit_code: None,
+            ..Collected::default()
+        };
+        let mut e = evidence(&some_frames, "[ 1.0] boot\n", "");
+        e.host_stop = Some(HostStop::Halted);
+        e.halt = Some(&event);
+        let v = decide(&e);
+        assert_eq!((v.exit_code(), v.kind()), (251, "halted"));
+        assert_eq!(
+            v.to_string(),
+            "VM ended without an exit code: disk0 (/t/d.img): write failed on the host: \
+             No space left on device (the host file system holding the image is full); \
+             QEMU paused the guest; the run was ended at once, with the output so far"
+        );
+        // The payload's own end came first: its code stands.
+        let done = ran_to_the_end(3);
+        let mut e = evidence(&done, "", "");
+        e.host_stop = Some(HostStop::Halted);
+        e.halt = Some(&event);
+        assert_eq!(decide(&e), Verdict::Exited(3));
+        // A panic event with the kernel's line on COM1.
+        let panicked = Event::GuestPanicked {
+            action: "pause".into(),
+        };
+        let com1 = "[ 2.0] Kernel panic - not syncing: sysrq triggered crash\n";
+        let mut e = evidence(&some_frames, com1, "");
+        e.host_stop = Some(HostStop::Halted);
+        e.halt = Some(&panicked);
+        let text = decide(&e).to_string();
+        assert!(
+            text.contains("action pause): Kernel panic - not syncing: sysrq"),
+            "{text}"
+        );
     }
 
     #[test]
