@@ -3,7 +3,8 @@
 # scripts/setup.sh installs for any run (it runs first): the host tools the
 # tests call (cpio, xz, zstd, tmux, mke2fs), Debian unstable's cloud kernel
 # (sched_ext; virtio built in) in .cache/kernel-sid, scx_bpfland built into
-# .cache/scx, and cargo-fuzz where a nightly toolchain can run it.
+# .cache/scx, virtiofsd built into .cache/virtiofsd, and cargo-fuzz where a
+# nightly toolchain can run it.
 # Idempotent: each step is skipped when its result is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -83,6 +84,20 @@ setup_scx() {
     PATH="$PWD/.cache/clang-bin:$PATH" cargo install scx_bpfland --locked --root "$root"
 }
 setup_scx
+
+# virtiofsd (the maintained Rust one, from crates.io) for `--share`: built
+# into .cache/virtiofsd, never a prebuilt binary.
+setup_virtiofsd() {
+    local root=.cache/virtiofsd
+    [ -x "$root/bin/virtiofsd" ] && return
+    local pkgs=()
+    for p in libseccomp-dev libcap-ng-dev pkg-config; do
+        dpkg -s "$p" >/dev/null 2>&1 || pkgs+=("$p")
+    done
+    apt_install "${pkgs[@]}"
+    cargo install virtiofsd --locked --root "$root"
+}
+setup_virtiofsd
 
 # Fuzzing (scripts/fuzz.sh) runs cargo-fuzz on the nightly toolchain; where
 # no nightly is installed the fuzz runs are skipped, so cargo-fuzz is too.
