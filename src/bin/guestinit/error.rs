@@ -157,6 +157,8 @@ pub enum Error {
         guestinit::proto::disk::MAX
     )]
     TooManyDisks { count: usize },
+    #[error("--stats-socket {}: {why}", path.display())]
+    StatsSocketTaken { path: PathBuf, why: &'static str },
     #[error("{} exists already: mkdisk makes a new image and never overwrites one; remove it or choose another name", path.display())]
     DiskExists { path: PathBuf },
     #[error("{program} is missing on this host: install {package} to make {fs} images")]
@@ -243,6 +245,7 @@ impl Error {
             | Error::DiskNotAnImage { .. }
             | Error::TooManyDisks { .. }
             | Error::DiskExists { .. }
+            | Error::StatsSocketTaken { .. }
             | Error::MkfsMissing { .. } => USAGE,
             // The VM ran and said it succeeded: a fatal, not a usage error.
             Error::DiskNotFormatted { .. } => FATAL,

@@ -88,6 +88,9 @@ fn run(args: &RunArgs, stdout: Spool, diag: &Diagnostics) -> Result<Verdict> {
         source,
     })?;
     let mut files = OutputFiles::create(args)?;
+    // Bound before the boot, so a path in use is a usage error now; its
+    // file is removed when the run ends, however it ends.
+    let mut stats_socket = args.stats_socket.as_deref().map(stats::bind).transpose()?;
     let mut machine = prepare(args, diag)?;
     // A signal while packing: nothing runs yet, so nothing to stop.
     if let Some(signal) = signals.pending().next() {
@@ -96,11 +99,9 @@ fn run(args: &RunArgs, stdout: Spool, diag: &Diagnostics) -> Result<Verdict> {
     let learn_pob = machine.learn_pob.take();
     let memory_mib = machine.memory_mib;
     let Started { mut vm, mut links } = start(args, machine, diag)?;
-    // Removed from the file system when the run ends, however it ends.
-    let _stats_socket = match (links.take(Link::Stats), &args.stats_socket) {
-        (Some(link), Some(path)) => Some(stats::serve(path, link)?),
-        _ => None,
-    };
+    if let (Some(link), Some(socket)) = (links.take(Link::Stats), &mut stats_socket) {
+        socket.serve(link)?;
+    }
     let deadline = args
         .vm
         .timeout
