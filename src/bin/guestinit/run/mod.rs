@@ -3,6 +3,7 @@
 //! exit status (see `crate::error` for the codes).
 
 mod accel;
+mod cache;
 mod capture;
 mod console;
 mod diag;
