@@ -198,6 +198,8 @@ pub enum Error {
     QemuFailed { status: ExitStatus, stderr: String },
     #[error("cannot set up the VM: {what}: {source}")]
     VmSetup { what: String, source: io::Error },
+    #[error("--sandbox on: qemu-system-x86_64 cannot run under its seccomp filter here: {why}")]
+    NoSandbox { why: String },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -208,7 +210,8 @@ impl Error {
             Error::QemuMissing
             | Error::QemuSpawn(_)
             | Error::QemuFailed { .. }
-            | Error::VmSetup { .. } => QEMU,
+            | Error::VmSetup { .. }
+            | Error::NoSandbox { .. } => QEMU,
             Error::Read { .. }
             | Error::Write { .. }
             | Error::BadArgument { .. }

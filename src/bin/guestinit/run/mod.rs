@@ -15,6 +15,7 @@ mod pob_cache;
 mod qemu;
 mod qmp;
 mod reactor;
+mod sandbox;
 pub mod sched;
 mod spool;
 mod stats;
@@ -162,6 +163,8 @@ fn run(args: &RunArgs, stdout: Spool, diag: &Diagnostics) -> Result<Verdict> {
 struct Machine {
     kernel: PathBuf,
     accel: Accel,
+    /// QEMU runs under its seccomp filter (`--sandbox`).
+    sandbox: bool,
     /// The init's keys on the kernel command line.
     params: BootParams,
     initrd: Initrd,
@@ -178,6 +181,7 @@ fn prepare(args: &RunArgs, diag: &Diagnostics) -> Result<Machine> {
     let kernel = locate::kernel(args.vm.kernel.as_deref())?;
     let pob = Pob::find(&kernel);
     let accel = accel::detect();
+    let sandbox = sandbox::decide(args.vm.sandbox, diag)?;
     let params = boot_params(args, &pob, disks.access, accel);
     let initrd = initramfs(args, &kernel, disks.modules)?;
     let size = memory::archive_bytes(&initrd.path).map_err(|source| Error::Read {
@@ -191,6 +195,7 @@ fn prepare(args: &RunArgs, diag: &Diagnostics) -> Result<Machine> {
     Ok(Machine {
         kernel,
         accel,
+        sandbox,
         params,
         initrd,
         memory_mib,
@@ -266,6 +271,7 @@ fn start(args: &RunArgs, machine: Machine, diag: &Diagnostics) -> Result<Started
     let mut links = Links::open(wanted)?;
     let qemu_args = qemu::args(&qemu::VmConfig {
         accel: machine.accel,
+        sandbox: machine.sandbox.then_some(sandbox::SETTINGS),
         kernel: &machine.kernel,
         initrd: &machine.initrd.path,
         memory_mib: machine.memory_mib,
