@@ -37,6 +37,9 @@ use reply::error_line;
 /// Clients connected at once; one more gets an error line and is closed.
 pub const CLIENTS_MAX: usize = 16;
 
+/// A client thread's stack: it holds two 4 KiB buffers and formats a line.
+const CLIENT_STACK: usize = 128 * 1024;
+
 const EBUSY: i32 = 16;
 
 /// The socket, bound; its file is removed when this is dropped (if it is
@@ -98,6 +101,7 @@ fn accept(listener: &UnixListener, relay: &Arc<Relay>) {
         let (relay, count) = (Arc::clone(relay), Arc::clone(&connected));
         let spawned = thread::Builder::new()
             .name("stats-client".into())
+            .stack_size(CLIENT_STACK)
             .spawn(move || {
                 client::serve(client, &relay);
                 count.fetch_sub(1, Ordering::AcqRel);
