@@ -287,3 +287,49 @@ fn every_output_path_is_checked_before_the_boot() {
         );
     }
 }
+
+#[test]
+fn a_live_stats_socket_is_refused_before_the_boot_and_kept() {
+    // Another run's socket (here the test's own listener) at the path.
+    let dir = std::env::temp_dir().join(format!("guestinit-live-stats-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("stats.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let socket = path.to_str().unwrap();
+    let out = guestinit(&[
+        "run",
+        "--stats-socket",
+        socket,
+        "--kernel",
+        "/nonexistent/vmlinuz",
+        "--",
+        "/bin/true",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(249), "{stderr}");
+    assert!(
+        stderr.contains(&format!("--stats-socket {socket}: a live socket is there")),
+        "{stderr}"
+    );
+    assert!(path.exists(), "the live socket was left alone");
+    assert!(std::os::unix::net::UnixStream::connect(&path).is_ok());
+    drop(listener);
+    // A missing folder: the same, before the kernel is looked for.
+    let out = guestinit(&[
+        "run",
+        "--stats-socket",
+        "/missing/dir/stats.sock",
+        "--kernel",
+        "/nonexistent/vmlinuz",
+        "--",
+        "/bin/true",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(249), "{stderr}");
+    assert!(
+        stderr.contains("cannot write /missing/dir/stats.sock"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

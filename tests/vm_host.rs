@@ -183,31 +183,33 @@ fn a_long_tmpdir_does_not_break_run() {
 
 /// Boots `script` (which prints `before` first), waits for that line, then
 /// returns the running child, its QEMU's pid and the stdout reader.
-fn boot_until_before(
-    script: &str,
-    tmpdir: &std::path::Path,
-    own_group: bool,
-) -> (
+type Booted = (
     Child,
     u32,
     thread::JoinHandle<Vec<u8>>,
     thread::JoinHandle<Vec<u8>>,
-) {
+);
+
+fn boot_until_before(script: &str, tmpdir: &std::path::Path, own_group: bool) -> Booted {
+    boot_with_until_before(&[], script, tmpdir, own_group)
+}
+
+/// `run` with `vm_args` until the payload printed `before`: the host, its
+/// QEMU's pid, and their stdout and stderr being collected.
+fn boot_with_until_before(
+    vm_args: &[&str],
+    script: &str,
+    tmpdir: &std::path::Path,
+    own_group: bool,
+) -> Booted {
     require_vm_prerequisites();
     let mut cmd = Command::new(guestinit());
-    cmd.args([
-        "run",
-        "--timeout",
-        VM_TIMEOUT_SECS,
-        "--",
-        "/bin/busybox",
-        "sh",
-        "-c",
-        script,
-    ])
-    .env("TMPDIR", tmpdir)
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    cmd.args(["run", "--timeout", VM_TIMEOUT_SECS])
+        .args(vm_args)
+        .args(["--", "/bin/busybox", "sh", "-c", script])
+        .env("TMPDIR", tmpdir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     if own_group {
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     }
@@ -362,4 +364,48 @@ fn fatal_or_panic_lines_written_by_the_payload_are_not_verdicts() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let out = sh(&[], "echo 'PANIC: spoofed' > /dev/ttyS1; exit 0");
     assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
+/// A field of /proc/PID/status (`Seccomp:` and the like), trimmed.
+fn status_field(pid: u32, name: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status:\n{status}"))
+}
+
+/// QEMU's seccomp mode (2: a filter) and argv while the payload runs.
+fn qemu_seccomp(vm_args: &[&str], name: &str) -> (String, String, Vec<String>) {
+    let tmp = scratch(name);
+    let (mut child, qemu, _out, err) =
+        boot_with_until_before(vm_args, "echo before; sleep 1000", &tmp, false);
+    let seccomp = status_field(qemu, "Seccomp:");
+    let no_new_privs = status_field(qemu, "NoNewPrivs:");
+    let argv: Vec<String> = std::fs::read(format!("/proc/{qemu}/cmdline"))
+        .unwrap()
+        .split(|&b| b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    kill(child.id() as i32, "TERM");
+    let code = wait_at_most(&mut child, Duration::from_secs(60));
+    let err = String::from_utf8_lossy(&err.join().unwrap()).into_owned();
+    assert_eq!(code, Some(143), "{err}");
+    (seccomp, no_new_privs, argv)
+}
+
+#[test]
+fn qemu_runs_under_its_seccomp_filter_unless_told_not_to() {
+    let (seccomp, no_new_privs, argv) = qemu_seccomp(&[], "seccomp-on");
+    assert_eq!(seccomp, "2", "QEMU's seccomp mode (2: filter)");
+    assert_eq!(no_new_privs, "1");
+    let at = argv.iter().position(|a| a == "-sandbox").expect("-sandbox");
+    assert_eq!(
+        argv[at + 1],
+        "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
+    );
+    let (seccomp, _, argv) = qemu_seccomp(&["--sandbox", "off"], "seccomp-off");
+    assert_eq!(seccomp, "0", "--sandbox off");
+    assert!(!argv.iter().any(|a| a == "-sandbox"), "{argv:?}");
 }

@@ -267,6 +267,20 @@ fn the_stats_socket_relays_bpflands_own_stats() {
         .map(|_| stats_request(&socket, std::time::Duration::from_secs(5)).1)
         .collect();
     eprintln!("stats round trips: {times:?}");
+    // Clients at once beside an idle one: each gets a reply of its own.
+    let idle = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    let at_once: Vec<_> = (0..4)
+        .map(|_| {
+            let socket = socket.clone();
+            std::thread::spawn(move || stats_request(&socket, std::time::Duration::from_secs(5)))
+        })
+        .collect();
+    for client in at_once {
+        let (reply, took) = client.join().unwrap();
+        assert!(reply.starts_with("{\"errno\":0,"), "{reply}");
+        eprintln!("a stats reply beside an idle client in {took:?}");
+    }
+    drop(idle);
     let _ = child.kill();
     let _ = child.wait();
 }

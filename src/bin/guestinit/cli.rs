@@ -175,6 +175,19 @@ pub struct VmArgs {
     /// Print lifecycle frames (LIFE, KADR, SRDY, ...) and the QEMU command to stderr.
     #[arg(short, long)]
     pub verbose: bool,
+
+    /// QEMU's seccomp filter (`-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny`): `auto` where this QEMU and kernel have it, `on` or fail (250), `off` for a --qemu-arg that makes QEMU start a program (a tap script, smbd).
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = Sandbox::Auto)]
+    pub sandbox: Sandbox,
+}
+
+/// When QEMU runs under its seccomp filter (`run::sandbox`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Sandbox {
+    #[default]
+    Auto,
+    On,
+    Off,
 }
 
 /// What the init runs in the VM.

@@ -159,6 +159,8 @@ pub enum Error {
         guestinit::proto::disk::MAX
     )]
     TooManyDisks { count: usize },
+    #[error("--stats-socket {}: {why}", path.display())]
+    StatsSocketTaken { path: PathBuf, why: &'static str },
     #[error("{} exists already: mkdisk makes a new image and never overwrites one; remove it or choose another name", path.display())]
     DiskExists { path: PathBuf },
     #[error("{program} is missing on this host: install {package} to make {fs} images")]
@@ -207,6 +209,8 @@ pub enum Error {
     QemuFailed { status: ExitStatus, stderr: String },
     #[error("cannot set up the VM: {what}: {source}")]
     VmSetup { what: String, source: io::Error },
+    #[error("--sandbox on: qemu-system-x86_64 cannot run under its seccomp filter here: {why}")]
+    NoSandbox { why: String },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -217,7 +221,8 @@ impl Error {
             Error::QemuMissing
             | Error::QemuSpawn(_)
             | Error::QemuFailed { .. }
-            | Error::VmSetup { .. } => QEMU,
+            | Error::VmSetup { .. }
+            | Error::NoSandbox { .. } => QEMU,
             Error::Read { .. }
             | Error::Write { .. }
             | Error::BadArgument { .. }
@@ -254,6 +259,7 @@ impl Error {
             | Error::DiskNotAnImage { .. }
             | Error::TooManyDisks { .. }
             | Error::DiskExists { .. }
+            | Error::StatsSocketTaken { .. }
             | Error::MkfsMissing { .. }
             | Error::MemoryTooSmall { .. } => USAGE,
             // The VM ran and said it succeeded: a fatal, not a usage error.

@@ -81,6 +81,7 @@ impl Drop for ScratchDir {
 mod tests {
     use super::*;
     use std::io::{Read, Seek, Write};
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn an_anonymous_file_has_no_name_and_reopens_through_its_descriptor() {
@@ -95,5 +96,18 @@ mod tests {
         assert_eq!(text, "archive");
         let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
         assert!(link.to_string_lossy().ends_with("(deleted)"), "{link:?}");
+    }
+
+    #[test]
+    fn a_scratch_directory_is_the_users_alone_and_goes_when_dropped() {
+        let scratch = ScratchDir::new("mode-test").unwrap();
+        let mode = std::fs::metadata(scratch.path())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "mode {mode:o}");
+        let path = scratch.path().to_owned();
+        drop(scratch);
+        assert!(!path.exists());
     }
 }

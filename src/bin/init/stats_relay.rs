@@ -4,13 +4,16 @@
 //! restarts: without one, connecting is retried every 250 ms (the folder
 //! itself may not exist yet, so there is nothing to watch), and each
 //! request line meanwhile gets one error line in scx_stats' shape, so no
-//! client is left hanging.
+//! client is left hanging. Every request line gets exactly one line back
+//! (`stats_lines`), also when the scheduler goes away mid-request: the
+//! host pairs replies with requests by their order.
 
 use crate::backlog::Backlog;
 use crate::clock;
 use guestinit::cell::TakeOnce;
 use crate::link::Link;
 use crate::reactor::{Ctx, Interests, Rank, Source};
+use crate::stats_lines::{Lines, REPLY_MAX};
 use crate::vports::{self, Wanted};
 use core::fmt::Write;
 use guestinit::fmt::SliceWriter;
@@ -24,8 +27,6 @@ use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 /// How long the stats port may take to appear once the bulk port has.
 const WAIT_MS: u64 = 1000;
 const RETRY_MS: u64 = 250;
-/// The longest error line: `{"errno":NNNN,"args":{}}` and a newline.
-const REPLY_MAX: usize = 32;
 
 const PORT: u8 = 0;
 const SOCKET: u8 = 1;
@@ -54,6 +55,7 @@ pub struct StatsRelay {
     /// Why the last connect failed: what the error lines say.
     errno: Errno,
     retry_at: u64,
+    lines: Lines,
 }
 
 impl StatsRelay {
@@ -66,6 +68,7 @@ impl StatsRelay {
             to_port,
             errno: Errno::NOENT,
             retry_at: clock::now_ns(),
+            lines: Lines::default(),
         }
     }
 
@@ -83,27 +86,33 @@ impl StatsRelay {
         self.retry_at = clock::now_ns() + RETRY_MS * 1_000_000;
     }
 
+    /// Bytes of the port's that may be read now: every byte may end a
+    /// line, and each line needs room for its answer.
+    fn port_room(&self) -> usize {
+        let budget = self.lines.port_budget(self.to_port.room());
+        match self.socket {
+            Some(_) => budget.min(self.to_socket.room()),
+            None => budget,
+        }
+    }
+
     /// Reads the host's bytes: to the scheduler, or each line answered.
     fn read_port(&mut self) {
         let Some(port) = &self.port else { return };
         let mut buf = [0u8; 1024];
-        // Without a socket every byte may end a line: room for each reply.
-        let room = match self.socket {
-            Some(_) => self.to_socket.room(),
-            None => self.to_port.room() / REPLY_MAX,
-        };
-        let room = room.min(buf.len());
+        let room = self.port_room().min(buf.len());
         if room == 0 {
             return;
         }
         match rustix::io::read(port, &mut buf[..room]) {
             Ok(0) => self.port = None,
-            Ok(n) if self.socket.is_some() => {
-                self.to_socket.push(&buf[..n]);
-            }
             Ok(n) => {
-                for _ in buf[..n].iter().filter(|&&b| b == b'\n') {
+                let said = self.lines.host_sent(&buf[..n], self.socket.is_some());
+                for _ in 0..said.errors {
                     self.reply_error();
+                }
+                if self.socket.is_some() {
+                    self.to_socket.push(&buf[said.send_from..n]);
                 }
             }
             Err(Errno::AGAIN | Errno::INTR) => {}
@@ -123,13 +132,14 @@ impl StatsRelay {
     fn read_socket(&mut self) {
         let Some(socket) = &self.socket else { return };
         let mut buf = [0u8; 1024];
-        let room = self.to_port.room().min(buf.len());
+        let room = self.lines.socket_budget(self.to_port.room()).min(buf.len());
         if room == 0 {
             return;
         }
         match rustix::io::read(socket, &mut buf[..room]) {
             Ok(0) => self.lost_socket(),
             Ok(n) => {
+                self.lines.scheduler_sent(&buf[..n]);
                 self.to_port.push(&buf[..n]);
             }
             Err(Errno::AGAIN | Errno::INTR) => {}
@@ -138,11 +148,19 @@ impl StatsRelay {
         self.flush_some();
     }
 
-    /// A request half sent to a scheduler that went away is for nobody.
+    /// A request half sent to a scheduler that went away is for nobody;
+    /// each one sent whole is answered here, as it will not be there.
     fn lost_socket(&mut self) {
         self.socket = None;
         self.to_socket.clear();
         self.errno = Errno::CONNRESET;
+        let owed = self.lines.lost();
+        if owed.end_reply {
+            self.to_port.push(b"\n");
+        }
+        for _ in 0..owed.errors {
+            self.reply_error();
+        }
     }
 
     fn flush_some(&mut self) {
@@ -165,7 +183,7 @@ impl Source for StatsRelay {
     fn interests<'s>(&'s self, _link: &Link, out: &mut Interests<'s>) {
         let Some(port) = &self.port else { return };
         let mut port_events = PollFlags::empty();
-        if self.to_socket.room() > 0 && self.to_port.room() >= REPLY_MAX {
+        if self.port_room() > 0 {
             port_events |= PollFlags::IN;
         }
         if !self.to_port.is_empty() {
@@ -176,13 +194,17 @@ impl Source for StatsRelay {
         }
         if let Some(socket) = &self.socket {
             let mut events = PollFlags::empty();
-            if self.to_port.room() > 0 {
+            if self.lines.socket_budget(self.to_port.room()) > 0 {
                 events |= PollFlags::IN;
             }
             if !self.to_socket.is_empty() {
                 events |= PollFlags::OUT;
             }
-            out.add(socket.as_fd(), events, SOCKET);
+            // Out of the set while it can be neither read nor written: poll
+            // would report its hang-up at once, again and again.
+            if !events.is_empty() {
+                out.add(socket.as_fd(), events, SOCKET);
+            }
         }
     }
 

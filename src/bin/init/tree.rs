@@ -25,6 +25,7 @@ mod sched;
 mod shell;
 mod small_file;
 mod spawn;
+mod stats_lines;
 mod stats_relay;
 mod stdin_relay;
 #[cfg(test)]

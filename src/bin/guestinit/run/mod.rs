@@ -3,6 +3,7 @@
 //! exit status (see `crate::error` for the codes).
 
 mod accel;
+mod cache;
 mod capture;
 mod console;
 mod diag;
@@ -15,6 +16,7 @@ mod qemu;
 mod qmp;
 mod qmp_event;
 mod reactor;
+mod sandbox;
 pub mod sched;
 mod spool;
 mod stats;
@@ -90,6 +92,9 @@ fn run(args: &RunArgs, stdout: Spool, diag: &Diagnostics) -> Result<Verdict> {
         source,
     })?;
     let mut files = OutputFiles::create(args)?;
+    // Bound before the boot, so a path in use is a usage error now; its
+    // file is removed when the run ends, however it ends.
+    let mut stats_socket = args.stats_socket.as_deref().map(stats::bind).transpose()?;
     let mut machine = prepare(args, diag)?;
     // A signal while packing: nothing runs yet, so nothing to stop.
     if let Some(signal) = signals.pending().next() {
@@ -98,11 +103,9 @@ fn run(args: &RunArgs, stdout: Spool, diag: &Diagnostics) -> Result<Verdict> {
     let learn_pob = machine.learn_pob.take();
     let memory_mib = machine.memory_mib;
     let Started { mut vm, mut links } = start(args, machine, diag)?;
-    // Removed from the file system when the run ends, however it ends.
-    let _stats_socket = match (links.take(Link::Stats), &args.stats_socket) {
-        (Some(link), Some(path)) => Some(stats::serve(path, link)?),
-        _ => None,
-    };
+    if let (Some(link), Some(socket)) = (links.take(Link::Stats), &mut stats_socket) {
+        socket.serve(link)?;
+    }
     let deadline = args
         .vm
         .timeout
@@ -159,6 +162,8 @@ fn run(args: &RunArgs, stdout: Spool, diag: &Diagnostics) -> Result<Verdict> {
 struct Machine {
     kernel: PathBuf,
     accel: Accel,
+    /// QEMU runs under its seccomp filter (`--sandbox`).
+    sandbox: bool,
     /// The init's keys on the kernel command line.
     params: BootParams,
     initrd: Initrd,
@@ -175,6 +180,7 @@ fn prepare(args: &RunArgs, diag: &Diagnostics) -> Result<Machine> {
     let kernel = locate::kernel(args.vm.kernel.as_deref())?;
     let pob = Pob::find(&kernel);
     let accel = accel::detect();
+    let sandbox = sandbox::decide(args.vm.sandbox, diag)?;
     let params = boot_params(args, &pob, disks.access, accel);
     let initrd = initramfs(args, &kernel, disks.modules)?;
     let sizes = memory::archive_sizes(&initrd.path).map_err(|source| Error::Read {
@@ -195,6 +201,7 @@ fn prepare(args: &RunArgs, diag: &Diagnostics) -> Result<Machine> {
     Ok(Machine {
         kernel,
         accel,
+        sandbox,
         params,
         initrd,
         memory_mib,
@@ -280,6 +287,7 @@ fn start(args: &RunArgs, machine: Machine, diag: &Diagnostics) -> Result<Started
     let qemu_args = qemu::args(&qemu::VmConfig {
         accel: machine.accel,
         tcg_thread,
+        sandbox: machine.sandbox.then_some(sandbox::SETTINGS),
         kernel: &machine.kernel,
         initrd: &machine.initrd.path,
         memory_mib: machine.memory_mib,

@@ -9,91 +9,40 @@
 //! rebuilt or replaced file misses; hashing the image itself cost every run
 //! ~30 ms before QEMU could start.
 
-use sha2::{Digest, Sha256};
 use std::fs;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use guestinit::wire::msg::KernelAddrs;
 
+use super::cache::{self, Entry};
+
 /// One kernel image's entry: `<cache>/pob/<sha256 of its identity>`.
 pub struct PobCache {
-    path: PathBuf,
+    entry: Entry,
 }
 
 impl PobCache {
     /// The entry for `kernel`; none without a cache directory or when the
     /// image cannot be read (the run then just scans, as without a cache).
     pub fn for_kernel(kernel: &Path) -> Option<PobCache> {
-        let dir = cache_dir()?;
-        Some(PobCache::in_dir(
-            &dir,
-            &identity(&fs::metadata(kernel).ok()?),
-        ))
-    }
-
-    /// `<dir>/pob/<SHA-256 of key>`: a fixed-length name for any key.
-    fn in_dir(dir: &Path, key: &[u8]) -> PobCache {
-        let digest = Sha256::digest(key);
-        let name: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        PobCache {
-            path: dir.join("pob").join(name),
-        }
+        let key = cache::identity(&fs::metadata(kernel).ok()?);
+        Some(PobCache {
+            entry: Entry::new("pob", &key)?,
+        })
     }
 
     /// The offset an earlier run stored.
     pub fn load(&self) -> Option<u64> {
-        parse(&fs::read_to_string(&self.path).ok()?)
+        parse(&self.entry.load()?)
     }
 
     /// Stores the offset KADR's addresses imply, if they carry one. Best
     /// effort: a cache that cannot be written costs the next run a scan.
     pub fn store(&self, addrs: &KernelAddrs) {
-        let Some(offset) = offset_of(addrs) else {
-            return;
-        };
-        let Some(dir) = self.path.parent() else {
-            return;
-        };
-        // Written aside and renamed: a concurrent run reads all or nothing.
-        let partial = self.path.with_extension(format!("{}", std::process::id()));
-        let written = fs::create_dir_all(dir)
-            .and_then(|()| fs::write(&partial, format!("{offset:x}\n")))
-            .and_then(|()| fs::rename(&partial, &self.path));
-        if written.is_err() {
-            let _ = fs::remove_file(&partial);
+        if let Some(offset) = offset_of(addrs) {
+            self.entry.store(&format!("{offset:x}\n"));
         }
     }
-}
-
-/// What tells one image file from another without reading it. The change
-/// time cannot be set back by a user, so a file written anew never keeps
-/// its old identity.
-fn identity(meta: &fs::Metadata) -> Vec<u8> {
-    format!(
-        "{}:{}:{}:{}.{}:{}.{}",
-        meta.dev(),
-        meta.ino(),
-        meta.size(),
-        meta.mtime(),
-        meta.mtime_nsec(),
-        meta.ctime(),
-        meta.ctime_nsec()
-    )
-    .into_bytes()
-}
-
-/// $XDG_CACHE_HOME/guestinit, else ~/.cache/guestinit.
-fn cache_dir() -> Option<PathBuf> {
-    let absolute = |v: std::ffi::OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .and_then(absolute)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .and_then(absolute)
-                .map(|h| h.join(".cache"))
-        })?;
-    Some(base.join("guestinit"))
 }
 
 /// `page_offset_base - _text` from a KADR, when the guest found both and
@@ -139,33 +88,12 @@ mod tests {
     }
 
     #[test]
-    fn a_file_written_anew_has_another_identity() {
-        let dir = std::env::temp_dir().join(format!("guestinit-pob-id-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let image = dir.join("vmlinuz");
-        fs::write(&image, b"build one").unwrap();
-        let first = identity(&fs::metadata(&image).unwrap());
-        assert_eq!(
-            identity(&fs::metadata(&image).unwrap()),
-            first,
-            "stable while unchanged"
-        );
-        // Past the coarse clock's tick that stamps file times.
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        fs::write(&image, b"build two").unwrap();
-        assert_ne!(
-            identity(&fs::metadata(&image).unwrap()),
-            first,
-            "same size, rewritten"
-        );
-        fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
     fn a_stored_offset_loads_for_the_same_image_only() {
         let dir = std::env::temp_dir().join(format!("guestinit-pob-{}", std::process::id()));
-        let one = PobCache::in_dir(&dir, b"kernel image one");
-        let other = PobCache::in_dir(&dir, b"kernel image two");
+        let entry = |key: &[u8]| PobCache {
+            entry: Entry::in_dir(&dir, "pob", key),
+        };
+        let (one, other) = (entry(b"kernel image one"), entry(b"kernel image two"));
         assert_eq!(one.load(), None);
         one.store(&addrs(0xffffffffa3a1c3d8, Some(0xffffffffa2000000)));
         assert_eq!(one.load(), Some(0x1a1c3d8));

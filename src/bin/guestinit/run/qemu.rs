@@ -52,6 +52,9 @@ pub struct VmConfig<'a> {
     pub accel: Accel,
     /// How TCG runs the vCPUs (`accel::tcg_thread`); KVM ignores it.
     pub tcg_thread: TcgThread,
+    /// `-sandbox`'s value (`sandbox::SETTINGS`) when QEMU runs under its
+    /// seccomp filter.
+    pub sandbox: Option<&'a str>,
     pub kernel: &'a Path,
     pub initrd: &'a Path,
     pub memory_mib: u32,
@@ -229,9 +232,18 @@ fn disk(index: usize, disk: &Disk) -> Vec<OsString> {
     ]
 }
 
+/// QEMU's seccomp filter, when the run has it (`sandbox::decide`).
+fn sandbox(config: &VmConfig<'_>) -> Vec<OsString> {
+    match config.sandbox {
+        Some(settings) => strings(&["-sandbox", settings]),
+        None => Vec::new(),
+    }
+}
+
 /// The arguments of `qemu-system-x86_64` for `config`, device by device.
 pub fn args(config: &VmConfig<'_>) -> Vec<OsString> {
     [
+        sandbox(config),
         machine(config),
         boot(config),
         // The ports' bus, before the ports.
@@ -256,6 +268,7 @@ mod tests {
         VmConfig {
             accel,
             tcg_thread: TcgThread::Multi,
+            sandbox: None,
             kernel: Path::new("/k/vmlinuz"),
             initrd: Path::new("/t/initramfs.cpio"),
             memory_mib: 256,
@@ -356,6 +369,17 @@ mod tests {
             "-chardev socket,id=stdin,fd=9 \
              -device virtserialport,bus=vser0.0,nr=3,chardev=stdin,name=guestinit.stdin"
         ));
+    }
+
+    #[test]
+    fn the_sandbox_comes_first() {
+        let settings = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
+        let argv = args(&VmConfig {
+            sandbox: Some(settings),
+            ..config(Accel::Tcg, None)
+        });
+        assert_eq!(joined(&argv[..2]), format!("-sandbox {settings}"));
+        assert!(!joined(&args(&config(Accel::Tcg, None))).contains("-sandbox"));
     }
 
     #[test]
