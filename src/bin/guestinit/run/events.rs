@@ -33,6 +33,11 @@ impl Events {
         }
     }
 
+    /// Where the lines go, if anywhere.
+    pub fn spool(&self) -> Option<&Spool> {
+        self.out.as_ref()
+    }
+
     /// One line: `v`, `event`, `t`, then `fields`.
     fn emit(&self, event: &str, fields: Value) {
         let Some(out) = &self.out else { return };

@@ -9,6 +9,7 @@ mod console;
 mod diag;
 mod events;
 mod flow;
+mod gate;
 mod links;
 mod memory;
 mod pob_cache;
@@ -127,6 +128,7 @@ fn run(args: &RunArgs, stdout: Spool, diag: &Diagnostics) -> Result<Verdict> {
             terminal,
             links.take_always(Link::Hvc0)?,
             console_out,
+            diag,
         )?),
         None => None,
     };
@@ -659,12 +661,22 @@ fn sources<'b>(
             files.bulk_log.take(),
             args.throttle_bulk,
         ),
-        com1: Capture::new(stream(Link::Com1)?, files.com1_log.take())
-            .watching(stop::DUMP_LINE)
-            .watching(verdict::PANIC_LINE.as_bytes())
-            .tracing(files.trace.take().map(trace::TraceTee::new)),
-        com2: Capture::new(stream(Link::Com2)?, files.com2_log.take()),
-        qemu_stderr: Capture::new(stream(Link::QemuStderr)?, None),
+        com1: Capture::new(
+            stream(Link::Com1)?,
+            files.com1_log.take(),
+            &diag,
+            "the --com1-log file",
+        )
+        .watching(stop::DUMP_LINE)
+        .watching(verdict::PANIC_LINE.as_bytes())
+        .tracing(files.trace.take().map(trace::TraceTee::new)),
+        com2: Capture::new(
+            stream(Link::Com2)?,
+            files.com2_log.take(),
+            &diag,
+            "the --com2-log file",
+        ),
+        qemu_stderr: Capture::new(stream(Link::QemuStderr)?, None, &diag, "QEMU's stderr"),
         qmp,
         console: None,
         signals,
@@ -679,6 +691,7 @@ fn console(
     terminal: &RawTerminal,
     hvc0: std::os::unix::net::UnixStream,
     out: Spool,
+    diag: &Diagnostics,
 ) -> Result<Console> {
     let input = terminal
         .input
@@ -687,7 +700,7 @@ fn console(
             what: "relaying the terminal to hvc0".into(),
             source,
         })?;
-    Ok(Console::new(input, hvc0, out))
+    Ok(Console::new(input, hvc0, out, diag))
 }
 
 /// The last phase: every writer finishes, within the deadline and unless
