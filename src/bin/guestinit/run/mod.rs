@@ -113,7 +113,9 @@ fn run(args: &RunArgs, stdout: Spool, diag: &Diagnostics) -> Result<Verdict> {
         .map(|secs| vm.spawned + Duration::from_secs(secs));
     let mut buffer = decoder_buffer();
     let console_out = stdout.clone();
-    let relay = Relay::new(stdout, diag.clone(), args.vm.verbose);
+    let mut relay = Relay::new(stdout, diag.clone(), args.vm.verbose);
+    // The scheduler's log streams to --sched-log as it arrives.
+    relay.collected.sched = sched::SchedFrames::new(files.sched_log.take());
     // Shell mode: raw from here to the end of `run`, however it ends.
     let terminal = match args.mode {
         GuestMode::Shell => Some(RawTerminal::enter().map_err(|source| Error::VmSetup {
@@ -148,10 +150,6 @@ fn run(args: &RunArgs, stdout: Spool, diag: &Diagnostics) -> Result<Verdict> {
     }
     let outcome = conclude(args, &after, &stopper, status, (vm.spawned, memory_mib));
     diag.events().end(&Verdict::end(&outcome));
-    // The verdict stands: a file that fails now is a warning.
-    if let Some(file) = files.sched_log {
-        file.write(after.collected.sched.text().as_bytes(), diag);
-    }
     // Output still queued when the run timed out gets a moment, no more.
     let floor = Instant::now() + Duration::from_secs(1);
     match after.finish_writers(deadline.map(|d| d.max(floor)), args) {
@@ -390,11 +388,13 @@ impl AfterQemu {
                 path.display()
             ));
         }
+        let sched_log = collected.sched.log_file().cloned();
         let logs = [
             (bulk_log, &args.bulk_log),
             (com1_log, &args.vm.com1_log),
             (com2_log, &args.vm.com2_log),
             (trace, &args.trace),
+            (sched_log, &args.sched_run.sched_log),
         ];
         let logs = logs
             .into_iter()
@@ -484,7 +484,8 @@ fn conclude(
     }
     // The scheduler's failure explains the exit code or FATAL line it caused.
     let fatal = verdict::first_line_starting(&after.com2, guestinit::proto::prefix::FATAL);
-    if let Some(failed) = sched::failure(&c.sched, c.exit_code, fatal) {
+    let sched_log = args.sched_run.sched_log.as_deref();
+    if let Some(failed) = sched::failure(&c.sched, c.exit_code, fatal, sched_log) {
         if status.success() && stopper.host_stop.is_none() {
             verdict = Verdict::Scheduler(failed);
         }
@@ -584,7 +585,7 @@ struct OutputFiles {
     com1_log: Option<Spool>,
     com2_log: Option<Spool>,
     trace: Option<Spool>,
-    sched_log: Option<OutputFile>,
+    sched_log: Option<Spool>,
 }
 
 impl OutputFiles {
@@ -594,35 +595,8 @@ impl OutputFiles {
             com1_log: log_file(args.vm.com1_log.as_deref())?,
             com2_log: log_file(args.vm.com2_log.as_deref())?,
             trace: log_file(args.trace.as_deref())?,
-            sched_log: OutputFile::create(args.sched_run.sched_log.as_deref())?,
+            sched_log: log_file(args.sched_run.sched_log.as_deref())?,
         })
-    }
-}
-
-/// A file written once at the end of the run (`--trace`, `--sched-log`).
-struct OutputFile {
-    file: File,
-    path: PathBuf,
-}
-
-impl OutputFile {
-    fn create(path: Option<&Path>) -> Result<Option<OutputFile>> {
-        let Some(path) = path else { return Ok(None) };
-        let file = File::create(path).map_err(|source| Error::Write {
-            path: path.to_owned(),
-            source,
-        })?;
-        Ok(Some(OutputFile {
-            file,
-            path: path.to_owned(),
-        }))
-    }
-
-    fn write(mut self, bytes: &[u8], diag: &Diagnostics) {
-        use std::io::Write;
-        if let Err(e) = self.file.write_all(bytes) {
-            diag.warn(&format!("cannot write {}: {e}", self.path.display()));
-        }
     }
 }
 

@@ -170,7 +170,8 @@ impl<'b> Bulk<'b> {
             .feeds(Some(&relay.stdout), "stdout")
             .feeds(Some(diag.stderr()), "stderr")
             .feeds(diag.events().spool(), "the --events output")
-            .feeds(log.as_ref(), "the --bulk-log file");
+            .feeds(log.as_ref(), "the --bulk-log file")
+            .feeds(relay.collected.sched.log_file(), "the --sched-log file");
         Bulk {
             stream,
             decoder: Decoder::new(buffer),
