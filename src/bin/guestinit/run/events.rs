@@ -49,7 +49,7 @@ impl Events {
         if let Value::Object(fields) = fields {
             line.extend(fields);
         }
-        out.push(format!("{}\n", Value::Object(line)).as_bytes());
+        out.push_line(format!("{}\n", Value::Object(line)).as_bytes());
     }
 
     /// A guest frame other than output: its event name, tag and fields

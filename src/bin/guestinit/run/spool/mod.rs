@@ -35,10 +35,23 @@ fn unlinked_temp_file() -> io::Result<File> {
 /// The queue and the writer's state, under one lock.
 struct State {
     queue: Queue<File>,
+    /// The last byte queued was not a newline: a line is open.
+    mid_line: bool,
     closed: bool,
     finished: bool,
     /// Why the destination stopped taking bytes, if it did.
     failure: Option<io::Error>,
+}
+
+impl State {
+    fn push(&mut self, bytes: &[u8]) {
+        if let Some(&last) = bytes.last() {
+            self.mid_line = last != b'\n';
+        }
+        if self.failure.is_none() {
+            self.queue.push(bytes);
+        }
+    }
 }
 
 struct Shared {
@@ -82,6 +95,7 @@ impl Spool {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 queue: Queue::new(Box::new(unlinked_temp_file)),
+                mid_line: false,
                 closed: false,
                 finished: false,
                 failure: None,
@@ -99,9 +113,21 @@ impl Spool {
             return;
         }
         let mut state = self.shared.lock();
-        if state.failure.is_none() {
-            state.queue.push(bytes);
+        state.push(bytes);
+        drop(state);
+        self.shared.changed.notify_all();
+    }
+
+    /// Queues `line` (which ends in a newline) at the start of a line: after
+    /// a newline of its own when the bytes before it left one open, so an
+    /// event on a stdout shared with the payload (`--events -`) is never
+    /// glued onto the payload's last line.
+    pub fn push_line(&self, line: &[u8]) {
+        let mut state = self.shared.lock();
+        if state.mid_line {
+            state.push(b"\n");
         }
+        state.push(line);
         drop(state);
         self.shared.changed.notify_all();
     }
@@ -217,6 +243,22 @@ mod tests {
     use std::io::Read;
     use std::os::unix::net::UnixStream;
     use std::time::Duration;
+
+    #[test]
+    fn a_line_pushed_after_an_open_line_starts_a_line_of_its_own() {
+        let captured = Captured::default();
+        let spool = captured.spool();
+        spool.push(b"no newline");
+        spool.push_line(b"{\"event\":\"end\"}\n");
+        spool.push_line(b"{\"event\":\"x\"}\n");
+        spool.push(b"done\n");
+        spool.push_line(b"{}\n");
+        spool.finish(None, || false);
+        assert_eq!(
+            captured.take(),
+            b"no newline\n{\"event\":\"end\"}\n{\"event\":\"x\"}\ndone\n{}\n"
+        );
+    }
 
     #[test]
     fn a_stalled_reader_gets_every_byte_in_order_past_the_memory_bound() {
