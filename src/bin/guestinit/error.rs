@@ -178,6 +178,11 @@ pub enum Error {
         least_mib: u32,
         estimate_mib: u32,
     },
+    #[error("--cpus {cpus} and --topology {topology} disagree: the topology has {} vCPUs; give --cpus {} or leave --cpus out", topology.cpus(), topology.cpus())]
+    CpusDisagree {
+        cpus: u32,
+        topology: crate::topology::Topology,
+    },
     #[error("init binary not found at {}: run `cargo build --release` (or pass --init)", path.display())]
     InitNotFound { path: PathBuf },
     #[error("{}:{line}: {why}", file.display())]
@@ -255,7 +260,8 @@ impl Error {
             | Error::TooManyDisks { .. }
             | Error::DiskExists { .. }
             | Error::MkfsMissing { .. }
-            | Error::MemoryTooSmall { .. } => USAGE,
+            | Error::MemoryTooSmall { .. }
+            | Error::CpusDisagree { .. } => USAGE,
             // The VM ran and said it succeeded: a fatal, not a usage error.
             Error::DiskNotFormatted { .. } => FATAL,
         }

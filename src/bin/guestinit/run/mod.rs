@@ -47,6 +47,7 @@ use crate::error::{Error, Result};
 use crate::locate;
 use crate::pack;
 use crate::scratch;
+use crate::topology;
 use accel::{Accel, TcgThread};
 use guestinit::proto;
 use guestinit::proto::boot::{BootParams, Disks, Mode};
@@ -163,6 +164,8 @@ struct Machine {
     params: BootParams,
     initrd: Initrd,
     memory_mib: u32,
+    /// `--cpus`, or `--topology`'s product.
+    cpus: u32,
     /// The cache entry to learn `page_offset_base`'s offset into, when
     /// this run has to scan for it.
     learn_pob: Option<PobCache>,
@@ -171,6 +174,11 @@ struct Machine {
 /// Finds the kernel, builds its command line, packs the archive and sizes
 /// the memory: every check that can fail before the boot.
 fn prepare(args: &RunArgs, diag: &Diagnostics) -> Result<Machine> {
+    let topology = args.vm.topology;
+    let cpus = topology::cpu_count(args.vm.cpus, topology).map_err(|d| Error::CpusDisagree {
+        cpus: d.cpus,
+        topology: d.topology,
+    })?;
     let disks = disks(&args.disks, &args.mode)?;
     let kernel = locate::kernel(args.vm.kernel.as_deref())?;
     let pob = Pob::find(&kernel);
@@ -198,6 +206,7 @@ fn prepare(args: &RunArgs, diag: &Diagnostics) -> Result<Machine> {
         params,
         initrd,
         memory_mib,
+        cpus,
         learn_pob: pob.learn,
     })
 }
@@ -283,7 +292,7 @@ fn start(args: &RunArgs, machine: Machine, diag: &Diagnostics) -> Result<Started
         kernel: &machine.kernel,
         initrd: &machine.initrd.path,
         memory_mib: machine.memory_mib,
-        cpus: args.vm.cpus,
+        cpus: machine.cpus,
         params: machine.params,
         append: args.vm.append.as_deref().filter(|a| !a.is_empty()),
         disks: &args.disks,
