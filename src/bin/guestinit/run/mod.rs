@@ -190,6 +190,15 @@ fn prepare(args: &RunArgs, diag: &Diagnostics) -> Result<Machine> {
         source,
     })?;
     let (memory_mib, warning) = memory::choose(args.vm.memory, sizes.unpacked);
+    let nodes = topology.map_or(1, |t| t.nodes);
+    let (memory_mib, rounded) = memory::spread(memory_mib, args.vm.memory.is_some(), nodes)
+        .map_err(|t| Error::NodeMemoryTooSmall {
+            memory_mib: t.memory_mib,
+            nodes: t.nodes,
+            node_mib: t.node_mib,
+            least_mib: memory::NODE_LEAST_MIB,
+            give_mib: t.give_mib,
+        })?;
     // An archive that cannot boot would hang silently: refused, not warned.
     memory::check(memory_mib, sizes).map_err(|t| Error::MemoryTooSmall {
         archive_mib: t.archive_mib,
@@ -197,7 +206,7 @@ fn prepare(args: &RunArgs, diag: &Diagnostics) -> Result<Machine> {
         least_mib: t.least_mib,
         estimate_mib: t.estimate_mib,
     })?;
-    if let Some(warning) = warning {
+    for warning in [warning, rounded].into_iter().flatten() {
         diag.warn(&warning);
     }
     Ok(Machine {
@@ -293,6 +302,7 @@ fn start(args: &RunArgs, machine: Machine, diag: &Diagnostics) -> Result<Started
         initrd: &machine.initrd.path,
         memory_mib: machine.memory_mib,
         cpus: machine.cpus,
+        topology: args.vm.topology,
         params: machine.params,
         append: args.vm.append.as_deref().filter(|a| !a.is_empty()),
         disks: &args.disks,
