@@ -178,7 +178,8 @@ fn cpus_that_disagree_with_the_topology_are_refused_naming_both() {
     let out = run_timed("60", &["--topology", "2,x,2,1"], &["/bin/true"]);
     assert_eq!(code(&out), 249, "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("'2,x,2,1' for '--topology <NODES,LLCS,CORES,THREADS>': LLCS must be a number from 1 to 64"),
+        stderr(&out)
+            .contains("'2,x,2,1' for '--topology <N,L,C,T>': LLCS must be a number from 1 to 64"),
         "{}",
         stderr(&out)
     );

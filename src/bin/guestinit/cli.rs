@@ -151,8 +151,9 @@ pub struct VmArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub cpus: Option<u32>,
 
-    /// The CPU topology, in ktstr's order: NUMA nodes, LLCs (L3 caches) per node, cores per LLC, threads per core; e.g. 2,2,2,2 is 16 vCPUs (at most 64). The memory is split evenly between the nodes.
-    #[arg(long, value_name = "NODES,LLCS,CORES,THREADS",
+    /// The CPU topology NODES,LLCS,CORES,THREADS, in ktstr's order: NUMA nodes, LLCs (L3 caches) per node, cores per LLC, threads per core; e.g. 2,2,2,2 is 16 vCPUs (at most 64). The memory is split evenly between the nodes.
+    // A short value name: a long one turns every option's help into two lines.
+    #[arg(long, value_name = "N,L,C,T",
           value_parser = crate::topology::Topology::parse)]
     pub topology: Option<crate::topology::Topology>,
 
@@ -472,7 +473,7 @@ mod tests {
             assert_eq!(err.kind(), ErrorKind::ValueValidation, "{args:?}");
             let text = err.render().to_string();
             assert!(
-                text.contains("'2,x,2,1' for '--topology <NODES,LLCS,CORES,THREADS>'")
+                text.contains("'2,x,2,1' for '--topology <N,L,C,T>'")
                     && text.contains("LLCS must be a number from 1 to 64"),
                 "{text}"
             );
