@@ -241,6 +241,7 @@ fn every_command_that_boots_a_vm_takes_the_same_vm_options() {
         "--init",
         "--memory",
         "--cpus",
+        "--topology",
         "--timeout",
         "--append",
         "--qemu-arg",

@@ -48,11 +48,20 @@ pub fn run(vm_args: &[&str], program: &[&str]) -> Output {
 
 /// [`run`] with `cache` as XDG_CACHE_HOME.
 pub fn run_cached(cache: &Path, vm_args: &[&str], program: &[&str]) -> Output {
+    run_within(cache, VM_TIMEOUT_SECS, vm_args, program)
+}
+
+/// [`run`] with `--timeout timeout_secs`, for VMs slower than most.
+pub fn run_timed(timeout_secs: &str, vm_args: &[&str], program: &[&str]) -> Output {
+    run_within(&shared_cache(), timeout_secs, vm_args, program)
+}
+
+fn run_within(cache: &Path, timeout_secs: &str, vm_args: &[&str], program: &[&str]) -> Output {
     require_vm_prerequisites();
     let mut cmd = Command::new(guestinit());
     cmd.arg("run")
         .env("XDG_CACHE_HOME", cache)
-        .args(["--timeout", VM_TIMEOUT_SECS])
+        .args(["--timeout", timeout_secs])
         .args(vm_args);
     if !program.is_empty() {
         cmd.arg("--").args(program);

@@ -147,10 +147,15 @@ pub struct VmArgs {
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(16..))]
     pub memory: Option<u32>,
 
-    /// Number of virtual CPUs.
-    #[arg(long, value_name = "N", default_value_t = 1,
-          value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub cpus: u32,
+    /// Number of virtual CPUs [default: 1, or the product of --topology, which it must equal].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub cpus: Option<u32>,
+
+    /// The CPU topology NODES,LLCS,CORES,THREADS, in ktstr's order: NUMA nodes, LLCs (L3 caches) per node, cores per LLC, threads per core; e.g. 2,2,2,2 is 16 vCPUs (at most 64). The memory is split evenly between the nodes.
+    // A short value name: a long one turns every option's help into two lines.
+    #[arg(long, value_name = "N,L,C,T",
+          value_parser = crate::topology::Topology::parse)]
+    pub topology: Option<crate::topology::Topology>,
 
     /// Kill the VM after this many seconds (exit status 252) [default: none].
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
@@ -428,6 +433,8 @@ mod tests {
             "300",
             "--cpus",
             "2",
+            "--topology",
+            "2,2,2,2",
             "--timeout",
             "9",
             "--append",
@@ -454,9 +461,37 @@ mod tests {
         };
         let run = with(&["run"], &["--", "prog"]);
         assert_eq!(run.modules.as_deref(), Some("m".as_ref()));
-        assert_eq!((run.memory, run.cpus, run.timeout), (Some(300), 2, Some(9)));
+        assert_eq!(
+            (run.memory, run.cpus, run.timeout),
+            (Some(300), Some(2), Some(9))
+        );
+        assert_eq!(run.topology.map(|t| t.cpus()), Some(16));
         assert_eq!(with(&["shell"], &[]), run);
         assert_eq!(with(&["mkdisk", "--fs", "ext4"], &["disk.img"]), run);
+    }
+
+    #[test]
+    fn a_bad_topology_is_a_usage_error_naming_the_value_and_the_field() {
+        for command in [
+            &["run"][..],
+            &["shell"],
+            &["mkdisk", "--fs", "ext4", "d.img"],
+        ] {
+            let mut args = command.to_vec();
+            args.extend(["--topology", "2,x,2,1"]);
+            if command == ["run"] {
+                args.extend(["--", "prog"]);
+            }
+            let err = parse(&args).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::ValueValidation, "{args:?}");
+            let text = err.render().to_string();
+            assert!(
+                text.contains("'2,x,2,1' for '--topology <N,L,C,T>'")
+                    && text.contains("LLCS must be a number from 1 to 64"),
+                "{text}"
+            );
+            assert_eq!(exit_status(&err), 249);
+        }
     }
 
     #[test]

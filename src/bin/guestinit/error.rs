@@ -180,6 +180,19 @@ pub enum Error {
         least_mib: u32,
         estimate_mib: u32,
     },
+    #[error("--cpus {cpus} and --topology {topology} disagree: the topology has {} vCPUs; give --cpus {} or leave --cpus out", topology.cpus(), topology.cpus())]
+    CpusDisagree {
+        cpus: u32,
+        topology: crate::topology::Topology,
+    },
+    #[error("--memory {memory_mib} over --topology's {nodes} NUMA nodes is {node_mib} MiB a node, below the {least_mib} MiB each node needs; give --memory {give_mib} or more")]
+    NodeMemoryTooSmall {
+        memory_mib: u32,
+        nodes: u32,
+        node_mib: u32,
+        least_mib: u32,
+        give_mib: u32,
+    },
     #[error("init binary not found at {}: run `cargo build --release` (or pass --init)", path.display())]
     InitNotFound { path: PathBuf },
     #[error("{}:{line}: {why}", file.display())]
@@ -261,7 +274,9 @@ impl Error {
             | Error::DiskExists { .. }
             | Error::StatsSocketTaken { .. }
             | Error::MkfsMissing { .. }
-            | Error::MemoryTooSmall { .. } => USAGE,
+            | Error::MemoryTooSmall { .. }
+            | Error::CpusDisagree { .. }
+            | Error::NodeMemoryTooSmall { .. } => USAGE,
             // The VM ran and said it succeeded: a fatal, not a usage error.
             Error::DiskNotFormatted { .. } => FATAL,
         }

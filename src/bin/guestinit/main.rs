@@ -22,6 +22,7 @@ mod scratch;
 mod shell;
 #[cfg(test)]
 mod testenv;
+mod topology;
 
 use std::process::ExitCode;
 

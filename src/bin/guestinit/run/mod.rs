@@ -50,6 +50,7 @@ use crate::error::{Error, Result};
 use crate::locate;
 use crate::pack;
 use crate::scratch;
+use crate::topology;
 use accel::{Accel, TcgThread};
 use guestinit::proto;
 use guestinit::proto::boot::{BootParams, Disks, Mode};
@@ -168,6 +169,8 @@ struct Machine {
     params: BootParams,
     initrd: Initrd,
     memory_mib: u32,
+    /// `--cpus`, or `--topology`'s product.
+    cpus: u32,
     /// The cache entry to learn `page_offset_base`'s offset into, when
     /// this run has to scan for it.
     learn_pob: Option<PobCache>,
@@ -176,6 +179,11 @@ struct Machine {
 /// Finds the kernel, builds its command line, packs the archive and sizes
 /// the memory: every check that can fail before the boot.
 fn prepare(args: &RunArgs, diag: &Diagnostics) -> Result<Machine> {
+    let topology = args.vm.topology;
+    let cpus = topology::cpu_count(args.vm.cpus, topology).map_err(|d| Error::CpusDisagree {
+        cpus: d.cpus,
+        topology: d.topology,
+    })?;
     let disks = disks(&args.disks, &args.mode)?;
     let kernel = locate::kernel(args.vm.kernel.as_deref())?;
     let pob = Pob::find(&kernel);
@@ -188,6 +196,15 @@ fn prepare(args: &RunArgs, diag: &Diagnostics) -> Result<Machine> {
         source,
     })?;
     let (memory_mib, warning) = memory::choose(args.vm.memory, sizes.unpacked);
+    let nodes = topology.map_or(1, |t| t.nodes);
+    let (memory_mib, rounded) = memory::spread(memory_mib, args.vm.memory.is_some(), nodes)
+        .map_err(|t| Error::NodeMemoryTooSmall {
+            memory_mib: t.memory_mib,
+            nodes: t.nodes,
+            node_mib: t.node_mib,
+            least_mib: memory::NODE_LEAST_MIB,
+            give_mib: t.give_mib,
+        })?;
     // An archive that cannot boot would hang silently: refused, not warned.
     memory::check(memory_mib, sizes).map_err(|t| Error::MemoryTooSmall {
         archive_mib: t.archive_mib,
@@ -195,7 +212,7 @@ fn prepare(args: &RunArgs, diag: &Diagnostics) -> Result<Machine> {
         least_mib: t.least_mib,
         estimate_mib: t.estimate_mib,
     })?;
-    if let Some(warning) = warning {
+    for warning in [warning, rounded].into_iter().flatten() {
         diag.warn(&warning);
     }
     Ok(Machine {
@@ -205,6 +222,7 @@ fn prepare(args: &RunArgs, diag: &Diagnostics) -> Result<Machine> {
         params,
         initrd,
         memory_mib,
+        cpus,
         learn_pob: pob.learn,
     })
 }
@@ -291,7 +309,8 @@ fn start(args: &RunArgs, machine: Machine, diag: &Diagnostics) -> Result<Started
         kernel: &machine.kernel,
         initrd: &machine.initrd.path,
         memory_mib: machine.memory_mib,
-        cpus: args.vm.cpus,
+        cpus: machine.cpus,
+        topology: args.vm.topology,
         params: machine.params,
         append: args.vm.append.as_deref().filter(|a| !a.is_empty()),
         disks: &args.disks,

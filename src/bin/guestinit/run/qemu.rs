@@ -13,6 +13,7 @@ use guestinit::proto::boot::BootParams;
 
 pub use super::accel::{Accel, TcgThread};
 use crate::disk::Disk;
+use crate::topology::Topology;
 
 pub const QEMU: &str = "qemu-system-x86_64";
 
@@ -57,8 +58,11 @@ pub struct VmConfig<'a> {
     pub sandbox: Option<&'a str>,
     pub kernel: &'a Path,
     pub initrd: &'a Path,
+    /// A multiple of the topology's nodes (`memory::spread`).
     pub memory_mib: u32,
     pub cpus: u32,
+    /// `--topology`: `-smp`'s levels and a NUMA node per socket.
+    pub topology: Option<Topology>,
     /// The init's keys; those that follow from the links are set from
     /// `stdin` and `stats`.
     pub params: BootParams,
@@ -86,26 +90,92 @@ fn socket_chardev(id: &str, fd: RawFd) -> Vec<OsString> {
 
 /// The machine: accelerator, CPU, memory, and no default devices.
 fn machine(config: &VmConfig<'_>) -> Vec<OsString> {
-    let (accel, cpu) = match (config.accel, config.tcg_thread) {
-        (Accel::Kvm, _) => ("kvm", "host"),
-        (Accel::Tcg, TcgThread::Multi) => ("tcg", "max"),
-        (Accel::Tcg, TcgThread::Single) => ("tcg,thread=single", "max"),
+    let accel = match (config.accel, config.tcg_thread) {
+        (Accel::Kvm, _) => "kvm",
+        (Accel::Tcg, TcgThread::Multi) => "tcg",
+        (Accel::Tcg, TcgThread::Single) => "tcg,thread=single",
     };
-    let (memory, cpus) = (config.memory_mib.to_string(), config.cpus.to_string());
+    // With nodes, `-m` must be their sum.
+    let memory = match config.topology {
+        Some(topology) => node_mib(config.memory_mib, topology) * topology.nodes,
+        None => config.memory_mib,
+    };
     strings(&[
         "-accel",
         accel,
         "-cpu",
-        cpu,
+        cpu_model(config.accel, config.topology.is_some()),
         "-m",
-        &memory,
+        &memory.to_string(),
         "-smp",
-        &cpus,
+        &smp(config.cpus, config.topology),
         "-nodefaults",
         "-display",
         "none",
         "-no-reboot",
     ])
+}
+
+/// TCG's `max` is an AMD CPU (QEMU 7.2's `max_x86_cpu_initfn` sets vendor
+/// AuthenticAMD) without TOPOEXT and with CmpLegacy, so Linux ignores the
+/// leaves QEMU puts the cache topology in: it puts the L3 at the socket
+/// and (6.1) sees no SMT. With a topology the same CPU says GenuineIntel,
+/// and Linux reads the L3's sharing from CPUID 4 and the levels from 0x1F.
+/// KVM's `host` keeps the host's vendor (untested here: no KVM).
+fn cpu_model(accel: Accel, topology: bool) -> &'static str {
+    match (accel, topology) {
+        (Accel::Kvm, _) => "host",
+        (Accel::Tcg, false) => "max",
+        (Accel::Tcg, true) => "max,vendor=GenuineIntel",
+    }
+}
+
+/// `-smp`: the count, or a topology's levels. An LLC is a die: QEMU 7.2's
+/// `cpu_x86_cpuid` (target/i386/cpu.c) encodes CPUID 4's L3 as shared by
+/// the `1 << apicid_die_offset` APIC IDs of a die; a node is a socket.
+fn smp(cpus: u32, topology: Option<Topology>) -> String {
+    match topology {
+        Some(t) => format!(
+            "{},sockets={},dies={},cores={},threads={}",
+            t.cpus(),
+            t.nodes,
+            t.llcs,
+            t.cores,
+            t.threads
+        ),
+        None => cpus.to_string(),
+    }
+}
+
+/// Each node's share of the memory (`memory::spread` made it a multiple).
+fn node_mib(memory_mib: u32, topology: Topology) -> u32 {
+    memory_mib / topology.nodes.max(1)
+}
+
+/// A NUMA node per socket, each with its share of the memory from a
+/// backend of its own (QEMU refuses `-numa node,mem=` on machine types
+/// from 5.1 on), and socket N's CPUs in node N (by topology, not index).
+fn numa(config: &VmConfig<'_>) -> Vec<OsString> {
+    let Some(topology) = config.topology else {
+        return Vec::new();
+    };
+    let size = node_mib(config.memory_mib, topology);
+    let mut args = Vec::new();
+    for node in 0..topology.nodes {
+        args.extend(strings(&[
+            "-object",
+            &format!("memory-backend-ram,id=node{node},size={size}M"),
+            "-numa",
+            &format!("node,nodeid={node},memdev=node{node}"),
+        ]));
+    }
+    for node in 0..topology.nodes {
+        args.extend(strings(&[
+            "-numa",
+            &format!("cpu,node-id={node},socket-id={node}"),
+        ]));
+    }
+    args
 }
 
 /// Kernel, initramfs and command line.
@@ -245,6 +315,7 @@ pub fn args(config: &VmConfig<'_>) -> Vec<OsString> {
     [
         sandbox(config),
         machine(config),
+        numa(config),
         boot(config),
         // The ports' bus, before the ports.
         virtio_serial(),
@@ -273,6 +344,7 @@ mod tests {
             initrd: Path::new("/t/initramfs.cpio"),
             memory_mib: 256,
             cpus: 2,
+            topology: None,
             params: BootParams::default(),
             append,
             disks: &[],
@@ -293,6 +365,7 @@ mod tests {
     #[test]
     fn tcg_command_line() {
         let got = joined(&args(&config(Accel::Tcg, Some("quiet loglevel=3"))));
+        // No topology: the plain count, TCG's own CPU, no NUMA.
         assert_eq!(
             got,
             "-accel tcg -cpu max -m 256 -smp 2 -nodefaults -display none -no-reboot \
@@ -380,6 +453,74 @@ mod tests {
         });
         assert_eq!(joined(&argv[..2]), format!("-sandbox {settings}"));
         assert!(!joined(&args(&config(Accel::Tcg, None))).contains("-sandbox"));
+    }
+
+    #[test]
+    fn a_topology_is_smp_levels_and_a_numa_node_per_socket() {
+        let topology = Topology::parse("2,2,2,2").ok();
+        let got = joined(&args(&VmConfig {
+            memory_mib: 1024,
+            cpus: 16,
+            topology,
+            ..config(Accel::Tcg, None)
+        }));
+        assert!(
+            got.starts_with(
+                "-accel tcg -cpu max,vendor=GenuineIntel -m 1024 \
+                 -smp 16,sockets=2,dies=2,cores=2,threads=2 -nodefaults -display none -no-reboot \
+                 -object memory-backend-ram,id=node0,size=512M -numa node,nodeid=0,memdev=node0 \
+                 -object memory-backend-ram,id=node1,size=512M -numa node,nodeid=1,memdev=node1 \
+                 -numa cpu,node-id=0,socket-id=0 -numa cpu,node-id=1,socket-id=1 \
+                 -kernel /k/vmlinuz "
+            ),
+            "{got}"
+        );
+    }
+
+    #[test]
+    fn one_node_still_has_its_backend_and_kvm_keeps_the_host_cpu() {
+        let topology = Topology::parse("1,2,2,1").ok();
+        let argv = args(&VmConfig {
+            memory_mib: 512,
+            cpus: 4,
+            topology,
+            ..config(Accel::Kvm, None)
+        });
+        let got = joined(&argv[..argv.iter().position(|a| a == "-kernel").unwrap()]);
+        assert_eq!(
+            got,
+            "-accel kvm -cpu host -m 512 -smp 4,sockets=1,dies=2,cores=2,threads=1 \
+             -nodefaults -display none -no-reboot \
+             -object memory-backend-ram,id=node0,size=512M -numa node,nodeid=0,memdev=node0 \
+             -numa cpu,node-id=0,socket-id=0"
+        );
+    }
+
+    #[test]
+    fn the_numa_memory_always_sums_to_the_machines() {
+        for spec in ["3,1,1,1", "2,1,1,1", "5,1,2,1"] {
+            let topology = Topology::parse(spec).unwrap();
+            for memory_mib in [300, 1002, 1024] {
+                let argv = args(&VmConfig {
+                    memory_mib,
+                    cpus: topology.cpus(),
+                    topology: Some(topology),
+                    ..config(Accel::Tcg, None)
+                });
+                let m: u32 = argv[argv.iter().position(|a| a == "-m").unwrap() + 1]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let sizes: u32 = argv
+                    .iter()
+                    .filter_map(|a| a.to_str()?.strip_prefix("memory-backend-ram,"))
+                    .map(|a| a.split("size=").nth(1).unwrap())
+                    .map(|s| s.strip_suffix('M').unwrap().parse::<u32>().unwrap())
+                    .sum();
+                assert_eq!(m, sizes, "{spec} {memory_mib}");
+            }
+        }
     }
 
     #[test]
