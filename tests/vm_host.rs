@@ -410,38 +410,10 @@ fn qemu_runs_under_its_seccomp_filter_unless_told_not_to() {
     assert!(!argv.iter().any(|a| a == "-sandbox"), "{argv:?}");
 }
 
-/// A tmpfs of `size` mounted at a fresh scratch folder, unmounted on drop
-/// (lazily, should a file in it still be open), however the test ends.
-struct SmallTmpfs(std::path::PathBuf);
-
-impl SmallTmpfs {
-    fn mount(name: &str, size: &str) -> SmallTmpfs {
-        let dir = scratch(name);
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&dir)
-            .output()
-            .expect("run mount");
-        assert!(
-            out.status.success(),
-            "mounting a {size} tmpfs at {} failed (the test needs root): {}",
-            dir.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        SmallTmpfs(dir)
-    }
-}
-
-impl Drop for SmallTmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_reader_15_s_late_behind_a_4_mib_tmpdir_gets_stdout_whole_and_in_order() {
     require_vm_prerequisites();
-    let tmp = SmallTmpfs::mount("small-tmpdir", "4m");
+    let tmp = Tmpfs::mount(&scratch("small-tmpdir"), "4m");
     let out_file = scratch("small-tmpdir-out").join("stdout");
     // The reader takes the first line, then stalls 15 s (from the output's
     // start, not the boot's, so TCG's slower output still overflows the

@@ -6,38 +6,8 @@
 
 mod common;
 use common::*;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Instant;
-
-fn cache() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache")
-}
-
-/// The sched_ext kernel's module directory: vmlinuz, config, modules.builtin.
-fn sid_kernel_dir() -> PathBuf {
-    let root = cache().join("kernel-sid/usr/lib/modules");
-    let dir = std::fs::read_dir(&root)
-        .ok()
-        .and_then(|mut d| d.find_map(|e| e.ok().map(|e| e.path())))
-        .filter(|d| d.join("vmlinuz").is_file());
-    dir.unwrap_or_else(|| {
-        panic!(
-            "no sched_ext kernel under {}: run scripts/setup-tests.sh",
-            root.display()
-        )
-    })
-}
-
-fn bpfland() -> String {
-    let path = cache().join("scx/bin/scx_bpfland");
-    assert!(
-        path.is_file(),
-        "{} is missing: run scripts/setup-tests.sh",
-        path.display()
-    );
-    path.to_str().unwrap().to_owned()
-}
 
 /// A busybox script run under `scheduler` on the sched_ext kernel, 2 vCPUs.
 fn sched_sh(scheduler: &str, extra: &[&str], script: &str) -> Output {

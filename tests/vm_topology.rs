@@ -6,7 +6,6 @@
 
 mod common;
 use common::*;
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// 16 vCPUs under TCG in one thread (QEMU 7.2): slow, so generous.
@@ -64,36 +63,6 @@ fn two_nodes_of_two_llcs_of_two_cores_of_two_threads_are_what_sys_shows() {
     assert_eq!(want[3], "cpu0 L3=0-3 smt=0-1");
     assert_eq!(want[18], "cpu15 L3=12-15 smt=14-15");
     assert_eq!(lines(&out), want);
-}
-
-/// The sched_ext kernel's module directory: vmlinuz, config, modules.builtin
-/// (as in vm_sched.rs).
-fn sid_kernel_dir() -> PathBuf {
-    let root = cache().join("kernel-sid/usr/lib/modules");
-    let dir = std::fs::read_dir(&root)
-        .ok()
-        .and_then(|mut d| d.find_map(|e| e.ok().map(|e| e.path())))
-        .filter(|d| d.join("vmlinuz").is_file());
-    dir.unwrap_or_else(|| {
-        panic!(
-            "no sched_ext kernel under {}: run scripts/setup-tests.sh",
-            root.display()
-        )
-    })
-}
-
-fn cache() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache")
-}
-
-fn bpfland() -> String {
-    let path = cache().join("scx/bin/scx_bpfland");
-    assert!(
-        path.is_file(),
-        "{} is missing: run scripts/setup-tests.sh",
-        path.display()
-    );
-    path.to_str().unwrap().to_owned()
 }
 
 #[test]

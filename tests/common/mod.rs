@@ -175,3 +175,63 @@ pub fn stats_request(path: &Path, wait: std::time::Duration) -> (String, std::ti
     BufReader::new(&stream).read_line(&mut line).unwrap();
     (line, sent.elapsed())
 }
+
+/// The project's fixture cache (scripts/setup-tests.sh fills it).
+pub fn cache() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache")
+}
+
+/// The sched_ext kernel's module directory: vmlinuz, config, modules.builtin.
+pub fn sid_kernel_dir() -> PathBuf {
+    let root = cache().join("kernel-sid/usr/lib/modules");
+    let dir = std::fs::read_dir(&root)
+        .ok()
+        .and_then(|mut d| d.find_map(|e| e.ok().map(|e| e.path())))
+        .filter(|d| d.join("vmlinuz").is_file());
+    dir.unwrap_or_else(|| {
+        panic!(
+            "no sched_ext kernel under {}: run scripts/setup-tests.sh",
+            root.display()
+        )
+    })
+}
+
+/// scx_bpfland, built by scripts/setup-tests.sh.
+pub fn bpfland() -> String {
+    let path = cache().join("scx/bin/scx_bpfland");
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/setup-tests.sh",
+        path.display()
+    );
+    path.to_str().unwrap().to_owned()
+}
+
+/// A tmpfs of `size` mounted at `dir` for one test, unmounted when dropped,
+/// however the test ends (lazily, so a QEMU or a file still open in it
+/// cannot keep it).
+pub struct Tmpfs(pub PathBuf);
+
+impl Tmpfs {
+    pub fn mount(dir: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "mounting a {size} tmpfs at {} failed (the test needs root): {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs(dir.to_owned())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
