@@ -5,10 +5,11 @@
 use guestinit::parse::cmdline::Cmdline;
 use guestinit::parse::superblock::Fs;
 use guestinit::proto::boot::{BootParams, Crash, Disks, Mode, Unknown};
+use guestinit::proto::net::Hostname;
 use guestinit::proto::{disk, key};
 
 /// Every key the contract reads.
-pub const KEYS: [&str; 10] = [
+pub const KEYS: [&str; 11] = [
     key::ACK,
     key::STDIN,
     key::STATS,
@@ -19,6 +20,7 @@ pub const KEYS: [&str; 10] = [
     key::FS,
     key::DISKS,
     key::CRASH,
+    key::HOSTNAME,
 ];
 
 /// The text `params` writes.
@@ -28,7 +30,7 @@ pub fn text(params: &BootParams) -> String {
     out
 }
 
-fn parse(line: &[u8]) -> (BootParams, Unknown<'_>) {
+fn parse(line: &[u8]) -> (BootParams<'_>, Unknown<'_>) {
     BootParams::parse(&Cmdline::new(line))
 }
 
@@ -76,6 +78,7 @@ pub fn later_wins(host: &BootParams, user: &BootParams) {
             user.disks
         },
         crash: user.crash.or(host.crash),
+        hostname: user.hostname.or(host.hostname),
     };
     assert_eq!(
         parse(line.as_bytes()),
@@ -95,7 +98,7 @@ fn number(value: Option<&[u8]>, radix: u32) -> Option<u64> {
 /// docs/PROTOCOL.md's table of keys, read from the parameters the kernel
 /// splits (`Cmdline::iter`, itself checked against the kernel's own
 /// splitting): the model the parse must agree with.
-fn model(line: &[u8]) -> (BootParams, Unknown<'_>) {
+fn model(line: &[u8]) -> (BootParams<'_>, Unknown<'_>) {
     let params: Vec<_> = Cmdline::new(line).iter().collect();
     let last = |key: &str| {
         params
@@ -139,6 +142,13 @@ fn model(line: &[u8]) -> (BootParams, Unknown<'_>) {
             disks.push(item != b"rw").expect("at most MAX");
         }
     }
+    // 1 to 64 bytes of letters, digits, '-' and '.'; else the init's default.
+    let hostname = last(key::HOSTNAME).flatten().filter(|name| {
+        (1..=64).contains(&name.len())
+            && name
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    });
     let params = BootParams {
         ack: last(key::ACK).is_some(),
         stdin: last(key::STDIN).is_some(),
@@ -149,6 +159,7 @@ fn model(line: &[u8]) -> (BootParams, Unknown<'_>) {
         mode,
         disks,
         crash,
+        hostname: hostname.map(|name| Hostname::new(name).expect("checked above")),
     };
     (params, unknown)
 }

@@ -165,6 +165,10 @@ pub struct VmArgs {
     #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
     pub append: Option<String>,
 
+    /// The guest's host name: letters, digits, '-' and '.', at most 64 [default: guestinit].
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
+
     /// Pass ARG to QEMU as it is, after guestinit's own arguments (repeatable; like vng's --qemu-opts).
     #[arg(long = "qemu-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub qemu_args: Vec<OsString>,
@@ -439,6 +443,8 @@ mod tests {
             "9",
             "--append",
             "loglevel=7",
+            "--hostname",
+            "vm-1",
             "--qemu-arg",
             "-no-reboot",
             "--com1-log",
@@ -466,6 +472,7 @@ mod tests {
             (Some(300), Some(2), Some(9))
         );
         assert_eq!(run.topology.map(|t| t.cpus()), Some(16));
+        assert_eq!(run.hostname.as_deref(), Some("vm-1"));
         assert_eq!(with(&["shell"], &[]), run);
         assert_eq!(with(&["mkdisk", "--fs", "ext4"], &["disk.img"]), run);
     }

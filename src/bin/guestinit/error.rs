@@ -193,6 +193,11 @@ pub enum Error {
         least_mib: u32,
         give_mib: u32,
     },
+    #[error("--hostname {name:?}: {reason}")]
+    BadHostname {
+        name: String,
+        reason: guestinit::proto::net::BadHostname,
+    },
     #[error("init binary not found at {}: run `cargo build --release` (or pass --init)", path.display())]
     InitNotFound { path: PathBuf },
     #[error("{}:{line}: {why}", file.display())]
@@ -276,7 +281,8 @@ impl Error {
             | Error::MkfsMissing { .. }
             | Error::MemoryTooSmall { .. }
             | Error::CpusDisagree { .. }
-            | Error::NodeMemoryTooSmall { .. } => USAGE,
+            | Error::NodeMemoryTooSmall { .. }
+            | Error::BadHostname { .. } => USAGE,
             // The VM ran and said it succeeded: a fatal, not a usage error.
             Error::DiskNotFormatted { .. } => FATAL,
         }

@@ -102,7 +102,7 @@ fn settle() {
 }
 
 /// The host's keys on the kernel command line, read once.
-fn read_params() -> (BootParams, Unknown<'static>) {
+fn read_params() -> (BootParams<'static>, Unknown<'static>) {
     let buf = CMDLINE.take().expect("read once");
     let n = crate::small_file::read_prefix(b"/proc/cmdline", &mut buf[..]).unwrap_or(0);
     BootParams::parse(&Cmdline::new(&buf[..n]))

@@ -54,6 +54,7 @@ use crate::topology;
 use accel::{Accel, TcgThread};
 use guestinit::proto;
 use guestinit::proto::boot::{BootParams, Disks, Mode};
+use guestinit::proto::net::Hostname;
 use links::{Link, Links};
 
 use capture::Capture;
@@ -160,13 +161,13 @@ fn run(args: &RunArgs, stdout: Spool, diag: &Diagnostics) -> Result<Verdict> {
 }
 
 /// What a run boots, found and packed before QEMU starts.
-struct Machine {
+struct Machine<'a> {
     kernel: PathBuf,
     accel: Accel,
     /// QEMU runs under its seccomp filter (`--sandbox`).
     sandbox: bool,
     /// The init's keys on the kernel command line.
-    params: BootParams,
+    params: BootParams<'a>,
     initrd: Initrd,
     memory_mib: u32,
     /// `--cpus`, or `--topology`'s product.
@@ -178,7 +179,7 @@ struct Machine {
 
 /// Finds the kernel, builds its command line, packs the archive and sizes
 /// the memory: every check that can fail before the boot.
-fn prepare(args: &RunArgs, diag: &Diagnostics) -> Result<Machine> {
+fn prepare<'a>(args: &'a RunArgs, diag: &Diagnostics) -> Result<Machine<'a>> {
     let topology = args.vm.topology;
     let cpus = topology::cpu_count(args.vm.cpus, topology).map_err(|d| Error::CpusDisagree {
         cpus: d.cpus,
@@ -189,7 +190,7 @@ fn prepare(args: &RunArgs, diag: &Diagnostics) -> Result<Machine> {
     let pob = Pob::find(&kernel);
     let accel = accel::detect();
     let sandbox = sandbox::decide(args.vm.sandbox, diag)?;
-    let params = boot_params(args, &pob, disks.access, accel);
+    let params = boot_params(args, &pob, disks.access, accel)?;
     let initrd = initramfs(args, &kernel, disks.modules)?;
     let sizes = memory::archive_sizes(&initrd.path).map_err(|source| Error::Read {
         path: initrd.path.clone(),
@@ -255,10 +256,22 @@ impl Pob {
 }
 
 /// The host's keys for the init (the user's `--append` comes after them,
-/// so it can override them).
-fn boot_params(args: &RunArgs, pob: &Pob, access: Disks, accel: Accel) -> BootParams {
+/// so it can override them); a `--hostname` the guest could not take is
+/// refused here.
+fn boot_params<'a>(
+    args: &'a RunArgs,
+    pob: &Pob,
+    access: Disks,
+    accel: Accel,
+) -> Result<BootParams<'a>> {
     let with_scheduler = args.sched.scheduler.is_some();
-    BootParams {
+    let hostname = args.vm.hostname.as_deref().map(|name| {
+        Hostname::new(name.as_bytes()).map_err(|reason| Error::BadHostname {
+            name: name.to_owned(),
+            reason,
+        })
+    });
+    Ok(BootParams {
         pob: pob.offset,
         attach_timeout_s: sched::attach_timeout(with_scheduler, &args.sched_run, accel),
         mode: match args.mode {
@@ -269,8 +282,9 @@ fn boot_params(args: &RunArgs, pob: &Pob, access: Disks, accel: Accel) -> BootPa
         },
         disks: access,
         trace_kb: args.trace.as_ref().map(|_| TRACE_BUFFER_KB),
+        hostname: hostname.transpose()?,
         ..BootParams::default()
-    }
+    })
 }
 
 /// The kernel's trace buffer with `--trace`, in KiB per CPU: some 20,000

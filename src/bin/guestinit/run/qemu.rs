@@ -65,7 +65,7 @@ pub struct VmConfig<'a> {
     pub topology: Option<Topology>,
     /// The init's keys; those that follow from the links are set from
     /// `stdin` and `stats`.
-    pub params: BootParams,
+    pub params: BootParams<'a>,
     /// The user's `--append`, last, so it overrides what comes before.
     pub append: Option<&'a str>,
     /// Disk images, attached as virtio-blk devices in order (vda, vdb, ...).
