@@ -73,6 +73,9 @@ pub mod key {
     /// In [`super::mode::MKDISK`]: the filesystem the payload (mkfs) makes
     /// on [`super::disk::TEMPLATE`], as `mkfs -t` names it.
     pub const FS: &str = "guestinit.fs";
+    /// Present: the guest has a virtio-net NIC on QEMU's user network, which
+    /// the init configures at [`super::net`]'s fixed addresses.
+    pub const NET: &str = "guestinit.net";
     /// The guest's host name ([`super::net::Hostname`]); absent:
     /// [`super::net::DEFAULT_HOSTNAME`].
     pub const HOSTNAME: &str = "guestinit.hostname";

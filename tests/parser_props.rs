@@ -226,7 +226,7 @@ fn boot_params() -> impl Strategy<Value = BootParams<'static>> {
     let crash = prop::option::of(prop::sample::select(&[Crash::Panic, Crash::Segv][..]));
     let number = || prop::option::of(prop_oneof![any::<u64>(), 0u64..100]);
     (
-        any::<[bool; 3]>(),
+        any::<[bool; 4]>(),
         (number(), number(), number()),
         mode,
         prop::collection::vec(any::<bool>(), 0..=guestinit::proto::disk::MAX),
@@ -235,7 +235,7 @@ fn boot_params() -> impl Strategy<Value = BootParams<'static>> {
     )
         .prop_map(
             |(
-                [ack, stdin, stats],
+                [ack, stdin, stats, net],
                 (pob, attach_timeout_s, trace_kb),
                 mode,
                 access,
@@ -250,6 +250,7 @@ fn boot_params() -> impl Strategy<Value = BootParams<'static>> {
                     ack,
                     stdin,
                     stats,
+                    net,
                     pob,
                     attach_timeout_s,
                     trace_kb,

@@ -23,6 +23,8 @@ pub struct BootParams<'a> {
     pub stdin: bool,
     /// [`key::STATS`]: the host relays a stats client on the stats port.
     pub stats: bool,
+    /// [`key::NET`]: eth0 is on QEMU's user network.
+    pub net: bool,
     /// [`key::PAGE_OFFSET_BASE`]: `page_offset_base - _text`.
     pub pob: Option<u64>,
     /// [`key::ATTACH_TIMEOUT`]: seconds the scheduler has to attach; `None`
@@ -176,6 +178,7 @@ impl<'a> BootParams<'a> {
             ack: last(key::ACK).is_some(),
             stdin: last(key::STDIN).is_some(),
             stats: last(key::STATS).is_some(),
+            net: last(key::NET).is_some(),
             pob: last(key::PAGE_OFFSET_BASE)
                 .flatten()
                 .and_then(parse_hex_u64),
@@ -199,6 +202,7 @@ impl<'a> BootParams<'a> {
             (self.ack, key::ACK),
             (self.stdin, key::STDIN),
             (self.stats, key::STATS),
+            (self.net, key::NET),
         ];
         for (_, key) in flags.iter().filter(|(on, _)| *on) {
             write!(out, " {key}")?;
@@ -265,6 +269,7 @@ mod tests {
             ack: true,
             stdin: true,
             stats: true,
+            net: true,
             pob: Some(0x1a1c3d8),
             attach_timeout_s: Some(30),
             trace_kb: Some(1024),
@@ -275,7 +280,7 @@ mod tests {
         };
         assert_eq!(
             text(&params),
-            " guestinit.ack guestinit.stdin guestinit.stats guestinit.pob=1a1c3d8 \
+            " guestinit.ack guestinit.stdin guestinit.stats guestinit.net guestinit.pob=1a1c3d8 \
              guestinit.attach_timeout=30 guestinit.trace_kb=1024 guestinit.mode=shell \
              guestinit.disks=rw,ro \
              guestinit.crash=segv guestinit.hostname=vm-1.test"

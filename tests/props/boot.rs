@@ -9,10 +9,11 @@ use guestinit::proto::net::Hostname;
 use guestinit::proto::{disk, key};
 
 /// Every key the contract reads.
-pub const KEYS: [&str; 11] = [
+pub const KEYS: [&str; 12] = [
     key::ACK,
     key::STDIN,
     key::STATS,
+    key::NET,
     key::PAGE_OFFSET_BASE,
     key::ATTACH_TIMEOUT,
     key::TRACE_KB,
@@ -68,6 +69,7 @@ pub fn later_wins(host: &BootParams, user: &BootParams) {
         ack: host.ack || user.ack,
         stdin: host.stdin || user.stdin,
         stats: host.stats || user.stats,
+        net: host.net || user.net,
         pob: user.pob.or(host.pob),
         attach_timeout_s: user.attach_timeout_s.or(host.attach_timeout_s),
         trace_kb: user.trace_kb.or(host.trace_kb),
@@ -153,6 +155,7 @@ fn model(line: &[u8]) -> (BootParams<'_>, Unknown<'_>) {
         ack: last(key::ACK).is_some(),
         stdin: last(key::STDIN).is_some(),
         stats: last(key::STATS).is_some(),
+        net: last(key::NET).is_some(),
         pob: number(last(key::PAGE_OFFSET_BASE).flatten(), 16),
         attach_timeout_s: number(last(key::ATTACH_TIMEOUT).flatten(), 10),
         trace_kb: number(last(key::TRACE_KB).flatten(), 10),
