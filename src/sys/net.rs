@@ -190,13 +190,20 @@ impl Rtnl {
     }
 
     /// Sends `msg` and reads the kernel's acknowledgement, which rtnetlink
-    /// queues before the send returns. Plain write and read (a socket's
-    /// send and recv without flags), which the init has linked already.
+    /// queues before the send returns.
     fn request<T: Request>(&self, msg: &T) -> Result<()> {
         // SAFETY: every `Request` is repr(C) of integers without padding
         // (asserted above): all its `size_of` bytes are initialized.
         let bytes =
             unsafe { core::slice::from_raw_parts(msg as *const T as *const u8, size_of::<T>()) };
+        self.send(bytes)
+    }
+
+    /// [`Self::request`]'s bytes; one copy for every message. Plain write
+    /// and read (a socket's send and recv without flags), which the init
+    /// has linked already.
+    #[inline(never)]
+    fn send(&self, bytes: &[u8]) -> Result<()> {
         rustix::io::write(&self.0, bytes)?;
         let mut ack = [0u8; ACK_LEN];
         // A longer answer (an error quotes the request) is cut to its
