@@ -169,6 +169,15 @@ pub struct VmArgs {
     #[arg(long, value_name = "NAME")]
     pub hostname: Option<String>,
 
+    /// A network for the guest: `user` is QEMU's user-mode network, eth0 at 10.0.2.15/24 with the host's 127.0.0.1 at 10.0.2.2 [default: none, the guest has only lo].
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub net: Option<crate::net::NetMode>,
+
+    /// Forward the host's 127.0.0.1:HOST_PORT to the guest's TCP port GUEST_PORT (repeatable; needs --net user).
+    #[arg(long = "net-forward", value_name = "HOST_PORT:GUEST_PORT", requires = "net",
+          value_parser = crate::net::Forward::parse)]
+    pub net_forwards: Vec<crate::net::Forward>,
+
     /// Pass ARG to QEMU as it is, after guestinit's own arguments (repeatable; like vng's --qemu-opts).
     #[arg(long = "qemu-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub qemu_args: Vec<OsString>,
@@ -445,6 +454,12 @@ mod tests {
             "loglevel=7",
             "--hostname",
             "vm-1",
+            "--net",
+            "user",
+            "--net-forward",
+            "8080:80",
+            "--net-forward",
+            "2222:22",
             "--qemu-arg",
             "-no-reboot",
             "--com1-log",
@@ -473,6 +488,8 @@ mod tests {
         );
         assert_eq!(run.topology.map(|t| t.cpus()), Some(16));
         assert_eq!(run.hostname.as_deref(), Some("vm-1"));
+        assert_eq!(run.net, Some(crate::net::NetMode::User));
+        assert_eq!(run.net_forwards.len(), 2);
         assert_eq!(with(&["shell"], &[]), run);
         assert_eq!(with(&["mkdisk", "--fs", "ext4"], &["disk.img"]), run);
     }
@@ -499,6 +516,22 @@ mod tests {
             );
             assert_eq!(exit_status(&err), 249);
         }
+    }
+
+    #[test]
+    fn a_forward_needs_the_network_and_a_bad_one_is_named() {
+        let err = parse(&["run", "--net-forward", "8080:80", "--", "prog"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
+        assert!(err.render().to_string().contains("--net <MODE>"), "{err}");
+        let err = parse(&["run", "--net", "user", "--net-forward", "8080", "--", "p"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ValueValidation);
+        assert!(err
+            .render()
+            .to_string()
+            .contains("HOST_PORT:GUEST_PORT, e.g. 8080:80"));
+        assert_eq!(exit_status(&err), 249);
+        let err = parse(&["run", "--net", "bridge", "--", "prog"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidValue);
     }
 
     #[test]

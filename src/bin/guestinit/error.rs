@@ -47,7 +47,7 @@ Exit status:
   248    with --scheduler: no sched_ext in the kernel, or the scheduler did not
          start, did not attach, or died during the run
   249    usage or pack error (unknown option, missing program, kernel,
-         module, library, init)
+         module, library, init, a --net-forward port that is taken)
   250    qemu-system-x86_64 missing or failed to start
   251    the VM ended without an exit code (kernel panic, init died, QEMU
          paused it on a host disk error)
@@ -198,6 +198,18 @@ pub enum Error {
         name: String,
         reason: guestinit::proto::net::BadHostname,
     },
+    #[error("--net-forward: host port {port} is forwarded twice")]
+    ForwardTwice { port: u16 },
+    #[error("--net-forward: host port 127.0.0.1:{port} is taken (another program listens there): choose another")]
+    PortTaken { port: u16 },
+    #[error("--net-forward: cannot bind host port 127.0.0.1:{port}: {source}")]
+    PortUnusable { port: u16, source: io::Error },
+    #[error("--net user needs virtio_net, which kernel {} lacks: {option} is not =y and {}", kernel.display(), match tree { Some(tree) => format!("{} has no virtio_net module", tree.display()), None => "it has no module tree".to_owned() })]
+    NoNetDriver {
+        kernel: PathBuf,
+        option: &'static str,
+        tree: Option<PathBuf>,
+    },
     #[error("init binary not found at {}: run `cargo build --release` (or pass --init)", path.display())]
     InitNotFound { path: PathBuf },
     #[error("{}:{line}: {why}", file.display())]
@@ -282,7 +294,11 @@ impl Error {
             | Error::MemoryTooSmall { .. }
             | Error::CpusDisagree { .. }
             | Error::NodeMemoryTooSmall { .. }
-            | Error::BadHostname { .. } => USAGE,
+            | Error::BadHostname { .. }
+            | Error::ForwardTwice { .. }
+            | Error::PortTaken { .. }
+            | Error::PortUnusable { .. }
+            | Error::NoNetDriver { .. } => USAGE,
             // The VM ran and said it succeeded: a fatal, not a usage error.
             Error::DiskNotFormatted { .. } => FATAL,
         }

@@ -15,6 +15,7 @@ mod error;
 mod file_kind;
 mod locate;
 mod mkdisk;
+mod net;
 mod pack;
 mod render;
 mod run;

@@ -48,6 +48,7 @@ use crate::decode::decoder_buffer;
 use crate::disk;
 use crate::error::{Error, Result};
 use crate::locate;
+use crate::net;
 use crate::pack;
 use crate::scratch;
 use crate::topology;
@@ -186,12 +187,22 @@ fn prepare<'a>(args: &'a RunArgs, diag: &Diagnostics) -> Result<Machine<'a>> {
         topology: d.topology,
     })?;
     let disks = disks(&args.disks, &args.mode)?;
+    net::check_forwards(&args.vm.net_forwards)?;
     let kernel = locate::kernel(args.vm.kernel.as_deref())?;
+    // A packed archive must be able to drive the NIC; the user's own
+    // `--initramfs` is the user's to fill (the guest warns without eth0).
+    if args.vm.net.is_some() && args.initramfs.is_none() {
+        net::check_driver(&kernel, args.vm.modules.as_deref())?;
+    }
     let pob = Pob::find(&kernel);
     let accel = accel::detect();
     let sandbox = sandbox::decide(args.vm.sandbox, diag)?;
     let params = boot_params(args, &pob, disks.access, accel)?;
-    let initrd = initramfs(args, &kernel, disks.modules)?;
+    let mut device_modules = disks.modules;
+    if args.vm.net.is_some() {
+        device_modules.extend(net::MODULES);
+    }
+    let initrd = initramfs(args, &kernel, device_modules)?;
     let sizes = memory::archive_sizes(&initrd.path).map_err(|source| Error::Read {
         path: initrd.path.clone(),
         source,
@@ -283,6 +294,7 @@ fn boot_params<'a>(
         disks: access,
         trace_kb: args.trace.as_ref().map(|_| TRACE_BUFFER_KB),
         hostname: hostname.transpose()?,
+        net: args.vm.net.is_some(),
         ..BootParams::default()
     })
 }
@@ -328,6 +340,8 @@ fn start(args: &RunArgs, machine: Machine, diag: &Diagnostics) -> Result<Started
         params: machine.params,
         append: args.vm.append.as_deref().filter(|a| !a.is_empty()),
         disks: &args.disks,
+        net: args.vm.net,
+        forwards: &args.vm.net_forwards,
         extra: &args.vm.qemu_args,
         links: links.qemu_args(),
         stdin: wanted.stdin,
@@ -547,7 +561,7 @@ struct Initrd {
 /// The user's initramfs, or one packed for this run into a file that
 /// never has a name (QEMU reads `/dev/fd/N`), so no temporary file outlives
 /// the host, however it ends (SIGKILL mid-packing included).
-fn initramfs(args: &RunArgs, kernel: &Path, disk_modules: Vec<&'static str>) -> Result<Initrd> {
+fn initramfs(args: &RunArgs, kernel: &Path, device_modules: Vec<&'static str>) -> Result<Initrd> {
     match &args.initramfs {
         Some(path) if path.is_file() => Ok(Initrd {
             path: path.clone(),
@@ -572,7 +586,8 @@ fn initramfs(args: &RunArgs, kernel: &Path, disk_modules: Vec<&'static str>) -> 
                         exec_cmd: Some(cmd.clone()),
                     }),
                 },
-                disk_modules,
+                device_modules,
+                net: args.vm.net.is_some(),
             };
             let file = scratch::anonymous_file().map_err(|source| Error::VmSetup {
                 what: "creating a temporary file for the initramfs".into(),

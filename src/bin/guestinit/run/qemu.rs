@@ -14,6 +14,7 @@ use guestinit::proto::boot::BootParams;
 pub use super::accel::{Accel, TcgThread};
 use crate::disk::Disk;
 use crate::topology::Topology;
+use crate::net::{Forward, NetMode};
 
 pub const QEMU: &str = "qemu-system-x86_64";
 
@@ -70,6 +71,9 @@ pub struct VmConfig<'a> {
     pub append: Option<&'a str>,
     /// Disk images, attached as virtio-blk devices in order (vda, vdb, ...).
     pub disks: &'a [Disk],
+    /// `--net`: a virtio-net NIC on that network, with `forwards` to it.
+    pub net: Option<NetMode>,
+    pub forwards: &'a [Forward],
     /// `--qemu-arg`s, passed last and as they are.
     pub extra: &'a [OsString],
     /// The links' devices on their inherited descriptors (`links::Links::qemu_args`).
@@ -310,6 +314,36 @@ fn sandbox(config: &VmConfig<'_>) -> Vec<OsString> {
     }
 }
 
+/// QEMU's user network (slirp) at the addresses the init gives eth0
+/// (`proto::net`, written out rather than left to QEMU's defaults), each
+/// forward bound on the host's 127.0.0.1 only, and its virtio-net NIC.
+/// `romfile=`: no iPXE option ROM for the firmware to run, as the kernel
+/// is booted directly.
+fn network(mode: NetMode, forwards: &[Forward]) -> Vec<OsString> {
+    use proto::net;
+    use std::net::Ipv4Addr;
+    let NetMode::User = mode;
+    let mut netdev = format!(
+        "user,id=net0,net={}/{},host={},dns={}",
+        Ipv4Addr::from(net::NETWORK),
+        net::PREFIX_LEN,
+        Ipv4Addr::from(net::GATEWAY),
+        Ipv4Addr::from(net::DNS),
+    );
+    for Forward { host, guest } in forwards {
+        let guest_address = Ipv4Addr::from(net::ADDRESS);
+        netdev.push_str(&format!(
+            ",hostfwd=tcp:127.0.0.1:{host}-{guest_address}:{guest}"
+        ));
+    }
+    strings(&[
+        "-netdev",
+        &netdev,
+        "-device",
+        "virtio-net-pci,netdev=net0,romfile=",
+    ])
+}
+
 /// The arguments of `qemu-system-x86_64` for `config`, device by device.
 pub fn args(config: &VmConfig<'_>) -> Vec<OsString> {
     [
@@ -326,6 +360,10 @@ pub fn args(config: &VmConfig<'_>) -> Vec<OsString> {
             .enumerate()
             .flat_map(|(i, d)| disk(i, d))
             .collect(),
+        config
+            .net
+            .map(|mode| network(mode, config.forwards))
+            .unwrap_or_default(),
         config.extra.to_vec(),
     ]
     .concat()
@@ -348,6 +386,8 @@ mod tests {
             params: BootParams::default(),
             append,
             disks: &[],
+            net: None,
+            forwards: &[],
             extra: &[],
             links: [com1(6), com2(7), hvc0(10), bulk_port(5), qmp(8)].concat(),
             stdin: false,
@@ -553,6 +593,35 @@ mod tests {
         for other in ["disk", "disk01", "disk1x", "#block12", ""] {
             assert_eq!(drive_index(other), None, "{other}");
         }
+    }
+
+    #[test]
+    fn the_user_network_is_slirp_at_the_inits_addresses_with_its_forwards() {
+        let forwards = [
+            Forward {
+                host: 8080,
+                guest: 80,
+            },
+            Forward {
+                host: 2222,
+                guest: 22,
+            },
+        ];
+        let got = joined(&args(&VmConfig {
+            net: Some(NetMode::User),
+            forwards: &forwards,
+            ..config(Accel::Tcg, None)
+        }));
+        assert!(
+            got.ends_with(
+                "-netdev user,id=net0,net=10.0.2.0/24,host=10.0.2.2,dns=10.0.2.3,\
+             hostfwd=tcp:127.0.0.1:8080-10.0.2.15:80,hostfwd=tcp:127.0.0.1:2222-10.0.2.15:22 \
+             -device virtio-net-pci,netdev=net0,romfile="
+            ),
+            "{got}"
+        );
+        let without = joined(&args(&config(Accel::Tcg, None)));
+        assert!(!without.contains("-netdev") && !without.contains("virtio-net"));
     }
 
     #[test]
