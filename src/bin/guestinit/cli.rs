@@ -173,8 +173,10 @@ pub struct VmArgs {
     #[arg(long, value_enum, value_name = "MODE")]
     pub net: Option<crate::net::NetMode>,
 
-    /// Forward the host's 127.0.0.1:HOST_PORT to the guest's TCP port GUEST_PORT (repeatable; needs --net user).
-    #[arg(long = "net-forward", value_name = "HOST_PORT:GUEST_PORT", requires = "net",
+    /// Forward TCP on the host's 127.0.0.1:HOST to the guest's port GUEST (repeatable; needs --net user).
+    // A short value name: a long one (over 40% of the width with its
+    // option) turns every option's help into two lines.
+    #[arg(long = "net-forward", value_name = "HOST:GUEST", requires = "net",
           value_parser = crate::net::Forward::parse)]
     pub net_forwards: Vec<crate::net::Forward>,
 

@@ -13,11 +13,13 @@ use guestinit::proto::net;
 
 use crate::error::{Error, Result};
 
-/// `--net`'s networks.
+/// `--net`'s networks. (Plain comments on the values: a value's doc
+/// comment becomes a "Possible values" list that turns every option's
+/// `--help` into two lines.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum NetMode {
-    /// QEMU's user-mode network: the host's loopback is 10.0.2.2 from the
-    /// guest, no privileges, nothing to set up on the host.
+    // QEMU's user-mode network: the host's loopback is 10.0.2.2 from the
+    // guest, no privileges, nothing to set up on the host.
     User,
 }
 

@@ -13,8 +13,8 @@ use guestinit::proto::boot::BootParams;
 
 pub use super::accel::{Accel, TcgThread};
 use crate::disk::Disk;
-use crate::topology::Topology;
 use crate::net::{Forward, NetMode};
+use crate::topology::Topology;
 
 pub const QEMU: &str = "qemu-system-x86_64";
 
