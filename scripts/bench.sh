@@ -5,7 +5,7 @@
 # nothing here fails on a slow machine.
 #   scripts/bench.sh [all|SECTION...]   all (the default) writes docs/BENCHMARKS.md;
 #                                       named sections print their markdown
-# Sections: size timeline anchors throughput floors sizes decode modes levers.
+# Sections: size timeline anchors throughput floors sizes decode modes levers options.
 # RUNS=5 boots per figure (alternated between the variants compared, so a
 # machine's load falls on all of them alike); LEVER_RUNS=3 per lever;
 # GUESTINIT=path measures a copy (with its init beside it); NO_BUILD=1 skips
@@ -502,7 +502,33 @@ modes() {
     echo "| \`guestinit mkdisk --fs ext4\` (256 MiB), wall | $(median <"$tmp/mkdisk") s ($(spread <"$tmp/mkdisk")) |"
 }
 
-SECTIONS=(size timeline anchors throughput floors sizes decode modes levers)
+# What each VM option of issue 20 costs at boot: a run of the payload with
+# and without it, alternated, on the default kernel; the plain run is the
+# anchor (and `--cpus 4` that of the 4-CPU topology).
+options() {
+    say "options: --net, --share, --topology; $runs each"
+    local share=$tmp/share
+    mkdir -p "$share"
+    local -a args=("" "--net user" "--share $share" "--cpus 4" "--topology 1,2,2,1")
+    local i n
+    for i in $(seq "$runs"); do
+        for n in "${!args[@]}"; do
+            # Word-split on purpose: each entry is a few plain options.
+            # shellcheck disable=SC2086
+            timed_run deb "$tmp/opt.$n" ${args[$n]} -- "${payload[@]}"
+        done
+    done
+    echo "| options | host wall, s | QEMU spawn to EXIT, s | wall vs the anchor |"
+    echo "|---|---|---|---|"
+    for n in "${!args[@]}"; do
+        local anchor=0
+        [ "$n" -eq 4 ] && anchor=3
+        local name=${args[$n]:-(none: the anchor)}
+        echo "| \`${name//$share/DIR}\` | $(cell column "$tmp/opt.$n" 1) | $(cell column "$tmp/opt.$n" 2) | $(ratio "$(column "$tmp/opt.$n" 1 | median)" "$(column "$tmp/opt.$anchor" 1 | median)") |"
+    done
+}
+
+SECTIONS=(size timeline anchors throughput floors sizes decode modes levers options)
 
 # docs/BENCHMARKS.md: the template with each @@SECTION@@ line replaced by
 # that section's markdown.
