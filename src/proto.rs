@@ -41,6 +41,8 @@ pub mod limit {
     pub const ENV_VARS: usize = 32;
     /// [`super::path::CWD`]'s bytes (PATH_MAX less the NUL).
     pub const CWD_BYTES: usize = 4095;
+    /// [`super::path::SHARES`]' bytes (`parse::shares`).
+    pub const SHARES_BYTES: usize = 8192;
 }
 
 /// Kernel command-line keys the init reads; [`boot::BootParams`] holds
@@ -115,6 +117,9 @@ pub mod path {
     /// Optional: the payload's working directory, an absolute path without
     /// a terminator; absent, the init's own (`/`).
     pub const CWD: &str = "/.guestinit/cwd";
+    /// Optional (`run --share`): the host directories to mount over
+    /// virtiofs, in `parse::shares`' records; absent, none.
+    pub const SHARES: &str = "/.guestinit/shares";
     /// Exec mode: the command `sh -c` runs.
     pub const EXEC_CMD: &str = "/exec_cmd";
     /// The busybox of shell and exec modes; its applets are links beside it.
