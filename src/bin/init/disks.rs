@@ -4,39 +4,37 @@
 //! that cannot be mounted is warned of and the run goes on.
 
 use crate::clock;
-use crate::console::warning;
 use crate::link::Link;
 use core::ffi::CStr;
-use core::fmt::{self, Write};
-use guestinit::fmt::{ErrnoText, Lossy, SliceWriter};
+use core::fmt;
+use guestinit::fmt::{ErrnoText, Lossy};
 use guestinit::parse::superblock::{self, Fs};
 use guestinit::proto::boot::Disks;
-use guestinit::proto::{self, disk};
+use guestinit::proto::disk;
 use guestinit::sys::process::{self, Child, Wait};
-use guestinit::wire::Tag;
 use rustix::fd::{AsFd, OwnedFd};
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::OFlags;
 use rustix::io::Errno;
 use rustix::mount::{mount, MountFlags, UnmountFlags};
 
 /// Mounts disk N at /mnt/diskN for each disk of the host's
-/// `guestinit.disks` ([`proto::key::DISKS`]); `more` when it listed more
+/// `guestinit.disks` ([`guestinit::proto::key::DISKS`]); `more` when it listed more
 /// than [`disk::MAX`], which is warned of once those are mounted.
 pub fn mount_all(link: &mut Link, disks: Disks, more: bool) {
     if disks.is_empty() {
         return;
     }
-    if let Err(e) = make_dir(c"/mnt") {
-        warn(link, format_args!("mkdir /mnt: {}", ErrnoText(e)));
+    if let Err(e) = crate::small_file::make_dir(c"/mnt") {
+        link.warn(format_args!("mkdir /mnt: {}", ErrnoText(e)));
         return;
     }
     for (index, read_only) in disks.iter().enumerate() {
         if let Err(e) = mount_disk(index, read_only) {
-            warn(link, format_args!("disk{index} is not mounted: {e}"));
+            link.warn(format_args!("disk{index} is not mounted: {e}"));
         }
     }
     if more {
-        warn(link, format_args!("only the first {} disks are mounted", disk::MAX));
+        link.warn(format_args!("only the first {} disks are mounted", disk::MAX));
     }
 }
 
@@ -53,13 +51,13 @@ pub fn unmount_all(link: &mut Link, disks: Disks) {
     for index in 0..disks.len() {
         let mut result = unmount(index);
         if result == Err(Errno::BUSY) && !killed {
-            warn(link, format_args!("disk{index} is busy: killing what is left"));
+            link.warn(format_args!("disk{index} is busy: killing what is left"));
             kill_the_rest();
             killed = true;
             result = unmount(index);
         }
         if let Err(e) = result {
-            warn(link, format_args!("unmount disk{index}: {}", ErrnoText(e)));
+            link.warn(format_args!("unmount disk{index}: {}", ErrnoText(e)));
         }
     }
     // What a busy disk still holds in the page cache goes out all the same.
@@ -159,7 +157,7 @@ fn mount_disk(index: usize, read_only: bool) -> Result<(), Error> {
     drop(file);
     let mut buf = [0u8; TARGET_LEN];
     let target = target(index, &mut buf);
-    make_dir(target).map_err(Error::Mkdir)?;
+    crate::small_file::make_dir(target).map_err(Error::Mkdir)?;
     let flags = match read_only {
         true => MountFlags::RDONLY,
         false => MountFlags::empty(),
@@ -180,7 +178,7 @@ const DEVICES: [&CStr; disk::MAX] = [
 const TEMPLATE: &CStr = DEVICES[0];
 
 /// `mkdisk`'s last step: the disk carries the magic of `fs` (from
-/// [`proto::key::FS`]; `None`: one the init cannot check), and is synced.
+/// [`guestinit::proto::key::FS`]; `None`: one the init cannot check), and is synced.
 pub fn check_template(fs: Option<Fs>) -> Result<(), impl fmt::Display> {
     let fs = fs.ok_or(Error::UnknownFs)?;
     let file = open(TEMPLATE, OFlags::RDWR).map_err(|e| Error::Open(TEMPLATE, e))?;
@@ -199,25 +197,9 @@ fn open(path: &CStr, flags: OFlags) -> Result<OwnedFd, Errno> {
     crate::small_file::open(path.to_bytes(), flags | OFlags::CLOEXEC)
 }
 
-fn make_dir(path: &CStr) -> Result<(), Errno> {
-    match rustix::fs::mkdir(path, Mode::from_raw_mode(0o755)) {
-        Ok(()) | Err(Errno::EXIST) => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
 /// The superblock parser's `read_at` over a device.
 fn reader(file: &OwnedFd) -> impl FnMut(u64, &mut [u8]) -> bool + '_ {
     move |offset, buf| rustix::io::pread(file.as_fd(), &mut *buf, offset) == Ok(buf.len())
-}
-
-/// A warning the user sees: on COM2, and as SERR among the run's stderr.
-fn warn(link: &mut Link, args: fmt::Arguments<'_>) {
-    warning!("{args}");
-    let mut buf = [0u8; 256];
-    let mut w = SliceWriter::new(&mut buf);
-    let _ = writeln!(w, "{}{args}", proto::prefix::WARNING);
-    link.send(Tag::SERR, w.written());
 }
 
 #[cfg(test)]

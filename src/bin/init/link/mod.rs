@@ -115,6 +115,16 @@ impl Link {
         self.pump();
     }
 
+    /// A warning the user sees: on COM2, and as SERR among the run's stderr.
+    pub fn warn(&mut self, args: core::fmt::Arguments<'_>) {
+        use core::fmt::Write;
+        warning!("{args}");
+        let mut buf = [0u8; 256];
+        let mut w = guestinit::fmt::SliceWriter::new(&mut buf);
+        let _ = writeln!(w, "{}{args}", guestinit::proto::prefix::WARNING);
+        self.send(Tag::SERR, w.written());
+    }
+
     /// Writes what the port takes now. A port that fails for good loses the
     /// queued output, loudly, rather than wedging the run.
     pub fn pump(&mut self) {
