@@ -5,6 +5,7 @@
 mod accel;
 mod cache;
 mod capture;
+mod child;
 mod console;
 mod diag;
 mod events;
@@ -29,6 +30,7 @@ mod timeline;
 mod trace;
 mod verdict;
 pub use verdict::Verdict;
+mod virtiofsd;
 mod vm;
 
 use pob_cache::PobCache;
@@ -49,6 +51,7 @@ use crate::error::{Error, Result};
 use crate::locate;
 use crate::pack;
 use crate::scratch;
+use crate::share;
 use accel::{Accel, TcgThread};
 use guestinit::proto;
 use guestinit::proto::boot::{BootParams, Disks, Mode};
@@ -137,6 +140,8 @@ fn run(args: &RunArgs, stdout: Spool, diag: &Diagnostics) -> Result<Verdict> {
     sources.resize();
     let mut stopper = Stopper::new(deadline);
     let status = reactor::run(&mut sources, &mut vm, &mut stopper)?;
+    // QEMU is gone: nothing uses the shares' daemons any more.
+    vm.end_daemons();
     if let Some(console) = &mut sources.console {
         console.finish_line();
     }
@@ -171,12 +176,18 @@ struct Machine {
     /// The cache entry to learn `page_offset_base`'s offset into, when
     /// this run has to scan for it.
     learn_pob: Option<PobCache>,
+    /// The virtiofsd that serves `--share`, when there is one.
+    virtiofsd: Option<PathBuf>,
 }
 
 /// Finds the kernel, builds its command line, packs the archive and sizes
 /// the memory: every check that can fail before the boot.
 fn prepare(args: &RunArgs, diag: &Diagnostics) -> Result<Machine> {
-    let disks = disks(&args.disks, &args.mode)?;
+    let mut disks = disks(&args.disks, &args.mode)?;
+    let virtiofsd = shares(&args.vm.shares)?;
+    if virtiofsd.is_some() {
+        disks.modules.extend(share::MODULES);
+    }
     let kernel = locate::kernel(args.vm.kernel.as_deref())?;
     let pob = Pob::find(&kernel);
     let accel = accel::detect();
@@ -206,7 +217,21 @@ fn prepare(args: &RunArgs, diag: &Diagnostics) -> Result<Machine> {
         initrd,
         memory_mib,
         learn_pob: pob.learn,
+        virtiofsd,
     })
+}
+
+/// The shares checked (each HOST_DIR a directory here, no GUEST_DIR twice)
+/// and the virtiofsd that will serve them; `None` without shares.
+fn shares(shares: &[share::Share]) -> Result<Option<PathBuf>> {
+    if shares.is_empty() {
+        return Ok(None);
+    }
+    share::check_list(shares)?;
+    for share in shares {
+        share.check_host()?;
+    }
+    locate::virtiofsd().map(Some)
 }
 
 /// `page_offset_base`'s offset from `_text`, for the guest's KADR.
@@ -280,6 +305,11 @@ struct Started {
 fn start(args: &RunArgs, machine: Machine, diag: &Diagnostics) -> Result<Started> {
     let wanted = wanted(args);
     let mut links = Links::open(wanted)?;
+    // Each daemon is ready before QEMU starts (`virtiofsd`).
+    let (daemons, shares) = match &machine.virtiofsd {
+        Some(binary) => virtiofsd::start(binary, &args.vm.shares)?,
+        None => Default::default(),
+    };
     let tcg_thread = match machine.accel {
         Accel::Kvm => TcgThread::Multi,
         Accel::Tcg => accel::tcg_thread(accel::qemu_version(qemu::QEMU)),
@@ -295,6 +325,7 @@ fn start(args: &RunArgs, machine: Machine, diag: &Diagnostics) -> Result<Started
         params: machine.params,
         append: args.vm.append.as_deref().filter(|a| !a.is_empty()),
         disks: &args.disks,
+        shares: shares.iter().map(virtiofsd::Device::qemu).collect(),
         extra: &args.vm.qemu_args,
         links: links.qemu_args(),
         stdin: wanted.stdin,
@@ -306,13 +337,16 @@ fn start(args: &RunArgs, machine: Machine, diag: &Diagnostics) -> Result<Started
     }
     let mut inherited = links.inherited();
     inherited.extend(machine.initrd.fd.as_ref().map(|fd| fd.as_raw_fd()));
+    inherited.extend(shares.iter().map(virtiofsd::Device::fd));
     let stderr = links.take_qemu_stderr().ok_or_else(|| Error::VmSetup {
         what: "QEMU's stderr link".into(),
         source: io::ErrorKind::NotFound.into(),
     })?;
-    let vm = vm::Vm::spawn(&qemu_args, &inherited, stderr)?;
-    // QEMU holds its ends now; the host's copies would hide QEMU's exit.
+    let vm = vm::Vm::spawn(&qemu_args, &inherited, stderr, daemons)?;
+    // QEMU holds its ends now; the host's copies would hide QEMU's exit
+    // (and keep a share's daemon serving after it).
     links.close_guest_ends();
+    drop(shares);
     drop(machine.initrd);
     if let Some(link) = links.take(Link::Stdin) {
         stdin::forward(link);
@@ -537,6 +571,7 @@ fn initramfs(args: &RunArgs, kernel: &Path, disk_modules: Vec<&'static str>) -> 
                     }),
                 },
                 disk_modules,
+                shares: args.vm.shares.clone(),
             };
             let file = scratch::anonymous_file().map_err(|source| Error::VmSetup {
                 what: "creating a temporary file for the initramfs".into(),

@@ -66,6 +66,8 @@ pub struct VmConfig<'a> {
     pub append: Option<&'a str>,
     /// Disk images, attached as virtio-blk devices in order (vda, vdb, ...).
     pub disks: &'a [Disk],
+    /// `--share`s' devices, in order; with any, the memory is shared.
+    pub shares: Vec<FsDevice>,
     /// `--qemu-arg`s, passed last and as they are.
     pub extra: &'a [OsString],
     /// The links' devices on their inherited descriptors (`links::Links::qemu_args`).
@@ -82,6 +84,36 @@ fn strings(items: &[&str]) -> Vec<OsString> {
 /// A chardev on an inherited, already connected socket.
 fn socket_chardev(id: &str, fd: RawFd) -> Vec<OsString> {
     strings(&["-chardev", &format!("socket,id={id},fd={fd}")])
+}
+
+/// A share's virtio-fs device: its daemon's socket, inherited as `fd`,
+/// and the tag the guest mounts it by.
+pub struct FsDevice {
+    pub fd: RawFd,
+    pub tag: String,
+}
+
+/// The guest's memory as one shared memfd, when the run has shares: a
+/// vhost-user daemon maps the guest's memory to reach the virtqueues and
+/// buffers, which it can only through memory shared with QEMU. Without
+/// shares, QEMU's default (private anonymous memory).
+fn memory_backend(config: &VmConfig<'_>) -> Vec<OsString> {
+    if config.shares.is_empty() {
+        return Vec::new();
+    }
+    let backend = format!(
+        "memory-backend-memfd,id=mem,size={}M,share=on",
+        config.memory_mib
+    );
+    strings(&["-object", &backend, "-machine", "memory-backend=mem"])
+}
+
+/// Share `index`'s device on its daemon's socket.
+fn share(index: usize, device: &FsDevice) -> Vec<OsString> {
+    let mut args = socket_chardev(&format!("fs{index}"), device.fd);
+    let device = format!("vhost-user-fs-pci,chardev=fs{index},tag={}", device.tag);
+    args.extend(strings(&["-device", &device]));
+    args
 }
 
 /// The machine: accelerator, CPU, memory, and no default devices.
@@ -245,6 +277,7 @@ pub fn args(config: &VmConfig<'_>) -> Vec<OsString> {
     [
         sandbox(config),
         machine(config),
+        memory_backend(config),
         boot(config),
         // The ports' bus, before the ports.
         virtio_serial(),
@@ -254,6 +287,12 @@ pub fn args(config: &VmConfig<'_>) -> Vec<OsString> {
             .iter()
             .enumerate()
             .flat_map(|(i, d)| disk(i, d))
+            .collect(),
+        config
+            .shares
+            .iter()
+            .enumerate()
+            .flat_map(|(i, d)| share(i, d))
             .collect(),
         config.extra.to_vec(),
     ]
@@ -276,6 +315,7 @@ mod tests {
             params: BootParams::default(),
             append,
             disks: &[],
+            shares: Vec::new(),
             extra: &[],
             links: [com1(6), com2(7), hvc0(10), bulk_port(5), qmp(8)].concat(),
             stdin: false,
@@ -412,6 +452,41 @@ mod tests {
         for other in ["disk", "disk01", "disk1x", "#block12", ""] {
             assert_eq!(drive_index(other), None, "{other}");
         }
+    }
+
+    #[test]
+    fn shares_are_vhost_user_fs_devices_on_their_sockets_and_share_the_memory() {
+        let plain = joined(&args(&config(Accel::Tcg, None)));
+        assert!(!plain.contains("memory-backend"), "{plain}");
+        let shares = vec![
+            FsDevice {
+                fd: 20,
+                tag: "share0".into(),
+            },
+            FsDevice {
+                fd: 21,
+                tag: "share1".into(),
+            },
+        ];
+        let got = joined(&args(&VmConfig {
+            shares,
+            ..config(Accel::Tcg, None)
+        }));
+        assert!(
+            got.contains(
+                "-m 256 -smp 2 -nodefaults -display none -no-reboot \
+             -object memory-backend-memfd,id=mem,size=256M,share=on -machine memory-backend=mem \
+             -kernel"
+            ),
+            "{got}"
+        );
+        assert!(
+            got.ends_with(
+                "-chardev socket,id=fs0,fd=20 -device vhost-user-fs-pci,chardev=fs0,tag=share0 \
+             -chardev socket,id=fs1,fd=21 -device vhost-user-fs-pci,chardev=fs1,tag=share1"
+            ),
+            "{got}"
+        );
     }
 
     #[test]
