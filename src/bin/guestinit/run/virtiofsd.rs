@@ -293,6 +293,22 @@ mod tests {
     }
 
     #[test]
+    fn a_share_socket_listens_under_a_directory_longer_than_a_socket_path_and_leaves_no_name() {
+        let scratch = ScratchDir::new("virtiofsd-test").unwrap();
+        let deep = scratch.path().join("d".repeat(100)).join("e".repeat(100));
+        std::fs::create_dir_all(&deep).unwrap();
+        assert!(deep.as_os_str().len() > 108);
+        let dir = File::open(&deep).unwrap();
+        let (listener, mut socket) = socket(&dir, 3).unwrap();
+        assert_eq!(std::fs::read_dir(&deep).unwrap().count(), 0, "no name left");
+        let (mut accepted, _) = listener.accept().unwrap();
+        std::io::Write::write_all(&mut socket, b"hi").unwrap();
+        let mut got = [0u8; 2];
+        accepted.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"hi");
+    }
+
+    #[test]
     fn a_daemon_that_never_says_it_is_ready_is_refused_within_the_bound() {
         let mut child = Command::new("sleep").arg("60").spawn().unwrap();
         let (_tx, rx) = mpsc::channel();
