@@ -149,6 +149,24 @@ fn a_writable_shares_writes_are_on_the_host_when_the_run_ends() {
     nothing_left(&dir, Duration::from_secs(2));
 }
 
+#[test]
+fn shell_exec_sees_its_shares_too() {
+    let dir = scratch("share-shell");
+    let shared = host_dir(&dir, "data");
+    let share = format!("{}:/data,ro", shared.display());
+    let out = Command::new(guestinit())
+        .args(["shell", "--timeout", common::VM_TIMEOUT_SECS])
+        .args(["--append", &format!("guestinit_test={}", dir.display())])
+        .args(["--share", &share, "--exec", "cat /data/note"])
+        .env("XDG_CACHE_HOME", common::shared_cache())
+        .env_remove("GUESTINIT_VIRTIOFSD")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "from-the-host\n");
+    nothing_left(&dir, Duration::from_secs(2));
+}
+
 /// The host's /usr, behind a link of the test's own, so that its daemon
 /// names the test's directory.
 fn usr_link(dir: &Path) -> PathBuf {

@@ -165,8 +165,8 @@ pub enum Error {
     ShareHostDir { path: PathBuf, why: String },
     #[error("--share: GUEST_DIR {} is given twice (the second mount would hide the first)", dir.display())]
     ShareTwice { dir: PathBuf },
-    #[error("{count} shares: the guest mounts at most {}", crate::share::MAX)]
-    TooManyShares { count: usize },
+    #[error("{count} shares: the guest mounts at most {max}")]
+    TooManyShares { count: usize, max: usize },
     #[error(
         "the shares' GUEST_DIRs ({bytes} bytes in /.guestinit/shares) exceed the init's limit of {} bytes",
         guestinit::proto::limit::SHARES_BYTES

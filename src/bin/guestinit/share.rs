@@ -11,10 +11,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use guestinit::parse::shares::Share as Record;
-use guestinit::proto::{self, path::MOUNTED};
+use guestinit::proto;
+use guestinit::proto::path::{is_reserved, MOUNTED};
 
 use crate::error::{Error, Result};
-use crate::pack::entry::is_reserved;
 
 /// Shares at most: each is a PCI device of its own, beside up to 16 disks
 /// on a bus of 32 slots.
@@ -144,6 +144,7 @@ pub fn check_list(shares: &[Share]) -> Result<()> {
     if shares.len() > MAX {
         return Err(Error::TooManyShares {
             count: shares.len(),
+            max: MAX,
         });
     }
     for (i, share) in shares.iter().enumerate() {
@@ -269,7 +270,7 @@ mod tests {
             .collect();
         assert!(matches!(
             check_list(&many),
-            Err(Error::TooManyShares { count: 9 })
+            Err(Error::TooManyShares { count: 9, max: MAX })
         ));
     }
 

@@ -7,7 +7,6 @@ use std::io;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use guestinit::proto;
 
 /// One entry of the archive, read and checked, ready to write.
 pub enum Entry {
@@ -61,15 +60,4 @@ pub fn read_error(path: &Path, source: io::Error) -> Error {
         path: path.to_owned(),
         source,
     }
-}
-
-/// Names guestinit's own entries take (archive names, no leading `/`); a
-/// payload file there would clash, a share there would hide them. (`dev/...`
-/// cannot: /dev is mounted over, so such files move.)
-pub fn is_reserved(name: &str) -> bool {
-    let sentinel = proto::path::SENTINEL.trim_start_matches('/');
-    ["init", "args", sentinel, "modules", ".guestinit"].contains(&name)
-        || ["modules/", ".guestinit/"]
-            .iter()
-            .any(|dir| name.starts_with(dir))
 }

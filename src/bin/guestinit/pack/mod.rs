@@ -25,7 +25,7 @@
 mod busybox;
 mod cpio;
 mod elf;
-pub mod entry;
+mod entry;
 mod environ;
 mod include;
 pub mod kernel;
@@ -45,9 +45,10 @@ use std::path::{Path, PathBuf};
 use crate::cli::{Compress, PackArgs, Setup};
 use crate::error::{Error, Result};
 use crate::locate;
-use entry::{archive_name, is_reserved, read_error, Entry};
+use entry::{archive_name, read_error, Entry};
 use guestinit::parse::args;
 use guestinit::proto;
+use guestinit::proto::path::is_reserved;
 
 /// The last file of the archive, proof that it unpacked completely.
 /// The sentinel's name in the archive (no leading slash).
