@@ -176,8 +176,8 @@ pub struct VmArgs {
     #[arg(short, long)]
     pub verbose: bool,
 
-    /// Share a host directory with the guest over virtiofs (one virtiofsd each), mounted at GUEST_DIR [default: the same path] before the program starts; `,ro` refuses the guest's writes. A program under GUEST_DIR runs from the share, unpacked (repeatable).
-    #[arg(long = "share", value_name = "HOST_DIR[:GUEST_DIR][,ro]",
+    /// Share the host directory HOST with the guest over virtiofs (one virtiofsd each), mounted at GUEST [default: the same path] before the program starts; `,ro` refuses the guest's writes. A program under GUEST runs from the share, unpacked (repeatable).
+    #[arg(long = "share", value_name = "HOST[:GUEST][,ro]",
           value_parser = crate::share::Share::parse)]
     pub shares: Vec<crate::share::Share>,
 
