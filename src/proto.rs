@@ -22,6 +22,7 @@ pub const GUEST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:
 
 pub mod boot;
 pub mod control;
+pub mod net;
 
 /// The payload's environment when the archive has no [`path::ENV`] file;
 /// the host merges `--env` over the same list.
@@ -74,6 +75,12 @@ pub mod key {
     /// In [`super::mode::MKDISK`]: the filesystem the payload (mkfs) makes
     /// on [`super::disk::TEMPLATE`], as `mkfs -t` names it.
     pub const FS: &str = "guestinit.fs";
+    /// Present: the guest has a virtio-net NIC on QEMU's user network, which
+    /// the init configures at [`super::net`]'s fixed addresses.
+    pub const NET: &str = "guestinit.net";
+    /// The guest's host name ([`super::net::Hostname`]); absent:
+    /// [`super::net::DEFAULT_HOSTNAME`].
+    pub const HOSTNAME: &str = "guestinit.hostname";
 }
 
 /// The data disks (`run --disk`) and the disk `mkdisk` formats.

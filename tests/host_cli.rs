@@ -241,8 +241,12 @@ fn every_command_that_boots_a_vm_takes_the_same_vm_options() {
         "--init",
         "--memory",
         "--cpus",
+        "--topology",
         "--timeout",
         "--append",
+        "--hostname",
+        "--net",
+        "--net-forward",
         "--qemu-arg",
         "--com1-log",
         "--com2-log",
@@ -297,17 +301,22 @@ fn a_live_stats_socket_is_refused_before_the_boot_and_kept() {
     let path = dir.join("stats.sock");
     let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
     let socket = path.to_str().unwrap();
-    let out = guestinit(&[
-        "run",
-        "--stats-socket",
-        socket,
-        "--kernel",
-        "/nonexistent/vmlinuz",
-        "--",
-        "/bin/true",
-    ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(249), "{stderr}");
+    // A usage error (249) before the kernel is looked for: its stderr.
+    let refused = |socket: &str| {
+        let out = guestinit(&[
+            "run",
+            "--stats-socket",
+            socket,
+            "--kernel",
+            "/nonexistent/vmlinuz",
+            "--",
+            "/bin/true",
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(249), "{stderr}");
+        stderr
+    };
+    let stderr = refused(socket);
     assert!(
         stderr.contains(&format!("--stats-socket {socket}: a live socket is there")),
         "{stderr}"
@@ -316,17 +325,7 @@ fn a_live_stats_socket_is_refused_before_the_boot_and_kept() {
     assert!(std::os::unix::net::UnixStream::connect(&path).is_ok());
     drop(listener);
     // A missing folder: the same, before the kernel is looked for.
-    let out = guestinit(&[
-        "run",
-        "--stats-socket",
-        "/missing/dir/stats.sock",
-        "--kernel",
-        "/nonexistent/vmlinuz",
-        "--",
-        "/bin/true",
-    ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(249), "{stderr}");
+    let stderr = refused("/missing/dir/stats.sock");
     assert!(
         stderr.contains("cannot write /missing/dir/stats.sock"),
         "{stderr}"

@@ -227,8 +227,21 @@ mod boot_props;
 
 use guestinit::parse::superblock::Fs;
 use guestinit::proto::boot::{BootParams, Crash, Disks, Mode};
+use guestinit::proto::net::Hostname;
 
-fn boot_params() -> impl Strategy<Value = BootParams> {
+/// Any host name the contract allows: 1 to 64 of its bytes (leaked: a
+/// `BootParams` borrows its name, and a case's few bytes may stay).
+fn hostname() -> impl Strategy<Value = Hostname<'static>> {
+    let allowed: Vec<u8> = (b'0'..=b'9')
+        .chain(b'a'..=b'z')
+        .chain(b'A'..=b'Z')
+        .chain([b'-', b'.'])
+        .collect();
+    prop::collection::vec(prop::sample::select(allowed), 1..=64)
+        .prop_map(|name| Hostname::new(name.leak()).expect("only allowed bytes"))
+}
+
+fn boot_params() -> impl Strategy<Value = BootParams<'static>> {
     let fs = prop::option::of(prop::sample::select(
         &[Fs::Ext, Fs::Btrfs, Fs::Xfs, Fs::Vfat][..],
     ));
@@ -241,14 +254,22 @@ fn boot_params() -> impl Strategy<Value = BootParams> {
     let crash = prop::option::of(prop::sample::select(&[Crash::Panic, Crash::Segv][..]));
     let number = || prop::option::of(prop_oneof![any::<u64>(), 0u64..100]);
     (
-        any::<[bool; 3]>(),
+        any::<[bool; 4]>(),
         (number(), number(), number()),
         mode,
         prop::collection::vec(any::<bool>(), 0..=guestinit::proto::disk::MAX),
         crash,
+        prop::option::of(hostname()),
     )
         .prop_map(
-            |([ack, stdin, stats], (pob, attach_timeout_s, trace_kb), mode, access, crash)| {
+            |(
+                [ack, stdin, stats, net],
+                (pob, attach_timeout_s, trace_kb),
+                mode,
+                access,
+                crash,
+                hostname,
+            )| {
                 let mut disks = Disks::default();
                 for read_only in access {
                     disks.push(read_only).unwrap();
@@ -257,12 +278,14 @@ fn boot_params() -> impl Strategy<Value = BootParams> {
                     ack,
                     stdin,
                     stats,
+                    net,
                     pob,
                     attach_timeout_s,
                     trace_kb,
                     mode,
                     disks,
                     crash,
+                    hostname,
                 }
             },
         )
@@ -299,7 +322,7 @@ fn boot_words() -> impl Strategy<Value = Vec<u8>> {
         .copied()
         .chain([
             " ", " ", "=", "\"", "--", "shell", "exec", "mkdisk", "test", "ext4", "btrfs", "xfs",
-            "vfat", "ntfs", "rw", "ro", ",", "panic", "segv", "1a", "30", "x", "\0",
+            "vfat", "ntfs", "rw", "ro", ",", "panic", "segv", "1a", "30", "x", "\0", "vm-1.a", "_",
         ])
         .collect();
     prop::collection::vec(prop::sample::select(words), 0..24).prop_map(|w| w.concat().into_bytes())

@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::{code, guestinit, require_vm_prerequisites, scratch, sh, stderr, stdout};
-use std::path::{Path, PathBuf};
+use common::{code, guestinit, require_vm_prerequisites, scratch, sh, stderr, stdout, Tmpfs};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -268,33 +268,6 @@ fn a_daemon_left_on_the_disk_is_killed_so_the_disk_unmounts_clean() {
     let out = sh(&["--disk", &read_only], "cat /mnt/disk0/held");
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(stdout(&out), "x\n", "{}", stderr(&out));
-}
-
-/// A tmpfs mounted for one test, unmounted when dropped, however the test
-/// ends (lazily, so a QEMU still holding an image cannot keep it).
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(dir).unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .status()
-            .expect("run mount");
-        assert!(
-            status.success(),
-            "cannot mount a tmpfs at {}: this test runs as root",
-            dir.display()
-        );
-        Tmpfs(dir.to_owned())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
 }
 
 /// The host's file system under a sparse image fills: QEMU pauses the

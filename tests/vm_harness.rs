@@ -340,3 +340,21 @@ fn an_env_file_over_the_inits_bound_is_fatal() {
         stderr(&out)
     );
 }
+
+#[test]
+fn events_on_stdout_start_a_line_of_their_own_after_an_open_line() {
+    // The payload's last line has no newline; the events after it on the
+    // same stdout must still each be a whole JSON line.
+    let out = sh(&["--events", "-"], "printf 'no newline'");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("no newline\n"), "{text}");
+    let json = text.lines().filter(|l| l.starts_with('{'));
+    let parsed: Vec<serde_json::Value> = json.map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(parsed.last().unwrap()["event"], "end", "{text}");
+    assert!(
+        text.lines()
+            .all(|l| l == "no newline" || l.starts_with('{')),
+        "{text}"
+    );
+}

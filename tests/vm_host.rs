@@ -409,3 +409,49 @@ fn qemu_runs_under_its_seccomp_filter_unless_told_not_to() {
     assert_eq!(seccomp, "0", "--sandbox off");
     assert!(!argv.iter().any(|a| a == "-sandbox"), "{argv:?}");
 }
+
+#[test]
+fn a_reader_15_s_late_behind_a_4_mib_tmpdir_gets_stdout_whole_and_in_order() {
+    require_vm_prerequisites();
+    let tmp = Tmpfs::mount(&scratch("small-tmpdir"), "4m");
+    let out_file = scratch("small-tmpdir-out").join("stdout");
+    // The reader takes the first line, then stalls 15 s (from the output's
+    // start, not the boot's, so TCG's slower output still overflows the
+    // host's memory bound and what TMPDIR has left after the initramfs).
+    let reader_script =
+        "IFS= read -r first; sleep 15; { printf '%s\\n' \"$first\"; exec cat; } > \"$1\"";
+    let mut reader = Command::new("sh")
+        .args(["-c", reader_script, "reader"])
+        .arg(&out_file)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("start the reader");
+    let mut child = Command::new(guestinit())
+        .args(["run", "--timeout", VM_TIMEOUT_SECS, "--"])
+        .args(["/bin/busybox", "seq", "1", "2500000"])
+        .env("TMPDIR", &tmp.0)
+        .env("XDG_CACHE_HOME", shared_cache())
+        .stdout(Stdio::from(reader.stdin.take().unwrap()))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start guestinit");
+    let err = collect(child.stderr.take().unwrap());
+    let code = wait_at_most(&mut child, Duration::from_secs(300));
+    let err = String::from_utf8_lossy(&err.join().unwrap()).into_owned();
+    let reader_code = wait_at_most(&mut reader, Duration::from_secs(60));
+    assert_eq!((code, reader_code), (Some(0), Some(0)), "{err}");
+    let out = std::fs::read(&out_file).unwrap();
+    let expected = expected_seq(2_500_000);
+    assert_eq!(out.len(), expected.len(), "{err}");
+    let first_wrong = out.iter().zip(&expected).position(|(a, b)| a != b);
+    assert_eq!(first_wrong, None, "out of order from byte {first_wrong:?}");
+    assert!(
+        err.contains("is full") && err.contains("held back"),
+        "the full TMPDIR is said: {err}"
+    );
+    assert_eq!(
+        err.matches("held back").count(),
+        1,
+        "said once per output: {err}"
+    );
+}

@@ -6,38 +6,8 @@
 
 mod common;
 use common::*;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Instant;
-
-fn cache() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache")
-}
-
-/// The sched_ext kernel's module directory: vmlinuz, config, modules.builtin.
-fn sid_kernel_dir() -> PathBuf {
-    let root = cache().join("kernel-sid/usr/lib/modules");
-    let dir = std::fs::read_dir(&root)
-        .ok()
-        .and_then(|mut d| d.find_map(|e| e.ok().map(|e| e.path())))
-        .filter(|d| d.join("vmlinuz").is_file());
-    dir.unwrap_or_else(|| {
-        panic!(
-            "no sched_ext kernel under {}: run scripts/setup-tests.sh",
-            root.display()
-        )
-    })
-}
-
-fn bpfland() -> String {
-    let path = cache().join("scx/bin/scx_bpfland");
-    assert!(
-        path.is_file(),
-        "{} is missing: run scripts/setup-tests.sh",
-        path.display()
-    );
-    path.to_str().unwrap().to_owned()
-}
 
 /// A busybox script run under `scheduler` on the sched_ext kernel, 2 vCPUs.
 fn sched_sh(scheduler: &str, extra: &[&str], script: &str) -> Output {
@@ -163,6 +133,63 @@ fn a_scheduler_that_never_attaches_stops_the_run_before_the_payload() {
         "{err}"
     );
     assert!(!err.contains("PayloadStarting"), "{err}");
+}
+
+#[test]
+fn a_scheduler_flooding_its_log_gives_248_the_logs_tail_and_the_whole_log_in_its_file() {
+    let dir = scratch("flooding-scheduler");
+    let flooder = dir.join("flooder");
+    std::fs::write(&flooder, "#!/bin/busybox sh\nexec /bin/busybox yes\n").unwrap();
+    let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    std::fs::set_permissions(&flooder, executable).unwrap();
+    let log = dir.join("sched.log");
+    let kernel = sid_kernel_dir();
+    // No -v: its frame lines would copy the whole flood onto stderr.
+    let out = run(
+        &[
+            "--kernel",
+            kernel.join("vmlinuz").to_str().unwrap(),
+            "--modules",
+            kernel.to_str().unwrap(),
+            "--cpus",
+            "2",
+            "--memory",
+            "512",
+            "--scheduler",
+            flooder.to_str().unwrap(),
+            "--attach-timeout",
+            "5",
+            "--sched-log",
+            log.to_str().unwrap(),
+        ],
+        &["/bin/busybox", "echo", "payload ran"],
+    );
+    assert_eq!(code(&out), 248, "{}", stderr(&out));
+    assert!(!stdout(&out).contains("payload ran"));
+    let err = stderr(&out);
+    assert!(
+        err.contains("the scheduler did not attach: sched_ext state is `disabled` after 5 s"),
+        "{err}"
+    );
+    let tail = format!("last lines of the scheduler's log:\n{}", "  y\n".repeat(10));
+    assert!(err.contains(&tail), "{err}");
+    // The host keeps only the tail; what came before it is counted, and
+    // is in the file, every byte.
+    let said = format!(" bytes, in {}\n", log.display());
+    let earlier: u64 = err
+        .lines()
+        .find_map(|l| l.strip_prefix("guestinit: the scheduler's log before its last lines: "))
+        .and_then(|l| l.strip_suffix(said.trim_end()))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of the earlier bytes: {err}"));
+    assert!(earlier > 1 << 20, "a flood, not a trickle: {earlier} bytes");
+    let text = std::fs::read(&log).unwrap();
+    assert_eq!(
+        text.len() as u64,
+        earlier + 20,
+        "the tail's 10 lines are 20 bytes"
+    );
+    assert!(text.chunks(2).all(|c| c == b"y\n"), "only yes's lines");
 }
 
 #[test]

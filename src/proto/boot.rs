@@ -8,6 +8,7 @@
 
 use core::fmt::{self, Write};
 
+use super::net::Hostname;
 use super::{disk, key, mode};
 use crate::parse::cmdline::Cmdline;
 use crate::parse::num::{parse_dec_u64, parse_hex_u64};
@@ -15,13 +16,15 @@ use crate::parse::superblock::Fs;
 
 /// Every key the host sets and the init reads.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct BootParams {
+pub struct BootParams<'a> {
     /// [`key::ACK`]: the host acknowledges EXIT with EACK.
     pub ack: bool,
     /// [`key::STDIN`]: the host relays its stdin on the stdin port.
     pub stdin: bool,
     /// [`key::STATS`]: the host relays a stats client on the stats port.
     pub stats: bool,
+    /// [`key::NET`]: eth0 is on QEMU's user network.
+    pub net: bool,
     /// [`key::PAGE_OFFSET_BASE`]: `page_offset_base - _text`.
     pub pob: Option<u64>,
     /// [`key::ATTACH_TIMEOUT`]: seconds the scheduler has to attach; `None`
@@ -35,6 +38,10 @@ pub struct BootParams {
     pub disks: Disks,
     /// [`key::CRASH`]: the init crashes on purpose (tests of the crash path).
     pub crash: Option<Crash>,
+    /// [`key::HOSTNAME`]; `None` leaves it to the init
+    /// ([`super::net::DEFAULT_HOSTNAME`]), as does a value that is no
+    /// [`Hostname`].
+    pub hostname: Option<Hostname<'a>>,
 }
 
 /// What PID 1 runs ([`key::MODE`]).
@@ -133,10 +140,10 @@ pub struct Unknown<'a> {
     pub disks: bool,
 }
 
-impl BootParams {
+impl<'a> BootParams<'a> {
     /// The init's keys in `line` (up to a bare `--`, as the kernel reads its
     /// own), and what of them the init does not know.
-    pub fn parse<'a>(line: &Cmdline<'a>) -> (BootParams, Unknown<'a>) {
+    pub fn parse(line: &Cmdline<'a>) -> (BootParams<'a>, Unknown<'a>) {
         // One look per key (the same `get` for all): a single pass with a
         // slot per key measured some 700 bytes more in the init, to spare
         // scans of a line of a few hundred bytes.
@@ -171,6 +178,7 @@ impl BootParams {
             ack: last(key::ACK).is_some(),
             stdin: last(key::STDIN).is_some(),
             stats: last(key::STATS).is_some(),
+            net: last(key::NET).is_some(),
             pob: last(key::PAGE_OFFSET_BASE)
                 .flatten()
                 .and_then(parse_hex_u64),
@@ -179,6 +187,9 @@ impl BootParams {
             mode,
             disks,
             crash,
+            hostname: last(key::HOSTNAME)
+                .flatten()
+                .and_then(|v| Hostname::new(v).ok()),
         };
         (params, unknown)
     }
@@ -191,6 +202,7 @@ impl BootParams {
             (self.ack, key::ACK),
             (self.stdin, key::STDIN),
             (self.stats, key::STATS),
+            (self.net, key::NET),
         ];
         for (_, key) in flags.iter().filter(|(on, _)| *on) {
             write!(out, " {key}")?;
@@ -226,6 +238,9 @@ impl BootParams {
         if let Some(crash) = self.crash {
             write!(out, " {}={}", key::CRASH, crash.name())?;
         }
+        if let Some(name) = &self.hostname {
+            write!(out, " {}={}", key::HOSTNAME, name.as_str())?;
+        }
         Ok(())
     }
 }
@@ -235,7 +250,7 @@ mod tests {
     use super::*;
     use std::string::String;
 
-    fn parsed(line: &str) -> (BootParams, Unknown<'_>) {
+    fn parsed(line: &str) -> (BootParams<'_>, Unknown<'_>) {
         BootParams::parse(&Cmdline::new(line.as_bytes()))
     }
 
@@ -254,19 +269,21 @@ mod tests {
             ack: true,
             stdin: true,
             stats: true,
+            net: true,
             pob: Some(0x1a1c3d8),
             attach_timeout_s: Some(30),
             trace_kb: Some(1024),
             mode: Mode::Shell,
             disks,
             crash: Some(Crash::Segv),
+            hostname: Some(Hostname::new(b"vm-1.test").unwrap()),
         };
         assert_eq!(
             text(&params),
-            " guestinit.ack guestinit.stdin guestinit.stats guestinit.pob=1a1c3d8 \
+            " guestinit.ack guestinit.stdin guestinit.stats guestinit.net guestinit.pob=1a1c3d8 \
              guestinit.attach_timeout=30 guestinit.trace_kb=1024 guestinit.mode=shell \
              guestinit.disks=rw,ro \
-             guestinit.crash=segv"
+             guestinit.crash=segv guestinit.hostname=vm-1.test"
         );
         assert_eq!(parsed(&text(&params)), (params, Unknown::default()));
         let mkdisk = BootParams {
@@ -306,6 +323,23 @@ mod tests {
         assert_eq!(params.mode, Mode::Mkdisk(None));
         let (params, _) = parsed("guestinit.fs=ext2 guestinit.mode=mkdisk");
         assert_eq!(params.mode, Mode::Mkdisk(Some(Fs::Ext)));
+    }
+
+    #[test]
+    fn a_hostname_that_is_no_hostname_leaves_the_inits_default() {
+        for line in [
+            "guestinit.hostname",
+            "guestinit.hostname=",
+            "guestinit.hostname=a_b",
+        ] {
+            assert_eq!(
+                parsed(line),
+                (BootParams::default(), Unknown::default()),
+                "{line}"
+            );
+        }
+        let (params, _) = parsed("guestinit.hostname=a guestinit.hostname=b-2");
+        assert_eq!(params.hostname, Some(Hostname::new(b"b-2").unwrap()));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! (clone, execve, wait4 with rusage, exit_group), signal dispositions with a
 //! restorer, masks, the alternate stack and signalfd, the kernel log
 //! (syslog), the UARTs by x86 port I/O, raw ttys (without rustix's baud
-//! table) and the boot clock without the vDSO. One module per kernel
+//! table), the boot clock without the vDSO, and an interface's IPv4 setup
+//! over rtnetlink (which rustix does not build messages for). One module per kernel
 //! subsystem, each a thin safe wrapper; everything else the init does,
 //! module loading and reboot included, goes through rustix.
 
@@ -12,6 +13,7 @@ compile_error!("guestinit's syscall layer supports x86_64 Linux only");
 
 pub mod clock;
 pub mod klog;
+pub mod net;
 pub mod process;
 mod raw;
 pub mod signal;

@@ -183,3 +183,65 @@ fn reset_dispositions_clears_every_ignored_signal_an_exec_would_keep() {
     });
     assert_eq!(refused, Exit::Exited(1));
 }
+
+/// In a network namespace of its own (a child's), as the init finds its
+/// own at boot: only `lo`, down. Without root, in a user namespace too,
+/// which gives the child CAP_NET_ADMIN there.
+fn in_new_netns(child: impl FnOnce() -> bool) -> Exit {
+    use rustix::thread::{unshare_unsafe, UnshareFlags};
+    in_child(|| {
+        // SAFETY: neither flag unshares the descriptor table; the forked
+        // child has one thread.
+        let unshared = unsafe {
+            unshare_unsafe(UnshareFlags::NEWNET)
+                .or_else(|_| unshare_unsafe(UnshareFlags::NEWUSER | UnshareFlags::NEWNET))
+        };
+        (unshared.is_ok() && child()) as i32
+    })
+}
+
+/// The source address the routes pick towards `to` (a UDP connect sends
+/// nothing).
+fn source_towards(to: [u8; 4]) -> Option<[u8; 4]> {
+    use rustix::net::{connect, getsockname, socket, AddressFamily, SocketAddrV4, SocketType};
+    let socket = socket(AddressFamily::INET, SocketType::DGRAM, None).ok()?;
+    connect(&socket, &SocketAddrV4::new(to.into(), 53)).ok()?;
+    let local = SocketAddrV4::try_from(getsockname(&socket).ok()?).ok()?;
+    Some(local.ip().octets())
+}
+
+#[test]
+fn rtnetlink_brings_lo_up_and_routes_through_a_gateway() {
+    use super::net::Rtnl;
+    let exit = in_new_netns(|| {
+        let rtnl = Rtnl::open().unwrap();
+        let lo = rtnl.index(b"lo").unwrap();
+        // "Network is unreachable" while lo is down, as a payload saw it.
+        let down = source_towards([127, 0, 0, 1]).is_none();
+        rtnl.set_up(lo).unwrap();
+        let up = source_towards([127, 0, 0, 1]) == Some([127, 0, 0, 1]);
+        // No route anywhere yet; then the address's subnet and the default.
+        let unroutable = source_towards([192, 0, 2, 1]).is_none();
+        rtnl.add_address(lo, [10, 0, 2, 15], 24).unwrap();
+        rtnl.add_default_route([10, 0, 2, 2]).unwrap();
+        let routed = source_towards([192, 0, 2, 1]) == Some([10, 0, 2, 15]);
+        lo == 1 && down && up && unroutable && routed
+    });
+    assert_eq!(exit, Exit::Exited(1));
+}
+
+#[test]
+fn rtnetlink_says_what_the_kernel_refused() {
+    use super::net::Rtnl;
+    let exit = in_new_netns(|| {
+        let rtnl = Rtnl::open().unwrap();
+        let no_device = rtnl.index(b"eth0") == Err(Errno::NODEV);
+        // A gateway no route reaches; an address twice; an interface that is not.
+        let unreachable = rtnl.add_default_route([10, 0, 2, 2]) == Err(Errno::NETUNREACH);
+        rtnl.add_address(1, [10, 0, 2, 15], 24).unwrap();
+        let twice = rtnl.add_address(1, [10, 0, 2, 15], 24) == Err(Errno::EXIST);
+        let none = rtnl.set_up(999) == Err(Errno::NODEV);
+        no_device && unreachable && twice && none
+    });
+    assert_eq!(exit, Exit::Exited(1));
+}

@@ -48,11 +48,20 @@ pub fn run(vm_args: &[&str], program: &[&str]) -> Output {
 
 /// [`run`] with `cache` as XDG_CACHE_HOME.
 pub fn run_cached(cache: &Path, vm_args: &[&str], program: &[&str]) -> Output {
+    run_within(cache, VM_TIMEOUT_SECS, vm_args, program)
+}
+
+/// [`run`] with `--timeout timeout_secs`, for VMs slower than most.
+pub fn run_timed(timeout_secs: &str, vm_args: &[&str], program: &[&str]) -> Output {
+    run_within(&shared_cache(), timeout_secs, vm_args, program)
+}
+
+fn run_within(cache: &Path, timeout_secs: &str, vm_args: &[&str], program: &[&str]) -> Output {
     require_vm_prerequisites();
     let mut cmd = Command::new(guestinit());
     cmd.arg("run")
         .env("XDG_CACHE_HOME", cache)
-        .args(["--timeout", VM_TIMEOUT_SECS])
+        .args(["--timeout", timeout_secs])
         .args(vm_args);
     if !program.is_empty() {
         cmd.arg("--").args(program);
@@ -165,4 +174,64 @@ pub fn stats_request(path: &Path, wait: std::time::Duration) -> (String, std::ti
     let mut line = String::new();
     BufReader::new(&stream).read_line(&mut line).unwrap();
     (line, sent.elapsed())
+}
+
+/// The project's fixture cache (scripts/setup-tests.sh fills it).
+pub fn cache() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache")
+}
+
+/// The sched_ext kernel's module directory: vmlinuz, config, modules.builtin.
+pub fn sid_kernel_dir() -> PathBuf {
+    let root = cache().join("kernel-sid/usr/lib/modules");
+    let dir = std::fs::read_dir(&root)
+        .ok()
+        .and_then(|mut d| d.find_map(|e| e.ok().map(|e| e.path())))
+        .filter(|d| d.join("vmlinuz").is_file());
+    dir.unwrap_or_else(|| {
+        panic!(
+            "no sched_ext kernel under {}: run scripts/setup-tests.sh",
+            root.display()
+        )
+    })
+}
+
+/// scx_bpfland, built by scripts/setup-tests.sh.
+pub fn bpfland() -> String {
+    let path = cache().join("scx/bin/scx_bpfland");
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/setup-tests.sh",
+        path.display()
+    );
+    path.to_str().unwrap().to_owned()
+}
+
+/// A tmpfs of `size` mounted at `dir` for one test, unmounted when dropped,
+/// however the test ends (lazily, so a QEMU or a file still open in it
+/// cannot keep it).
+pub struct Tmpfs(pub PathBuf);
+
+impl Tmpfs {
+    pub fn mount(dir: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "mounting a {size} tmpfs at {} failed (the test needs root): {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs(dir.to_owned())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
 }

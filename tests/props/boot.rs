@@ -5,13 +5,15 @@
 use guestinit::parse::cmdline::Cmdline;
 use guestinit::parse::superblock::Fs;
 use guestinit::proto::boot::{BootParams, Crash, Disks, Mode, Unknown};
+use guestinit::proto::net::Hostname;
 use guestinit::proto::{disk, key};
 
 /// Every key the contract reads.
-pub const KEYS: [&str; 10] = [
+pub const KEYS: [&str; 12] = [
     key::ACK,
     key::STDIN,
     key::STATS,
+    key::NET,
     key::PAGE_OFFSET_BASE,
     key::ATTACH_TIMEOUT,
     key::TRACE_KB,
@@ -19,6 +21,7 @@ pub const KEYS: [&str; 10] = [
     key::FS,
     key::DISKS,
     key::CRASH,
+    key::HOSTNAME,
 ];
 
 /// The text `params` writes.
@@ -28,7 +31,7 @@ pub fn text(params: &BootParams) -> String {
     out
 }
 
-fn parse(line: &[u8]) -> (BootParams, Unknown<'_>) {
+fn parse(line: &[u8]) -> (BootParams<'_>, Unknown<'_>) {
     BootParams::parse(&Cmdline::new(line))
 }
 
@@ -66,6 +69,7 @@ pub fn later_wins(host: &BootParams, user: &BootParams) {
         ack: host.ack || user.ack,
         stdin: host.stdin || user.stdin,
         stats: host.stats || user.stats,
+        net: host.net || user.net,
         pob: user.pob.or(host.pob),
         attach_timeout_s: user.attach_timeout_s.or(host.attach_timeout_s),
         trace_kb: user.trace_kb.or(host.trace_kb),
@@ -76,6 +80,7 @@ pub fn later_wins(host: &BootParams, user: &BootParams) {
             user.disks
         },
         crash: user.crash.or(host.crash),
+        hostname: user.hostname.or(host.hostname),
     };
     assert_eq!(
         parse(line.as_bytes()),
@@ -95,7 +100,7 @@ fn number(value: Option<&[u8]>, radix: u32) -> Option<u64> {
 /// docs/PROTOCOL.md's table of keys, read from the parameters the kernel
 /// splits (`Cmdline::iter`, itself checked against the kernel's own
 /// splitting): the model the parse must agree with.
-fn model(line: &[u8]) -> (BootParams, Unknown<'_>) {
+fn model(line: &[u8]) -> (BootParams<'_>, Unknown<'_>) {
     let params: Vec<_> = Cmdline::new(line).iter().collect();
     let last = |key: &str| {
         params
@@ -139,16 +144,25 @@ fn model(line: &[u8]) -> (BootParams, Unknown<'_>) {
             disks.push(item != b"rw").expect("at most MAX");
         }
     }
+    // 1 to 64 bytes of letters, digits, '-' and '.'; else the init's default.
+    let hostname = last(key::HOSTNAME).flatten().filter(|name| {
+        (1..=64).contains(&name.len())
+            && name
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    });
     let params = BootParams {
         ack: last(key::ACK).is_some(),
         stdin: last(key::STDIN).is_some(),
         stats: last(key::STATS).is_some(),
+        net: last(key::NET).is_some(),
         pob: number(last(key::PAGE_OFFSET_BASE).flatten(), 16),
         attach_timeout_s: number(last(key::ATTACH_TIMEOUT).flatten(), 10),
         trace_kb: number(last(key::TRACE_KB).flatten(), 10),
         mode,
         disks,
         crash,
+        hostname: hostname.map(|name| Hostname::new(name).expect("checked above")),
     };
     (params, unknown)
 }

@@ -147,10 +147,15 @@ pub struct VmArgs {
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(16..))]
     pub memory: Option<u32>,
 
-    /// Number of virtual CPUs.
-    #[arg(long, value_name = "N", default_value_t = 1,
-          value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub cpus: u32,
+    /// Number of virtual CPUs [default: 1, or the product of --topology, which it must equal].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub cpus: Option<u32>,
+
+    /// The CPU topology NODES,LLCS,CORES,THREADS, in ktstr's order: NUMA nodes, LLCs (L3 caches) per node, cores per LLC, threads per core; e.g. 2,2,2,2 is 16 vCPUs (at most 64). The memory is split evenly between the nodes.
+    // A short value name: a long one turns every option's help into two lines.
+    #[arg(long, value_name = "N,L,C,T",
+          value_parser = crate::topology::Topology::parse)]
+    pub topology: Option<crate::topology::Topology>,
 
     /// Kill the VM after this many seconds (exit status 252) [default: none].
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
@@ -159,6 +164,21 @@ pub struct VmArgs {
     /// Extra kernel command-line arguments.
     #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
     pub append: Option<String>,
+
+    /// The guest's host name: letters, digits, '-' and '.', at most 64 [default: guestinit].
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
+
+    /// A network for the guest: `user` is QEMU's user-mode network, eth0 at 10.0.2.15/24 with the host's 127.0.0.1 at 10.0.2.2 [default: none, the guest has only lo].
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub net: Option<crate::net::NetMode>,
+
+    /// Forward TCP on the host's 127.0.0.1:HOST to the guest's port GUEST (repeatable; needs --net user).
+    // A short value name: a long one (over 40% of the width with its
+    // option) turns every option's help into two lines.
+    #[arg(long = "net-forward", value_name = "HOST:GUEST", requires = "net",
+          value_parser = crate::net::Forward::parse)]
+    pub net_forwards: Vec<crate::net::Forward>,
 
     /// Pass ARG to QEMU as it is, after guestinit's own arguments (repeatable; like vng's --qemu-opts).
     #[arg(long = "qemu-arg", value_name = "ARG", allow_hyphen_values = true)]
@@ -433,10 +453,20 @@ mod tests {
             "300",
             "--cpus",
             "2",
+            "--topology",
+            "2,2,2,2",
             "--timeout",
             "9",
             "--append",
             "loglevel=7",
+            "--hostname",
+            "vm-1",
+            "--net",
+            "user",
+            "--net-forward",
+            "8080:80",
+            "--net-forward",
+            "2222:22",
             "--qemu-arg",
             "-no-reboot",
             "--com1-log",
@@ -461,10 +491,57 @@ mod tests {
         };
         let run = with(&["run"], &["--", "prog"]);
         assert_eq!(run.modules.as_deref(), Some("m".as_ref()));
-        assert_eq!((run.memory, run.cpus, run.timeout), (Some(300), 2, Some(9)));
+        assert_eq!(
+            (run.memory, run.cpus, run.timeout),
+            (Some(300), Some(2), Some(9))
+        );
+        assert_eq!(run.topology.map(|t| t.cpus()), Some(16));
+        assert_eq!(run.hostname.as_deref(), Some("vm-1"));
+        assert_eq!(run.net, Some(crate::net::NetMode::User));
+        assert_eq!(run.net_forwards.len(), 2);
         assert_eq!(run.shares[0].guest_dir, std::path::Path::new("/data"));
         assert_eq!(with(&["shell"], &[]), run);
         assert_eq!(with(&["mkdisk", "--fs", "ext4"], &["disk.img"]), run);
+    }
+
+    #[test]
+    fn a_bad_topology_is_a_usage_error_naming_the_value_and_the_field() {
+        for command in [
+            &["run"][..],
+            &["shell"],
+            &["mkdisk", "--fs", "ext4", "d.img"],
+        ] {
+            let mut args = command.to_vec();
+            args.extend(["--topology", "2,x,2,1"]);
+            if command == ["run"] {
+                args.extend(["--", "prog"]);
+            }
+            let err = parse(&args).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::ValueValidation, "{args:?}");
+            let text = err.render().to_string();
+            assert!(
+                text.contains("'2,x,2,1' for '--topology <N,L,C,T>'")
+                    && text.contains("LLCS must be a number from 1 to 64"),
+                "{text}"
+            );
+            assert_eq!(exit_status(&err), 249);
+        }
+    }
+
+    #[test]
+    fn a_forward_needs_the_network_and_a_bad_one_is_named() {
+        let err = parse(&["run", "--net-forward", "8080:80", "--", "prog"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
+        assert!(err.render().to_string().contains("--net <MODE>"), "{err}");
+        let err = parse(&["run", "--net", "user", "--net-forward", "8080", "--", "p"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ValueValidation);
+        assert!(err
+            .render()
+            .to_string()
+            .contains("HOST_PORT:GUEST_PORT, e.g. 8080:80"));
+        assert_eq!(exit_status(&err), 249);
+        let err = parse(&["run", "--net", "bridge", "--", "prog"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidValue);
     }
 
     #[test]

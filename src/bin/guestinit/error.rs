@@ -48,7 +48,8 @@ Exit status:
   248    with --scheduler: no sched_ext in the kernel, or the scheduler did not
          start, did not attach, or died during the run
   249    usage or pack error (unknown option, missing program, kernel,
-         module, library, init)
+         module, library, init, a --net-forward port that is taken, a bad
+         --share)
   250    qemu-system-x86_64 missing or failed to start (or, with --share,
          virtiofsd)
   251    the VM ended without an exit code (kernel panic, init died, QEMU
@@ -195,6 +196,36 @@ pub enum Error {
         least_mib: u32,
         estimate_mib: u32,
     },
+    #[error("--cpus {cpus} and --topology {topology} disagree: the topology has {} vCPUs; give --cpus {} or leave --cpus out", topology.cpus(), topology.cpus())]
+    CpusDisagree {
+        cpus: u32,
+        topology: crate::topology::Topology,
+    },
+    #[error("--memory {memory_mib} over --topology's {nodes} NUMA nodes is {node_mib} MiB a node, below the {least_mib} MiB each node needs; give --memory {give_mib} or more")]
+    NodeMemoryTooSmall {
+        memory_mib: u32,
+        nodes: u32,
+        node_mib: u32,
+        least_mib: u32,
+        give_mib: u32,
+    },
+    #[error("--hostname {name:?}: {reason}")]
+    BadHostname {
+        name: String,
+        reason: guestinit::proto::net::BadHostname,
+    },
+    #[error("--net-forward: host port {port} is forwarded twice")]
+    ForwardTwice { port: u16 },
+    #[error("--net-forward: host port 127.0.0.1:{port} is taken (another program listens there): choose another")]
+    PortTaken { port: u16 },
+    #[error("--net-forward: cannot bind host port 127.0.0.1:{port}: {source}")]
+    PortUnusable { port: u16, source: io::Error },
+    #[error("--net user needs virtio_net, which kernel {} lacks: {option} is not =y and {}", kernel.display(), match tree { Some(tree) => format!("{} has no virtio_net module", tree.display()), None => "it has no module tree".to_owned() })]
+    NoNetDriver {
+        kernel: PathBuf,
+        option: &'static str,
+        tree: Option<PathBuf>,
+    },
     #[error("init binary not found at {}: run `cargo build --release` (or pass --init)", path.display())]
     InitNotFound { path: PathBuf },
     #[error("{}:{line}: {why}", file.display())]
@@ -288,7 +319,14 @@ impl Error {
             | Error::SharesTooLong { .. }
             | Error::VirtiofsdMissing { .. }
             | Error::MkfsMissing { .. }
-            | Error::MemoryTooSmall { .. } => USAGE,
+            | Error::MemoryTooSmall { .. }
+            | Error::CpusDisagree { .. }
+            | Error::NodeMemoryTooSmall { .. }
+            | Error::BadHostname { .. }
+            | Error::ForwardTwice { .. }
+            | Error::PortTaken { .. }
+            | Error::PortUnusable { .. }
+            | Error::NoNetDriver { .. } => USAGE,
             // The VM ran and said it succeeded: a fatal, not a usage error.
             Error::DiskNotFormatted { .. } => FATAL,
         }

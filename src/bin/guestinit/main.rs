@@ -15,6 +15,7 @@ mod error;
 mod file_kind;
 mod locate;
 mod mkdisk;
+mod net;
 mod pack;
 mod render;
 mod run;
@@ -23,6 +24,7 @@ mod share;
 mod shell;
 #[cfg(test)]
 mod testenv;
+mod topology;
 
 use std::process::ExitCode;
 

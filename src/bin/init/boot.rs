@@ -12,7 +12,7 @@ use crate::spawn::Stdio;
 use crate::stats_relay::{self, StatsRelay};
 use crate::stdin_relay::{self, StdinRelay};
 use crate::wake;
-use crate::{clock, crash, disks, failure, kernel_addrs, modules, mounts, power, rss, shares, shell, trace};
+use crate::{clock, crash, disks, failure, kernel_addrs, modules, mounts, net, power, rss, shares, shell, trace};
 use guestinit::cell::TakeOnce;
 use guestinit::parse::cmdline::Cmdline;
 use guestinit::parse::superblock::Fs;
@@ -75,7 +75,7 @@ pub fn run(entry_ns: u64) -> ! {
         false => Ack::None,
     };
     announce(&mut link, &mut marks, params.pob);
-    settle();
+    settle(&mut link, &params);
     trace::size_buffer(params.trace_kb);
     disks::mount_all(&mut link, params.disks, unknown.disks);
     let shared = shares::mount_all(&mut link);
@@ -99,15 +99,16 @@ pub fn run(entry_ns: u64) -> ! {
 /// What only payloads and later steps need, done after SRDY so that the
 /// host hears from the guest sooner. Until the serial devices open, the
 /// console writes its warnings by port I/O.
-fn settle() {
+fn settle(link: &mut Link, params: &BootParams) {
     console::open_serial();
     // Ctrl-Alt-Del arrives as SIGINT, which the reactor handles, not as a reset.
     let _ = reboot(RebootCommand::CadOff);
     mounts::mount_optional();
+    net::setup(link, params);
 }
 
 /// The host's keys on the kernel command line, read once.
-fn read_params() -> (BootParams, Unknown<'static>) {
+fn read_params() -> (BootParams<'static>, Unknown<'static>) {
     let buf = CMDLINE.take().expect("read once");
     let n = crate::small_file::read_prefix(b"/proc/cmdline", &mut buf[..]).unwrap_or(0);
     BootParams::parse(&Cmdline::new(&buf[..n]))

@@ -14,6 +14,7 @@ mod kernel_addrs;
 mod link;
 mod modules;
 mod mounts;
+mod net;
 mod output;
 mod payload;
 mod power;

@@ -85,6 +85,11 @@ pub fn with_extra(tree: &Path, mut base: Vec<Module>, extra: &[&str]) -> Result<
     Ok(base)
 }
 
+/// Whether the module tree `tree` has a file of module `name`.
+pub fn has_module(tree: &Path, name: &str) -> Result<bool> {
+    modules::has_file(tree, name)
+}
+
 /// The kernel's config and the path the guest finds it at,
 /// `/boot/config-RELEASE`, where libbpf looks for it; `None` when the
 /// config or the release is not found.
@@ -112,7 +117,7 @@ pub fn tree_config(tree: &Path) -> Option<(PathBuf, Vec<u8>)> {
 }
 
 /// Whether `config` (a kernel .config) sets `option=y`.
-fn built_in(config: &str, option: &str) -> bool {
+pub fn built_in(config: &str, option: &str) -> bool {
     config
         .lines()
         .any(|line| line.strip_prefix(option) == Some("=y"))

@@ -16,6 +16,7 @@
 //!    its host path, or under `/.guestinit/root` when a guest mount would
 //!    hide that path (`layout`); then `--include`'s files;
 //! 6. `/boot/config-RELEASE`, the kernel's config, when it is found;
+//!    with `--net`, `/etc/resolv.conf` (unless `--include` brings one);
 //!    in shell and exec modes busybox's applet links and `/exec_cmd`;
 //! 7. the scheduler's files (`/scheduler`, its scripts and cgroups);
 //! 8. `/modules/NNN-name.ko[.xz|.zst]`: kernel modules in load order (NNN from 000);
@@ -54,6 +55,9 @@ use guestinit::proto::path::is_reserved;
 /// The sentinel's name in the archive (no leading slash).
 pub const SENTINEL: &str = proto::path::SENTINEL.split_at(1).1;
 
+/// Where the guest's resolver reads its name server (with `--net`).
+const RESOLV_CONF: &str = "/etc/resolv.conf";
+
 /// What goes into an initramfs, as the user named it; `plan` resolves it
 /// in the order a user would fix it: the program, then init and modules.
 pub struct Spec {
@@ -71,9 +75,12 @@ pub struct Spec {
     pub setup: Setup,
     /// Shell and exec modes: busybox's applet links, and /exec_cmd.
     pub shell: Option<busybox::Shell>,
-    /// Modules the disks (`disk::modules`) and shares need, packed where
-    /// the kernel has them as modules.
-    pub disk_modules: Vec<&'static str>,
+    /// Modules the devices need (the disks' `disk::modules`, the NIC's
+    /// `net::MODULES`, the shares' `share::MODULES`), packed where the
+    /// kernel has them as modules.
+    pub device_modules: Vec<&'static str>,
+    /// `--net`: `/etc/resolv.conf` naming the network's DNS forwarder.
+    pub net: bool,
     /// `--share`: listed for the init, and a program under one is not packed.
     pub shares: Vec<crate::share::Share>,
 }
@@ -94,14 +101,15 @@ pub fn main(args: PackArgs) -> Result<()> {
         sched: args.sched,
         setup: args.setup,
         shell: None,
-        disk_modules: vec![],
+        device_modules: vec![],
+        net: false,
         shares: vec![],
     };
     write(&plan(&spec)?, &args.output, args.compress)
 }
 
 /// The modules to pack: those of `--modules DIR` if given, else those the
-/// kernel needs from its own module tree; `extra` (the disks') from either.
+/// kernel needs from its own module tree; `extra` (the devices') from either.
 fn modules(
     kernel: Option<&Path>,
     modules: Option<&Path>,
@@ -222,7 +230,7 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
     let modules = modules(
         spec.kernel.as_deref(),
         spec.modules.as_deref(),
-        &spec.disk_modules,
+        &spec.device_modules,
     )?;
 
     let included = include::resolve(&spec.setup.include)?;
@@ -236,6 +244,18 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
         }
     }
     files.extend(kernel_config(spec)?);
+    // A user's own --include of the file wins.
+    let resolv = RESOLV_CONF.split_at(1).1;
+    let resolv_included = files
+        .iter()
+        .any(|f| matches!(f, Entry::File { name, .. } if name == resolv));
+    if spec.net && !resolv_included {
+        files.push(Entry::File {
+            name: resolv.into(),
+            perm: 0o644,
+            data: crate::net::resolv_conf(),
+        });
+    }
     if let Some(shell) = &spec.shell {
         files.extend(busybox::entries(&host_program, shell, &files)?);
     }
@@ -470,7 +490,8 @@ mod tests {
             sched: crate::cli::SchedArgs::default(),
             setup: Setup::default(),
             shell: None,
-            disk_modules: vec![],
+            device_modules: vec![],
+            net: false,
             shares: vec![],
         }
     }
@@ -654,6 +675,24 @@ mod tests {
         let plain = parse(&archive(&plan(&spec).unwrap()));
         assert!(plain.iter().any(|e| e.name == "usr/bin/env"));
         assert!(plain.iter().all(|e| e.name != ".guestinit/shares"));
+    }
+
+    #[test]
+    fn the_network_brings_resolv_conf_unless_one_is_included() {
+        let dir = ScratchDir::new("test").unwrap();
+        let mut spec = spec(dir.path(), &["/bin/sh"]);
+        let file = |spec: &Spec| {
+            let entries = parse(&archive(&plan(spec).unwrap()));
+            let found = entries.iter().find(|e| e.name == "etc/resolv.conf");
+            found.map(|e| e.data.clone())
+        };
+        assert_eq!(file(&spec), None);
+        spec.net = true;
+        assert_eq!(file(&spec), Some(b"nameserver 10.0.2.3\n".to_vec()));
+        let own = dir.path().join("resolv");
+        fs::write(&own, "nameserver 192.0.2.53\n").unwrap();
+        spec.setup.include = vec![format!("{}:/etc/resolv.conf", own.display()).into()];
+        assert_eq!(file(&spec), Some(b"nameserver 192.0.2.53\n".to_vec()));
     }
 
     #[test]

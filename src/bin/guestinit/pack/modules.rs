@@ -67,6 +67,11 @@ pub fn resolve_present(dir: &Path, wanted: &[&str]) -> Result<Vec<Module>> {
     Ok(walk.order)
 }
 
+/// Whether `dir` has a file of module `name` (searched as [`resolve`] does).
+pub fn has_file(dir: &Path, name: &str) -> Result<bool> {
+    Ok(index(dir)?.contains_key(&normalize(name)))
+}
+
 struct Resolver<'a> {
     dir: &'a Path,
     files: HashMap<String, Module>,

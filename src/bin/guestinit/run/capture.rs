@@ -4,7 +4,9 @@
 
 use mio::net::UnixStream;
 
+use super::diag::Diagnostics;
 use super::flow::{read_ready, Flow};
+use super::gate::Gate;
 use super::spool::Spool;
 use super::trace::TraceTee;
 
@@ -15,6 +17,8 @@ const KEEP: usize = 4 << 20;
 pub struct Capture {
     pub stream: UnixStream,
     kept: Kept,
+    /// The log's spool: the link is read while it has room.
+    pub gate: Gate,
 }
 
 /// What a capture keeps of its link's bytes.
@@ -30,8 +34,10 @@ struct Kept {
 }
 
 impl Capture {
-    pub fn new(stream: UnixStream, log: Option<Spool>) -> Capture {
+    /// `name` is the log's, for the warning when it cannot spill.
+    pub fn new(stream: UnixStream, log: Option<Spool>, diag: &Diagnostics, name: &str) -> Capture {
         Capture {
+            gate: Gate::new(diag).feeds(log.as_ref(), name),
             stream,
             kept: Kept {
                 text: Vec::new(),
@@ -50,6 +56,9 @@ impl Capture {
 
     /// Tees the trace's lines to `trace` (see [`Capture::take_trace`]).
     pub fn tracing(mut self, trace: Option<TraceTee>) -> Capture {
+        if let Some(tee) = &trace {
+            self.gate.add(tee.spool(), "the --trace file");
+        }
         self.kept.trace = trace;
         self
     }
@@ -65,13 +74,17 @@ impl Capture {
         watch.is_some_and(|(_, seen)| std::mem::take(seen))
     }
 
-    /// Reads all the link holds.
+    /// Reads all the link holds, while the log has room.
     pub fn on_readable(&mut self) -> Flow {
         let mut chunk = [0u8; 16 * 1024];
+        let Capture { stream, kept, gate } = self;
+        if !gate.open() {
+            return Flow::Paused;
+        }
         // A broken link ends like a closed one; QEMU's exit says why.
-        read_ready(&self.stream, &mut chunk, |bytes| {
-            self.kept.keep(bytes);
-            None
+        read_ready(&*stream, &mut chunk, |bytes| {
+            kept.keep(bytes);
+            (!gate.open()).then_some(Flow::Paused)
         })
         .unwrap_or(Flow::Closed)
     }

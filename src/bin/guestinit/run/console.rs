@@ -10,7 +10,9 @@ use std::os::unix::net::UnixStream;
 use guestinit::proto::control::{Encoded, Message};
 use rustix::termios::tcgetwinsize;
 
+use super::diag::Diagnostics;
 use super::flow::{read_ready, Flow};
+use super::gate::Gate;
 use super::spool::Spool;
 
 const CTRL_A: u8 = 0x01;
@@ -67,13 +69,16 @@ pub struct Console {
     pub quit: bool,
     /// The guest's output so far ends a line (or there is none).
     at_line_start: bool,
+    /// stdout's spool: hvc0 is read while it has room.
+    pub gate: Gate,
 }
 
 impl Console {
-    pub fn new(input: File, hvc0: UnixStream, stdout: Spool) -> Console {
+    pub fn new(input: File, hvc0: UnixStream, stdout: Spool, diag: &Diagnostics) -> Console {
         Console {
             input,
             hvc0,
+            gate: Gate::new(diag).feeds(Some(&stdout), "stdout"),
             stdout,
             escape: Escape::default(),
             pending: Vec::new(),
@@ -114,11 +119,14 @@ impl Console {
             // Input was left unread while full: its readiness was spent.
             let _ = self.on_input();
         }
+        if !self.gate.open() {
+            return Flow::Paused;
+        }
         let mut chunk = [0u8; 16 * 1024];
         read_ready(&self.hvc0, &mut chunk, |output| {
             self.stdout.push(output);
             self.at_line_start = output.last() == Some(&b'\n');
-            None
+            (!self.gate.open()).then_some(Flow::Paused)
         })
         .unwrap_or(Flow::Closed)
     }

@@ -33,6 +33,11 @@ impl Events {
         }
     }
 
+    /// Where the lines go, if anywhere.
+    pub fn spool(&self) -> Option<&Spool> {
+        self.out.as_ref()
+    }
+
     /// One line: `v`, `event`, `t`, then `fields`.
     fn emit(&self, event: &str, fields: Value) {
         let Some(out) = &self.out else { return };
@@ -44,7 +49,7 @@ impl Events {
         if let Value::Object(fields) = fields {
             line.extend(fields);
         }
-        out.push(format!("{}\n", Value::Object(line)).as_bytes());
+        out.push_line(format!("{}\n", Value::Object(line)).as_bytes());
     }
 
     /// A guest frame other than output: its event name, tag and fields

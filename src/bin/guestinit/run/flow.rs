@@ -11,6 +11,9 @@ pub enum Flow {
     Open,
     /// More may be there (a throttled read): call again without waiting.
     Again,
+    /// A spool it feeds is full (`run::gate`): it stopped reading. Call
+    /// again on the next tick, when the spool may have room.
+    Paused,
     /// The link ended.
     Closed,
 }

@@ -108,6 +108,59 @@ pub fn choose(explicit: Option<u32>, bytes: u64) -> (u32, Option<String>) {
     }
 }
 
+/// What each NUMA node gets at least with `--topology`: a node's memory
+/// map, zones and its CPUs' per-CPU areas come out of its own memory, and
+/// x86 Linux drops a node under 4 MiB (`NODE_MIN_SIZE`) altogether. Twice
+/// the least measured to boot (8 nodes of 16 MiB, Debian's 6.1 kernel).
+pub const NODE_LEAST_MIB: u32 = 32;
+
+/// An explicit `--memory` too small for its NUMA nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodesTooSmall {
+    pub memory_mib: u32,
+    pub nodes: u32,
+    pub node_mib: u32,
+    /// What to give instead: [`NODE_LEAST_MIB`] a node.
+    pub give_mib: u32,
+}
+
+/// The memory over `nodes` equal NUMA nodes, as QEMU's `-m` must be the
+/// sum of theirs: `mib` rounded up to a multiple of `nodes` (with a
+/// warning when the user chose `mib`); the default raised to
+/// [`NODE_LEAST_MIB`] a node, an explicit `--memory` below that refused.
+pub fn spread(
+    mib: u32,
+    explicit: bool,
+    nodes: u32,
+) -> Result<(u32, Option<String>), NodesTooSmall> {
+    let nodes = nodes.max(1);
+    if nodes == 1 {
+        return Ok((mib, None));
+    }
+    let least = nodes.saturating_mul(NODE_LEAST_MIB);
+    if explicit && mib < least {
+        return Err(NodesTooSmall {
+            memory_mib: mib,
+            nodes,
+            node_mib: mib / nodes,
+            give_mib: least,
+        });
+    }
+    let raised = if explicit { mib } else { mib.max(least) };
+    // Up to a multiple; at the very top of u32, down to one.
+    let total = raised
+        .div_ceil(nodes)
+        .checked_mul(nodes)
+        .unwrap_or(raised / nodes * nodes);
+    let warning = (explicit && total != mib).then(|| {
+        format!(
+            "--memory {mib} is not a multiple of --topology's {nodes} NUMA nodes: the guest gets {total} MiB, {} a node",
+            total / nodes
+        )
+    });
+    Ok((total, warning))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,5 +255,45 @@ mod tests {
             check(531, gz).unwrap_err().estimate_mib,
             estimate_mib(400 * MIB)
         );
+    }
+
+    #[test]
+    fn numa_nodes_split_the_memory_evenly_with_enough_each() {
+        // One node: the memory as chosen.
+        assert_eq!(spread(300, true, 1), Ok((300, None)));
+        assert_eq!(spread(256, false, 1), Ok((256, None)));
+        // A multiple stands; another is rounded up, with a word when chosen.
+        assert_eq!(spread(1024, true, 2), Ok((1024, None)));
+        let (mib, warning) = spread(1000, true, 3).unwrap();
+        assert_eq!(mib, 1002);
+        let warning = warning.unwrap();
+        assert!(warning.contains("1002 MiB, 334 a node"), "{warning}");
+        assert_eq!(spread(257, false, 2), Ok((258, None)));
+        // The default is raised to the floor a node; --memory is refused.
+        assert_eq!(spread(256, false, 8), Ok((256, None)));
+        assert_eq!(spread(256, false, 16), Ok((16 * NODE_LEAST_MIB, None)));
+        assert_eq!(
+            spread(256, true, 16),
+            Err(NodesTooSmall {
+                memory_mib: 256,
+                nodes: 16,
+                node_mib: 16,
+                give_mib: 512
+            })
+        );
+        assert_eq!(spread(128, true, 2), Ok((128, None)));
+        // Never more than u32 holds.
+        assert_eq!(spread(u32::MAX, true, 2).unwrap().0, u32::MAX - 1);
+        for nodes in 1..=64 {
+            for mib in [16, 100, 256, 999, 4096] {
+                for explicit in [false, true] {
+                    if let Ok((total, _)) = spread(mib, explicit, nodes) {
+                        assert_eq!(total % nodes, 0, "{mib} {nodes}");
+                        assert!(total >= mib, "{mib} {nodes}");
+                        assert!(nodes == 1 || total / nodes >= NODE_LEAST_MIB);
+                    }
+                }
+            }
+        }
     }
 }

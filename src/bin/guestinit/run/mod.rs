@@ -10,6 +10,7 @@ mod console;
 mod diag;
 mod events;
 mod flow;
+mod gate;
 mod links;
 mod memory;
 mod pob_cache;
@@ -49,12 +50,15 @@ use crate::decode::decoder_buffer;
 use crate::disk;
 use crate::error::{Error, Result};
 use crate::locate;
+use crate::net;
 use crate::pack;
 use crate::scratch;
 use crate::share;
+use crate::topology;
 use accel::{Accel, TcgThread};
 use guestinit::proto;
 use guestinit::proto::boot::{BootParams, Disks, Mode};
+use guestinit::proto::net::Hostname;
 use links::{Link, Links};
 
 use capture::Capture;
@@ -115,7 +119,9 @@ fn run(args: &RunArgs, stdout: Spool, diag: &Diagnostics) -> Result<Verdict> {
         .map(|secs| vm.spawned + Duration::from_secs(secs));
     let mut buffer = decoder_buffer();
     let console_out = stdout.clone();
-    let relay = Relay::new(stdout, diag.clone(), args.vm.verbose);
+    let mut relay = Relay::new(stdout, diag.clone(), args.vm.verbose);
+    // The scheduler's log streams to --sched-log as it arrives.
+    relay.collected.sched = sched::SchedFrames::new(files.sched_log.take());
     // Shell mode: raw from here to the end of `run`, however it ends.
     let terminal = match args.mode {
         GuestMode::Shell => Some(RawTerminal::enter().map_err(|source| Error::VmSetup {
@@ -130,6 +136,7 @@ fn run(args: &RunArgs, stdout: Spool, diag: &Diagnostics) -> Result<Verdict> {
             terminal,
             links.take_always(Link::Hvc0)?,
             console_out,
+            diag,
         )?),
         None => None,
     };
@@ -151,10 +158,6 @@ fn run(args: &RunArgs, stdout: Spool, diag: &Diagnostics) -> Result<Verdict> {
     }
     let outcome = conclude(args, &after, &stopper, status, (vm.spawned, memory_mib));
     diag.events().end(&Verdict::end(&outcome));
-    // The verdict stands: a file that fails now is a warning.
-    if let Some(file) = files.sched_log {
-        file.write(after.collected.sched.text().as_bytes(), diag);
-    }
     // Output still queued when the run timed out gets a moment, no more.
     let floor = Instant::now() + Duration::from_secs(1);
     match after.finish_writers(deadline.map(|d| d.max(floor)), args) {
@@ -164,15 +167,17 @@ fn run(args: &RunArgs, stdout: Spool, diag: &Diagnostics) -> Result<Verdict> {
 }
 
 /// What a run boots, found and packed before QEMU starts.
-struct Machine {
+struct Machine<'a> {
     kernel: PathBuf,
     accel: Accel,
     /// QEMU runs under its seccomp filter (`--sandbox`).
     sandbox: bool,
     /// The init's keys on the kernel command line.
-    params: BootParams,
+    params: BootParams<'a>,
     initrd: Initrd,
     memory_mib: u32,
+    /// `--cpus`, or `--topology`'s product.
+    cpus: u32,
     /// The cache entry to learn `page_offset_base`'s offset into, when
     /// this run has to scan for it.
     learn_pob: Option<PobCache>,
@@ -182,23 +187,47 @@ struct Machine {
 
 /// Finds the kernel, builds its command line, packs the archive and sizes
 /// the memory: every check that can fail before the boot.
-fn prepare(args: &RunArgs, diag: &Diagnostics) -> Result<Machine> {
-    let mut disks = disks(&args.disks, &args.mode)?;
+fn prepare<'a>(args: &'a RunArgs, diag: &Diagnostics) -> Result<Machine<'a>> {
+    let topology = args.vm.topology;
+    let cpus = topology::cpu_count(args.vm.cpus, topology).map_err(|d| Error::CpusDisagree {
+        cpus: d.cpus,
+        topology: d.topology,
+    })?;
+    let disks = disks(&args.disks, &args.mode)?;
+    net::check_forwards(&args.vm.net_forwards)?;
     let virtiofsd = shares(&args.vm.shares)?;
-    if virtiofsd.is_some() {
-        disks.modules.extend(share::MODULES);
-    }
     let kernel = locate::kernel(args.vm.kernel.as_deref())?;
+    // A packed archive must be able to drive the NIC; the user's own
+    // `--initramfs` is the user's to fill (the guest warns without eth0).
+    if args.vm.net.is_some() && args.initramfs.is_none() {
+        net::check_driver(&kernel, args.vm.modules.as_deref())?;
+    }
     let pob = Pob::find(&kernel);
     let accel = accel::detect();
     let sandbox = sandbox::decide(args.vm.sandbox, diag)?;
-    let params = boot_params(args, &pob, disks.access, accel);
-    let initrd = initramfs(args, &kernel, disks.modules)?;
+    let params = boot_params(args, &pob, disks.access, accel)?;
+    let mut device_modules = disks.modules;
+    if args.vm.net.is_some() {
+        device_modules.extend(net::MODULES);
+    }
+    if virtiofsd.is_some() {
+        device_modules.extend(share::MODULES);
+    }
+    let initrd = initramfs(args, &kernel, device_modules)?;
     let sizes = memory::archive_sizes(&initrd.path).map_err(|source| Error::Read {
         path: initrd.path.clone(),
         source,
     })?;
     let (memory_mib, warning) = memory::choose(args.vm.memory, sizes.unpacked);
+    let nodes = topology.map_or(1, |t| t.nodes);
+    let (memory_mib, rounded) = memory::spread(memory_mib, args.vm.memory.is_some(), nodes)
+        .map_err(|t| Error::NodeMemoryTooSmall {
+            memory_mib: t.memory_mib,
+            nodes: t.nodes,
+            node_mib: t.node_mib,
+            least_mib: memory::NODE_LEAST_MIB,
+            give_mib: t.give_mib,
+        })?;
     // An archive that cannot boot would hang silently: refused, not warned.
     memory::check(memory_mib, sizes).map_err(|t| Error::MemoryTooSmall {
         archive_mib: t.archive_mib,
@@ -206,7 +235,7 @@ fn prepare(args: &RunArgs, diag: &Diagnostics) -> Result<Machine> {
         least_mib: t.least_mib,
         estimate_mib: t.estimate_mib,
     })?;
-    if let Some(warning) = warning {
+    for warning in [warning, rounded].into_iter().flatten() {
         diag.warn(&warning);
     }
     Ok(Machine {
@@ -216,6 +245,7 @@ fn prepare(args: &RunArgs, diag: &Diagnostics) -> Result<Machine> {
         params,
         initrd,
         memory_mib,
+        cpus,
         learn_pob: pob.learn,
         virtiofsd,
     })
@@ -262,10 +292,22 @@ impl Pob {
 }
 
 /// The host's keys for the init (the user's `--append` comes after them,
-/// so it can override them).
-fn boot_params(args: &RunArgs, pob: &Pob, access: Disks, accel: Accel) -> BootParams {
+/// so it can override them); a `--hostname` the guest could not take is
+/// refused here.
+fn boot_params<'a>(
+    args: &'a RunArgs,
+    pob: &Pob,
+    access: Disks,
+    accel: Accel,
+) -> Result<BootParams<'a>> {
     let with_scheduler = args.sched.scheduler.is_some();
-    BootParams {
+    let hostname = args.vm.hostname.as_deref().map(|name| {
+        Hostname::new(name.as_bytes()).map_err(|reason| Error::BadHostname {
+            name: name.to_owned(),
+            reason,
+        })
+    });
+    Ok(BootParams {
         pob: pob.offset,
         attach_timeout_s: sched::attach_timeout(with_scheduler, &args.sched_run, accel),
         mode: match args.mode {
@@ -276,8 +318,10 @@ fn boot_params(args: &RunArgs, pob: &Pob, access: Disks, accel: Accel) -> BootPa
         },
         disks: access,
         trace_kb: args.trace.as_ref().map(|_| TRACE_BUFFER_KB),
+        hostname: hostname.transpose()?,
+        net: args.vm.net.is_some(),
         ..BootParams::default()
-    }
+    })
 }
 
 /// The kernel's trace buffer with `--trace`, in KiB per CPU: some 20,000
@@ -321,10 +365,13 @@ fn start(args: &RunArgs, machine: Machine, diag: &Diagnostics) -> Result<Started
         kernel: &machine.kernel,
         initrd: &machine.initrd.path,
         memory_mib: machine.memory_mib,
-        cpus: args.vm.cpus,
+        cpus: machine.cpus,
+        topology: args.vm.topology,
         params: machine.params,
         append: args.vm.append.as_deref().filter(|a| !a.is_empty()),
         disks: &args.disks,
+        net: args.vm.net,
+        forwards: &args.vm.net_forwards,
         shares: shares.iter().map(virtiofsd::Device::qemu).collect(),
         extra: &args.vm.qemu_args,
         links: links.qemu_args(),
@@ -422,11 +469,13 @@ impl AfterQemu {
                 path.display()
             ));
         }
+        let sched_log = collected.sched.log_file().cloned();
         let logs = [
             (bulk_log, &args.bulk_log),
             (com1_log, &args.vm.com1_log),
             (com2_log, &args.vm.com2_log),
             (trace, &args.trace),
+            (sched_log, &args.sched_run.sched_log),
         ];
         let logs = logs
             .into_iter()
@@ -516,7 +565,8 @@ fn conclude(
     }
     // The scheduler's failure explains the exit code or FATAL line it caused.
     let fatal = verdict::first_line_starting(&after.com2, guestinit::proto::prefix::FATAL);
-    if let Some(failed) = sched::failure(&c.sched, c.exit_code, fatal) {
+    let sched_log = args.sched_run.sched_log.as_deref();
+    if let Some(failed) = sched::failure(&c.sched, c.exit_code, fatal, sched_log) {
         if status.success() && stopper.host_stop.is_none() {
             verdict = Verdict::Scheduler(failed);
         }
@@ -545,7 +595,7 @@ struct Initrd {
 /// The user's initramfs, or one packed for this run into a file that
 /// never has a name (QEMU reads `/dev/fd/N`), so no temporary file outlives
 /// the host, however it ends (SIGKILL mid-packing included).
-fn initramfs(args: &RunArgs, kernel: &Path, disk_modules: Vec<&'static str>) -> Result<Initrd> {
+fn initramfs(args: &RunArgs, kernel: &Path, device_modules: Vec<&'static str>) -> Result<Initrd> {
     match &args.initramfs {
         Some(path) if path.is_file() => Ok(Initrd {
             path: path.clone(),
@@ -570,7 +620,8 @@ fn initramfs(args: &RunArgs, kernel: &Path, disk_modules: Vec<&'static str>) -> 
                         exec_cmd: Some(cmd.clone()),
                     }),
                 },
-                disk_modules,
+                device_modules,
+                net: args.vm.net.is_some(),
                 shares: args.vm.shares.clone(),
             };
             let file = scratch::anonymous_file().map_err(|source| Error::VmSetup {
@@ -617,7 +668,7 @@ struct OutputFiles {
     com1_log: Option<Spool>,
     com2_log: Option<Spool>,
     trace: Option<Spool>,
-    sched_log: Option<OutputFile>,
+    sched_log: Option<Spool>,
 }
 
 impl OutputFiles {
@@ -627,35 +678,8 @@ impl OutputFiles {
             com1_log: log_file(args.vm.com1_log.as_deref())?,
             com2_log: log_file(args.vm.com2_log.as_deref())?,
             trace: log_file(args.trace.as_deref())?,
-            sched_log: OutputFile::create(args.sched_run.sched_log.as_deref())?,
+            sched_log: log_file(args.sched_run.sched_log.as_deref())?,
         })
-    }
-}
-
-/// A file written once at the end of the run (`--trace`, `--sched-log`).
-struct OutputFile {
-    file: File,
-    path: PathBuf,
-}
-
-impl OutputFile {
-    fn create(path: Option<&Path>) -> Result<Option<OutputFile>> {
-        let Some(path) = path else { return Ok(None) };
-        let file = File::create(path).map_err(|source| Error::Write {
-            path: path.to_owned(),
-            source,
-        })?;
-        Ok(Some(OutputFile {
-            file,
-            path: path.to_owned(),
-        }))
-    }
-
-    fn write(mut self, bytes: &[u8], diag: &Diagnostics) {
-        use std::io::Write;
-        if let Err(e) = self.file.write_all(bytes) {
-            diag.warn(&format!("cannot write {}: {e}", self.path.display()));
-        }
     }
 }
 
@@ -694,12 +718,22 @@ fn sources<'b>(
             files.bulk_log.take(),
             args.throttle_bulk,
         ),
-        com1: Capture::new(stream(Link::Com1)?, files.com1_log.take())
-            .watching(stop::DUMP_LINE)
-            .watching(verdict::PANIC_LINE.as_bytes())
-            .tracing(files.trace.take().map(trace::TraceTee::new)),
-        com2: Capture::new(stream(Link::Com2)?, files.com2_log.take()),
-        qemu_stderr: Capture::new(stream(Link::QemuStderr)?, None),
+        com1: Capture::new(
+            stream(Link::Com1)?,
+            files.com1_log.take(),
+            &diag,
+            "the --com1-log file",
+        )
+        .watching(stop::DUMP_LINE)
+        .watching(verdict::PANIC_LINE.as_bytes())
+        .tracing(files.trace.take().map(trace::TraceTee::new)),
+        com2: Capture::new(
+            stream(Link::Com2)?,
+            files.com2_log.take(),
+            &diag,
+            "the --com2-log file",
+        ),
+        qemu_stderr: Capture::new(stream(Link::QemuStderr)?, None, &diag, "QEMU's stderr"),
         qmp,
         console: None,
         signals,
@@ -714,6 +748,7 @@ fn console(
     terminal: &RawTerminal,
     hvc0: std::os::unix::net::UnixStream,
     out: Spool,
+    diag: &Diagnostics,
 ) -> Result<Console> {
     let input = terminal
         .input
@@ -722,7 +757,7 @@ fn console(
             what: "relaying the terminal to hvc0".into(),
             source,
         })?;
-    Ok(Console::new(input, hvc0, out))
+    Ok(Console::new(input, hvc0, out, diag))
 }
 
 /// The last phase: every writer finishes, within the deadline and unless

@@ -13,6 +13,8 @@ use guestinit::proto::boot::BootParams;
 
 pub use super::accel::{Accel, TcgThread};
 use crate::disk::Disk;
+use crate::net::{Forward, NetMode};
+use crate::topology::Topology;
 
 pub const QEMU: &str = "qemu-system-x86_64";
 
@@ -57,15 +59,21 @@ pub struct VmConfig<'a> {
     pub sandbox: Option<&'a str>,
     pub kernel: &'a Path,
     pub initrd: &'a Path,
+    /// A multiple of the topology's nodes (`memory::spread`).
     pub memory_mib: u32,
     pub cpus: u32,
+    /// `--topology`: `-smp`'s levels and a NUMA node per socket.
+    pub topology: Option<Topology>,
     /// The init's keys; those that follow from the links are set from
     /// `stdin` and `stats`.
-    pub params: BootParams,
+    pub params: BootParams<'a>,
     /// The user's `--append`, last, so it overrides what comes before.
     pub append: Option<&'a str>,
     /// Disk images, attached as virtio-blk devices in order (vda, vdb, ...).
     pub disks: &'a [Disk],
+    /// `--net`: a virtio-net NIC on that network, with `forwards` to it.
+    pub net: Option<NetMode>,
+    pub forwards: &'a [Forward],
     /// `--share`s' devices, in order; with any, the memory is shared.
     pub shares: Vec<FsDevice>,
     /// `--qemu-arg`s, passed last and as they are.
@@ -93,18 +101,25 @@ pub struct FsDevice {
     pub tag: String,
 }
 
-/// The guest's memory as one shared memfd, when the run has shares: a
-/// vhost-user daemon maps the guest's memory to reach the virtqueues and
-/// buffers, which it can only through memory shared with QEMU. Without
-/// shares, QEMU's default (private anonymous memory).
+/// A memory backend of `mib` MiB: QEMU's private RAM, or with shares a
+/// shared memfd. A vhost-user daemon reaches the virtqueues and the
+/// guest's buffers by mapping the guest's memory, which it can only
+/// through memory shared with QEMU.
+fn backend(id: &str, mib: u32, shared: bool) -> String {
+    match shared {
+        true => format!("memory-backend-memfd,id={id},size={mib}M,share=on"),
+        false => format!("memory-backend-ram,id={id},size={mib}M"),
+    }
+}
+
+/// The guest's memory as one shared backend, when the run has shares and
+/// no NUMA nodes (with `--topology` each node's backend is shared instead,
+/// `numa`). Without shares, QEMU's default (private anonymous memory).
 fn memory_backend(config: &VmConfig<'_>) -> Vec<OsString> {
-    if config.shares.is_empty() {
+    if config.shares.is_empty() || config.topology.is_some() {
         return Vec::new();
     }
-    let backend = format!(
-        "memory-backend-memfd,id=mem,size={}M,share=on",
-        config.memory_mib
-    );
+    let backend = backend("mem", config.memory_mib, true);
     strings(&["-object", &backend, "-machine", "memory-backend=mem"])
 }
 
@@ -118,26 +133,92 @@ fn share(index: usize, device: &FsDevice) -> Vec<OsString> {
 
 /// The machine: accelerator, CPU, memory, and no default devices.
 fn machine(config: &VmConfig<'_>) -> Vec<OsString> {
-    let (accel, cpu) = match (config.accel, config.tcg_thread) {
-        (Accel::Kvm, _) => ("kvm", "host"),
-        (Accel::Tcg, TcgThread::Multi) => ("tcg", "max"),
-        (Accel::Tcg, TcgThread::Single) => ("tcg,thread=single", "max"),
+    let accel = match (config.accel, config.tcg_thread) {
+        (Accel::Kvm, _) => "kvm",
+        (Accel::Tcg, TcgThread::Multi) => "tcg",
+        (Accel::Tcg, TcgThread::Single) => "tcg,thread=single",
     };
-    let (memory, cpus) = (config.memory_mib.to_string(), config.cpus.to_string());
+    // With nodes, `-m` must be their sum.
+    let memory = match config.topology {
+        Some(topology) => node_mib(config.memory_mib, topology) * topology.nodes,
+        None => config.memory_mib,
+    };
     strings(&[
         "-accel",
         accel,
         "-cpu",
-        cpu,
+        cpu_model(config.accel, config.topology.is_some()),
         "-m",
-        &memory,
+        &memory.to_string(),
         "-smp",
-        &cpus,
+        &smp(config.cpus, config.topology),
         "-nodefaults",
         "-display",
         "none",
         "-no-reboot",
     ])
+}
+
+/// TCG's `max` is an AMD CPU (QEMU 7.2's `max_x86_cpu_initfn` sets vendor
+/// AuthenticAMD) without TOPOEXT and with CmpLegacy, so Linux ignores the
+/// leaves QEMU puts the cache topology in: it puts the L3 at the socket
+/// and (6.1) sees no SMT. With a topology the same CPU says GenuineIntel,
+/// and Linux reads the L3's sharing from CPUID 4 and the levels from 0x1F.
+/// KVM's `host` keeps the host's vendor (untested here: no KVM).
+fn cpu_model(accel: Accel, topology: bool) -> &'static str {
+    match (accel, topology) {
+        (Accel::Kvm, _) => "host",
+        (Accel::Tcg, false) => "max",
+        (Accel::Tcg, true) => "max,vendor=GenuineIntel",
+    }
+}
+
+/// `-smp`: the count, or a topology's levels. An LLC is a die: QEMU 7.2's
+/// `cpu_x86_cpuid` (target/i386/cpu.c) encodes CPUID 4's L3 as shared by
+/// the `1 << apicid_die_offset` APIC IDs of a die; a node is a socket.
+fn smp(cpus: u32, topology: Option<Topology>) -> String {
+    match topology {
+        Some(t) => format!(
+            "{},sockets={},dies={},cores={},threads={}",
+            t.cpus(),
+            t.nodes,
+            t.llcs,
+            t.cores,
+            t.threads
+        ),
+        None => cpus.to_string(),
+    }
+}
+
+/// Each node's share of the memory (`memory::spread` made it a multiple).
+fn node_mib(memory_mib: u32, topology: Topology) -> u32 {
+    memory_mib / topology.nodes.max(1)
+}
+
+/// A NUMA node per socket, each with its share of the memory from a
+/// backend of its own (QEMU refuses `-numa node,mem=` on machine types
+/// from 5.1 on), and socket N's CPUs in node N (by topology, not index).
+fn numa(config: &VmConfig<'_>) -> Vec<OsString> {
+    let Some(topology) = config.topology else {
+        return Vec::new();
+    };
+    let size = node_mib(config.memory_mib, topology);
+    let mut args = Vec::new();
+    for node in 0..topology.nodes {
+        args.extend(strings(&[
+            "-object",
+            &backend(&format!("node{node}"), size, !config.shares.is_empty()),
+            "-numa",
+            &format!("node,nodeid={node},memdev=node{node}"),
+        ]));
+    }
+    for node in 0..topology.nodes {
+        args.extend(strings(&[
+            "-numa",
+            &format!("cpu,node-id={node},socket-id={node}"),
+        ]));
+    }
+    args
 }
 
 /// Kernel, initramfs and command line.
@@ -272,12 +353,43 @@ fn sandbox(config: &VmConfig<'_>) -> Vec<OsString> {
     }
 }
 
+/// QEMU's user network (slirp) at the addresses the init gives eth0
+/// (`proto::net`, written out rather than left to QEMU's defaults), each
+/// forward bound on the host's 127.0.0.1 only, and its virtio-net NIC.
+/// `romfile=`: no iPXE option ROM for the firmware to run, as the kernel
+/// is booted directly.
+fn network(mode: NetMode, forwards: &[Forward]) -> Vec<OsString> {
+    use proto::net;
+    use std::net::Ipv4Addr;
+    let NetMode::User = mode;
+    let mut netdev = format!(
+        "user,id=net0,net={}/{},host={},dns={}",
+        Ipv4Addr::from(net::NETWORK),
+        net::PREFIX_LEN,
+        Ipv4Addr::from(net::GATEWAY),
+        Ipv4Addr::from(net::DNS),
+    );
+    for Forward { host, guest } in forwards {
+        let guest_address = Ipv4Addr::from(net::ADDRESS);
+        netdev.push_str(&format!(
+            ",hostfwd=tcp:127.0.0.1:{host}-{guest_address}:{guest}"
+        ));
+    }
+    strings(&[
+        "-netdev",
+        &netdev,
+        "-device",
+        "virtio-net-pci,netdev=net0,romfile=",
+    ])
+}
+
 /// The arguments of `qemu-system-x86_64` for `config`, device by device.
 pub fn args(config: &VmConfig<'_>) -> Vec<OsString> {
     [
         sandbox(config),
         machine(config),
         memory_backend(config),
+        numa(config),
         boot(config),
         // The ports' bus, before the ports.
         virtio_serial(),
@@ -288,6 +400,10 @@ pub fn args(config: &VmConfig<'_>) -> Vec<OsString> {
             .enumerate()
             .flat_map(|(i, d)| disk(i, d))
             .collect(),
+        config
+            .net
+            .map(|mode| network(mode, config.forwards))
+            .unwrap_or_default(),
         config
             .shares
             .iter()
@@ -312,9 +428,12 @@ mod tests {
             initrd: Path::new("/t/initramfs.cpio"),
             memory_mib: 256,
             cpus: 2,
+            topology: None,
             params: BootParams::default(),
             append,
             disks: &[],
+            net: None,
+            forwards: &[],
             shares: Vec::new(),
             extra: &[],
             links: [com1(6), com2(7), hvc0(10), bulk_port(5), qmp(8)].concat(),
@@ -333,6 +452,7 @@ mod tests {
     #[test]
     fn tcg_command_line() {
         let got = joined(&args(&config(Accel::Tcg, Some("quiet loglevel=3"))));
+        // No topology: the plain count, TCG's own CPU, no NUMA.
         assert_eq!(
             got,
             "-accel tcg -cpu max -m 256 -smp 2 -nodefaults -display none -no-reboot \
@@ -423,6 +543,74 @@ mod tests {
     }
 
     #[test]
+    fn a_topology_is_smp_levels_and_a_numa_node_per_socket() {
+        let topology = Topology::parse("2,2,2,2").ok();
+        let got = joined(&args(&VmConfig {
+            memory_mib: 1024,
+            cpus: 16,
+            topology,
+            ..config(Accel::Tcg, None)
+        }));
+        assert!(
+            got.starts_with(
+                "-accel tcg -cpu max,vendor=GenuineIntel -m 1024 \
+                 -smp 16,sockets=2,dies=2,cores=2,threads=2 -nodefaults -display none -no-reboot \
+                 -object memory-backend-ram,id=node0,size=512M -numa node,nodeid=0,memdev=node0 \
+                 -object memory-backend-ram,id=node1,size=512M -numa node,nodeid=1,memdev=node1 \
+                 -numa cpu,node-id=0,socket-id=0 -numa cpu,node-id=1,socket-id=1 \
+                 -kernel /k/vmlinuz "
+            ),
+            "{got}"
+        );
+    }
+
+    #[test]
+    fn one_node_still_has_its_backend_and_kvm_keeps_the_host_cpu() {
+        let topology = Topology::parse("1,2,2,1").ok();
+        let argv = args(&VmConfig {
+            memory_mib: 512,
+            cpus: 4,
+            topology,
+            ..config(Accel::Kvm, None)
+        });
+        let got = joined(&argv[..argv.iter().position(|a| a == "-kernel").unwrap()]);
+        assert_eq!(
+            got,
+            "-accel kvm -cpu host -m 512 -smp 4,sockets=1,dies=2,cores=2,threads=1 \
+             -nodefaults -display none -no-reboot \
+             -object memory-backend-ram,id=node0,size=512M -numa node,nodeid=0,memdev=node0 \
+             -numa cpu,node-id=0,socket-id=0"
+        );
+    }
+
+    #[test]
+    fn the_numa_memory_always_sums_to_the_machines() {
+        for spec in ["3,1,1,1", "2,1,1,1", "5,1,2,1"] {
+            let topology = Topology::parse(spec).unwrap();
+            for memory_mib in [300, 1002, 1024] {
+                let argv = args(&VmConfig {
+                    memory_mib,
+                    cpus: topology.cpus(),
+                    topology: Some(topology),
+                    ..config(Accel::Tcg, None)
+                });
+                let m: u32 = argv[argv.iter().position(|a| a == "-m").unwrap() + 1]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let sizes: u32 = argv
+                    .iter()
+                    .filter_map(|a| a.to_str()?.strip_prefix("memory-backend-ram,"))
+                    .map(|a| a.split("size=").nth(1).unwrap())
+                    .map(|s| s.strip_suffix('M').unwrap().parse::<u32>().unwrap())
+                    .sum();
+                assert_eq!(m, sizes, "{spec} {memory_mib}");
+            }
+        }
+    }
+
+    #[test]
     fn extra_arguments_come_last_as_given() {
         let extra = [OsString::from("-device"), OsString::from("virtio-rng-pci")];
         let argv = args(&VmConfig {
@@ -487,6 +675,55 @@ mod tests {
             ),
             "{got}"
         );
+        // With NUMA nodes, each node's backend is the shared one.
+        let topology = Topology::parse("2,1,1,1").unwrap();
+        let nodes = joined(&args(&VmConfig {
+            shares: vec![FsDevice {
+                fd: 20,
+                tag: "share0".into(),
+            }],
+            cpus: 2,
+            topology: Some(topology),
+            ..config(Accel::Tcg, None)
+        }));
+        assert!(!nodes.contains("memory-backend=mem"), "{nodes}");
+        assert!(
+            nodes.contains(
+                "-object memory-backend-memfd,id=node0,size=128M,share=on \
+                 -numa node,nodeid=0,memdev=node0 \
+                 -object memory-backend-memfd,id=node1,size=128M,share=on"
+            ),
+            "{nodes}"
+        );
+    }
+
+    #[test]
+    fn the_user_network_is_slirp_at_the_inits_addresses_with_its_forwards() {
+        let forwards = [
+            Forward {
+                host: 8080,
+                guest: 80,
+            },
+            Forward {
+                host: 2222,
+                guest: 22,
+            },
+        ];
+        let got = joined(&args(&VmConfig {
+            net: Some(NetMode::User),
+            forwards: &forwards,
+            ..config(Accel::Tcg, None)
+        }));
+        assert!(
+            got.ends_with(
+                "-netdev user,id=net0,net=10.0.2.0/24,host=10.0.2.2,dns=10.0.2.3,\
+             hostfwd=tcp:127.0.0.1:8080-10.0.2.15:80,hostfwd=tcp:127.0.0.1:2222-10.0.2.15:22 \
+             -device virtio-net-pci,netdev=net0,romfile="
+            ),
+            "{got}"
+        );
+        let without = joined(&args(&config(Accel::Tcg, None)));
+        assert!(!without.contains("-netdev") && !without.contains("virtio-net"));
     }
 
     #[test]

@@ -209,6 +209,9 @@ pub fn run(sources: &mut Sources<'_>, vm: &mut Vm, stopper: &mut Stopper) -> Res
     let mut events = Events::with_capacity(16);
     let mut open = [true; TOKENS];
     let mut again: Vec<Token> = Vec::new();
+    // Sources whose spools were full: asked again each pass, which a tick
+    // bounds, so a pause neither spins nor outlives the run's timers.
+    let mut paused: Vec<Token> = Vec::new();
     let mut actions = Vec::new();
     loop {
         let timeout = if again.is_empty() {
@@ -221,14 +224,17 @@ pub fn run(sources: &mut Sources<'_>, vm: &mut Vm, stopper: &mut Stopper) -> Res
             other => other.map_err(setup)?,
         }
         let ready = events.iter().filter_map(|e| Token::of(e.token()));
-        let due: Vec<Token> = ready.chain(again.drain(..)).collect();
-        for token in due {
-            if !open[token.index()] {
-                continue;
+        let mut due: Vec<Token> = Vec::new();
+        for token in ready.chain(again.drain(..)).chain(paused.drain(..)) {
+            if open[token.index()] && !due.contains(&token) {
+                due.push(token);
             }
+        }
+        for token in due {
             match sources.on_ready(token, stopper, &mut actions) {
                 Flow::Open => {}
                 Flow::Again => again.push(token),
+                Flow::Paused => paused.push(token),
                 Flow::Closed => open[token.index()] = false,
             }
         }
@@ -274,8 +280,19 @@ fn apply(action: Action, sources: &mut Sources<'_>, vm: &mut Vm) -> Result<()> {
     }
 }
 
-/// QEMU has exited: what it wrote before is still in the sockets.
+/// QEMU has exited: what it wrote before is still in the sockets, no more
+/// than their buffers hold, so it is read whatever the spools hold.
 fn drain(sources: &mut Sources<'_>, open: &[bool; TOKENS], stopper: &mut Stopper) {
+    let console = sources.console.as_mut().map(|c| &mut c.gate);
+    let gates = [
+        Some(&mut sources.bulk.gate),
+        Some(&mut sources.com1.gate),
+        Some(&mut sources.com2.gate),
+        console,
+    ];
+    for gate in gates.into_iter().flatten() {
+        gate.lift();
+    }
     let polled: Vec<Link> = sources.polled.iter().map(|p| p.0).collect();
     for link in polled {
         if open[Token::Link(link).index()] {

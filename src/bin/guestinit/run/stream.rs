@@ -15,6 +15,7 @@ use crate::render;
 
 use super::diag::Diagnostics;
 use super::flow::{read_ready, Flow};
+use super::gate::Gate;
 use super::spool::Spool;
 
 /// What the run keeps from the stream.
@@ -148,6 +149,8 @@ pub struct Bulk<'b> {
     throttle: Option<Throttle>,
     chunk: Vec<u8>,
     acked: bool,
+    /// The spools its frames feed: the port is read while they have room.
+    pub gate: Gate,
 }
 
 impl<'b> Bulk<'b> {
@@ -162,6 +165,13 @@ impl<'b> Bulk<'b> {
         let chunk_len = throttle_kib.map_or(64 * 1024, |kib| {
             (kib as usize * 1024 / 20).clamp(64, 64 * 1024)
         });
+        let diag = relay.diag();
+        let gate = Gate::new(diag)
+            .feeds(Some(&relay.stdout), "stdout")
+            .feeds(Some(diag.stderr()), "stderr")
+            .feeds(diag.events().spool(), "the --events output")
+            .feeds(log.as_ref(), "the --bulk-log file")
+            .feeds(relay.collected.sched.log_file(), "the --sched-log file");
         Bulk {
             stream,
             decoder: Decoder::new(buffer),
@@ -174,11 +184,13 @@ impl<'b> Bulk<'b> {
             }),
             chunk: vec![0; chunk_len],
             acked: false,
+            gate,
         }
     }
 
     /// Reads what the port holds (one chunk when throttled), decodes it and
-    /// acknowledges EXIT as soon as it is decoded.
+    /// acknowledges EXIT as soon as it is decoded; pauses while a spool it
+    /// feeds is full (one chunk past the bound at most).
     pub fn on_readable(&mut self) -> Flow {
         let Bulk {
             stream,
@@ -188,7 +200,11 @@ impl<'b> Bulk<'b> {
             throttle,
             chunk,
             acked,
+            gate,
         } = self;
+        if !gate.open() {
+            return Flow::Paused;
+        }
         let read = read_ready(&*stream, chunk, |bytes| {
             if let Some(log) = log {
                 log.push(bytes);
@@ -197,6 +213,9 @@ impl<'b> Bulk<'b> {
             if !*acked && relay.collected.exit_code.is_some() {
                 *acked = true;
                 acknowledge_exit(stream, relay);
+            }
+            if !gate.open() {
+                return Some(Flow::Paused);
             }
             throttle.as_mut()?.pace(bytes.len());
             Some(Flow::Again)

@@ -28,6 +28,11 @@ impl TraceTee {
         }
     }
 
+    /// The file's spool, for the reader's gate.
+    pub fn spool(&self) -> &Spool {
+        &self.out
+    }
+
     pub fn feed(&mut self, mut bytes: &[u8]) {
         while let Some(at) = bytes.iter().position(|&b| b == b'\n') {
             self.take_line(&bytes[..at]);

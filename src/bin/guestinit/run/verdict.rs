@@ -118,10 +118,15 @@ impl Verdict {
             } => Vec::new(),
             Verdict::Halted { com1_tail, .. } => vec![tail(com1_tail)],
             Verdict::Scheduler(failure) => {
-                vec![(
+                let earlier = failure
+                    .log_earlier
+                    .iter()
+                    .map(|e| ("the scheduler's log before its last lines", e.clone()));
+                let tail = (
                     "last lines of the scheduler's log",
                     failure.log_tail.clone(),
-                )]
+                );
+                earlier.chain([tail]).collect()
             }
             _ => Vec::new(),
         };

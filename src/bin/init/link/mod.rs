@@ -10,7 +10,9 @@ pub use port::{open, WAIT_MS};
 use crate::clock;
 use crate::console::warning;
 use guestinit::cell::TakeOnce;
-use guestinit::fmt::ErrnoText;
+use core::fmt::{self, Write};
+use guestinit::fmt::{ErrnoText, SliceWriter};
+use guestinit::proto;
 use guestinit::outbox::{self, Pumped, Quota, Reserved};
 use guestinit::pool::Pool;
 use guestinit::wire::{slice16, Decoder, Event, Tag};
@@ -116,12 +118,11 @@ impl Link {
     }
 
     /// A warning the user sees: on COM2, and as SERR among the run's stderr.
-    pub fn warn(&mut self, args: core::fmt::Arguments<'_>) {
-        use core::fmt::Write;
+    pub fn warn(&mut self, args: fmt::Arguments<'_>) {
         warning!("{args}");
         let mut buf = [0u8; 256];
-        let mut w = guestinit::fmt::SliceWriter::new(&mut buf);
-        let _ = writeln!(w, "{}{args}", guestinit::proto::prefix::WARNING);
+        let mut w = SliceWriter::new(&mut buf);
+        let _ = writeln!(w, "{}{args}", proto::prefix::WARNING);
         self.send(Tag::SERR, w.written());
     }
 

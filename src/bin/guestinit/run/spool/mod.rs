@@ -1,87 +1,19 @@
 //! A spooled writer: the run's reader hands it bytes without ever blocking,
 //! and a thread of its own writes them to a slow destination (a stalled
 //! pipe, a pager) in order. Past a memory bound the bytes go to an unlinked
-//! temporary file, so a reader that stalls for minutes loses nothing.
+//! temporary file, so a reader that stalls for minutes loses nothing; when
+//! that file cannot take more (a full TMPDIR), the spool has no room and
+//! the run's reader stops reading the guest until it has (`run::gate`).
 
-use std::collections::VecDeque;
+mod queue;
+
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::Instant;
 
-/// Bytes kept in memory before spilling to the temporary file.
-const MEMORY_BOUND: usize = 8 << 20;
-/// The largest piece read back from the spill file at once.
-const READ_BACK: usize = 256 << 10;
-
-/// What waits to be written, oldest first: memory, then the spill file.
-#[derive(Default)]
-struct Queue {
-    memory: VecDeque<Vec<u8>>,
-    in_memory: usize,
-    spill: Option<File>,
-    /// Bytes appended to / taken from the spill file since it was last empty.
-    spilled: u64,
-    taken: u64,
-    closed: bool,
-    finished: bool,
-    /// Why the destination stopped taking bytes, if it did.
-    failure: Option<io::Error>,
-}
-
-impl Queue {
-    fn spill_pending(&self) -> bool {
-        self.taken < self.spilled
-    }
-
-    /// New bytes go to the file while it holds older ones, or past the bound.
-    fn push(&mut self, bytes: &[u8]) {
-        let over = self.in_memory + bytes.len() > MEMORY_BOUND;
-        if (self.spill_pending() || over) && self.spill_to_file(bytes).is_ok() {
-            return;
-        }
-        // No spill file (an unwritable temp dir): memory is the only place left.
-        self.in_memory += bytes.len();
-        self.memory.push_back(bytes.to_vec());
-    }
-
-    fn spill_to_file(&mut self, bytes: &[u8]) -> io::Result<()> {
-        if self.spill.is_none() {
-            self.spill = Some(unlinked_temp_file()?);
-        }
-        let file = self
-            .spill
-            .as_ref()
-            .expect("the spill file was just created");
-        file.write_all_at(bytes, self.spilled)?;
-        self.spilled += bytes.len() as u64;
-        Ok(())
-    }
-
-    /// The next piece to write, in order; `None` when there is none yet.
-    fn take(&mut self) -> io::Result<Option<Vec<u8>>> {
-        if let Some(chunk) = self.memory.pop_front() {
-            self.in_memory -= chunk.len();
-            return Ok(Some(chunk));
-        }
-        if !self.spill_pending() {
-            return Ok(None);
-        }
-        let file = self.spill.as_ref().expect("pending bytes have a file");
-        let len = (self.spilled - self.taken).min(READ_BACK as u64) as usize;
-        let mut chunk = vec![0u8; len];
-        file.read_exact_at(&mut chunk, self.taken)?;
-        self.taken += len as u64;
-        if !self.spill_pending() {
-            // Drained: start the file over so it does not grow forever.
-            (self.spilled, self.taken) = (0, 0);
-            file.set_len(0)?;
-        }
-        Ok(Some(chunk))
-    }
-}
+use queue::Queue;
 
 /// A file nobody else can see: created in the temp dir, then unlinked, so
 /// nothing is left behind however the host ends.
@@ -100,15 +32,37 @@ fn unlinked_temp_file() -> io::Result<File> {
     Ok(file)
 }
 
+/// The queue and the writer's state, under one lock.
+struct State {
+    queue: Queue<File>,
+    /// The last byte queued was not a newline: a line is open.
+    mid_line: bool,
+    closed: bool,
+    finished: bool,
+    /// Why the destination stopped taking bytes, if it did.
+    failure: Option<io::Error>,
+}
+
+impl State {
+    fn push(&mut self, bytes: &[u8]) {
+        if let Some(&last) = bytes.last() {
+            self.mid_line = last != b'\n';
+        }
+        if self.failure.is_none() {
+            self.queue.push(bytes);
+        }
+    }
+}
+
 struct Shared {
-    queue: Mutex<Queue>,
+    state: Mutex<State>,
     changed: Condvar,
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Queue> {
+    fn lock(&self) -> MutexGuard<'_, State> {
         // A poisoned lock means the writer thread panicked; its queue is intact.
-        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -116,6 +70,12 @@ impl Shared {
 #[derive(Clone)]
 pub struct Spool {
     shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Spool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Spool")
+    }
 }
 
 /// How [`Spool::finish`] ended.
@@ -133,7 +93,13 @@ impl Spool {
     /// Starts a writer thread for `sink`.
     pub fn new<W: Write + Send + 'static>(sink: W) -> Spool {
         let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue::default()),
+            state: Mutex::new(State {
+                queue: Queue::new(Box::new(unlinked_temp_file)),
+                mid_line: false,
+                closed: false,
+                finished: false,
+                failure: None,
+            }),
             changed: Condvar::new(),
         });
         let for_thread = Arc::clone(&shared);
@@ -146,73 +112,98 @@ impl Spool {
         if bytes.is_empty() {
             return;
         }
-        let mut queue = self.shared.lock();
-        if queue.failure.is_none() {
-            queue.push(bytes);
-        }
-        drop(queue);
+        let mut state = self.shared.lock();
+        state.push(bytes);
+        drop(state);
         self.shared.changed.notify_all();
+    }
+
+    /// Queues `line` (which ends in a newline) at the start of a line: after
+    /// a newline of its own when the bytes before it left one open, so an
+    /// event on a stdout shared with the payload (`--events -`) is never
+    /// glued onto the payload's last line.
+    pub fn push_line(&self, line: &[u8]) {
+        let mut state = self.shared.lock();
+        if state.mid_line {
+            state.push(b"\n");
+        }
+        state.push(line);
+        drop(state);
+        self.shared.changed.notify_all();
+    }
+
+    /// Whether the reader may push more: false while memory is at its
+    /// bound and the spill file cannot take more (the reader pauses).
+    pub fn has_room(&self) -> bool {
+        let state = self.shared.lock();
+        // A failed destination drops what it gets: nothing to wait for.
+        state.failure.is_some() || state.queue.has_room()
+    }
+
+    /// Why spilling failed the first time, once: the run says it once.
+    pub fn take_spill_error(&self) -> Option<io::Error> {
+        self.shared.lock().queue.take_spill_error()
     }
 
     /// Waits until every queued byte is written, or until `deadline`, or
     /// until `give_up` (asked every tick: the host's signal check) says so.
     pub fn finish(&self, deadline: Option<Instant>, mut give_up: impl FnMut() -> bool) -> Finish {
         let tick = std::time::Duration::from_millis(100);
-        let mut queue = self.shared.lock();
-        queue.closed = true;
+        let mut state = self.shared.lock();
+        state.closed = true;
         self.shared.changed.notify_all();
-        while !queue.finished {
+        while !state.finished {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Finish::Deadline;
             }
-            queue = match self.shared.changed.wait_timeout(queue, tick) {
-                Ok((q, _)) => q,
+            state = match self.shared.changed.wait_timeout(state, tick) {
+                Ok((s, _)) => s,
                 Err(e) => e.into_inner().0,
             };
-            drop(queue);
+            drop(state);
             if give_up() {
                 return Finish::GaveUp;
             }
-            queue = self.shared.lock();
+            state = self.shared.lock();
         }
-        Finish::Written(queue.failure.take())
+        Finish::Written(state.failure.take())
     }
 }
 
 /// The writer thread: takes pieces in order and writes them, until closed
 /// and empty. A write error ends the writing; later pushes are dropped.
 fn write_all<W: Write>(shared: &Shared, mut sink: W) {
-    let mut queue = shared.lock();
+    let mut state = shared.lock();
     loop {
-        let piece = match queue.take() {
+        let piece = match state.queue.take() {
             Ok(piece) => piece,
             Err(e) => {
-                queue.failure = Some(e);
+                state.failure = Some(e);
                 break;
             }
         };
         match piece {
             Some(bytes) => {
-                drop(queue);
+                drop(state);
                 let written = sink.write_all(&bytes).and_then(|()| sink.flush());
-                queue = shared.lock();
+                state = shared.lock();
                 if let Err(e) = written {
-                    queue.failure = Some(e);
+                    state.failure = Some(e);
                     break;
                 }
             }
-            None if queue.closed => break,
+            None if state.closed => break,
             None => {
-                queue = match shared.changed.wait(queue) {
-                    Ok(q) => q,
+                state = match shared.changed.wait(state) {
+                    Ok(s) => s,
                     Err(e) => e.into_inner(),
                 };
             }
         }
     }
-    queue.finished = true;
-    queue.memory.clear();
-    drop(queue);
+    state.finished = true;
+    state.queue.clear();
+    drop(state);
     shared.changed.notify_all();
 }
 
@@ -247,10 +238,27 @@ impl Captured {
 
 #[cfg(test)]
 mod tests {
+    use super::queue::MEMORY_BOUND;
     use super::*;
     use std::io::Read;
     use std::os::unix::net::UnixStream;
     use std::time::Duration;
+
+    #[test]
+    fn a_line_pushed_after_an_open_line_starts_a_line_of_its_own() {
+        let captured = Captured::default();
+        let spool = captured.spool();
+        spool.push(b"no newline");
+        spool.push_line(b"{\"event\":\"end\"}\n");
+        spool.push_line(b"{\"event\":\"x\"}\n");
+        spool.push(b"done\n");
+        spool.push_line(b"{}\n");
+        spool.finish(None, || false);
+        assert_eq!(
+            captured.take(),
+            b"no newline\n{\"event\":\"end\"}\n{\"event\":\"x\"}\ndone\n{}\n"
+        );
+    }
 
     #[test]
     fn a_stalled_reader_gets_every_byte_in_order_past_the_memory_bound() {

@@ -1,13 +1,20 @@
 //! The scheduler's side of a run: its attach timeout for the kernel command
-//! line, its frames (SCLG, SCDX, LIFE) collected, and how it failed when
-//! it did (the run's verdict is then exit 248).
+//! line, its frames (SCLG, SCDX, LIFE) collected (the log in bounded
+//! memory: `log`), and how it failed when it did (the run's verdict is then
+//! exit 248).
+
+mod log;
+
+use std::path::Path;
 
 use guestinit::proto::{prefix, sched};
 use guestinit::wire::msg::{code_from_bytes, Phase};
 use guestinit::wire::Tag;
 
 use super::qemu::Accel;
+use super::spool::Spool;
 use crate::cli::SchedRunArgs;
+pub use log::SchedLog;
 
 /// Lines of the scheduler's log shown when it failed.
 const LOG_TAIL_LINES: usize = 10;
@@ -26,8 +33,8 @@ pub fn attach_timeout(with_scheduler: bool, args: &SchedRunArgs, accel: Accel) -
 /// The scheduler's frames of a run.
 #[derive(Debug, Default)]
 pub struct SchedFrames {
-    /// SCLG bytes, markers included.
-    log: Vec<u8>,
+    /// SCLG: its tail and exit reason, the whole of it in `--sched-log`.
+    log: SchedLog,
     /// SCDX: it died during the run, with this status (shell convention).
     died: Option<i32>,
     /// LIFE SchedulerNotAttached's reason.
@@ -35,32 +42,28 @@ pub struct SchedFrames {
 }
 
 impl SchedFrames {
+    /// The frames of a run that streams the log to `file` (`--sched-log`).
+    pub fn new(file: Option<Spool>) -> SchedFrames {
+        SchedFrames {
+            log: SchedLog::new(file),
+            ..SchedFrames::default()
+        }
+    }
+
+    /// The `--sched-log` file's spool, if the run writes one.
+    pub fn log_file(&self) -> Option<&Spool> {
+        self.log.file()
+    }
+
     pub fn on_frame(&mut self, tag: Tag, payload: &[u8]) {
         match tag {
-            Tag::SCLG => self.log.extend_from_slice(payload),
+            Tag::SCLG => self.log.push(payload),
             Tag::SCDX => self.died = code_from_bytes(tag, payload).or(Some(-1)),
             Tag::LIFE if payload.first() == Some(&(Phase::SchedulerNotAttached as u8)) => {
                 self.not_attached = Some(String::from_utf8_lossy(&payload[1..]).into_owned());
             }
             _ => {}
         }
-    }
-
-    /// The log as the scheduler wrote it, without ktstr's markers.
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.log)
-            .lines()
-            .filter(|l| ![sched::LOG_START, sched::LOG_END].contains(&&*format!("{l}\n")))
-            .map(|l| format!("{l}\n"))
-            .collect()
-    }
-
-    /// Why the kernel ejected it: the text after `EXIT:` in its log (scx
-    /// schedulers print the kernel's exit reason so).
-    fn kernel_reason(&self) -> Option<String> {
-        let text = self.text();
-        let line = text.lines().rev().find(|l| l.contains("EXIT:"))?;
-        Some(line.split_once("EXIT:")?.1.trim().to_owned())
     }
 }
 
@@ -69,6 +72,9 @@ impl SchedFrames {
 pub struct Failure {
     pub line: String,
     pub log_tail: String,
+    /// How much of the log came before the tail, and where it is, when
+    /// anything did.
+    pub log_earlier: Option<String>,
 }
 
 /// The scheduler's failure when the frames (or a FATAL line with EXIT 248)
@@ -77,6 +83,7 @@ pub fn failure(
     frames: &SchedFrames,
     exit_code: Option<i32>,
     fatal: Option<&str>,
+    sched_log: Option<&Path>,
 ) -> Option<Failure> {
     let case = if let Some(reason) = &frames.not_attached {
         format!("the scheduler did not attach: {reason}")
@@ -93,14 +100,25 @@ pub fn failure(
     } else {
         return None;
     };
-    let line = match frames.kernel_reason() {
+    let line = match frames.log.exit_reason() {
         Some(reason) => format!("{case}; kernel: {reason}"),
         None => case,
     };
-    let text = frames.text();
-    let lines: Vec<&str> = text.lines().collect();
-    let log_tail = lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n");
-    Some(Failure { line, log_tail })
+    let last = frames.log.last_lines(LOG_TAIL_LINES);
+    let log_earlier = (last.earlier > 0).then(|| match sched_log {
+        Some(path) => format!("{} bytes, in {}", last.earlier, path.display()),
+        None => format!(
+            "{} bytes, not kept (the host keeps the log's last {} KiB): \
+             --sched-log FILE keeps the whole log",
+            last.earlier,
+            log::TAIL_BYTES >> 10
+        ),
+    });
+    Some(Failure {
+        line,
+        log_tail: last.text,
+        log_earlier,
+    })
 }
 
 /// A status in the shell's convention as words.
@@ -152,19 +170,35 @@ mod tests {
     fn a_death_names_the_status_and_the_kernels_reason() {
         let mut f = frames("starting\nEXIT: disabled by sysrq-S\n");
         f.on_frame(Tag::SCDX, &0i32.to_le_bytes());
-        let e = failure(&f, Some(248), None).unwrap();
+        let e = failure(&f, Some(248), None, None).unwrap();
         assert_eq!(
             e.line,
             "the scheduler died during the run (exited with 0); kernel: disabled by sysrq-S"
         );
-        assert_eq!(f.text(), "starting\nEXIT: disabled by sysrq-S\n");
+        assert_eq!(e.log_tail, "starting\nEXIT: disabled by sysrq-S");
+        assert_eq!(e.log_earlier, None);
+    }
+
+    #[test]
+    fn a_long_log_says_how_many_bytes_came_before_its_tail_and_where_they_are() {
+        let log: String = (0..100).map(|i| format!("line {i:02}\n")).collect();
+        let mut f = frames(&log);
+        f.on_frame(Tag::SCDX, &1i32.to_le_bytes());
+        let e = failure(&f, Some(248), None, None).unwrap();
+        assert!(e.log_tail.starts_with("line 90\n") && e.log_tail.ends_with("line 99"));
+        let earlier = e.log_earlier.unwrap();
+        assert!(earlier.starts_with("720 bytes, not kept"), "{earlier}");
+        assert!(earlier.contains("--sched-log FILE"), "{earlier}");
+        let path = Path::new("/tmp/s.log");
+        let e = failure(&f, Some(248), None, Some(path)).unwrap();
+        assert_eq!(e.log_earlier.unwrap(), "720 bytes, in /tmp/s.log");
     }
 
     #[test]
     fn not_attached_and_fatal_cases_and_a_payloads_own_248() {
         let mut f = frames("");
         f.on_frame(Tag::LIFE, b"\x04sched_ext state is `disabled` after 30 s");
-        let e = failure(&f, Some(248), None).unwrap();
+        let e = failure(&f, Some(248), None, None).unwrap();
         assert_eq!(
             e.line,
             "the scheduler did not attach: sched_ext state is `disabled` after 30 s"
@@ -173,13 +207,14 @@ mod tests {
             &SchedFrames::default(),
             Some(248),
             Some("FATAL: no sched_ext"),
+            None,
         )
         .unwrap();
         assert_eq!(e.line, "the scheduler could not start: no sched_ext");
-        assert!(failure(&SchedFrames::default(), Some(248), None).is_none());
+        assert!(failure(&SchedFrames::default(), Some(248), None, None).is_none());
         let mut killed = frames("");
         killed.on_frame(Tag::SCDX, &137i32.to_le_bytes());
-        assert!(failure(&killed, Some(248), None)
+        assert!(failure(&killed, Some(248), None, None)
             .unwrap()
             .line
             .contains("killed by signal 9"));

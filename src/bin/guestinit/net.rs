@@ -1,0 +1,215 @@
+//! The guest's network on the host's side: `--net user` (QEMU's user-mode
+//! network, slirp) and `--net-forward HOST_PORT:GUEST_PORT` as the user
+//! wrote them, the check that each host port is free before the boot, the
+//! modules and files the guest needs for it, and the driver check.
+
+use std::collections::HashSet;
+use std::io;
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::Path;
+
+use clap::ValueEnum;
+use guestinit::proto::net;
+
+use crate::error::{Error, Result};
+
+/// `--net`'s networks. (Plain comments on the values: a value's doc
+/// comment becomes a "Possible values" list that turns every option's
+/// `--help` into two lines.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum NetMode {
+    // QEMU's user-mode network: the host's loopback is 10.0.2.2 from the
+    // guest, no privileges, nothing to set up on the host.
+    User,
+}
+
+/// One `--net-forward`: a TCP port on the host's 127.0.0.1 that reaches
+/// the guest's port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Forward {
+    pub host: u16,
+    pub guest: u16,
+}
+
+impl Forward {
+    /// `HOST_PORT:GUEST_PORT`, each 1 to 65535.
+    pub fn parse(spec: &str) -> std::result::Result<Forward, String> {
+        let (host, guest) = spec
+            .split_once(':')
+            .ok_or("a forward is HOST_PORT:GUEST_PORT, e.g. 8080:80")?;
+        let port = |text: &str, which: &str| match text.parse::<u16>() {
+            Ok(0) => Err(format!("{which} port 0 is no port: give 1 to 65535")),
+            Ok(port) => Ok(port),
+            Err(_) => Err(format!(
+                "{which} port {text:?} is not a number from 1 to 65535"
+            )),
+        };
+        Ok(Forward {
+            host: port(host, "host")?,
+            guest: port(guest, "guest")?,
+        })
+    }
+}
+
+/// The modules a NIC needs, where the kernel has them as modules; their
+/// dependencies (net_failover, failover) come from their `.modinfo`.
+pub const MODULES: &[&str] = &["virtio_net"];
+/// The config option that builds virtio_net in.
+pub const DRIVER_OPTION: &str = "CONFIG_VIRTIO_NET";
+
+/// The guest's `/etc/resolv.conf`: slirp's DNS forwarder. Packed by the
+/// host, which chose the network, so the init need not write files.
+pub fn resolv_conf() -> Vec<u8> {
+    format!("nameserver {}\n", Ipv4Addr::from(net::DNS)).into_bytes()
+}
+
+/// Each host port is forwarded once and is free now: bound on 127.0.0.1
+/// and released at once, before QEMU binds it. A port taken between this
+/// check and QEMU's start is QEMU's failure (250, with its words).
+pub fn check_forwards(forwards: &[Forward]) -> Result<()> {
+    let mut seen = HashSet::new();
+    for forward in forwards {
+        if !seen.insert(forward.host) {
+            return Err(Error::ForwardTwice { port: forward.host });
+        }
+        match TcpListener::bind((Ipv4Addr::LOCALHOST, forward.host)) {
+            Ok(listener) => drop(listener),
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                return Err(Error::PortTaken { port: forward.host })
+            }
+            Err(source) => {
+                return Err(Error::PortUnusable {
+                    port: forward.host,
+                    source,
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The kernel cannot drive the NIC, as far as its config and modules
+/// tell: the config neither builds virtio_net in nor makes it a module
+/// that `tree` (its module tree, or `--modules`) has. Without a config
+/// nothing is known, and the guest warns if eth0 is missing.
+pub fn check_driver(kernel: &Path, tree: Option<&Path>) -> Result<()> {
+    use crate::pack::kernel;
+    let found = kernel::companions(kernel)?;
+    let Some(config) = &found.config else {
+        return Ok(());
+    };
+    let text = std::fs::read_to_string(config).map_err(|source| Error::Read {
+        path: config.clone(),
+        source,
+    })?;
+    if kernel::built_in(&text, DRIVER_OPTION) {
+        return Ok(());
+    }
+    let tree = tree.or(found.tree.as_deref());
+    let module = match tree {
+        Some(tree) => kernel::has_module(tree, MODULES[0])?,
+        None => false,
+    };
+    match module {
+        true => Ok(()),
+        false => Err(Error::NoNetDriver {
+            kernel: kernel.to_owned(),
+            option: DRIVER_OPTION,
+            tree: tree.map(Path::to_owned),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwards_are_two_ports_from_1_to_65535() {
+        assert_eq!(
+            Forward::parse("8080:80"),
+            Ok(Forward {
+                host: 8080,
+                guest: 80
+            })
+        );
+        for (spec, why) in [
+            ("8080", "a forward is HOST_PORT:GUEST_PORT"),
+            ("0:80", "host port 0 is no port"),
+            ("8080:65536", "guest port \"65536\" is not a number"),
+            ("x:80", "host port \"x\" is not a number"),
+            (":80", "host port \"\" is not a number"),
+            ("1:2:3", "guest port \"2:3\" is not a number"),
+        ] {
+            let err = Forward::parse(spec).unwrap_err();
+            assert!(err.starts_with(why), "{spec}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_taken_or_twice_forwarded_port_is_refused_by_number() {
+        let taken = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let forward = |host| Forward { host, guest: 80 };
+        match check_forwards(&[forward(port)]) {
+            Err(e @ Error::PortTaken { .. }) => {
+                assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
+        drop(taken);
+        // Free now, and released again by the check.
+        check_forwards(&[forward(port)]).unwrap();
+        check_forwards(&[forward(port)]).unwrap();
+        assert!(matches!(
+            check_forwards(&[forward(port), forward(port)]),
+            Err(Error::ForwardTwice { .. })
+        ));
+    }
+
+    #[test]
+    fn a_kernel_without_virtio_net_is_refused_when_its_config_says_so() {
+        use crate::scratch::ScratchDir;
+        use std::fs;
+        let dir = ScratchDir::new("test").unwrap();
+        let kernel = dir.path().join("boot/vmlinuz-6.1.0-9-amd64");
+        let config = dir.path().join("boot/config-6.1.0-9-amd64");
+        let tree = dir.path().join("lib/modules/6.1.0-9-amd64");
+        fs::create_dir_all(kernel.parent().unwrap()).unwrap();
+        fs::write(&kernel, "").unwrap();
+        // No config: nothing known, the guest will tell.
+        check_driver(&kernel, None).unwrap();
+        fs::write(&config, "CONFIG_VIRTIO_NET=y\n").unwrap();
+        check_driver(&kernel, None).unwrap();
+        fs::write(&config, "CONFIG_VIRTIO_NET=m\n").unwrap();
+        let err = check_driver(&kernel, None).unwrap_err();
+        assert!(err.to_string().ends_with("it has no module tree"), "{err}");
+        fs::create_dir_all(tree.join("kernel/drivers/net")).unwrap();
+        let err = check_driver(&kernel, None).unwrap_err();
+        assert!(
+            err.to_string().contains("CONFIG_VIRTIO_NET is not =y and"),
+            "{err}"
+        );
+        assert_eq!(err.exit_code(), crate::error::USAGE);
+        fs::write(tree.join("kernel/drivers/net/virtio_net.ko.xz"), "").unwrap();
+        check_driver(&kernel, None).unwrap();
+        // `--modules` is where the modules come from, then.
+        let empty = dir.path().join("empty");
+        fs::create_dir_all(&empty).unwrap();
+        assert!(check_driver(&kernel, Some(&empty)).is_err());
+    }
+
+    #[test]
+    fn the_debian_kernel_has_virtio_net_as_a_module() {
+        let Ok(kernel) = crate::locate::kernel(None) else {
+            crate::testenv::missing("no kernel found");
+            return;
+        };
+        check_driver(&kernel, None).unwrap();
+    }
+
+    #[test]
+    fn resolv_conf_names_slirps_dns() {
+        assert_eq!(resolv_conf(), b"nameserver 10.0.2.3\n");
+    }
+}
