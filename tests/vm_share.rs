@@ -167,6 +167,31 @@ fn shell_exec_sees_its_shares_too() {
     nothing_left(&dir, Duration::from_secs(2));
 }
 
+#[test]
+fn a_share_works_beside_numa_nodes_whose_memory_it_shares() {
+    let dir = scratch("share-numa");
+    let shared = host_dir(&dir, "data");
+    let share = format!("{}:/data", shared.display());
+    let out = run(
+        &dir,
+        &["--topology", "2,1,1,1", "--share", &share],
+        &[
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "cat /data/note; echo from-the-guest > /data/back; ls -d /sys/devices/system/node/node*",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "from-the-host\n/sys/devices/system/node/node0\n/sys/devices/system/node/node1\n"
+    );
+    let back = std::fs::read_to_string(shared.join("back")).unwrap();
+    assert_eq!(back, "from-the-guest\n");
+    nothing_left(&dir, Duration::from_secs(2));
+}
+
 /// The host's /usr, behind a link of the test's own, so that its daemon
 /// names the test's directory.
 fn usr_link(dir: &Path) -> PathBuf {
