@@ -42,6 +42,8 @@ pub mod limit {
     pub const ENV_VARS: usize = 32;
     /// [`super::path::CWD`]'s bytes (PATH_MAX less the NUL).
     pub const CWD_BYTES: usize = 4095;
+    /// [`super::path::SHARES`]' bytes (`parse::shares`).
+    pub const SHARES_BYTES: usize = 8192;
 }
 
 /// Kernel command-line keys the init reads; [`boot::BootParams`] holds
@@ -109,6 +111,8 @@ pub mod mode {
 
 /// Paths in the initramfs the host builds.
 pub mod path {
+    /// The init itself.
+    pub const INIT: &str = "/init";
     /// The payload's argv: NUL-terminated arguments (what guestinit packs),
     /// or one per line (ktstr); see `parse::args`.
     pub const ARGS: &str = "/args";
@@ -122,6 +126,9 @@ pub mod path {
     /// Optional: the payload's working directory, an absolute path without
     /// a terminator; absent, the init's own (`/`).
     pub const CWD: &str = "/.guestinit/cwd";
+    /// Optional (`run --share`): the host directories to mount over
+    /// virtiofs, in `parse::shares`' records; absent, none.
+    pub const SHARES: &str = "/.guestinit/shares";
     /// Exec mode: the command `sh -c` runs.
     pub const EXEC_CMD: &str = "/exec_cmd";
     /// The busybox of shell and exec modes; its applets are links beside it.
@@ -148,6 +155,28 @@ pub mod path {
     /// Cgroup paths (under the cgroup2 root) to create.
     pub const WORKLOAD_CGROUP: &str = "/workload_root_cgroup";
     pub const SCHEDULER_CGROUP: &str = "/scheduler_cgroup_parent";
+
+    /// Whether `name` (an archive name: no leading `/`) is one of the
+    /// init's own entries or under them, which a payload file would clash
+    /// with and a share would hide. (`dev/...` cannot be: /dev is mounted
+    /// over, so such files move.)
+    pub fn is_reserved(name: &str) -> bool {
+        fn own(path: &'static str) -> &'static str {
+            path.trim_start_matches('/')
+        }
+        [
+            own(INIT),
+            own(ARGS),
+            own(SENTINEL),
+            own(MODULES),
+            ".guestinit",
+        ]
+        .contains(&name)
+            || [own(MODULES), ".guestinit"].iter().any(|dir| {
+                name.strip_prefix(dir)
+                    .is_some_and(|rest| rest.starts_with('/'))
+            })
+    }
 }
 
 /// The sched_ext scheduler's run (docs/PROTOCOL.md).
@@ -178,6 +207,31 @@ pub mod prefix {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_inits_own_entries_and_what_is_under_them_are_reserved() {
+        use super::path::is_reserved;
+        for name in [
+            "init",
+            "args",
+            ".guestinit-complete",
+            "modules",
+            "modules/000-x.ko",
+            ".guestinit",
+            ".guestinit/env",
+        ] {
+            assert!(is_reserved(name), "{name}");
+        }
+        for name in [
+            "initrd",
+            "modulesx",
+            ".guestinitx",
+            "usr/init",
+            "dev/console",
+        ] {
+            assert!(!is_reserved(name), "{name}");
+        }
+    }
+
     #[test]
     fn the_default_path_is_the_guest_path() {
         let path = super::DEFAULT_ENV[0].to_str().unwrap();

@@ -116,6 +116,33 @@ proptest! {
     }
 }
 
+/// A share the host can write: a tag of 1 to 36 bytes and an absolute
+/// directory, neither with a NUL.
+fn share_record() -> impl Strategy<Value = (Vec<u8>, Vec<u8>, bool)> {
+    let no_nul = |alphabet, max| {
+        text(alphabet, max)
+            .prop_map(|t: Vec<u8>| t.into_iter().filter(|&b| b != 0).collect::<Vec<u8>>())
+    };
+    let tag = no_nul(b"share0,:", guestinit::parse::shares::TAG_MAX)
+        .prop_filter("a tag has a byte", |t| !t.is_empty());
+    let dir = no_nul(b"/ab ,:\n", 40).prop_map(|d| [&b"/"[..], &d].concat());
+    (tag, dir, any::<bool>())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    #[test]
+    fn shares(file in text(b"/a\0rwo", 40)) {
+        props::shares(&file);
+    }
+
+    #[test]
+    fn shares_round_trip(shares in prop::collection::vec(share_record(), 0..6)) {
+        props::shares_round_trip(&shares);
+    }
+}
+
 #[test]
 fn fuzz_corpus_seeds_and_regressions_replay() {
     replay::all(
@@ -128,6 +155,7 @@ fn fuzz_corpus_seeds_and_regressions_replay() {
             "lines",
             "num",
             "superblock",
+            "shares",
         ],
         props::replay,
     );

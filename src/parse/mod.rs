@@ -1,5 +1,5 @@
 //! Parsers of the inputs the init reads (files and a command line that the
-//! host wrote, kernel files, a disk's superblock) and of module metadata the
+//! host wrote, the shares it mounts, kernel files, a disk's superblock) and of module metadata the
 //! host reads. None
 //! allocates or panics, and each does work linear in its input: each is a
 //! fuzz target.
@@ -12,4 +12,5 @@ pub mod lines;
 pub mod modinfo;
 pub mod num;
 pub mod sched_script;
+pub mod shares;
 pub mod superblock;

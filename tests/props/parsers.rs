@@ -10,6 +10,7 @@ use guestinit::parse::args::{self, ArgsError};
 use guestinit::parse::cmdline::Cmdline;
 use guestinit::parse::lines::LineSplitter;
 use guestinit::parse::num::{parse_dec_u64, parse_hex_u64};
+use guestinit::parse::shares::{self as share_file, Bad, Share};
 use guestinit::parse::superblock::{self, Fs};
 use guestinit::parse::{iomem, kallsyms, sched_script};
 
@@ -307,6 +308,78 @@ pub fn superblock(image: &[u8]) {
     }
 }
 
+/// Target `shares`: `/.guestinit/shares` on any bytes (the init reads
+/// what the host wrote, but a user's `--initramfs` may hold anything)
+/// agrees with a model of records of three NUL-ended fields, and the
+/// shares it reads write back to a file that reads as the same.
+pub fn shares(file: &[u8]) {
+    let read: Vec<_> = share_file::split(file).collect();
+    // The fields each NUL ends; what follows the last NUL is no field.
+    let mut pieces: Vec<&[u8]> = file.split(|&b| b == 0).collect();
+    let remainder = pieces.pop().unwrap_or_default();
+    let records = pieces.chunks_exact(3);
+    let cut = !records.remainder().is_empty() || !remainder.is_empty();
+    let mut want: Vec<_> = records
+        .map(|record| {
+            let (tag, dir, mode) = (record[0], record[1], record[2]);
+            if tag.is_empty() || tag.len() > share_file::TAG_MAX {
+                Err(Bad::Tag)
+            } else if dir.first() != Some(&b'/') {
+                Err(Bad::Dir)
+            } else {
+                Ok((tag.to_vec(), dir.to_vec(), mode != b"rw"))
+            }
+        })
+        .collect();
+    if cut {
+        want.push(Err(Bad::Truncated));
+    }
+    let got: Vec<_> = read
+        .iter()
+        .map(|r| {
+            r.map(|s| {
+                (
+                    s.tag.to_bytes().to_vec(),
+                    s.dir.to_bytes().to_vec(),
+                    s.read_only,
+                )
+            })
+        })
+        .collect();
+    assert_eq!(got, want, "{file:?}");
+    let mut written = Vec::new();
+    for share in read.iter().flatten() {
+        share.write_to(&mut written);
+    }
+    let again: Vec<Share<'_>> = share_file::split(&written).map(|r| r.unwrap()).collect();
+    assert_eq!(again, read.into_iter().flatten().collect::<Vec<_>>());
+}
+
+/// Any shares the host can write read back as themselves, in order.
+pub fn shares_round_trip(shares: &[(Vec<u8>, Vec<u8>, bool)]) {
+    let owned: Vec<_> = shares
+        .iter()
+        .map(|(tag, dir, ro)| {
+            let c = |b: &[u8]| std::ffi::CString::new(b.to_vec()).expect("no NUL");
+            (c(tag), c(dir), *ro)
+        })
+        .collect();
+    let shares: Vec<Share<'_>> = owned
+        .iter()
+        .map(|(tag, dir, read_only)| Share {
+            tag,
+            dir,
+            read_only: *read_only,
+        })
+        .collect();
+    let mut file = Vec::new();
+    for share in &shares {
+        share.write_to(&mut file);
+    }
+    let read: Vec<_> = share_file::split(&file).collect();
+    assert_eq!(read, shares.into_iter().map(Ok).collect::<Vec<_>>());
+}
+
 pub fn replay(target: &str, data: &[u8]) -> bool {
     match target {
         "cmdline" => cmdline(data),
@@ -316,6 +389,7 @@ pub fn replay(target: &str, data: &[u8]) -> bool {
         "iomem" => iomem(data),
         "num" => num(data),
         "superblock" => superblock(data),
+        "shares" => shares(data),
         "lines" => {
             if let Ok(input) = LinesInput::arbitrary_take_rest(Unstructured::new(data)) {
                 lines(&input);

@@ -61,7 +61,7 @@ pub enum Command {
 pub struct RunArgs {
     /// Boot this initramfs instead of packing one.
     #[arg(long, value_name = "FILE",
-          conflicts_with_all = ["program", "modules", "init", "scheduler", "include", "env", "cwd"])]
+          conflicts_with_all = ["program", "modules", "init", "scheduler", "include", "env", "cwd", "shares"])]
     pub initramfs: Option<PathBuf>,
 
     /// Save the raw bytes read from the bulk port (see `guestinit decode`).
@@ -195,6 +195,11 @@ pub struct VmArgs {
     /// Print lifecycle frames (LIFE, KADR, SRDY, ...) and the QEMU command to stderr.
     #[arg(short, long)]
     pub verbose: bool,
+
+    /// Share the host directory HOST with the guest over virtiofs (one virtiofsd each), mounted at GUEST [default: the same path] before the program starts; `,ro` refuses the guest's writes. A program under GUEST runs from the share, unpacked (repeatable).
+    #[arg(long = "share", value_name = "HOST[:GUEST][,ro]",
+          value_parser = crate::share::Share::parse)]
+    pub shares: Vec<crate::share::Share>,
 
     /// QEMU's seccomp filter (`-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny`): `auto` where this QEMU and kernel have it, `on` or fail (250), `off` for a --qemu-arg that makes QEMU start a program (a tap script, smbd).
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = Sandbox::Auto)]
@@ -468,6 +473,8 @@ mod tests {
             "c1",
             "--com2-log",
             "c2",
+            "--share",
+            "/srv/data:/data,ro",
             "-v",
         ];
         let with = |head: &[&'static str], tail: &[&'static str]| {
@@ -492,6 +499,7 @@ mod tests {
         assert_eq!(run.hostname.as_deref(), Some("vm-1"));
         assert_eq!(run.net, Some(crate::net::NetMode::User));
         assert_eq!(run.net_forwards.len(), 2);
+        assert_eq!(run.shares[0].guest_dir, std::path::Path::new("/data"));
         assert_eq!(with(&["shell"], &[]), run);
         assert_eq!(with(&["mkdisk", "--fs", "ext4"], &["disk.img"]), run);
     }

@@ -11,7 +11,8 @@
 //! - 249 ([`USAGE`]): bad arguments, missing program, kernel, module, library or
 //!   init binary, unreadable input, and command-line errors (not clap's 2,
 //!   which a payload's own failure often is);
-//! - 250 ([`QEMU`]): QEMU is not on PATH or failed;
+//! - 250 ([`QEMU`]): QEMU is not on PATH or failed (or a share's virtiofsd
+//!   did not start);
 //! - 251 ([`NO_EXIT`]): the VM ended without an EXIT frame (or never ran
 //!   the init at all, or QEMU paused it: a host disk error, a STOP, a
 //!   guest panic);
@@ -47,8 +48,10 @@ Exit status:
   248    with --scheduler: no sched_ext in the kernel, or the scheduler did not
          start, did not attach, or died during the run
   249    usage or pack error (unknown option, missing program, kernel,
-         module, library, init, a --net-forward port that is taken)
-  250    qemu-system-x86_64 missing or failed to start
+         module, library, init, a --net-forward port that is taken, a bad
+         --share)
+  250    qemu-system-x86_64 missing or failed to start (or, with --share,
+         virtiofsd)
   251    the VM ended without an exit code (kernel panic, init died, QEMU
          paused it on a host disk error)
   252    --timeout reached; QEMU was killed
@@ -159,6 +162,19 @@ pub enum Error {
         guestinit::proto::disk::MAX
     )]
     TooManyDisks { count: usize },
+    #[error("--share {}: {why}", path.display())]
+    ShareHostDir { path: PathBuf, why: String },
+    #[error("--share: GUEST_DIR {} is given twice (the second mount would hide the first)", dir.display())]
+    ShareTwice { dir: PathBuf },
+    #[error("{count} shares: the guest mounts at most {max}")]
+    TooManyShares { count: usize, max: usize },
+    #[error(
+        "the shares' GUEST_DIRs ({bytes} bytes in /.guestinit/shares) exceed the init's limit of {} bytes",
+        guestinit::proto::limit::SHARES_BYTES
+    )]
+    SharesTooLong { bytes: usize },
+    #[error("virtiofsd, which --share needs, is not found (tried {tried}): run scripts/setup-tests.sh or `cargo install virtiofsd --locked`, or set GUESTINIT_VIRTIOFSD")]
+    VirtiofsdMissing { tried: String },
     #[error("--stats-socket {}: {why}", path.display())]
     StatsSocketTaken { path: PathBuf, why: &'static str },
     #[error("{} exists already: mkdisk makes a new image and never overwrites one; remove it or choose another name", path.display())]
@@ -241,6 +257,12 @@ pub enum Error {
     VmSetup { what: String, source: io::Error },
     #[error("--sandbox on: qemu-system-x86_64 cannot run under its seccomp filter here: {why}")]
     NoSandbox { why: String },
+    #[error("virtiofsd for --share {} {why}", share.display())]
+    Virtiofsd {
+        share: PathBuf,
+        why: String,
+        stderr: String,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -252,7 +274,8 @@ impl Error {
             | Error::QemuSpawn(_)
             | Error::QemuFailed { .. }
             | Error::VmSetup { .. }
-            | Error::NoSandbox { .. } => QEMU,
+            | Error::NoSandbox { .. }
+            | Error::Virtiofsd { .. } => QEMU,
             Error::Read { .. }
             | Error::Write { .. }
             | Error::BadArgument { .. }
@@ -290,6 +313,11 @@ impl Error {
             | Error::TooManyDisks { .. }
             | Error::DiskExists { .. }
             | Error::StatsSocketTaken { .. }
+            | Error::ShareHostDir { .. }
+            | Error::ShareTwice { .. }
+            | Error::TooManyShares { .. }
+            | Error::SharesTooLong { .. }
+            | Error::VirtiofsdMissing { .. }
             | Error::MkfsMissing { .. }
             | Error::MemoryTooSmall { .. }
             | Error::CpusDisagree { .. }
@@ -310,6 +338,9 @@ impl Error {
         match self {
             Error::QemuFailed { stderr, .. } if !stderr.trim().is_empty() => {
                 vec![("qemu-system-x86_64 stderr", stderr.clone())]
+            }
+            Error::Virtiofsd { stderr, .. } if !stderr.trim().is_empty() => {
+                vec![("virtiofsd stderr", stderr.clone())]
             }
             _ => Vec::new(),
         }

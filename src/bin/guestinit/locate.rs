@@ -190,6 +190,41 @@ pub fn init(explicit: Option<&Path>) -> Result<PathBuf> {
     }
 }
 
+/// The virtiofsd `--share` runs: `$GUESTINIT_VIRTIOFSD` when set (and
+/// then only it), else the one `scripts/setup-tests.sh` built into the
+/// checkout's `.cache/virtiofsd` (as the kernel is found in `.cache/kernel`),
+/// else `virtiofsd` on PATH, else where distributions install it
+/// (`/usr/libexec/virtiofsd`, off PATH); else an error naming each.
+pub fn virtiofsd() -> Result<PathBuf> {
+    virtiofsd_in(
+        std::env::var_os("GUESTINIT_VIRTIOFSD").map(PathBuf::from),
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/virtiofsd/bin/virtiofsd"),
+    )
+}
+
+const LIBEXEC_VIRTIOFSD: &str = "/usr/libexec/virtiofsd";
+
+fn virtiofsd_in(explicit: Option<PathBuf>, cache: &Path) -> Result<PathBuf> {
+    if let Some(path) = explicit {
+        return match is_executable(&path) {
+            true => Ok(path),
+            false => Err(Error::VirtiofsdMissing {
+                tried: format!("$GUESTINIT_VIRTIOFSD={}", path.display()),
+            }),
+        };
+    }
+    let found = Some(cache.to_owned())
+        .filter(|p| is_executable(p))
+        .or_else(|| on_path(OsStr::new("virtiofsd")))
+        .or_else(|| Some(PathBuf::from(LIBEXEC_VIRTIOFSD)).filter(|p| is_executable(p)));
+    found.ok_or_else(|| Error::VirtiofsdMissing {
+        tried: format!(
+            "$GUESTINIT_VIRTIOFSD, {}, PATH, {LIBEXEC_VIRTIOFSD}",
+            cache.display()
+        ),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,6 +303,31 @@ mod tests {
         assert_eq!(discover(&places).unwrap(), cached);
         let built = touch("linux/arch/x86/boot/bzImage");
         assert_eq!(discover(&places).unwrap(), built);
+    }
+
+    #[test]
+    fn virtiofsd_is_the_one_named_else_the_checkouts_and_a_missing_one_names_the_places() {
+        let scratch = crate::scratch::ScratchDir::new("test").unwrap();
+        let cache = scratch.path().join("virtiofsd");
+        let named = scratch.path().join("named");
+        let err = virtiofsd_in(Some(named.clone()), &cache).unwrap_err();
+        assert_eq!(err.exit_code(), 249);
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("$GUESTINIT_VIRTIOFSD={}", named.display())),
+            "{text}"
+        );
+        assert!(
+            text.contains("scripts/setup-tests.sh")
+                && text.contains("cargo install virtiofsd --locked"),
+            "{text}"
+        );
+        for path in [&cache, &named] {
+            fs::write(path, b"#!/bin/sh\n").unwrap();
+            fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        assert_eq!(virtiofsd_in(Some(named.clone()), &cache).unwrap(), named);
+        assert_eq!(virtiofsd_in(None, &cache).unwrap(), cache);
     }
 
     #[test]

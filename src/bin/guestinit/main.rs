@@ -20,6 +20,7 @@ mod pack;
 mod render;
 mod run;
 mod scratch;
+mod share;
 mod shell;
 #[cfg(test)]
 mod testenv;

@@ -12,7 +12,7 @@ use crate::spawn::Stdio;
 use crate::stats_relay::{self, StatsRelay};
 use crate::stdin_relay::{self, StdinRelay};
 use crate::wake;
-use crate::{clock, crash, disks, failure, kernel_addrs, modules, mounts, net, power, rss, shell, trace};
+use crate::{clock, crash, disks, failure, kernel_addrs, modules, mounts, net, power, rss, shares, shell, trace};
 use guestinit::cell::TakeOnce;
 use guestinit::parse::cmdline::Cmdline;
 use guestinit::parse::superblock::Fs;
@@ -78,6 +78,7 @@ pub fn run(entry_ns: u64) -> ! {
     settle(&mut link, &params);
     trace::size_buffer(params.trace_kb);
     disks::mount_all(&mut link, params.disks, unknown.disks);
+    let shared = shares::mount_all(&mut link);
     warn_unknown_mode(&unknown);
     let code = match params.mode {
         mode @ (Mode::Test | Mode::Exec) => {
@@ -87,6 +88,10 @@ pub fn run(entry_ns: u64) -> ! {
         Mode::Mkdisk(fs) => mkdisk_mode(&mut link, &mut marks, signals, &params, fs),
     };
     disks::unmount_all(&mut link, params.disks);
+    // A share's pages written through a mapping reach the host now, before EXIT.
+    if shared {
+        rustix::fs::sync();
+    }
     link.finish(code, ack);
     power::off()
 }

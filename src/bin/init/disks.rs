@@ -13,7 +13,7 @@ use guestinit::proto::boot::Disks;
 use guestinit::proto::disk;
 use guestinit::sys::process::{self, Child, Wait};
 use rustix::fd::{AsFd, OwnedFd};
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::OFlags;
 use rustix::io::Errno;
 use rustix::mount::{mount, MountFlags, UnmountFlags};
 
@@ -24,7 +24,7 @@ pub fn mount_all(link: &mut Link, disks: Disks, more: bool) {
     if disks.is_empty() {
         return;
     }
-    if let Err(e) = make_dir(c"/mnt") {
+    if let Err(e) = crate::small_file::make_dir(c"/mnt") {
         link.warn(format_args!("mkdir /mnt: {}", ErrnoText(e)));
         return;
     }
@@ -157,7 +157,7 @@ fn mount_disk(index: usize, read_only: bool) -> Result<(), Error> {
     drop(file);
     let mut buf = [0u8; TARGET_LEN];
     let target = target(index, &mut buf);
-    make_dir(target).map_err(Error::Mkdir)?;
+    crate::small_file::make_dir(target).map_err(Error::Mkdir)?;
     let flags = match read_only {
         true => MountFlags::RDONLY,
         false => MountFlags::empty(),
@@ -195,13 +195,6 @@ pub fn check_template(fs: Option<Fs>) -> Result<(), impl fmt::Display> {
 
 fn open(path: &CStr, flags: OFlags) -> Result<OwnedFd, Errno> {
     crate::small_file::open(path.to_bytes(), flags | OFlags::CLOEXEC)
-}
-
-fn make_dir(path: &CStr) -> Result<(), Errno> {
-    match rustix::fs::mkdir(path, Mode::from_raw_mode(0o755)) {
-        Ok(()) | Err(Errno::EXIST) => Ok(()),
-        Err(e) => Err(e),
-    }
 }
 
 /// The superblock parser's `read_at` over a device.

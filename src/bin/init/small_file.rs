@@ -1,8 +1,9 @@
 //! Small files read whole into the init's fixed buffers (/args,
 //! /.guestinit/exec and env, sysfs and cgroup files, scripts) and sysfs
-//! knobs written in one go, as `echo` does; every open of the init goes
-//! through [`open`].
+//! knobs written in one go, as `echo` does, and directories made; every
+//! open of the init goes through [`open`].
 
+use core::ffi::CStr;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
@@ -46,4 +47,12 @@ pub fn read_file(path: &[u8], buf: &mut [u8]) -> Result<Option<usize>, Errno> {
 pub fn write_file(path: &[u8], bytes: &[u8]) -> Result<(), Errno> {
     let file = open(path, OFlags::WRONLY | OFlags::CLOEXEC)?;
     rustix::io::write(&file, bytes).map(drop)
+}
+
+/// `mkdir` that takes an existing directory as made.
+pub fn make_dir(path: &CStr) -> Result<(), Errno> {
+    match rustix::fs::mkdir(path, Mode::from_raw_mode(0o755)) {
+        Ok(()) | Err(Errno::EXIST) => Ok(()),
+        Err(e) => Err(e),
+    }
 }

@@ -23,6 +23,7 @@ mod reactor;
 mod rss;
 mod serial_drain;
 mod sched;
+mod shares;
 mod shell;
 mod small_file;
 mod spawn;

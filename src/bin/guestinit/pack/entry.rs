@@ -27,6 +27,18 @@ pub enum Entry {
     },
 }
 
+impl Entry {
+    /// Its name in the archive.
+    pub fn name(&self) -> &str {
+        match self {
+            Entry::Dir(name)
+            | Entry::CharDevice { name, .. }
+            | Entry::File { name, .. }
+            | Entry::Symlink { name, .. } => name,
+        }
+    }
+}
+
 /// The name of `path` inside the archive: relative, UTF-8.
 pub fn archive_name(path: &Path) -> Result<String> {
     let relative = path.strip_prefix("/").unwrap_or(path);

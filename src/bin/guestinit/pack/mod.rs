@@ -33,6 +33,7 @@ pub mod kernel;
 mod layout;
 mod modules;
 pub mod sched;
+mod shared;
 
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
@@ -48,6 +49,7 @@ use crate::locate;
 use entry::{archive_name, read_error, Entry};
 use guestinit::parse::args;
 use guestinit::proto;
+use guestinit::proto::path::is_reserved;
 
 /// The last file of the archive, proof that it unpacked completely.
 /// The sentinel's name in the archive (no leading slash).
@@ -74,10 +76,13 @@ pub struct Spec {
     /// Shell and exec modes: busybox's applet links, and /exec_cmd.
     pub shell: Option<busybox::Shell>,
     /// Modules the devices need (the disks' `disk::modules`, the NIC's
-    /// `net::MODULES`), packed where the kernel has them as modules.
+    /// `net::MODULES`, the shares' `share::MODULES`), packed where the
+    /// kernel has them as modules.
     pub device_modules: Vec<&'static str>,
     /// `--net`: `/etc/resolv.conf` naming the network's DNS forwarder.
     pub net: bool,
+    /// `--share`: listed for the init, and a program under one is not packed.
+    pub shares: Vec<crate::share::Share>,
 }
 
 pub use busybox::Shell;
@@ -98,6 +103,7 @@ pub fn main(args: PackArgs) -> Result<()> {
         shell: None,
         device_modules: vec![],
         net: false,
+        shares: vec![],
     };
     write(&plan(&spec)?, &args.output, args.compress)
 }
@@ -189,8 +195,16 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
     let (program_arg, rest) = spec.argv.split_first().ok_or(Error::ProgramNotFound {
         name: "(none given)".into(),
     })?;
-    let program = locate::program(program_arg)?;
-    let mut payload = elf::closure(&program)?;
+    let view = shared::View::new(&spec.shares);
+    let on_share = view.program(program_arg)?;
+    let (program, host_program) = match &on_share {
+        Some(found) => (found.guest.clone(), found.host.clone()),
+        None => {
+            let program = locate::program(program_arg)?;
+            (program.clone(), program)
+        }
+    };
+    let mut payload = elf::closure(&host_program)?;
     let sched = sched::plan(&spec.sched)?;
     // The scheduler's libraries live at their host paths, beside the payload's.
     for lib in sched.iter().flat_map(|s| &s.libs) {
@@ -198,8 +212,19 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
             payload.push(lib.clone());
         }
     }
-    // The init execs argv[0] unless told otherwise.
-    let exec = Some(layout::guest_path(&program)).filter(|p| *p != program);
+    // The init execs argv[0] unless told otherwise (a program on a share
+    // is there at argv[0]).
+    let exec = Some(layout::guest_path(&program)).filter(|p| *p != program && on_share.is_none());
+    // A program on a share: neither it nor what the guest sees of its
+    // needs through a share is packed.
+    let links = match on_share {
+        Some(_) => {
+            let (packed, links) = view.split(&payload[1..])?;
+            payload = packed;
+            links
+        }
+        None => Vec::new(),
+    };
     let args = args_file(program.as_os_str(), rest, exec.as_deref())?;
     let init = locate::init(spec.init.as_deref())?;
     let modules = modules(
@@ -211,6 +236,13 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
     let included = include::resolve(&spec.setup.include)?;
     let placed = payload.iter().map(|p| (layout::guest_path(p), p.clone()));
     let mut files = host_files(placed.chain(included.files))?;
+    for link in links {
+        if let Entry::Symlink { name, .. } = &link {
+            if !is_reserved(name) && !files.iter().any(|f| f.name() == name) {
+                files.push(link);
+            }
+        }
+    }
     files.extend(kernel_config(spec)?);
     // A user's own --include of the file wins.
     let resolv = RESOLV_CONF.split_at(1).1;
@@ -225,7 +257,7 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
         });
     }
     if let Some(shell) = &spec.shell {
-        files.extend(busybox::entries(&program, shell, &files)?);
+        files.extend(busybox::entries(&host_program, shell, &files)?);
     }
     let env = environ::env_file(&spec.setup.env, &included.path_dirs)?;
     let cwd = environ::cwd_file(spec.setup.cwd.as_deref())?;
@@ -238,6 +270,7 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
         ),
         (proto::path::CWD, cwd),
         (proto::path::ENV, env),
+        (proto::path::SHARES, crate::share::file(&spec.shares)?),
     ] {
         if let Some(data) = data {
             own.push(Entry::File {
@@ -269,7 +302,7 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
     }
     dirs.remove(Path::new(""));
     for entry in own.iter().chain(&files) {
-        let Entry::File { name, .. } = entry else {
+        let (Entry::File { name, .. } | Entry::Symlink { name, .. }) = entry else {
             continue;
         };
         dirs.extend(
@@ -352,15 +385,6 @@ fn args_file(program: &OsStr, rest: &[OsString], exec: Option<&Path>) -> Result<
         return Err(Error::ArgsTooLong { bytes, count });
     }
     Ok(out)
-}
-
-/// Names guestinit's own entries take; a payload file there would clash.
-/// (`dev/...` cannot: /dev is mounted over, so such files move.)
-fn is_reserved(name: &str) -> bool {
-    ["init", "args", SENTINEL, "modules", ".guestinit"].contains(&name)
-        || ["modules/", ".guestinit/"]
-            .iter()
-            .any(|dir| name.starts_with(dir))
 }
 
 /// Writes `plan` to `path`, gzip'd if asked.
@@ -468,6 +492,7 @@ mod tests {
             shell: None,
             device_modules: vec![],
             net: false,
+            shares: vec![],
         }
     }
 
@@ -615,6 +640,41 @@ mod tests {
         assert!(file(".guestinit/env").is_some_and(|env| env.ends_with(b"\0A=1\0")));
         spec.setup.include = vec![format!("{}:/init", data.display()).into()];
         assert!(matches!(plan(&spec), Err(Error::Collision { .. })));
+    }
+
+    #[test]
+    fn a_program_on_a_share_is_not_packed_nor_what_the_share_shows_of_its_needs() {
+        let dir = ScratchDir::new("test").unwrap();
+        let mut spec = spec(dir.path(), &["/usr/bin/env", "true"]);
+        spec.shares = vec![crate::share::Share::parse("/usr,ro").unwrap()];
+        let entries = parse(&archive(&plan(&spec).unwrap()));
+        let entry = |n: &str| entries.iter().find(|e| e.name == n);
+        assert!(
+            entries.iter().all(|e| !e.name.starts_with("usr/")),
+            "nothing under the share"
+        );
+        assert_eq!(entry("args").unwrap().data, b"/usr/bin/env\0true\0");
+        assert_eq!(
+            entry(".guestinit/shares").unwrap().data,
+            b"share0\0/usr\0ro\0"
+        );
+        assert!(entry(".guestinit/exec").is_none());
+        // The loader PT_INTERP names is a link to where the share shows it
+        // (on a merged-/usr host), or packed.
+        let loader = entry("lib64/ld-linux-x86-64.so.2").unwrap();
+        let real = fs::canonicalize("/lib64/ld-linux-x86-64.so.2").unwrap();
+        match real.strip_prefix("/usr") {
+            Ok(_) => {
+                assert_eq!(loader.mode & 0o170000, 0o120000);
+                assert_eq!(loader.data, real.as_os_str().as_bytes());
+            }
+            Err(_) => assert_eq!(loader.mode & 0o170000, 0o100000),
+        }
+        // Without the share, the same program is packed as ever.
+        spec.shares.clear();
+        let plain = parse(&archive(&plan(&spec).unwrap()));
+        assert!(plain.iter().any(|e| e.name == "usr/bin/env"));
+        assert!(plain.iter().all(|e| e.name != ".guestinit/shares"));
     }
 
     #[test]

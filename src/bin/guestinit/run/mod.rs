@@ -5,6 +5,7 @@
 mod accel;
 mod cache;
 mod capture;
+mod child;
 mod console;
 mod diag;
 mod events;
@@ -30,6 +31,7 @@ mod timeline;
 mod trace;
 mod verdict;
 pub use verdict::Verdict;
+mod virtiofsd;
 mod vm;
 
 use pob_cache::PobCache;
@@ -51,6 +53,7 @@ use crate::locate;
 use crate::net;
 use crate::pack;
 use crate::scratch;
+use crate::share;
 use crate::topology;
 use accel::{Accel, TcgThread};
 use guestinit::proto;
@@ -144,6 +147,8 @@ fn run(args: &RunArgs, stdout: Spool, diag: &Diagnostics) -> Result<Verdict> {
     sources.resize();
     let mut stopper = Stopper::new(deadline);
     let status = reactor::run(&mut sources, &mut vm, &mut stopper)?;
+    // QEMU is gone: nothing uses the shares' daemons any more.
+    vm.end_daemons();
     if let Some(console) = &mut sources.console {
         console.finish_line();
     }
@@ -176,6 +181,8 @@ struct Machine<'a> {
     /// The cache entry to learn `page_offset_base`'s offset into, when
     /// this run has to scan for it.
     learn_pob: Option<PobCache>,
+    /// The virtiofsd that serves `--share`, when there is one.
+    virtiofsd: Option<PathBuf>,
 }
 
 /// Finds the kernel, builds its command line, packs the archive and sizes
@@ -188,6 +195,7 @@ fn prepare<'a>(args: &'a RunArgs, diag: &Diagnostics) -> Result<Machine<'a>> {
     })?;
     let disks = disks(&args.disks, &args.mode)?;
     net::check_forwards(&args.vm.net_forwards)?;
+    let virtiofsd = shares(&args.vm.shares)?;
     let kernel = locate::kernel(args.vm.kernel.as_deref())?;
     // A packed archive must be able to drive the NIC; the user's own
     // `--initramfs` is the user's to fill (the guest warns without eth0).
@@ -201,6 +209,9 @@ fn prepare<'a>(args: &'a RunArgs, diag: &Diagnostics) -> Result<Machine<'a>> {
     let mut device_modules = disks.modules;
     if args.vm.net.is_some() {
         device_modules.extend(net::MODULES);
+    }
+    if virtiofsd.is_some() {
+        device_modules.extend(share::MODULES);
     }
     let initrd = initramfs(args, &kernel, device_modules)?;
     let sizes = memory::archive_sizes(&initrd.path).map_err(|source| Error::Read {
@@ -236,7 +247,21 @@ fn prepare<'a>(args: &'a RunArgs, diag: &Diagnostics) -> Result<Machine<'a>> {
         memory_mib,
         cpus,
         learn_pob: pob.learn,
+        virtiofsd,
     })
+}
+
+/// The shares checked (each HOST_DIR a directory here, no GUEST_DIR twice)
+/// and the virtiofsd that will serve them; `None` without shares.
+fn shares(shares: &[share::Share]) -> Result<Option<PathBuf>> {
+    if shares.is_empty() {
+        return Ok(None);
+    }
+    share::check_list(shares)?;
+    for share in shares {
+        share.check_host()?;
+    }
+    locate::virtiofsd().map(Some)
 }
 
 /// `page_offset_base`'s offset from `_text`, for the guest's KADR.
@@ -324,6 +349,11 @@ struct Started {
 fn start(args: &RunArgs, machine: Machine, diag: &Diagnostics) -> Result<Started> {
     let wanted = wanted(args);
     let mut links = Links::open(wanted)?;
+    // Each daemon is ready before QEMU starts (`virtiofsd`).
+    let (daemons, shares) = match &machine.virtiofsd {
+        Some(binary) => virtiofsd::start(binary, &args.vm.shares)?,
+        None => Default::default(),
+    };
     let tcg_thread = match machine.accel {
         Accel::Kvm => TcgThread::Multi,
         Accel::Tcg => accel::tcg_thread(accel::qemu_version(qemu::QEMU)),
@@ -342,6 +372,7 @@ fn start(args: &RunArgs, machine: Machine, diag: &Diagnostics) -> Result<Started
         disks: &args.disks,
         net: args.vm.net,
         forwards: &args.vm.net_forwards,
+        shares: shares.iter().map(virtiofsd::Device::qemu).collect(),
         extra: &args.vm.qemu_args,
         links: links.qemu_args(),
         stdin: wanted.stdin,
@@ -353,13 +384,16 @@ fn start(args: &RunArgs, machine: Machine, diag: &Diagnostics) -> Result<Started
     }
     let mut inherited = links.inherited();
     inherited.extend(machine.initrd.fd.as_ref().map(|fd| fd.as_raw_fd()));
+    inherited.extend(shares.iter().map(virtiofsd::Device::fd));
     let stderr = links.take_qemu_stderr().ok_or_else(|| Error::VmSetup {
         what: "QEMU's stderr link".into(),
         source: io::ErrorKind::NotFound.into(),
     })?;
-    let vm = vm::Vm::spawn(&qemu_args, &inherited, stderr)?;
-    // QEMU holds its ends now; the host's copies would hide QEMU's exit.
+    let vm = vm::Vm::spawn(&qemu_args, &inherited, stderr, daemons)?;
+    // QEMU holds its ends now; the host's copies would hide QEMU's exit
+    // (and keep a share's daemon serving after it).
     links.close_guest_ends();
+    drop(shares);
     drop(machine.initrd);
     if let Some(link) = links.take(Link::Stdin) {
         stdin::forward(link);
@@ -588,6 +622,7 @@ fn initramfs(args: &RunArgs, kernel: &Path, device_modules: Vec<&'static str>) -
                 },
                 device_modules,
                 net: args.vm.net.is_some(),
+                shares: args.vm.shares.clone(),
             };
             let file = scratch::anonymous_file().map_err(|source| Error::VmSetup {
                 what: "creating a temporary file for the initramfs".into(),

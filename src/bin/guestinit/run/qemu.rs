@@ -74,6 +74,8 @@ pub struct VmConfig<'a> {
     /// `--net`: a virtio-net NIC on that network, with `forwards` to it.
     pub net: Option<NetMode>,
     pub forwards: &'a [Forward],
+    /// `--share`s' devices, in order; with any, the memory is shared.
+    pub shares: Vec<FsDevice>,
     /// `--qemu-arg`s, passed last and as they are.
     pub extra: &'a [OsString],
     /// The links' devices on their inherited descriptors (`links::Links::qemu_args`).
@@ -90,6 +92,43 @@ fn strings(items: &[&str]) -> Vec<OsString> {
 /// A chardev on an inherited, already connected socket.
 fn socket_chardev(id: &str, fd: RawFd) -> Vec<OsString> {
     strings(&["-chardev", &format!("socket,id={id},fd={fd}")])
+}
+
+/// A share's virtio-fs device: its daemon's socket, inherited as `fd`,
+/// and the tag the guest mounts it by.
+pub struct FsDevice {
+    pub fd: RawFd,
+    pub tag: String,
+}
+
+/// A memory backend of `mib` MiB: QEMU's private RAM, or with shares a
+/// shared memfd. A vhost-user daemon reaches the virtqueues and the
+/// guest's buffers by mapping the guest's memory, which it can only
+/// through memory shared with QEMU.
+fn backend(id: &str, mib: u32, shared: bool) -> String {
+    match shared {
+        true => format!("memory-backend-memfd,id={id},size={mib}M,share=on"),
+        false => format!("memory-backend-ram,id={id},size={mib}M"),
+    }
+}
+
+/// The guest's memory as one shared backend, when the run has shares and
+/// no NUMA nodes (with `--topology` each node's backend is shared instead,
+/// `numa`). Without shares, QEMU's default (private anonymous memory).
+fn memory_backend(config: &VmConfig<'_>) -> Vec<OsString> {
+    if config.shares.is_empty() || config.topology.is_some() {
+        return Vec::new();
+    }
+    let backend = backend("mem", config.memory_mib, true);
+    strings(&["-object", &backend, "-machine", "memory-backend=mem"])
+}
+
+/// Share `index`'s device on its daemon's socket.
+fn share(index: usize, device: &FsDevice) -> Vec<OsString> {
+    let mut args = socket_chardev(&format!("fs{index}"), device.fd);
+    let device = format!("vhost-user-fs-pci,chardev=fs{index},tag={}", device.tag);
+    args.extend(strings(&["-device", &device]));
+    args
 }
 
 /// The machine: accelerator, CPU, memory, and no default devices.
@@ -168,7 +207,7 @@ fn numa(config: &VmConfig<'_>) -> Vec<OsString> {
     for node in 0..topology.nodes {
         args.extend(strings(&[
             "-object",
-            &format!("memory-backend-ram,id=node{node},size={size}M"),
+            &backend(&format!("node{node}"), size, !config.shares.is_empty()),
             "-numa",
             &format!("node,nodeid={node},memdev=node{node}"),
         ]));
@@ -349,6 +388,7 @@ pub fn args(config: &VmConfig<'_>) -> Vec<OsString> {
     [
         sandbox(config),
         machine(config),
+        memory_backend(config),
         numa(config),
         boot(config),
         // The ports' bus, before the ports.
@@ -364,6 +404,12 @@ pub fn args(config: &VmConfig<'_>) -> Vec<OsString> {
             .net
             .map(|mode| network(mode, config.forwards))
             .unwrap_or_default(),
+        config
+            .shares
+            .iter()
+            .enumerate()
+            .flat_map(|(i, d)| share(i, d))
+            .collect(),
         config.extra.to_vec(),
     ]
     .concat()
@@ -388,6 +434,7 @@ mod tests {
             disks: &[],
             net: None,
             forwards: &[],
+            shares: Vec::new(),
             extra: &[],
             links: [com1(6), com2(7), hvc0(10), bulk_port(5), qmp(8)].concat(),
             stdin: false,
@@ -593,6 +640,61 @@ mod tests {
         for other in ["disk", "disk01", "disk1x", "#block12", ""] {
             assert_eq!(drive_index(other), None, "{other}");
         }
+    }
+
+    #[test]
+    fn shares_are_vhost_user_fs_devices_on_their_sockets_and_share_the_memory() {
+        let plain = joined(&args(&config(Accel::Tcg, None)));
+        assert!(!plain.contains("memory-backend"), "{plain}");
+        let shares = vec![
+            FsDevice {
+                fd: 20,
+                tag: "share0".into(),
+            },
+            FsDevice {
+                fd: 21,
+                tag: "share1".into(),
+            },
+        ];
+        let got = joined(&args(&VmConfig {
+            shares,
+            ..config(Accel::Tcg, None)
+        }));
+        assert!(
+            got.contains(
+                "-m 256 -smp 2 -nodefaults -display none -no-reboot \
+             -object memory-backend-memfd,id=mem,size=256M,share=on -machine memory-backend=mem \
+             -kernel"
+            ),
+            "{got}"
+        );
+        assert!(
+            got.ends_with(
+                "-chardev socket,id=fs0,fd=20 -device vhost-user-fs-pci,chardev=fs0,tag=share0 \
+             -chardev socket,id=fs1,fd=21 -device vhost-user-fs-pci,chardev=fs1,tag=share1"
+            ),
+            "{got}"
+        );
+        // With NUMA nodes, each node's backend is the shared one.
+        let topology = Topology::parse("2,1,1,1").unwrap();
+        let nodes = joined(&args(&VmConfig {
+            shares: vec![FsDevice {
+                fd: 20,
+                tag: "share0".into(),
+            }],
+            cpus: 2,
+            topology: Some(topology),
+            ..config(Accel::Tcg, None)
+        }));
+        assert!(!nodes.contains("memory-backend=mem"), "{nodes}");
+        assert!(
+            nodes.contains(
+                "-object memory-backend-memfd,id=node0,size=128M,share=on \
+                 -numa node,nodeid=0,memdev=node0 \
+                 -object memory-backend-memfd,id=node1,size=128M,share=on"
+            ),
+            "{nodes}"
+        );
     }
 
     #[test]
