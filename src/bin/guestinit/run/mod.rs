@@ -13,6 +13,7 @@ mod flow;
 mod gate;
 mod links;
 mod memory;
+mod nic;
 mod pob_cache;
 mod qemu;
 mod qmp;
@@ -200,7 +201,7 @@ fn prepare<'a>(args: &'a RunArgs, diag: &Diagnostics) -> Result<Machine<'a>> {
     // A packed archive must be able to drive the NIC; the user's own
     // `--initramfs` is the user's to fill (the guest warns without eth0).
     if args.vm.net.is_some() && args.initramfs.is_none() {
-        net::check_driver(&kernel, args.vm.modules.as_deref())?;
+        nic::check_driver(&kernel, args.vm.modules.as_deref())?;
     }
     let pob = Pob::find(&kernel);
     let accel = accel::detect();
