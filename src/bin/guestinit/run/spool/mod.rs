@@ -1,9 +1,10 @@
 //! A spooled writer: the run's reader hands it bytes without ever blocking,
 //! and a thread of its own writes them to a slow destination (a stalled
-//! pipe, a pager) in order. Past a memory bound the bytes go to an unlinked
-//! temporary file, so a reader that stalls for minutes loses nothing; when
-//! that file cannot take more (a full TMPDIR), the spool has no room and
-//! the run's reader stops reading the guest until it has (`run::gate`).
+//! pipe, a pager) in order. Past a memory bound the bytes go to a temporary
+//! file that never has a name (`scratch::anonymous_file`), so a reader that
+//! stalls for minutes loses nothing; when that file cannot take more (a
+//! full TMPDIR), the spool has no room and the run's reader stops reading
+//! the guest until it has (`run::gate`).
 
 mod queue;
 
@@ -14,23 +15,6 @@ use std::thread;
 use std::time::Instant;
 
 use queue::Queue;
-
-/// A file nobody else can see: created in the temp dir, then unlinked, so
-/// nothing is left behind however the host ends.
-fn unlinked_temp_file() -> io::Result<File> {
-    let path = std::env::temp_dir().join(format!(
-        "guestinit-spool-{}-{:?}",
-        std::process::id(),
-        Instant::now()
-    ));
-    let file = File::options()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)?;
-    std::fs::remove_file(&path)?;
-    Ok(file)
-}
 
 /// The queue and the writer's state, under one lock.
 struct State {
@@ -94,7 +78,7 @@ impl Spool {
     pub fn new<W: Write + Send + 'static>(sink: W) -> Spool {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                queue: Queue::new(Box::new(unlinked_temp_file)),
+                queue: Queue::new(Box::new(crate::scratch::anonymous_file)),
                 mid_line: false,
                 closed: false,
                 finished: false,
