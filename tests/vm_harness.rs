@@ -54,8 +54,7 @@ fn included_files_and_programs_arrive_and_programs_lead_path() {
     std::fs::create_dir_all(tools.join("empty")).unwrap();
     std::fs::write(tools.join("notes.txt"), "notes\n").unwrap();
     let tool = tools.join("bin/mytool");
-    std::fs::write(&tool, "#!/bin/busybox sh\necho \"tool ran from $0\"\n").unwrap();
-    std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    executable(&tool, "#!/bin/busybox sh\necho \"tool ran from $0\"\n");
     let file = dir.join("data.txt");
     std::fs::write(&file, "data\n").unwrap();
     let include_dir = tools.to_str().unwrap();

@@ -110,9 +110,7 @@ fn a_scheduler_killed_mid_run_fails_the_run() {
 fn a_scheduler_that_never_attaches_stops_the_run_before_the_payload() {
     let dir = scratch("never-attaches");
     let sleeper = dir.join("sleeper");
-    std::fs::write(&sleeper, "#!/bin/busybox sh\nexec /bin/busybox sleep 600\n").unwrap();
-    let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
-    std::fs::set_permissions(&sleeper, executable).unwrap();
+    executable(&sleeper, "#!/bin/busybox sh\nexec /bin/busybox sleep 600\n");
     let t0 = Instant::now();
     let out = sched_sh(
         sleeper.to_str().unwrap(),
@@ -139,9 +137,7 @@ fn a_scheduler_that_never_attaches_stops_the_run_before_the_payload() {
 fn a_scheduler_flooding_its_log_gives_248_the_logs_tail_and_the_whole_log_in_its_file() {
     let dir = scratch("flooding-scheduler");
     let flooder = dir.join("flooder");
-    std::fs::write(&flooder, "#!/bin/busybox sh\nexec /bin/busybox yes\n").unwrap();
-    let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
-    std::fs::set_permissions(&flooder, executable).unwrap();
+    executable(&flooder, "#!/bin/busybox sh\nexec /bin/busybox yes\n");
     let log = dir.join("sched.log");
     let kernel = sid_kernel_dir();
     // No -v: its frame lines would copy the whole flood onto stderr.

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{code, guestinit, require_vm_prerequisites, scratch, stderr, stdout};
+use common::{code, executable, guestinit, require_vm_prerequisites, scratch, stderr, stdout};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -407,13 +407,10 @@ fn bad_shares_are_usage_errors_before_the_boot_naming_them() {
 fn a_virtiofsd_that_fails_to_start_is_said_with_its_words_before_qemu_starts() {
     let dir = scratch("share-daemon-fails");
     let fake = dir.join("virtiofsd");
-    std::fs::write(
+    executable(
         &fake,
         "#!/bin/sh\necho 'Error entering sandbox: no luck' >&2\nexit 1\n",
-    )
-    .unwrap();
-    let executable = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755);
-    std::fs::set_permissions(&fake, executable).unwrap();
+    );
     let here = dir.display().to_string();
     let out = refused(
         &["--share", &here],

@@ -235,3 +235,11 @@ impl Drop for Tmpfs {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }
+
+/// Writes `text` to `path` as an executable (mode 0755): a script for the
+/// tests to hand guestinit as a program, a scheduler or a daemon.
+pub fn executable(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    let mode = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755);
+    std::fs::set_permissions(path, mode).unwrap();
+}
