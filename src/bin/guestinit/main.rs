@@ -13,6 +13,7 @@ mod disk;
 mod dispositions;
 mod error;
 mod file_kind;
+mod guest_path;
 mod locate;
 mod mkdisk;
 mod net;

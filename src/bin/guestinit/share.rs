@@ -8,13 +8,14 @@
 use std::ffi::CString;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use guestinit::parse::shares::Share as Record;
 use guestinit::proto;
 use guestinit::proto::path::{is_reserved, MOUNTED};
 
 use crate::error::{Error, Result};
+use crate::guest_path;
 
 /// Shares at most: each is a PCI device of its own, beside up to 16 disks
 /// on a bus of 32 slots.
@@ -59,8 +60,8 @@ impl Share {
                      its GUEST_DIR written out: {dirs}:{dirs})"
                 ))
             }
-            Some(guest) => normalize(Path::new(guest)),
-            None => normalize(&host_dir),
+            Some(guest) => guest_path::normalize(Path::new(guest)),
+            None => guest_path::normalize(&host_dir),
         };
         guest_dir_allowed(&guest_dir)?;
         Ok(Share {
@@ -82,22 +83,6 @@ impl Share {
             why,
         })
     }
-}
-
-/// `path` without `.`, `..` (taken lexically: the guest has no symlinks
-/// there yet) or a trailing `/`.
-pub fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for component in path.components() {
-        match component {
-            Component::Normal(name) => out.push(name),
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-        }
-    }
-    out
 }
 
 /// Where the kernel's own filesystems are: no directory can be made in

@@ -7,12 +7,12 @@ use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use super::entry::read_error;
 use super::{elf, layout};
 use crate::error::{Error, Result};
-use crate::file_kind;
+use crate::{file_kind, guest_path};
 use guestinit::proto;
 
 /// The files to pack, each at its guest path, and the guest folders of
@@ -72,7 +72,7 @@ fn parse(spec: &OsStr) -> Result<(PathBuf, PathBuf)> {
         return Err(bad(spec, "DST must be an absolute guest path".into()));
     }
     // Checked as the guest will resolve it: `/mnt/../tmp/x` is under /tmp.
-    let dst = lexically_normal(&dst);
+    let dst = guest_path::normalize(&dst);
     if let Some(dir) = layout::mounted_dir(&dst) {
         return Err(bad(
             spec,
@@ -80,22 +80,6 @@ fn parse(spec: &OsStr) -> Result<(PathBuf, PathBuf)> {
         ));
     }
     Ok((src.to_owned(), dst))
-}
-
-/// `path` with `.` and `..` folded away, as the kernel walks it (`..` of
-/// the root is the root); every guest path here is absolute.
-fn lexically_normal(path: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for part in path.components() {
-        match part {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::Normal(name) => out.push(name),
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-        }
-    }
-    out
 }
 
 impl Included {

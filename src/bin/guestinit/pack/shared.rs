@@ -16,7 +16,7 @@ use super::entry::{archive_name, Entry};
 use super::layout;
 use crate::error::{Error, Result};
 use crate::locate;
-use crate::share::{self, Share};
+use crate::share::Share;
 
 /// The shares as the pack looks at them.
 pub struct View<'a> {
@@ -70,7 +70,9 @@ impl<'a> View<'a> {
             return Ok(None);
         }
         let guest = match arg.as_encoded_bytes().contains(&b'/') {
-            true => std::path::absolute(arg).map(|p| share::normalize(&p)).ok(),
+            true => std::path::absolute(arg)
+                .map(|p| crate::guest_path::normalize(&p))
+                .ok(),
             false => locate::on_path(arg),
         };
         let Some((guest, share)) = guest.and_then(|g| Some((g.clone(), self.holding(&g)?))) else {
