@@ -42,6 +42,9 @@ pub struct BootParams<'a> {
     /// ([`super::net::DEFAULT_HOSTNAME`]), as does a value that is no
     /// [`Hostname`].
     pub hostname: Option<Hostname<'a>>,
+    /// [`key::HANDOVER`]: the run's keys and files come on the handover
+    /// port once the machine is up (a snapshot may be taken before).
+    pub handover: bool,
 }
 
 /// What PID 1 runs ([`key::MODE`]).
@@ -190,6 +193,7 @@ impl<'a> BootParams<'a> {
             hostname: last(key::HOSTNAME)
                 .flatten()
                 .and_then(|v| Hostname::new(v).ok()),
+            handover: last(key::HANDOVER).is_some(),
         };
         (params, unknown)
     }
@@ -203,6 +207,7 @@ impl<'a> BootParams<'a> {
             (self.stdin, key::STDIN),
             (self.stats, key::STATS),
             (self.net, key::NET),
+            (self.handover, key::HANDOVER),
         ];
         for (_, key) in flags.iter().filter(|(on, _)| *on) {
             write!(out, " {key}")?;

@@ -15,6 +15,7 @@ pub mod clock;
 pub mod klog;
 pub mod net;
 pub mod process;
+pub mod random;
 mod raw;
 pub mod signal;
 pub mod tty;

@@ -48,6 +48,9 @@ tags! {
     WAIT = b"WAIT";
     /// guestinit, host -> guest: EXIT was read. Empty.
     EACK = b"EACK";
+    /// guestinit: the machine is up and waits on the handover port for its
+    /// run (`guestinit.handover`); the host may snapshot it now. Empty.
+    HRDY = b"HRDY";
     // Used by ktstr 0.50 (its src/vmm/wire.rs) and never reused here.
     STIM = b"STIM";
     STEN = b"STEN";

@@ -55,6 +55,16 @@ pub enum Command {
     /// Print the frames of a raw bulk-port capture (from `run --bulk-log`).
     #[command(after_help = "Exit status: 0 if FILE was read, 249 if not.")]
     Decode(DecodeArgs),
+    /// Manage guestinit's cache ($XDG_CACHE_HOME/guestinit): the machines' snapshots, what runs learned.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Remove everything in the cache (the next run of each machine boots cold).
+    #[command(after_help = "Exit status: 0, or 249 on error.")]
+    Clean,
 }
 
 #[derive(Debug, Default, Args)]
@@ -200,6 +210,10 @@ pub struct VmArgs {
     #[arg(long = "share", value_name = "HOST[:GUEST][,ro]",
           value_parser = crate::share::Share::parse)]
     pub shares: Vec<crate::share::Share>,
+
+    /// Boot cold: neither restore this machine's snapshot nor take one. Without it, a machine that can be restored (test and exec modes, no --disk, --share, --net or --initramfs) boots once, is snapshotted into the cache after it is up, and later runs restore it (GUESTINIT_SNAPSHOT_CACHE_MIB bounds the cache, default 4096).
+    #[arg(long)]
+    pub cold: bool,
 
     /// QEMU's seccomp filter (`-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny`): `auto` where this QEMU and kernel have it, `on` or fail (250), `off` for a --qemu-arg that makes QEMU start a program (a tap script, smbd).
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = Sandbox::Auto)]

@@ -43,6 +43,7 @@ fn main() -> ExitCode {
         Command::Mkdisk(args) => mkdisk::main(*args).map(Verdict::conclude),
         Command::Pack(args) => pack::main(*args).map(|()| 0),
         Command::Decode(args) => decode::main(args).map(|()| 0),
+        Command::Cache(command) => run::cache_command(command).map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -12,7 +12,7 @@ use crate::spawn::Stdio;
 use crate::stats_relay::{self, StatsRelay};
 use crate::stdin_relay::{self, StdinRelay};
 use crate::wake;
-use crate::{clock, crash, disks, failure, kernel_addrs, modules, mounts, net, power, rss, shares, shell, trace};
+use crate::{clock, crash, disks, failure, handover, kernel_addrs, modules, mounts, net, power, rss, shares, shell, trace};
 use guestinit::cell::TakeOnce;
 use guestinit::parse::cmdline::Cmdline;
 use guestinit::parse::superblock::Fs;
@@ -70,12 +70,18 @@ pub fn run(entry_ns: u64) -> ! {
         failure::mount_failed(&failed, port.ok().map(Link::new));
     }
     let mut link = port.map(Link::new).unwrap_or_else(|e| failure::no_port(e));
+    announce(&mut link, &mut marks, params.pob);
+    settle();
+    // A machine that may be snapshotted stops here until its run comes.
+    let (params, unknown) = match params.handover {
+        true => handover::receive(&mut link),
+        false => (params, unknown),
+    };
     let ack = match params.ack {
         true => Ack::Await,
         false => Ack::None,
     };
-    announce(&mut link, &mut marks, params.pob);
-    settle(&mut link, &params);
+    net::setup(&mut link, &params);
     trace::size_buffer(params.trace_kb);
     disks::mount_all(&mut link, params.disks, unknown.disks);
     let shared = shares::mount_all(&mut link);
@@ -97,14 +103,14 @@ pub fn run(entry_ns: u64) -> ! {
 }
 
 /// What only payloads and later steps need, done after SRDY so that the
-/// host hears from the guest sooner. Until the serial devices open, the
-/// console writes its warnings by port I/O.
-fn settle(link: &mut Link, params: &BootParams) {
+/// host hears from the guest sooner, and before a snapshot (every run of
+/// the machine needs it). Until the serial devices open, the console
+/// writes its warnings by port I/O.
+fn settle() {
     console::open_serial();
     // Ctrl-Alt-Del arrives as SIGINT, which the reactor handles, not as a reset.
     let _ = reboot(RebootCommand::CadOff);
     mounts::mount_optional();
-    net::setup(link, params);
 }
 
 /// The host's keys on the kernel command line, read once.

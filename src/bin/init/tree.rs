@@ -10,6 +10,7 @@ mod crash;
 mod disks;
 mod environ;
 mod failure;
+mod handover;
 mod kernel_addrs;
 mod link;
 mod modules;

@@ -87,9 +87,51 @@ pub struct Spec {
 
 pub use busybox::Shell;
 
-/// The archive's entries, read and checked, ready to write.
+/// The archive's entries, read and checked, ready to write: in sections,
+/// so that a machine that may be restored boots from the base (what every
+/// run of the machine shares) and is handed the payload's part apart.
 pub struct Plan {
-    entries: Vec<Entry>,
+    /// Every directory the archive makes.
+    dirs: Vec<Entry>,
+    /// `/dev/console` and `/init`.
+    head: Vec<Entry>,
+    /// /args, guestinit's own files, the payload's files, the scheduler's.
+    payload: Vec<Entry>,
+    /// The kernel's config, the modules, the sentinel.
+    tail: Vec<Entry>,
+}
+
+/// Which entries of a [`Plan`] an archive holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// Everything, the payload's files in the kernel's initramfs.
+    Whole,
+    /// What every run of the machine shares (`guestinit.handover`).
+    Base,
+    /// What the init unpacks from the handover port.
+    Payload,
+}
+
+impl Plan {
+    fn entries(&self, part: Part) -> Vec<&Entry> {
+        match part {
+            Part::Whole => [&self.dirs, &self.head, &self.payload, &self.tail]
+                .into_iter()
+                .flatten()
+                .collect(),
+            Part::Base => {
+                let names: BTreeSet<&Path> = self
+                    .tail
+                    .iter()
+                    .flat_map(|e| Path::new(e.name()).ancestors().skip(1))
+                    .chain([Path::new("dev"), Path::new("modules")])
+                    .collect();
+                let dirs = self.dirs.iter().filter(|d| names.contains(Path::new(d.name())));
+                dirs.chain(&self.head).chain(&self.tail).collect()
+            }
+            Part::Payload => self.dirs.iter().chain(&self.payload).collect(),
+        }
+    }
 }
 
 pub fn main(args: PackArgs) -> Result<()> {
@@ -243,7 +285,7 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
             }
         }
     }
-    files.extend(kernel_config(spec)?);
+    let config = kernel_config(spec)?;
     // A user's own --include of the file wins.
     let resolv = RESOLV_CONF.split_at(1).1;
     let resolv_included = files
@@ -301,7 +343,7 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
         }
     }
     dirs.remove(Path::new(""));
-    for entry in own.iter().chain(&files) {
+    for entry in own.iter().chain(&files).chain(&config) {
         let (Entry::File { name, .. } | Entry::Symlink { name, .. }) = entry else {
             continue;
         };
@@ -352,16 +394,17 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
         data: b"complete\n".to_vec(),
     };
     // The sections in the module header's order, each built whole above.
-    let entries = dirs
-        .into_iter()
-        .chain([console, init, args])
-        .chain(own)
-        .chain(files)
-        .chain(sched)
-        .chain(modules)
-        .chain([sentinel])
-        .collect();
-    Ok(Plan { entries })
+    Ok(Plan {
+        dirs,
+        head: vec![console, init],
+        payload: [args]
+            .into_iter()
+            .chain(own)
+            .chain(files)
+            .chain(sched)
+            .collect(),
+        tail: config.into_iter().chain(modules).chain([sentinel]).collect(),
+    })
 }
 
 /// The `/args` file: the absolute program path, then the arguments, each
@@ -398,24 +441,35 @@ pub fn write(plan: &Plan, path: &Path, compress: Compress) -> Result<()> {
 
 /// Writes `plan` to `file` (`path` names it in errors), gzip'd if asked.
 pub fn write_to(plan: &Plan, file: File, path: &Path, compress: Compress) -> Result<()> {
+    write_part(plan, Part::Whole, file, path, compress)
+}
+
+/// Writes `part` of `plan` to `out` (`path` names it in errors), gzip'd if asked.
+pub fn write_part<W: Write>(
+    plan: &Plan,
+    part: Part,
+    file: W,
+    path: &Path,
+    compress: Compress,
+) -> Result<()> {
     let write_error = |source| Error::Write {
         path: path.to_owned(),
         source,
     };
     let out = BufWriter::new(file);
     let result = match compress {
-        Compress::None => write_archive(plan, out).map(drop),
+        Compress::None => write_archive(plan, part, out).and_then(|mut out| out.flush()),
         Compress::Gzip => {
             let gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
-            write_archive(plan, gz).and_then(|gz| gz.finish()?.flush())
+            write_archive(plan, part, gz).and_then(|gz| gz.finish()?.flush())
         }
     };
     result.map_err(write_error)
 }
 
-fn write_archive<W: Write>(plan: &Plan, out: W) -> io::Result<W> {
+fn write_archive<W: Write>(plan: &Plan, part: Part, out: W) -> io::Result<W> {
     let mut archive = cpio::Archive::new(out);
-    for entry in &plan.entries {
+    for entry in plan.entries(part) {
         match entry {
             Entry::Dir(name) => archive.dir(name)?,
             Entry::CharDevice { name, major, minor } => {

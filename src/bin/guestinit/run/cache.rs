@@ -69,7 +69,7 @@ pub fn identity(meta: &fs::Metadata) -> Vec<u8> {
 }
 
 /// $XDG_CACHE_HOME/guestinit, else ~/.cache/guestinit.
-fn cache_dir() -> Option<PathBuf> {
+pub fn cache_dir() -> Option<PathBuf> {
     let absolute = |v: std::ffi::OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
     let base = std::env::var_os("XDG_CACHE_HOME")
         .and_then(absolute)

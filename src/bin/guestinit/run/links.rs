@@ -32,6 +32,8 @@ pub enum Link {
     Stdin,
     /// Shell and exec modes: control messages (window size, dump, stop).
     Control,
+    /// The run handed to a booted machine (`warm`), written by a thread.
+    Handover,
     Qmp,
     /// QEMU's own stderr: not a chardev, QEMU's descriptor 2.
     QemuStderr,
@@ -48,6 +50,10 @@ pub struct Wanted {
     pub control: bool,
     /// Shell mode: the user's terminal on hvc0.
     pub console: bool,
+    /// The machine may be snapshotted or restored (`warm`): it has the
+    /// handover port, and every port a run may use, whether this run uses
+    /// it or not, so that one snapshot serves every run of the machine.
+    pub handover: bool,
 }
 
 /// How QEMU gets a link's guest end.
@@ -86,7 +92,7 @@ fn unpolled(_: &Wanted) -> Option<Interest> {
 
 /// Every link, in QEMU's argument order (COM1 before COM2 makes them the
 /// first and second UART).
-pub const TABLE: [Entry; 9] = [
+pub const TABLE: [Entry; 10] = [
     Entry {
         link: Link::Com1,
         what: "COM1",
@@ -119,22 +125,29 @@ pub const TABLE: [Entry; 9] = [
     Entry {
         link: Link::Stats,
         what: "stats port",
-        when: |w| w.stats,
+        when: |w| w.stats || w.handover,
         device: Device::Args(qemu::stats_port),
         poll: unpolled,
     },
     Entry {
         link: Link::Stdin,
         what: "stdin",
-        when: |w| w.stdin,
+        when: |w| w.stdin || w.handover,
         device: Device::Args(qemu::stdin_port),
         poll: unpolled,
     },
     Entry {
         link: Link::Control,
         what: "control port",
-        when: |w| w.control,
+        when: |w| w.control || w.handover,
         device: Device::Args(qemu::control_port),
+        poll: unpolled,
+    },
+    Entry {
+        link: Link::Handover,
+        what: "handover port",
+        when: |w| w.handover,
+        device: Device::Args(qemu::handover_port),
         poll: unpolled,
     },
     Entry {
@@ -285,7 +298,7 @@ mod tests {
     #[test]
     fn optional_links_exist_only_when_wanted_and_every_inherited_fd_is_named() {
         let links = Links::open(Wanted::default()).unwrap();
-        for link in [Link::Stats, Link::Stdin, Link::Control] {
+        for link in [Link::Stats, Link::Stdin, Link::Control, Link::Handover] {
             assert!(links.host(link).is_none(), "{link:?}");
         }
         let args: Vec<String> = links
@@ -307,9 +320,10 @@ mod tests {
             stats: true,
             control: true,
             console: true,
+            handover: true,
         };
         let links = Links::open(all).unwrap();
-        assert_eq!(links.inherited().len(), 8);
+        assert_eq!(links.inherited().len(), 9);
         let polled: Vec<Link> = links.polled().iter().map(|p| p.0).collect();
         assert_eq!(
             polled,
@@ -322,6 +336,18 @@ mod tests {
                 Link::QemuStderr
             ]
         );
+    }
+
+    #[test]
+    fn a_machine_that_may_be_restored_has_every_port_whatever_the_run_uses() {
+        let warm = Wanted {
+            handover: true,
+            ..Wanted::default()
+        };
+        let links = Links::open(warm).unwrap();
+        for link in [Link::Stats, Link::Stdin, Link::Control, Link::Handover] {
+            assert!(links.host(link).is_some(), "{link:?}");
+        }
     }
 
     #[test]

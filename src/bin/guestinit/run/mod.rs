@@ -9,6 +9,7 @@ mod child;
 mod console;
 mod diag;
 mod events;
+mod fd_pass;
 mod flow;
 mod gate;
 mod links;
@@ -34,6 +35,7 @@ mod verdict;
 pub use verdict::Verdict;
 mod virtiofsd;
 mod vm;
+mod warm;
 
 use pob_cache::PobCache;
 use std::fs::File;
@@ -46,7 +48,7 @@ use std::time::{Duration, Instant};
 use mio::net::UnixStream;
 use signal_hook_mio::v1_0::Signals;
 
-use crate::cli::{Compress, GuestMode, RunArgs, Setup};
+use crate::cli::{CacheCommand, Compress, GuestMode, RunArgs, Setup};
 use crate::decode::decoder_buffer;
 use crate::disk;
 use crate::error::{Error, Result};
@@ -110,7 +112,11 @@ fn run(args: &RunArgs, stdout: Spool, diag: &Diagnostics) -> Result<Verdict> {
     }
     let learn_pob = machine.learn_pob.take();
     let memory_mib = machine.memory_mib;
-    let Started { mut vm, mut links } = start(args, machine, diag)?;
+    let Started {
+        mut vm,
+        mut links,
+        warm,
+    } = start(args, machine, diag)?;
     if let (Some(link), Some(socket)) = (links.take(Link::Stats), &mut stats_socket) {
         socket.serve(link)?;
     }
@@ -143,11 +149,22 @@ fn run(args: &RunArgs, stdout: Spool, diag: &Diagnostics) -> Result<Verdict> {
     };
     let mut sources = sources(args, links, polled, &mut buffer, relay, signals, &mut files)?;
     sources.console = console;
+    if let Some(warm) = warm {
+        match warm.replay {
+            Some(replay) => sources.bulk.replay(&replay),
+            None => sources.bulk.recorded = Some(Vec::new()),
+        }
+        sources.warm = Some(warm.session);
+    }
     // The shell starts at the terminal's size (queued until the guest
     // opens its control port).
     sources.resize();
     let mut stopper = Stopper::new(deadline);
-    let status = reactor::run(&mut sources, &mut vm, &mut stopper)?;
+    let status = reactor::run(&mut sources, &mut vm, &mut stopper);
+    if let Some(session) = sources.warm.take() {
+        session.finish(args.vm.verbose);
+    }
+    let status = status?;
     // QEMU is gone: nothing uses the shares' daemons any more.
     vm.end_daemons();
     if let Some(console) = &mut sources.console {
@@ -184,6 +201,37 @@ struct Machine<'a> {
     learn_pob: Option<PobCache>,
     /// The virtiofsd that serves `--share`, when there is one.
     virtiofsd: Option<PathBuf>,
+    /// A machine that may be snapshotted or restored: `initrd` is its base
+    /// archive, and this the run it is handed.
+    warm: Option<WarmRun>,
+}
+
+/// What a machine that may be warm is handed, and what keys its snapshot.
+struct WarmRun {
+    /// The base archive's bytes (a part of the snapshot's key).
+    base: Vec<u8>,
+    /// The payload's archive.
+    payload: File,
+}
+
+/// Why this run cannot be restored, if it cannot: what it has that a
+/// snapshot cannot hold or QEMU 7.2 cannot migrate.
+fn cold_reason(args: &RunArgs) -> Option<&'static str> {
+    if args.vm.cold {
+        Some("--cold")
+    } else if args.initramfs.is_some() {
+        Some("--initramfs (the whole archive is the user's)")
+    } else if !matches!(args.mode, GuestMode::Test | GuestMode::Exec(_)) {
+        Some("shell and mkdisk modes")
+    } else if !args.disks.is_empty() {
+        Some("--disk (the guest would keep a stale view of the image)")
+    } else if !args.vm.shares.is_empty() {
+        Some("--share (vhost-user-fs does not migrate)")
+    } else if args.vm.net.is_some() {
+        Some("--net (not restored yet)")
+    } else {
+        None
+    }
 }
 
 /// Finds the kernel, builds its command line, packs the archive and sizes
@@ -214,12 +262,35 @@ fn prepare<'a>(args: &'a RunArgs, diag: &Diagnostics) -> Result<Machine<'a>> {
     if virtiofsd.is_some() {
         device_modules.extend(share::MODULES);
     }
-    let initrd = initramfs(args, &kernel, device_modules)?;
-    let sizes = memory::archive_sizes(&initrd.path).map_err(|source| Error::Read {
-        path: initrd.path.clone(),
-        source,
-    })?;
+    let cold = cold_reason(args);
+    if let (Some(reason), true) = (cold, args.vm.verbose) {
+        diag.line(&format!("guestinit: booting cold: {reason}"));
+    }
+    let (initrd, warm, sizes) = match cold {
+        Some(_) => {
+            let initrd = initramfs(args, &kernel, device_modules)?;
+            let sizes = memory::archive_sizes(&initrd.path).map_err(|source| Error::Read {
+                path: initrd.path.clone(),
+                source,
+            })?;
+            (initrd, None, sizes)
+        }
+        None => {
+            let (initrd, warm) = warm_archives(args, &kernel, device_modules)?;
+            let len = warm.base.len() as u64 + warm.payload.metadata().map_or(0, |m| m.len());
+            let sizes = memory::Sizes {
+                loaded: len,
+                unpacked: len,
+            };
+            (initrd, Some(warm), sizes)
+        }
+    };
     let (memory_mib, warning) = memory::choose(args.vm.memory, sizes.unpacked);
+    // One snapshot serves payloads of many sizes: the default is rounded up.
+    let memory_mib = match (&warm, args.vm.memory) {
+        (Some(_), None) => memory_mib.div_ceil(memory::DEFAULT_MIB) * memory::DEFAULT_MIB,
+        _ => memory_mib,
+    };
     let nodes = topology.map_or(1, |t| t.nodes);
     let (memory_mib, rounded) = memory::spread(memory_mib, args.vm.memory.is_some(), nodes)
         .map_err(|t| Error::NodeMemoryTooSmall {
@@ -249,6 +320,7 @@ fn prepare<'a>(args: &'a RunArgs, diag: &Diagnostics) -> Result<Machine<'a>> {
         cpus,
         learn_pob: pob.learn,
         virtiofsd,
+        warm,
     })
 }
 
@@ -337,6 +409,7 @@ fn wanted(args: &RunArgs) -> links::Wanted {
         stats: args.stats_socket.is_some(),
         control: matches!(args.mode, GuestMode::Shell | GuestMode::Exec(_)),
         console: args.mode == GuestMode::Shell,
+        handover: false,
     }
 }
 
@@ -344,11 +417,34 @@ fn wanted(args: &RunArgs) -> links::Wanted {
 struct Started {
     vm: vm::Vm,
     links: Links,
+    warm: Option<WarmStart>,
+}
+
+/// A machine that may be warm, as it starts.
+struct WarmStart {
+    session: warm::Session,
+    /// A restored machine's frames from before its snapshot; `None` when
+    /// this run boots (and records them).
+    replay: Option<Vec<u8>>,
 }
 
 /// Opens the links and starts QEMU on `machine`.
 fn start(args: &RunArgs, machine: Machine, diag: &Diagnostics) -> Result<Started> {
-    let wanted = wanted(args);
+    let wanted = links::Wanted {
+        handover: machine.warm.is_some(),
+        ..wanted(args)
+    };
+    // The kernel's line of a machine that may be warm holds only what every
+    // run of it shares; the run's keys are handed over.
+    let line_params = match machine.warm {
+        Some(_) => BootParams {
+            pob: machine.params.pob,
+            handover: true,
+            ..BootParams::default()
+        },
+        None => machine.params,
+    };
+    let warm_line = machine.warm.is_some();
     let mut links = Links::open(wanted)?;
     // Each daemon is ready before QEMU starts (`virtiofsd`).
     let (daemons, shares) = match &machine.virtiofsd {
@@ -368,7 +464,7 @@ fn start(args: &RunArgs, machine: Machine, diag: &Diagnostics) -> Result<Started
         memory_mib: machine.memory_mib,
         cpus: machine.cpus,
         topology: args.vm.topology,
-        params: machine.params,
+        params: line_params,
         append: args.vm.append.as_deref().filter(|a| !a.is_empty()),
         disks: &args.disks,
         net: args.vm.net,
@@ -376,15 +472,27 @@ fn start(args: &RunArgs, machine: Machine, diag: &Diagnostics) -> Result<Started
         shares: shares.iter().map(virtiofsd::Device::qemu).collect(),
         extra: &args.vm.qemu_args,
         links: links.qemu_args(),
-        stdin: wanted.stdin,
-        stats: wanted.stats,
+        stdin: wanted.stdin && !warm_line,
+        stats: wanted.stats && !warm_line,
     });
+    let mut qemu_args = qemu_args;
+    let mut warm_plan = None;
+    if let Some(run) = &machine.warm {
+        let plan = warm_plan_for(&qemu_args, &machine.kernel, run, diag, args.vm.verbose);
+        if let warm::Plan::Restore(snapshot) = &plan {
+            qemu_args.extend(qemu::incoming(snapshot.file.as_raw_fd()));
+        }
+        warm_plan = Some(plan);
+    }
     if args.vm.verbose {
         let shown: Vec<_> = qemu_args.iter().map(|a| a.to_string_lossy()).collect();
         diag.line(&format!("guestinit: {} {}", qemu::QEMU, shown.join(" ")));
     }
     let mut inherited = links.inherited();
     inherited.extend(machine.initrd.fd.as_ref().map(|fd| fd.as_raw_fd()));
+    if let Some(warm::Plan::Restore(snapshot)) = &warm_plan {
+        inherited.push(snapshot.file.as_raw_fd());
+    }
     inherited.extend(shares.iter().map(virtiofsd::Device::fd));
     let stderr = links.take_qemu_stderr().ok_or_else(|| Error::VmSetup {
         what: "QEMU's stderr link".into(),
@@ -396,10 +504,81 @@ fn start(args: &RunArgs, machine: Machine, diag: &Diagnostics) -> Result<Started
     links.close_guest_ends();
     drop(shares);
     drop(machine.initrd);
-    if let Some(link) = links.take(Link::Stdin) {
+    if let Some(link) = links.take(Link::Stdin).filter(|_| wanted.stdin) {
         stdin::forward(link);
     }
-    Ok(Started { vm, links })
+    let warm = match (machine.warm, warm_plan) {
+        (Some(run), Some(plan)) => {
+            let handover = links.take_always(Link::Handover)?;
+            let replay = match &plan {
+                warm::Plan::Restore(snapshot) => Some(snapshot.replay.clone()),
+                _ => None,
+            };
+            let run = warm::handover::Run {
+                params: handover_params(args, &machine.params, wanted),
+                archive: run.payload,
+            };
+            Some(WarmStart {
+                session: warm::Session::start(plan, handover, run, diag),
+                replay,
+            })
+        }
+        _ => None,
+    };
+    Ok(Started { vm, links, warm })
+}
+
+/// The keys a machine that may be warm is handed: those a cold run's
+/// kernel line holds, the user's `--append` last as there.
+fn handover_params(args: &RunArgs, params: &BootParams, wanted: links::Wanted) -> String {
+    let params = BootParams {
+        ack: true,
+        stdin: wanted.stdin,
+        stats: wanted.stats,
+        ..*params
+    };
+    let mut line = String::new();
+    params.write_to(&mut line).expect("a String takes any text");
+    if let Some(append) = args.vm.append.as_deref().filter(|a| !a.is_empty()) {
+        line.push(' ');
+        line.push_str(append);
+    }
+    line
+}
+
+/// The snapshot plan of a machine booted with `qemu_args`: none (boot and
+/// hand over) when the QEMU binary cannot be found to key it by.
+fn warm_plan_for(
+    qemu_args: &[std::ffi::OsString],
+    kernel: &Path,
+    run: &WarmRun,
+    diag: &Diagnostics,
+    verbose: bool,
+) -> warm::Plan {
+    let key = warm::key::qemu_path(qemu::QEMU)
+        .and_then(|qemu| warm::key::of(qemu_args, kernel, &run.base, &qemu).ok());
+    match key {
+        Some(key) => warm::plan(&key, diag, verbose),
+        None => warm::Plan::Boot,
+    }
+}
+
+/// `guestinit cache clean`.
+pub fn cache_command(command: CacheCommand) -> Result<()> {
+    let CacheCommand::Clean = command;
+    let Some(dir) = cache::cache_dir() else {
+        return Ok(());
+    };
+    let freed = warm::store::clean_all(&dir).map_err(|source| Error::Write {
+        path: dir.clone(),
+        source,
+    })?;
+    println!(
+        "guestinit: removed {:.1} MiB from {}",
+        freed as f64 / (1 << 20) as f64,
+        dir.display()
+    );
+    Ok(())
 }
 
 /// The data disks' access for the kernel command line (none in mkdisk
@@ -607,24 +786,7 @@ fn initramfs(args: &RunArgs, kernel: &Path, device_modules: Vec<&'static str>) -
             source: io::ErrorKind::NotFound.into(),
         }),
         None => {
-            let spec = pack::Spec {
-                argv: args.program.clone(),
-                init: args.vm.init.clone(),
-                kernel: Some(kernel.to_owned()),
-                modules: args.vm.modules.clone(),
-                sched: args.sched.clone(),
-                setup: cargo_cwd(&args.mode, args.setup.clone()),
-                shell: match &args.mode {
-                    GuestMode::Test | GuestMode::Mkdisk(_) => None,
-                    GuestMode::Shell => Some(pack::Shell { exec_cmd: None }),
-                    GuestMode::Exec(cmd) => Some(pack::Shell {
-                        exec_cmd: Some(cmd.clone()),
-                    }),
-                },
-                device_modules,
-                net: args.vm.net.is_some(),
-                shares: args.vm.shares.clone(),
-            };
+            let spec = pack_spec(args, kernel, device_modules);
             let file = scratch::anonymous_file().map_err(|source| Error::VmSetup {
                 what: "creating a temporary file for the initramfs".into(),
                 source,
@@ -643,6 +805,56 @@ fn initramfs(args: &RunArgs, kernel: &Path, device_modules: Vec<&'static str>) -
             })
         }
     }
+}
+
+/// What `run` packs for `args`.
+fn pack_spec(args: &RunArgs, kernel: &Path, device_modules: Vec<&'static str>) -> pack::Spec {
+    pack::Spec {
+        argv: args.program.clone(),
+        init: args.vm.init.clone(),
+        kernel: Some(kernel.to_owned()),
+        modules: args.vm.modules.clone(),
+        sched: args.sched.clone(),
+        setup: cargo_cwd(&args.mode, args.setup.clone()),
+        shell: match &args.mode {
+            GuestMode::Test | GuestMode::Mkdisk(_) => None,
+            GuestMode::Shell => Some(pack::Shell { exec_cmd: None }),
+            GuestMode::Exec(cmd) => Some(pack::Shell {
+                exec_cmd: Some(cmd.clone()),
+            }),
+        },
+        device_modules,
+        net: args.vm.net.is_some(),
+        shares: args.vm.shares.clone(),
+    }
+}
+
+/// A machine that may be warm: its base archive, which QEMU boots (in an
+/// unnamed file, as `initramfs`'), and the payload's, which is handed over.
+fn warm_archives(
+    args: &RunArgs,
+    kernel: &Path,
+    device_modules: Vec<&'static str>,
+) -> Result<(Initrd, WarmRun)> {
+    let plan = pack::plan(&pack_spec(args, kernel, device_modules))?;
+    let setup = |what: &str| {
+        let what = what.to_owned();
+        move |source| Error::VmSetup { what, source }
+    };
+    let mut base = Vec::new();
+    pack::write_part(&plan, pack::Part::Base, &mut base, Path::new("(the base archive)"), Compress::None)?;
+    let mut base_file = scratch::anonymous_file().map_err(setup("creating a file for the base archive"))?;
+    io::Write::write_all(&mut base_file, &base).map_err(setup("writing the base archive"))?;
+    let payload = scratch::anonymous_file().map_err(setup("creating a file for the payload's archive"))?;
+    let writer = payload.try_clone().map_err(setup("duplicating the payload archive's descriptor"))?;
+    let named = std::env::temp_dir().join("(the payload's archive)");
+    pack::write_part(&plan, pack::Part::Payload, io::BufWriter::new(writer), &named, Compress::None)?;
+    let fd = OwnedFd::from(base_file);
+    let initrd = Initrd {
+        path: PathBuf::from(format!("/dev/fd/{}", fd.as_raw_fd())),
+        fd: Some(fd),
+    };
+    Ok((initrd, WarmRun { base, payload }))
 }
 
 /// As cargo's runner for tests, the payload starts in the package's folder,
@@ -741,6 +953,11 @@ fn sources<'b>(
         links,
         polled,
         diag,
+        wakes: match args.mode {
+            GuestMode::Shell | GuestMode::Exec(_) => Link::Control,
+            GuestMode::Test | GuestMode::Mkdisk(_) => Link::Hvc0,
+        },
+        warm: None,
     })
 }
 

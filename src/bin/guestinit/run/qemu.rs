@@ -248,7 +248,7 @@ fn serial(id: &str, fd: RawFd) -> Vec<OsString> {
 
 /// The virtio-serial controller the ports hang on.
 fn virtio_serial() -> Vec<OsString> {
-    strings(&["-device", "virtio-serial-pci,id=vser0,max_ports=5"])
+    strings(&["-device", "virtio-serial-pci,id=vser0,max_ports=6"])
 }
 
 /// COM1, the kernel's console and the trace; COM2, the init's own lines.
@@ -297,6 +297,17 @@ pub fn stdin_port(fd: RawFd) -> Vec<OsString> {
 /// Port 4, the host's control messages in shell and exec modes.
 pub fn control_port(fd: RawFd) -> Vec<OsString> {
     named_port("ctl", 4, proto::CONTROL_PORT, fd)
+}
+
+/// Port 5, the run handed to a booted machine (`warm`).
+pub fn handover_port(fd: RawFd) -> Vec<OsString> {
+    named_port("handover", 5, proto::HANDOVER_PORT, fd)
+}
+
+/// A restore: QEMU reads the VM's state from `fd` (a snapshot's file, at
+/// its stream) and goes on from it.
+pub fn incoming(fd: RawFd) -> Vec<OsString> {
+    strings(&["-incoming", &format!("fd:{fd}")])
 }
 
 /// The QMP monitor the host stops the VM through.
@@ -460,7 +471,7 @@ mod tests {
              -append console=ttyS0 earlyprintk=serial,ttyS0,115200 panic=-1 rdinit=/init \
              loglevel=5 no_timer_check cryptomgr.notests guestinit.ack \
              quiet loglevel=3 \
-             -device virtio-serial-pci,id=vser0,max_ports=5 \
+             -device virtio-serial-pci,id=vser0,max_ports=6 \
              -chardev socket,id=com1,fd=6 -serial chardev:com1 \
              -chardev socket,id=com2,fd=7 -serial chardev:com2 \
              -chardev socket,id=hvc0,fd=10 -device virtconsole,bus=vser0.0,nr=0,chardev=hvc0 \

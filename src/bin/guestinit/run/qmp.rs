@@ -20,6 +20,14 @@ use super::qmp_event::{self, Event, Line};
 const CAPABILITIES: &str = r#"{"execute":"qmp_capabilities"}"#;
 const CTRL_ALT_DELETE: &str = r#"{"execute":"send-key","arguments":{"keys":[{"type":"qcode","data":"ctrl"},{"type":"qcode","data":"alt"},{"type":"qcode","data":"delete"}]}}"#;
 const QUIT: &str = r#"{"execute":"quit"}"#;
+/// A snapshot (`warm`): QEMU says when the migration ends (events), is not
+/// held to its default 128 MiB/s, and writes to the file `getfd` hands it.
+const MIGRATION_EVENTS: &str = r#"{"execute":"migrate-set-capabilities","arguments":{"capabilities":[{"capability":"events","state":true}]}}"#;
+const MIGRATION_SPEED: &str = r#"{"execute":"migrate-set-parameters","arguments":{"max-bandwidth":68719476736}}"#;
+const GETFD: &str = r#"{"execute":"getfd","arguments":{"fdname":"snapshot"}}"#;
+const MIGRATE: &str = r#"{"execute":"migrate","arguments":{"uri":"fd:snapshot"}}"#;
+/// The snapshot's source goes on (it is paused once its state is out).
+const CONT: &str = r#"{"execute":"cont"}"#;
 
 /// Longest QMP line read: QEMU's events and the replies to the host's few
 /// commands are far shorter; a longer line is skipped and counted.
@@ -60,6 +68,15 @@ struct Seen {
     /// Errors reported to the guest, warned of once per disk and operation.
     reported: BTreeSet<(String, String)>,
     notes: Vec<String>,
+    /// A snapshot's migration is under way: its STOP is the host's doing.
+    migrating: bool,
+    /// How the migration ended (`completed`, or why it did not), once.
+    migrated: Option<Result<(), String>>,
+    /// `cont` was sent after a snapshot and the VM has not resumed yet;
+    /// QEMU refuses it until the migration is finalized, just after its
+    /// `completed` event, so a refused one is sent again.
+    resuming: bool,
+    cont_again: bool,
 }
 
 impl Qmp {
@@ -81,6 +98,28 @@ impl Qmp {
         self.stream.write_all(format!("{line}\n").as_bytes())
     }
 
+    /// Starts writing the VM's state into `file` (at its offset): the end
+    /// comes as [`Qmp::take_migrated`].
+    pub fn snapshot(&mut self, file: &std::fs::File) -> io::Result<()> {
+        self.seen.migrating = true;
+        self.send(MIGRATION_EVENTS)?;
+        self.send(MIGRATION_SPEED)?;
+        super::fd_pass::send_with_fd(&self.stream, format!("{GETFD}\n").as_bytes(), file)?;
+        self.send(MIGRATE)
+    }
+
+    /// After the snapshot: the VM runs on.
+    pub fn resume(&mut self) -> io::Result<()> {
+        self.seen.migrating = false;
+        self.seen.resuming = true;
+        self.send(CONT)
+    }
+
+    /// How the snapshot's migration ended, once it has.
+    pub fn take_migrated(&mut self) -> Option<Result<(), String>> {
+        self.seen.migrated.take()
+    }
+
     pub fn command(&mut self, command: Command) -> io::Result<()> {
         match command {
             Command::CtrlAltDelete => self.send(CTRL_ALT_DELETE),
@@ -92,7 +131,7 @@ impl Qmp {
     pub fn on_readable(&mut self) -> Flow {
         let mut chunk = [0u8; 4096];
         let (lines, seen) = (&mut self.lines, &mut self.seen);
-        read_ready(&self.stream, &mut chunk, |bytes| {
+        let flow = read_ready(&self.stream, &mut chunk, |bytes| {
             seen.keep(bytes);
             let _ = lines.feed(bytes, |line| {
                 seen.line(line);
@@ -100,7 +139,14 @@ impl Qmp {
             });
             None
         })
-        .unwrap_or(Flow::Closed)
+        .unwrap_or(Flow::Closed);
+        if std::mem::take(&mut self.seen.cont_again) {
+            // Each round trip lets QEMU's main loop finalize the migration.
+            if let Err(e) = self.send(CONT) {
+                self.seen.notes.push(format!("QMP cont after the snapshot failed: {e}"));
+            }
+        }
+        flow
     }
 
     /// The event that halted the guest, if one came.
@@ -139,7 +185,16 @@ impl Seen {
     fn line(&mut self, line: &[u8]) {
         let mut event = match qmp_event::parse(line) {
             Line::Event(event) => event,
-            Line::Other => return,
+            Line::Error(desc) if self.migrating => {
+                self.migrating = false;
+                self.migrated = Some(Err(desc));
+                return;
+            }
+            Line::Error(desc) if self.resuming && desc.contains("not finalized") => {
+                self.cont_again = true;
+                return;
+            }
+            Line::Other | Line::Error(_) => return,
             Line::Garbage => {
                 self.garbage += 1;
                 return;
@@ -149,6 +204,25 @@ impl Seen {
             e.image = qemu::drive_index(&e.device)
                 .and_then(|i| self.images.get(i))
                 .cloned();
+        }
+        if let Event::Migration { status } = &event {
+            match status.as_str() {
+                "completed" => self.migrated = Some(Ok(())),
+                "failed" | "cancelled" => {
+                    self.migrating = false;
+                    self.migrated = Some(Err(format!("the migration {status}")));
+                }
+                _ => {}
+            }
+            return;
+        }
+        // The snapshot's own pause, and its end.
+        if self.migrating && event == Event::Stop {
+            return;
+        }
+        if event == Event::Resume {
+            self.resuming = false;
+            return;
         }
         if !event.halts() {
             // An error the guest was told of: it goes on; the user hears once.

@@ -19,6 +19,8 @@ pub enum Line {
     Event(Event),
     /// The greeting, a reply, or an event the host has no use for.
     Other,
+    /// A command's error reply: its description.
+    Error(String),
     /// Not a JSON object: never fatal, only counted.
     Garbage,
 }
@@ -33,6 +35,13 @@ pub enum Event {
     /// The guest told QEMU it panicked (pvpanic, `--qemu-arg -device pvpanic`).
     GuestPanicked {
         action: String,
+    },
+    /// The VM runs again (after a snapshot's `cont`).
+    Resume,
+    /// A migration's state changed (`completed`, `failed`, ...): the host
+    /// migrates only to take a snapshot (`warm`), with events asked for.
+    Migration {
+        status: String,
     },
 }
 
@@ -60,6 +69,7 @@ impl Event {
         match self {
             Event::BlockIoError(e) => e.stops(),
             Event::Stop | Event::GuestPanicked { .. } => true,
+            Event::Migration { .. } | Event::Resume => false,
         }
     }
 }
@@ -75,6 +85,9 @@ pub fn parse(line: &[u8]) -> Line {
     let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(line) else {
         return Line::Garbage;
     };
+    if let Some(Value::Object(error)) = object.get("error") {
+        return Line::Error(field(error, "desc"));
+    }
     let Some(name) = object.get("event").and_then(Value::as_str) else {
         return Line::Other;
     };
@@ -96,8 +109,12 @@ pub fn parse(line: &[u8]) -> Line {
             image: None,
         }),
         "STOP" => Event::Stop,
+        "RESUME" => Event::Resume,
         "GUEST_PANICKED" => Event::GuestPanicked {
             action: text("action"),
+        },
+        "MIGRATION" => Event::Migration {
+            status: text("status"),
         },
         _ => return Line::Other,
     };
@@ -156,6 +173,8 @@ impl fmt::Display for Event {
                 f,
                 "the guest kernel panicked (QEMU's GUEST_PANICKED, action {action})"
             ),
+            Event::Migration { status } => write!(f, "the snapshot's migration is {status}"),
+            Event::Resume => f.write_str("the VM runs again"),
         }
     }
 }
@@ -165,6 +184,21 @@ mod tests {
     use super::*;
 
     const ENOSPC: &str = r##"{"timestamp": {"seconds": 1718000000, "microseconds": 5}, "event": "BLOCK_IO_ERROR", "data": {"device": "disk0", "nospace": true, "node-name": "#block146", "reason": "No space left on device", "operation": "write", "action": "stop"}}"##;
+
+    #[test]
+    fn a_migrations_state_is_read_and_never_halts() {
+        let line = br#"{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "MIGRATION", "data": {"status": "completed"}}"#;
+        let Line::Event(event) = parse(line) else {
+            panic!("not an event")
+        };
+        assert_eq!(
+            event,
+            Event::Migration {
+                status: "completed".into()
+            }
+        );
+        assert!(!event.halts());
+    }
 
     #[test]
     fn a_full_host_disk_is_a_block_error_that_stops() {

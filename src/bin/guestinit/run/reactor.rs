@@ -25,6 +25,7 @@ use super::stop::{self, Action, Stopper};
 use super::stream::Bulk;
 use super::verdict;
 use super::vm::Vm;
+use super::warm::Session;
 
 /// What the loop waits on: a link (its token is its table index), the
 /// stop signals, or shell mode's terminal.
@@ -81,6 +82,11 @@ pub struct Sources<'b> {
     /// took their ends; the descriptors stay theirs).
     pub polled: Vec<(Link, RawFd, Interest)>,
     pub diag: Diagnostics,
+    /// Where wake bytes go: hvc0 in test mode, the control port in shell
+    /// and exec modes (hvc0 is the shell's there).
+    pub wakes: Link,
+    /// A machine that may be snapshotted or was restored.
+    pub warm: Option<Session>,
 }
 
 impl Sources<'_> {
@@ -99,12 +105,9 @@ impl Sources<'_> {
         Ok(())
     }
 
-    /// Where wake bytes and the window size go: in shell and exec modes
-    /// hvc0 is the shell's, so the control port.
+    /// Where wake bytes go.
     fn control(&self) -> Option<&std::os::unix::net::UnixStream> {
-        self.links
-            .host(Link::Control)
-            .or_else(|| self.links.host(Link::Hvc0))
+        self.links.host(self.wakes)
     }
 
     /// Sends the terminal's size to the guest's shell.
@@ -160,6 +163,9 @@ impl Sources<'_> {
                 if self.bulk.relay.collected.exit_code.is_some() {
                     stopper.on_exit(Instant::now());
                 }
+                if let Some(warm) = &mut self.warm {
+                    warm.on_bulk(&self.bulk.relay.collected, &mut self.qmp);
+                }
                 flow
             }
             Link::Com1 => {
@@ -179,6 +185,10 @@ impl Sources<'_> {
             Link::QemuStderr => self.qemu_stderr.on_readable(),
             Link::Qmp => {
                 let flow = self.qmp.on_readable();
+                if let Some(warm) = &mut self.warm {
+                    let recorded = self.bulk.recorded.as_deref().unwrap_or_default();
+                    warm.on_qmp(&mut self.qmp, recorded);
+                }
                 for note in self.qmp.take_notes() {
                     self.diag.warn(&note);
                 }
@@ -192,7 +202,7 @@ impl Sources<'_> {
                 None => Flow::Closed,
             },
             // Threads read these, or the host only writes them.
-            Link::Stats | Link::Stdin | Link::Control => Flow::Closed,
+            Link::Stats | Link::Stdin | Link::Control | Link::Handover => Flow::Closed,
         }
     }
 }

@@ -37,6 +37,8 @@ pub struct Collected {
     /// The last well-formed KADR: what `page_offset_base`'s offset is learned from.
     pub kernel_addrs: Option<KernelAddrs>,
     pub sched: super::sched::SchedFrames,
+    /// HRDY came: the machine waits for its run on the handover port.
+    pub handover_ready: bool,
 }
 
 /// Routes events: SOUT to `stdout`, SERR and the host's words to the
@@ -96,6 +98,7 @@ impl Relay {
             Tag::DMSG => self.collected.dmsg.extend_from_slice(payload),
             Tag::SCLG | Tag::SCDX | Tag::LIFE => self.collected.sched.on_frame(tag, payload),
             Tag::KADR => self.collected.kernel_addrs = KernelAddrs::from_bytes(payload),
+            Tag::HRDY => self.collected.handover_ready = true,
             Tag::TIME => self.collected.timeline.extend(Timeline::entries(payload)),
             Tag::WAIT => match WaitStatus::from_bytes(payload) {
                 Some(wait) => self.collected.wait = Some(wait),
@@ -151,6 +154,9 @@ pub struct Bulk<'b> {
     acked: bool,
     /// The spools its frames feed: the port is read while they have room.
     pub gate: Gate,
+    /// Every byte up to HRDY, for a snapshot to replay (`warm`), at most
+    /// one byte past what a snapshot keeps.
+    pub recorded: Option<Vec<u8>>,
 }
 
 impl<'b> Bulk<'b> {
@@ -185,7 +191,17 @@ impl<'b> Bulk<'b> {
             chunk: vec![0; chunk_len],
             acked: false,
             gate,
+            recorded: None,
         }
+    }
+
+    /// What a restored machine sent before its snapshot, as if it came now.
+    pub fn replay(&mut self, bytes: &[u8]) {
+        if let Some(log) = &self.log {
+            log.push(bytes);
+        }
+        let relay = &mut self.relay;
+        feed(&mut self.decoder, bytes, |e| relay.on_event(e, false));
     }
 
     /// Reads what the port holds (one chunk when throttled), decodes it and
@@ -201,6 +217,7 @@ impl<'b> Bulk<'b> {
             chunk,
             acked,
             gate,
+            recorded,
         } = self;
         if !gate.open() {
             return Flow::Paused;
@@ -208,6 +225,10 @@ impl<'b> Bulk<'b> {
         let read = read_ready(&*stream, chunk, |bytes| {
             if let Some(log) = log {
                 log.push(bytes);
+            }
+            if let Some(recorded) = recorded.as_mut().filter(|_| !relay.collected.handover_ready) {
+                let room = (super::warm::store::REPLAY_MAX + 1).saturating_sub(recorded.len());
+                recorded.extend_from_slice(&bytes[..room.min(bytes.len())]);
             }
             feed(decoder, bytes, |e| relay.on_event(e, false));
             if !*acked && relay.collected.exit_code.is_some() {

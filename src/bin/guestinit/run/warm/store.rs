@@ -1,0 +1,391 @@
+//! The snapshots on disk: one file per machine under
+//! `$XDG_CACHE_HOME/guestinit/snapshots`, named by the machine's slot
+//! (`key`). A file is a fixed header, then QEMU's migration stream as QEMU
+//! wrote it. The header says what the state was made of and how long and
+//! what CRC the stream has, so a stale, cut-short or corrupt file is found
+//! before QEMU reads a byte of it. Files are written aside and renamed,
+//! so a reader sees a whole file or none; LRU by modification time (a
+//! restore touches its file) bounds the directory.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use super::key::{Key, Parts};
+
+const MAGIC: &[u8; 8] = b"GISNAP\x00\x01";
+/// Where QEMU's stream starts: room for the header and the frames to replay.
+pub const HEADER_LEN: u64 = 4096;
+/// The header's fixed part: magic, three digests, length, CRC, replay length.
+const FIXED_LEN: usize = 8 + 3 * 32 + 8 + 4 + 4;
+/// The most bytes of frames a snapshot replays (KADR, SRDY, LIFE, HRDY and
+/// any warning the init sent before them).
+pub const REPLAY_MAX: usize = HEADER_LEN as usize - FIXED_LEN;
+/// The cache's bound without `GUESTINIT_SNAPSHOT_CACHE_MIB`.
+const DEFAULT_MAX_MIB: u64 = 4096;
+/// A partial file older than this was left by a host that died.
+const STALE_PARTIAL: Duration = Duration::from_secs(3600);
+
+/// The directory of snapshots, if the user has a cache directory.
+pub fn dir() -> Option<PathBuf> {
+    Some(crate::run::cache::cache_dir()?.join("snapshots"))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The file of `key`'s slot.
+pub fn path(dir: &Path, key: &Key) -> PathBuf {
+    dir.join(format!("{}.snap", hex(&key.slot)))
+}
+
+/// A snapshot that passed every check, its file at QEMU's stream.
+pub struct Snapshot {
+    pub file: File,
+    /// The bulk port's bytes up to HRDY, as the machine sent them.
+    pub replay: Vec<u8>,
+}
+
+/// What a slot's file holds for this run.
+pub enum Found {
+    Usable(Snapshot),
+    Missing,
+    /// It exists but cannot serve: why, in a few words.
+    Unusable(String),
+}
+
+/// Opens and checks the snapshot at `path` for a machine of `parts`.
+pub fn open(path: &Path, parts: &Parts) -> Found {
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Found::Missing,
+        Err(e) => return Found::Unusable(format!("unreadable ({e})")),
+    };
+    match check(&mut file, parts) {
+        Ok(replay) => {
+            // Touched: the least recently used snapshot is evicted first.
+            let _ = file.set_modified(SystemTime::now());
+            Found::Usable(Snapshot { file, replay })
+        }
+        Err(why) => Found::Unusable(why),
+    }
+}
+
+/// The checks, in the order that costs least: the header, the parts, the
+/// length, then the stream's CRC (a read of the file, from the page cache
+/// when it was used lately); the file is left at the stream's start.
+fn check(file: &mut File, parts: &Parts) -> Result<Vec<u8>, String> {
+    let mut header = [0u8; HEADER_LEN as usize];
+    let io = |e: io::Error| format!("unreadable ({e})");
+    let len = file.metadata().map_err(io)?.len();
+    if len < HEADER_LEN {
+        return Err(format!("cut short ({len} bytes)"));
+    }
+    file.read_exact(&mut header).map_err(io)?;
+    let fixed = Header::parse(&header).ok_or("not a guestinit snapshot of this version")?;
+    if let Some(part) = fixed.parts.changed(parts) {
+        return Err(format!("stale (the {part} changed since it was taken)"));
+    }
+    let want = HEADER_LEN + fixed.state_len;
+    if len != want {
+        return Err(format!("cut short ({len} of {want} bytes)"));
+    }
+    let crc = crc_from(file, HEADER_LEN).map_err(io)?;
+    if crc != fixed.state_crc {
+        return Err("corrupt (its CRC does not match)".into());
+    }
+    file.seek(SeekFrom::Start(HEADER_LEN)).map_err(io)?;
+    Ok(header[FIXED_LEN..FIXED_LEN + fixed.replay_len].to_vec())
+}
+
+/// The CRC-32 of `file` from `offset` to its end.
+fn crc_from(file: &File, mut offset: u64) -> io::Result<u32> {
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read_at(&mut buf, offset)?;
+        if n == 0 {
+            return Ok(hasher.finalize());
+        }
+        hasher.update(&buf[..n]);
+        offset += n as u64;
+    }
+}
+
+/// The header's fields.
+struct Header {
+    parts: Parts,
+    state_len: u64,
+    state_crc: u32,
+    replay_len: usize,
+}
+
+impl Header {
+    fn parse(bytes: &[u8; HEADER_LEN as usize]) -> Option<Header> {
+        if &bytes[..8] != MAGIC {
+            return None;
+        }
+        let digest = |at: usize| -> [u8; 32] { bytes[at..at + 32].try_into().unwrap_or_default() };
+        let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default());
+        let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap_or_default());
+        let replay_len = u32_at(8 + 96 + 12) as usize;
+        (replay_len <= REPLAY_MAX).then_some(Header {
+            parts: Parts {
+                kernel: digest(8),
+                base: digest(40),
+                qemu: digest(72),
+            },
+            state_len: u64_at(104),
+            state_crc: u32_at(112),
+            replay_len,
+        })
+    }
+
+    fn write(&self, replay: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER_LEN as usize);
+        out.extend_from_slice(MAGIC);
+        for digest in [&self.parts.kernel, &self.parts.base, &self.parts.qemu] {
+            out.extend_from_slice(digest);
+        }
+        out.extend_from_slice(&self.state_len.to_le_bytes());
+        out.extend_from_slice(&self.state_crc.to_le_bytes());
+        out.extend_from_slice(&(replay.len() as u32).to_le_bytes());
+        out.extend_from_slice(replay);
+        out.resize(HEADER_LEN as usize, 0);
+        out
+    }
+}
+
+/// A snapshot being written: QEMU writes its stream at [`HEADER_LEN`].
+pub struct Pending {
+    pub file: File,
+    partial: PathBuf,
+    path: PathBuf,
+    parts: Parts,
+}
+
+impl Pending {
+    /// A partial file beside the slot's, positioned for QEMU.
+    pub fn create(dir: &Path, key: &Key) -> io::Result<Pending> {
+        fs::create_dir_all(dir)?;
+        let path = path(dir, key);
+        let partial = path.with_extension(format!("{}.partial", std::process::id()));
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&partial)?;
+        file.seek(SeekFrom::Start(HEADER_LEN))?;
+        Ok(Pending {
+            file,
+            partial,
+            path,
+            parts: key.parts.clone(),
+        })
+    }
+
+    /// Once QEMU wrote the whole stream: the header, then the rename that
+    /// makes it the slot's snapshot. The partial file is removed on error.
+    pub fn finish(self, replay: &[u8]) -> io::Result<PathBuf> {
+        let result = self.write_header(replay);
+        if result.is_err() {
+            let _ = fs::remove_file(&self.partial);
+        }
+        result.map(|()| self.path)
+    }
+
+    fn write_header(&self, replay: &[u8]) -> io::Result<()> {
+        if replay.len() > REPLAY_MAX {
+            return Err(io::Error::other(format!(
+                "the machine sent {} bytes before HRDY, more than the {REPLAY_MAX} a snapshot keeps",
+                replay.len()
+            )));
+        }
+        let state_len = self.file.metadata()?.len().saturating_sub(HEADER_LEN);
+        let header = Header {
+            parts: self.parts.clone(),
+            state_len,
+            state_crc: crc_from(&self.file, HEADER_LEN)?,
+            replay_len: replay.len(),
+        };
+        (&self.file).write_all_at(&header.write(replay), 0)?;
+        fs::rename(&self.partial, &self.path)
+    }
+
+    /// A snapshot that was not taken after all.
+    pub fn abandon(self) {
+        let _ = fs::remove_file(&self.partial);
+    }
+}
+
+/// The cache's bound in bytes.
+pub fn max_bytes() -> u64 {
+    std::env::var("GUESTINIT_SNAPSHOT_CACHE_MIB")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(DEFAULT_MAX_MIB)
+        .saturating_mul(1 << 20)
+}
+
+/// Removes the least recently used snapshots until the rest fit in `max`
+/// bytes (`keep` is never removed), and partial files a dead host left.
+pub fn evict(dir: &Path, max: u64, keep: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let now = SystemTime::now();
+    let mut snaps = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(meta) = entry.metadata() else { continue };
+        let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        let name = path.to_string_lossy();
+        if name.ends_with(".partial") {
+            if now.duration_since(modified).unwrap_or_default() > STALE_PARTIAL {
+                let _ = fs::remove_file(&path);
+            }
+        } else if name.ends_with(".snap") {
+            snaps.push((modified, meta.len(), path));
+        }
+    }
+    snaps.sort();
+    let mut total: u64 = snaps.iter().map(|s| s.1).sum();
+    for (_, len, path) in snaps {
+        if total <= max {
+            break;
+        }
+        if path != keep && fs::remove_file(&path).is_ok() {
+            total -= len;
+        }
+    }
+}
+
+/// `guestinit cache clean`: every snapshot, and what else the cache
+/// holds; the bytes freed.
+pub fn clean_all(cache: &Path) -> io::Result<u64> {
+    fn size(path: &Path) -> u64 {
+        match fs::symlink_metadata(path) {
+            Ok(m) if m.is_dir() => fs::read_dir(path)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| size(&e.path()))
+                .sum(),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        }
+    }
+    let freed = size(cache);
+    match fs::remove_dir_all(cache) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(freed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn key(n: u8) -> Key {
+        Key {
+            slot: [n; 32],
+            parts: Parts {
+                kernel: [1; 32],
+                base: [2; 32],
+                qemu: [3; 32],
+            },
+        }
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("guestinit-snap-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    /// A snapshot of `state` written as the host writes one.
+    fn take(dir: &Path, key: &Key, state: &[u8], replay: &[u8]) -> PathBuf {
+        let mut pending = Pending::create(dir, key).unwrap();
+        pending.file.write_all(state).unwrap();
+        pending.finish(replay).unwrap()
+    }
+
+    #[test]
+    fn a_snapshot_reads_back_with_its_replay_and_the_file_at_the_stream() {
+        let dir = scratch("ok");
+        let key = key(7);
+        let path = take(&dir, &key, b"QEVM stream", b"frames");
+        let Found::Usable(mut snap) = open(&path, &key.parts) else {
+            panic!("not usable")
+        };
+        assert_eq!(snap.replay, b"frames");
+        let mut rest = Vec::new();
+        snap.file.read_to_end(&mut rest).unwrap();
+        assert_eq!(rest, b"QEVM stream");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn stale_cut_short_and_corrupt_snapshots_say_which() {
+        let dir = scratch("bad");
+        let key = key(8);
+        let path = take(&dir, &key, &[0x55; 10_000], b"");
+        let unusable = |parts: &Parts| match open(&path, parts) {
+            Found::Unusable(why) => why,
+            _ => panic!("usable"),
+        };
+        for (part, name) in [(0, "kernel"), (1, "base archive"), (2, "QEMU")] {
+            let mut parts = key.parts.clone();
+            match part {
+                0 => parts.kernel[0] ^= 1,
+                1 => parts.base[0] ^= 1,
+                _ => parts.qemu[0] ^= 1,
+            }
+            assert!(unusable(&parts).contains(&format!("the {name} changed")), "{name}");
+        }
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_all_at(&[0x54], HEADER_LEN + 5000).unwrap();
+        assert!(unusable(&key.parts).starts_with("corrupt"));
+        file.set_len(HEADER_LEN + 9_000).unwrap();
+        assert!(unusable(&key.parts).starts_with("cut short"));
+        file.set_len(100).unwrap();
+        assert!(unusable(&key.parts).starts_with("cut short"));
+        fs::write(&path, vec![0u8; 8192]).unwrap();
+        assert!(unusable(&key.parts).starts_with("not a guestinit snapshot"));
+        assert!(matches!(open(&dir.join("none.snap"), &key.parts), Found::Missing));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn eviction_removes_the_least_recently_used_but_never_the_kept_one() {
+        let dir = scratch("lru");
+        let paths: Vec<PathBuf> = (0..4).map(|n| take(&dir, &key(n), &[n; 1000], b"")).collect();
+        let old = SystemTime::now() - Duration::from_secs(100);
+        for (n, path) in paths.iter().enumerate() {
+            let file = File::options().write(true).open(path).unwrap();
+            file.set_modified(old + Duration::from_secs(n as u64)).unwrap();
+        }
+        let each = HEADER_LEN + 1000;
+        // Room for two: the oldest two go, though the oldest is kept.
+        evict(&dir, 2 * each, &paths[0]);
+        let left: Vec<bool> = paths.iter().map(|p| p.exists()).collect();
+        assert_eq!(left, [true, false, false, true]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_finish_leaves_no_partial_file() {
+        let dir = scratch("fail");
+        let pending = Pending::create(&dir, &key(9)).unwrap();
+        let partial = pending.partial.clone();
+        assert!(pending.finish(&vec![0u8; REPLAY_MAX + 1]).is_err());
+        assert!(!partial.exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
