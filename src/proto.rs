@@ -85,6 +85,10 @@ pub mod key {
     /// The guest's host name ([`super::net::Hostname`]); absent:
     /// [`super::net::DEFAULT_HOSTNAME`].
     pub const HOSTNAME: &str = "guestinit.hostname";
+    /// Present: the machine boots from the base archive alone and, after
+    /// SRDY and HRDY, reads its run on [`super::HANDOVER_PORT`]
+    /// (docs/PROTOCOL.md, the handover port).
+    pub const HANDOVER: &str = "guestinit.handover";
 }
 
 /// The data disks (`run --disk`) and the disk `mkdisk` formats.
