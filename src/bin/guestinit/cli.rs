@@ -423,7 +423,7 @@ mod tests {
         match cli.command {
             Command::Run(args) => args.program,
             Command::Pack(args) => args.program,
-            Command::Decode(_) | Command::Shell(_) | Command::Mkdisk(_) => vec![],
+            Command::Decode(_) | Command::Shell(_) | Command::Mkdisk(_) | Command::Cache(_) => vec![],
         }
     }
 
@@ -500,7 +500,7 @@ mod tests {
                 Command::Run(args) => args.vm,
                 Command::Shell(args) => args.vm,
                 Command::Mkdisk(args) => args.vm,
-                Command::Pack(_) | Command::Decode(_) => unreachable!(),
+                Command::Pack(_) | Command::Decode(_) | Command::Cache(_) => unreachable!(),
             }
         };
         let run = with(&["run"], &["--", "prog"]);

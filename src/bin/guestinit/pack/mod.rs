@@ -551,7 +551,7 @@ mod tests {
     }
 
     fn archive(plan: &Plan) -> Vec<u8> {
-        write_archive(plan, Vec::new()).unwrap()
+        write_archive(plan, Part::Whole, Vec::new()).unwrap()
     }
 
     #[test]

@@ -67,8 +67,12 @@ mod tests {
                 received = fds.next();
             }
         }
-        let fd: std::os::fd::OwnedFd = received.expect("a descriptor").into();
-        let mut same = std::fs::File::from(fd);
+        let fd = received.expect("a descriptor");
+        // SAFETY: the descriptor was just received and is owned by nothing else.
+        #[allow(unsafe_code)]
+        let mut same = unsafe {
+            <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(rustix::fd::IntoRawFd::into_raw_fd(fd))
+        };
         same.rewind().unwrap();
         let mut text = String::new();
         same.read_to_string(&mut text).unwrap();

@@ -249,11 +249,12 @@ mod tests {
 
     #[test]
     fn replies_greetings_and_unknown_events_are_other() {
+        let error = br#"{"error": {"class": "GenericError", "desc": "x"}}"#;
+        assert_eq!(parse(error), Line::Error("x".into()));
+        assert_eq!(parse(br#"{"event": "RESUME"}"#), Line::Event(Event::Resume));
         for line in [
             &br#"{"QMP": {"version": {}, "capabilities": ["oob"]}}"#[..],
             br#"{"return": {}}"#,
-            br#"{"error": {"class": "GenericError", "desc": "x"}}"#,
-            br#"{"event": "RESUME"}"#,
             br#"{"event": "SHUTDOWN", "data": {"guest": true, "reason": "guest-shutdown"}}"#,
             br#"{"event": 7}"#,
         ] {
