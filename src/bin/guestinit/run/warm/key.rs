@@ -69,26 +69,35 @@ pub fn of(argv: &[OsString], kernel: &Path, base: &[u8], qemu: &Path) -> io::Res
 }
 
 /// The arguments with what differs from run to run of one machine taken
-/// out: the descriptor numbers of the links (`fd=N`) and the archive's
-/// `/dev/fd/N` (its bytes are a part instead).
+/// out: the descriptor numbers of the links (`fd=N`), the archive's
+/// `/dev/fd/N` (its bytes are a part instead), and `page_offset_base`'s
+/// offset, which the first run of a kernel learns (and which only saves
+/// the init a scan: the KADR it sends is the same).
 fn normalized(argv: &[OsString]) -> impl Iterator<Item = Vec<u8>> + '_ {
     argv.iter().map(|arg| {
         let bytes = arg.as_bytes();
         if bytes.starts_with(b"/dev/fd/") {
             return b"/dev/fd/N".to_vec();
         }
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut rest = bytes;
-        while let Some(at) = find(rest, b"fd=") {
-            out.extend_from_slice(&rest[..at + 3]);
-            rest = &rest[at + 3..];
-            let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-            out.push(b'N');
-            rest = &rest[digits..];
-        }
-        out.extend_from_slice(rest);
-        out
+        let bytes = without_value(bytes, b" guestinit.pob=", |b| b.is_ascii_hexdigit(), b"");
+        without_value(&bytes, b"fd=", |b| b.is_ascii_digit(), b"fd=N")
     })
+}
+
+/// `bytes` with each `key` and the run of `value` bytes after it replaced
+/// by `with`.
+fn without_value(bytes: &[u8], key: &[u8], value: impl Fn(&u8) -> bool, with: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while let Some(at) = find(rest, key) {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(with);
+        rest = &rest[at + key.len()..];
+        let len = rest.iter().take_while(|b| value(b)).count();
+        rest = &rest[len..];
+    }
+    out.extend_from_slice(rest);
+    out
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -124,6 +133,12 @@ mod tests {
         let one = key(&base);
         let renumbered = key(&["-m", "256", "-chardev", "socket,id=com1,fd=17", "-initrd", "/dev/fd/3"]);
         assert_eq!(one.slot, renumbered.slot);
+        let line = |pob: &str| {
+            let append = format!("panic=-1 guestinit.ack{pob} quiet");
+            of(&args(&["-append", &append]), &kernel, b"base", &qemu).unwrap().slot
+        };
+        assert_eq!(line(""), line(" guestinit.pob=1398480"));
+        assert_ne!(line(""), line(" loglevel=7"));
         assert_eq!(one.parts, renumbered.parts);
         for other in [
             &["-m", "320", "-chardev", "socket,id=com1,fd=6", "-initrd", "/dev/fd/9"][..],
