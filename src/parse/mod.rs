@@ -10,6 +10,7 @@ pub mod iomem;
 pub mod kallsyms;
 pub mod lines;
 pub mod modinfo;
+pub mod newc;
 pub mod num;
 pub mod sched_script;
 pub mod shares;
