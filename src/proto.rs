@@ -14,6 +14,9 @@ pub const STATS_PORT: &str = "guestinit.stats";
 /// ([`control`]): the window size, and the dump and stop that hvc0 carries
 /// in test mode but cannot there, as it carries the user's keystrokes.
 pub const CONTROL_PORT: &str = "guestinit.ctl";
+/// Where the host hands a restored (or just-snapshotted) VM its run: the
+/// [`handover`] header, the run's init keys, the payload's newc archive.
+pub const HANDOVER_PORT: &str = "guestinit.handover";
 /// Where scx schedulers serve their stats (scx_stats).
 pub const STATS_SOCKET: &str = "/var/run/scx/root/stats";
 
@@ -22,6 +25,7 @@ pub const GUEST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:
 
 pub mod boot;
 pub mod control;
+pub mod handover;
 pub mod net;
 
 /// The payload's environment when the archive has no [`path::ENV`] file;
