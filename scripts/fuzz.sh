@@ -41,6 +41,7 @@ for target in "${targets[@]}"; do
     case $target in
     decode | roundtrip | resync | encode | msg) dict=fuzz/dict/tags.dict ;;
     control) dict=fuzz/dict/control.dict ;;
+    newc) dict=fuzz/dict/newc.dict ;;
     *) dict=fuzz/dict/text.dict ;;
     esac
     log=$logs/$target.log
