@@ -42,6 +42,7 @@ for target in "${targets[@]}"; do
     decode | roundtrip | resync | encode | msg) dict=fuzz/dict/tags.dict ;;
     control) dict=fuzz/dict/control.dict ;;
     newc) dict=fuzz/dict/newc.dict ;;
+    handover) dict=fuzz/dict/handover.dict ;;
     *) dict=fuzz/dict/text.dict ;;
     esac
     log=$logs/$target.log
