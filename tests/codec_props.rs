@@ -1,10 +1,13 @@
-//! The codec's fuzz properties (tests/props/codec.rs) and the control
-//! messages' (tests/props/control.rs) as property tests, so that stable
+//! The codec's fuzz properties (tests/props/codec.rs), the control
+//! messages' (tests/props/control.rs) and the handover header's
+//! (tests/props/handover.rs) as property tests, so that stable
 //! `cargo test` runs them; plus a replay of the fuzz corpus seeds and of
 //! every crash the fuzzing kept as a regression.
 
 #[path = "props/control.rs"]
 mod control;
+#[path = "props/handover.rs"]
+mod handover;
 #[path = "props/codec.rs"]
 mod props;
 #[path = "props/replay.rs"]
@@ -206,11 +209,65 @@ proptest! {
     }
 }
 
+fn handover_header() -> impl Strategy<Value = guestinit::proto::handover::Header> {
+    use guestinit::proto::handover::{Header, PARAMS_MAX};
+    let ns = prop_oneof![0u32..1_000_000_000, Just(999_999_999), any::<u32>()];
+    let params = prop_oneof![
+        0u32..=PARAMS_MAX as u32,
+        Just(PARAMS_MAX as u32),
+        any::<u32>()
+    ];
+    (
+        any::<u64>(),
+        ns,
+        any::<[u8; 64]>(),
+        params,
+        any::<u64>(),
+        any::<u32>(),
+    )
+        .prop_map(
+            |(realtime_s, realtime_ns, entropy, params_len, archive_len, archive_crc)| Header {
+                realtime_s,
+                realtime_ns,
+                entropy,
+                params_len,
+                archive_len,
+                archive_crc,
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn handover_header_round_trip(header in handover_header(), flip in any::<u8>()) {
+        handover::round_trip(&header, flip);
+    }
+
+    #[test]
+    fn handover_decode_any_bytes(data in prop::collection::vec(any::<u8>(), 0..120)) {
+        handover::decode_bytes(&data);
+    }
+}
+
 #[test]
 fn fuzz_corpus_seeds_and_regressions_replay() {
     replay::all(
-        &["decode", "roundtrip", "resync", "encode", "msg", "control"],
-        |target, data| props::replay(target, data) || control::replay(target, data),
+        &[
+            "decode",
+            "roundtrip",
+            "resync",
+            "encode",
+            "msg",
+            "control",
+            "handover",
+        ],
+        |target, data| {
+            props::replay(target, data)
+                || control::replay(target, data)
+                || handover::replay(target, data)
+        },
     );
 }
 

@@ -355,3 +355,147 @@ proptest! {
 fn boot_params_seeds_replay() {
     replay::all(&["boot_params"], boot_props::replay);
 }
+
+#[path = "props/newc.rs"]
+mod newc_props;
+
+use guestinit::parse::newc::NAME_MAX;
+
+/// An entry, mostly one a reader takes: a plain name (at times exactly
+/// as long as allowed), or one too long, empty, with a NUL, the trailer's.
+fn newc_entry() -> impl Strategy<Value = newc_props::Entry> {
+    let mode = prop_oneof![
+        prop::sample::select(&[0o100_644u32, 0o040_755, 0o120_777, 0o020_600, 0o010_644][..]),
+        any::<u32>(),
+    ];
+    let name = prop_oneof![
+        12 => text(b"ab/.", 12).prop_filter("a name has a byte", |n| !n.is_empty() && !n.contains(&0)),
+        1 => Just(vec![b'x'; NAME_MAX - 1]),
+        1 => Just(vec![b'x'; NAME_MAX]),
+        1 => text(b"a\0", 4),
+        1 => Just(b"TRAILER!!!".to_vec()),
+    ];
+    let data = prop_oneof![
+        3 => prop::collection::vec(any::<u8>(), 0..12),
+        1 => prop::collection::vec(any::<u8>(), 0..600),
+    ];
+    (mode, any::<u32>(), any::<u32>(), name, data).prop_map(|(mode, uid, mtime, name, data)| {
+        newc_props::Entry {
+            mode,
+            uid,
+            mtime,
+            name,
+            data,
+        }
+    })
+}
+
+/// Archives of such entries, mostly whole: at times edited, cut short, or
+/// followed by something other than zeros.
+fn newc_input() -> impl Strategy<Value = newc_props::NewcInput> {
+    let edits = prop_oneof![
+        3 => Just(vec![]),
+        1 => prop::collection::vec((any::<u16>(), prop::sample::select(&b"07\0 gA"[..])), 1..3),
+    ];
+    let tail = prop_oneof![
+        3 => prop::collection::vec(Just(0u8), 0..9),
+        1 => text(b"\x00070701TRAILER!", 140),
+    ];
+    (
+        prop::collection::vec(newc_entry(), 0..5),
+        prop::bool::weighted(0.9),
+        edits,
+        tail,
+        prop::collection::vec(0u16..200, 0..8),
+        prop::option::of(0u8..10),
+    )
+        .prop_map(
+            |(entries, trailer, edits, tail, cuts, stop_after)| newc_props::NewcInput {
+                entries,
+                trailer,
+                edits,
+                tail,
+                cuts,
+                stop_after,
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn newc(input in newc_input()) {
+        newc_props::newc(&input);
+    }
+
+    /// Bytes alone (no entry written): the model's, however they are cut.
+    #[test]
+    fn newc_any_bytes(
+        tail in text(b"070701TRAILER!\0", 400),
+        cuts in prop::collection::vec(0u16..120, 0..8),
+    ) {
+        let input = newc_props::NewcInput {
+            entries: vec![],
+            trailer: false,
+            edits: vec![],
+            tail,
+            cuts,
+            stop_after: None,
+        };
+        newc_props::newc(&input);
+    }
+
+    /// What the host's writer (the `cpio` crate, which `pack` uses) writes
+    /// reads back as its entries.
+    #[test]
+    fn newc_reads_the_cpio_crates_archives(entries in prop::collection::vec(newc_entry(), 0..6)) {
+        use std::io::Write;
+        let entries: Vec<_> = entries
+            .into_iter()
+            .filter(|e| e.is_valid())
+            .map(|e| newc_props::Entry { name: e.name.iter().map(|&b| b % 26 + b'a').collect(), ..e })
+            .collect();
+        let mut archive = Vec::new();
+        for e in &entries {
+            let h = e.header();
+            let name = std::str::from_utf8(&e.name).unwrap();
+            let mut w = cpio::newc::Builder::new(name)
+                .mode(h.mode)
+                .uid(h.uid)
+                .gid(h.gid)
+                .nlink(h.nlink)
+                .mtime(h.mtime)
+                .rdev_major(h.rdev_major)
+                .rdev_minor(h.rdev_minor)
+                .write(&mut archive, h.filesize);
+            w.write_all(&e.data).unwrap();
+            w.finish().unwrap();
+        }
+        cpio::newc::trailer(&mut archive).unwrap();
+        let mut ours = Vec::new();
+        for e in &entries {
+            e.write(&mut ours);
+        }
+        newc_props::trailer(&mut ours);
+        // The same calls as for the tests' writer's archive of them.
+        prop_assert_eq!(newc_props::model(&archive), newc_props::model(&ours));
+        let (ours, cpios) = (newc_props::NewcInput {
+            entries,
+            trailer: true,
+            edits: vec![],
+            tail: vec![],
+            cuts: vec![3, 110, 1],
+            stop_after: None,
+        }, archive);
+        // The reader agrees with the model on the crate's archive, and
+        // reads ours as its entries.
+        newc_props::newc(&newc_props::NewcInput { entries: vec![], trailer: false, tail: cpios, ..ours.clone() });
+        newc_props::newc(&ours);
+    }
+}
+
+#[test]
+fn newc_seeds_replay() {
+    replay::all(&["newc"], newc_props::replay);
+}

@@ -589,22 +589,23 @@ mod tests {
     fn each_error() {
         let mut good = Vec::new();
         entry(&mut good, 0o100_644, b"a", b"xyz");
-        let cases: [(&dyn Fn(&mut Vec<u8>), Error); 8] = [
-            (&|a| a[0] = b'1', Error::BadMagic),
-            (&|a| a[5] = b'2', Error::BadMagic),
-            (&|a| a[20] = b'g', Error::BadHex),
-            (&|a| a[100] = b' ', Error::BadHex),
+        type Corrupt = fn(&mut Vec<u8>);
+        let cases: [(Corrupt, Error); 8] = [
+            (|a| a[0] = b'1', Error::BadMagic),
+            (|a| a[5] = b'2', Error::BadMagic),
+            (|a| a[20] = b'g', Error::BadHex),
+            (|a| a[100] = b' ', Error::BadHex),
             // namesize 1: the name is its NUL alone.
             (
-                &|a| a[94..102].copy_from_slice(b"00000001"),
+                |a| a[94..102].copy_from_slice(b"00000001"),
                 Error::EmptyName,
             ),
             (
-                &|a| a[94..102].copy_from_slice(b"00000000"),
+                |a| a[94..102].copy_from_slice(b"00000000"),
                 Error::EmptyName,
             ),
-            (&|a| a[111] = b'b', Error::NameNotTerminated),
-            (&|a| a[110] = 0, Error::NameNotTerminated),
+            (|a| a[111] = b'b', Error::NameNotTerminated),
+            (|a| a[110] = 0, Error::NameNotTerminated),
         ];
         for (corrupt, error) in cases {
             let mut archive = good.clone();
