@@ -32,7 +32,7 @@ fn restored(out: &Output) -> bool {
 fn payload_stderr(out: &Output) -> Vec<String> {
     stderr(out)
         .lines()
-        .filter(|l| !l.starts_with("guestinit") && !l.starts_with("  "))
+        .filter(|l| !l.starts_with("guestinit") && !l.starts_with("  ") && !l.starts_with('{'))
         .map(str::to_owned)
         .collect()
 }
@@ -105,7 +105,11 @@ fn nothing_one_warm_run_writes_is_seen_by_the_next() {
     let probe = "ls /tmp/left 2>&1; echo mark > /tmp/left; echo x > /left";
     assert!(took(&script(&cache, &[], probe)));
     for _ in 0..2 {
-        let out = script(&cache, &[], "test -e /tmp/left || test -e /left || echo clean");
+        let out = script(
+            &cache,
+            &[],
+            "test -e /tmp/left || test -e /left || echo clean",
+        );
         assert!(restored(&out));
         assert_eq!(stdout(&out), "clean\n", "{}", stderr(&out));
     }
@@ -144,7 +148,11 @@ fn spoiled_boots_cold(name: &str, vm_args: &[&str], spoil: impl Fn(&Path), why: 
 fn a_corrupt_snapshot_boots_cold_and_is_replaced() {
     let flip = |path: &Path| {
         use std::os::unix::fs::FileExt;
-        let file = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .unwrap();
         let at = file.metadata().unwrap().len() / 2;
         let mut byte = [0u8];
         file.read_exact_at(&mut byte, at).unwrap();
@@ -171,7 +179,10 @@ fn a_changed_init_makes_the_snapshot_stale() {
     let grow = |_: &Path| {
         use std::io::Write;
         // A byte past the ELF's end: the same program, another archive.
-        let mut file = std::fs::OpenOptions::new().append(true).open(&init).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&init)
+            .unwrap();
         file.write_all(b"\0").unwrap();
     };
     spoiled_boots_cold(
@@ -189,7 +200,12 @@ fn kernel_copy(dir: &Path) -> PathBuf {
     let image = std::fs::read_dir(&boot)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("vmlinuz-"))
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("vmlinuz-")
+        })
         .unwrap();
     let name = image.file_name().unwrap().to_string_lossy().into_owned();
     let release = name.trim_start_matches("vmlinuz-").to_owned();
@@ -198,7 +214,8 @@ fn kernel_copy(dir: &Path) -> PathBuf {
     let copy = dir.join("boot").join(&name);
     std::fs::copy(&image, &copy).unwrap();
     for companion in [format!("config-{release}"), format!("System.map-{release}")] {
-        std::os::unix::fs::symlink(boot.join(&companion), dir.join("boot").join(&companion)).unwrap();
+        std::os::unix::fs::symlink(boot.join(&companion), dir.join("boot").join(&companion))
+            .unwrap();
     }
     std::os::unix::fs::symlink(
         cache().join("kernel/lib/modules").join(&release),
@@ -237,7 +254,10 @@ fn each_part_of_the_machine_is_its_own_snapshot() {
     ] {
         let out = script(&cache, other, "echo ok");
         assert_eq!(stdout(&out), "ok\n", "{other:?}: {}", stderr(&out));
-        assert!(!restored(&out), "{other:?} restored another machine's snapshot");
+        assert!(
+            !restored(&out),
+            "{other:?} restored another machine's snapshot"
+        );
         assert!(
             stderr(&out).contains("no snapshot of this machine yet"),
             "{other:?}: {}",
@@ -291,7 +311,10 @@ fn a_large_payload_arrives_whole_after_a_restore() {
     let include = format!("{}:/data/blob", blob.display());
     let out = script(&cache, &["--include", &include], "md5sum /data/blob");
     assert!(restored(&out), "{}", stderr(&out));
-    let want = std::process::Command::new("md5sum").arg(&blob).output().unwrap();
+    let want = std::process::Command::new("md5sum")
+        .arg(&blob)
+        .output()
+        .unwrap();
     let want = String::from_utf8_lossy(&want.stdout);
     assert_eq!(
         stdout(&out).split_whitespace().next(),

@@ -423,7 +423,9 @@ mod tests {
         match cli.command {
             Command::Run(args) => args.program,
             Command::Pack(args) => args.program,
-            Command::Decode(_) | Command::Shell(_) | Command::Mkdisk(_) | Command::Cache(_) => vec![],
+            Command::Decode(_) | Command::Shell(_) | Command::Mkdisk(_) | Command::Cache(_) => {
+                vec![]
+            }
         }
     }
 

@@ -126,7 +126,10 @@ impl Plan {
                     .flat_map(|e| Path::new(e.name()).ancestors().skip(1))
                     .chain([Path::new("dev"), Path::new("modules")])
                     .collect();
-                let dirs = self.dirs.iter().filter(|d| names.contains(Path::new(d.name())));
+                let dirs = self
+                    .dirs
+                    .iter()
+                    .filter(|d| names.contains(Path::new(d.name())));
                 dirs.chain(&self.head).chain(&self.tail).collect()
             }
             Part::Payload => self.dirs.iter().chain(&self.payload).collect(),
@@ -403,7 +406,11 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
             .chain(files)
             .chain(sched)
             .collect(),
-        tail: config.into_iter().chain(modules).chain([sentinel]).collect(),
+        tail: config
+            .into_iter()
+            .chain(modules)
+            .chain([sentinel])
+            .collect(),
     })
 }
 

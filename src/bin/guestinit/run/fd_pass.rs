@@ -12,7 +12,10 @@ use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags}
 
 /// Sends `bytes` with `fd` attached on `socket`, in one message (QEMU
 /// takes the descriptor with the command it came with).
-#[allow(unsafe_code, reason = "std's descriptors as rustix's: no safe conversion here")]
+#[allow(
+    unsafe_code,
+    reason = "std's descriptors as rustix's: no safe conversion here"
+)]
 pub fn send_with_fd(socket: &impl AsRawFd, bytes: &[u8], fd: &impl AsRawFd) -> io::Result<()> {
     // SAFETY: both descriptors are borrowed from owners that outlive the call.
     let (socket, fd) = unsafe {
@@ -27,8 +30,13 @@ pub fn send_with_fd(socket: &impl AsRawFd, bytes: &[u8], fd: &impl AsRawFd) -> i
     if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
         return Err(io::Error::other("no room for the descriptor"));
     }
-    let sent = sendmsg(socket, &[IoSlice::new(bytes)], &mut control, SendFlags::empty())
-        .map_err(|e| io::Error::from_raw_os_error(e.raw_os_error()))?;
+    let sent = sendmsg(
+        socket,
+        &[IoSlice::new(bytes)],
+        &mut control,
+        SendFlags::empty(),
+    )
+    .map_err(|e| io::Error::from_raw_os_error(e.raw_os_error()))?;
     match sent == bytes.len() {
         true => Ok(()),
         false => Err(io::Error::other("the command was cut short")),
@@ -71,7 +79,9 @@ mod tests {
         // SAFETY: the descriptor was just received and is owned by nothing else.
         #[allow(unsafe_code)]
         let mut same = unsafe {
-            <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(rustix::fd::IntoRawFd::into_raw_fd(fd))
+            <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(
+                rustix::fd::IntoRawFd::into_raw_fd(fd),
+            )
         };
         same.rewind().unwrap();
         let mut text = String::new();

@@ -842,13 +842,29 @@ fn warm_archives(
         move |source| Error::VmSetup { what, source }
     };
     let mut base = Vec::new();
-    pack::write_part(&plan, pack::Part::Base, &mut base, Path::new("(the base archive)"), Compress::None)?;
-    let mut base_file = scratch::anonymous_file().map_err(setup("creating a file for the base archive"))?;
+    pack::write_part(
+        &plan,
+        pack::Part::Base,
+        &mut base,
+        Path::new("(the base archive)"),
+        Compress::None,
+    )?;
+    let mut base_file =
+        scratch::anonymous_file().map_err(setup("creating a file for the base archive"))?;
     io::Write::write_all(&mut base_file, &base).map_err(setup("writing the base archive"))?;
-    let payload = scratch::anonymous_file().map_err(setup("creating a file for the payload's archive"))?;
-    let writer = payload.try_clone().map_err(setup("duplicating the payload archive's descriptor"))?;
+    let payload =
+        scratch::anonymous_file().map_err(setup("creating a file for the payload's archive"))?;
+    let writer = payload
+        .try_clone()
+        .map_err(setup("duplicating the payload archive's descriptor"))?;
     let named = std::env::temp_dir().join("(the payload's archive)");
-    pack::write_part(&plan, pack::Part::Payload, io::BufWriter::new(writer), &named, Compress::None)?;
+    pack::write_part(
+        &plan,
+        pack::Part::Payload,
+        io::BufWriter::new(writer),
+        &named,
+        Compress::None,
+    )?;
     let fd = OwnedFd::from(base_file);
     let initrd = Initrd {
         path: PathBuf::from(format!("/dev/fd/{}", fd.as_raw_fd())),

@@ -23,7 +23,8 @@ const QUIT: &str = r#"{"execute":"quit"}"#;
 /// A snapshot (`warm`): QEMU says when the migration ends (events), is not
 /// held to its default 128 MiB/s, and writes to the file `getfd` hands it.
 const MIGRATION_EVENTS: &str = r#"{"execute":"migrate-set-capabilities","arguments":{"capabilities":[{"capability":"events","state":true}]}}"#;
-const MIGRATION_SPEED: &str = r#"{"execute":"migrate-set-parameters","arguments":{"max-bandwidth":68719476736}}"#;
+const MIGRATION_SPEED: &str =
+    r#"{"execute":"migrate-set-parameters","arguments":{"max-bandwidth":68719476736}}"#;
 const GETFD: &str = r#"{"execute":"getfd","arguments":{"fdname":"snapshot"}}"#;
 const MIGRATE: &str = r#"{"execute":"migrate","arguments":{"uri":"fd:snapshot"}}"#;
 /// The snapshot's source goes on (it is paused once its state is out).
@@ -143,7 +144,9 @@ impl Qmp {
         if std::mem::take(&mut self.seen.cont_again) {
             // Each round trip lets QEMU's main loop finalize the migration.
             if let Err(e) = self.send(CONT) {
-                self.seen.notes.push(format!("QMP cont after the snapshot failed: {e}"));
+                self.seen
+                    .notes
+                    .push(format!("QMP cont after the snapshot failed: {e}"));
             }
         }
         flow

@@ -226,7 +226,10 @@ impl<'b> Bulk<'b> {
             if let Some(log) = log {
                 log.push(bytes);
             }
-            if let Some(recorded) = recorded.as_mut().filter(|_| !relay.collected.handover_ready) {
+            if let Some(recorded) = recorded
+                .as_mut()
+                .filter(|_| !relay.collected.handover_ready)
+            {
                 let room = (super::warm::store::REPLAY_MAX + 1).saturating_sub(recorded.len());
                 recorded.extend_from_slice(&bytes[..room.min(bytes.len())]);
             }

@@ -50,7 +50,9 @@ fn write(mut link: &UnixStream, mut run: Run) -> io::Result<()> {
     run.archive.seek(SeekFrom::Start(0))?;
     let copied = io::copy(&mut run.archive, &mut link)?;
     if copied != archive_len {
-        return Err(io::Error::other("the payload's archive changed while it was sent"));
+        return Err(io::Error::other(
+            "the payload's archive changed while it was sent",
+        ));
     }
     Ok(())
 }

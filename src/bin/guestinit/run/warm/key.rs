@@ -128,22 +128,61 @@ mod tests {
         let qemu = dir.join("qemu");
         fs::write(&kernel, b"k").unwrap();
         fs::write(&qemu, b"q").unwrap();
-        let base = ["-m", "256", "-chardev", "socket,id=com1,fd=6", "-initrd", "/dev/fd/9"];
+        let base = [
+            "-m",
+            "256",
+            "-chardev",
+            "socket,id=com1,fd=6",
+            "-initrd",
+            "/dev/fd/9",
+        ];
         let key = |list: &[&str]| of(&args(list), &kernel, b"base", &qemu).unwrap();
         let one = key(&base);
-        let renumbered = key(&["-m", "256", "-chardev", "socket,id=com1,fd=17", "-initrd", "/dev/fd/3"]);
+        let renumbered = key(&[
+            "-m",
+            "256",
+            "-chardev",
+            "socket,id=com1,fd=17",
+            "-initrd",
+            "/dev/fd/3",
+        ]);
         assert_eq!(one.slot, renumbered.slot);
         let line = |pob: &str| {
             let append = format!("panic=-1 guestinit.ack{pob} quiet");
-            of(&args(&["-append", &append]), &kernel, b"base", &qemu).unwrap().slot
+            of(&args(&["-append", &append]), &kernel, b"base", &qemu)
+                .unwrap()
+                .slot
         };
         assert_eq!(line(""), line(" guestinit.pob=1398480"));
         assert_ne!(line(""), line(" loglevel=7"));
         assert_eq!(one.parts, renumbered.parts);
         for other in [
-            &["-m", "320", "-chardev", "socket,id=com1,fd=6", "-initrd", "/dev/fd/9"][..],
-            &["-m", "256", "-chardev", "socket,id=com2,fd=6", "-initrd", "/dev/fd/9"],
-            &["-m", "256", "-chardev", "socket,id=com1,fd=6", "-initrd", "/dev/fd/9", "-smp", "2"],
+            &[
+                "-m",
+                "320",
+                "-chardev",
+                "socket,id=com1,fd=6",
+                "-initrd",
+                "/dev/fd/9",
+            ][..],
+            &[
+                "-m",
+                "256",
+                "-chardev",
+                "socket,id=com2,fd=6",
+                "-initrd",
+                "/dev/fd/9",
+            ],
+            &[
+                "-m",
+                "256",
+                "-chardev",
+                "socket,id=com1,fd=6",
+                "-initrd",
+                "/dev/fd/9",
+                "-smp",
+                "2",
+            ],
         ] {
             assert_ne!(key(other).slot, one.slot, "{other:?}");
         }

@@ -119,7 +119,8 @@ impl Session {
         match qmp.snapshot(&pending.file) {
             Ok(()) => self.state = State::Migrating(pending),
             Err(e) => {
-                self.diag.warn(&format!("cannot take the snapshot ({e}); going on without"));
+                self.diag
+                    .warn(&format!("cannot take the snapshot ({e}); going on without"));
                 pending.abandon();
                 self.hand_over();
             }
@@ -135,11 +136,13 @@ impl Session {
         let Some(result) = qmp.take_migrated() else {
             return;
         };
-        let State::Migrating(pending) = std::mem::replace(&mut self.state, State::HandedOver) else {
+        let State::Migrating(pending) = std::mem::replace(&mut self.state, State::HandedOver)
+        else {
             return;
         };
         if let Err(e) = qmp.resume() {
-            self.diag.warn(&format!("QMP cont after the snapshot failed: {e}"));
+            self.diag
+                .warn(&format!("QMP cont after the snapshot failed: {e}"));
         }
         match result {
             Ok(()) => {
@@ -153,7 +156,8 @@ impl Session {
                 }));
             }
             Err(why) => {
-                self.diag.warn(&format!("the snapshot was not taken: {why}"));
+                self.diag
+                    .warn(&format!("the snapshot was not taken: {why}"));
                 pending.abandon();
             }
         }
@@ -175,11 +179,13 @@ impl Session {
         }
         if let Some(saver) = self.saver.take() {
             match saver.join() {
-                Ok(Ok(path)) if verbose => {
-                    self.diag.line(&format!("guestinit: snapshot saved to {}", path.display()))
-                }
+                Ok(Ok(path)) if verbose => self
+                    .diag
+                    .line(&format!("guestinit: snapshot saved to {}", path.display())),
                 Ok(Ok(_)) => {}
-                Ok(Err(e)) => self.diag.warn(&format!("the snapshot could not be saved: {e}")),
+                Ok(Err(e)) => self
+                    .diag
+                    .warn(&format!("the snapshot could not be saved: {e}")),
                 Err(_) => self.diag.warn("the snapshot could not be saved"),
             }
         }

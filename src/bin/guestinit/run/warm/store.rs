@@ -129,8 +129,10 @@ impl Header {
             return None;
         }
         let digest = |at: usize| -> [u8; 32] { bytes[at..at + 32].try_into().unwrap_or_default() };
-        let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default());
-        let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap_or_default());
+        let u64_at =
+            |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default());
+        let u32_at =
+            |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap_or_default());
         let replay_len = u32_at(8 + 96 + 12) as usize;
         (replay_len <= REPLAY_MAX).then_some(Header {
             parts: Parts {
@@ -304,7 +306,8 @@ mod tests {
     }
 
     fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("guestinit-snap-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("guestinit-snap-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         dir
     }
@@ -347,7 +350,10 @@ mod tests {
                 1 => parts.base[0] ^= 1,
                 _ => parts.qemu[0] ^= 1,
             }
-            assert!(unusable(&parts).contains(&format!("the {name} changed")), "{name}");
+            assert!(
+                unusable(&parts).contains(&format!("the {name} changed")),
+                "{name}"
+            );
         }
         let file = OpenOptions::new().write(true).open(&path).unwrap();
         file.write_all_at(&[0x54], HEADER_LEN + 5000).unwrap();
@@ -358,18 +364,24 @@ mod tests {
         assert!(unusable(&key.parts).starts_with("cut short"));
         fs::write(&path, vec![0u8; 8192]).unwrap();
         assert!(unusable(&key.parts).starts_with("not a guestinit snapshot"));
-        assert!(matches!(open(&dir.join("none.snap"), &key.parts), Found::Missing));
+        assert!(matches!(
+            open(&dir.join("none.snap"), &key.parts),
+            Found::Missing
+        ));
         fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn eviction_removes_the_least_recently_used_but_never_the_kept_one() {
         let dir = scratch("lru");
-        let paths: Vec<PathBuf> = (0..4).map(|n| take(&dir, &key(n), &[n; 1000], b"")).collect();
+        let paths: Vec<PathBuf> = (0..4)
+            .map(|n| take(&dir, &key(n), &[n; 1000], b""))
+            .collect();
         let old = SystemTime::now() - Duration::from_secs(100);
         for (n, path) in paths.iter().enumerate() {
             let file = File::options().write(true).open(path).unwrap();
-            file.set_modified(old + Duration::from_secs(n as u64)).unwrap();
+            file.set_modified(old + Duration::from_secs(n as u64))
+                .unwrap();
         }
         let each = HEADER_LEN + 1000;
         // Room for two: the oldest two go, though the oldest is kept.
