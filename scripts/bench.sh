@@ -5,7 +5,7 @@
 # nothing here fails on a slow machine.
 #   scripts/bench.sh [all|SECTION...]   all (the default) writes docs/BENCHMARKS.md;
 #                                       named sections print their markdown
-# Sections: size timeline anchors throughput floors sizes decode modes levers options.
+# Sections: size timeline anchors throughput floors sizes decode modes levers options warm.
 # RUNS=5 boots per figure (alternated between the variants compared, so a
 # machine's load falls on all of them alike); LEVER_RUNS=3 per lever;
 # GUESTINIT=path measures a copy (with its init beside it); NO_BUILD=1 skips
@@ -502,6 +502,78 @@ modes() {
     echo "| \`guestinit mkdisk --fs ext4\` (256 MiB), wall | $(median <"$tmp/mkdisk") s ($(spread <"$tmp/mkdisk")) |"
 }
 
+# --- warm: boot once, run many (issue 21) ---
+
+# The arguments that bring back the cold boot of before the levers of issue
+# 21 (firmware and kernel entry) for the "cold, old defaults" column.
+OLD_COLD=(--cold)
+
+# One run for the warm table: KIND (old|cold|warm) FILE.
+warm_run() {
+    local kind=$1 file=$2
+    case $kind in
+        old) timed_run deb "$file" "${OLD_COLD[@]}" -- "${payload[@]}" ;;
+        cold) timed_run deb "$file" --cold -- "${payload[@]}" ;;
+        warm) timed_run deb "$file" -- "${payload[@]}" ;;
+        sh) sh_run deb "$file" ;;
+        vng) vng_run deb "$file" ;;
+    esac
+}
+
+# Wall seconds of N runs of KIND one after another, as a test loop runs them.
+loop_of() {
+    local kind=$1 n=$2 t0 i extra=()
+    [ "$kind" = cold ] && extra=(--cold)
+    t0=$(date +%s.%N)
+    for i in $(seq "$n"); do
+        "$gi" run --kernel "$deb_kernel" "${extra[@]}" -- "${payload[@]}" </dev/null >/dev/null 2>&1 || say "loop run failed"
+    done
+    awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.2f", b - a}'
+}
+
+warm() {
+    [ -n "${NO_VNG:-}" ] || vng_setup
+    export XDG_CACHE_HOME=$tmp/xdg
+    say "warm: the snapshot, then $runs rounds of old cold, cold, warm, busybox-sh, vng"
+    "$gi" run --kernel "$deb_kernel" -- "${payload[@]}" </dev/null >/dev/null 2>&1
+    "$gi" run --kernel "$deb_kernel" -- "${payload[@]}" </dev/null >/dev/null 2>&1
+    local first; first=$( { /usr/bin/time -f "%e" "$gi" run --kernel "$deb_kernel" --memory 512 -- "${payload[@]}" </dev/null >/dev/null 2>/dev/null; } 2>&1 | tail -1)
+    local takeless; takeless=$( { /usr/bin/time -f "%e" "$gi" run --cold --kernel "$deb_kernel" --memory 512 -- "${payload[@]}" </dev/null >/dev/null 2>/dev/null; } 2>&1 | tail -1)
+    local i kind kinds="old cold warm sh"
+    [ -n "${NO_VNG:-}" ] || kinds="$kinds vng"
+    for i in $(seq "$runs"); do
+        for kind in $kinds; do warm_run "$kind" "$tmp/wm.$kind"; done
+    done
+    local base; base=$(column "$tmp/wm.old" 1 | median)
+    echo "\`guestinit run -- /bin/busybox true\` on $(kernel_name deb), $runs rounds alternated; median (min-max). Host wall: the process's start to its exit; CPU: user+sys of the run and QEMU."
+    echo
+    echo "| run | host wall, s | CPU, s | wall / cold (old defaults) |"
+    echo "|---|---|---|---|"
+    for kind in $kinds; do
+        local name
+        case $kind in
+            old) name="cold, the defaults before issue 21 (\`${OLD_COLD[*]}\`)" ;;
+            cold) name="cold, the new defaults (\`--cold\`)" ;;
+            warm) name="warm (restored from the snapshot)" ;;
+            sh) name="a busybox-sh init, the same QEMU flags (QEMU spawn to exit)" ;;
+            vng) name="virtme-ng (\`vng --disable-kvm -r KERNEL -- true\`)" ;;
+        esac
+        echo "| $name | $(cell column "$tmp/wm.$kind" 1) | $(cell column "$tmp/wm.$kind" "$([ "$kind" = sh ] || [ "$kind" = vng ] && echo 2 || echo 3)") | $(ratio "$(column "$tmp/wm.$kind" 1 | median)" "$base") |"
+    done
+    echo
+    echo "The first run of a machine (\`--memory 512\`, a new one) boots and takes the snapshot: $first s, against $takeless s for the same run with \`--cold\`."
+    echo
+    say "warm: 20 short runs, cold then warm"
+    local cold20 warm20
+    cold20=$(loop_of cold 20)
+    warm20=$(loop_of warm 20)
+    echo "| 20 short runs one after another | total wall, s | ratio |"
+    echo "|---|---|---|"
+    echo "| cold (\`--cold\`) | $cold20 | 1.00 |"
+    echo "| warm | $warm20 | $(ratio "$warm20" "$cold20") |"
+    unset XDG_CACHE_HOME
+}
+
 # What each VM option of issue 20 costs at boot: a run of the payload with
 # and without it, alternated, on the default kernel; the plain run is the
 # anchor (and `--cpus 4` that of the 4-CPU topology).
@@ -528,7 +600,7 @@ options() {
     done
 }
 
-SECTIONS=(size timeline anchors throughput floors sizes decode modes levers options)
+SECTIONS=(size timeline anchors throughput floors sizes decode modes levers options warm)
 
 # docs/BENCHMARKS.md: the template with each @@SECTION@@ line replaced by
 # that section's markdown.

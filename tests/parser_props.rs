@@ -254,7 +254,7 @@ fn boot_params() -> impl Strategy<Value = BootParams<'static>> {
     let crash = prop::option::of(prop::sample::select(&[Crash::Panic, Crash::Segv][..]));
     let number = || prop::option::of(prop_oneof![any::<u64>(), 0u64..100]);
     (
-        any::<[bool; 4]>(),
+        any::<[bool; 5]>(),
         (number(), number(), number()),
         mode,
         prop::collection::vec(any::<bool>(), 0..=guestinit::proto::disk::MAX),
@@ -263,7 +263,7 @@ fn boot_params() -> impl Strategy<Value = BootParams<'static>> {
     )
         .prop_map(
             |(
-                [ack, stdin, stats, net],
+                [ack, stdin, stats, net, handover],
                 (pob, attach_timeout_s, trace_kb),
                 mode,
                 access,
@@ -286,6 +286,7 @@ fn boot_params() -> impl Strategy<Value = BootParams<'static>> {
                     disks,
                     crash,
                     hostname,
+                    handover,
                 }
             },
         )

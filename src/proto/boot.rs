@@ -282,10 +282,11 @@ mod tests {
             disks,
             crash: Some(Crash::Segv),
             hostname: Some(Hostname::new(b"vm-1.test").unwrap()),
+            handover: true,
         };
         assert_eq!(
             text(&params),
-            " guestinit.ack guestinit.stdin guestinit.stats guestinit.net guestinit.pob=1a1c3d8 \
+            " guestinit.ack guestinit.stdin guestinit.stats guestinit.net guestinit.handover guestinit.pob=1a1c3d8 \
              guestinit.attach_timeout=30 guestinit.trace_kb=1024 guestinit.mode=shell \
              guestinit.disks=rw,ro \
              guestinit.crash=segv guestinit.hostname=vm-1.test"

@@ -123,7 +123,7 @@ fn every_ktstr_tag_is_known_and_rawo_is_not() {
     for value in ktstr {
         assert!(Tag(value).is_known(), "{}", Tag(value));
     }
-    let ours = [Tag::TIME, Tag::WAIT, Tag::EACK];
+    let ours = [Tag::TIME, Tag::WAIT, Tag::EACK, Tag::HRDY];
     assert_eq!(Tag::KNOWN.len(), ktstr.len() + ours.len());
     assert!(!Tag::from_ascii(*b"RAWO").is_known());
 }

@@ -81,6 +81,7 @@ pub fn later_wins(host: &BootParams, user: &BootParams) {
         },
         crash: user.crash.or(host.crash),
         hostname: user.hostname.or(host.hostname),
+        handover: host.handover || user.handover,
     };
     assert_eq!(
         parse(line.as_bytes()),
@@ -163,6 +164,7 @@ fn model(line: &[u8]) -> (BootParams<'_>, Unknown<'_>) {
         disks,
         crash,
         hostname: hostname.map(|name| Hostname::new(name).expect("checked above")),
+        handover: last(key::HANDOVER).is_some(),
     };
     (params, unknown)
 }

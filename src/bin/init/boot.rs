@@ -71,7 +71,7 @@ pub fn run(entry_ns: u64) -> ! {
     }
     let mut link = port.map(Link::new).unwrap_or_else(|e| failure::no_port(e));
     announce(&mut link, &mut marks, params.pob);
-    settle();
+    settle(&mut link);
     // A machine that may be snapshotted stops here until its run comes.
     let (params, unknown) = match params.handover {
         true => handover::receive(&mut link),
@@ -106,11 +106,12 @@ pub fn run(entry_ns: u64) -> ! {
 /// host hears from the guest sooner, and before a snapshot (every run of
 /// the machine needs it). Until the serial devices open, the console
 /// writes its warnings by port I/O.
-fn settle() {
+fn settle(link: &mut Link) {
     console::open_serial();
     // Ctrl-Alt-Del arrives as SIGINT, which the reactor handles, not as a reset.
     let _ = reboot(RebootCommand::CadOff);
     mounts::mount_optional();
+    net::loopback(link);
 }
 
 /// The host's keys on the kernel command line, read once.

@@ -11,6 +11,19 @@ use guestinit::proto::net;
 use guestinit::sys::net::Rtnl;
 use rustix::io::Errno;
 
+/// `lo` up: the same in every run, so before a snapshot.
+pub fn loopback(link: &mut Link) {
+    let rtnl = Rtnl::open().map_err(|e| ("rtnetlink", e));
+    let lo = rtnl.and_then(|rtnl| {
+        let lo = rtnl.index(b"lo").and_then(|lo| rtnl.set_up(lo));
+        lo.map_err(|e| ("lo", e))
+    });
+    if let Err((what, e)) = lo {
+        link.warn(format_args!("{what}: {}", ErrnoText(e)));
+    }
+}
+
+/// The run's part: its host name, and eth0 when it has one.
 pub fn setup(link: &mut Link, params: &BootParams) {
     let name = params.hostname.as_ref().map(|h| h.as_bytes());
     let name = name.unwrap_or(net::DEFAULT_HOSTNAME.as_bytes());
@@ -22,10 +35,8 @@ pub fn setup(link: &mut Link, params: &BootParams) {
 /// Each step, until one fails: what failed and why.
 fn configure(hostname: &[u8], eth0: bool) -> Result<(), (&'static str, Errno)> {
     rustix::system::sethostname(hostname).map_err(|e| ("sethostname", e))?;
-    let rtnl = Rtnl::open().map_err(|e| ("rtnetlink", e))?;
-    let lo = rtnl.index(b"lo").and_then(|lo| rtnl.set_up(lo));
-    lo.map_err(|e| ("lo", e))?;
     if eth0 {
+        let rtnl = Rtnl::open().map_err(|e| ("rtnetlink", e))?;
         user_network(&rtnl).map_err(|e| (net::INTERFACE, e))?;
     }
     Ok(())

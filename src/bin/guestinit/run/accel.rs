@@ -44,11 +44,24 @@ pub fn tcg_thread(qemu_version: Option<(u32, u32)>) -> TcgThread {
 /// QEMU's `major.minor`, asked of the binary the run will start (a few
 /// milliseconds); `None` when it does not answer.
 pub fn qemu_version(qemu: &str) -> Option<(u32, u32)> {
-    let out = std::process::Command::new(qemu)
+    // Cached by the binary's identity: a spawn of QEMU costs a warm run
+    // some tens of ms.
+    let binary = crate::locate::on_path(std::ffi::OsStr::new(qemu))?;
+    let meta = std::fs::metadata(&binary).ok()?;
+    let entry = super::cache::Entry::new("qemu-version", &super::cache::identity(&meta));
+    if let Some(known) = entry.as_ref().and_then(|e| parse_version(&e.load()?)) {
+        return Some(known);
+    }
+    let out = std::process::Command::new(&binary)
         .arg("--version")
         .output()
         .ok()?;
-    parse_version(&String::from_utf8_lossy(&out.stdout))
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = parse_version(&text)?;
+    if let Some(entry) = entry {
+        entry.store(text.lines().next().unwrap_or_default());
+    }
+    Some(version)
 }
 
 /// `major.minor` of `qemu-system-x86_64 --version`'s first line

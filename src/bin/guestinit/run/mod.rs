@@ -555,7 +555,7 @@ fn warm_plan_for(
     diag: &Diagnostics,
     verbose: bool,
 ) -> warm::Plan {
-    let key = warm::key::qemu_path(qemu::QEMU)
+    let key = locate::on_path(std::ffi::OsStr::new(qemu::QEMU))
         .and_then(|qemu| warm::key::of(qemu_args, kernel, &run.base, &qemu).ok());
     match key {
         Some(key) => warm::plan(&key, diag, verbose),
