@@ -164,7 +164,7 @@ impl Sources<'_> {
                     stopper.on_exit(Instant::now());
                 }
                 if let Some(warm) = &mut self.warm {
-                    warm.on_bulk(&self.bulk.relay.collected, &mut self.qmp);
+                    warm.on_bulk(self.bulk.relay.collected.handover_ready, &mut self.qmp);
                 }
                 flow
             }

@@ -18,7 +18,6 @@ use std::thread::JoinHandle;
 
 use super::diag::Diagnostics;
 use super::qmp::Qmp;
-use super::stream::Collected;
 use key::Key;
 use store::{Found, Pending, Snapshot};
 
@@ -106,8 +105,8 @@ impl Session {
 
     /// After the bulk port was read: at HRDY the snapshot starts (or, with
     /// none to take, the run is handed over).
-    pub fn on_bulk(&mut self, collected: &Collected, qmp: &mut Qmp) {
-        if !collected.handover_ready || !matches!(self.state, State::Booting(_)) {
+    pub fn on_bulk(&mut self, handover_ready: bool, qmp: &mut Qmp) {
+        if !handover_ready || !matches!(self.state, State::Booting(_)) {
             return;
         }
         let State::Booting(pending) = std::mem::replace(&mut self.state, State::HandedOver) else {
@@ -174,9 +173,9 @@ impl Session {
     /// Once QEMU is gone: the snapshot's file is finished (or said not to
     /// be); a handover the guest did not take is no news, QEMU's end is.
     pub fn finish(mut self, verbose: bool) {
-        if let State::Migrating(pending) = std::mem::replace(&mut self.state, State::HandedOver) {
-            pending.abandon();
-        }
+        // A snapshot not taken (the guest never said HRDY, or QEMU ended
+        // mid-migration) leaves no partial file: `Pending`'s drop.
+        self.state = State::HandedOver;
         if let Some(saver) = self.saver.take() {
             match saver.join() {
                 Ok(Ok(path)) if verbose => self

@@ -194,11 +194,9 @@ impl Pending {
     /// Once QEMU wrote the whole stream: the header, then the rename that
     /// makes it the slot's snapshot. The partial file is removed on error.
     pub fn finish(self, replay: &[u8]) -> io::Result<PathBuf> {
-        let result = self.write_header(replay);
-        if result.is_err() {
-            let _ = fs::remove_file(&self.partial);
-        }
-        result.map(|()| self.path)
+        self.write_header(replay)?;
+        fs::rename(&self.partial, &self.path)?;
+        Ok(self.path.clone())
     }
 
     fn write_header(&self, replay: &[u8]) -> io::Result<()> {
@@ -215,12 +213,17 @@ impl Pending {
             state_crc: crc_from(&self.file, HEADER_LEN)?,
             replay_len: replay.len(),
         };
-        (&self.file).write_all_at(&header.write(replay), 0)?;
-        fs::rename(&self.partial, &self.path)
+        (&self.file).write_all_at(&header.write(replay), 0)
     }
 
-    /// A snapshot that was not taken after all.
-    pub fn abandon(self) {
+    /// A snapshot that was not taken after all (as dropping it).
+    pub fn abandon(self) {}
+}
+
+/// However the run ends, no partial file stays (once renamed there is
+/// none to remove).
+impl Drop for Pending {
+    fn drop(&mut self) {
         let _ = fs::remove_file(&self.partial);
     }
 }
