@@ -427,7 +427,9 @@ fn a_reader_15_s_late_behind_a_4_mib_tmpdir_gets_stdout_whole_and_in_order() {
         .spawn()
         .expect("start the reader");
     let mut child = Command::new(guestinit())
-        .args(["run", "--timeout", VM_TIMEOUT_SECS, "--"])
+        // Cold: the 4 MiB are sized for the whole initramfs that QEMU
+        // holds in TMPDIR while the run lasts.
+        .args(["run", "--cold", "--timeout", VM_TIMEOUT_SECS, "--"])
         .args(["/bin/busybox", "seq", "1", "2500000"])
         .env("TMPDIR", &tmp.0)
         .env("XDG_CACHE_HOME", shared_cache())

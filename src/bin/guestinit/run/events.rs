@@ -109,6 +109,8 @@ pub struct End {
 fn frame_event(tag: Tag) -> Option<&'static str> {
     Some(match tag {
         Tag::SOUT | Tag::SERR | Tag::DMSG | Tag::SCLG => return None,
+        // The handover's plumbing: a warm run's events are a cold run's.
+        Tag::HRDY => return None,
         Tag::KADR => "kernel_addrs",
         Tag::SRDY => "ready",
         Tag::LIFE => "life",
