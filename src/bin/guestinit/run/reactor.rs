@@ -34,11 +34,14 @@ enum Token {
     Link(Link),
     Signals,
     Input,
+    /// QEMU's exit (its pidfd).
+    Exited,
 }
 
 const SIGNALS_TOKEN: usize = links::COUNT;
 const INPUT_TOKEN: usize = links::COUNT + 1;
-const TOKENS: usize = links::COUNT + 2;
+const EXITED_TOKEN: usize = links::COUNT + 2;
+const TOKENS: usize = links::COUNT + 3;
 
 impl Token {
     fn index(self) -> usize {
@@ -46,6 +49,7 @@ impl Token {
             Token::Link(link) => link as usize,
             Token::Signals => SIGNALS_TOKEN,
             Token::Input => INPUT_TOKEN,
+            Token::Exited => EXITED_TOKEN,
         }
     }
 
@@ -53,6 +57,7 @@ impl Token {
         match id.0 {
             SIGNALS_TOKEN => Some(Token::Signals),
             INPUT_TOKEN => Some(Token::Input),
+            EXITED_TOKEN => Some(Token::Exited),
             index => Link::from_index(index).map(Token::Link),
         }
     }
@@ -152,6 +157,8 @@ impl Sources<'_> {
                 }
                 flow
             }
+            // Reaped below, by the loop's `try_wait`.
+            Token::Exited => Flow::Closed,
         }
     }
 
@@ -216,6 +223,14 @@ pub fn run(sources: &mut Sources<'_>, vm: &mut Vm, stopper: &mut Stopper) -> Res
     };
     let mut poll = Poll::new().map_err(setup)?;
     sources.register(poll.registry()).map_err(setup)?;
+    let exited = vm.exit_fd();
+    if let Some(fd) = &exited {
+        let fd = rustix::fd::AsRawFd::as_raw_fd(fd);
+        let id = MioToken(EXITED_TOKEN);
+        poll.registry()
+            .register(&mut SourceFd(&fd), id, Interest::READABLE)
+            .map_err(setup)?;
+    }
     let mut events = Events::with_capacity(16);
     let mut open = [true; TOKENS];
     let mut again: Vec<Token> = Vec::new();

@@ -51,6 +51,14 @@ impl Vm {
     }
 
     /// QEMU's status once it has exited.
+    /// A descriptor that polls readable once QEMU has exited (a pidfd), so
+    /// the host learns of the exit at once rather than at its next tick;
+    /// `None` where the kernel has no pidfds (before 5.3).
+    pub fn exit_fd(&self) -> Option<rustix::fd::OwnedFd> {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32)?;
+        rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
+    }
+
     pub fn try_wait(&mut self) -> Result<Option<ExitStatus>> {
         self.child.try_wait().map_err(|source| Error::VmSetup {
             what: "waiting for QEMU".into(),

@@ -2,7 +2,7 @@
 //! `$XDG_CACHE_HOME/guestinit/snapshots`, named by the machine's slot
 //! (`key`). A file is a fixed header, then QEMU's migration stream as QEMU
 //! wrote it. The header says what the state was made of and how long and
-//! what CRC the stream has, so a stale, cut-short or corrupt file is found
+//! what checksum (XXH3-64) the stream has, so a stale, cut-short or corrupt file is found
 //! before QEMU reads a byte of it. Files are written aside and renamed,
 //! so a reader sees a whole file or none; LRU by modification time (a
 //! restore touches its file) bounds the directory.
@@ -15,11 +15,11 @@ use std::time::{Duration, SystemTime};
 
 use super::key::{Key, Parts};
 
-const MAGIC: &[u8; 8] = b"GISNAP\x00\x01";
+const MAGIC: &[u8; 8] = b"GISNAP\x00\x02";
 /// Where QEMU's stream starts: room for the header and the frames to replay.
 pub const HEADER_LEN: u64 = 4096;
-/// The header's fixed part: magic, three digests, length, CRC, replay length.
-const FIXED_LEN: usize = 8 + 3 * 32 + 8 + 4 + 4;
+/// The header's fixed part: magic, three digests, length, hash, replay length.
+const FIXED_LEN: usize = 8 + 3 * 32 + 8 + 8 + 4;
 /// The most bytes of frames a snapshot replays (KADR, SRDY, LIFE, HRDY and
 /// any warning the init sent before them).
 pub const REPLAY_MAX: usize = HEADER_LEN as usize - FIXED_LEN;
@@ -93,22 +93,22 @@ fn check(file: &mut File, parts: &Parts) -> Result<Vec<u8>, String> {
     if len != want {
         return Err(format!("cut short ({len} of {want} bytes)"));
     }
-    let crc = crc_from(file, HEADER_LEN).map_err(io)?;
-    if crc != fixed.state_crc {
-        return Err("corrupt (its CRC does not match)".into());
+    let hash = hash_from(file, HEADER_LEN).map_err(io)?;
+    if hash != fixed.state_hash {
+        return Err("corrupt (its checksum does not match)".into());
     }
     file.seek(SeekFrom::Start(HEADER_LEN)).map_err(io)?;
     Ok(header[FIXED_LEN..FIXED_LEN + fixed.replay_len].to_vec())
 }
 
-/// The CRC-32 of `file` from `offset` to its end.
-fn crc_from(file: &File, mut offset: u64) -> io::Result<u32> {
-    let mut hasher = crc32fast::Hasher::new();
+/// The XXH3-64 of `file` from `offset` to its end.
+fn hash_from(file: &File, mut offset: u64) -> io::Result<u64> {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = file.read_at(&mut buf, offset)?;
         if n == 0 {
-            return Ok(hasher.finalize());
+            return Ok(hasher.digest());
         }
         hasher.update(&buf[..n]);
         offset += n as u64;
@@ -119,7 +119,7 @@ fn crc_from(file: &File, mut offset: u64) -> io::Result<u32> {
 struct Header {
     parts: Parts,
     state_len: u64,
-    state_crc: u32,
+    state_hash: u64,
     replay_len: usize,
 }
 
@@ -133,7 +133,7 @@ impl Header {
             |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default());
         let u32_at =
             |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap_or_default());
-        let replay_len = u32_at(8 + 96 + 12) as usize;
+        let replay_len = u32_at(8 + 96 + 16) as usize;
         (replay_len <= REPLAY_MAX).then_some(Header {
             parts: Parts {
                 kernel: digest(8),
@@ -141,7 +141,7 @@ impl Header {
                 qemu: digest(72),
             },
             state_len: u64_at(104),
-            state_crc: u32_at(112),
+            state_hash: u64_at(112),
             replay_len,
         })
     }
@@ -153,7 +153,7 @@ impl Header {
             out.extend_from_slice(digest);
         }
         out.extend_from_slice(&self.state_len.to_le_bytes());
-        out.extend_from_slice(&self.state_crc.to_le_bytes());
+        out.extend_from_slice(&self.state_hash.to_le_bytes());
         out.extend_from_slice(&(replay.len() as u32).to_le_bytes());
         out.extend_from_slice(replay);
         out.resize(HEADER_LEN as usize, 0);
@@ -210,7 +210,7 @@ impl Pending {
         let header = Header {
             parts: self.parts.clone(),
             state_len,
-            state_crc: crc_from(&self.file, HEADER_LEN)?,
+            state_hash: hash_from(&self.file, HEADER_LEN)?,
             replay_len: replay.len(),
         };
         (&self.file).write_all_at(&header.write(replay), 0)
