@@ -108,6 +108,28 @@ pub fn choose(explicit: Option<u32>, bytes: u64) -> (u32, Option<String>) {
     }
 }
 
+/// The rootfs tmpfs's bound on kernels that take it (`initramfs_options=`,
+/// Linux 6.18 on): 90 % of the memory, where the default is half, so an
+/// archive may unpack into more than half the guest's memory (as ktstr
+/// passes it).
+const ROOTFS_OPTION: &str = "initramfs_options=size=90%";
+
+/// The first release that reads `initramfs_options=`.
+const ROOTFS_OPTION_SINCE: (u32, u32) = (6, 18);
+
+/// `initramfs_options=` for a kernel of `release` that reads it; `None`
+/// for older ones and an unknown release (an unknown parameter would
+/// reach the init's environment).
+pub fn rootfs_option(release: Option<&str>) -> Option<&'static str> {
+    (version(release?)? >= ROOTFS_OPTION_SINCE).then_some(ROOTFS_OPTION)
+}
+
+/// `MAJOR.MINOR` of a release such as `7.2.13+deb14-cloud-amd64`.
+fn version(release: &str) -> Option<(u32, u32)> {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
 /// What each NUMA node gets at least with `--topology`: a node's memory
 /// map, zones and its CPUs' per-CPU areas come out of its own memory, and
 /// x86 Linux drops a node under 4 MiB (`NODE_MIN_SIZE`) altogether. Twice
@@ -255,6 +277,21 @@ mod tests {
             check(531, gz).unwrap_err().estimate_mib,
             estimate_mib(400 * MIB)
         );
+    }
+
+    #[test]
+    fn the_rootfs_option_is_for_618_and_later() {
+        let option = |r| rootfs_option(Some(r));
+        assert_eq!(option("7.2.13+deb14-cloud-amd64"), Some(ROOTFS_OPTION));
+        assert_eq!(option("6.18.0"), Some(ROOTFS_OPTION));
+        assert_eq!(option("6.18-rc1"), Some(ROOTFS_OPTION));
+        assert_eq!(option("10.0.1-custom"), Some(ROOTFS_OPTION));
+        assert_eq!(option("6.17.9"), None);
+        assert_eq!(option("6.1.0-57-cloud-amd64"), None);
+        assert_eq!(option("5.19"), None);
+        assert_eq!(option("custom"), None);
+        assert_eq!(option("7"), None);
+        assert_eq!(rootfs_option(None), None);
     }
 
     #[test]

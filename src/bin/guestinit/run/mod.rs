@@ -3,18 +3,21 @@
 //! exit status (see `crate::error` for the codes).
 
 mod accel;
+mod boot_levers;
 mod cache;
 mod capture;
 mod child;
 mod console;
 mod diag;
 mod events;
+mod firmware;
 mod flow;
 mod gate;
 mod links;
 mod memory;
 mod nic;
 mod pob_cache;
+mod pvh;
 mod qemu;
 mod qmp;
 mod qmp_event;
@@ -170,6 +173,8 @@ fn run(args: &RunArgs, stdout: Spool, diag: &Diagnostics) -> Result<Verdict> {
 /// What a run boots, found and packed before QEMU starts.
 struct Machine<'a> {
     kernel: PathBuf,
+    /// The firmware, the file `-kernel` loads, the rootfs option.
+    levers: boot_levers::BootLevers,
     accel: Accel,
     /// QEMU runs under its seccomp filter (`--sandbox`).
     sandbox: bool,
@@ -240,6 +245,7 @@ fn prepare<'a>(args: &'a RunArgs, diag: &Diagnostics) -> Result<Machine<'a>> {
         diag.warn(&warning);
     }
     Ok(Machine {
+        levers: boot_levers::BootLevers::find(&kernel),
         kernel,
         accel,
         sandbox,
@@ -363,8 +369,10 @@ fn start(args: &RunArgs, machine: Machine, diag: &Diagnostics) -> Result<Started
         accel: machine.accel,
         tcg_thread,
         sandbox: machine.sandbox.then_some(sandbox::SETTINGS),
-        kernel: &machine.kernel,
+        kernel: machine.levers.vmlinux.as_deref().unwrap_or(&machine.kernel),
         initrd: &machine.initrd.path,
+        firmware: machine.levers.firmware.as_deref(),
+        initramfs_options: machine.levers.initramfs_options,
         memory_mib: machine.memory_mib,
         cpus: machine.cpus,
         topology: args.vm.topology,
