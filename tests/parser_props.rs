@@ -120,7 +120,11 @@ proptest! {
 /// then a few bytes overwritten: deep in both parsers, and malformed.
 fn kernel_image_input() -> impl Strategy<Value = Vec<u8>> {
     let base = prop_oneof![Just(props::sample_bzimage()), Just(props::sample_pvh_elf())];
-    (base, prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4), 0usize..64)
+    (
+        base,
+        prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+        0usize..64,
+    )
         .prop_map(|(mut image, edits, cut)| {
             for (at, byte) in edits {
                 let i = at.index(image.len());
@@ -136,7 +140,10 @@ fn the_kernel_image_samples_reach_both_parsers_ends() {
     use guestinit::parse::kernel_image::{payload, pvh_entry, Codec};
     let image = props::sample_bzimage();
     let found = payload(&image).unwrap();
-    assert_eq!((found.codec, found.data, found.size), (Codec::Lz4Legacy, &b"\x02\x21\x4c\x18four"[..], 1000));
+    assert_eq!(
+        (found.codec, found.data, found.size),
+        (Codec::Lz4Legacy, &b"\x02\x21\x4c\x18four"[..], 1000)
+    );
     assert_eq!(pvh_entry(&props::sample_pvh_elf()), Some(0x100_4000));
 }
 

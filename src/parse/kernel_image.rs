@@ -157,15 +157,21 @@ fn padded(n: usize) -> Option<usize> {
 }
 
 fn u16_at(bytes: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(bytes.get(at..at.checked_add(2)?)?.try_into().ok()?))
+    Some(u16::from_le_bytes(
+        bytes.get(at..at.checked_add(2)?)?.try_into().ok()?,
+    ))
 }
 
 fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(bytes.get(at..at.checked_add(4)?)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        bytes.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(bytes.get(at..at.checked_add(8)?)?.try_into().ok()?))
+    Some(u64::from_le_bytes(
+        bytes.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 
 #[cfg(test)]
@@ -201,8 +207,14 @@ mod tests {
         assert_eq!(payload(&image), Some(want));
         // setup_sects 0 means 4.
         let zstd = [0x28, 0xb5, 0x2f, 0xfd, 9];
-        assert_eq!(payload(&bzimage(0, 0, &zstd, 7)).unwrap().codec, Codec::Zstd);
-        assert_eq!(payload(&bzimage(4, 8, b"\x1f\x8b..", 7)).unwrap().codec, Codec::Gzip);
+        assert_eq!(
+            payload(&bzimage(0, 0, &zstd, 7)).unwrap().codec,
+            Codec::Zstd
+        );
+        assert_eq!(
+            payload(&bzimage(4, 8, b"\x1f\x8b..", 7)).unwrap().codec,
+            Codec::Gzip
+        );
     }
 
     #[test]

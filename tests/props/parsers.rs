@@ -8,11 +8,11 @@ use std::ops::ControlFlow;
 use arbitrary::{Arbitrary, Unstructured};
 use guestinit::parse::args::{self, ArgsError};
 use guestinit::parse::cmdline::Cmdline;
+use guestinit::parse::kernel_image::{self, Codec};
 use guestinit::parse::lines::LineSplitter;
 use guestinit::parse::num::{parse_dec_u64, parse_hex_u64};
 use guestinit::parse::shares::{self as share_file, Bad, Share};
 use guestinit::parse::superblock::{self, Fs};
-use guestinit::parse::kernel_image::{self, Codec};
 use guestinit::parse::{iomem, kallsyms, sched_script};
 
 /// Whether `part` lies within `whole` (parsers return borrowed pieces).
@@ -534,7 +534,10 @@ pub fn sample_pvh_elf() -> Vec<u8> {
     e[0x40] = 4;
     e[0x48] = 0x78;
     e[0x60] = 48;
-    for (name, kind, value) in [(&b"Xen\0"[..], 6u32, &b"linux\0\0\0"[..]), (b"Xen\0", 18, &[0, 0x40, 0, 1, 0, 0, 0, 0])] {
+    for (name, kind, value) in [
+        (&b"Xen\0"[..], 6u32, &b"linux\0\0\0"[..]),
+        (b"Xen\0", 18, &[0, 0x40, 0, 1, 0, 0, 0, 0]),
+    ] {
         e.extend_from_slice(&(name.len() as u32).to_le_bytes());
         e.extend_from_slice(&(value.len() as u32).to_le_bytes());
         e.extend_from_slice(&kind.to_le_bytes());

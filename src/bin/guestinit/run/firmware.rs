@@ -19,7 +19,12 @@ const DATA_DIRS: [&str; 2] = ["/usr/share/qemu", "/usr/local/share/qemu"];
 pub fn qboot(qemu: &str) -> Option<PathBuf> {
     let prefix = locate::on_path(qemu.as_ref())
         .and_then(|binary| Some(binary.parent()?.parent()?.join("share/qemu")));
-    find(prefix.iter().map(PathBuf::as_path).chain(DATA_DIRS.map(Path::new)))
+    find(
+        prefix
+            .iter()
+            .map(PathBuf::as_path)
+            .chain(DATA_DIRS.map(Path::new)),
+    )
 }
 
 /// qboot's file in the first of `dirs` that has it.

@@ -115,7 +115,12 @@ mod tests {
         e[0x40] = 4; // PT_NOTE
         e[0x48] = 0x80; // p_offset
         e[0x60] = 24; // p_filesz
-        let note = [&4u32.to_le_bytes()[..], &8u32.to_le_bytes(), &18u32.to_le_bytes(), b"Xen\0"];
+        let note = [
+            &4u32.to_le_bytes()[..],
+            &8u32.to_le_bytes(),
+            &18u32.to_le_bytes(),
+            b"Xen\0",
+        ];
         e[0x80..0x90].copy_from_slice(&note.concat());
         e[0x90..0x98].copy_from_slice(&0x100_0000u64.to_le_bytes());
         for (i, b) in e.iter_mut().enumerate().skip(0x100) {
@@ -213,7 +218,11 @@ mod tests {
 
     /// The first `vmlinuz*` file under `dir`, two levels deep at most.
     fn walk(dir: &Path) -> Option<PathBuf> {
-        let entries: Vec<_> = fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).collect();
+        let entries: Vec<_> = fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .collect();
         entries
             .iter()
             .find(|p| p.is_file() && p.to_string_lossy().contains("vmlinuz"))

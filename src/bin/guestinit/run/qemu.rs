@@ -234,7 +234,10 @@ fn boot(config: &VmConfig<'_>) -> Vec<OsString> {
         ..config.params
     });
     // Before the user's `--append`, which may set it otherwise.
-    for extra in [config.initramfs_options, config.append].into_iter().flatten() {
+    for extra in [config.initramfs_options, config.append]
+        .into_iter()
+        .flatten()
+    {
         append = format!("{append} {extra}");
     }
     let mut args = Vec::new();
