@@ -203,7 +203,10 @@ fn assert_boots_kernel(qemu: &str, kernel: &str) {
     let payload = guestinit::parse::kernel_image::payload(&image).expect("a bzImage");
     let elf = std::fs::read(loaded).unwrap();
     assert!(loaded.contains("/vmlinux/"), "{loaded} for {kernel}");
-    assert!(elf.starts_with(b"\x7fELF") && elf.len() == payload.size as usize, "{loaded}");
+    assert!(
+        elf.starts_with(b"\x7fELF") && elf.len() == payload.size as usize,
+        "{loaded}"
+    );
 }
 
 /// mkdisk takes the VM options `run` takes, and honours them: the kernel

@@ -224,7 +224,9 @@ fn prepare<'a>(args: &'a RunArgs, diag: &Diagnostics) -> Result<Machine<'a>> {
         path: initrd.path.clone(),
         source,
     })?;
-    let (memory_mib, warning) = memory::choose(args.vm.memory, sizes.unpacked);
+    let levers = boot_levers::BootLevers::find(&kernel);
+    let floor = memory::Floor::for_option(levers.initramfs_options);
+    let (memory_mib, warning) = memory::choose(args.vm.memory, sizes.unpacked, floor);
     let nodes = topology.map_or(1, |t| t.nodes);
     let (memory_mib, rounded) = memory::spread(memory_mib, args.vm.memory.is_some(), nodes)
         .map_err(|t| Error::NodeMemoryTooSmall {
@@ -235,7 +237,7 @@ fn prepare<'a>(args: &'a RunArgs, diag: &Diagnostics) -> Result<Machine<'a>> {
             give_mib: t.give_mib,
         })?;
     // An archive that cannot boot would hang silently: refused, not warned.
-    memory::check(memory_mib, sizes).map_err(|t| Error::MemoryTooSmall {
+    memory::check(memory_mib, sizes, floor).map_err(|t| Error::MemoryTooSmall {
         archive_mib: t.archive_mib,
         memory_mib: t.memory_mib,
         least_mib: t.least_mib,
@@ -245,7 +247,7 @@ fn prepare<'a>(args: &'a RunArgs, diag: &Diagnostics) -> Result<Machine<'a>> {
         diag.warn(&warning);
     }
     Ok(Machine {
-        levers: boot_levers::BootLevers::find(&kernel),
+        levers,
         kernel,
         accel,
         sandbox,
