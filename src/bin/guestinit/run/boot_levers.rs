@@ -9,7 +9,7 @@ use crate::pack;
 
 /// How QEMU boots `kernel`.
 pub struct BootLevers {
-    /// qboot, where QEMU has it.
+    /// qboot, where QEMU has it and the kernel uses ACPI.
     pub firmware: Option<PathBuf>,
     /// The kernel's vmlinux by PVH, when it has one; else the image boots.
     pub vmlinux: Option<PathBuf>,
@@ -19,13 +19,14 @@ pub struct BootLevers {
 
 impl BootLevers {
     /// The levers for the kernel image `kernel` (its companions, as its
-    /// release, are found from the image's own path, not the vmlinux's).
-    pub fn find(kernel: &Path) -> BootLevers {
+    /// release, are found from the image's own path, not the vmlinux's)
+    /// and the user's `--append`.
+    pub fn find(kernel: &Path, append: Option<&str>) -> BootLevers {
         let release = pack::kernel::companions(kernel)
             .ok()
             .and_then(|c| c.release);
         BootLevers {
-            firmware: firmware::qboot(qemu::QEMU),
+            firmware: firmware::choose(qemu::QEMU, append),
             vmlinux: pvh::vmlinux(kernel),
             initramfs_options: memory::rootfs_option(release.as_deref()),
         }

@@ -224,7 +224,7 @@ fn prepare<'a>(args: &'a RunArgs, diag: &Diagnostics) -> Result<Machine<'a>> {
         path: initrd.path.clone(),
         source,
     })?;
-    let levers = boot_levers::BootLevers::find(&kernel);
+    let levers = boot_levers::BootLevers::find(&kernel, args.vm.append.as_deref());
     let floor = memory::Floor::for_option(levers.initramfs_options);
     let (memory_mib, warning) = memory::choose(args.vm.memory, sizes.unpacked, floor);
     let nodes = topology.map_or(1, |t| t.nodes);
