@@ -8,6 +8,7 @@
 # Sections: size timeline anchors throughput floors sizes decode modes levers options warm.
 # RUNS=5 boots per figure (alternated between the variants compared, so a
 # machine's load falls on all of them alike); LEVER_RUNS=3 per lever;
+# LEVER_ONLY=REGEX measures the levers whose name matches;
 # GUESTINIT=path measures a copy (with its init beside it); NO_BUILD=1 skips
 # setup and build; PADS="0 32" are the MiB `sizes` includes; NO_VNG=1 skips
 # installing virtme-ng.
@@ -407,7 +408,14 @@ decode() {
 # adopted in run/qemu.rs is measured as the old setting against the new
 # default: `%append-without:A,B` is the default command line less A and B,
 # given as QEMU's last `-append` (which wins), `-cpu` and `-machine` alike.
+# `%kernel` is the kernel's image (a later `-kernel` wins over the vmlinux
+# `run` boots by PVH), `%tsc` the `--append` of the host's TSC rate and
+# the loops per jiffy it implies (`tsc_early_khz=`, `lpj=`).
 LEVERS=(
+    "qboot + PVH (adopted)|--qemu-arg=-bios --qemu-arg=bios-256k.bin --qemu-arg=-kernel --qemu-arg=%kernel||SeaBIOS and the bzImage (the old defaults) vs qboot and the vmlinux by PVH"
+    "qboot (adopted)|--qemu-arg=-bios --qemu-arg=bios-256k.bin||firmware: SeaBIOS vs qboot (both with PVH)"
+    "PVH (adopted)|--qemu-arg=-kernel --qemu-arg=%kernel||-kernel: the bzImage vs its vmlinux by PVH (both with qboot)"
+    "microvm||--qemu-arg=-machine --qemu-arg=microvm,pcie=on %tsc|machine: pc vs microvm with PCIe, tsc_early_khz= and lpj= (both with qboot and PVH)"
     "machine q35|--qemu-arg=-machine --qemu-arg=pc|--qemu-arg=-machine --qemu-arg=q35|QEMU machine type: pc (i440FX) vs q35"
     "cpu qemu64|--qemu-arg=-cpu --qemu-arg=max|--qemu-arg=-cpu --qemu-arg=qemu64|-cpu under TCG: max vs qemu64"
     "cpus 2|--cpus=1|--cpus=2|one vCPU (run's default) vs two, each a host thread under TCG"
@@ -441,11 +449,30 @@ default_append() {
     cat "$tmp/append.$1"
 }
 
+# The host's TSC rate in kHz, which TCG's guest TSC runs at (it reads the
+# host's): the kernel's calibration, else /proc/cpuinfo's clock.
+tsc_khz() {
+    { dmesg 2>/dev/null | sed -n 's/.*tsc: Refined TSC clocksource calibration: \([0-9.]*\) MHz.*/\1/p; s/.*tsc: Detected \([0-9.]*\) MHz.*/\1/p'
+        awk -F': ' '/^cpu MHz/ {print $2; exit}' /proc/cpuinfo; } | head -1 | awk '{printf "%d", $1 * 1000}'
+}
+
+# `%tsc` for KERNEL: the TSC rate and the loops per jiffy at its CONFIG_HZ
+# (the TSC delay loop counts cycles), which microvm needs to boot at all.
+tsc_append() {
+    local khz hz config
+    khz=$(tsc_khz)
+    case $1 in deb) config=$(ls .cache/kernel/boot/config-* | head -1) ;; sid) config=$(dirname "$sid_kernel")/config ;; esac
+    hz=$(sed -n 's/^CONFIG_HZ=//p' "$config")
+    echo "--append=tsc_early_khz=$khz lpj=$((khz * 1000 / ${hz:-250}))"
+}
+
 # One lever run: KERNEL FILE ARGS (a LEVERS side, expanded).
 lever_run() {
     local kernel=$1 file=$2 args=() a drop
     for a in $3; do
         case $a in
+            %tsc) args+=("$(tsc_append "$kernel")") ;;
+            *%kernel*) args+=("${a/\%kernel/$(kernel_of "$kernel")}") ;;
             %append-without:*)
                 local line=" $(default_append "$kernel") "
                 local drops=${a#%append-without:}
@@ -469,6 +496,7 @@ levers() {
         for spec in "${LEVERS[@]}"; do
             IFS='|' read -r name old new what <<<"$spec"
             n=$((n + 1))
+            [[ -z ${LEVER_ONLY:-} || $name =~ $LEVER_ONLY ]] || continue
             say "lever $name on $k"
             for i in $(seq "$lever_runs"); do
                 lever_run "$k" "$tmp/lv.$n.old" "$old"

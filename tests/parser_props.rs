@@ -116,6 +116,46 @@ proptest! {
     }
 }
 
+/// A bzImage or an ELF with a PVH note, built by the tests' own encoder,
+/// then a few bytes overwritten: deep in both parsers, and malformed.
+fn kernel_image_input() -> impl Strategy<Value = Vec<u8>> {
+    let base = prop_oneof![Just(props::sample_bzimage()), Just(props::sample_pvh_elf())];
+    (
+        base,
+        prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+        0usize..64,
+    )
+        .prop_map(|(mut image, edits, cut)| {
+            for (at, byte) in edits {
+                let i = at.index(image.len());
+                image[i] = byte;
+            }
+            image.truncate(image.len() - cut.min(image.len()));
+            image
+        })
+}
+
+#[test]
+fn the_kernel_image_samples_reach_both_parsers_ends() {
+    use guestinit::parse::kernel_image::{payload, pvh_entry, Codec};
+    let image = props::sample_bzimage();
+    let found = payload(&image).unwrap();
+    assert_eq!(
+        (found.codec, found.data, found.size),
+        (Codec::Lz4Legacy, &b"\x02\x21\x4c\x18four"[..], 1000)
+    );
+    assert_eq!(pvh_entry(&props::sample_pvh_elf()), Some(0x100_4000));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    #[test]
+    fn kernel_image(image in kernel_image_input()) {
+        props::kernel_image(&image);
+    }
+}
+
 /// A share the host can write: a tag of 1 to 36 bytes and an absolute
 /// directory, neither with a NUL.
 fn share_record() -> impl Strategy<Value = (Vec<u8>, Vec<u8>, bool)> {
@@ -156,6 +196,7 @@ fn fuzz_corpus_seeds_and_regressions_replay() {
             "num",
             "superblock",
             "shares",
+            "kernel_image",
         ],
         props::replay,
     );

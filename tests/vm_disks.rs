@@ -188,6 +188,27 @@ fn cached_kernel() -> (String, String) {
     (kernel.display().to_string(), modules.display().to_string())
 }
 
+/// QEMU's `-kernel` in `qemu` (a command line) is `kernel`, or the vmlinux
+/// taken out of it for a PVH boot: an ELF of the size its bzImage says.
+fn assert_boots_kernel(qemu: &str, kernel: &str) {
+    let loaded = qemu
+        .split(" -kernel ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("no -kernel in {qemu}"));
+    if loaded == kernel {
+        return;
+    }
+    let image = std::fs::read(kernel).unwrap();
+    let payload = guestinit::parse::kernel_image::payload(&image).expect("a bzImage");
+    let elf = std::fs::read(loaded).unwrap();
+    assert!(loaded.contains("/vmlinux/"), "{loaded} for {kernel}");
+    assert!(
+        elf.starts_with(b"\x7fELF") && elf.len() == payload.size as usize,
+        "{loaded}"
+    );
+}
+
 /// mkdisk takes the VM options `run` takes, and honours them: the kernel
 /// and modules named, memory and CPUs on QEMU's command line; a module
 /// tree without the virtio drivers is refused before any boot.
@@ -219,9 +240,10 @@ fn mkdisk_takes_the_vm_options_of_run() {
         .lines()
         .find(|l| l.starts_with("guestinit: qemu-system-x86_64 "))
         .unwrap_or_else(|| panic!("no QEMU command line in:\n{said}"));
-    for want in [" -m 320 ", " -smp 2 ", &format!(" -kernel {kernel} ")] {
+    for want in [" -m 320 ", " -smp 2 "] {
         assert!(qemu.contains(want), "{want:?} not in {qemu}");
     }
+    assert_boots_kernel(qemu, &kernel);
 
     let empty = dir.join("no-modules");
     std::fs::create_dir(&empty).unwrap();

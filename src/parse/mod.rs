@@ -1,6 +1,6 @@
 //! Parsers of the inputs the init reads (files and a command line that the
-//! host wrote, the shares it mounts, kernel files, a disk's superblock) and of module metadata the
-//! host reads. None
+//! host wrote, the shares it mounts, kernel files, a disk's superblock) and of module metadata and
+//! kernel images the host reads. None
 //! allocates or panics, and each does work linear in its input: each is a
 //! fuzz target.
 
@@ -8,6 +8,7 @@ pub mod args;
 pub mod cmdline;
 pub mod iomem;
 pub mod kallsyms;
+pub mod kernel_image;
 pub mod lines;
 pub mod modinfo;
 pub mod newc;

@@ -8,6 +8,7 @@ use std::ops::ControlFlow;
 use arbitrary::{Arbitrary, Unstructured};
 use guestinit::parse::args::{self, ArgsError};
 use guestinit::parse::cmdline::Cmdline;
+use guestinit::parse::kernel_image::{self, Codec};
 use guestinit::parse::lines::LineSplitter;
 use guestinit::parse::num::{parse_dec_u64, parse_hex_u64};
 use guestinit::parse::shares::{self as share_file, Bad, Share};
@@ -390,6 +391,7 @@ pub fn replay(target: &str, data: &[u8]) -> bool {
         "num" => num(data),
         "superblock" => superblock(data),
         "shares" => shares(data),
+        "kernel_image" => kernel_image(data),
         "lines" => {
             if let Ok(input) = LinesInput::arbitrary_take_rest(Unstructured::new(data)) {
                 lines(&input);
@@ -398,4 +400,149 @@ pub fn replay(target: &str, data: &[u8]) -> bool {
         _ => return false,
     }
     true
+}
+
+/// Little-endian field of `n` bytes at `at`, by u64 arithmetic (the model's
+/// own reads, apart from the parser's).
+fn le(bytes: &[u8], at: u64, n: u64) -> Option<u64> {
+    let start = usize::try_from(at).ok()?;
+    let end = usize::try_from(at.checked_add(n)?).ok()?;
+    let field = bytes.get(start..end)?;
+    Some(field.iter().rev().fold(0, |v, &b| (v << 8) | u64::from(b)))
+}
+
+/// Target `kernel_image`: any bytes as a bzImage and as an ELF (the host
+/// reads the image a user names, and the ELF it decompresses from it).
+/// `payload` agrees with a transcription of the boot protocol's fields
+/// (and what it returns lies inside the image); `pvh_entry` with a walk of
+/// the PT_NOTE segments' notes in u64 arithmetic.
+pub fn kernel_image(data: &[u8]) {
+    assert_eq!(kernel_image::payload(data), payload_model(data));
+    if let Some(p) = kernel_image::payload(data) {
+        assert!(within(data, p.data));
+    }
+    assert_eq!(kernel_image::pvh_entry(data), pvh_model(data));
+}
+
+fn payload_model(image: &[u8]) -> Option<kernel_image::Payload<'_>> {
+    if image.get(0x202..0x206) != Some(b"HdrS") || le(image, 0x206, 2)? < 0x208 {
+        return None;
+    }
+    let sects = match le(image, 0x1f1, 1)? {
+        0 => 4,
+        n => n,
+    };
+    let start = (sects + 1) * 512 + le(image, 0x248, 4)?;
+    let length = le(image, 0x24c, 4)?;
+    if length < 4 || start + length > image.len() as u64 {
+        return None;
+    }
+    let (start, end) = (start as usize, (start + length) as usize);
+    let data = &image[start..end - 4];
+    let codec = [
+        (Codec::Gzip, &b"\x1f\x8b"[..]),
+        (Codec::Xz, b"\xfd7zXZ\0"),
+        (Codec::Zstd, b"\x28\xb5\x2f\xfd"),
+        (Codec::Lz4Legacy, b"\x02\x21\x4c\x18"),
+        (Codec::Lzma, b"\x5d\0\0"),
+        (Codec::Bzip2, b"BZh"),
+        (Codec::Lzo, b"\x89LZO"),
+        (Codec::Uncompressed, b"\x7fELF"),
+    ]
+    .into_iter()
+    .find(|(_, magic)| data.starts_with(magic))?
+    .0;
+    Some(kernel_image::Payload {
+        codec,
+        data,
+        size: le(image, (end - 4) as u64, 4)? as u32,
+    })
+}
+
+fn pvh_model(elf: &[u8]) -> Option<u64> {
+    if !elf.starts_with(b"\x7fELF") || le(elf, 4, 2)? != 0x0102 || le(elf, 0x12, 2)? != 62 {
+        return None;
+    }
+    let (phoff, entsize, count) = (le(elf, 0x20, 8)?, le(elf, 0x36, 2)?, le(elf, 0x38, 2)?);
+    if entsize < 0x38 {
+        return None;
+    }
+    for i in 0..count {
+        let Some(phdr) = phoff.checked_add(i * entsize) else {
+            continue;
+        };
+        if le(elf, phdr, 4) != Some(4) {
+            continue;
+        }
+        let (Some(offset), Some(size)) = (le(elf, phdr + 8, 8), le(elf, phdr + 0x20, 8)) else {
+            continue;
+        };
+        let Some(end) = offset.checked_add(size).filter(|&e| e <= elf.len() as u64) else {
+            continue;
+        };
+        let mut at = offset;
+        while end - at >= 12 {
+            let (Some(namesz), Some(descsz), Some(kind)) =
+                (le(elf, at, 4), le(elf, at + 4, 4), le(elf, at + 8, 4))
+            else {
+                break;
+            };
+            let name_end = at + 12 + namesz;
+            let desc = (name_end + 3) & !3;
+            let desc_end = desc + descsz;
+            if desc_end > end {
+                break;
+            }
+            let name = &elf[(at + 12) as usize..name_end as usize];
+            if name == b"Xen\0" && kind == 18 {
+                return match descsz {
+                    4 | 8 => le(elf, desc, descsz),
+                    _ => None,
+                };
+            }
+            at = (desc_end + 3) & !3;
+            if at > end {
+                break;
+            }
+        }
+    }
+    None
+}
+
+/// A small bzImage: 4 setup sectors, an LZ4 magic and bytes as its payload.
+pub fn sample_bzimage() -> Vec<u8> {
+    let mut image = vec![0u8; 5 * 512 + 16];
+    image[0x202..0x206].copy_from_slice(b"HdrS");
+    image[0x206..0x208].copy_from_slice(&0x20fu16.to_le_bytes());
+    image[0x248..0x24c].copy_from_slice(&16u32.to_le_bytes());
+    image[0x24c..0x250].copy_from_slice(&12u32.to_le_bytes());
+    image.extend_from_slice(b"\x02\x21\x4c\x18four");
+    image.extend_from_slice(&1000u32.to_le_bytes());
+    image
+}
+
+/// A small x86_64 ELF whose one PT_NOTE has a note, then the PVH note.
+pub fn sample_pvh_elf() -> Vec<u8> {
+    let mut e = vec![0u8; 0x78];
+    e[..4].copy_from_slice(b"\x7fELF");
+    e[4] = 2;
+    e[5] = 1;
+    e[0x12] = 62;
+    e[0x20] = 0x40;
+    e[0x36] = 0x38;
+    e[0x38] = 1;
+    e[0x40] = 4;
+    e[0x48] = 0x78;
+    e[0x60] = 48;
+    for (name, kind, value) in [
+        (&b"Xen\0"[..], 6u32, &b"linux\0\0\0"[..]),
+        (b"Xen\0", 18, &[0, 0x40, 0, 1, 0, 0, 0, 0]),
+    ] {
+        e.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        e.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        e.extend_from_slice(&kind.to_le_bytes());
+        e.extend_from_slice(name);
+        e.extend_from_slice(value);
+    }
+    e
 }

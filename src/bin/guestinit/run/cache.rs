@@ -34,20 +34,31 @@ impl Entry {
         fs::read_to_string(&self.path).ok()
     }
 
+    /// The entry's file, for an entry too large to load as text.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Stores `text`. Best effort: a cache that cannot be written costs the
     /// next run the work again.
     pub fn store(&self, text: &str) {
+        self.store_bytes(text.as_bytes());
+    }
+
+    /// Stores `bytes`; whether the entry now holds them.
+    pub fn store_bytes(&self, bytes: &[u8]) -> bool {
         let Some(dir) = self.path.parent() else {
-            return;
+            return false;
         };
         // Written aside and renamed: a concurrent run reads all or nothing.
         let partial = self.path.with_extension(format!("{}", std::process::id()));
         let written = fs::create_dir_all(dir)
-            .and_then(|()| fs::write(&partial, text))
+            .and_then(|()| fs::write(&partial, bytes))
             .and_then(|()| fs::rename(&partial, &self.path));
         if written.is_err() {
             let _ = fs::remove_file(&partial);
         }
+        written.is_ok()
     }
 }
 

@@ -7,12 +7,33 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
+/// The least memory an archive boots in, as a line in its size.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Floor {
+    base_mib: f64,
+    per_mib: f64,
+}
+
 /// The floor measured on the Debian 6.1 cloud kernel (1 MiB steps): 74 MiB
 /// at a 2.4 MiB archive, 151 at 34.4, 345 at 98.4, 664 at 202.4. It grows
 /// faster than linearly, so the line takes the steepest slope seen (3.07
-/// per MiB), rounded up, near the smallest point, plus a margin.
-const FLOOR_BASE_MIB: f64 = 68.0;
-const FLOOR_PER_MIB: f64 = 3.1;
+/// per MiB), rounded up, near the smallest point, plus a margin. Every
+/// kernel without `initramfs_options=` has it.
+pub const FLOOR: Floor = Floor {
+    base_mib: 68.0,
+    per_mib: 3.1,
+};
+
+/// The floor with `initramfs_options=size=90%` (`rootfs_option`),
+/// measured on Debian unstable's 7.2 cloud kernel (1 MiB steps): 80 MiB
+/// at a 2.1 MiB archive, 147 at 34.1, 279 at 98.1, 494 at 202.1 (without
+/// the option 80, 159 and 353 up to 98.1: the rootfs tmpfs's default half
+/// of the memory bounded it). Linear (2.09, 2.06 and 2.07 per MiB), so
+/// the line takes 2.2 per MiB through the smallest point, plus the margin.
+pub const FLOOR_ROOTFS_OPTION: Floor = Floor {
+    base_mib: 76.0,
+    per_mib: 2.2,
+};
 /// Above the line, for kernels and machines that differ a little.
 const MARGIN_MIB: f64 = 8.0;
 /// What a guest gets at least without `--memory`: room for the payload's
@@ -52,7 +73,7 @@ pub struct TooSmall {
 /// room for its memory map (502 MiB in 512: "memory map backing failed",
 /// an oops in setup_arch), and it panics before its console is up and
 /// before `panic=` is read, so it spins and QEMU never exits.
-pub fn check(memory_mib: u32, sizes: Sizes) -> Result<(), TooSmall> {
+pub fn check(memory_mib: u32, sizes: Sizes, floor: Floor) -> Result<(), TooSmall> {
     let least = sizes.loaded + sizes.unpacked + KERNEL_LEAST_MIB * MIB;
     if u64::from(memory_mib) * MIB >= least {
         return Ok(());
@@ -61,14 +82,24 @@ pub fn check(memory_mib: u32, sizes: Sizes) -> Result<(), TooSmall> {
         memory_mib,
         archive_mib: sizes.loaded as f64 / MIB as f64,
         least_mib: u32::try_from(least.div_ceil(MIB)).unwrap_or(u32::MAX),
-        estimate_mib: estimate_mib(sizes.unpacked),
+        estimate_mib: floor.estimate_mib(sizes.unpacked),
     })
 }
 
-/// The least memory, in MiB, with which an archive of `bytes` boots.
-pub fn estimate_mib(bytes: u64) -> u32 {
-    let archive_mib = bytes as f64 / (1024.0 * 1024.0);
-    (FLOOR_BASE_MIB + FLOOR_PER_MIB * archive_mib + MARGIN_MIB).ceil() as u32
+impl Floor {
+    /// The floor of a kernel that is given `rootfs_option` (or none).
+    pub fn for_option(rootfs_option: Option<&str>) -> Floor {
+        match rootfs_option {
+            Some(_) => FLOOR_ROOTFS_OPTION,
+            None => FLOOR,
+        }
+    }
+
+    /// The least memory, in MiB, with which an archive of `bytes` boots.
+    pub fn estimate_mib(self, bytes: u64) -> u32 {
+        let archive_mib = bytes as f64 / (1024.0 * 1024.0);
+        (self.base_mib + self.per_mib * archive_mib + MARGIN_MIB).ceil() as u32
+    }
 }
 
 /// The archive's sizes: the file's, and unpacked the file's or for a gzip
@@ -93,8 +124,8 @@ pub fn archive_sizes(path: &Path) -> io::Result<Sizes> {
 /// The guest's memory: `--memory` if given, else the estimate plus the
 /// default's room for the payload; and a warning when `--memory` is below
 /// the estimate.
-pub fn choose(explicit: Option<u32>, bytes: u64) -> (u32, Option<String>) {
-    let estimate = estimate_mib(bytes);
+pub fn choose(explicit: Option<u32>, bytes: u64, floor: Floor) -> (u32, Option<String>) {
+    let estimate = floor.estimate_mib(bytes);
     match explicit {
         Some(mib) if mib < estimate => {
             let warning = format!(
@@ -106,6 +137,28 @@ pub fn choose(explicit: Option<u32>, bytes: u64) -> (u32, Option<String>) {
         Some(mib) => (mib, None),
         None => (DEFAULT_MIB.max(estimate + DEFAULT_MIB / 2), None),
     }
+}
+
+/// The rootfs tmpfs's bound on kernels that take it (`initramfs_options=`,
+/// Linux 6.18 on): 90 % of the memory, where the default is half, so an
+/// archive may unpack into more than half the guest's memory (as ktstr
+/// passes it).
+const ROOTFS_OPTION: &str = "initramfs_options=size=90%";
+
+/// The first release that reads `initramfs_options=`.
+const ROOTFS_OPTION_SINCE: (u32, u32) = (6, 18);
+
+/// `initramfs_options=` for a kernel of `release` that reads it; `None`
+/// for older ones and an unknown release (an unknown parameter would
+/// reach the init's environment).
+pub fn rootfs_option(release: Option<&str>) -> Option<&'static str> {
+    (version(release?)? >= ROOTFS_OPTION_SINCE).then_some(ROOTFS_OPTION)
+}
+
+/// `MAJOR.MINOR` of a release such as `7.2.13+deb14-cloud-amd64`.
+fn version(release: &str) -> Option<(u32, u32)> {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
 /// What each NUMA node gets at least with `--topology`: a node's memory
@@ -174,20 +227,53 @@ mod tests {
             (212_227_288, 664),
         ];
         for (bytes, floor) in measured {
-            let estimate = estimate_mib(bytes);
+            let estimate = FLOOR.estimate_mib(bytes);
             let near = floor + 1..=floor + 48;
             assert!(near.contains(&estimate), "{bytes}: {estimate}");
         }
     }
 
     #[test]
+    fn the_rootfs_options_estimate_is_above_its_measured_floors_and_below_the_old() {
+        let measured = [
+            (2_202_384, 80),
+            (35_761_040, 147),
+            (102_878_352, 279),
+            (211_943_984, 494),
+        ];
+        for (bytes, floor) in measured {
+            let estimate = FLOOR_ROOTFS_OPTION.estimate_mib(bytes);
+            assert!(
+                (floor + 1..=floor + 48).contains(&estimate),
+                "{bytes}: {estimate}"
+            );
+            assert!(
+                estimate < FLOOR.estimate_mib(bytes) || bytes < 4 * MIB,
+                "{bytes}"
+            );
+        }
+        assert_eq!(Floor::for_option(None), FLOOR);
+        let option = rootfs_option(Some("7.2.13+deb14-cloud-amd64"));
+        assert_eq!(Floor::for_option(option), FLOOR_ROOTFS_OPTION);
+        // Whatever the size, its estimate passes the bound that never boots.
+        for mib in [1, 2, 34, 98, 202, 700, 3000] {
+            let sizes = Sizes {
+                loaded: mib * MIB,
+                unpacked: mib * MIB,
+            };
+            let estimate = FLOOR_ROOTFS_OPTION.estimate_mib(sizes.unpacked);
+            assert_eq!(check(estimate, sizes, FLOOR_ROOTFS_OPTION), Ok(()), "{mib}");
+        }
+    }
+
+    #[test]
     fn the_estimate_grows_with_the_archive() {
-        assert!(estimate_mib(2 * MIB) < estimate_mib(100 * MIB));
+        assert!(FLOOR.estimate_mib(2 * MIB) < FLOOR.estimate_mib(100 * MIB));
         assert_eq!(
-            choose(None, 2 * MIB).0,
-            DEFAULT_MIB.max(estimate_mib(2 * MIB) + 128)
+            choose(None, 2 * MIB, FLOOR).0,
+            DEFAULT_MIB.max(FLOOR.estimate_mib(2 * MIB) + 128)
         );
-        assert!(choose(None, 400 * MIB).0 > estimate_mib(400 * MIB));
+        assert!(choose(None, 400 * MIB, FLOOR).0 > FLOOR.estimate_mib(400 * MIB));
     }
 
     #[test]
@@ -211,8 +297,8 @@ mod tests {
 
     #[test]
     fn an_explicit_size_stands_and_is_warned_about_when_too_small() {
-        assert_eq!(choose(Some(512), 2 * MIB), (512, None));
-        let (mib, warning) = choose(Some(64), 2 * MIB);
+        assert_eq!(choose(Some(512), 2 * MIB, FLOOR), (512, None));
+        let (mib, warning) = choose(Some(64), 2 * MIB, FLOOR);
         assert_eq!(mib, 64);
         let warning = warning.unwrap();
         assert!(warning.contains("--memory 64 is below the"), "{warning}");
@@ -225,22 +311,26 @@ mod tests {
             unpacked: mib * MIB,
         };
         // The case: a 500 MiB file in --memory 512.
-        let e = check(512, cpio(502)).unwrap_err();
+        let e = check(512, cpio(502), FLOOR).unwrap_err();
         assert_eq!(
             (e.least_mib, e.estimate_mib),
-            (1036, estimate_mib(502 * MIB))
+            (1036, FLOOR.estimate_mib(502 * MIB))
         );
         // The warned case of vm_harness (a 98.4 MiB archive in 256 MiB)
         // may yet boot far enough to say why it fails: not refused.
-        assert_eq!(check(256, cpio(98)), Ok(()));
-        assert_eq!(check(228, cpio(98)), Ok(()));
-        assert!(check(227, cpio(98)).is_err());
+        assert_eq!(check(256, cpio(98), FLOOR), Ok(()));
+        assert_eq!(check(228, cpio(98), FLOOR), Ok(()));
+        assert!(check(227, cpio(98), FLOOR).is_err());
         // Whatever the size, the estimate (and so the default) passes.
         for mib in [1, 2, 34, 98, 202, 700, 3000] {
             let sizes = cpio(mib);
-            assert_eq!(check(estimate_mib(sizes.unpacked), sizes), Ok(()), "{mib}");
             assert_eq!(
-                check(choose(None, sizes.unpacked).0, sizes),
+                check(FLOOR.estimate_mib(sizes.unpacked), sizes, FLOOR),
+                Ok(()),
+                "{mib}"
+            );
+            assert_eq!(
+                check(choose(None, sizes.unpacked, FLOOR).0, sizes, FLOOR),
                 Ok(()),
                 "{mib}"
             );
@@ -250,11 +340,26 @@ mod tests {
             loaded: 100 * MIB,
             unpacked: 400 * MIB,
         };
-        assert_eq!(check(532, gz), Ok(()));
+        assert_eq!(check(532, gz, FLOOR), Ok(()));
         assert_eq!(
-            check(531, gz).unwrap_err().estimate_mib,
-            estimate_mib(400 * MIB)
+            check(531, gz, FLOOR).unwrap_err().estimate_mib,
+            FLOOR.estimate_mib(400 * MIB)
         );
+    }
+
+    #[test]
+    fn the_rootfs_option_is_for_618_and_later() {
+        let option = |r| rootfs_option(Some(r));
+        assert_eq!(option("7.2.13+deb14-cloud-amd64"), Some(ROOTFS_OPTION));
+        assert_eq!(option("6.18.0"), Some(ROOTFS_OPTION));
+        assert_eq!(option("6.18-rc1"), Some(ROOTFS_OPTION));
+        assert_eq!(option("10.0.1-custom"), Some(ROOTFS_OPTION));
+        assert_eq!(option("6.17.9"), None);
+        assert_eq!(option("6.1.0-57-cloud-amd64"), None);
+        assert_eq!(option("5.19"), None);
+        assert_eq!(option("custom"), None);
+        assert_eq!(option("7"), None);
+        assert_eq!(rootfs_option(None), None);
     }
 
     #[test]

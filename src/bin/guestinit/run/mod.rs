@@ -3,6 +3,7 @@
 //! exit status (see `crate::error` for the codes).
 
 mod accel;
+mod boot_levers;
 mod cache;
 mod capture;
 mod child;
@@ -10,12 +11,14 @@ mod console;
 mod diag;
 mod events;
 mod fd_pass;
+mod firmware;
 mod flow;
 mod gate;
 mod links;
 mod memory;
 mod nic;
 mod pob_cache;
+mod pvh;
 mod qemu;
 mod qmp;
 mod qmp_event;
@@ -187,6 +190,8 @@ fn run(args: &RunArgs, stdout: Spool, diag: &Diagnostics) -> Result<Verdict> {
 /// What a run boots, found and packed before QEMU starts.
 struct Machine<'a> {
     kernel: PathBuf,
+    /// The firmware, the file `-kernel` loads, the rootfs option.
+    levers: boot_levers::BootLevers,
     accel: Accel,
     /// QEMU runs under its seccomp filter (`--sandbox`).
     sandbox: bool,
@@ -285,7 +290,9 @@ fn prepare<'a>(args: &'a RunArgs, diag: &Diagnostics) -> Result<Machine<'a>> {
             (initrd, Some(warm), sizes)
         }
     };
-    let (memory_mib, warning) = memory::choose(args.vm.memory, sizes.unpacked);
+    let levers = boot_levers::BootLevers::find(&kernel, args.vm.append.as_deref());
+    let floor = memory::Floor::for_option(levers.initramfs_options);
+    let (memory_mib, warning) = memory::choose(args.vm.memory, sizes.unpacked, floor);
     // One snapshot serves payloads of many sizes: the default is rounded up.
     let memory_mib = match (&warm, args.vm.memory) {
         (Some(_), None) => memory_mib.div_ceil(memory::DEFAULT_MIB) * memory::DEFAULT_MIB,
@@ -301,7 +308,7 @@ fn prepare<'a>(args: &'a RunArgs, diag: &Diagnostics) -> Result<Machine<'a>> {
             give_mib: t.give_mib,
         })?;
     // An archive that cannot boot would hang silently: refused, not warned.
-    memory::check(memory_mib, sizes).map_err(|t| Error::MemoryTooSmall {
+    memory::check(memory_mib, sizes, floor).map_err(|t| Error::MemoryTooSmall {
         archive_mib: t.archive_mib,
         memory_mib: t.memory_mib,
         least_mib: t.least_mib,
@@ -311,6 +318,7 @@ fn prepare<'a>(args: &'a RunArgs, diag: &Diagnostics) -> Result<Machine<'a>> {
         diag.warn(&warning);
     }
     Ok(Machine {
+        levers,
         kernel,
         accel,
         sandbox,
@@ -459,8 +467,10 @@ fn start(args: &RunArgs, machine: Machine, diag: &Diagnostics) -> Result<Started
         accel: machine.accel,
         tcg_thread,
         sandbox: machine.sandbox.then_some(sandbox::SETTINGS),
-        kernel: &machine.kernel,
+        kernel: machine.levers.vmlinux.as_deref().unwrap_or(&machine.kernel),
         initrd: &machine.initrd.path,
+        firmware: machine.levers.firmware.as_deref(),
+        initramfs_options: machine.levers.initramfs_options,
         memory_mib: machine.memory_mib,
         cpus: machine.cpus,
         topology: args.vm.topology,

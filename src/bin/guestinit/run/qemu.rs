@@ -57,8 +57,13 @@ pub struct VmConfig<'a> {
     /// `-sandbox`'s value (`sandbox::SETTINGS`) when QEMU runs under its
     /// seccomp filter.
     pub sandbox: Option<&'a str>,
+    /// What `-kernel` loads: the image, or its vmlinux by PVH (`pvh`).
     pub kernel: &'a Path,
     pub initrd: &'a Path,
+    /// `-bios`: qboot where QEMU has it (`firmware`), else QEMU's default.
+    pub firmware: Option<&'a Path>,
+    /// The kernel reads `initramfs_options=` (6.18 on: `memory::rootfs_option`).
+    pub initramfs_options: Option<&'a str>,
     /// A multiple of the topology's nodes (`memory::spread`).
     pub memory_mib: u32,
     pub cpus: u32,
@@ -221,17 +226,26 @@ fn numa(config: &VmConfig<'_>) -> Vec<OsString> {
     args
 }
 
-/// Kernel, initramfs and command line.
+/// Firmware, kernel, initramfs and command line.
 fn boot(config: &VmConfig<'_>) -> Vec<OsString> {
     let mut append = base_append(&BootParams {
         stdin: config.stdin,
         stats: config.stats,
         ..config.params
     });
-    if let Some(extra) = config.append {
+    // Before the user's `--append`, which may set it otherwise.
+    for extra in [config.initramfs_options, config.append]
+        .into_iter()
+        .flatten()
+    {
         append = format!("{append} {extra}");
     }
-    let mut args = strings(&["-kernel"]);
+    let mut args = Vec::new();
+    if let Some(firmware) = config.firmware {
+        args.push("-bios".into());
+        args.push(firmware.as_os_str().to_owned());
+    }
+    args.push("-kernel".into());
     args.push(config.kernel.as_os_str().to_owned());
     args.push("-initrd".into());
     args.push(config.initrd.as_os_str().to_owned());
@@ -437,6 +451,8 @@ mod tests {
             sandbox: None,
             kernel: Path::new("/k/vmlinuz"),
             initrd: Path::new("/t/initramfs.cpio"),
+            firmware: None,
+            initramfs_options: None,
             memory_mib: 256,
             cpus: 2,
             topology: None,
@@ -735,6 +751,35 @@ mod tests {
         );
         let without = joined(&args(&config(Accel::Tcg, None)));
         assert!(!without.contains("-netdev") && !without.contains("virtio-net"));
+    }
+
+    #[test]
+    fn qboot_and_a_pvh_vmlinux_come_as_bios_and_kernel() {
+        let argv = args(&VmConfig {
+            kernel: Path::new("/c/vmlinux/ab12"),
+            firmware: Some(Path::new("/usr/share/qemu/qboot.rom")),
+            ..config(Accel::Tcg, None)
+        });
+        let at = argv.iter().position(|a| a == "-bios").unwrap();
+        assert_eq!(
+            joined(&argv[at..at + 6]),
+            "-bios /usr/share/qemu/qboot.rom -kernel /c/vmlinux/ab12 -initrd /t/initramfs.cpio"
+        );
+        assert_eq!(argv[at - 1], "-no-reboot");
+    }
+
+    #[test]
+    fn initramfs_options_come_before_the_users_append() {
+        let argv = args(&VmConfig {
+            initramfs_options: Some("initramfs_options=size=90%"),
+            ..config(Accel::Tcg, Some("quiet"))
+        });
+        let at = argv.iter().position(|a| a == "-append").unwrap();
+        let line = argv[at + 1].to_str().unwrap();
+        assert!(
+            line.ends_with("guestinit.ack initramfs_options=size=90% quiet"),
+            "{line}"
+        );
     }
 
     #[test]
