@@ -533,8 +533,9 @@ modes() {
 # --- warm: boot once, run many (issue 21) ---
 
 # The arguments that bring back the cold boot of before the levers of issue
-# 21 (firmware and kernel entry) for the "cold, old defaults" column.
-OLD_COLD=(--cold)
+# 21 (SeaBIOS, and the bzImage: QEMU's last -bios and -kernel win) for the
+# "cold, old defaults" column.
+OLD_COLD=(--cold --qemu-arg=-bios --qemu-arg=bios-256k.bin --qemu-arg=-kernel "--qemu-arg=$deb_kernel")
 
 # One run for the warm table: KIND (old|cold|warm) FILE.
 warm_run() {
