@@ -128,7 +128,7 @@ timeline() {
 # sockets for null chardevs: the same machine, devices and command line.
 qemu_argv() {
     local kernel=$1 initrd=$2 com1=$3 bulk=$4
-    "$gi" run -v --timeout 120 --kernel "$(kernel_of "$kernel")" -- "${payload[@]}" </dev/null 2>&1 >/dev/null |
+    "$gi" run -v --cold --timeout 120 --kernel "$(kernel_of "$kernel")" -- "${payload[@]}" </dev/null 2>&1 >/dev/null |
         grep -m1 '^guestinit: qemu-system' | COM1=$com1 BULK=$bulk INITRD=$initrd perl -ne '
             s/^guestinit: //; chomp;
             my ($pre, $append, $post) = /^(.*?) -append (.*?) (-chardev .*)$/ or die "no -append in: $_";
@@ -566,8 +566,11 @@ warm() {
     say "warm: the snapshot, then $runs rounds of old cold, cold, warm, busybox-sh, vng"
     "$gi" run --kernel "$deb_kernel" -- "${payload[@]}" </dev/null >/dev/null 2>&1
     "$gi" run --kernel "$deb_kernel" -- "${payload[@]}" </dev/null >/dev/null 2>&1
-    local first; first=$( { /usr/bin/time -f "%e" "$gi" run --kernel "$deb_kernel" --memory 512 -- "${payload[@]}" </dev/null >/dev/null 2>/dev/null; } 2>&1 | tail -1)
-    local takeless; takeless=$( { /usr/bin/time -f "%e" "$gi" run --cold --kernel "$deb_kernel" --memory 512 -- "${payload[@]}" </dev/null >/dev/null 2>/dev/null; } 2>&1 | tail -1)
+    /usr/bin/time -f "%e" -o "$tmp/first" "$gi" run --kernel "$deb_kernel" --memory 512 -- "${payload[@]}" </dev/null >/dev/null 2>&1
+    /usr/bin/time -f "%e" -o "$tmp/takeless" "$gi" run --cold --kernel "$deb_kernel" --memory 512 -- "${payload[@]}" </dev/null >/dev/null 2>&1
+    local first takeless
+    first=$(tail -1 "$tmp/first")
+    takeless=$(tail -1 "$tmp/takeless")
     local i kind kinds="old cold warm sh"
     [ -n "${NO_VNG:-}" ] || kinds="$kinds vng"
     for i in $(seq "$runs"); do
