@@ -414,6 +414,7 @@ decode() {
 LEVERS=(
     "qboot + PVH (adopted)|--qemu-arg=-bios --qemu-arg=bios-256k.bin --qemu-arg=-kernel --qemu-arg=%kernel||SeaBIOS and the bzImage (the old defaults) vs qboot and the vmlinux by PVH"
     "qboot (adopted)|--qemu-arg=-bios --qemu-arg=bios-256k.bin||firmware: SeaBIOS vs qboot (both with PVH)"
+    "qboot with the bzImage|--qemu-arg=-bios --qemu-arg=bios-256k.bin --qemu-arg=-kernel --qemu-arg=%kernel|--qemu-arg=-kernel --qemu-arg=%kernel|firmware: SeaBIOS vs qboot, both booting the bzImage"
     "PVH (adopted)|--qemu-arg=-kernel --qemu-arg=%kernel||-kernel: the bzImage vs its vmlinux by PVH (both with qboot)"
     "microvm||--qemu-arg=-machine --qemu-arg=microvm,pcie=on %tsc|machine: pc vs microvm with PCIe, tsc_early_khz= and lpj= (both with qboot and PVH)"
     "machine q35|--qemu-arg=-machine --qemu-arg=pc|--qemu-arg=-machine --qemu-arg=q35|QEMU machine type: pc (i440FX) vs q35"
