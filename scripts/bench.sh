@@ -48,11 +48,13 @@ archive() {
 # One `guestinit run --timeline` on KERNEL with ARGS; appends to FILE one
 # line: host wall (s, process start to exit), QEMU spawn to EXIT (s), user+sys
 # CPU of the run and QEMU (s), then each timeline mark (ms) as NAME=VALUE.
+# Cold (`--cold`) unless ARGS start with `%warm`: every other figure is a boot's.
 timed_run() {
     local kernel=$1 file=$2; shift 2
-    local t0 t1
+    local t0 t1 how=--cold
+    [ "${1:-}" = %warm ] && { how=--timeline; shift; }
     t0=$(date +%s.%N)
-    /usr/bin/time -f "%U %S" -o "$tmp/cpu" "$gi" run --timeline --kernel "$(kernel_of "$kernel")" "$@" \
+    /usr/bin/time -f "%U %S" -o "$tmp/cpu" "$gi" run --timeline "$how" --kernel "$(kernel_of "$kernel")" "$@" \
         </dev/null >/dev/null 2>"$tmp/timeline" || { say "run failed: $*"; tail -5 "$tmp/timeline" >&2; return 0; }
     t1=$(date +%s.%N)
     awk -v wall="$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')" -v cpu="$(tail -1 "$tmp/cpu" | awk '{print $1 + $2}')" '
@@ -131,7 +133,7 @@ qemu_argv() {
     "$gi" run -v --cold --timeout 120 --kernel "$(kernel_of "$kernel")" -- "${payload[@]}" </dev/null 2>&1 >/dev/null |
         grep -m1 '^guestinit: qemu-system' | COM1=$com1 BULK=$bulk INITRD=$initrd perl -ne '
             s/^guestinit: //; chomp;
-            my ($pre, $append, $post) = /^(.*?) -append (.*?) (-chardev .*)$/ or die "no -append in: $_";
+            my ($pre, $append, $post) = /^(.*?) -append (.*?) (-(?:device|chardev) .*)$/ or die "no -append in: $_";
             my @argv = (split(" ", $pre), "-append", $append, split(" ", $post));
             shift @argv;
             for (@argv) {
@@ -445,7 +447,7 @@ compressed() {
 
 # The kernel command line `run` gives KERNEL, from `run -v`.
 default_append() {
-    [ -f "$tmp/append.$1" ] || "$gi" run -v --kernel "$(kernel_of "$1")" -- "${payload[@]}" </dev/null 2>&1 >/dev/null |
+    [ -f "$tmp/append.$1" ] || "$gi" run -v --cold --kernel "$(kernel_of "$1")" -- "${payload[@]}" </dev/null 2>&1 >/dev/null |
         grep -m1 '^guestinit: qemu-system' | sed 's/.* -append \(.*\) -chardev socket,id=com1,.*/\1/' >"$tmp/append.$1"
     cat "$tmp/append.$1"
 }
@@ -543,8 +545,8 @@ warm_run() {
     local kind=$1 file=$2
     case $kind in
         old) timed_run deb "$file" "${OLD_COLD[@]}" -- "${payload[@]}" ;;
-        cold) timed_run deb "$file" --cold -- "${payload[@]}" ;;
-        warm) timed_run deb "$file" -- "${payload[@]}" ;;
+        cold) timed_run deb "$file" -- "${payload[@]}" ;;
+        warm) timed_run deb "$file" %warm -- "${payload[@]}" ;;
         sh) sh_run deb "$file" ;;
         vng) vng_run deb "$file" ;;
     esac
