@@ -51,10 +51,10 @@ archive() {
 # Cold (`--cold`) unless ARGS start with `%warm`: every other figure is a boot's.
 timed_run() {
     local kernel=$1 file=$2; shift 2
-    local t0 t1 how=--cold
-    [ "${1:-}" = %warm ] && { how=--timeline; shift; }
+    local t0 t1 how=(--cold)
+    [ "${1:-}" = %warm ] && { how=(); shift; }
     t0=$(date +%s.%N)
-    /usr/bin/time -f "%U %S" -o "$tmp/cpu" "$gi" run --timeline "$how" --kernel "$(kernel_of "$kernel")" "$@" \
+    /usr/bin/time -f "%U %S" -o "$tmp/cpu" "$gi" run --timeline "${how[@]}" --kernel "$(kernel_of "$kernel")" "$@" \
         </dev/null >/dev/null 2>"$tmp/timeline" || { say "run failed: $*"; tail -5 "$tmp/timeline" >&2; return 0; }
     t1=$(date +%s.%N)
     awk -v wall="$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')" -v cpu="$(tail -1 "$tmp/cpu" | awk '{print $1 + $2}')" '
