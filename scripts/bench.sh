@@ -538,7 +538,7 @@ modes() {
 # The arguments that bring back the cold boot of before the levers of issue
 # 21 (SeaBIOS, and the bzImage: QEMU's last -bios and -kernel win) for the
 # "cold, old defaults" column.
-OLD_COLD=(--cold --qemu-arg=-bios --qemu-arg=bios-256k.bin --qemu-arg=-kernel "--qemu-arg=$deb_kernel")
+OLD_COLD=(--qemu-arg=-bios --qemu-arg=bios-256k.bin --qemu-arg=-kernel "--qemu-arg=$deb_kernel")
 
 # One run for the warm table: KIND (old|cold|warm) FILE.
 warm_run() {
@@ -587,7 +587,7 @@ warm() {
     for kind in $kinds; do
         local name
         case $kind in
-            old) name="cold, the defaults before issue 21 (\`${OLD_COLD[*]}\`)" ;;
+            old) name="cold, the defaults before issue 21 (SeaBIOS and the bzImage)" ;;
             cold) name="cold, the new defaults (\`--cold\`)" ;;
             warm) name="warm (restored from the snapshot)" ;;
             sh) name="a busybox-sh init, the same QEMU flags (QEMU spawn to exit)" ;;

@@ -200,7 +200,15 @@ fn a_kernel_that_panics_before_its_console_is_reported_in_seconds() {
     let out = std::process::Command::new(guestinit())
         // Cold: a warm machine boots its small base archive, and the init
         // refuses the include it cannot unpack instead (FATAL, ENOSPC).
-        .args(["run", "--cold", "--timeout", "60", "--memory", "512", "--include"])
+        .args([
+            "run",
+            "--cold",
+            "--timeout",
+            "60",
+            "--memory",
+            "512",
+            "--include",
+        ])
         .arg(&big)
         .args(["--append", "mem=110M", "--", "/bin/busybox", "true"])
         .output()

@@ -126,21 +126,6 @@ fn a_mistyped_option_is_a_usage_error_naming_it() {
     assert!(err.contains("'--timeout'"), "{err}");
 }
 
-/// The kernel `scripts/setup.sh` fetched into .cache/kernel/boot.
-fn cache_kernel() -> PathBuf {
-    let boot = Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/kernel/boot");
-    fs::read_dir(&boot)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("vmlinuz-")
-        })
-        .unwrap_or_else(|| panic!("no kernel in {}: run scripts/setup.sh", boot.display()))
-}
-
 /// `guestinit run --kernel KERNEL -- busybox echo ok`, from `dir`.
 fn run_kernel_from(dir: &Path, kernel: &Path) -> std::process::Output {
     require_vm_prerequisites();
@@ -155,7 +140,7 @@ fn run_kernel_from(dir: &Path, kernel: &Path) -> std::process::Output {
 
 #[test]
 fn relative_and_symlinked_kernels_find_their_modules() {
-    let kernel = cache_kernel();
+    let kernel = deb_kernel();
     let boot = kernel.parent().unwrap();
     let links = scratch("kernel-links");
     std::os::unix::fs::symlink(&kernel, links.join("vmlinuz")).unwrap();

@@ -197,16 +197,7 @@ fn a_changed_init_makes_the_snapshot_stale() {
 /// it as links: a kernel of its own to change.
 fn kernel_copy(dir: &Path) -> PathBuf {
     let boot = cache().join("kernel/boot");
-    let image = std::fs::read_dir(&boot)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("vmlinuz-")
-        })
-        .unwrap();
+    let image = deb_kernel();
     let name = image.file_name().unwrap().to_string_lossy().into_owned();
     let release = name.trim_start_matches("vmlinuz-").to_owned();
     std::fs::create_dir_all(dir.join("boot")).unwrap();

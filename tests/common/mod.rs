@@ -181,6 +181,21 @@ pub fn cache() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache")
 }
 
+/// The kernel `scripts/setup.sh` fetched into .cache/kernel/boot.
+pub fn deb_kernel() -> PathBuf {
+    let boot = Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/kernel/boot");
+    std::fs::read_dir(&boot)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("vmlinuz-")
+        })
+        .unwrap_or_else(|| panic!("no kernel in {}: run scripts/setup.sh", boot.display()))
+}
+
 /// The sched_ext kernel's module directory: vmlinuz, config, modules.builtin.
 pub fn sid_kernel_dir() -> PathBuf {
     let root = cache().join("kernel-sid/usr/lib/modules");

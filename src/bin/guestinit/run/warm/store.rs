@@ -213,7 +213,7 @@ impl Pending {
             state_hash: hash_from(&self.file, HEADER_LEN)?,
             replay_len: replay.len(),
         };
-        (&self.file).write_all_at(&header.write(replay), 0)
+        self.file.write_all_at(&header.write(replay), 0)
     }
 
     /// A snapshot that was not taken after all (as dropping it).
