@@ -488,7 +488,17 @@ fn start(args: &RunArgs, machine: Machine, diag: &Diagnostics) -> Result<Started
     let mut qemu_args = qemu_args;
     let mut warm_plan = None;
     if let Some(run) = &machine.warm {
-        let plan = warm_plan_for(&qemu_args, &machine.kernel, run, diag, args.vm.verbose);
+        // The slot names the image, not the vmlinux extracted from it (whose
+        // path follows the image's identity, a part of its own).
+        let vmlinux = machine.levers.vmlinux.as_deref().map(Path::as_os_str);
+        let keyed: Vec<_> = qemu_args
+            .iter()
+            .map(|a| match Some(a.as_os_str()) == vmlinux {
+                true => machine.kernel.clone().into_os_string(),
+                false => a.clone(),
+            })
+            .collect();
+        let plan = warm_plan_for(&keyed, &machine.kernel, run, diag, args.vm.verbose);
         if let warm::Plan::Restore(snapshot) = &plan {
             qemu_args.extend(qemu::incoming(snapshot.file.as_raw_fd()));
         }
