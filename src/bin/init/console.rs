@@ -13,7 +13,6 @@ use guestinit::proto;
 use guestinit::sys::uart::Uart;
 use rustix::fd::{BorrowedFd, IntoRawFd};
 use rustix::fs::OFlags;
-use rustix::io::Errno;
 
 /// Bytes COM2 may hold back: a burst of warnings.
 const COM2_BACKLOG: usize = 4096;
@@ -83,7 +82,7 @@ fn write_com2(bytes: &[u8]) {
 }
 
 fn write_com1(bytes: &[u8]) {
-    if COM1_FD.get().is_some_and(|fd| write_all_blocking(fd, bytes)) {
+    if COM1_FD.get().is_some_and(|fd| crate::small_file::write_all(fd, bytes).is_ok()) {
         return;
     }
     fallback(Uart::Com1, bytes);
@@ -99,17 +98,6 @@ fn fallback(uart: Uart, bytes: &[u8]) {
 #[cfg(test)]
 fn fallback(_: Uart, bytes: &[u8]) {
     std::eprint!("{}", std::string::String::from_utf8_lossy(bytes));
-}
-
-fn write_all_blocking(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> bool {
-    while !bytes.is_empty() {
-        match rustix::io::write(fd, bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(Errno::INTR) => {}
-            Err(_) => return false,
-        }
-    }
-    true
 }
 
 /// Formats one line `prefix` + `args` + newline into a stack buffer.

@@ -212,15 +212,10 @@ impl Sink for Unpack {
             return Ok(());
         }
         let Some(file) = &self.file else { return Ok(()) };
-        let mut rest = bytes;
-        while !rest.is_empty() {
-            match rustix::io::write(file, rest) {
-                Ok(n) => rest = &rest[n..],
-                Err(Errno::INTR) => {}
-                Err(e) => return self.fail(e, "write"),
-            }
+        match crate::small_file::write_all(file.as_fd(), bytes) {
+            Ok(()) => Ok(()),
+            Err(e) => self.fail(e, "write"),
         }
-        Ok(())
     }
 
     fn end(&mut self) -> Result<(), ()> {

@@ -15,6 +15,19 @@ pub fn open(path: &[u8], flags: OFlags) -> Result<rustix::fd::OwnedFd, Errno> {
     rustix::fs::open(path, flags, Mode::empty())
 }
 
+/// Writes `bytes` whole to a blocking `fd` (a UART, an unpacked file),
+/// resuming short writes and EINTR.
+pub fn write_all(fd: rustix::fd::BorrowedFd<'_>, mut bytes: &[u8]) -> Result<(), Errno> {
+    while !bytes.is_empty() {
+        match rustix::io::write(fd, bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Whether `path` exists (following symlinks, as access(F_OK) does). An
 /// O_PATH open rather than access(2): it shares `open`'s one path copy.
 pub fn exists(path: &[u8]) -> bool {
