@@ -137,7 +137,7 @@ fn kernel_image_input() -> impl Strategy<Value = Vec<u8>> {
 
 #[test]
 fn the_kernel_image_samples_reach_both_parsers_ends() {
-    use guestinit::parse::kernel_image::{payload, pvh_entry, Codec};
+    use guestinit::parse::kernel_image::{build_id, payload, pvh_entry, Codec};
     let image = props::sample_bzimage();
     let found = payload(&image).unwrap();
     assert_eq!(
@@ -145,6 +145,7 @@ fn the_kernel_image_samples_reach_both_parsers_ends() {
         (Codec::Lz4Legacy, &b"\x02\x21\x4c\x18four"[..], 1000)
     );
     assert_eq!(pvh_entry(&props::sample_pvh_elf()), Some(0x100_4000));
+    assert_eq!(build_id(&props::sample_pvh_elf()), Some(&[0xb1; 20][..]));
 }
 
 proptest! {

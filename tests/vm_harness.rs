@@ -185,6 +185,29 @@ fn names(lines: &[serde_json::Value]) -> Vec<&str> {
     lines.iter().map(|l| l["event"].as_str().unwrap()).collect()
 }
 
+/// ktstr 0.50's KBID: the build-id the kernel's notes hold, before SRDY,
+/// and the same as the booted vmlinux's (no warning).
+#[test]
+fn kbid_carries_the_booted_kernels_build_id_before_srdy() {
+    let dir = scratch("vm-harness-kbid");
+    let file = dir.join("events.jsonl");
+    let path = file.to_str().unwrap();
+    let out = sh(
+        &["--events", path],
+        "busybox od -An -tx1 -v /sys/kernel/notes | busybox tr -d ' \\n'",
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!stderr(&out).contains("build-id"), "{}", stderr(&out));
+    let lines = events(&file);
+    let at = |name| names(&lines).iter().position(|&n| n == name).unwrap();
+    assert!(at("kernel_build_id") < at("ready"));
+    let id = lines[at("kernel_build_id")]["build_id"].as_str().unwrap();
+    assert_eq!(id.len(), 40, "a SHA-1: {id}");
+    // The notes' bytes, hex: the id is the value after "GNU\0".
+    let notes = stdout(&out);
+    assert!(notes.contains(&format!("474e5500{id}")), "{id} in {notes}");
+}
+
 #[test]
 fn events_tell_the_run_the_crash_and_the_hosts_failure_as_json_lines() {
     let dir = scratch("vm-harness-events");
@@ -196,6 +219,7 @@ fn events_tell_the_run_the_crash_and_the_hosts_failure_as_json_lines() {
     assert!(lines.iter().all(|l| l["v"] == 1), "{lines:?}");
     let want = [
         "kernel_addrs",
+        "kernel_build_id",
         "ready",
         "life",
         "life",
@@ -207,14 +231,14 @@ fn events_tell_the_run_the_crash_and_the_hosts_failure_as_json_lines() {
         "end",
     ];
     assert_eq!(names(&lines), want);
-    assert_eq!(lines[2]["phase"], "InitStarted");
-    let marks = lines[6]["marks"].as_array().unwrap();
+    assert_eq!(lines[3]["phase"], "InitStarted");
+    let marks = lines[7]["marks"].as_array().unwrap();
     assert_eq!(marks[0]["mark"], "init entry");
     assert!(marks[0]["ns"].as_u64().unwrap() > 0);
-    assert_eq!(lines[7]["exit_code"], 3);
-    assert!(lines[7]["max_rss_kib"].as_u64().unwrap() > 0);
-    assert_eq!(lines[9]["exit_code"], 3);
-    assert!(lines[9]["error"].is_null());
+    assert_eq!(lines[8]["exit_code"], 3);
+    assert!(lines[8]["max_rss_kib"].as_u64().unwrap() > 0);
+    assert_eq!(lines[10]["exit_code"], 3);
+    assert!(lines[10]["error"].is_null());
 
     let out = run(
         &["--events", path, "--append", "guestinit.crash=panic"],

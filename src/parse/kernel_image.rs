@@ -31,6 +31,8 @@ const MAGICS: [(Codec, &[u8]); 8] = [
     (Codec::Uncompressed, ELF_MAGIC),
 ];
 
+use super::elf_note;
+
 const ELF_MAGIC: &[u8] = &[0x7f, b'E', b'L', b'F'];
 
 /// The compressed kernel inside a bzImage.
@@ -102,58 +104,54 @@ const PHYS32_ENTRY: u32 = 18;
 
 /// The PVH entry of an x86_64 ELF, from the "Xen" note of type 18 in its
 /// PT_NOTE segments: what QEMU needs to boot it (else it refuses the ELF).
+/// Linux writes it as a pointer: 8 bytes, or 4.
 pub fn pvh_entry(elf: &[u8]) -> Option<u64> {
-    if !elf.starts_with(ELF_MAGIC)
-        || elf.get(EI_CLASS) != Some(&2)
-        || elf.get(EI_DATA) != Some(&1)
-        || u16_at(elf, E_MACHINE)? != EM_X86_64
+    note_segments(elf)?
+        .flat_map(elf_note::notes)
+        .find(|n| n.name == b"Xen\0" && n.kind == PHYS32_ENTRY)
+        .and_then(|n| match n.value.len() {
+            4 => u32_at(n.value, 0).map(u64::from),
+            8 => u64_at(n.value, 0),
+            _ => None,
+        })
+}
+
+/// The GNU build-id of an x86_64 ELF vmlinux (what the booted kernel's
+/// KBID frame is checked against).
+pub fn build_id(elf: &[u8]) -> Option<&[u8]> {
+    note_segments(elf)?.find_map(elf_note::gnu_build_id)
+}
+
+/// The bytes of each PT_NOTE segment of an x86_64 little-endian ELF.
+fn note_segments(elf: &[u8]) -> Option<impl Iterator<Item = &[u8]>> {
+    Some(note_ranges(elf)?.filter_map(|(offset, size)| elf.get(offset..offset.checked_add(size)?)))
+}
+
+/// Where each PT_NOTE segment of an x86_64 little-endian ELF lies in its
+/// file, as (offset, size), read from `head`: the file's start, with the
+/// program headers (a reader of a 60 MiB vmlinux reads those, not it).
+pub fn note_ranges(head: &[u8]) -> Option<impl Iterator<Item = (usize, usize)> + '_> {
+    if !head.starts_with(ELF_MAGIC)
+        || head.get(EI_CLASS) != Some(&2)
+        || head.get(EI_DATA) != Some(&1)
+        || u16_at(head, E_MACHINE)? != EM_X86_64
     {
         return None;
     }
-    let phoff = usize::try_from(u64_at(elf, E_PHOFF)?).ok()?;
-    let entsize = usize::from(u16_at(elf, E_PHENTSIZE)?);
+    let phoff = usize::try_from(u64_at(head, E_PHOFF)?).ok()?;
+    let entsize = usize::from(u16_at(head, E_PHENTSIZE)?);
     if entsize < PHDR_SIZE {
         return None;
     }
-    (0..usize::from(u16_at(elf, E_PHNUM)?))
-        .filter_map(|i| elf.get(phoff.checked_add(i.checked_mul(entsize)?)?..))
+    let ranges = (0..usize::from(u16_at(head, E_PHNUM)?))
+        .filter_map(move |i| head.get(phoff.checked_add(i.checked_mul(entsize)?)?..))
         .filter(|phdr| u32_at(phdr, 0) == Some(PT_NOTE))
         .filter_map(|phdr| {
             let offset = usize::try_from(u64_at(phdr, P_OFFSET)?).ok()?;
             let size = usize::try_from(u64_at(phdr, P_FILESZ)?).ok()?;
-            elf.get(offset..offset.checked_add(size)?)
-        })
-        .find_map(phys32_entry)
-}
-
-/// The PHYS32_ENTRY note's value among one segment's notes (each a name
-/// size, a value size, a type, then the name and the value, each padded
-/// to 4 bytes). Linux writes it as a pointer: 8 bytes, or 4.
-fn phys32_entry(mut notes: &[u8]) -> Option<u64> {
-    while notes.len() >= 12 {
-        let name_size = usize::try_from(u32_at(notes, 0)?).ok()?;
-        let value_size = usize::try_from(u32_at(notes, 4)?).ok()?;
-        let kind = u32_at(notes, 8)?;
-        let name_end = 12usize.checked_add(name_size)?;
-        let value_start = padded(name_end)?;
-        let value_end = value_start.checked_add(value_size)?;
-        let name = notes.get(12..name_end)?;
-        let value = notes.get(value_start..value_end)?;
-        if name == b"Xen\0" && kind == PHYS32_ENTRY {
-            return match value.len() {
-                4 => u32_at(value, 0).map(u64::from),
-                8 => u64_at(value, 0),
-                _ => None,
-            };
-        }
-        notes = notes.get(padded(value_end)?..)?;
-    }
-    None
-}
-
-/// `n` rounded up to a multiple of 4.
-fn padded(n: usize) -> Option<usize> {
-    Some(n.checked_add(3)? & !3)
+            Some((offset, size))
+        });
+    Some(ranges)
 }
 
 fn u16_at(bytes: &[u8], at: usize) -> Option<u16> {
@@ -177,6 +175,7 @@ fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::parse::elf_note::tests::note;
 
     /// A bzImage of `sects` setup sectors whose payload (at `offset` past
     /// the setup) is `data` and the size `size`.
@@ -239,19 +238,6 @@ mod tests {
         }
     }
 
-    /// A note: name, type, value, each padded as the ELF spec says.
-    fn note(name: &[u8], kind: u32, value: &[u8]) -> Vec<u8> {
-        let mut n = Vec::new();
-        n.extend_from_slice(&(name.len() as u32).to_le_bytes());
-        n.extend_from_slice(&(value.len() as u32).to_le_bytes());
-        n.extend_from_slice(&kind.to_le_bytes());
-        n.extend_from_slice(name);
-        n.resize(n.len().next_multiple_of(4), 0);
-        n.extend_from_slice(value);
-        n.resize(n.len().next_multiple_of(4), 0);
-        n
-    }
-
     /// An x86_64 ELF with one PT_LOAD and one PT_NOTE segment of `notes`.
     fn elf(notes: &[u8]) -> Vec<u8> {
         let mut e = vec![0u8; 0x40 + 2 * PHDR_SIZE];
@@ -303,5 +289,12 @@ mod tests {
         for cut in 0..good.len() {
             assert_eq!(pvh_entry(&good[..cut]), None, "{cut}");
         }
+    }
+
+    #[test]
+    fn the_build_id_is_read_from_the_note_segments() {
+        let notes = [note(b"Xen\0", 18, &[1; 8]), note(b"GNU\0", 3, &[0xab; 20])].concat();
+        assert_eq!(build_id(&elf(&notes)), Some(&[0xab; 20][..]));
+        assert_eq!(build_id(&elf(&note(b"Xen\0", 18, &[1; 8]))), None);
     }
 }

@@ -234,6 +234,27 @@ impl WaitStatus {
     }
 }
 
+/// KBID (ktstr 0.50): the booted kernel's GNU build-id, the raw value of
+/// the `NT_GNU_BUILD_ID` note in `/sys/kernel/notes`; `None` (an empty
+/// payload) when the guest could not read it, and the host skips its check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BuildId<'a>(pub Option<&'a [u8]>);
+
+impl<'a> BuildId<'a> {
+    /// ktstr 0.50's bound.
+    pub const MAX: usize = 64;
+
+    /// The frame's payload: the id's bytes, or nothing.
+    pub fn as_bytes(self) -> &'a [u8] {
+        self.0.unwrap_or(&[])
+    }
+
+    /// None for a payload over [`Self::MAX`] bytes.
+    pub fn from_bytes(b: &'a [u8]) -> Option<BuildId<'a>> {
+        (b.len() <= Self::MAX).then_some(BuildId((!b.is_empty()).then_some(b)))
+    }
+}
+
 /// Decodes the i32 LE payload of EXIT, SCDX and EXCX.
 pub fn code_from_bytes(tag: Tag, b: &[u8]) -> Option<i32> {
     let is_code = tag == Tag::EXIT || tag == Tag::SCDX || tag == Tag::EXCX;

@@ -3,7 +3,9 @@
 //! checks one property on any input and panics when it fails.
 
 use arbitrary::{Arbitrary, Unstructured};
-use guestinit::wire::msg::{code_from_bytes, KernelAddrs, Mark, Phase, Timeline, WaitStatus};
+use guestinit::wire::msg::{
+    code_from_bytes, BuildId, KernelAddrs, Mark, Phase, Timeline, WaitStatus,
+};
 use guestinit::wire::{
     encode, encoded_len, write_header, Decoder, EncodeError, Event, Header, Tag, HEADER_LEN,
     MAX_PAYLOAD,
@@ -409,6 +411,10 @@ pub fn msg_payload(input: &MsgInput) {
     match KernelAddrs::from_bytes(p) {
         Some(k) => assert_eq!(k.to_bytes(), p),
         None => assert_ne!(p.len(), KernelAddrs::LEN),
+    }
+    match BuildId::from_bytes(p) {
+        Some(id) => assert_eq!(id.as_bytes(), p),
+        None => assert!(p.len() > BuildId::MAX),
     }
     if let Some(w) = WaitStatus::from_bytes(p) {
         assert_eq!(WaitStatus::from_bytes(&w.to_bytes()), Some(w));

@@ -8,6 +8,7 @@ use std::ops::ControlFlow;
 use arbitrary::{Arbitrary, Unstructured};
 use guestinit::parse::args::{self, ArgsError};
 use guestinit::parse::cmdline::Cmdline;
+use guestinit::parse::elf_note;
 use guestinit::parse::kernel_image::{self, Codec};
 use guestinit::parse::lines::LineSplitter;
 use guestinit::parse::num::{parse_dec_u64, parse_hex_u64};
@@ -415,13 +416,18 @@ fn le(bytes: &[u8], at: u64, n: u64) -> Option<u64> {
 /// reads the image a user names, and the ELF it decompresses from it).
 /// `payload` agrees with a transcription of the boot protocol's fields
 /// (and what it returns lies inside the image); `pvh_entry` with a walk of
-/// the PT_NOTE segments' notes in u64 arithmetic.
+/// the PT_NOTE segments' notes in u64 arithmetic, and so do `build_id`
+/// and `gnu_build_id`.
 pub fn kernel_image(data: &[u8]) {
     assert_eq!(kernel_image::payload(data), payload_model(data));
     if let Some(p) = kernel_image::payload(data) {
         assert!(within(data, p.data));
     }
     assert_eq!(kernel_image::pvh_entry(data), pvh_model(data));
+    assert_eq!(kernel_image::build_id(data), build_id_model(data));
+    // The same bytes as /sys/kernel/notes: the init's read of the build-id.
+    let id = elf_note::gnu_build_id(data);
+    assert!(id.is_none_or(|id| within(data, id) && (1..=64).contains(&id.len())));
 }
 
 fn payload_model(image: &[u8]) -> Option<kernel_image::Payload<'_>> {
@@ -459,13 +465,24 @@ fn payload_model(image: &[u8]) -> Option<kernel_image::Payload<'_>> {
     })
 }
 
-fn pvh_model(elf: &[u8]) -> Option<u64> {
-    if !elf.starts_with(b"\x7fELF") || le(elf, 4, 2)? != 0x0102 || le(elf, 0x12, 2)? != 62 {
-        return None;
+/// A note as (name, type, value).
+type NoteModel<'a> = (&'a [u8], u64, &'a [u8]);
+
+/// Each PT_NOTE segment's notes, walked in u64 arithmetic; a note cut
+/// short ends its segment's walk.
+fn notes_model(elf: &[u8]) -> Vec<Vec<NoteModel<'_>>> {
+    let mut segments = Vec::new();
+    if !elf.starts_with(b"\x7fELF") || le(elf, 4, 2) != Some(0x0102) || le(elf, 0x12, 2) != Some(62)
+    {
+        return segments;
     }
-    let (phoff, entsize, count) = (le(elf, 0x20, 8)?, le(elf, 0x36, 2)?, le(elf, 0x38, 2)?);
+    let (Some(phoff), Some(entsize), Some(count)) =
+        (le(elf, 0x20, 8), le(elf, 0x36, 2), le(elf, 0x38, 2))
+    else {
+        return segments;
+    };
     if entsize < 0x38 {
-        return None;
+        return segments;
     }
     for i in 0..count {
         let Some(phdr) = phoff.checked_add(i * entsize) else {
@@ -480,6 +497,7 @@ fn pvh_model(elf: &[u8]) -> Option<u64> {
         let Some(end) = offset.checked_add(size).filter(|&e| e <= elf.len() as u64) else {
             continue;
         };
+        let mut notes = Vec::new();
         let mut at = offset;
         while end - at >= 12 {
             let (Some(namesz), Some(descsz), Some(kind)) =
@@ -494,19 +512,37 @@ fn pvh_model(elf: &[u8]) -> Option<u64> {
                 break;
             }
             let name = &elf[(at + 12) as usize..name_end as usize];
-            if name == b"Xen\0" && kind == 18 {
-                return match descsz {
-                    4 | 8 => le(elf, desc, descsz),
-                    _ => None,
-                };
-            }
+            notes.push((name, kind, &elf[desc as usize..desc_end as usize]));
             at = (desc_end + 3) & !3;
             if at > end {
                 break;
             }
         }
+        segments.push(notes);
     }
-    None
+    segments
+}
+
+fn pvh_model(elf: &[u8]) -> Option<u64> {
+    let (_, _, value) = notes_model(elf)
+        .into_iter()
+        .flatten()
+        .find(|&(name, kind, _)| name == b"Xen\0" && kind == 18)?;
+    match value.len() {
+        4 | 8 => Some(value.iter().rev().fold(0, |n, &b| n << 8 | u64::from(b))),
+        _ => None,
+    }
+}
+
+/// The first GNU note of type 3 in a segment, when 1-64 bytes long; else
+/// the next segment's.
+fn build_id_model(elf: &[u8]) -> Option<&[u8]> {
+    notes_model(elf).into_iter().find_map(|notes| {
+        let (_, _, value) = notes
+            .into_iter()
+            .find(|&(name, kind, _)| name == b"GNU\0" && kind == 3)?;
+        (1..=64).contains(&value.len()).then_some(value)
+    })
 }
 
 /// A small bzImage: 4 setup sectors, an LZ4 magic and bytes as its payload.
@@ -533,10 +569,11 @@ pub fn sample_pvh_elf() -> Vec<u8> {
     e[0x38] = 1;
     e[0x40] = 4;
     e[0x48] = 0x78;
-    e[0x60] = 48;
+    e[0x60] = 84;
     for (name, kind, value) in [
         (&b"Xen\0"[..], 6u32, &b"linux\0\0\0"[..]),
         (b"Xen\0", 18, &[0, 0x40, 0, 1, 0, 0, 0, 0]),
+        (b"GNU\0", 3, &[0xb1; 20]),
     ] {
         e.extend_from_slice(&(name.len() as u32).to_le_bytes());
         e.extend_from_slice(&(value.len() as u32).to_le_bytes());

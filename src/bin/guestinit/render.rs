@@ -1,7 +1,9 @@
 //! Readable renderings of bulk-port events, as one text line or one JSON
 //! object: shared by `guestinit decode` and the `run -v` trace.
 
-use guestinit::wire::msg::{code_from_bytes, Exit, KernelAddrs, Mark, Phase, Timeline, WaitStatus};
+use guestinit::wire::msg::{
+    code_from_bytes, BuildId, Exit, KernelAddrs, Mark, Phase, Timeline, WaitStatus,
+};
 use guestinit::wire::{Event, Tag};
 use serde_json::{json, Value};
 
@@ -24,6 +26,7 @@ enum Payload<'a> {
     Text(&'a [u8]),
     Code(i32),
     Kadr(KernelAddrs),
+    BuildId(BuildId<'a>),
     Life { phase: u8, reason: &'a [u8] },
     Time(Vec<(u8, u64)>),
     Wait(WaitStatus),
@@ -36,6 +39,7 @@ impl<'a> Payload<'a> {
             Tag::SOUT | Tag::SERR | Tag::SCLG | Tag::DMSG => Some(Payload::Text(payload)),
             Tag::EXIT | Tag::SCDX | Tag::EXCX => code_from_bytes(tag, payload).map(Payload::Code),
             Tag::KADR => KernelAddrs::from_bytes(payload).map(Payload::Kadr),
+            Tag::KBID => BuildId::from_bytes(payload).map(Payload::BuildId),
             Tag::LIFE => payload
                 .split_first()
                 .map(|(&phase, reason)| Payload::Life { phase, reason }),
@@ -45,6 +49,11 @@ impl<'a> Payload<'a> {
         };
         by_layout.unwrap_or(Payload::Raw(payload))
     }
+}
+
+/// A build-id as `readelf -n` prints it: lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn hex_or_unknown(v: Option<u64>) -> String {
@@ -70,6 +79,7 @@ pub fn frame_text(tag: Tag, payload: &[u8]) -> String {
             k.page_offset_base,
             hex_or_unknown(k.text)
         ),
+        Payload::BuildId(BuildId(id)) => format!("build_id={}", id.map_or("unknown".into(), hex)),
         Payload::Life { phase, reason } => {
             let name = phase_name(phase).unwrap_or(format!("invalid({phase})"));
             if reason.is_empty() {
@@ -120,6 +130,7 @@ pub fn frame_fields(tag: Tag, payload: &[u8]) -> Value {
         Payload::Kadr(k) => json!({
             "phys_base": k.phys_base, "page_offset_base": k.page_offset_base, "text_addr": k.text,
         }),
+        Payload::BuildId(BuildId(id)) => json!({"build_id": id.map(hex)}),
         Payload::Life { phase, reason } => json!({
             "phase": phase_name(phase), "phase_code": phase, "reason": lossy(reason),
         }),

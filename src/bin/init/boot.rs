@@ -21,7 +21,7 @@ use guestinit::proto::boot::{BootParams, Mode, Unknown};
 use rustix::system::{reboot, RebootCommand};
 use guestinit::sys::signal::{self, Mask, SigSet};
 use guestinit::fmt::{ErrnoText, Lossy};
-use guestinit::wire::msg::{Mark, Phase, Timeline};
+use guestinit::wire::msg::{BuildId, Mark, Phase, Timeline};
 use guestinit::wire::Tag;
 use heapless::Vec;
 use linux_raw_sys::general::{SIGCHLD, SIGINT, SIGPWR, SIGTERM};
@@ -143,6 +143,15 @@ fn announce(link: &mut Link, marks: &mut Marks, pob_offset: Option<u64>) {
         link.release(r);
         marks.add(Mark::KernelAddrsRead, clock::now_ns());
         link.send(Tag::KADR, &addrs.to_bytes());
+    }
+    // ktstr 0.50's hosts check their vmlinux against it before SRDY.
+    if let Some(r) = link.reserve_control() {
+        let mut id = [0u8; BuildId::MAX];
+        let read = kernel_addrs::build_id(link.payload_area(&r));
+        let len = read.len();
+        id[..len].copy_from_slice(read);
+        link.release(r);
+        link.send(Tag::KBID, &id[..len]);
     }
     link.send(Tag::SRDY, &[]);
     let budget = srdy_budget_ms();

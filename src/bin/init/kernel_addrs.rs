@@ -4,9 +4,10 @@
 //! one, else the scan goes on until the symbol (deep in the list: 100-300
 //! ms under TCG). `phys_base` comes from the "Kernel code" resource in
 //! /proc/iomem, in the meaning ktstr's host expects (see `iomem::kernel_phys_base`).
+//! KBID: the kernel's build-id, from /sys/kernel/notes.
 
 use core::ops::ControlFlow;
-use guestinit::parse::{iomem, kallsyms, lines::LineSplitter};
+use guestinit::parse::{elf_note, iomem, kallsyms, lines::LineSplitter};
 use guestinit::wire::msg::KernelAddrs;
 use rustix::fs::OFlags;
 
@@ -79,3 +80,13 @@ fn each_line(path: &[u8], buf: &mut [u8], f: &mut dyn FnMut(&[u8]) -> ControlFlo
         }
     }
 }
+
+/// The booted kernel's GNU build-id, read into `scratch` (a pool buffer;
+/// the kernel's notes are a few hundred bytes). Empty when there is none.
+pub fn build_id(scratch: &mut [u8]) -> &[u8] {
+    match crate::small_file::read_file(b"/sys/kernel/notes", scratch) {
+        Ok(Some(len)) => elf_note::gnu_build_id(&scratch[..len]).unwrap_or(&[]),
+        _ => &[],
+    }
+}
+

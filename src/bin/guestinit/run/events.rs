@@ -112,6 +112,7 @@ fn frame_event(tag: Tag) -> Option<&'static str> {
         // The handover's plumbing: a warm run's events are a cold run's.
         Tag::HRDY => return None,
         Tag::KADR => "kernel_addrs",
+        Tag::KBID => "kernel_build_id",
         Tag::SRDY => "ready",
         Tag::LIFE => "life",
         Tag::SCST => "payload_started",

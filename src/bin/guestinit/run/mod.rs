@@ -115,6 +115,7 @@ fn run(args: &RunArgs, stdout: Spool, diag: &Diagnostics) -> Result<Verdict> {
     }
     let learn_pob = machine.learn_pob.take();
     let memory_mib = machine.memory_mib;
+    let booted_elf = machine.levers.vmlinux.clone();
     let Started {
         mut vm,
         mut links,
@@ -132,6 +133,9 @@ fn run(args: &RunArgs, stdout: Spool, diag: &Diagnostics) -> Result<Verdict> {
     let mut relay = Relay::new(stdout, diag.clone(), args.vm.verbose);
     // The scheduler's log streams to --sched-log as it arrives.
     relay.collected.sched = sched::SchedFrames::new(files.sched_log.take());
+    // What the guest's KBID should say, when QEMU boots an ELF we have.
+    relay.expected_build_id = booted_elf
+        .and_then(|elf| pvh::build_id(&elf).map(|id| stream::ExpectedBuildId { id, elf }));
     // Shell mode: raw from here to the end of `run`, however it ends.
     let terminal = match args.mode {
         GuestMode::Shell => Some(RawTerminal::enter().map_err(|source| Error::VmSetup {

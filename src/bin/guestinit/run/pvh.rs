@@ -10,6 +10,7 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use guestinit::parse::elf_note;
 use guestinit::parse::kernel_image::{self, Codec, Payload};
 
 use super::cache::{self, Entry};
@@ -35,6 +36,26 @@ pub fn vmlinux(image: &Path) -> Option<PathBuf> {
     let elf = fs::read(image).ok().and_then(|bytes| extract(&bytes));
     let stored = entry.store_bytes(elf.as_deref().unwrap_or_default());
     elf.filter(|_| stored).map(|_| entry.path().to_owned())
+}
+
+/// The GNU build-id of the ELF at `path` (an extracted vmlinux), read from
+/// its note segments alone: what the guest's KBID is checked against.
+pub fn build_id(path: &Path) -> Option<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    /// The ELF header and program headers are in the file's first page;
+    /// a note segment is a few hundred bytes.
+    const HEAD: usize = 4096;
+    const NOTES_MAX: usize = 64 << 10;
+    let file = fs::File::open(path).ok()?;
+    let mut head = vec![0u8; HEAD];
+    let len = file.read_at(&mut head, 0).ok()?;
+    head.truncate(len);
+    let ranges: Vec<_> = kernel_image::note_ranges(&head)?.collect();
+    ranges.into_iter().find_map(|(offset, size)| {
+        let mut notes = vec![0u8; size.min(NOTES_MAX)];
+        file.read_exact_at(&mut notes, offset as u64).ok()?;
+        elf_note::gnu_build_id(&notes).map(<[u8]>::to_vec)
+    })
 }
 
 /// The vmlinux inside a bzImage, when it decompresses to the size the
@@ -102,7 +123,8 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    /// An x86_64 ELF of `len` bytes whose one PT_NOTE holds the PVH note.
+    /// An x86_64 ELF of `len` bytes whose one PT_NOTE holds the PVH note
+    /// and a build-id of twenty 0x5a bytes.
     fn pvh_elf(len: usize) -> Vec<u8> {
         let mut e = vec![0u8; len.max(0x100)];
         e[..4].copy_from_slice(b"\x7fELF");
@@ -114,7 +136,7 @@ mod tests {
         e[0x38] = 1; // e_phnum
         e[0x40] = 4; // PT_NOTE
         e[0x48] = 0x80; // p_offset
-        e[0x60] = 24; // p_filesz
+        e[0x60] = 60; // p_filesz
         let note = [
             &4u32.to_le_bytes()[..],
             &8u32.to_le_bytes(),
@@ -123,6 +145,14 @@ mod tests {
         ];
         e[0x80..0x90].copy_from_slice(&note.concat());
         e[0x90..0x98].copy_from_slice(&0x100_0000u64.to_le_bytes());
+        let id = [
+            &4u32.to_le_bytes()[..],
+            &20u32.to_le_bytes(),
+            &3u32.to_le_bytes(),
+            b"GNU\0",
+            &[0x5a; 20],
+        ];
+        e[0x98..0xbc].copy_from_slice(&id.concat());
         for (i, b) in e.iter_mut().enumerate().skip(0x100) {
             *b = (i % 251) as u8;
         }
@@ -151,6 +181,18 @@ mod tests {
             out.extend_from_slice(&compressed);
         }
         out
+    }
+
+    #[test]
+    fn the_build_id_is_read_from_the_files_note_segment() {
+        let dir = std::env::temp_dir().join(format!("guestinit-pvh-id-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("vmlinux");
+        fs::write(&path, pvh_elf(20_000)).unwrap();
+        assert_eq!(build_id(&path), Some(vec![0x5a; 20]));
+        fs::write(&path, b"not an ELF").unwrap();
+        assert_eq!(build_id(&path), None);
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

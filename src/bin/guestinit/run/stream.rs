@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::UnixStream;
 
-use guestinit::wire::msg::{code_from_bytes, KernelAddrs, Timeline, WaitStatus};
+use guestinit::wire::msg::{code_from_bytes, BuildId, KernelAddrs, Timeline, WaitStatus};
 use guestinit::wire::{encode, Decoder, Event, Tag, HEADER_LEN};
 
 use crate::decode::{feed, finish};
@@ -39,6 +39,16 @@ pub struct Collected {
     pub sched: super::sched::SchedFrames,
     /// HRDY came: the machine waits for its run on the handover port.
     pub handover_ready: bool,
+    /// KBID: the booted kernel's build-id, empty when the guest had none.
+    pub build_id: Option<Vec<u8>>,
+}
+
+/// The build-id of the ELF that QEMU boots (the vmlinux by PVH), which
+/// the guest's KBID should repeat.
+#[derive(Debug)]
+pub struct ExpectedBuildId {
+    pub id: Vec<u8>,
+    pub elf: std::path::PathBuf,
 }
 
 /// Routes events: SOUT to `stdout`, SERR and the host's words to the
@@ -48,6 +58,7 @@ pub struct Relay {
     diag: Diagnostics,
     verbose: bool,
     pub collected: Collected,
+    pub expected_build_id: Option<ExpectedBuildId>,
 }
 
 impl Relay {
@@ -57,6 +68,7 @@ impl Relay {
             diag,
             verbose,
             collected: Collected::default(),
+            expected_build_id: None,
         }
     }
 
@@ -99,6 +111,7 @@ impl Relay {
             Tag::SCLG | Tag::SCDX | Tag::LIFE => self.collected.sched.on_frame(tag, payload),
             Tag::KADR => self.collected.kernel_addrs = KernelAddrs::from_bytes(payload),
             Tag::HRDY => self.collected.handover_ready = true,
+            Tag::KBID => self.on_build_id(payload),
             Tag::TIME => self.collected.timeline.extend(Timeline::entries(payload)),
             Tag::WAIT => match WaitStatus::from_bytes(payload) {
                 Some(wait) => self.collected.wait = Some(wait),
@@ -121,6 +134,26 @@ impl Relay {
             self.diag
                 .line(&format!("guestinit: {}", render::frame_text(tag, payload)));
         }
+    }
+
+    /// KBID: kept, and checked against the ELF QEMU booted. An empty one
+    /// (the guest could not read its notes) is not checked, as ktstr does.
+    fn on_build_id(&mut self, payload: &[u8]) {
+        let Some(BuildId(id)) = BuildId::from_bytes(payload) else {
+            return self.warn(&format!("malformed KBID frame of {} bytes", payload.len()));
+        };
+        let id = id.unwrap_or_default();
+        if let Some(want) = self.expected_build_id.as_ref().filter(|_| !id.is_empty()) {
+            if want.id != id {
+                self.warn(&format!(
+                    "the guest runs the kernel of build-id {}, not that of {} ({})",
+                    render::hex(id),
+                    want.elf.display(),
+                    render::hex(&want.id)
+                ));
+            }
+        }
+        self.collected.build_id = Some(id.to_vec());
     }
 }
 
@@ -295,6 +328,15 @@ mod tests {
     }
 
     fn relay_all(stream: &[u8], verbose: bool, throttle_kib: Option<u32>) -> Outcome {
+        relay_expecting(stream, verbose, throttle_kib, None)
+    }
+
+    fn relay_expecting(
+        stream: &[u8],
+        verbose: bool,
+        throttle_kib: Option<u32>,
+        expected_build_id: Option<ExpectedBuildId>,
+    ) -> Outcome {
         let (mut guest, host) = std::os::unix::net::UnixStream::pair().unwrap();
         host.set_nonblocking(true).unwrap();
         let data = stream.to_vec();
@@ -311,7 +353,8 @@ mod tests {
             Captured::default(),
         );
         let diag = Diagnostics::new(err.spool(), Events::new(None));
-        let relay = Relay::new(out.spool(), diag.clone(), verbose);
+        let mut relay = Relay::new(out.spool(), diag.clone(), verbose);
+        relay.expected_build_id = expected_build_id;
         let mut buffer = decoder_buffer();
         let stream = UnixStream::from_std(host);
         let mut bulk = Bulk::new(stream, &mut buffer, relay, Some(log.spool()), throttle_kib);
@@ -364,6 +407,36 @@ mod tests {
         assert_eq!(collected.frames, 7);
         assert_eq!(collected.timeline, vec![(Mark::InitEntry as u8, 5)]);
         assert_eq!(collected.dmsg, b"kernel says");
+    }
+
+    #[test]
+    fn a_build_id_other_than_the_booted_elfs_is_warned_of_and_an_empty_one_is_not_checked() {
+        let expect = || {
+            Some(ExpectedBuildId {
+                id: vec![0xab; 20],
+                elf: "/cache/vmlinux".into(),
+            })
+        };
+        let same = relay_expecting(&frame(Tag::KBID, &[0xab; 20]), false, None, expect());
+        assert_eq!(same.stderr, "");
+        assert_eq!(same.collected.build_id, Some(vec![0xab; 20]));
+        let empty = relay_expecting(&frame(Tag::KBID, b""), false, None, expect());
+        assert_eq!(empty.stderr, "");
+        assert_eq!(empty.collected.build_id, Some(vec![]));
+        let other = relay_expecting(&frame(Tag::KBID, &[0x01, 0x02]), false, None, expect());
+        assert_eq!(
+            other.stderr,
+            format!(
+                "guestinit: warning: the guest runs the kernel of build-id 0102, not that of \
+                 /cache/vmlinux ({})\n",
+                "ab".repeat(20)
+            )
+        );
+        let long = relay_all(&frame(Tag::KBID, &[1; 65]), false, None);
+        assert_eq!(
+            long.stderr,
+            "guestinit: warning: malformed KBID frame of 65 bytes\n"
+        );
     }
 
     #[test]
