@@ -10,6 +10,8 @@ pub const KTSTR_BULK_PORT: &str = "ktstr-bulk";
 pub const STDIN_PORT: &str = "guestinit.stdin";
 /// The port relayed to the scheduler's stats socket.
 pub const STATS_PORT: &str = "guestinit.stats";
+/// The stats port's name under ktstr 0.50's VMM, accepted beside [`STATS_PORT`].
+pub const KTSTR_STATS_PORT: &str = "ktstr-stats";
 /// Shell and exec modes: the host's control messages to the init
 /// ([`control`]): the window size, and the dump and stop that hvc0 carries
 /// in test mode but cannot there, as it carries the user's keystrokes.

@@ -308,6 +308,42 @@ fn the_stats_socket_relays_bpflands_own_stats() {
     let _ = child.wait();
 }
 
+/// ktstr 0.50's VMM names the stats port `ktstr-stats`: the init relays a
+/// port of that name too. Here QEMU gets one from --qemu-arg (a socket
+/// QEMU listens on) in place of guestinit's own.
+#[test]
+fn the_init_relays_stats_on_a_port_named_as_ktstr_names_it() {
+    let socket = scratch("ktstr-stats").join("qemu.sock");
+    let dir = sid_kernel_dir();
+    let chardev = format!("socket,id=ks,path={},server=on,wait=off", socket.display());
+    let port = [
+        "-device",
+        "virtio-serial-pci,id=ser1",
+        "-chardev",
+        &chardev,
+        "-device",
+        "virtserialport,bus=ser1.0,nr=1,chardev=ks,name=ktstr-stats",
+    ];
+    let mut child = std::process::Command::new(guestinit())
+        .args(["run", "--cold", "--timeout", VM_TIMEOUT_SECS, "--kernel"])
+        .arg(dir.join("vmlinuz"))
+        .arg("--modules")
+        .arg(&dir)
+        .args(["--cpus", "2", "--memory", "512", "--scheduler", &bpfland()])
+        // What --stats-socket tells the init, without guestinit's own port.
+        .args(["--append", "guestinit.stats"])
+        .args(port.iter().flat_map(|a| ["--qemu-arg", a]))
+        .args(["--", "/bin/busybox", "sleep", "30"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (reply, _) = stats_request(&socket, std::time::Duration::from_secs(120));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(reply.starts_with("{\"errno\":0,"), "{reply}");
+    assert!(reply.contains("\"nr_cpus\":2"), "{reply}");
+}
+
 #[test]
 fn the_timeout_takes_a_sched_ext_debug_dump_before_it_stops_the_run() {
     let trace = scratch("timeout-dump").join("trace.txt");

@@ -34,7 +34,7 @@ const SOCKET: u8 = 1;
 /// The stats port, when the host asked for one.
 pub fn open_port() -> Option<OwnedFd> {
     let wanted = Wanted {
-        names: &[proto::STATS_PORT],
+        names: &[proto::STATS_PORT, proto::KTSTR_STATS_PORT],
         unnamed: None,
     };
     let flags = OFlags::RDWR | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
