@@ -7,6 +7,7 @@
 // Unsafe code only in the smallest items that allow it, each with its `reason`.
 #![deny(unsafe_code)]
 
+mod cache;
 mod cli;
 mod decode;
 mod disk;

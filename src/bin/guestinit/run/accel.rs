@@ -48,7 +48,7 @@ pub fn qemu_version(qemu: &str) -> Option<(u32, u32)> {
     // some tens of ms.
     let binary = crate::locate::on_path(std::ffi::OsStr::new(qemu))?;
     let meta = std::fs::metadata(&binary).ok()?;
-    let entry = super::cache::Entry::new("qemu-version", &super::cache::identity(&meta));
+    let entry = crate::cache::Entry::new("qemu-version", &crate::cache::identity(&meta));
     if let Some(known) = entry.as_ref().and_then(|e| parse_version(&e.load()?)) {
         return Some(known);
     }

@@ -4,7 +4,6 @@
 
 mod accel;
 mod boot_levers;
-mod cache;
 mod capture;
 mod child;
 mod console;
@@ -590,7 +589,7 @@ fn warm_plan_for(
 /// `guestinit cache clean`.
 pub fn cache_command(command: CacheCommand) -> Result<()> {
     let CacheCommand::Clean = command;
-    let Some(dir) = cache::cache_dir() else {
+    let Some(dir) = crate::cache::cache_dir() else {
         return Ok(());
     };
     let freed = warm::store::clean_all(&dir).map_err(|source| Error::Write {

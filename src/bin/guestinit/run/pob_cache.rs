@@ -14,7 +14,7 @@ use std::path::Path;
 
 use guestinit::wire::msg::KernelAddrs;
 
-use super::cache::{self, Entry};
+use crate::cache::{self, Entry};
 
 /// One kernel image's entry: `<cache>/pob/<sha256 of its identity>`.
 pub struct PobCache {

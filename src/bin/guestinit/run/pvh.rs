@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use guestinit::parse::elf_note;
 use guestinit::parse::kernel_image::{self, Codec, Payload};
 
-use super::cache::{self, Entry};
+use crate::cache::{self, Entry};
 
 /// The cache's kind for extracted kernels.
 const KIND: &str = "vmlinux";

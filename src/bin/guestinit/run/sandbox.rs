@@ -19,7 +19,7 @@ use crate::cli::Sandbox;
 use crate::error::{Error, Result};
 use crate::locate;
 
-use super::cache::{self, Entry};
+use crate::cache::{self, Entry};
 use super::diag::Diagnostics;
 use super::qemu::QEMU;
 

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::run::cache::identity;
+use crate::cache::identity;
 
 /// Bumped when the snapshot's meaning changes (what the host hands over,
 /// where the init stops): older snapshots are then other slots.

@@ -30,7 +30,7 @@ const STALE_PARTIAL: Duration = Duration::from_secs(3600);
 
 /// The directory of snapshots, if the user has a cache directory.
 pub fn dir() -> Option<PathBuf> {
-    Some(crate::run::cache::cache_dir()?.join("snapshots"))
+    Some(crate::cache::cache_dir()?.join("snapshots"))
 }
 
 fn hex(bytes: &[u8]) -> String {
