@@ -21,51 +21,16 @@ command -v tmux >/dev/null || need_apt+=(tmux)
 [ -x /usr/sbin/mke2fs ] || [ -x /sbin/mke2fs ] || need_apt+=(e2fsprogs)
 apt_install "${need_apt[@]}"
 
-# The Debian archive this machine already uses, as its own apt sources name
-# it (sources.list, sources.list.d/*.list and *.sources, parsed by apt
-# itself): the first with a main component for a release suite (not
-# -updates, -security or -backports). The project names no mirror.
-debian_mirror() {
-    apt-get indextargets --no-release-info 'Identifier: Packages' \
-        --format '$(REPO_URI) $(RELEASE) $(COMPONENT)' 2>/dev/null |
-        awk '$3 == "main" && $2 !~ /-/ {print $1; exit}'
-}
-
-# Debian unstable's cloud kernel (virtio built in, no module tree needed),
-# for the VM tests of sched_ext and of a kernel booted without modules. A
-# private apt configuration under the cache: the machine's own sources and
-# state stay untouched.
+# Debian unstable's cloud kernel (sched_ext; virtio built in, no module
+# tree needed), for the VM tests of sched_ext and of a kernel booted without
+# modules: fetched by `guestinit kernel fetch` (a private apt state; the
+# machine's own apt sources and state stay untouched), and .cache/kernel-sid
+# links to it.
 sid=.cache/kernel-sid
 if ! compgen -G "$sid/usr/lib/modules/*/vmlinuz" >/dev/null; then
-    mirror=$(debian_mirror)
-    if [ -z "$mirror" ]; then
-        echo "setup-tests: no Debian archive with a main component in this machine's apt sources" \
-            "(/etc/apt/sources.list, /etc/apt/sources.list.d/*.list or *.sources); add the one" \
-            "this machine installs from, then run this again" >&2
-        exit 1
-    fi
-    apt_dir=$PWD/.cache/sid-apt
-    mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial" "$apt_dir/download"
-    echo "deb $mirror sid main" > "$apt_dir/sources.list"
-    chown -R _apt "$apt_dir/lists" "$apt_dir/archives" "$apt_dir/download" 2>/dev/null || chmod -R 777 "$apt_dir"
-    sid_apt=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
-             -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache::Archives=$apt_dir/archives"
-             -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache=)
-    apt-get "${sid_apt[@]}" update -qq || {
-        echo "setup-tests: cannot read sid from $mirror (the Debian archive of this machine's apt sources)" >&2
-        exit 1
-    }
-    pkg=$(apt-cache "${sid_apt[@]}" depends linux-image-cloud-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
-    [ -n "$pkg" ] || { echo "setup-tests: cannot resolve the kernel behind sid's linux-image-cloud-amd64" >&2; exit 1; }
-    # Newer Debian kernels split the image package; take the parts that exist.
-    version=${pkg#linux-image-}
-    parts=("$pkg")
-    for part in linux-binary-$version linux-base-$version linux-modules-$version; do
-        apt-cache "${sid_apt[@]}" show "$part" >/dev/null 2>&1 && parts+=("$part")
-    done
-    (cd "$apt_dir/download" && rm -f ./*.deb && apt-get "${sid_apt[@]}" download -qq "${parts[@]}")
-    mkdir -p "$sid"
-    for deb in "$apt_dir"/download/*.deb; do dpkg-deb -x "$deb" "$sid"; done
+    root=$(cargo run --release -q --bin guestinit -- kernel fetch --root debian:sid)
+    rm -rf "$sid"
+    ln -s "$root" "$sid"
 fi
 
 # The sched_ext VM tests run the real scx_bpfland, built once from crates.io

@@ -58,11 +58,48 @@ pub enum Command {
     /// Manage guestinit's cache ($XDG_CACHE_HOME/guestinit): the machines' snapshots, what runs learned.
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Kernels by name: fetch one into the cache ($XDG_CACHE_HOME/guestinit/kernels), list them. `--kernel` takes the same names.
+    #[command(subcommand)]
+    Kernel(KernelCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KernelCommand {
+    /// Fetch and unpack a kernel (unless cached) and print its image's path.
+    #[command(after_help = KERNEL_FETCH_HELP)]
+    Fetch(KernelFetchArgs),
+    /// Show the cached kernels: entry, release, size, image, and the suites that name it.
+    #[command(after_help = "Exit status: 0, or 249 on error.")]
+    List,
+}
+
+const KERNEL_FETCH_HELP: &str = "\
+SPEC:
+  debian:SUITE      the cloud kernel SUITE's linux-image-cloud-amd64 points to
+                    (bookworm, trixie, sid, ...), through a private apt state
+                    against this machine's own Debian archive
+  deb:A.deb[,B.deb] kernel packages on disk (an image package and the parts
+                    newer kernels split off it: modules, base)
+A cached SPEC is used without the network until --update.
+
+Exit status: 0, or 249 on error (the message names the spec and what failed).";
+
+#[derive(Debug, Args)]
+pub struct KernelFetchArgs {
+    /// debian:SUITE or deb:FILE.deb[,FILE.deb...].
+    #[arg(value_name = "SPEC")]
+    pub spec: std::ffi::OsString,
+    /// Ask apt again for the suite's current kernel (fetched if it changed).
+    #[arg(long)]
+    pub update: bool,
+    /// Print the unpacked tree's root instead of the image.
+    #[arg(long)]
+    pub root: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum CacheCommand {
-    /// Remove everything in the cache (the next run of each machine boots cold).
+    /// Remove everything in the cache but the fetched kernels (the next run of each machine boots cold).
     #[command(after_help = "Exit status: 0, or 249 on error.")]
     Clean,
 }
@@ -141,7 +178,7 @@ const DISK_HELP: &str = "Attach a disk image as a virtio-blk disk, mounted in th
 #[derive(Debug, Default, PartialEq, Args)]
 #[command(next_help_heading = "VM options")]
 pub struct VmArgs {
-    /// Kernel image, or a kernel build tree [default: $GUESTINIT_KERNEL, else a build tree here, .cache/kernel, /boot, /usr/lib/modules].
+    /// Kernel image, a kernel build tree, or a name `guestinit kernel fetch` takes (debian:SUITE, deb:FILE.deb) [default: $GUESTINIT_KERNEL, else a build tree here, .cache/kernel, /boot, /usr/lib/modules].
     #[arg(long, value_name = "PATH")]
     pub kernel: Option<PathBuf>,
 
@@ -423,9 +460,11 @@ mod tests {
         match cli.command {
             Command::Run(args) => args.program,
             Command::Pack(args) => args.program,
-            Command::Decode(_) | Command::Shell(_) | Command::Mkdisk(_) | Command::Cache(_) => {
-                vec![]
-            }
+            Command::Decode(_)
+            | Command::Shell(_)
+            | Command::Mkdisk(_)
+            | Command::Cache(_)
+            | Command::Kernel(_) => vec![],
         }
     }
 
@@ -502,7 +541,9 @@ mod tests {
                 Command::Run(args) => args.vm,
                 Command::Shell(args) => args.vm,
                 Command::Mkdisk(args) => args.vm,
-                Command::Pack(_) | Command::Decode(_) | Command::Cache(_) => unreachable!(),
+                Command::Pack(_) | Command::Decode(_) | Command::Cache(_) | Command::Kernel(_) => {
+                    unreachable!()
+                }
             }
         };
         let run = with(&["run"], &["--", "prog"]);

@@ -127,6 +127,8 @@ pub enum Error {
     Collision { path: PathBuf },
     #[error("no kernel found (tried {tried}): run scripts/setup.sh or pass --kernel")]
     NoKernel { tried: String },
+    #[error("kernel {spec}: {why}")]
+    KernelFetch { spec: String, why: String },
     #[error("kernel {} not found", path.display())]
     KernelNotFound { path: PathBuf },
     #[error("kernel {} needs modules ({needs} not built in) and has no module tree (tried {tried}); pass --modules DIR", kernel.display())]
@@ -292,6 +294,7 @@ impl Error {
             | Error::MountedOver { .. }
             | Error::Collision { .. }
             | Error::NoKernel { .. }
+            | Error::KernelFetch { .. }
             | Error::KernelNotFound { .. }
             | Error::NoModuleTree { .. }
             | Error::ModuleNotFound { .. }

@@ -8,6 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::kernel;
 
 /// The absolute host path of `program`: a name with a `/` is taken relative
 /// to the current directory (symlinks kept), a bare name is looked up in $PATH.
@@ -64,16 +65,21 @@ fn absolute(path: &Path) -> Result<PathBuf> {
     Ok(parent.join(name))
 }
 
-/// The kernel to boot: `explicit` (a file, or a kernel build tree holding
-/// `arch/x86/boot/bzImage`), else $GUESTINIT_KERNEL, else the first found of
-/// [`discover`]'s places.
+/// The kernel to boot: `explicit` (a file, a kernel build tree holding
+/// `arch/x86/boot/bzImage`, or a spec such as `debian:sid`, fetched into
+/// the kernel cache on first use), else $GUESTINIT_KERNEL (the same
+/// forms), else the first found of [`discover`]'s places.
 pub fn kernel(explicit: Option<&Path>) -> Result<PathBuf> {
-    let chosen = match explicit {
-        Some(path) => path.to_owned(),
-        None => match std::env::var_os("GUESTINIT_KERNEL") {
-            Some(path) => PathBuf::from(path),
-            None => discover(&Places::host())?,
+    let named = match explicit {
+        Some(path) => Some(path.as_os_str().to_owned()),
+        None => std::env::var_os("GUESTINIT_KERNEL"),
+    };
+    let chosen = match named {
+        Some(value) => match kernel::Spec::parse(&value)? {
+            kernel::Spec::Path(path) => path,
+            spec => kernel::Kernels::open()?.image(&spec, false)?,
         },
+        None => discover(&Places::host())?,
     };
     let image = if chosen.is_dir() {
         chosen.join(BUILD_TREE_IMAGE)

@@ -15,6 +15,7 @@ mod dispositions;
 mod error;
 mod file_kind;
 mod guest_path;
+mod kernel;
 mod locate;
 mod mkdisk;
 mod net;
@@ -45,6 +46,10 @@ fn main() -> ExitCode {
         Command::Pack(args) => pack::main(*args).map(|()| 0),
         Command::Decode(args) => decode::main(args).map(|()| 0),
         Command::Cache(command) => run::cache_command(command).map(|()| 0),
+        Command::Kernel(cli::KernelCommand::Fetch(args)) => {
+            kernel::fetch_command(&args.spec, args.update, args.root).map(|()| 0)
+        }
+        Command::Kernel(cli::KernelCommand::List) => kernel::list_command().map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(code),

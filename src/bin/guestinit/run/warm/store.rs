@@ -271,7 +271,8 @@ pub fn evict(dir: &Path, max: u64, keep: &Path) {
 }
 
 /// `guestinit cache clean`: every snapshot, and what else the cache
-/// holds; the bytes freed.
+/// holds but the fetched kernels (`guestinit kernel`: downloads, not
+/// learned state); the bytes freed.
 pub fn clean_all(cache: &Path) -> io::Result<u64> {
     fn size(path: &Path) -> u64 {
         match fs::symlink_metadata(path) {
@@ -285,11 +286,23 @@ pub fn clean_all(cache: &Path) -> io::Result<u64> {
             Err(_) => 0,
         }
     }
-    let freed = size(cache);
-    match fs::remove_dir_all(cache) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(freed),
+    let entries = match fs::read_dir(cache) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        other => other?,
+    };
+    let mut freed = 0;
+    for entry in entries {
+        let path = entry?.path();
+        if path.file_name().is_some_and(|n| n == "kernels") {
+            continue;
+        }
+        freed += size(&path);
+        match fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => fs::remove_dir_all(&path)?,
+            _ => fs::remove_file(&path)?,
+        }
     }
+    Ok(freed)
 }
 
 #[cfg(test)]
@@ -313,6 +326,26 @@ mod tests {
             std::env::temp_dir().join(format!("guestinit-snap-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         dir
+    }
+
+    #[test]
+    fn clean_removes_all_but_the_fetched_kernels() {
+        let cache = scratch("clean");
+        for dir in ["snapshots", "pob", "kernels/debian-sid-x/boot"] {
+            fs::create_dir_all(cache.join(dir)).unwrap();
+        }
+        fs::write(cache.join("snapshots/a"), [0; 1000]).unwrap();
+        fs::write(cache.join("pob/b"), [0; 24]).unwrap();
+        fs::write(cache.join("kernels/debian-sid-x/boot/vmlinuz-7"), [0; 5000]).unwrap();
+        assert_eq!(clean_all(&cache).unwrap(), 1024);
+        let left: Vec<_> = fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["kernels"]);
+        assert!(cache.join("kernels/debian-sid-x/boot/vmlinuz-7").is_file());
+        assert_eq!(clean_all(&cache.join("none")).unwrap(), 0);
+        fs::remove_dir_all(&cache).unwrap();
     }
 
     /// A snapshot of `state` written as the host writes one.
