@@ -358,8 +358,14 @@ fn the_payload_stops_restarts_and_replaces_the_scheduler_through_the_init() {
     assert_eq!(code(&out), 0, "{err}");
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("running: pid "), "{text}");
-    assert!(lines[0].contains("sched_ext enabled, ops bpfland"), "{text}");
-    assert!(lines[1].starts_with("detached: pid ") && lines[1].contains("sched_ext disabled"), "{text}");
+    assert!(
+        lines[0].contains("sched_ext enabled, ops bpfland"),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("detached: pid ") && lines[1].contains("sched_ext disabled"),
+        "{text}"
+    );
     assert_eq!(lines[2], "state=disabled", "{text}");
     assert_eq!(lines[3], "status=3", "{text}");
     assert_eq!(lines[4], "again=3", "{text}");
@@ -370,8 +376,12 @@ fn the_payload_stops_restarts_and_replaces_the_scheduler_through_the_init() {
     let restarts: Vec<u64> = lines[7..10]
         .iter()
         .map(|l| {
-            let ms = l.split(", ").nth(1).and_then(|t| t.strip_suffix(" ms after the request"));
-            ms.and_then(|ms| ms.parse().ok()).unwrap_or_else(|| panic!("{l}"))
+            let ms = l
+                .split(", ")
+                .nth(1)
+                .and_then(|t| t.strip_suffix(" ms after the request"));
+            ms.and_then(|ms| ms.parse().ok())
+                .unwrap_or_else(|| panic!("{l}"))
         })
         .collect();
     eprintln!("restarts, request to attach: {restarts:?} ms");
@@ -383,38 +393,67 @@ fn the_payload_stops_restarts_and_replaces_the_scheduler_through_the_init() {
     assert_eq!(lines[15], "extra=2", "{text}");
     assert!(lines[16].starts_with("detached: "), "{text}");
     assert_eq!(lines[17], "state=disabled", "{text}");
-    assert!(err.contains("refused: not stop, start [ARGS...] or status"), "{err}");
-    assert!(err.contains("refused: stop and status take no arguments"), "{err}");
-    assert!(err.contains("not running: stopped on request"), "{err}");
-    assert!(!err.contains("SCDX") && !err.contains("SchedulerDied"), "{err}");
+    assert!(
+        err.contains("refused: not stop, start [ARGS...] or status"),
+        "{err}"
+    );
+    assert!(
+        err.contains("refused: stop and status take no arguments"),
+        "{err}"
+    );
+    assert!(err.contains("not running: sched_ext disabled"), "{err}");
+    assert!(
+        !err.contains("SCDX") && !err.contains("SchedulerDied"),
+        "{err}"
+    );
     assert_eq!(err.matches("phase=SchedulerAttached").count(), 6, "{err}");
     assert_eq!(err.matches("SCHED_OUTPUT_END").count(), 1, "{err}");
     // Every instance's log is in the one log, each unregistered cleanly.
     let log = std::fs::read_to_string(&log).unwrap();
-    assert_eq!(log.matches("EXIT: unregistered from user space").count(), 6, "{log}");
+    assert_eq!(
+        log.matches("EXIT: unregistered from user space").count(),
+        6,
+        "{log}"
+    );
 }
 
-/// A scheduler started on request and then killed from the payload is a
-/// death like any: SCDX 137, the payload stopped, the run 248.
+/// A start on request that fails is answered and leaves no scheduler (no
+/// failure of the run by itself); a scheduler started on request and then
+/// killed from the payload is a death like any: SCDX 137, the payload
+/// stopped, the run 248.
 #[test]
 fn a_scheduler_restarted_on_request_then_killed_is_a_death() {
     let out = sched_sh(
         &bpfland(),
         &[],
-        "/init sched start --slice-us 2000 && sleep 1 && kill -9 $(pidof scheduler); sleep 60; echo survived",
+        "/init sched start --no-such-flag; echo failed=$?; /init sched status; echo status=$?; \
+         /init sched start --slice-us 2000 && sleep 1 && kill -9 $(pidof scheduler); sleep 60; echo survived",
     );
-    let err = stderr(&out);
+    let (text, err) = (stdout(&out), stderr(&out));
     assert_eq!(code(&out), 248, "{err}");
-    assert!(stdout(&out).starts_with("attached: pid "), "{}", stdout(&out));
-    assert!(!stdout(&out).contains("survived"));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[..2], ["failed=1", "status=3"], "{text}");
+    assert!(lines[2].starts_with("attached: pid "), "{text}");
+    assert!(
+        err.contains("failed: the scheduler exited with 2 before attaching"),
+        "{err}"
+    );
+    assert!(!text.contains("survived"));
+    assert_eq!(err.matches("SCDX").count(), 1, "{err}");
     assert!(err.contains("SCDX 4 code=137"), "{err}");
-    assert!(err.contains("the scheduler died during the run (killed by signal 9)"), "{err}");
+    assert!(
+        err.contains("the scheduler died during the run (killed by signal 9)"),
+        "{err}"
+    );
 }
 
 /// Without --scheduler there is no control socket: the client says so.
 #[test]
 fn sched_status_without_a_scheduler_says_so_and_fails() {
-    let out = sh(&["--cpus", "1"], "/init sched status; echo code=$?; /init frob; echo usage=$?");
+    let out = sh(
+        &["--cpus", "1"],
+        "/init sched status; echo code=$?; /init frob; echo usage=$?",
+    );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(stdout(&out), "code=4\nusage=2\n");
     let err = stderr(&out);
@@ -422,5 +461,8 @@ fn sched_status_without_a_scheduler_says_so_and_fails() {
         err.contains("no scheduler control socket at /run/guestinit/sched.sock (No such file or directory): the run has no scheduler"),
         "{err}"
     );
-    assert!(err.contains("usage: /init sched stop | start [ARGS...] | status"), "{err}");
+    assert!(
+        err.contains("usage: /init sched stop | start [ARGS...] | status"),
+        "{err}"
+    );
 }

@@ -196,7 +196,9 @@ impl<'a> Reply<'a> {
 
     /// Its bytes into `out` (text past [`MAX_TEXT`] or `out` is cut).
     pub fn encode(&self, out: &mut [u8]) -> usize {
-        let Some((first, rest)) = out.split_first_mut() else { return 0 };
+        let Some((first, rest)) = out.split_first_mut() else {
+            return 0;
+        };
         *first = self.code as u8;
         let n = self.text.len().min(MAX_TEXT).min(rest.len());
         rest[..n].copy_from_slice(&self.text[..n]);
@@ -215,23 +217,43 @@ mod tests {
         let Ok(Request::Start { args }) = Request::decode(b"start\0-k\0-s\x00") else {
             panic!("a start")
         };
-        assert_eq!(args.iter().collect::<std::vec::Vec<_>>(), [b"-k".as_slice(), b"-s"]);
-        assert_eq!(Request::decode(b"start\0"), Ok(Request::Start { args: Args::NONE }));
+        assert_eq!(
+            args.iter().collect::<std::vec::Vec<_>>(),
+            [b"-k".as_slice(), b"-s"]
+        );
+        assert_eq!(
+            Request::decode(b"start\0"),
+            Ok(Request::Start { args: Args::NONE })
+        );
         assert_eq!(Request::decode(b""), Err(RequestError::Empty));
         assert_eq!(Request::decode(b"stop"), Err(RequestError::Unterminated));
         assert_eq!(Request::decode(b"reboot\0"), Err(RequestError::UnknownVerb));
         assert_eq!(Request::decode(b"stop\0now\0"), Err(RequestError::Extra));
         assert_eq!(Request::decode(b"start\0\0"), Err(RequestError::EmptyWord));
-        let many = b"start\0".iter().chain(b"x\0".repeat(64).iter()).copied().collect::<std::vec::Vec<u8>>();
+        let many = b"start\0"
+            .iter()
+            .chain(b"x\0".repeat(64).iter())
+            .copied()
+            .collect::<std::vec::Vec<u8>>();
         assert_eq!(Request::decode(&many), Err(RequestError::TooManyArgs));
     }
 
     #[test]
     fn a_reply_is_its_code_then_its_text() {
         let mut buf = [0u8; 300];
-        let n = Reply { code: Code::NotRunning, text: b"stopped" }.encode(&mut buf);
+        let n = Reply {
+            code: Code::NotRunning,
+            text: b"stopped",
+        }
+        .encode(&mut buf);
         assert_eq!(&buf[..n], b"\x03stopped");
-        assert_eq!(Reply::decode(&buf[..n]), Some(Reply { code: Code::NotRunning, text: b"stopped" }));
+        assert_eq!(
+            Reply::decode(&buf[..n]),
+            Some(Reply {
+                code: Code::NotRunning,
+                text: b"stopped"
+            })
+        );
         assert_eq!(Reply::decode(b"\x09x"), None);
         assert_eq!(Reply::decode(b""), None);
     }

@@ -3,7 +3,10 @@
 //! init's decoder on any bytes, which the fuzz target `sched_ctl` shares.
 //! Each panics when its property fails.
 
-use guestinit::proto::sched_ctl::{encode_words, Args, Code, Reply, Request, RequestError, MAX_ARGS, MAX_ARGS_BYTES, MAX_REQUEST, MAX_TEXT};
+use guestinit::proto::sched_ctl::{
+    encode_words, Args, Code, Reply, Request, RequestError, MAX_ARGS, MAX_ARGS_BYTES, MAX_REQUEST,
+    MAX_TEXT,
+};
 
 /// A request as the property tests build it: a verb (0 stop, 1 start,
 /// 2 status, anything else a word no verb is) and arguments.
@@ -19,7 +22,11 @@ fn clean(words: &[Vec<u8>]) -> Vec<Vec<u8>> {
         .iter()
         .map(|w| {
             let w: Vec<u8> = w.iter().copied().filter(|&b| b != 0).collect();
-            if w.is_empty() { b"x".to_vec() } else { w }
+            if w.is_empty() {
+                b"x".to_vec()
+            } else {
+                w
+            }
         })
         .collect()
 }
@@ -28,7 +35,9 @@ fn clean(words: &[Vec<u8>]) -> Vec<Vec<u8>> {
 /// independently of the decoder: the request's verb and arguments, or why
 /// it is refused.
 fn model(words: &[Vec<u8>]) -> Result<(u8, Vec<Vec<u8>>), RequestError> {
-    let Some((verb, args)) = words.split_first() else { return Err(RequestError::Empty) };
+    let Some((verb, args)) = words.split_first() else {
+        return Err(RequestError::Empty);
+    };
     if words.iter().any(Vec::is_empty) {
         return Err(RequestError::EmptyWord);
     }
@@ -96,7 +105,9 @@ pub fn round_trip(input: &Words) {
 /// Target `sched_ctl`: the init's decoder on any bytes never panics, keeps
 /// within the bounds, and what it accepts encodes back to exactly its input.
 pub fn decode_bytes(data: &[u8]) {
-    let Ok(request) = Request::decode(data) else { return };
+    let Ok(request) = Request::decode(data) else {
+        return;
+    };
     assert!(data.len() <= MAX_REQUEST);
     if let Request::Start { args } = request {
         assert!(args.iter().count() <= MAX_ARGS);

@@ -31,10 +31,12 @@ unsafe extern "C" fn entry(sp: *const usize) -> ! {
     }
     // Not PID 1: the payload runs the binary as a command (`/init sched`).
     if rustix::process::getpid() != rustix::process::Pid::INIT {
-        let argv = unsafe { sp.add(1) } as *const *const core::ffi::c_char;
-        // SAFETY: argv[0..argc] are NUL-terminated strings on the initial
-        // stack, which lives as long as the process.
-        let args = (0..unsafe { *sp }).map(|i| unsafe { core::ffi::CStr::from_ptr(*argv.add(i)) }.to_bytes());
+        // SAFETY: argc is the initial stack's first word and argv[0..argc]
+        // follow it, NUL-terminated strings on that stack, which lives as
+        // long as the process.
+        let (argc, argv) = unsafe { (*sp, sp.add(1) as *const *const core::ffi::c_char) };
+        // SAFETY: as above, for each i < argc.
+        let args = (0..argc).map(|i| unsafe { core::ffi::CStr::from_ptr(*argv.add(i)) }.to_bytes());
         // SAFETY: fds 1 and 2 are the process's standard streams; one that
         // is closed only fails the write.
         let std = unsafe { [rustix::stdio::stdout(), rustix::stdio::stderr()] };

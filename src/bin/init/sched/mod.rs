@@ -173,7 +173,7 @@ impl Sched {
             Verb::Status | Verb::Stop if !running => {
                 let mut state = [0u8; 32];
                 let state = read_trimmed(self.sysfs, "state", &mut state);
-                self.reply(Code::NotRunning, format_args!("not running: stopped on request, sched_ext {}", Lossy(state)));
+                self.reply(Code::NotRunning, format_args!("not running: sched_ext {}", Lossy(state)));
             }
             Verb::Start if !running => {
                 self.asked = Some(Asked::Start);
