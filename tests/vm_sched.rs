@@ -458,7 +458,9 @@ fn sched_status_without_a_scheduler_says_so_and_fails() {
     assert_eq!(stdout(&out), "code=4\nusage=2\n");
     let err = stderr(&out);
     assert!(
-        err.contains("no scheduler control socket at /run/guestinit/sched.sock (No such file or directory): the run has no scheduler"),
+        err.contains(
+            "no scheduler control socket at /run/guestinit/sched.sock: the run has no scheduler"
+        ),
         "{err}"
     );
     assert!(

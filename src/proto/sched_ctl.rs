@@ -8,7 +8,7 @@
 
 use core::fmt;
 
-/// The control socket (a unix stream socket, mode 0600, in a 0700 directory).
+/// The control socket (a unix stream socket in a 0700 directory: root's).
 pub const SOCKET: &str = "/run/guestinit/sched.sock";
 /// Its directory, which the init makes.
 pub const DIR: &str = "/run/guestinit";

@@ -3,13 +3,13 @@
 //! Its words go as the request, unchecked (the init checks them), and the
 //! reply's text is printed, to stdout on success and stderr otherwise; the
 //! exit code is the reply's (`proto::sched_ctl::Code`), 4 with no socket,
-//! 5 for a reply it cannot read.
+//! 5 for no reply or one it cannot read.
 
 use crate::small_file::write_all;
-use guestinit::fmt::ErrnoText;
 use guestinit::proto::sched_ctl::{self, Code, Reply};
 use guestinit::sys::process::exit_group;
-use rustix::fd::BorrowedFd;
+use rustix::fd::{AsFd, BorrowedFd};
+use rustix::io::Errno;
 use rustix::net::{AddressFamily, Shutdown, SocketAddrUnix, SocketFlags, SocketType};
 
 /// `std` is the client's stdout and stderr.
@@ -24,32 +24,45 @@ pub fn main<'a>(mut args: impl Iterator<Item = &'a [u8]>, std: [BorrowedFd<'_>; 
         say(Code::Refused as u8, &[b"refused: a request over 4102 bytes"]);
     };
     let mut reply = [0u8; sched_ctl::MAX_TEXT + 2];
-    let got = ask(&request[..len], &mut reply).unwrap_or_else(|e| {
-        let mut why = [0u8; 64];
-        let mut w = guestinit::fmt::SliceWriter::new(&mut why);
-        let _ = core::fmt::Write::write_fmt(&mut w, format_args!("{}", ErrnoText(e)));
-        let text: [&[u8]; 3] = [b"no scheduler control socket at /run/guestinit/sched.sock (", w.written(), b"): the run has no scheduler"];
-        say(sched_ctl::NO_SOCKET, &text)
-    });
+    let got = match ask(&request[..len], &mut reply) {
+        Ok(got) => got,
+        Err(Asked::NoSocket) => say(
+            sched_ctl::NO_SOCKET,
+            &[b"no scheduler control socket at /run/guestinit/sched.sock: the run has no scheduler"],
+        ),
+        Err(Asked::NoReply) => 0,
+    };
     match Reply::decode(&reply[..got]) {
         Some(r) => say(r.code as u8, &[r.text]),
-        None => say(sched_ctl::BAD_REPLY, &[b"a reply the client cannot read"]),
+        None => say(sched_ctl::BAD_REPLY, &[b"no reply from the init (the run is ending?)"]),
     }
 }
 
+/// How a request went unanswered.
+enum Asked {
+    /// The socket is missing or nothing listens on it.
+    NoSocket,
+    /// The connection failed after it was made.
+    NoReply,
+}
+
 /// Sends `request`, then reads the reply to its end: its length.
-fn ask(request: &[u8], reply: &mut [u8]) -> Result<usize, rustix::io::Errno> {
-    let fd = rustix::net::socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
-    rustix::net::connect(&fd, &SocketAddrUnix::new(sched_ctl::SOCKET)?)?;
-    write_all(rustix::fd::AsFd::as_fd(&fd), request)?;
-    rustix::net::shutdown(&fd, Shutdown::Write)?;
+fn ask(request: &[u8], reply: &mut [u8]) -> Result<usize, Asked> {
+    let connected = SocketAddrUnix::new(sched_ctl::SOCKET).and_then(|addr| {
+        let fd = rustix::net::socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
+        rustix::net::connect(&fd, &addr)?;
+        Ok(fd)
+    });
+    let fd = connected.map_err(|_| Asked::NoSocket)?;
+    write_all(fd.as_fd(), request).map_err(|_| Asked::NoReply)?;
+    rustix::net::shutdown(&fd, Shutdown::Write).map_err(|_| Asked::NoReply)?;
     let mut len = 0;
     while len < reply.len() {
         match rustix::io::read(&fd, &mut reply[len..]) {
             Ok(0) => break,
             Ok(n) => len += n,
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e),
+            Err(Errno::INTR) => {}
+            Err(_) => return Err(Asked::NoReply),
         }
     }
     Ok(len)

@@ -157,7 +157,7 @@ impl Ctl {
     }
 }
 
-/// The directory (0700), the socket bound in it (0600) and listening.
+/// The directory (0700), the socket bound in it and listening.
 fn bind() -> Result<OwnedFd, Errno> {
     match rustix::fs::mkdir(sched_ctl::DIR, Mode::from_raw_mode(0o700)) {
         Ok(()) | Err(Errno::EXIST) => {}
@@ -165,8 +165,8 @@ fn bind() -> Result<OwnedFd, Errno> {
     }
     let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
     let fd = rustix::net::socket_with(AddressFamily::UNIX, SocketType::STREAM, flags, None)?;
+    // The 0700 directory keeps it the payload's (root's): no chmod.
     rustix::net::bind(&fd, &SocketAddrUnix::new(sched_ctl::SOCKET)?)?;
-    rustix::fs::chmod(sched_ctl::SOCKET, Mode::from_raw_mode(0o600))?;
     rustix::net::listen(&fd, 4)?;
     Ok(fd)
 }
