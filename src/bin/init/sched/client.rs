@@ -10,7 +10,7 @@ use guestinit::proto::sched_ctl::{self, Code, Reply};
 use guestinit::sys::process::exit_group;
 use rustix::fd::{AsFd, BorrowedFd};
 use rustix::io::Errno;
-use rustix::net::{AddressFamily, Shutdown, SocketAddrUnix, SocketFlags, SocketType};
+use rustix::net::{Shutdown, SocketFlags};
 
 /// `std` is the client's stdout and stderr.
 pub fn main<'a>(mut args: impl Iterator<Item = &'a [u8]>, std: [BorrowedFd<'_>; 2]) -> ! {
@@ -48,8 +48,7 @@ enum Asked {
 
 /// Sends `request`, then reads the reply to its end: its length.
 fn ask(request: &[u8], reply: &mut [u8]) -> Result<usize, Asked> {
-    let connected = SocketAddrUnix::new(sched_ctl::SOCKET).and_then(|addr| {
-        let fd = rustix::net::socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
+    let connected = super::ctl::socket(SocketFlags::empty()).and_then(|(fd, addr)| {
         rustix::net::connect(&fd, &addr)?;
         Ok(fd)
     });

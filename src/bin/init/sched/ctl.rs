@@ -163,10 +163,18 @@ fn bind() -> Result<OwnedFd, Errno> {
         Ok(()) | Err(Errno::EXIST) => {}
         Err(e) => return Err(e),
     }
-    let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
-    let fd = rustix::net::socket_with(AddressFamily::UNIX, SocketType::STREAM, flags, None)?;
+    let (fd, addr) = socket(SocketFlags::NONBLOCK)?;
     // The 0700 directory keeps it the payload's (root's): no chmod.
-    rustix::net::bind(&fd, &SocketAddrUnix::new(sched_ctl::SOCKET)?)?;
+    rustix::net::bind(&fd, &addr)?;
     rustix::net::listen(&fd, 4)?;
     Ok(fd)
+}
+
+/// A unix stream socket and the control socket's address, for the
+/// listener and the client alike (one copy of the address code).
+#[inline(never)]
+pub fn socket(flags: SocketFlags) -> Result<(OwnedFd, SocketAddrUnix), Errno> {
+    let addr = SocketAddrUnix::new(sched_ctl::SOCKET)?;
+    let fd = rustix::net::socket_with(AddressFamily::UNIX, SocketType::STREAM, flags | SocketFlags::CLOEXEC, None)?;
+    Ok((fd, addr))
 }

@@ -9,7 +9,7 @@
 //! the payload's side, the init binary run as `/init sched ...`.
 
 pub mod client;
-mod ctl;
+pub mod ctl;
 pub mod setup;
 
 use crate::clock;
