@@ -329,7 +329,7 @@ fn start_scheduler(link: &mut Link, reactor: &mut Reactor, attach_ms: u64) -> Op
         .and_then(|cgroup| {
             sched::setup::enable_bpf_stats();
             sched::setup::run_script(proto::path::SCHED_ENABLE)?;
-            sched::setup::start(link, cgroup, attach_ms)
+            sched::start(link, cgroup, attach_ms)
         });
     let mut sched = match started {
         Ok(s) => s,

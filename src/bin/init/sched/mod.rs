@@ -99,7 +99,7 @@ pub struct Sched {
     asked_at: u64,
     /// What a start on request needs again.
     attach_ms: u64,
-    pub cgroup: Option<setup::PathBuf>,
+    cgroup: Option<setup::PathBuf>,
 }
 
 impl Sched {
@@ -479,6 +479,17 @@ impl Sched {
         self.exit.get_or_insert(Exit::Signaled { signal: Signal::KILL.as_raw() as u8, core_dumped: false });
         self.finish_if_over(link);
     }
+}
+
+/// Starts /scheduler with /sched_args, in `cgroup` if given; its log's
+/// start marker goes out first.
+pub fn start(link: &mut Link, cgroup: Option<setup::PathBuf>, attach_ms: u64) -> Result<Sched, setup::SetupError> {
+    let argv = setup::read_args(setup::boot_args())?;
+    let (pid, out, err) = setup::spawn_in(&argv, cgroup.as_ref())?;
+    link.send(Tag::SCLG, proto::sched::LOG_START.as_bytes());
+    let mut sched = Sched::new(pid, out, err, attach_ms, proto::sched::SYSFS);
+    sched.cgroup = cgroup;
+    Ok(sched)
 }
 
 /// The attach wait as the workload of a reactor run of its own: the run

@@ -1,11 +1,10 @@
 //! Before the scheduler starts: sched_ext must exist, its cgroups are made,
-//! BPF statistics are on and /sched_enable has run; then it is started and
-//! moved into its cgroup. /sched_disable runs after it stops. Each failure
+//! BPF statistics are on and /sched_enable has run; then it is spawned and
+//! moved into its cgroup (`spawn_in`, also for a start on request; the
+//! `Sched` is built by `sched::start`). /sched_disable runs after it stops. Each failure
 //! is a typed value naming its step; the boot reports it and exits 248.
 
-use super::Sched;
 use crate::console::warning;
-use crate::link::Link;
 use crate::small_file::{read_prefix, write_file};
 use crate::spawn::{spawn, Command, Stdio};
 use core::ffi::CStr;
@@ -14,7 +13,6 @@ use guestinit::cell::TakeOnce;
 use guestinit::fmt::{ErrnoText, Lossy, SliceWriter};
 use guestinit::parse::sched_script::{parse_line, ScriptError};
 use guestinit::proto::{path, sched};
-use guestinit::wire::Tag;
 use heapless::Vec;
 use rustix::fs::Mode;
 use rustix::fd::OwnedFd;
@@ -148,15 +146,10 @@ pub fn disable() {
     }
 }
 
-/// Starts /scheduler with /sched_args, in `cgroup` if given; its log's
-/// start marker goes out first.
-pub fn start(link: &mut Link, cgroup: Option<PathBuf>, attach_ms: u64) -> Result<Sched, SetupError> {
-    let argv = read_args(&mut ARGS.take().expect("the scheduler starts once")[..])?;
-    let (pid, out, err) = spawn_in(&argv, cgroup.as_ref())?;
-    link.send(Tag::SCLG, sched::LOG_START.as_bytes());
-    let mut sched = Sched::new(pid, out, err, attach_ms, sched::SYSFS);
-    sched.cgroup = cgroup;
-    Ok(sched)
+/// /sched_args' buffer, for the boot's start (a restart reads the file
+/// again into the control socket's).
+pub fn boot_args() -> &'static mut [u8] {
+    &mut ARGS.take().expect("the scheduler starts once")[..]
 }
 
 /// Spawns /scheduler with `argv` and moves it into `cgroup`: its pid and
