@@ -41,6 +41,7 @@ for target in "${targets[@]}"; do
     case $target in
     decode | roundtrip | resync | encode | msg) dict=fuzz/dict/tags.dict ;;
     control) dict=fuzz/dict/control.dict ;;
+    sched_ctl) dict=fuzz/dict/sched_ctl.dict ;;
     newc) dict=fuzz/dict/newc.dict ;;
     handover) dict=fuzz/dict/handover.dict ;;
     *) dict=fuzz/dict/text.dict ;;

@@ -29,6 +29,7 @@ pub mod boot;
 pub mod control;
 pub mod handover;
 pub mod net;
+pub mod sched_ctl;
 
 /// The payload's environment when the archive has no [`path::ENV`] file;
 /// the host merges `--env` over the same list.
@@ -50,6 +51,10 @@ pub mod limit {
     pub const CWD_BYTES: usize = 4095;
     /// [`super::path::SHARES`]' bytes (`parse::shares`).
     pub const SHARES_BYTES: usize = 8192;
+    /// [`super::path::SCHED_ARGS`]' bytes, and the scheduler's arguments
+    /// (its argv\[0\] aside); a `sched start`'s arguments too.
+    pub const SCHED_ARGS_BYTES: usize = 4096;
+    pub const SCHED_ARGS: usize = 63;
 }
 
 /// Kernel command-line keys the init reads; [`boot::BootParams`] holds

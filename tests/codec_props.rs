@@ -12,6 +12,8 @@ mod handover;
 mod props;
 #[path = "props/replay.rs"]
 mod replay;
+#[path = "props/sched_ctl.rs"]
+mod sched_ctl;
 
 use guestinit::proto::control as control_kind;
 use guestinit::wire::{encode, encoded_len, slice16, Decoder, Tag, HEADER_LEN};
@@ -251,6 +253,38 @@ proptest! {
     }
 }
 
+/// Words rich in the verbs, and arguments up to past the bounds.
+fn sched_words() -> impl Strategy<Value = sched_ctl::Words> {
+    let word = prop::collection::vec(any::<u8>(), 0..12);
+    let long = prop::collection::vec(any::<u8>(), 0..5000);
+    let args = prop_oneof![
+        4 => prop::collection::vec(word, 0..8),
+        1 => prop::collection::vec(prop::collection::vec(any::<u8>(), 1..3), 60..70),
+        1 => long.prop_map(|w| vec![w]),
+    ];
+    (any::<u8>(), args).prop_map(|(verb, args)| sched_ctl::Words { verb, args })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn sched_requests_round_trip_as_the_protocol_says(words in sched_words()) {
+        sched_ctl::round_trip(&words);
+    }
+
+    #[test]
+    fn sched_request_decoder_on_any_bytes(data in prop::collection::vec(prop_oneof![
+        1 => Just(0u8), 1 => prop::sample::select(&b"stopartu"[..]), 1 => any::<u8>()], 0..40)) {
+        sched_ctl::decode_bytes(&data);
+    }
+
+    #[test]
+    fn sched_replies_round_trip(code in any::<u8>(), text in prop::collection::vec(any::<u8>(), 0..300)) {
+        sched_ctl::reply_round_trip(code, &text);
+    }
+}
+
 #[test]
 fn fuzz_corpus_seeds_and_regressions_replay() {
     replay::all(
@@ -262,11 +296,13 @@ fn fuzz_corpus_seeds_and_regressions_replay() {
             "msg",
             "control",
             "handover",
+            "sched_ctl",
         ],
         |target, data| {
             props::replay(target, data)
                 || control::replay(target, data)
                 || handover::replay(target, data)
+                || sched_ctl::replay(target, data)
         },
     );
 }

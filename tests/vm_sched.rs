@@ -367,3 +367,140 @@ fn the_timeout_takes_a_sched_ext_debug_dump_before_it_stops_the_run() {
     let text = std::fs::read_to_string(&trace).unwrap();
     assert!(text.contains("Debug dump triggered"), "{text}");
 }
+
+/// The payload's `/init sched ...`: a stop leaves sched_ext disabled, a
+/// start brings it back, restarts are timed, a replacement takes other
+/// arguments, bad requests are refused with a reason, and a scheduler
+/// stopped on request at the payload's end is no failure.
+#[test]
+fn the_payload_stops_restarts_and_replaces_the_scheduler_through_the_init() {
+    let log = scratch("sched-ctl").join("sched.log");
+    let out = sched_sh(
+        &bpfland(),
+        &["--sched-log", log.to_str().unwrap()],
+        "set -e; /init sched status; \
+         /init sched stop; echo state=$(cat /sys/kernel/sched_ext/state); \
+         /init sched status || echo status=$?; /init sched stop || echo again=$?; \
+         /init sched start; echo state=$(cat /sys/kernel/sched_ext/state); \
+         for i in 1 2 3; do /init sched start; done; \
+         old=$(pidof scheduler); /init sched start --slice-us 2000; new=$(pidof scheduler); \
+         [ \"$old\" != \"$new\" ] && echo new pid; /init sched status; \
+         echo args=$(tr '\\0' ' ' < /proc/$new/cmdline); \
+         /init sched frobnicate || echo bad=$?; /init sched stop now || echo extra=$?; \
+         /init sched stop; echo state=$(cat /sys/kernel/sched_ext/state)",
+    );
+    let (text, err) = (stdout(&out), stderr(&out));
+    eprintln!("{text}");
+    assert_eq!(code(&out), 0, "{err}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("running: pid "), "{text}");
+    assert!(
+        lines[0].contains("sched_ext enabled, ops bpfland"),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("detached: pid ") && lines[1].contains("sched_ext disabled"),
+        "{text}"
+    );
+    assert_eq!(lines[2], "state=disabled", "{text}");
+    assert_eq!(lines[3], "status=3", "{text}");
+    assert_eq!(lines[4], "again=3", "{text}");
+    assert!(lines[5].starts_with("attached: pid "), "{text}");
+    assert_eq!(lines[6], "state=enabled", "{text}");
+    // The restart's time from the request to the attach, as the init
+    // measured it (the stop of the running one included).
+    let restarts: Vec<u64> = lines[7..10]
+        .iter()
+        .map(|l| {
+            let ms = l
+                .split(", ")
+                .nth(1)
+                .and_then(|t| t.strip_suffix(" ms after the request"));
+            ms.and_then(|ms| ms.parse().ok())
+                .unwrap_or_else(|| panic!("{l}"))
+        })
+        .collect();
+    eprintln!("restarts, request to attach: {restarts:?} ms");
+    assert!(lines[10].starts_with("attached: pid "), "{text}");
+    assert_eq!(lines[11], "new pid", "{text}");
+    assert!(lines[12].starts_with("running: pid "), "{text}");
+    assert_eq!(lines[13], "args=/scheduler --slice-us 2000", "{text}");
+    assert_eq!(lines[14], "bad=2", "{text}");
+    assert_eq!(lines[15], "extra=2", "{text}");
+    assert!(lines[16].starts_with("detached: "), "{text}");
+    assert_eq!(lines[17], "state=disabled", "{text}");
+    assert!(
+        err.contains("refused: not stop, start [ARGS...] or status"),
+        "{err}"
+    );
+    assert!(
+        err.contains("refused: stop and status take no arguments"),
+        "{err}"
+    );
+    assert!(err.contains("not running: sched_ext disabled"), "{err}");
+    assert!(
+        !err.contains("SCDX") && !err.contains("SchedulerDied"),
+        "{err}"
+    );
+    assert_eq!(err.matches("phase=SchedulerAttached").count(), 6, "{err}");
+    assert_eq!(err.matches("SCHED_OUTPUT_END").count(), 1, "{err}");
+    // Every instance's log is in the one log, each unregistered cleanly.
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        log.matches("EXIT: unregistered from user space").count(),
+        6,
+        "{log}"
+    );
+}
+
+/// A start on request that fails is answered and leaves no scheduler (no
+/// failure of the run by itself); a scheduler started on request and then
+/// killed from the payload is a death like any: SCDX 137, the payload
+/// stopped, the run 248.
+#[test]
+fn a_scheduler_restarted_on_request_then_killed_is_a_death() {
+    let out = sched_sh(
+        &bpfland(),
+        &[],
+        "/init sched start --no-such-flag; echo failed=$?; /init sched status; echo status=$?; \
+         /init sched start --slice-us 2000 && sleep 1 && kill -9 $(pidof scheduler); sleep 60; echo survived",
+    );
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(code(&out), 248, "{err}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[..2], ["failed=1", "status=3"], "{text}");
+    assert!(lines[2].starts_with("attached: pid "), "{text}");
+    assert!(
+        err.contains("failed: the scheduler exited with 2 before attaching"),
+        "{err}"
+    );
+    assert!(!text.contains("survived"));
+    assert_eq!(err.matches("SCDX").count(), 1, "{err}");
+    assert!(err.contains("SCDX 4 code=137"), "{err}");
+    assert!(
+        err.contains("the scheduler died during the run (killed by signal 9)"),
+        "{err}"
+    );
+}
+
+/// Without --scheduler there is no control socket: the client says so.
+#[test]
+fn sched_status_without_a_scheduler_says_so_and_fails() {
+    let out = sh(
+        &["--cpus", "1"],
+        "/init sched status; echo code=$?; /init frob; echo usage=$?",
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "code=4\nusage=2\n");
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "no scheduler control socket at /run/guestinit/sched.sock: the run has no scheduler"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("usage: /init sched stop | start [ARGS...] | status"),
+        "{err}"
+    );
+}

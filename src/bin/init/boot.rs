@@ -196,6 +196,10 @@ fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd, params: &Boot
         Ok(sched) => sched,
         Err(code) => return code,
     };
+    // The payload may stop, restart or replace it from here on.
+    if let Some(s) = sched.as_mut() {
+        s.serve();
+    }
     let stdin_port = (params.stdin && mode != Mode::Exec)
         .then(stdin_relay::open_port)
         .flatten();
@@ -279,6 +283,10 @@ fn shell_mode(link: &mut Link, signals: OwnedFd, params: &BootParams) -> i32 {
         Ok(sched) => sched,
         Err(code) => return code,
     };
+    // The payload may stop, restart or replace it from here on.
+    if let Some(s) = sched.as_mut() {
+        s.serve();
+    }
     let (mut shell, master) = match shell::start(sched.is_some()) {
         Ok(started) => started,
         Err(e) => failure::fail(link, format_args!("{e}")),
@@ -330,7 +338,7 @@ fn start_scheduler(link: &mut Link, reactor: &mut Reactor, attach_ms: u64) -> Op
         .and_then(|cgroup| {
             sched::setup::enable_bpf_stats();
             sched::setup::run_script(proto::path::SCHED_ENABLE)?;
-            sched::setup::start(link, cgroup.as_ref(), attach_ms)
+            sched::start(link, cgroup, attach_ms)
         });
     let mut sched = match started {
         Ok(s) => s,

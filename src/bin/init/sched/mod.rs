@@ -4,7 +4,12 @@
 //! and its ordered stop at cleanup (SIGINT, SIGKILL after a grace, a
 //! bounded reap). `setup` prepares and starts it; `AttachWait` runs the
 //! attach wait as a reactor run of its own, before the payload exists.
+//! Once served (`serve`), the payload's requests on the control socket
+//! (`ctl`) stop, restart or replace it and ask its status; `client` is
+//! the payload's side, the init binary run as `/init sched ...`.
 
+pub mod client;
+pub mod ctl;
 pub mod setup;
 
 use crate::clock;
@@ -16,6 +21,7 @@ use core::fmt::Write;
 use guestinit::fmt::{Lossy, SliceWriter};
 use guestinit::outbox::Quota;
 use guestinit::proto;
+use guestinit::proto::sched_ctl::{Code, Request};
 use guestinit::sys::process::{Exit, Reaped};
 use guestinit::wire::msg::Phase;
 use guestinit::wire::Tag;
@@ -45,8 +51,33 @@ enum State {
     Attached,
     /// It exited or timed out before attaching; the payload does not run.
     NotAttached,
-    /// Cleanup: SIGKILL at `kill_at` unless `killed`; given up at `give_up_at`.
-    Stopping { kill_at: u64, killed: bool, give_up_at: u64 },
+    /// Cleanup, or a stop the payload asked for: SIGKILL at `kill_at`
+    /// unless `killed`; given up at `give_up_at`; sysfs read at
+    /// `next_check` once it has exited.
+    Stopping { kill_at: u64, killed: bool, give_up_at: u64, next_check: u64 },
+    /// Stopped at the payload's request, sched_ext disabled: no process,
+    /// and no error (a start may follow).
+    Stopped,
+}
+
+/// A request's verb, apart from its arguments (which stay in `ctl`).
+#[derive(Clone, Copy)]
+enum Verb {
+    Stop,
+    Start,
+    Status,
+}
+
+/// The payload's change under way (the death monitor's rule: the exit of
+/// a scheduler being stopped on request is no death).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Asked {
+    /// Stop, and answer when sched_ext is disabled.
+    Stop,
+    /// Stop if running, then start, and answer when it has attached.
+    Start,
+    /// A failed start being cleared away; its answer has gone.
+    Settle,
 }
 
 /// The running scheduler.
@@ -61,6 +92,14 @@ pub struct Sched {
     over: bool,
     /// The sched_ext sysfs directory (a scratch directory in tests).
     sysfs: &'static str,
+    /// The payload's control socket, once served.
+    ctl: Option<ctl::Ctl>,
+    asked: Option<Asked>,
+    /// When the change under way was asked for.
+    asked_at: u64,
+    /// What a start on request needs again.
+    attach_ms: u64,
+    cgroup: Option<setup::PathBuf>,
 }
 
 impl Sched {
@@ -80,6 +119,167 @@ impl Sched {
             failed: false,
             over: false,
             sysfs,
+            ctl: None,
+            asked: None,
+            asked_at: 0,
+            attach_ms,
+            cgroup: None,
+        }
+    }
+
+    /// Opens the control socket: the payload may ask from now on.
+    pub fn serve(&mut self) {
+        self.ctl = ctl::Ctl::listen();
+    }
+
+    /// No change is under way: a request may be read.
+    fn settled(&self) -> bool {
+        self.asked.is_none() && matches!(self.state, State::Attached | State::Stopped)
+    }
+
+    /// Answers the request being served, if any.
+    fn reply(&mut self, code: Code, text: core::fmt::Arguments<'_>) {
+        if let Some(ctl) = &mut self.ctl {
+            ctl.reply(code, text);
+        }
+    }
+
+    /// Ms since the request.
+    fn since_asked(&self) -> u64 {
+        (clock::now_ns() - self.asked_at) / MS
+    }
+
+    /// The request just read whole: answered now, or a change begun.
+    fn on_request(&mut self, ctx: &mut Ctx<'_>) {
+        let Some(Ok(request)) = self.ctl.as_ref().map(ctl::Ctl::request) else { return };
+        let verb = match request {
+            Request::Status => Verb::Status,
+            Request::Stop => Verb::Stop,
+            Request::Start { .. } => Verb::Start,
+        };
+        self.asked_at = clock::now_ns();
+        let running = matches!(self.state, State::Attached);
+        match verb {
+            Verb::Status if running => {
+                let (mut state, mut ops) = ([0u8; 32], [0u8; 64]);
+                let state = read_trimmed(self.sysfs, "state", &mut state);
+                let ops = read_trimmed(self.sysfs, "root/ops", &mut ops);
+                let pid = self.pid;
+                self.reply(
+                    Code::Ok,
+                    format_args!("running: pid {pid}, sched_ext {}, ops {}", Lossy(state), Lossy(ops)),
+                );
+            }
+            Verb::Status | Verb::Stop if !running => {
+                let mut state = [0u8; 32];
+                let state = read_trimmed(self.sysfs, "state", &mut state);
+                self.reply(Code::NotRunning, format_args!("not running: sched_ext {}", Lossy(state)));
+            }
+            Verb::Start if !running => {
+                self.asked = Some(Asked::Start);
+                self.start_again(ctx);
+            }
+            Verb::Start => self.stop_asked(Asked::Start),
+            Verb::Stop | Verb::Status => self.stop_asked(Asked::Stop),
+        }
+    }
+
+    /// An asked-for stop whose scheduler has exited and log closed: sysfs
+    /// is read until it says `disabled`.
+    fn stop_checking(&self) -> bool {
+        self.asked.is_some() && self.exit.is_some() && !self.log.open()
+    }
+
+    /// The cleanup's stop, asked for by the payload: no death, no END.
+    fn stop_asked(&mut self, asked: Asked) {
+        self.asked = Some(asked);
+        self.state = stopping(self.exit.is_some());
+        self.signal(Signal::INT);
+    }
+
+    /// An asked-for stop, as far as it has gone: once the scheduler has
+    /// exited, its log is closed and sched_ext reads `disabled` (within the
+    /// stop's bounds), the payload is answered or the start follows.
+    fn stop_progress(&mut self, ctx: &mut Ctx<'_>) {
+        let State::Stopping { give_up_at, next_check, .. } = &mut self.state else { return };
+        let Some(asked) = self.asked else { return };
+        let now = clock::now_ns();
+        if self.exit.is_none() || self.log.open() || now < *next_check {
+            return;
+        }
+        let mut state = [0u8; 32];
+        let state = read_trimmed(self.sysfs, "state", &mut state);
+        let disabled = state == b"disabled";
+        if !disabled && now < *give_up_at {
+            *next_check = now + CHECK_MS * MS;
+            return;
+        }
+        self.state = State::Stopped;
+        self.asked = None;
+        let (pid, ms) = (self.pid, self.since_asked());
+        match (disabled, asked) {
+            (false, Asked::Settle) => {}
+            (false, _) => {
+                self.reply(Code::Failed, format_args!("failed: sched_ext is `{}` {ms} ms after the stop", Lossy(state)))
+            }
+            (true, Asked::Stop) => self.reply(Code::Ok, format_args!("detached: pid {pid} stopped, sched_ext disabled, in {ms} ms")),
+            (true, Asked::Settle) => {}
+            (true, Asked::Start) => {
+                self.asked = Some(Asked::Start);
+                self.start_again(ctx);
+            }
+        }
+    }
+
+    /// Starts /scheduler again, with the request's arguments or else
+    /// /sched_args, in its cgroup; the attach wait follows.
+    fn start_again(&mut self, ctx: &mut Ctx<'_>) {
+        let Some(ctl) = &mut self.ctl else { return };
+        let (request, rest) = ctl.split_buf();
+        let argv = match Request::decode(request) {
+            Ok(Request::Start { args }) if !args.is_empty() => {
+                setup::argv_of(args.bytes()).ok_or(setup::SetupError::Args(rustix::io::Errno::TOOBIG))
+            }
+            _ => setup::read_args(rest),
+        };
+        let started = argv.and_then(|argv| setup::spawn_in(&argv, self.cgroup.as_ref()));
+        match started {
+            Ok((pid, out, err)) => {
+                let now = clock::now_ns();
+                self.pid = pid;
+                self.exit = None;
+                self.log = Output::new([out, err], [Tag::SCLG, Tag::SCLG], QUOTA);
+                self.state = State::Waiting {
+                    since: now,
+                    deadline: now + self.attach_ms.max(LIVENESS_MS) * MS,
+                    next_check: now + LIVENESS_MS * MS,
+                };
+                ctx.watch_child(pid);
+            }
+            Err(e) => {
+                warning!("the scheduler's start on request: {e}");
+                self.asked = None;
+                self.reply(Code::Failed, format_args!("failed: {e}"));
+            }
+        }
+    }
+
+    /// The attach wait of a start on request is over: answered; one that
+    /// failed is cleared away, killed at once if it still lives.
+    fn start_decided(&mut self, failure: Option<core::fmt::Arguments<'_>>) {
+        let (pid, ms) = (self.pid, self.since_asked());
+        match failure {
+            None => {
+                self.asked = None;
+                self.reply(Code::Ok, format_args!("attached: pid {pid}, {ms} ms after the request"));
+            }
+            Some(why) => {
+                warning!("the scheduler's start on request failed: {why}");
+                self.reply(Code::Failed, format_args!("failed: {why}"));
+                self.asked = Some(Asked::Settle);
+                self.state = stopping(true);
+                self.signal(Signal::KILL);
+            }
         }
     }
 
@@ -105,24 +305,35 @@ impl Sched {
 
     /// Once it has exited and its log is closed: the end marker.
     fn finish_if_over(&mut self, link: &mut Link) {
-        if !self.over && self.exit.is_some() && !self.log_open() {
+        let restartable = self.asked.is_some() || matches!(self.state, State::Stopped);
+        if !self.over && self.exit.is_some() && !self.log_open() && !restartable {
             link.send(Tag::SCLG, proto::sched::LOG_END.as_bytes());
             self.over = true;
         }
     }
 
     fn check_attach(&mut self, link: &mut Link) {
-        let State::Waiting { since, deadline, .. } = self.state else { return };
+        let State::Waiting { since, deadline, next_check } = self.state else { return };
         let now = clock::now_ns();
+        if now < next_check {
+            return;
+        }
         let mut state = [0u8; 32];
         let state = read_trimmed(self.sysfs, "state", &mut state);
         let mut ops = [0u8; 64];
         if state == b"enabled" && !read_trimmed(self.sysfs, "root/ops", &mut ops).is_empty() {
             self.state = State::Attached;
             link.send(Tag::LIFE, &[Phase::SchedulerAttached as u8]);
+            if self.asked.is_some() {
+                self.start_decided(None);
+            }
         } else if now >= deadline {
             let secs = (now - since) / (1000 * MS);
-            not_attached(link, format_args!("sched_ext state is `{}` after {secs} s", Lossy(state)));
+            let why = format_args!("sched_ext state is `{}` after {secs} s", Lossy(state));
+            if self.asked.is_some() {
+                return self.start_decided(Some(why));
+            }
+            not_attached(link, why);
             self.state = State::NotAttached;
             self.failed = true;
         } else if let State::Waiting { next_check, .. } = &mut self.state {
@@ -134,6 +345,9 @@ impl Sched {
     /// a death that stops the run.
     fn exited(&mut self, exit: Exit, ctx: &mut Ctx<'_>) {
         match self.state {
+            State::Waiting { .. } if self.asked.is_some() => {
+                self.start_decided(Some(format_args!("the scheduler {} before attaching", ExitText(exit))));
+            }
             State::Waiting { .. } => {
                 not_attached(ctx.link, format_args!("the scheduler {} before attaching", ExitText(exit)));
                 self.state = State::NotAttached;
@@ -145,8 +359,10 @@ impl Sched {
                 ctx.link.send(Tag::SCDX, &exit.shell_code().to_le_bytes());
                 ctx.link.send(Tag::LIFE, &[Phase::SchedulerDied as u8]);
                 ctx.stop_run();
+                self.reply(Code::Refused, format_args!("refused: the scheduler died"));
+                self.ctl = None;
             }
-            State::NotAttached | State::Stopping { .. } => {}
+            State::NotAttached | State::Stopping { .. } | State::Stopped => {}
         }
     }
 }
@@ -164,25 +380,46 @@ impl Source for Sched {
 
     fn interests<'s>(&'s self, link: &Link, out: &mut Interests<'s>) {
         self.log.interests(link, out);
+        if let Some(ctl) = &self.ctl {
+            ctl.interests(self.settled(), out);
+        }
     }
 
     fn on_ready(&mut self, token: u8, _events: PollFlags, ctx: &mut Ctx<'_>) {
-        self.log.on_ready(token, ctx.link);
+        match token {
+            ctl::LISTENER | ctl::CONN => {
+                let event = self.ctl.as_mut().map(|c| c.on_ready(token));
+                if let Some(ctl::Event::Request) = event {
+                    self.on_request(ctx);
+                }
+            }
+            _ => self.log.on_ready(token, ctx.link),
+        }
+        self.stop_progress(ctx);
         self.finish_if_over(ctx.link);
     }
 
     fn deadline(&self) -> Option<u64> {
-        match self.state {
+        let state = match self.state {
             State::Waiting { next_check, .. } => Some(next_check),
+            State::Stopping { next_check, .. } if self.stop_checking() => Some(next_check),
             State::Stopping { kill_at, killed: false, .. } => Some(kill_at),
             State::Stopping { give_up_at, .. } if !self.over => Some(give_up_at),
             _ => None,
-        }
+        };
+        let ctl = self.ctl.as_ref().and_then(ctl::Ctl::deadline);
+        state.into_iter().chain(ctl).min()
     }
 
     fn on_deadline(&mut self, ctx: &mut Ctx<'_>) {
+        if let Some(ctl) = &mut self.ctl {
+            ctl.on_deadline();
+        }
+        let (now, checking) = (clock::now_ns(), self.stop_checking());
         match &mut self.state {
             State::Waiting { .. } => self.check_attach(ctx.link),
+            State::Stopping { .. } if checking => self.stop_progress(ctx),
+            State::Stopping { kill_at, .. } if now < *kill_at => {}
             State::Stopping { killed: killed @ false, .. } => {
                 *killed = true;
                 // It may have exited with its log still held open by another.
@@ -191,7 +428,11 @@ impl Source for Sched {
                     self.signal(Signal::KILL);
                 }
             }
-            State::Stopping { .. } => self.give_up(ctx.link),
+            State::Stopping { give_up_at, .. } if now < *give_up_at => {}
+            State::Stopping { .. } => {
+                self.give_up(ctx.link);
+                self.stop_progress(ctx);
+            }
             _ => {}
         }
     }
@@ -199,12 +440,13 @@ impl Source for Sched {
     fn on_exit(&mut self, reaped: Reaped, ctx: &mut Ctx<'_>) {
         self.exit = Some(reaped.exit);
         self.exited(reaped.exit, ctx);
+        self.stop_progress(ctx);
         self.finish_if_over(ctx.link);
     }
 
-    /// A stop before the attach ends the wait: the payload will not run.
+    /// A stop before the boot's attach ends the wait: the payload will not run.
     fn on_stop(&mut self, ctx: &mut Ctx<'_>) {
-        if let State::Waiting { .. } = self.state {
+        if let (State::Waiting { .. }, None) = (self.state, self.asked) {
             not_attached(ctx.link, format_args!("the run was stopped before the scheduler attached"));
             self.state = State::NotAttached;
             self.failed = true;
@@ -212,14 +454,13 @@ impl Source for Sched {
     }
 
     /// After the payload: SIGINT so it unregisters from sched_ext cleanly;
-    /// its exit from here on is no death.
+    /// its exit from here on is no death. A request still served is
+    /// refused, and one stopped on request just ends its log.
     fn cleanup(&mut self, ctx: &mut Ctx<'_>) {
-        let now = clock::now_ns();
-        let kill_at = now + KILL_GRACE_MS * MS;
-        self.state = match self.exit {
-            None => State::Stopping { kill_at, killed: false, give_up_at: kill_at + REAP_MS * MS },
-            Some(_) => State::Stopping { kill_at: now, killed: true, give_up_at: now + REAP_MS * MS },
-        };
+        self.reply(Code::Refused, format_args!("refused: the run is ending"));
+        self.ctl = None;
+        self.asked = None;
+        self.state = stopping(self.exit.is_some());
         self.signal(Signal::INT);
         self.finish_if_over(ctx.link);
     }
@@ -238,6 +479,17 @@ impl Sched {
         self.exit.get_or_insert(Exit::Signaled { signal: Signal::KILL.as_raw() as u8, core_dumped: false });
         self.finish_if_over(link);
     }
+}
+
+/// Starts /scheduler with /sched_args, in `cgroup` if given; its log's
+/// start marker goes out first.
+pub fn start(link: &mut Link, cgroup: Option<setup::PathBuf>, attach_ms: u64) -> Result<Sched, setup::SetupError> {
+    let argv = setup::read_args(setup::boot_args())?;
+    let (pid, out, err) = setup::spawn_in(&argv, cgroup.as_ref())?;
+    link.send(Tag::SCLG, proto::sched::LOG_START.as_bytes());
+    let mut sched = Sched::new(pid, out, err, attach_ms, proto::sched::SYSFS);
+    sched.cgroup = cgroup;
+    Ok(sched)
 }
 
 /// The attach wait as the workload of a reactor run of its own: the run
@@ -279,6 +531,17 @@ impl Source for AttachWait<'_> {
 
     fn done(&self) -> bool {
         self.0.decided()
+    }
+}
+
+/// A stop's bounds from now: SIGINT's grace then the reap's, or only the
+/// reap's (or its log's end) when it has `exited` already.
+fn stopping(exited: bool) -> State {
+    let now = clock::now_ns();
+    let kill_at = now + KILL_GRACE_MS * MS;
+    match exited {
+        false => State::Stopping { kill_at, killed: false, give_up_at: kill_at + REAP_MS * MS, next_check: now },
+        true => State::Stopping { kill_at: now, killed: true, give_up_at: now + REAP_MS * MS, next_check: now },
     }
 }
 

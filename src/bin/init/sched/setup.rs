@@ -1,11 +1,10 @@
 //! Before the scheduler starts: sched_ext must exist, its cgroups are made,
-//! BPF statistics are on and /sched_enable has run; then it is started and
-//! moved into its cgroup. /sched_disable runs after it stops. Each failure
+//! BPF statistics are on and /sched_enable has run; then it is spawned and
+//! moved into its cgroup (`spawn_in`, also for a start on request; the
+//! `Sched` is built by `sched::start`). /sched_disable runs after it stops. Each failure
 //! is a typed value naming its step; the boot reports it and exits 248.
 
-use super::Sched;
 use crate::console::warning;
-use crate::link::Link;
 use crate::small_file::{read_prefix, write_file};
 use crate::spawn::{spawn, Command, Stdio};
 use core::ffi::CStr;
@@ -14,9 +13,9 @@ use guestinit::cell::TakeOnce;
 use guestinit::fmt::{ErrnoText, Lossy, SliceWriter};
 use guestinit::parse::sched_script::{parse_line, ScriptError};
 use guestinit::proto::{path, sched};
-use guestinit::wire::Tag;
 use heapless::Vec;
 use rustix::fs::Mode;
+use rustix::fd::OwnedFd;
 use rustix::io::Errno;
 
 /// A cgroup directory the init builds: short, so errors that name it stay
@@ -24,8 +23,8 @@ use rustix::io::Errno;
 pub type PathBuf = Vec<u8, 96>;
 
 /// Arguments the scheduler takes at most, and /sched_args' size.
-const MAX_ARGS: usize = 64;
-const ARGS_CAP: usize = 4096;
+const MAX_ARGS: usize = guestinit::proto::limit::SCHED_ARGS + 1;
+const ARGS_CAP: usize = guestinit::proto::limit::SCHED_ARGS_BYTES;
 static ARGS: TakeOnce<[u8; ARGS_CAP + 1]> = TakeOnce::new([0; ARGS_CAP + 1]);
 
 /// What the cgroup directories get enabled for their children.
@@ -147,13 +146,18 @@ pub fn disable() {
     }
 }
 
-/// Starts /scheduler with /sched_args, in `cgroup` if given; its log's
-/// start marker goes out first.
-pub fn start(link: &mut Link, cgroup: Option<&PathBuf>, attach_ms: u64) -> Result<Sched, SetupError> {
-    let argv = read_args(ARGS.take().expect("the scheduler starts once"))?;
+/// /sched_args' buffer, for the boot's start (a restart reads the file
+/// again into the control socket's).
+pub fn boot_args() -> &'static mut [u8] {
+    &mut ARGS.take().expect("the scheduler starts once")[..]
+}
+
+/// Spawns /scheduler with `argv` and moves it into `cgroup`: its pid and
+/// its log's pipes.
+pub fn spawn_in(argv: &[&CStr], cgroup: Option<&PathBuf>) -> Result<(i32, OwnedFd, OwnedFd), SetupError> {
     let spawned = spawn(&Command {
         path: c"/scheduler",
-        argv: &argv,
+        argv,
         env: &guestinit::proto::DEFAULT_ENV,
         cwd: None,
         stdin: Stdio::Null,
@@ -161,11 +165,9 @@ pub fn start(link: &mut Link, cgroup: Option<&PathBuf>, attach_ms: u64) -> Resul
         stderr: Stdio::Pipe,
     })
     .map_err(SetupError::Spawn)?;
-    link.send(Tag::SCLG, sched::LOG_START.as_bytes());
     let [_, Some(out), Some(err)] = spawned.streams else {
         unreachable!("stdout and stderr are piped")
     };
-    let sched = Sched::new(spawned.pid, out, err, attach_ms, sched::SYSFS);
     if let Some(dir) = cgroup {
         // Moved just after the fork: its first instants run in the root cgroup.
         let mut pid = [0u8; 12];
@@ -174,7 +176,7 @@ pub fn start(link: &mut Link, cgroup: Option<&PathBuf>, attach_ms: u64) -> Resul
         write_file(&file_in(dir, b"cgroup.procs")[..], w.written())
             .map_err(|e| SetupError::Join(dir.clone(), e))?;
     }
-    Ok(sched)
+    Ok((spawned.pid, out, err))
 }
 
 /// `dir/name`: a file in a cgroup directory (which leaves room for it).
@@ -186,10 +188,11 @@ fn file_in(dir: &PathBuf, name: &[u8]) -> Vec<u8, 128> {
     path
 }
 
-/// argv from /sched_args (whitespace-separated), NUL-terminated in place,
-/// after `/scheduler` itself.
-fn read_args(buf: &'static mut [u8; ARGS_CAP + 1]) -> Result<Vec<&'static CStr, MAX_ARGS>, SetupError> {
-    let len = match read_prefix(path::SCHED_ARGS.as_bytes(), &mut buf[..ARGS_CAP]) {
+/// argv from /sched_args (whitespace-separated), read into `buf` (one byte
+/// over its bound) and NUL-terminated in place.
+pub fn read_args(buf: &mut [u8]) -> Result<Vec<&CStr, MAX_ARGS>, SetupError> {
+    let cap = buf.len().min(ARGS_CAP + 1) - 1;
+    let len = match read_prefix(path::SCHED_ARGS.as_bytes(), &mut buf[..cap]) {
         Ok(n) => n,
         Err(Errno::NOENT) => 0,
         Err(e) => return Err(SetupError::Args(e)),
@@ -198,21 +201,22 @@ fn read_args(buf: &'static mut [u8; ARGS_CAP + 1]) -> Result<Vec<&'static CStr, 
         *b = 0;
     }
     buf[len] = 0;
-    let text: &'static [u8] = &buf[..=len];
+    argv_of(&buf[..=len]).ok_or(SetupError::Args(Errno::TOOBIG))
+}
+
+/// `/scheduler` then the non-empty words of `text`, each NUL-terminated;
+/// None past [`MAX_ARGS`].
+pub fn argv_of(text: &[u8]) -> Option<Vec<&CStr, MAX_ARGS>> {
     let mut argv = Vec::new();
     let _ = argv.push(c"/scheduler");
     let mut at = 0;
-    while at < len {
-        // Every argument was NUL-terminated above.
-        let Ok(arg) = CStr::from_bytes_until_nul(&text[at..]) else {
-            break;
-        };
+    while let Some(Ok(arg)) = text.get(at..).map(CStr::from_bytes_until_nul) {
         at += arg.to_bytes().len() + 1;
         if !arg.is_empty() {
-            argv.push(arg).map_err(|_| SetupError::Args(Errno::TOOBIG))?;
+            argv.push(arg).ok()?;
         }
     }
-    Ok(argv)
+    Some(argv)
 }
 
 #[cfg(test)]

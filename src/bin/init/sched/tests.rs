@@ -186,3 +186,39 @@ fn a_stop_during_the_attach_wait_ends_it_and_the_payload_never_runs() {
         "the run was stopped before the scheduler attached"
     );
 }
+
+#[test]
+fn a_stop_the_payload_asked_for_is_no_death_and_the_log_ends_at_cleanup() {
+    let (mut link, r) = link();
+    // The fake sysfs reads `disabled`, as sched_ext does once it has left.
+    let mut s = sched("echo hello; trap 'echo bye; exit 0' INT; while :; do sleep 0.05; done", "disabled", 5000);
+    s.state = State::Attached;
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    s.stop_asked(Asked::Stop);
+    let mut p = payload("sleep 1; echo work");
+    let mut reactor = Reactor::new(None);
+    reactor.run(&mut link, &mut [&mut p, &mut s]);
+    assert!(s.done() && !s.failed(), "stopped on request, not restarted: no error");
+    let frames = collect(link, r);
+    assert!(!frames.iter().any(|(t, _)| *t == Tag::SCDX), "no death");
+    assert!(phases(&frames).is_empty(), "no LIFE for a stop on request");
+    let log = String::from_utf8(output(&frames, Tag::SCLG)).unwrap();
+    assert_eq!(log, "hello\nbye\n===SCHED_OUTPUT_END===\n", "one end marker, at cleanup");
+    assert_eq!(output(&frames, Tag::SOUT), b"work\n");
+}
+
+#[test]
+fn a_start_on_request_that_exits_before_attaching_fails_no_run() {
+    let (mut link, r) = link();
+    let mut s = sched("echo bad flag >&2; exit 2", "disabled", 5000);
+    s.asked = Some(Asked::Start);
+    let mut p = payload("sleep 1");
+    let mut reactor = Reactor::new(None);
+    reactor.run(&mut link, &mut [&mut p, &mut s]);
+    assert!(s.done() && !s.failed(), "the payload was answered; the run goes on");
+    let frames = collect(link, r);
+    assert!(phases(&frames).is_empty(), "no SchedulerNotAttached, which would fail the run");
+    assert!(!frames.iter().any(|(t, _)| *t == Tag::SCDX));
+    let log = String::from_utf8(output(&frames, Tag::SCLG)).unwrap();
+    assert_eq!(log, "bad flag\n===SCHED_OUTPUT_END===\n");
+}
