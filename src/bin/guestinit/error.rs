@@ -127,6 +127,11 @@ pub enum Error {
     Collision { path: PathBuf },
     #[error("no kernel found (tried {tried}): run scripts/setup.sh or pass --kernel")]
     NoKernel { tried: String },
+    #[error("guestinit matrix does not take {option}: {why}")]
+    MatrixOption {
+        option: &'static str,
+        why: &'static str,
+    },
     #[error("kernel {} not found", path.display())]
     KernelNotFound { path: PathBuf },
     #[error("kernel {} needs modules ({needs} not built in) and has no module tree (tried {tried}); pass --modules DIR", kernel.display())]
@@ -293,6 +298,7 @@ impl Error {
             | Error::Collision { .. }
             | Error::NoKernel { .. }
             | Error::KernelNotFound { .. }
+            | Error::MatrixOption { .. }
             | Error::NoModuleTree { .. }
             | Error::ModuleNotFound { .. }
             | Error::BadModule { .. }

@@ -19,9 +19,9 @@ use crate::cli::Sandbox;
 use crate::error::{Error, Result};
 use crate::locate;
 
-use crate::cache::{self, Entry};
 use super::diag::Diagnostics;
 use super::qemu::QEMU;
+use crate::cache::{self, Entry};
 
 /// `-sandbox`'s value: the filter, and every set of calls it can deny.
 pub const SETTINGS: &str =
