@@ -372,3 +372,54 @@ fn sigterm_stops_every_cell_and_leaves_no_qemu() {
         "{summary}"
     );
 }
+
+#[test]
+fn a_killed_matrix_takes_its_cells_and_their_qemus_along() {
+    require_vm_prerequisites();
+    let deb = deb_kernel();
+    let marker = format!("mx-kill-{}", std::process::id());
+    let mut child = Command::new(guestinit())
+        .env("XDG_CACHE_HOME", shared_cache())
+        .args(["matrix", "--kernel"])
+        .arg(&deb)
+        .args([
+            "--topology",
+            "1,1,1,1",
+            "--topology",
+            "1,1,2,1",
+            "--jobs",
+            "2",
+        ])
+        .args([
+            "--timeout",
+            VM_TIMEOUT_SECS,
+            "--hostname",
+            &marker,
+            "--cold",
+        ])
+        .args(["--", "/bin/busybox", "sleep", "600"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let began = Instant::now();
+    while with_marker(&marker).len() < 2 {
+        assert!(
+            began.elapsed() < Duration::from_secs(120),
+            "no QEMUs came up"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed = Instant::now();
+    while !with_marker(&marker).is_empty() {
+        assert!(
+            killed.elapsed() < Duration::from_secs(10),
+            "left behind: {:?}",
+            with_marker(&marker)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

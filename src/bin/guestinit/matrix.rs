@@ -647,3 +647,39 @@ impl Progress {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_topology_is_refused_with_runs_reason_before_any_boot() {
+        let refused = |spec: &str, cpus| refusal(OsStr::new(spec), cpus);
+        assert_eq!(refused("1,1,2,1", None), None);
+        assert_eq!(refused("1,1,2,1", Some(2)), None);
+        assert_eq!(
+            refused("1,x,1,1", None).as_deref(),
+            Some("invalid value '1,x,1,1' for '--topology': LLCS must be a number from 1 to 64")
+        );
+        let disagree = refused("1,1,2,1", Some(3)).unwrap();
+        assert!(
+            disagree.starts_with("--cpus 3 and --topology 1,1,2,1 disagree"),
+            "{disagree}"
+        );
+    }
+
+    #[test]
+    fn a_cells_tail_is_its_last_64_kib_and_its_first_line_skips_blank_ones() {
+        let dir = ScratchDir::new("matrix-test").unwrap();
+        let path = dir.path().join("out");
+        let mut text = String::from("\n\n  first\nsecond\n");
+        text += &"x".repeat(100 * 1024);
+        text += "END";
+        std::fs::write(&path, &text).unwrap();
+        assert_eq!(first_line(&path).as_deref(), Some("first"));
+        let end = tail(&path);
+        assert_eq!(end.len() as u64, TAIL);
+        assert!(end.ends_with(b"xEND"));
+        assert!(tail(&dir.path().join("none")).is_empty());
+    }
+}
