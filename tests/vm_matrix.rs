@@ -296,8 +296,17 @@ fn a_matrix_refuses_what_every_cell_would_share_and_checks_its_report_path_first
     }
 }
 
-/// Processes whose command line holds `marker`: a QEMU of ours has the
-/// host name in its kernel command line.
+/// QEMUs whose command line holds `marker` (the host name is in the
+/// kernel's command line).
+fn qemus_with(marker: &str) -> usize {
+    with_marker(marker)
+        .iter()
+        .filter(|p| p.contains(": qemu-system"))
+        .count()
+}
+
+/// Processes whose command line holds `marker`: the matrix, its cells'
+/// runs (`--hostname`) and their QEMUs.
 fn with_marker(marker: &str) -> Vec<String> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -342,7 +351,7 @@ fn sigterm_stops_every_cell_and_leaves_no_qemu() {
         .unwrap();
     // Both cells' QEMUs up, then the signal.
     let began = Instant::now();
-    while with_marker(&marker).len() < 2 {
+    while qemus_with(&marker) < 2 {
         assert!(
             began.elapsed() < Duration::from_secs(120),
             "no QEMUs came up"
@@ -404,7 +413,7 @@ fn a_killed_matrix_takes_its_cells_and_their_qemus_along() {
         .spawn()
         .unwrap();
     let began = Instant::now();
-    while with_marker(&marker).len() < 2 {
+    while qemus_with(&marker) < 2 {
         assert!(
             began.elapsed() < Duration::from_secs(120),
             "no QEMUs came up"

@@ -469,6 +469,9 @@ impl Args for MatrixArgs {
         MatrixOpts::augment_args(cmd)
             .mut_arg("kernel", |a| list(a, MATRIX_KERNEL_HELP).required(true))
             .mut_arg("topology", |a| list(a, MATRIX_TOPOLOGY_HELP))
+            // One file for every cell: refused (matrix::main), so not offered.
+            .mut_arg("com1_log", |a| a.hide(true))
+            .mut_arg("com2_log", |a| a.hide(true))
     }
     fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
         Self::augment_args(cmd)
