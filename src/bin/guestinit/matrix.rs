@@ -629,21 +629,26 @@ impl Progress {
                 let bar = cells[index]
                     .take()
                     .unwrap_or_else(|| bars.add(indicatif::ProgressBar::new_spinner()));
+                bar.set_prefix(cell.name());
+                bar.set_message(text);
                 if let Ok(style) = indicatif::ProgressStyle::with_template("{prefix}: {msg}") {
                     bar.set_style(style);
                 }
-                bar.set_prefix(cell.name());
-                bar.finish_with_message(text);
+                bar.finish();
             }
         }
     }
 
-    /// Leaves the finished lines on the terminal, above the summary.
-    fn clear(&mut self) {
-        if let Progress::Live { cells, .. } = self {
-            for bar in cells.iter_mut().flatten() {
+    /// Leaves the finished lines on the terminal, the cursor on a line
+    /// of its own below them for the summary.
+    fn clear(self) {
+        if let Progress::Live { bars, cells } = self {
+            for bar in cells.iter().flatten() {
                 bar.finish();
             }
+            drop(cells);
+            drop(bars);
+            eprintln!();
         }
     }
 }
