@@ -5,7 +5,7 @@
 # nothing here fails on a slow machine.
 #   scripts/bench.sh [all|SECTION...]   all (the default) writes docs/BENCHMARKS.md;
 #                                       named sections print their markdown
-# Sections: size timeline anchors throughput floors sizes decode modes levers options warm.
+# Sections: size timeline anchors throughput floors sizes decode modes levers options warm matrix.
 # RUNS=5 boots per figure (alternated between the variants compared, so a
 # machine's load falls on all of them alike); LEVER_RUNS=3 per lever;
 # LEVER_ONLY=REGEX measures the levers whose name matches;
@@ -635,7 +635,46 @@ options() {
     done
 }
 
-SECTIONS=(size timeline anchors throughput floors sizes decode modes levers options warm)
+# `guestinit matrix --jobs 2` on 2 kernels x 2 topologies against the same
+# 4 runs one after another, MATRIX_RUNS rounds alternated (default 2), warm
+# (each machine's snapshot taken first) and cold.
+matrix() {
+    export XDG_CACHE_HOME=$tmp/xdg-matrix
+    local rounds=${MATRIX_RUNS:-2} i how k t
+    local mpayload=(/bin/busybox sh -c 'nproc; uname -r')
+    local topologies=(1,1,1,1 1,1,2,1)
+    say "matrix: the 4 snapshots, then $rounds rounds of matrix and 4 runs, warm and cold"
+    "$gi" matrix --kernel "$deb_kernel" --kernel "$sid_kernel" --topology 1,1,1,1 --topology 1,1,2,1 \
+        --jobs 2 -- "${mpayload[@]}" </dev/null >/dev/null 2>&1 || say "matrix warm-up failed"
+    for i in $(seq "$rounds"); do
+        for how in warm cold; do
+            local extra=()
+            [ "$how" = cold ] && extra=(--cold)
+            t=$(date +%s.%N)
+            "$gi" matrix --kernel "$deb_kernel" --kernel "$sid_kernel" --topology 1,1,1,1 --topology 1,1,2,1 \
+                --jobs 2 "${extra[@]}" -- "${mpayload[@]}" </dev/null >/dev/null 2>&1 || say "matrix failed"
+            awk -v a="$t" -v b="$(date +%s.%N)" 'BEGIN {printf "%.2f\n", b - a}' >>"$tmp/mx.$how.matrix"
+            t=$(date +%s.%N)
+            for k in "$deb_kernel" "$sid_kernel"; do
+                for topology in "${topologies[@]}"; do
+                    "$gi" run --kernel "$k" --topology "$topology" "${extra[@]}" -- "${mpayload[@]}" \
+                        </dev/null >/dev/null 2>&1 || say "run failed"
+                done
+            done
+            awk -v a="$t" -v b="$(date +%s.%N)" 'BEGIN {printf "%.2f\n", b - a}' >>"$tmp/mx.$how.serial"
+        done
+    done
+    echo "2 kernels ($(kernel_name deb), $(kernel_name sid)) x 2 topologies (1,1,1,1 and 1,1,2,1), \`busybox sh -c 'nproc; uname -r'\`, on a machine of $(nproc) cores; $rounds rounds alternated, median (min-max) wall seconds."
+    echo
+    echo "| boots | \`matrix --jobs 2\` | 4 \`run\`s one after another | matrix / serial |"
+    echo "|---|---|---|---|"
+    for how in warm cold; do
+        echo "| $how | $(cell cat "$tmp/mx.$how.matrix") | $(cell cat "$tmp/mx.$how.serial") | $(ratio "$(median <"$tmp/mx.$how.matrix")" "$(median <"$tmp/mx.$how.serial")") |"
+    done
+    unset XDG_CACHE_HOME
+}
+
+SECTIONS=(size timeline anchors throughput floors sizes decode modes levers options warm matrix)
 
 # docs/BENCHMARKS.md: the template with each @@SECTION@@ line replaced by
 # that section's markdown.

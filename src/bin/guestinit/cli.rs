@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::error::{EXIT_CODES_HELP, SHELL_HELP, USAGE};
 
@@ -52,6 +52,9 @@ pub enum Command {
     /// inside a VM by the host's mkfs, so its features are the guest kernel's.
     #[command(after_help = MKDISK_EXIT_HELP)]
     Mkdisk(Box<MkdiskArgs>),
+    /// Run PROGRAM on every --kernel x --topology cell, each cell a `guestinit run` of its own, in parallel; exit 0 when every cell passed.
+    #[command(after_help = crate::matrix::EXIT_HELP)]
+    Matrix(Box<MatrixArgs>),
     /// Print the frames of a raw bulk-port capture (from `run --bulk-log`).
     #[command(after_help = "Exit status: 0 if FILE was read, 249 if not.")]
     Decode(DecodeArgs),
@@ -447,6 +450,143 @@ pub struct SchedRunArgs {
     pub sched_log: Option<PathBuf>,
 }
 
+/// `matrix`'s command line: `run`'s VM options, with `--kernel` and
+/// `--topology` repeatable. clap cannot declare `--kernel` twice, so the
+/// flattened [`VmArgs`] keeps its own and `augment_args` turns it (and
+/// `--topology`) into a list of strings: each value goes to its cell's
+/// `run` as given, where a bad one fails that cell alone.
+#[derive(Debug)]
+pub struct MatrixArgs {
+    pub kernels: Vec<OsString>,
+    pub topologies: Vec<OsString>,
+    pub opts: MatrixOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct MatrixOpts {
+    /// Run at most N cells at once [default: the host's cores].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: Option<u32>,
+
+    /// Write a JUnit XML report to FILE: one testcase per cell with its stdout, stderr and failure.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+
+    /// Write the matrix's events as JSON lines to FILE, or to stdout for `-`, every cell's tagged with its cell (schema: docs/EVENTS.md).
+    #[arg(long, value_name = "FILE|-")]
+    pub events: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub vm: VmArgs,
+
+    #[command(flatten)]
+    pub setup: Setup,
+
+    #[command(flatten)]
+    pub sched: SchedArgs,
+
+    /// The program to run in every cell, and its arguments. Options for
+    /// guestinit come first: from PROGRAM (or `--`) on, all is the program's.
+    #[arg(value_name = "PROGRAM", trailing_var_arg = true, required = true,
+          help_heading = None::<&str>)]
+    pub program: Vec<OsString>,
+}
+
+const MATRIX_KERNEL_HELP: &str =
+    "Kernel image, or a kernel build tree: one row of cells each (repeatable)";
+const MATRIX_TOPOLOGY_HELP: &str = "A CPU topology N,L,C,T as for `run`: one column of cells each (repeatable) [default: one cell per kernel with --cpus]";
+
+impl Args for MatrixArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        let list = |arg: clap::Arg, help| {
+            arg.action(ArgAction::Append)
+                .value_parser(clap::builder::OsStringValueParser::new())
+                .help(help)
+        };
+        MatrixOpts::augment_args(cmd)
+            .mut_arg("kernel", |a| list(a, MATRIX_KERNEL_HELP).required(true))
+            .mut_arg("topology", |a| list(a, MATRIX_TOPOLOGY_HELP))
+            // One file for every cell: refused (matrix::main), so not offered.
+            .mut_arg("com1_log", |a| a.hide(true))
+            .mut_arg("com2_log", |a| a.hide(true))
+    }
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl FromArgMatches for MatrixArgs {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        Self::from_arg_matches_mut(&mut matches.clone())
+    }
+    fn from_arg_matches_mut(matches: &mut clap::ArgMatches) -> Result<Self, clap::Error> {
+        // Taken out before VmArgs reads its (single, typed) fields.
+        let mut take = |id| {
+            matches
+                .remove_many::<OsString>(id)
+                .map(Iterator::collect)
+                .unwrap_or_default()
+        };
+        let kernels = take("kernel");
+        let topologies = take("topology");
+        let opts = MatrixOpts::from_arg_matches_mut(matches)?;
+        Ok(MatrixArgs {
+            kernels,
+            topologies,
+            opts,
+        })
+    }
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+/// `matrix`'s own options, which its cells' `run` does not get as given.
+pub const MATRIX_OWN: [&str; 5] = ["kernel", "topology", "jobs", "junit", "events"];
+
+/// The matrix's raw arguments (after `matrix`) that each cell's `run`
+/// gets as given: every option but [`MATRIX_OWN`], up to the program.
+/// Walked with clap's own table of which options take a value, so a value
+/// that looks like an option (`--append --x`) stays with its option.
+pub fn forwarded_options(raw: &[OsString]) -> Vec<OsString> {
+    use clap::CommandFactory;
+    let cli = Cli::command();
+    let Some(matrix) = cli.find_subcommand("matrix") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < raw.len() {
+        let token = raw[i].to_string_lossy();
+        let Some(rest) = token.strip_prefix('-').filter(|r| !r.is_empty()) else {
+            break; // the program
+        };
+        let mut width = 1;
+        let mut own = false;
+        if let Some(long) = rest.strip_prefix('-') {
+            if long.is_empty() {
+                break; // `--`
+            }
+            let (name, inline) = long
+                .split_once('=')
+                .map_or((long, false), |(n, _)| (n, true));
+            if let Some(arg) = matrix.get_arguments().find(|a| a.get_long() == Some(name)) {
+                own = MATRIX_OWN.contains(&arg.get_id().as_str());
+                if arg.get_action().takes_values() && !inline {
+                    width = 2;
+                }
+            }
+        }
+        let end = (i + width).min(raw.len());
+        if !own {
+            out.extend_from_slice(&raw[i..end]);
+        }
+        i = end;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -460,6 +600,7 @@ mod tests {
         match cli.command {
             Command::Run(args) => args.program,
             Command::Pack(args) => args.program,
+            Command::Matrix(args) => args.opts.program,
             Command::Decode(_)
             | Command::Shell(_)
             | Command::Mkdisk(_)
@@ -541,6 +682,7 @@ mod tests {
                 Command::Run(args) => args.vm,
                 Command::Shell(args) => args.vm,
                 Command::Mkdisk(args) => args.vm,
+                Command::Matrix(args) => args.opts.vm,
                 Command::Pack(_) | Command::Decode(_) | Command::Cache(_) | Command::Kernel(_) => {
                     unreachable!()
                 }
@@ -611,5 +753,86 @@ mod tests {
             args.extend(["--", "prog"]);
             assert!(parse(&args).is_ok(), "{command}: {:?}", parse(&args).err());
         }
+    }
+
+    #[test]
+    fn matrix_takes_kernel_and_topology_again_and_again_and_the_vm_options_once() {
+        let cli = parse(&[
+            "matrix",
+            "--kernel",
+            "a",
+            "--topology",
+            "1,1,1,1",
+            "--kernel=b",
+            "--topology",
+            "2,x",
+            "--jobs",
+            "2",
+            "--memory",
+            "300",
+            "--append",
+            "--kernel",
+            "--",
+            "sh",
+            "-c",
+            "--kernel",
+        ])
+        .unwrap();
+        let Command::Matrix(args) = cli.command else {
+            unreachable!()
+        };
+        assert_eq!(args.kernels, ["a", "b"]);
+        // Not parsed here: a bad topology fails its cells alone.
+        assert_eq!(args.topologies, ["1,1,1,1", "2,x"]);
+        assert_eq!(args.opts.vm.append.as_deref(), Some("--kernel"));
+        assert_eq!((args.opts.jobs, args.opts.vm.memory), (Some(2), Some(300)));
+        assert_eq!(args.opts.program, ["sh", "-c", "--kernel"]);
+        let err = parse(&["matrix", "--", "prog"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
+        assert_eq!(exit_status(&err), 249);
+    }
+
+    #[test]
+    fn a_cell_gets_the_matrix_options_as_given_but_the_matrix_own() {
+        let raw: Vec<OsString> = [
+            "--kernel",
+            "a",
+            "--memory=300",
+            "--topology",
+            "1,1,1,1",
+            "-v",
+            "--jobs",
+            "2",
+            "--append",
+            "--kernel",
+            "--events",
+            "-",
+            "--junit=j.xml",
+            "--qemu-arg",
+            "-S",
+            "--cold",
+            "--",
+            "sh",
+            "--memory",
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
+        assert_eq!(
+            forwarded_options(&raw),
+            [
+                "--memory=300",
+                "-v",
+                "--append",
+                "--kernel",
+                "--qemu-arg",
+                "-S",
+                "--cold"
+            ]
+        );
+        let raw: Vec<OsString> = ["--cpus", "2", "prog", "--cpus", "3"]
+            .map(OsString::from)
+            .into();
+        assert_eq!(forwarded_options(&raw), ["--cpus", "2"]);
     }
 }

@@ -129,6 +129,11 @@ pub enum Error {
     NoKernel { tried: String },
     #[error("kernel {spec}: {why}")]
     KernelFetch { spec: String, why: String },
+    #[error("guestinit matrix does not take {option}: {why}")]
+    MatrixOption {
+        option: &'static str,
+        why: &'static str,
+    },
     #[error("kernel {} not found", path.display())]
     KernelNotFound { path: PathBuf },
     #[error("kernel {} needs modules ({needs} not built in) and has no module tree (tried {tried}); pass --modules DIR", kernel.display())]
@@ -296,6 +301,7 @@ impl Error {
             | Error::NoKernel { .. }
             | Error::KernelFetch { .. }
             | Error::KernelNotFound { .. }
+            | Error::MatrixOption { .. }
             | Error::NoModuleTree { .. }
             | Error::ModuleNotFound { .. }
             | Error::BadModule { .. }

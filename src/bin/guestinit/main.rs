@@ -17,6 +17,7 @@ mod file_kind;
 mod guest_path;
 mod kernel;
 mod locate;
+mod matrix;
 mod mkdisk;
 mod net;
 mod pack;
@@ -43,6 +44,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::main(*args).map(Verdict::conclude),
         Command::Shell(args) => shell::main(*args).map(Verdict::conclude),
         Command::Mkdisk(args) => mkdisk::main(*args).map(Verdict::conclude),
+        Command::Matrix(args) => matrix::main(*args),
         Command::Pack(args) => pack::main(*args).map(|()| 0),
         Command::Decode(args) => decode::main(args).map(|()| 0),
         Command::Cache(command) => run::cache_command(command).map(|()| 0),

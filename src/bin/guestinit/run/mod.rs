@@ -6,6 +6,7 @@ mod accel;
 mod boot_levers;
 mod capture;
 mod child;
+pub use child::bind_to_host;
 mod console;
 mod diag;
 mod events;
