@@ -38,8 +38,17 @@ fn no_apt(dir: &Path) -> std::path::PathBuf {
 fn a_fetched_suite_is_used_from_the_cache_without_apt_and_boots_by_name() {
     let dir = scratch("kernel-fetch");
     let cache = dir.join("xdg");
+    // Two first fetches at once, as two cells of a matrix make: one
+    // fetches, the other waits for it and takes the same kernel.
+    let second = {
+        let cache = cache.clone();
+        std::thread::spawn(move || guestinit_in(&cache, None, &["kernel", "fetch", "debian:sid"]))
+    };
     let first = guestinit_in(&cache, None, &["kernel", "fetch", "debian:sid"]);
+    let second = second.join().unwrap();
     assert_eq!(code(&first), 0, "{}", stderr(&first));
+    assert_eq!(code(&second), 0, "{}", stderr(&second));
+    assert_eq!(stdout(&first), stdout(&second));
     let image = stdout(&first).trim_end().to_owned();
     assert!(
         image.starts_with(&format!(

@@ -80,13 +80,20 @@ impl Kernels {
             why,
         };
         let link = self.dir.join(format!("debian-{suite}"));
-        if !update {
-            if let Some(entry) = fs::canonicalize(&link)
+        let cached = || {
+            fs::canonicalize(&link)
                 .ok()
                 .filter(|e| image_in(e).is_some())
-            {
-                return Ok(entry);
-            }
+        };
+        if let Some(entry) = cached().filter(|_| !update) {
+            return Ok(entry);
+        }
+        // One fetch of a suite at a time (apt's own lock would refuse the
+        // second, as two cells of a matrix found): the second waits, then
+        // takes what the first fetched.
+        let _lock = self.lock(suite).map_err(&fail)?;
+        if let Some(entry) = cached().filter(|_| !update) {
+            return Ok(entry);
         }
         let apt = apt::Apt::new(&self.dir.join(".apt").join(suite), suite);
         apt.configure().map_err(&fail)?;
@@ -112,6 +119,18 @@ impl Kernels {
             .and_then(|()| fs::rename(&aside, &link))
             .map_err(|e| fail(format!("cannot link {}: {e}", link.display())))?;
         Ok(entry)
+    }
+
+    /// An exclusive lock on `.apt/SUITE.lock`, held while it lives.
+    fn lock(&self, suite: &str) -> std::result::Result<fs::File, String> {
+        let dir = self.dir.join(".apt");
+        fs::create_dir_all(&dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
+        let path = dir.join(format!("{suite}.lock"));
+        let file =
+            fs::File::create(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        file.lock()
+            .map_err(|e| format!("cannot lock {}: {e}", path.display()))?;
+        Ok(file)
     }
 
     fn debs(&self, spec: &Spec, files: &[PathBuf]) -> Result<PathBuf> {
