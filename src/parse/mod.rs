@@ -9,6 +9,7 @@ pub mod cmdline;
 pub mod iomem;
 pub mod kallsyms;
 pub mod kernel_image;
+pub mod kmsg;
 pub mod lines;
 pub mod modinfo;
 pub mod newc;
