@@ -178,20 +178,30 @@ pub enum Fed {
     Again,
 }
 
+/// The splat being gathered. All zero when there is none, so that a
+/// static collector is all zero too and lies in .bss, not in the binary.
 #[derive(Clone, Copy)]
 struct Head {
-    kind: Kind,
+    /// [`Kind`]'s number; 0: no splat.
+    kind: u8,
+    cut: bool,
     seq: u64,
     ts_usec: u64,
-    cut: bool,
 }
+
+const NO_HEAD: Head = Head {
+    kind: 0,
+    cut: false,
+    seq: 0,
+    ts_usec: 0,
+};
 
 /// Gathers the kernel's records into splats, one at a time, within
 /// [`TEXT_MAX`] bytes (`N` is at least that).
 pub struct Collector<const N: usize> {
     text: [u8; N],
     len: usize,
-    open: Option<Head>,
+    head: Head,
     ready: bool,
 }
 
@@ -206,31 +216,35 @@ impl<const N: usize> Collector<N> {
         Collector {
             text: [0; N],
             len: 0,
-            open: None,
+            head: NO_HEAD,
             ready: false,
         }
     }
 
+    fn kind(&self) -> Option<Kind> {
+        Kind::from_u8(self.head.kind)
+    }
+
     /// A splat is being gathered and not yet ended.
     pub fn is_open(&self) -> bool {
-        self.open.is_some() && !self.ready
+        self.kind().is_some() && !self.ready
     }
 
     /// The finished splat, until [`Collector::clear`].
     pub fn ready(&self) -> Option<Splat<'_>> {
-        let head = self.open.filter(|_| self.ready)?;
+        let kind = self.kind().filter(|_| self.ready)?;
         Some(Splat {
-            kind: head.kind,
-            cut: head.cut,
-            seq: head.seq,
-            ts_usec: head.ts_usec,
+            kind,
+            cut: self.head.cut,
+            seq: self.head.seq,
+            ts_usec: self.head.ts_usec,
             text: &self.text[..self.len],
         })
     }
 
     /// Forgets the finished splat.
     pub fn clear(&mut self) {
-        self.open = None;
+        self.head = NO_HEAD;
         self.ready = false;
         self.len = 0;
     }
@@ -238,7 +252,7 @@ impl<const N: usize> Collector<N> {
     /// Ends the open splat where it is (no record came for a while, or
     /// the run ends).
     pub fn close(&mut self) {
-        if self.open.is_some() {
+        if self.kind().is_some() {
             self.ready = true;
         }
     }
@@ -250,27 +264,27 @@ impl<const N: usize> Collector<N> {
         if !r.is_kernel() {
             return Fed::Taken;
         }
+        let kind = classify(r.text);
         if self.ready {
-            return match classify(r.text) {
+            return match kind {
                 Some(_) => Fed::Again,
                 None => Fed::Taken,
             };
         }
-        let kind = classify(r.text);
-        match (self.open, kind) {
-            (Some(head), Some(Kind::Oops)) if head.kind == Kind::Bug => {}
+        match (self.kind(), kind) {
+            (Some(Kind::Bug), Some(Kind::Oops)) => {}
             (Some(_), Some(_)) => {
                 self.ready = true;
                 return Fed::Again;
             }
             (Some(_), None) => {}
             (None, Some(kind)) => {
-                self.open = Some(Head {
-                    kind,
+                self.head = Head {
+                    kind: kind as u8,
+                    cut: false,
                     seq: r.seq,
                     ts_usec: r.ts_usec,
-                    cut: false,
-                });
+                };
                 self.len = 0;
             }
             (None, None) => return Fed::Taken,
@@ -283,11 +297,10 @@ impl<const N: usize> Collector<N> {
     }
 
     fn push_line(&mut self, line: &[u8]) {
-        let Some(head) = &mut self.open else { return };
         let end = self.len + line.len() + 1;
         // Once cut, the rest is left out: the text never has a gap.
-        if head.cut || end > N.min(TEXT_MAX) {
-            head.cut = true;
+        if self.head.cut || end > N.min(TEXT_MAX) {
+            self.head.cut = true;
             return;
         }
         self.text[self.len..end - 1].copy_from_slice(line);

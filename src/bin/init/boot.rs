@@ -12,7 +12,7 @@ use crate::spawn::Stdio;
 use crate::stats_relay::{self, StatsRelay};
 use crate::stdin_relay::{self, StdinRelay};
 use crate::wake;
-use crate::{clock, crash, disks, failure, handover, kernel_addrs, modules, mounts, net, power, rss, shares, shell, trace};
+use crate::{clock, crash, disks, failure, handover, kernel_addrs, kmsg, modules, mounts, net, power, rss, shares, shell, trace};
 use guestinit::cell::TakeOnce;
 use guestinit::parse::cmdline::Cmdline;
 use guestinit::parse::superblock::Fs;
@@ -210,12 +210,14 @@ fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd, params: &Boot
         .flatten()
         .map(StatsRelay::new);
     let mut trace = trace::open();
+    let mut kmsg = kmsg::open();
     let others = [
         sched.as_mut().map(|s| s as &mut dyn Source),
         relay.as_mut().map(|s| s as &mut dyn Source),
         stats.as_mut().map(|s| s as &mut dyn Source),
         control.as_mut().map(|s| s as &mut dyn Source),
         trace.as_mut().map(|s| s as &mut dyn Source),
+        kmsg.as_mut().map(|s| s as &mut dyn Source),
     ];
     run_sources(&mut reactor, link, &mut payload, others);
     if sched.is_some() {
