@@ -2,6 +2,7 @@
 //! object: shared by `guestinit decode` and the `run -v` trace.
 
 use guestinit::wire::msg::{code_from_bytes, Exit, KernelAddrs, Mark, Phase, Timeline, WaitStatus};
+use guestinit::proto::splat::Splat;
 use guestinit::wire::{Event, Tag};
 use serde_json::{json, Value};
 
@@ -27,6 +28,7 @@ enum Payload<'a> {
     Life { phase: u8, reason: &'a [u8] },
     Time(Vec<(u8, u64)>),
     Wait(WaitStatus),
+    Splat(Splat<'a>),
     Raw(&'a [u8]),
 }
 
@@ -41,6 +43,7 @@ impl<'a> Payload<'a> {
                 .map(|(&phase, reason)| Payload::Life { phase, reason }),
             Tag::TIME => Some(Payload::Time(Timeline::entries(payload).collect())),
             Tag::WAIT => WaitStatus::from_bytes(payload).map(Payload::Wait),
+            Tag::KWRN => Splat::decode(payload).map(Payload::Splat),
             _ => None,
         };
         by_layout.unwrap_or(Payload::Raw(payload))
@@ -89,6 +92,13 @@ pub fn frame_text(tag: Tag, payload: &[u8]) -> String {
             })
             .collect::<Vec<_>>()
             .join(" "),
+        Payload::Splat(s) => format!(
+            "{} seq={} lines={} \"{}\"",
+            escape(crate::run::kwarn_summary(&s).as_bytes()),
+            s.seq,
+            s.text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count(),
+            escape(s.text)
+        ),
         Payload::Wait(w) => {
             let how = match w.exit {
                 Exit::Exited(code) => format!("exited code={code}"),
@@ -135,6 +145,10 @@ pub fn frame_fields(tag: Tag, payload: &[u8]) -> Value {
             "core_dumped": matches!(w.exit, Exit::Signaled { core_dumped: true, .. }),
             "user_us": w.user_us, "system_us": w.system_us,
             "max_rss_kib": w.max_rss_kib, "init_hwm_kib": w.init_hwm_kib,
+        }),
+        Payload::Splat(s) => json!({
+            "kind": s.kind.name(), "seq": s.seq, "ts_usec": s.ts_usec, "cut": s.cut,
+            "summary": crate::run::kwarn_summary(&s), "text": lossy(s.text),
         }),
         Payload::Raw([]) => json!({}),
         Payload::Raw(bytes) => json!({"raw": lossy(bytes)}),

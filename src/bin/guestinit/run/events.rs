@@ -119,6 +119,7 @@ fn frame_event(tag: Tag) -> Option<&'static str> {
         Tag::TIME => "timeline",
         Tag::WAIT => "wait",
         Tag::EXIT => "exit",
+        Tag::KWRN => "kernel_warning",
         _ => "frame",
     })
 }

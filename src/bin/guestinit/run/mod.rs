@@ -15,6 +15,7 @@ mod firmware;
 mod flow;
 mod gate;
 mod links;
+mod kwarn;
 mod memory;
 mod nic;
 mod pob_cache;
@@ -35,6 +36,7 @@ mod terminal;
 mod timeline;
 mod trace;
 mod verdict;
+pub use kwarn::summary as kwarn_summary;
 pub use verdict::Verdict;
 mod virtiofsd;
 mod vm;
@@ -51,7 +53,7 @@ use std::time::{Duration, Instant};
 use mio::net::UnixStream;
 use signal_hook_mio::v1_0::Signals;
 
-use crate::cli::{CacheCommand, Compress, GuestMode, RunArgs, Setup};
+use crate::cli::{CacheCommand, Compress, GuestMode, KernelWarnings, RunArgs, Setup};
 use crate::decode::decoder_buffer;
 use crate::disk;
 use crate::error::{Error, Result};
@@ -132,6 +134,7 @@ fn run(args: &RunArgs, stdout: Spool, diag: &Diagnostics) -> Result<Verdict> {
     let mut relay = Relay::new(stdout, diag.clone(), args.vm.verbose);
     // The scheduler's log streams to --sched-log as it arrives.
     relay.collected.sched = sched::SchedFrames::new(files.sched_log.take());
+    relay.collected.kernel = kwarn::KernelWarnings::new(files.kernel_log.take());
     // Shell mode: raw from here to the end of `run`, however it ends.
     let terminal = match args.mode {
         GuestMode::Shell => Some(RawTerminal::enter().map_err(|source| Error::VmSetup {
@@ -670,12 +673,14 @@ impl AfterQemu {
             ));
         }
         let sched_log = collected.sched.log_file().cloned();
+        let kernel_log = collected.kernel.log_file().cloned();
         let logs = [
             (bulk_log, &args.bulk_log),
             (com1_log, &args.vm.com1_log),
             (com2_log, &args.vm.com2_log),
             (trace, &args.trace),
             (sched_log, &args.sched_run.sched_log),
+            (kernel_log, &args.kernel_log),
         ];
         let logs = logs
             .into_iter()
@@ -770,6 +775,15 @@ fn conclude(
         if status.success() && stopper.host_stop.is_none() {
             verdict = Verdict::Scheduler(failed);
         }
+    }
+    // `--kernel-warnings fail`: the kernel's splats fail a passing run.
+    if let (Verdict::Exited(0), KernelWarnings::Fail, Some(first)) =
+        (&verdict, args.kernel_warnings, &c.kernel.first)
+    {
+        verdict = Verdict::KernelWarnings {
+            count: c.kernel.count,
+            first: first.clone(),
+        };
     }
     let note = match &verdict {
         Verdict::Exited(_) => verdict::death_note(c.wait.as_ref(), &after.com1),
@@ -918,6 +932,7 @@ struct OutputFiles {
     com2_log: Option<Spool>,
     trace: Option<Spool>,
     sched_log: Option<Spool>,
+    kernel_log: Option<Spool>,
 }
 
 impl OutputFiles {
@@ -928,6 +943,7 @@ impl OutputFiles {
             com2_log: log_file(args.vm.com2_log.as_deref())?,
             trace: log_file(args.trace.as_deref())?,
             sched_log: log_file(args.sched_run.sched_log.as_deref())?,
+            kernel_log: log_file(args.kernel_log.as_deref())?,
         })
     }
 }

@@ -39,6 +39,8 @@ pub struct Collected {
     pub sched: super::sched::SchedFrames,
     /// HRDY came: the machine waits for its run on the handover port.
     pub handover_ready: bool,
+    /// The kernel's splats (KWRN).
+    pub kernel: super::kwarn::KernelWarnings,
 }
 
 /// Routes events: SOUT to `stdout`, SERR and the host's words to the
@@ -99,6 +101,7 @@ impl Relay {
             Tag::SCLG | Tag::SCDX | Tag::LIFE => self.collected.sched.on_frame(tag, payload),
             Tag::KADR => self.collected.kernel_addrs = KernelAddrs::from_bytes(payload),
             Tag::HRDY => self.collected.handover_ready = true,
+            Tag::KWRN => self.collected.kernel.on_frame(payload, &self.diag),
             Tag::TIME => self.collected.timeline.extend(Timeline::entries(payload)),
             Tag::WAIT => match WaitStatus::from_bytes(payload) {
                 Some(wait) => self.collected.wait = Some(wait),
