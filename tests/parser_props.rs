@@ -548,13 +548,28 @@ mod kmsg_props;
 /// /dev/kmsg reads: records whose texts are drawn from the splats' words.
 fn kmsg_reads() -> impl Strategy<Value = Vec<u8>> {
     let head = prop_oneof![Just("4,"), Just("12,"), Just("0,"), Just("x,")];
-    let words = prop::sample::select(&[
-        "WARNING: CPU: 0 PID: 1 at x", "WARNING: possible recursive locking detected",
-        "BUG: KASAN: oob", "BUG: x", "Oops: 0000 [#1] SMP", "---[ end trace 0 ]---",
-        "====================", "rcu: INFO: rcu_sched detected stalls on CPUs/tasks:",
-        "Call Trace:", "line", "\n SUBSYSTEM=x", ";",
-    ][..]);
-    let one = (head, 0u64..50, prop::collection::vec(words, 0..3), text(b"a;,\n", 20))
+    let words = prop::sample::select(
+        &[
+            "WARNING: CPU: 0 PID: 1 at x",
+            "WARNING: possible recursive locking detected",
+            "BUG: KASAN: oob",
+            "BUG: x",
+            "Oops: 0000 [#1] SMP",
+            "---[ end trace 0 ]---",
+            "====================",
+            "rcu: INFO: rcu_sched detected stalls on CPUs/tasks:",
+            "Call Trace:",
+            "line",
+            "\n SUBSYSTEM=x",
+            ";",
+        ][..],
+    );
+    let one = (
+        head,
+        0u64..50,
+        prop::collection::vec(words, 0..3),
+        text(b"a;,\n", 20),
+    )
         .prop_map(|(h, seq, words, tail)| {
             let mut r = format!("{h}{seq},{seq}0,-;{}", words.concat()).into_bytes();
             r.extend(tail);

@@ -36,7 +36,10 @@ fn build_module() -> PathBuf {
         })
         .filter(|_| flavour.join("Makefile").is_file())
         .unwrap_or_else(|| {
-            panic!("no kernel headers for {release} in {}: run scripts/setup-tests.sh", src.display())
+            panic!(
+                "no kernel headers for {release} in {}: run scripts/setup-tests.sh",
+                src.display()
+            )
         });
     let dir = scratch("kwarn-module");
     let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kwarn_module");
@@ -80,31 +83,62 @@ fn a_modules_warn_on_is_said_kept_and_fails_the_run_with_247_under_fail() {
     let include = format!("{}:/kwarn.ko", ko.display());
     let out = sh(
         &[
-            "--include", &include,
-            "--events", ev.to_str().unwrap(),
-            "--kernel-log", log.to_str().unwrap(),
-            "--kernel-warnings", "fail",
+            "--include",
+            &include,
+            "--events",
+            ev.to_str().unwrap(),
+            "--kernel-log",
+            log.to_str().unwrap(),
+            "--kernel-warnings",
+            "fail",
         ],
         "busybox insmod /kwarn.ko && echo loaded",
     );
     let err = stderr(&out);
     assert_eq!(code(&out), 247, "{err}");
     assert_eq!(stdout(&out), "loaded\n", "the payload itself passed");
-    let summary = err.lines().find(|l| l.starts_with(SUMMARY)).expect("a summary line");
-    assert!(summary.contains("WARNING: CPU: ") && summary.contains("kwarn_init"), "{summary}");
-    assert!(err.contains("  ---[ end trace"), "the splat up to its end, indented:\n{err}");
+    let summary = err
+        .lines()
+        .find(|l| l.starts_with(SUMMARY))
+        .expect("a summary line");
+    assert!(
+        summary.contains("WARNING: CPU: ") && summary.contains("kwarn_init"),
+        "{summary}"
+    );
+    assert!(
+        err.contains("  ---[ end trace"),
+        "the splat up to its end, indented:\n{err}"
+    );
     assert_eq!(err.matches(SUMMARY).count(), 1, "one splat:\n{err}");
-    assert!(err.contains("the kernel logged 1 warning (--kernel-warnings fail)"), "why 247:\n{err}");
+    assert!(
+        err.contains("the kernel logged 1 warning (--kernel-warnings fail)"),
+        "why 247:\n{err}"
+    );
     let lines = events(&ev);
-    let kw: Vec<_> = lines.iter().filter(|l| l["event"] == "kernel_warning").collect();
+    let kw: Vec<_> = lines
+        .iter()
+        .filter(|l| l["event"] == "kernel_warning")
+        .collect();
     assert_eq!(kw.len(), 1, "{lines:?}");
     assert_eq!(kw[0]["kind"], "warning");
     assert_eq!(kw[0]["cut"], false);
-    assert!(kw[0]["text"].as_str().unwrap().contains("Call Trace:"), "{:?}", kw[0]);
+    assert!(
+        kw[0]["text"].as_str().unwrap().contains("Call Trace:"),
+        "{:?}",
+        kw[0]
+    );
     let end = lines.last().unwrap();
-    assert_eq!((&end["event"], &end["exit_code"], &end["verdict"]), (&"end".into(), &247.into(), &"kernel_warnings".into()));
+    assert_eq!(
+        (&end["event"], &end["exit_code"], &end["verdict"]),
+        (&"end".into(), &247.into(), &"kernel_warnings".into())
+    );
     let kept = std::fs::read_to_string(&log).unwrap();
-    assert!(kept.starts_with("kernel warning at ") && kept.contains("kwarn_init") && kept.contains("---[ end trace"), "{kept}");
+    assert!(
+        kept.starts_with("kernel warning at ")
+            && kept.contains("kwarn_init")
+            && kept.contains("---[ end trace"),
+        "{kept}"
+    );
 }
 
 #[test]
@@ -114,7 +148,11 @@ fn by_default_a_warning_is_reported_and_the_payloads_code_stands() {
     let out = sh(&["--include", &include], "busybox insmod /kwarn.ko");
     let err = stderr(&out);
     assert_eq!(code(&out), 0, "{err}");
-    assert_eq!(err.matches(SUMMARY).count(), 1, "the summary still printed:\n{err}");
+    assert_eq!(
+        err.matches(SUMMARY).count(),
+        1,
+        "the summary still printed:\n{err}"
+    );
 }
 
 #[test]
@@ -126,6 +164,10 @@ fn a_payloads_warning_written_to_dev_kmsg_is_not_counted() {
     let out = sh(&["--kernel-warnings", "fail"], script);
     let err = stderr(&out);
     assert_eq!(code(&out), 0, "{err}");
-    assert_eq!(stdout(&out), "3\n", "the three lines are in the kernel's log");
+    assert_eq!(
+        stdout(&out),
+        "3\n",
+        "the three lines are in the kernel's log"
+    );
     assert!(!err.contains("guestinit: kernel "), "no summary:\n{err}");
 }

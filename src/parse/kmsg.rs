@@ -42,8 +42,7 @@ fn number(digits: &[u8]) -> Option<u64> {
         return None;
     }
     digits.iter().try_fold(0u64, |n, &d| {
-        d.is_ascii_digit()
-            .then_some(())?;
+        d.is_ascii_digit().then_some(())?;
         n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
     })
 }
@@ -101,7 +100,10 @@ fn is_die_header(text: &[u8]) -> bool {
             && w[2..6].iter().all(u8::is_ascii_hexdigit)
             && &w[6..9] == b" [#"
             && {
-                let digits = text[at + 9..].iter().take_while(|b| b.is_ascii_digit()).count();
+                let digits = text[at + 9..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit())
+                    .count();
                 digits > 0 && text.get(at + 9 + digits) == Some(&b']')
             }
     })
@@ -138,7 +140,11 @@ pub fn classify(text: &[u8]) -> Option<Kind> {
         let rest = &text[text.windows(9).position(|w| w == b"WARNING: ").unwrap_or(0) + 9..];
         let lockdep = !rest.starts_with(b"CPU: ")
             && (contains(rest, b"lock") || contains(rest, b"RCU usage"));
-        return Some(if lockdep { Kind::Lockdep } else { Kind::Warning });
+        return Some(if lockdep {
+            Kind::Lockdep
+        } else {
+            Kind::Warning
+        });
     }
     if at_start(text, b"BUG: ") || at_start(text, b"kernel BUG at ") {
         return Some(Kind::Bug);
@@ -150,7 +156,8 @@ pub fn classify(text: &[u8]) -> Option<Kind> {
         return Some(Kind::HungTask);
     }
     if at_start(text, b"INFO: ")
-        && (contains(text, b" detected stalls on CPUs/tasks") || contains(text, b" self-detected stall on CPU"))
+        && (contains(text, b" detected stalls on CPUs/tasks")
+            || contains(text, b" self-detected stall on CPU"))
     {
         return Some(Kind::RcuStall);
     }
@@ -315,14 +322,27 @@ mod tests {
 
     #[test]
     fn a_record_is_its_header_fields_and_first_line() {
-        let r = record(b"4,512,1234567,-,caller=T1;WARNING: CPU: 0 PID: 1 at x.c:5 f+0x1/0x2\n SUBSYSTEM=x\n").unwrap();
-        assert_eq!((r.level, r.facility, r.seq, r.ts_usec), (4, 0, 512, 1234567));
+        let r = record(
+            b"4,512,1234567,-,caller=T1;WARNING: CPU: 0 PID: 1 at x.c:5 f+0x1/0x2\n SUBSYSTEM=x\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (r.level, r.facility, r.seq, r.ts_usec),
+            (4, 0, 512, 1234567)
+        );
         assert_eq!(r.text, b"WARNING: CPU: 0 PID: 1 at x.c:5 f+0x1/0x2");
         assert!(r.is_kernel());
         let user = record(b"12,9,10,-;WARNING: forged\n").unwrap();
         assert_eq!((user.facility, user.level), (1, 4));
         assert!(!user.is_kernel());
-        for bad in [&b"4,1,2;x"[..], b"4,1,2,--;x", b"a,1,2,-;x", b"4,1,2,-", b"99999999999,1,2,-;x", b""] {
+        for bad in [
+            &b"4,1,2;x"[..],
+            b"4,1,2,--;x",
+            b"a,1,2,-;x",
+            b"4,1,2,-",
+            b"99999999999,1,2,-;x",
+            b"",
+        ] {
             assert_eq!(record(bad), None, "{:?}", core::str::from_utf8(bad));
         }
     }
@@ -351,18 +371,32 @@ mod tests {
             (b"x: 0002 [#]", None),
         ];
         for (text, want) in cases {
-            assert_eq!(classify(text), *want, "{}", core::str::from_utf8(text).unwrap());
+            assert_eq!(
+                classify(text),
+                *want,
+                "{}",
+                core::str::from_utf8(text).unwrap()
+            );
         }
     }
 
     fn kern(seq: u64, text: &[u8]) -> Record<'_> {
-        Record { level: 4, facility: 0, seq, ts_usec: seq * 10, text }
+        Record {
+            level: 4,
+            facility: 0,
+            seq,
+            ts_usec: seq * 10,
+            text,
+        }
     }
 
     #[test]
     fn a_splat_runs_to_its_end_marker_and_user_records_never_count() {
         let mut c = Collector::<256>::new();
-        let user = Record { facility: 1, ..kern(1, b"WARNING: CPU: 0 PID: 1 at forged") };
+        let user = Record {
+            facility: 1,
+            ..kern(1, b"WARNING: CPU: 0 PID: 1 at forged")
+        };
         assert_eq!(c.feed(&user), Fed::Taken);
         assert!(!c.is_open(), "a user record starts nothing");
         c.feed(&kern(2, b"------------[ cut here ]------------"));
@@ -372,14 +406,32 @@ mod tests {
         assert!(c.is_open() && c.ready().is_none());
         c.feed(&kern(5, b"---[ end trace 0000000000000000 ]---"));
         let s = c.ready().expect("ended by the marker");
-        assert_eq!((s.kind, s.seq, s.ts_usec, s.cut), (Kind::Warning, 3, 30, false));
+        assert_eq!(
+            (s.kind, s.seq, s.ts_usec, s.cut),
+            (Kind::Warning, 3, 30, false)
+        );
         assert_eq!(s.text, b"WARNING: CPU: 0 PID: 1 at m.c:6 f\nCall Trace:\n---[ end trace 0000000000000000 ]---\n");
-        assert_eq!(c.feed(&kern(6, b"after")), Fed::Taken, "an ordinary line waits");
-        assert_eq!(c.feed(&kern(7, b"BUG: x")), Fed::Again, "a new splat waits for the send");
+        assert_eq!(
+            c.feed(&kern(6, b"after")),
+            Fed::Taken,
+            "an ordinary line waits"
+        );
+        assert_eq!(
+            c.feed(&kern(7, b"BUG: x")),
+            Fed::Again,
+            "a new splat waits for the send"
+        );
         c.clear();
         assert_eq!(c.feed(&kern(7, b"BUG: x")), Fed::Taken);
-        assert_eq!(c.feed(&kern(8, b"Oops: 0000 [#1] SMP")), Fed::Taken, "the BUG's Oops is the same splat");
-        assert_eq!(c.feed(&kern(9, b"INFO: task a:1 blocked for more than 2 seconds.")), Fed::Again);
+        assert_eq!(
+            c.feed(&kern(8, b"Oops: 0000 [#1] SMP")),
+            Fed::Taken,
+            "the BUG's Oops is the same splat"
+        );
+        assert_eq!(
+            c.feed(&kern(9, b"INFO: task a:1 blocked for more than 2 seconds.")),
+            Fed::Again
+        );
         assert_eq!(c.ready().unwrap().text, b"BUG: x\nOops: 0000 [#1] SMP\n");
     }
 

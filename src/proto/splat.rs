@@ -137,7 +137,10 @@ mod tests {
         let mut buf = [0u8; 100];
         let n = s.encode(&mut buf).unwrap();
         assert_eq!(Splat::decode(&buf[..n]), Some(s));
-        assert_eq!(s.headline(), b"WARNING: possible recursive locking detected");
+        assert_eq!(
+            s.headline(),
+            b"WARNING: possible recursive locking detected"
+        );
         let mut bad = buf;
         bad[0] = 0;
         assert_eq!(Splat::decode(&bad[..n]), None, "kind 0");

@@ -50,6 +50,9 @@ pub fn record_round_trip(pri: u32, seq: u64, ts: u64, text: &[u8], dict: &[u8]) 
     buf.push(b'\n');
     buf.extend_from_slice(dict);
     let r = record(&buf).expect("a well-formed record");
-    assert_eq!((r.facility, u32::from(r.level), r.seq, r.ts_usec), (pri >> 3, pri & 7, seq, ts));
+    assert_eq!(
+        (r.facility, u32::from(r.level), r.seq, r.ts_usec),
+        (pri >> 3, pri & 7, seq, ts)
+    );
     assert_eq!(r.text, text);
 }

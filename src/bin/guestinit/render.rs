@@ -1,8 +1,8 @@
 //! Readable renderings of bulk-port events, as one text line or one JSON
 //! object: shared by `guestinit decode` and the `run -v` trace.
 
-use guestinit::wire::msg::{code_from_bytes, Exit, KernelAddrs, Mark, Phase, Timeline, WaitStatus};
 use guestinit::proto::splat::Splat;
+use guestinit::wire::msg::{code_from_bytes, Exit, KernelAddrs, Mark, Phase, Timeline, WaitStatus};
 use guestinit::wire::{Event, Tag};
 use serde_json::{json, Value};
 
@@ -96,7 +96,10 @@ pub fn frame_text(tag: Tag, payload: &[u8]) -> String {
             "{} seq={} lines={} \"{}\"",
             escape(crate::run::kwarn_summary(&s).as_bytes()),
             s.seq,
-            s.text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count(),
+            s.text
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .count(),
             escape(s.text)
         ),
         Payload::Wait(w) => {

@@ -29,7 +29,11 @@ pub fn summary(splat: &Splat<'_>) -> String {
         "kernel {} at {secs}.{usecs:06}s: {}{}",
         splat.kind.name(),
         String::from_utf8_lossy(splat.headline()),
-        if splat.cut { " (cut: longer than the frame's bound)" } else { "" }
+        if splat.cut {
+            " (cut: longer than the frame's bound)"
+        } else {
+            ""
+        }
     )
 }
 
@@ -101,11 +105,16 @@ mod tests {
         assert_eq!(k.first.as_deref(), Some(line));
         let said = String::from_utf8(stderr.take()).unwrap();
         assert!(
-            said.starts_with(&format!("guestinit: {line}\n  WARNING: CPU: 0 PID: 1 at m.c:6 f\n  Call Trace:\n")),
+            said.starts_with(&format!(
+                "guestinit: {line}\n  WARNING: CPU: 0 PID: 1 at m.c:6 f\n  Call Trace:\n"
+            )),
             "{said}"
         );
         assert!(said.contains("malformed KWRN frame of 4 bytes"));
         let logged = String::from_utf8(log.take()).unwrap();
-        assert_eq!(logged, format!("{line}\nWARNING: CPU: 0 PID: 1 at m.c:6 f\nCall Trace:\n\n"));
+        assert_eq!(
+            logged,
+            format!("{line}\nWARNING: CPU: 0 PID: 1 at m.c:6 f\nCall Trace:\n\n")
+        );
     }
 }
