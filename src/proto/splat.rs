@@ -18,53 +18,8 @@ pub const MAX_LEN: usize = HEAD_LEN + TEXT_MAX;
 
 const CUT: u8 = 1;
 
-/// What kind of splat: the wire's numbering, 0 is invalid.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Kind {
-    Warning = 1,
-    Bug = 2,
-    Oops = 3,
-    Kasan = 4,
-    Ubsan = 5,
-    Lockdep = 6,
-    HungTask = 7,
-    SoftLockup = 8,
-    RcuStall = 9,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 9] = [
-        Kind::Warning,
-        Kind::Bug,
-        Kind::Oops,
-        Kind::Kasan,
-        Kind::Ubsan,
-        Kind::Lockdep,
-        Kind::HungTask,
-        Kind::SoftLockup,
-        Kind::RcuStall,
-    ];
-
-    pub fn from_u8(v: u8) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| *k as u8 == v)
-    }
-
-    /// The name the host prints and `--events` carries.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Warning => "warning",
-            Kind::Bug => "bug",
-            Kind::Oops => "oops",
-            Kind::Kasan => "kasan",
-            Kind::Ubsan => "ubsan",
-            Kind::Lockdep => "lockdep",
-            Kind::HungTask => "hung_task",
-            Kind::SoftLockup => "soft_lockup",
-            Kind::RcuStall => "rcu_stall",
-        }
-    }
-}
+pub use crate::parse::kmsg::Kind;
+use crate::parse::kmsg::{classify, ends_splat, Record};
 
 /// One KWRN frame's payload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,9 +76,217 @@ impl<'a> Splat<'a> {
     }
 }
 
+/// What [`Collector::feed`] did with a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fed {
+    /// Taken (or passed over: not the kernel's, or outside any splat).
+    Taken,
+    /// Not taken: a new splat begins while one is [`Collector::ready`].
+    /// Send that one, [`Collector::clear`], and feed this record again.
+    Again,
+}
+
+/// The splat being gathered. All zero when there is none, so that a
+/// static collector is all zero too and lies in .bss, not in the binary.
+#[derive(Clone, Copy)]
+struct Head {
+    /// [`Kind`]'s number; 0: no splat.
+    kind: u8,
+    cut: bool,
+    seq: u64,
+    ts_usec: u64,
+}
+
+const NO_HEAD: Head = Head {
+    kind: 0,
+    cut: false,
+    seq: 0,
+    ts_usec: 0,
+};
+
+/// Gathers the kernel's records into splats, one at a time, within
+/// [`TEXT_MAX`] bytes (`N` is at least that).
+pub struct Collector<const N: usize> {
+    text: [u8; N],
+    len: usize,
+    head: Head,
+    ready: bool,
+}
+
+impl<const N: usize> Default for Collector<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> Collector<N> {
+    pub const fn new() -> Self {
+        Collector {
+            text: [0; N],
+            len: 0,
+            head: NO_HEAD,
+            ready: false,
+        }
+    }
+
+    fn kind(&self) -> Option<Kind> {
+        Kind::from_u8(self.head.kind)
+    }
+
+    /// A splat is being gathered and not yet ended.
+    pub fn is_open(&self) -> bool {
+        self.kind().is_some() && !self.ready
+    }
+
+    /// The finished splat, until [`Collector::clear`].
+    pub fn ready(&self) -> Option<Splat<'_>> {
+        let kind = self.kind().filter(|_| self.ready)?;
+        Some(Splat {
+            kind,
+            cut: self.head.cut,
+            seq: self.head.seq,
+            ts_usec: self.head.ts_usec,
+            text: &self.text[..self.len],
+        })
+    }
+
+    /// Forgets the finished splat.
+    pub fn clear(&mut self) {
+        self.head = NO_HEAD;
+        self.ready = false;
+        self.len = 0;
+    }
+
+    /// Ends the open splat where it is (no record came for a while, or
+    /// the run ends).
+    pub fn close(&mut self) {
+        if self.kind().is_some() {
+            self.ready = true;
+        }
+    }
+
+    /// Takes one record. A new splat's first line ends the open one,
+    /// except an Oops header inside a BUG (a fault's `BUG: unable to
+    /// handle...` is followed by its Oops).
+    pub fn feed(&mut self, r: &Record<'_>) -> Fed {
+        if !r.is_kernel() {
+            return Fed::Taken;
+        }
+        let kind = classify(r.text);
+        if self.ready {
+            return match kind {
+                Some(_) => Fed::Again,
+                None => Fed::Taken,
+            };
+        }
+        match (self.kind(), kind) {
+            (Some(Kind::Bug), Some(Kind::Oops)) => {}
+            (Some(_), Some(_)) => {
+                self.ready = true;
+                return Fed::Again;
+            }
+            (Some(_), None) => {}
+            (None, Some(kind)) => {
+                self.head = Head {
+                    kind: kind as u8,
+                    cut: false,
+                    seq: r.seq,
+                    ts_usec: r.ts_usec,
+                };
+                self.len = 0;
+            }
+            (None, None) => return Fed::Taken,
+        }
+        self.push_line(r.text);
+        if ends_splat(r.text) {
+            self.ready = true;
+        }
+        Fed::Taken
+    }
+
+    fn push_line(&mut self, line: &[u8]) {
+        let end = self.len + line.len() + 1;
+        // Once cut, the rest is left out: the text never has a gap.
+        if self.head.cut || end > N.min(TEXT_MAX) {
+            self.head.cut = true;
+            return;
+        }
+        self.text[self.len..end - 1].copy_from_slice(line);
+        self.text[end - 1] = b'\n';
+        self.len = end;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn kern(seq: u64, text: &[u8]) -> Record<'_> {
+        Record {
+            level: 4,
+            facility: 0,
+            seq,
+            ts_usec: seq * 10,
+            text,
+        }
+    }
+
+    #[test]
+    fn a_splat_runs_to_its_end_marker_and_user_records_never_count() {
+        let mut c = Collector::<256>::new();
+        let user = Record {
+            facility: 1,
+            ..kern(1, b"WARNING: CPU: 0 PID: 1 at forged")
+        };
+        assert_eq!(c.feed(&user), Fed::Taken);
+        assert!(!c.is_open(), "a user record starts nothing");
+        c.feed(&kern(2, b"------------[ cut here ]------------"));
+        c.feed(&kern(3, b"WARNING: CPU: 0 PID: 1 at m.c:6 f"));
+        c.feed(&user);
+        c.feed(&kern(4, b"Call Trace:"));
+        assert!(c.is_open() && c.ready().is_none());
+        c.feed(&kern(5, b"---[ end trace 0000000000000000 ]---"));
+        let s = c.ready().expect("ended by the marker");
+        assert_eq!(
+            (s.kind, s.seq, s.ts_usec, s.cut),
+            (Kind::Warning, 3, 30, false)
+        );
+        assert_eq!(s.text, b"WARNING: CPU: 0 PID: 1 at m.c:6 f\nCall Trace:\n---[ end trace 0000000000000000 ]---\n");
+        assert_eq!(
+            c.feed(&kern(6, b"after")),
+            Fed::Taken,
+            "an ordinary line waits"
+        );
+        assert_eq!(
+            c.feed(&kern(7, b"BUG: x")),
+            Fed::Again,
+            "a new splat waits for the send"
+        );
+        c.clear();
+        assert_eq!(c.feed(&kern(7, b"BUG: x")), Fed::Taken);
+        assert_eq!(
+            c.feed(&kern(8, b"Oops: 0000 [#1] SMP")),
+            Fed::Taken,
+            "the BUG's Oops is the same splat"
+        );
+        assert_eq!(
+            c.feed(&kern(9, b"INFO: task a:1 blocked for more than 2 seconds.")),
+            Fed::Again
+        );
+        assert_eq!(c.ready().unwrap().text, b"BUG: x\nOops: 0000 [#1] SMP\n");
+    }
+
+    #[test]
+    fn a_long_splat_is_cut_at_the_bound_and_says_so() {
+        let mut c = Collector::<32>::new();
+        c.feed(&kern(1, b"UBSAN: x in a.c:1:2"));
+        c.feed(&kern(2, b"0123456789abcdef"));
+        c.feed(&kern(3, b"short"));
+        c.close();
+        let s = c.ready().unwrap();
+        assert!(s.cut);
+        assert_eq!(s.text, b"UBSAN: x in a.c:1:2\n", "nothing after the cut");
+    }
 
     #[test]
     fn a_splat_round_trips_and_bad_heads_are_refused() {

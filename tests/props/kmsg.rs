@@ -1,8 +1,8 @@
 //! The property of the `/dev/kmsg` record parser and the splat collector,
 //! for the fuzz target `kmsg` and tests/parser_props.rs.
 
-use guestinit::parse::kmsg::{record, Collector, Fed};
-use guestinit::proto::splat::{Splat, MAX_LEN, TEXT_MAX};
+use guestinit::parse::kmsg::record;
+use guestinit::proto::splat::{Collector, Fed, Splat, MAX_LEN, TEXT_MAX};
 
 /// Each NUL-separated piece of `data` is one read of /dev/kmsg. Whatever
 /// the pieces, the parser and collector never panic; a record's text is

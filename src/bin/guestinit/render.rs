@@ -19,6 +19,22 @@ pub fn escape(bytes: &[u8]) -> String {
     out
 }
 
+/// The summary line of `splat`: its kind, when, and its first line.
+pub fn summary(splat: &Splat<'_>) -> String {
+    let secs = splat.ts_usec / 1_000_000;
+    let usecs = splat.ts_usec % 1_000_000;
+    format!(
+        "kernel {} at {secs}.{usecs:06}s: {}{}",
+        splat.kind.name(),
+        String::from_utf8_lossy(splat.headline()),
+        if splat.cut {
+            " (cut: longer than the frame's bound)"
+        } else {
+            ""
+        }
+    )
+}
+
 /// A frame's payload, interpreted by its tag. A payload that does not fit
 /// its tag's layout stays `Raw`.
 enum Payload<'a> {
@@ -94,7 +110,7 @@ pub fn frame_text(tag: Tag, payload: &[u8]) -> String {
             .join(" "),
         Payload::Splat(s) => format!(
             "{} seq={} lines={} \"{}\"",
-            escape(crate::run::kwarn_summary(&s).as_bytes()),
+            escape(summary(&s).as_bytes()),
             s.seq,
             s.text
                 .split(|&b| b == b'\n')
@@ -151,7 +167,7 @@ pub fn frame_fields(tag: Tag, payload: &[u8]) -> Value {
         }),
         Payload::Splat(s) => json!({
             "kind": s.kind.name(), "seq": s.seq, "ts_usec": s.ts_usec, "cut": s.cut,
-            "summary": crate::run::kwarn_summary(&s), "text": lossy(s.text),
+            "summary": summary(&s), "text": lossy(s.text),
         }),
         Payload::Raw([]) => json!({}),
         Payload::Raw(bytes) => json!({"raw": lossy(bytes)}),

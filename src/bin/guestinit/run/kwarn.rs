@@ -8,6 +8,7 @@ use guestinit::proto::splat::Splat;
 
 use super::diag::Diagnostics;
 use super::spool::Spool;
+use crate::render::summary;
 
 /// What the run keeps of the kernel's warnings.
 #[derive(Debug, Default)]
@@ -19,22 +20,6 @@ pub struct KernelWarnings {
     /// KWRN frames whose payload was not a splat.
     pub malformed: u64,
     log: Option<Spool>,
-}
-
-/// The summary line of `splat`: its kind, when, and its first line.
-pub fn summary(splat: &Splat<'_>) -> String {
-    let secs = splat.ts_usec / 1_000_000;
-    let usecs = splat.ts_usec % 1_000_000;
-    format!(
-        "kernel {} at {secs}.{usecs:06}s: {}{}",
-        splat.kind.name(),
-        String::from_utf8_lossy(splat.headline()),
-        if splat.cut {
-            " (cut: longer than the frame's bound)"
-        } else {
-            ""
-        }
-    )
 }
 
 impl KernelWarnings {

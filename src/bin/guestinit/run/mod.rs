@@ -36,7 +36,6 @@ mod terminal;
 mod timeline;
 mod trace;
 mod verdict;
-pub use kwarn::summary as kwarn_summary;
 pub use verdict::Verdict;
 mod virtiofsd;
 mod vm;
