@@ -62,16 +62,28 @@ pub struct Kmsg {
 pub fn open() -> Option<Kmsg> {
     let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
     let fd = crate::small_file::open(b"/dev/kmsg", flags).ok()?;
-    Some(Kmsg {
-        fd: Some(fd),
-        bufs: BUFFERS.take().expect("one kmsg source per boot"),
-        pending: None,
-        due: None,
-        drain_until: None,
-    })
+    Some(Kmsg::over(fd, BUFFERS.take().expect("one kmsg source per boot")))
 }
 
 impl Kmsg {
+    /// The source over `fd`, whose every read is one record.
+    fn over(fd: OwnedFd, bufs: &'static mut Buffers) -> Kmsg {
+        Kmsg {
+            fd: Some(fd),
+            bufs,
+            pending: None,
+            due: None,
+            drain_until: None,
+        }
+    }
+
+    /// No more reading: the open splat ends where it is and is sent.
+    fn end_reading(&mut self, link: &mut Link) {
+        self.fd = None;
+        self.bufs.splats.close();
+        self.send(link);
+    }
+
     fn send(&mut self, link: &mut Link) -> bool {
         send(&mut self.bufs.splats, &mut self.due, link)
     }
@@ -109,7 +121,7 @@ impl Kmsg {
         for _ in 0..ROUND {
             let Some(fd) = &self.fd else { return };
             match rustix::io::read(fd, &mut self.bufs.record) {
-                Ok(0) => self.fd = None,
+                Ok(0) => return self.end_reading(link),
                 Ok(n) => {
                     if !self.feed(n, link) {
                         return;
@@ -118,15 +130,9 @@ impl Kmsg {
                 // Records were overwritten before they were read: the
                 // next read goes on from the oldest one left.
                 Err(Errno::PIPE | Errno::INTR) => {}
-                Err(Errno::AGAIN) => {
-                    if self.drain_until.is_some() {
-                        self.fd = None;
-                        self.bufs.splats.close();
-                        self.send(link);
-                    }
-                    return;
-                }
-                Err(_) => self.fd = None,
+                Err(Errno::AGAIN) if self.drain_until.is_some() => return self.end_reading(link),
+                Err(Errno::AGAIN) => return,
+                Err(_) => return self.end_reading(link),
             }
         }
     }
@@ -205,5 +211,84 @@ impl Source for Kmsg {
 
     fn done(&self) -> bool {
         self.fd.is_none() && self.pending.is_none() && self.bufs.splats.ready().is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reactor::Reactor;
+    use crate::testkit::{collect, link};
+    use guestinit::proto::splat::{Kind, Splat};
+    use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
+
+    /// A workload that is done once its deadline has passed.
+    struct Timer(Option<u64>);
+
+    impl Source for Timer {
+        fn rank(&self) -> Rank {
+            Rank::Workload
+        }
+        fn interests<'s>(&'s self, _: &Link, _: &mut Interests<'s>) {}
+        fn on_ready(&mut self, _: u8, _: PollFlags, _: &mut Ctx<'_>) {}
+        fn deadline(&self) -> Option<u64> {
+            self.0
+        }
+        fn on_deadline(&mut self, _: &mut Ctx<'_>) {
+            self.0 = None;
+        }
+        fn done(&self) -> bool {
+            self.0.is_none()
+        }
+    }
+
+    #[test]
+    fn splats_go_as_kwrn_frames_and_the_drain_sends_the_last_one_open() {
+        // A seqpacket socket keeps each write one read, as /dev/kmsg does.
+        let (r, w) = socketpair(
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            SocketFlags::NONBLOCK,
+            None,
+        )
+        .unwrap();
+        for rec in [
+            &b"6,1,100,-;Linux version 6.1.0\n"[..],
+            b"12,2,200,-;WARNING: CPU: 0 PID: 1 at forged\n",
+            b"4,3,300,-;------------[ cut here ]------------\n",
+            b"4,4,301,-;WARNING: CPU: 0 PID: 80 at m.c:8 kwarn_init+0x5/0x1000 [kwarn]\n SUBSYSTEM=x\n",
+            b"4,5,302,-;Call Trace:\n",
+            b"4,6,303,-;---[ end trace 0000000000000000 ]---\n",
+            b"3,7,400,-;BUG: kernel NULL pointer dereference, address: 0000000000000000\n",
+            b"1,8,401,-;Oops: 0000 [#1] PREEMPT SMP NOPTI\n",
+        ] {
+            rustix::io::write(&w, rec).unwrap();
+        }
+        let (mut link, port) = link();
+        let bufs = Box::leak(Box::new(Buffers {
+            record: [0; RECORD_MAX],
+            splats: Collector::new(),
+        }));
+        let mut kmsg = Kmsg::over(r, bufs);
+        let mut timer = Timer(Some(clock::now_ns() + 50_000_000));
+        Reactor::new(None).run(&mut link, &mut [&mut timer, &mut kmsg]);
+        assert!(kmsg.done(), "the drain read to EAGAIN and sent what it held");
+        drop(w);
+        let frames = collect(link, port);
+        let splats: std::vec::Vec<_> = frames
+            .iter()
+            .filter(|(t, _)| *t == Tag::KWRN)
+            .map(|(_, p)| p.clone())
+            .collect();
+        assert_eq!(splats.len(), 2, "the forged record is not one");
+        let first = Splat::decode(&splats[0]).unwrap();
+        assert_eq!((first.kind, first.seq, first.ts_usec, first.cut), (Kind::Warning, 4, 301, false));
+        assert_eq!(
+            first.text,
+            b"WARNING: CPU: 0 PID: 80 at m.c:8 kwarn_init+0x5/0x1000 [kwarn]\nCall Trace:\n---[ end trace 0000000000000000 ]---\n"
+        );
+        let last = Splat::decode(&splats[1]).unwrap();
+        assert_eq!((last.kind, last.seq), (Kind::Bug, 7));
+        assert!(last.text.ends_with(b"Oops: 0000 [#1] PREEMPT SMP NOPTI\n"), "no end marker: the drain closed it");
     }
 }
