@@ -166,6 +166,34 @@ mod tests {
     }
 
     #[test]
+    fn a_kernel_splat_is_a_kernel_warning_event_with_its_kind_and_text() {
+        use guestinit::proto::splat::{Kind, Splat};
+        let splat = Splat {
+            kind: Kind::RcuStall,
+            cut: true,
+            seq: 9,
+            ts_usec: 2_500_000,
+            text: b"rcu: INFO: rcu_sched detected stalls on CPUs/tasks:\n",
+        };
+        let mut buf = [0u8; 100];
+        let n = splat.encode(&mut buf).unwrap();
+        let got = lines(|e| e.frame(Tag::KWRN, &buf[..n]));
+        assert_eq!(got[0]["event"], "kernel_warning");
+        assert_eq!(
+            (&got[0]["kind"], &got[0]["seq"], &got[0]["cut"]),
+            (&"rcu_stall".into(), &9.into(), &true.into())
+        );
+        assert_eq!(
+            got[0]["text"],
+            "rcu: INFO: rcu_sched detected stalls on CPUs/tasks:\n"
+        );
+        assert_eq!(
+            got[0]["summary"],
+            "kernel rcu_stall at 2.500000s: rcu: INFO: rcu_sched detected stalls on CPUs/tasks: (cut: longer than the frame's bound)"
+        );
+    }
+
+    #[test]
     fn the_end_is_said_once_with_a_crash_line_or_the_hosts_error() {
         let got = lines(|e| {
             e.end(&End {

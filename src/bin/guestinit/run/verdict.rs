@@ -423,6 +423,23 @@ mod tests {
     }
 
     #[test]
+    fn kernel_warnings_are_247_and_say_the_count_and_the_first() {
+        let v = Verdict::KernelWarnings {
+            count: 2,
+            first: "kernel warning at 1.000000s: WARNING: CPU: 0 PID: 1 at m.c:8 f".into(),
+        };
+        assert_eq!((v.exit_code(), v.kind()), (247, "kernel_warnings"));
+        assert_eq!(
+            v.to_string(),
+            "the payload passed, but the kernel logged 2 warnings (--kernel-warnings fail); \
+             the first: kernel warning at 1.000000s: WARNING: CPU: 0 PID: 1 at m.c:8 f"
+        );
+        let end = Verdict::end(&Ok(v));
+        assert_eq!((end.exit_code, end.verdict), (247, "kernel_warnings"));
+        assert!(end.error.is_some(), "the status is not the payload's code");
+    }
+
+    #[test]
     fn com2_lines_decide_between_253_254_and_251() {
         let some_frames = Collected {
             frames: 3,
