@@ -251,7 +251,8 @@ fn run_sources<const N: usize>(
     others: [Option<&mut dyn Source>; N],
 ) {
     let mut com2 = Com2Drain;
-    let mut sources: Vec<&mut dyn Source, 8> = Vec::new();
+    // Test mode has 8 today (the workload, six others, COM2).
+    let mut sources: Vec<&mut dyn Source, 10> = Vec::new();
     let _ = sources.push(workload);
     for source in others.into_iter().flatten() {
         let _ = sources.push(source);
