@@ -107,6 +107,24 @@ fn is_die_header(text: &[u8]) -> bool {
     })
 }
 
+/// How lockdep's own `WARNING: ` headers go on (kernel/locking/lockdep.c:
+/// `print_circular_bug_header`, `print_deadlock_bug`, `print_usage_bug`,
+/// `print_irq_inversion_bug`, `print_unlock_imbalance_bug`,
+/// `print_lock_contention_bug`, `print_freed_lock_bug`,
+/// `print_held_locks_bug`, `lockdep_rcu_suspicious`...), as against
+/// `__warn`'s `CPU: ...` (or whatever a later kernel puts there).
+const LOCKDEP: [&[u8]; 9] = [
+    b"possible ",
+    b"inconsistent lock state",
+    b"bad unlock balance",
+    b"bad contention",
+    b"held lock freed",
+    b"lock held ",
+    b"Nested lock",
+    b"suspicious RCU usage",
+    b"chain_key collision",
+];
+
 /// The splat `text`, a kernel record's, begins; None for every other line.
 /// What each kernel prints (v6.1, still so in 6.x):
 /// - KASAN: mm/kasan/report.c, `print_error_description`: `"BUG: KASAN: %s in %pS"`;
@@ -115,8 +133,8 @@ fn is_die_header(text: &[u8]) -> bool {
 /// - lockdep: kernel/locking/lockdep.c, `"WARNING: possible circular
 ///   locking dependency detected"`, `"WARNING: possible recursive locking
 ///   detected"`, `"WARNING: inconsistent lock state"`, `"WARNING: bad unlock
-///   balance detected!"`, `"WARNING: suspicious RCU usage"` and the like:
-///   a `WARNING: ` whose line is not `__warn`'s and names a lock or RCU;
+///   balance detected!"`, `"WARNING: suspicious RCU usage"` and the like
+///   (see [`LOCKDEP`]);
 /// - WARNING: kernel/panic.c, `__warn`: `"WARNING: CPU: %d PID: %d at %pS"`;
 /// - BUG: `"BUG: ..."` (mm/fault, sched, slub...), lib/bug.c's
 ///   `"kernel BUG at %s:%u!"`;
@@ -136,8 +154,9 @@ pub fn classify(text: &[u8]) -> Option<Kind> {
     }
     if at_start(text, b"WARNING: ") {
         let rest = &text[text.windows(9).position(|w| w == b"WARNING: ").unwrap_or(0) + 9..];
-        let lockdep = !rest.starts_with(b"CPU: ")
-            && (contains(rest, b"lock") || contains(rest, b"RCU usage"));
+        let lockdep = LOCKDEP.iter().any(|p| rest.starts_with(p))
+            || contains(rest, b"-safe -> ")
+            || contains(rest, b" still has locks held");
         return Some(if lockdep {
             Kind::Lockdep
         } else {
@@ -259,6 +278,9 @@ mod tests {
             (b"WARNING: possible circular locking dependency detected", Some(Kind::Lockdep)),
             (b"WARNING: possible recursive locking detected", Some(Kind::Lockdep)),
             (b"WARNING: suspicious RCU usage", Some(Kind::Lockdep)),
+            (b"WARNING: HARDIRQ-safe -> HARDIRQ-unsafe lock order detected", Some(Kind::Lockdep)),
+            (b"WARNING: kworker/0:1/12 still has locks held!", Some(Kind::Lockdep)),
+            (b"WARNING: kernel/locking/mutex.c:582 at __mutex_lock+0x1/0x2, CPU#0: t/1", Some(Kind::Warning)),
             (b"BUG: kernel NULL pointer dereference, address: 0000000000000000", Some(Kind::Bug)),
             (b"kernel BUG at mm/slub.c:379!", Some(Kind::Bug)),
             (b"BUG: KASAN: slab-out-of-bounds in kmalloc_oob_right+0x1c8/0x400", Some(Kind::Kasan)),
