@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test suite's and the benchmarks' fixtures, on top of what
 # scripts/setup.sh installs for any run (it runs first): the host tools the
-# tests call (cpio, xz, zstd, tmux, mke2fs), Debian unstable's cloud kernel
+# tests call (cpio, xz, zstd, tmux, mke2fs), the Debian 12 kernel's
+# headers in .cache/kernel-headers, Debian unstable's cloud kernel
 # (sched_ext; virtio built in) in .cache/kernel-sid, scx_bpfland built into
 # .cache/scx, virtiofsd built into .cache/virtiofsd, and cargo-fuzz where a
 # nightly toolchain can run it.
@@ -32,6 +33,30 @@ if ! compgen -G "$sid/usr/lib/modules/*/vmlinuz" >/dev/null; then
     rm -rf "$sid"
     ln -s "$root" "$sid"
 fi
+
+# The kernel-warning VM test builds a module against the exact release in
+# .cache/kernel: its linux-headers package and what that needs (the
+# -common headers, linux-kbuild) from this machine's own apt sources,
+# downloaded into a cache folder and extracted into .cache/kernel-headers
+# (no install: the machine's packages stay as they are).
+setup_kernel_headers() {
+    local root=.cache/kernel-headers release
+    release=$(ls .cache/kernel/lib/modules | head -1)
+    [ -n "$release" ] || { echo "setup-tests: no module tree in .cache/kernel" >&2; exit 1; }
+    [ -f "$root/usr/src/linux-headers-$release/Makefile" ] && return
+    apt_update
+    local pkgs=("linux-headers-$release")
+    mapfile -t -O 1 pkgs < <(apt-cache depends "linux-headers-$release" |
+        awk '/Depends: linux-(headers|kbuild)-/ {print $2}')
+    local dl=.cache/kernel-headers-debs
+    rm -rf "$dl" && mkdir -p "$dl"
+    chmod 777 "$dl"  # apt downloads as the _apt user, which must write here
+    (cd "$dl" && apt-get download -qq "${pkgs[@]}")
+    mkdir -p "$root"
+    for deb in "$dl"/*.deb; do dpkg-deb -x "$deb" "$root"; done
+    rm -rf "$dl"
+}
+setup_kernel_headers
 
 # The sched_ext VM tests run the real scx_bpfland, built once from crates.io
 # into .cache/scx. Its BPF build calls `clang`, which Debian 12 ships as

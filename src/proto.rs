@@ -30,6 +30,7 @@ pub mod control;
 pub mod handover;
 pub mod net;
 pub mod sched_ctl;
+pub mod splat;
 
 /// The payload's environment when the archive has no [`path::ENV`] file;
 /// the host merges `--env` over the same list.

@@ -326,3 +326,26 @@ fn tag_dictionary_lists_every_known_tag_in_wire_order() {
         "one pad entry besides the tags"
     );
 }
+
+use guestinit::proto::splat::{Kind, Splat, MAX_LEN, TEXT_MAX};
+
+proptest! {
+    /// KWRN: every splat within the bound round-trips; one byte of text
+    /// over it is refused both ways.
+    #[test]
+    fn splat_round_trip(
+        kind in prop::sample::select(&Kind::ALL[..]),
+        cut in any::<bool>(), seq in any::<u64>(), ts_usec in any::<u64>(),
+        text in prop::collection::vec(any::<u8>(), 0..TEXT_MAX + 1),
+    ) {
+        let s = Splat { kind, cut, seq, ts_usec, text: &text };
+        let mut buf = vec![0u8; MAX_LEN + 1];
+        let n = s.encode(&mut buf).expect("within the bound");
+        prop_assert_eq!(Splat::decode(&buf[..n]), Some(s));
+        let long = vec![b'x'; TEXT_MAX + 1];
+        prop_assert_eq!(Splat { text: &long, ..s }.encode(&mut buf), None);
+        let mut over = buf[..n].to_vec();
+        over.resize(MAX_LEN + 1, b'x');
+        prop_assert_eq!(Splat::decode(&over), None);
+    }
+}

@@ -542,3 +542,64 @@ proptest! {
 fn newc_seeds_replay() {
     replay::all(&["newc"], newc_props::replay);
 }
+
+#[path = "props/kmsg.rs"]
+mod kmsg_props;
+
+/// /dev/kmsg reads: records whose texts are drawn from the splats' words.
+fn kmsg_reads() -> impl Strategy<Value = Vec<u8>> {
+    let head = prop_oneof![Just("4,"), Just("12,"), Just("0,"), Just("x,")];
+    let words = prop::sample::select(
+        &[
+            "WARNING: CPU: 0 PID: 1 at x",
+            "WARNING: possible recursive locking detected",
+            "BUG: KASAN: oob",
+            "BUG: x",
+            "Oops: 0000 [#1] SMP",
+            "---[ end trace 0 ]---",
+            "====================",
+            "rcu: INFO: rcu_sched detected stalls on CPUs/tasks:",
+            "Call Trace:",
+            "line",
+            "\n SUBSYSTEM=x",
+            ";",
+        ][..],
+    );
+    let one = (
+        head,
+        0u64..50,
+        prop::collection::vec(words, 0..3),
+        text(b"a;,\n", 20),
+    )
+        .prop_map(|(h, seq, words, tail)| {
+            let mut r = format!("{h}{seq},{seq}0,-;{}", words.concat()).into_bytes();
+            r.extend(tail);
+            r
+        });
+    prop::collection::vec(one, 0..40).prop_map(|rs| rs.join(&0u8))
+}
+
+proptest! {
+    #[test]
+    fn kmsg(data in kmsg_reads()) { kmsg_props::kmsg(&data); }
+
+    #[test]
+    fn kmsg_any_bytes(data in text(b"0,;-\n=W", 400)) { kmsg_props::kmsg(&data); }
+
+    #[test]
+    fn kmsg_record_round_trip(
+        pri in any::<u32>(), seq in any::<u64>(), ts in any::<u64>(),
+        text in text(b"a;, =\\", 60).prop_filter("one line", |t| !t.contains(&b'\n')),
+        dict in text(b" A=\n", 20),
+    ) {
+        kmsg_props::record_round_trip(pri, seq, ts, &text, &dict);
+    }
+}
+
+#[test]
+fn kmsg_seeds_replay() {
+    replay::all(&["kmsg"], |_, d| {
+        kmsg_props::kmsg(d);
+        true
+    });
+}

@@ -10,6 +10,7 @@ pub mod elf_note;
 pub mod iomem;
 pub mod kallsyms;
 pub mod kernel_image;
+pub mod kmsg;
 pub mod lines;
 pub mod modinfo;
 pub mod newc;

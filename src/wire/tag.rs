@@ -51,6 +51,9 @@ tags! {
     /// guestinit: the machine is up and waits on the handover port for its
     /// run (`guestinit.handover`); the host may snapshot it now. Empty.
     HRDY = b"HRDY";
+    /// guestinit: a kernel splat read from /dev/kmsg, see
+    /// [`crate::proto::splat::Splat`].
+    KWRN = b"KWRN";
     // Used by ktstr 0.50 (its src/vmm/wire.rs) and never reused here.
     STIM = b"STIM";
     STEN = b"STEN";

@@ -127,6 +127,17 @@ pub struct RunArgs {
     /// sched_ext debug dump).
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
+    /// Save the kernel's splats (WARNING, BUG, Oops, KASAN, UBSAN, lockdep,
+    /// hung task, soft lockup, RCU stall) here, each a summary line and
+    /// its records.
+    #[arg(long, value_name = "FILE")]
+    pub kernel_log: Option<PathBuf>,
+
+    /// What a kernel splat does to the run: `report` it on stderr, or also
+    /// `fail` a run that otherwise passed, with 247.
+    #[arg(long, value_enum, value_name = "WHAT", default_value_t = KernelWarnings::Report)]
+    pub kernel_warnings: KernelWarnings,
+
     /// Write the run's events as JSON lines to FILE, or to stdout for `-` (schema: docs/EVENTS.md).
     #[arg(long, value_name = "FILE|-")]
     pub events: Option<PathBuf>,
@@ -258,6 +269,14 @@ pub struct VmArgs {
     /// QEMU's seccomp filter (`-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny`): `auto` where this QEMU and kernel have it, `on` or fail (250), `off` for a --qemu-arg that makes QEMU start a program (a tap script, smbd).
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = Sandbox::Auto)]
     pub sandbox: Sandbox,
+}
+
+/// `--kernel-warnings`: what the kernel's splats do to the run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum KernelWarnings {
+    #[default]
+    Report,
+    Fail,
 }
 
 /// When QEMU runs under its seccomp filter (`run::sandbox`).

@@ -33,6 +33,8 @@ use std::io;
 use std::path::PathBuf;
 use std::process::ExitStatus;
 
+/// `--kernel-warnings fail`: the payload passed, the kernel warned.
+pub const KERNEL_WARNINGS: u8 = 247;
 pub const SCHED_FAILED: u8 = 248;
 pub const USAGE: u8 = 249;
 pub const QEMU: u8 = 250;
@@ -45,6 +47,9 @@ pub const FATAL: u8 = 254;
 pub const EXIT_CODES_HELP: &str = "\
 Exit status:
   0-255  the payload's exit code (from the guest's EXIT frame)
+  247    with --kernel-warnings fail: the payload exited 0 but the kernel
+         logged a splat (WARNING, BUG, Oops, KASAN, UBSAN, lockdep, hung
+         task, soft lockup, RCU stall)
   248    with --scheduler: no sched_ext in the kernel, or the scheduler did not
          start, did not attach, or died during the run
   249    usage or pack error (unknown option, missing program, kernel,

@@ -1,6 +1,7 @@
 //! Readable renderings of bulk-port events, as one text line or one JSON
 //! object: shared by `guestinit decode` and the `run -v` trace.
 
+use guestinit::proto::splat::Splat;
 use guestinit::wire::msg::{
     code_from_bytes, BuildId, Exit, KernelAddrs, Mark, Phase, Timeline, WaitStatus,
 };
@@ -20,6 +21,22 @@ pub fn escape(bytes: &[u8]) -> String {
     out
 }
 
+/// The summary line of `splat`: its kind, when, and its first line.
+pub fn summary(splat: &Splat<'_>) -> String {
+    let secs = splat.ts_usec / 1_000_000;
+    let usecs = splat.ts_usec % 1_000_000;
+    format!(
+        "kernel {} at {secs}.{usecs:06}s: {}{}",
+        splat.kind.name(),
+        String::from_utf8_lossy(splat.headline()),
+        if splat.cut {
+            " (cut: longer than the frame's bound)"
+        } else {
+            ""
+        }
+    )
+}
+
 /// A frame's payload, interpreted by its tag. A payload that does not fit
 /// its tag's layout stays `Raw`.
 enum Payload<'a> {
@@ -30,6 +47,7 @@ enum Payload<'a> {
     Life { phase: u8, reason: &'a [u8] },
     Time(Vec<(u8, u64)>),
     Wait(WaitStatus),
+    Splat(Splat<'a>),
     Raw(&'a [u8]),
 }
 
@@ -45,6 +63,7 @@ impl<'a> Payload<'a> {
                 .map(|(&phase, reason)| Payload::Life { phase, reason }),
             Tag::TIME => Some(Payload::Time(Timeline::entries(payload).collect())),
             Tag::WAIT => WaitStatus::from_bytes(payload).map(Payload::Wait),
+            Tag::KWRN => Splat::decode(payload).map(Payload::Splat),
             _ => None,
         };
         by_layout.unwrap_or(Payload::Raw(payload))
@@ -99,6 +118,16 @@ pub fn frame_text(tag: Tag, payload: &[u8]) -> String {
             })
             .collect::<Vec<_>>()
             .join(" "),
+        Payload::Splat(s) => format!(
+            "{} seq={} lines={} \"{}\"",
+            escape(summary(&s).as_bytes()),
+            s.seq,
+            s.text
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .count(),
+            escape(s.text)
+        ),
         Payload::Wait(w) => {
             let how = match w.exit {
                 Exit::Exited(code) => format!("exited code={code}"),
@@ -146,6 +175,10 @@ pub fn frame_fields(tag: Tag, payload: &[u8]) -> Value {
             "core_dumped": matches!(w.exit, Exit::Signaled { core_dumped: true, .. }),
             "user_us": w.user_us, "system_us": w.system_us,
             "max_rss_kib": w.max_rss_kib, "init_hwm_kib": w.init_hwm_kib,
+        }),
+        Payload::Splat(s) => json!({
+            "kind": s.kind.name(), "seq": s.seq, "ts_usec": s.ts_usec, "cut": s.cut,
+            "summary": summary(&s), "text": lossy(s.text),
         }),
         Payload::Raw([]) => json!({}),
         Payload::Raw(bytes) => json!({"raw": lossy(bytes)}),

@@ -42,6 +42,8 @@ pub fn main(args: ShellArgs) -> Result<Verdict> {
         bulk_log: None,
         stats_socket: None,
         trace: None,
+        kernel_log: None,
+        kernel_warnings: Default::default(),
         events: None,
         timeline: false,
         sched: args.sched,

@@ -12,7 +12,7 @@ use crate::spawn::Stdio;
 use crate::stats_relay::{self, StatsRelay};
 use crate::stdin_relay::{self, StdinRelay};
 use crate::wake;
-use crate::{clock, crash, disks, failure, handover, kernel_addrs, modules, mounts, net, power, rss, shares, shell, trace};
+use crate::{clock, crash, disks, failure, handover, kernel_addrs, kmsg, modules, mounts, net, power, rss, shares, shell, trace};
 use guestinit::cell::TakeOnce;
 use guestinit::parse::cmdline::Cmdline;
 use guestinit::parse::superblock::Fs;
@@ -223,12 +223,14 @@ fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd, params: &Boot
         .flatten()
         .map(StatsRelay::new);
     let mut trace = trace::open();
+    let mut kmsg = kmsg::open();
     let others = [
         sched.as_mut().map(|s| s as &mut dyn Source),
         relay.as_mut().map(|s| s as &mut dyn Source),
         stats.as_mut().map(|s| s as &mut dyn Source),
         control.as_mut().map(|s| s as &mut dyn Source),
         trace.as_mut().map(|s| s as &mut dyn Source),
+        kmsg.as_mut().map(|s| s as &mut dyn Source),
     ];
     run_sources(&mut reactor, link, &mut payload, others);
     if sched.is_some() {
@@ -262,7 +264,8 @@ fn run_sources<const N: usize>(
     others: [Option<&mut dyn Source>; N],
 ) {
     let mut com2 = Com2Drain;
-    let mut sources: Vec<&mut dyn Source, 8> = Vec::new();
+    // Test mode has 8 today (the workload, six others, COM2).
+    let mut sources: Vec<&mut dyn Source, 10> = Vec::new();
     let _ = sources.push(workload);
     for source in others.into_iter().flatten() {
         let _ = sources.push(source);

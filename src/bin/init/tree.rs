@@ -12,6 +12,7 @@ mod environ;
 mod failure;
 mod handover;
 mod kernel_addrs;
+mod kmsg;
 mod link;
 mod modules;
 mod mounts;

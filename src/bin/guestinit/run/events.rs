@@ -120,6 +120,7 @@ fn frame_event(tag: Tag) -> Option<&'static str> {
         Tag::TIME => "timeline",
         Tag::WAIT => "wait",
         Tag::EXIT => "exit",
+        Tag::KWRN => "kernel_warning",
         _ => "frame",
     })
 }
@@ -163,6 +164,34 @@ mod tests {
         assert_eq!(got[1]["exit_code"], 3);
         assert_eq!(got[1]["max_rss_kib"], 7);
         assert_eq!(got[2]["code"], 3);
+    }
+
+    #[test]
+    fn a_kernel_splat_is_a_kernel_warning_event_with_its_kind_and_text() {
+        use guestinit::proto::splat::{Kind, Splat};
+        let splat = Splat {
+            kind: Kind::RcuStall,
+            cut: true,
+            seq: 9,
+            ts_usec: 2_500_000,
+            text: b"rcu: INFO: rcu_sched detected stalls on CPUs/tasks:\n",
+        };
+        let mut buf = [0u8; 100];
+        let n = splat.encode(&mut buf).unwrap();
+        let got = lines(|e| e.frame(Tag::KWRN, &buf[..n]));
+        assert_eq!(got[0]["event"], "kernel_warning");
+        assert_eq!(
+            (&got[0]["kind"], &got[0]["seq"], &got[0]["cut"]),
+            (&"rcu_stall".into(), &9.into(), &true.into())
+        );
+        assert_eq!(
+            got[0]["text"],
+            "rcu: INFO: rcu_sched detected stalls on CPUs/tasks:\n"
+        );
+        assert_eq!(
+            got[0]["summary"],
+            "kernel rcu_stall at 2.500000s: rcu: INFO: rcu_sched detected stalls on CPUs/tasks: (cut: longer than the frame's bound)"
+        );
     }
 
     #[test]

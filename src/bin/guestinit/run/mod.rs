@@ -14,6 +14,7 @@ mod fd_pass;
 mod firmware;
 mod flow;
 mod gate;
+mod kwarn;
 mod links;
 mod memory;
 mod nic;
@@ -51,7 +52,7 @@ use std::time::{Duration, Instant};
 use mio::net::UnixStream;
 use signal_hook_mio::v1_0::Signals;
 
-use crate::cli::{CacheCommand, Compress, GuestMode, RunArgs, Setup};
+use crate::cli::{CacheCommand, Compress, GuestMode, KernelWarnings, RunArgs, Setup};
 use crate::decode::decoder_buffer;
 use crate::disk;
 use crate::error::{Error, Result};
@@ -136,6 +137,7 @@ fn run(args: &RunArgs, stdout: Spool, diag: &Diagnostics) -> Result<Verdict> {
     // What the guest's KBID should say, when QEMU boots an ELF we have.
     relay.expected_build_id = booted_elf
         .and_then(|elf| pvh::build_id(&elf).map(|id| stream::ExpectedBuildId { id, elf }));
+    relay.collected.kernel = kwarn::KernelWarnings::new(files.kernel_log.take());
     // Shell mode: raw from here to the end of `run`, however it ends.
     let terminal = match args.mode {
         GuestMode::Shell => Some(RawTerminal::enter().map_err(|source| Error::VmSetup {
@@ -674,12 +676,14 @@ impl AfterQemu {
             ));
         }
         let sched_log = collected.sched.log_file().cloned();
+        let kernel_log = collected.kernel.log_file().cloned();
         let logs = [
             (bulk_log, &args.bulk_log),
             (com1_log, &args.vm.com1_log),
             (com2_log, &args.vm.com2_log),
             (trace, &args.trace),
             (sched_log, &args.sched_run.sched_log),
+            (kernel_log, &args.kernel_log),
         ];
         let logs = logs
             .into_iter()
@@ -774,6 +778,15 @@ fn conclude(
         if status.success() && stopper.host_stop.is_none() {
             verdict = Verdict::Scheduler(failed);
         }
+    }
+    // `--kernel-warnings fail`: the kernel's splats fail a passing run.
+    if let (Verdict::Exited(0), KernelWarnings::Fail, Some(first)) =
+        (&verdict, args.kernel_warnings, &c.kernel.first)
+    {
+        verdict = Verdict::KernelWarnings {
+            count: c.kernel.count,
+            first: first.clone(),
+        };
     }
     let note = match &verdict {
         Verdict::Exited(_) => verdict::death_note(c.wait.as_ref(), &after.com1),
@@ -922,6 +935,7 @@ struct OutputFiles {
     com2_log: Option<Spool>,
     trace: Option<Spool>,
     sched_log: Option<Spool>,
+    kernel_log: Option<Spool>,
 }
 
 impl OutputFiles {
@@ -932,6 +946,7 @@ impl OutputFiles {
             com2_log: log_file(args.vm.com2_log.as_deref())?,
             trace: log_file(args.trace.as_deref())?,
             sched_log: log_file(args.sched_run.sched_log.as_deref())?,
+            kernel_log: log_file(args.kernel_log.as_deref())?,
         })
     }
 }

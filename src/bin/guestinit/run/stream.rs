@@ -41,6 +41,8 @@ pub struct Collected {
     pub handover_ready: bool,
     /// KBID: the booted kernel's build-id, empty when the guest had none.
     pub build_id: Option<Vec<u8>>,
+    /// The kernel's splats (KWRN).
+    pub kernel: super::kwarn::KernelWarnings,
 }
 
 /// The build-id of the ELF that QEMU boots (the vmlinux by PVH), which
@@ -112,6 +114,7 @@ impl Relay {
             Tag::KADR => self.collected.kernel_addrs = KernelAddrs::from_bytes(payload),
             Tag::HRDY => self.collected.handover_ready = true,
             Tag::KBID => self.on_build_id(payload),
+            Tag::KWRN => self.collected.kernel.on_frame(payload, &self.diag),
             Tag::TIME => self.collected.timeline.extend(Timeline::entries(payload)),
             Tag::WAIT => match WaitStatus::from_bytes(payload) {
                 Some(wait) => self.collected.wait = Some(wait),

@@ -25,6 +25,9 @@ pub enum Verdict {
     /// 248, with `--scheduler`: it could not start, did not attach, or
     /// died during the run.
     Scheduler(Failure),
+    /// 247, with `--kernel-warnings fail`: the payload exited 0, but the
+    /// kernel logged `count` splats, the first summed up in `first`.
+    KernelWarnings { count: u64, first: String },
     /// 251: the VM ended without an exit code.
     NoExit {
         panic: Option<String>,
@@ -68,6 +71,7 @@ impl Verdict {
         match self {
             Verdict::Exited(code) => *code,
             Verdict::Scheduler(_) => SCHED_FAILED,
+            Verdict::KernelWarnings { .. } => error::KERNEL_WARNINGS,
             Verdict::NoExit { .. }
             | Verdict::NeverReachedInit { .. }
             | Verdict::Halted { .. }
@@ -84,6 +88,7 @@ impl Verdict {
         match self {
             Verdict::Exited(_) => "exited",
             Verdict::Scheduler(_) => "scheduler_failed",
+            Verdict::KernelWarnings { .. } => "kernel_warnings",
             Verdict::NoExit { .. } => "no_exit",
             Verdict::NeverReachedInit { .. } => "never_reached_init",
             Verdict::Halted { .. } => "halted",
@@ -172,6 +177,11 @@ impl fmt::Display for Verdict {
         match self {
             Verdict::Exited(code) => write!(f, "the payload exited with {code}"),
             Verdict::Scheduler(failure) => f.write_str(&failure.line),
+            Verdict::KernelWarnings { count, first } => write!(
+                f,
+                "the payload passed, but the kernel logged {count} warning{} (--kernel-warnings fail); the first: {first}",
+                if *count == 1 { "" } else { "s" }
+            ),
             Verdict::NoExit { panic, .. } => {
                 write!(f, "VM ended without an exit code{}", colon(panic.as_deref()))
             }
@@ -410,6 +420,23 @@ mod tests {
             frames: 9,
             ..Collected::default()
         }
+    }
+
+    #[test]
+    fn kernel_warnings_are_247_and_say_the_count_and_the_first() {
+        let v = Verdict::KernelWarnings {
+            count: 2,
+            first: "kernel warning at 1.000000s: WARNING: CPU: 0 PID: 1 at m.c:8 f".into(),
+        };
+        assert_eq!((v.exit_code(), v.kind()), (247, "kernel_warnings"));
+        assert_eq!(
+            v.to_string(),
+            "the payload passed, but the kernel logged 2 warnings (--kernel-warnings fail); \
+             the first: kernel warning at 1.000000s: WARNING: CPU: 0 PID: 1 at m.c:8 f"
+        );
+        let end = Verdict::end(&Ok(v));
+        assert_eq!((end.exit_code, end.verdict), (247, "kernel_warnings"));
+        assert!(end.error.is_some(), "the status is not the payload's code");
     }
 
     #[test]
