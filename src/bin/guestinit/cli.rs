@@ -53,7 +53,7 @@ pub enum Command {
     #[command(after_help = MKDISK_EXIT_HELP)]
     Mkdisk(Box<MkdiskArgs>),
     /// Run PROGRAM on every --kernel x --topology cell, each cell a `guestinit run` of its own, in parallel; exit 0 when every cell passed.
-    #[command(after_help = crate::matrix::EXIT_HELP)]
+    #[command(after_help = MATRIX_EXIT_HELP)]
     Matrix(Box<MatrixArgs>),
     /// Print the frames of a raw bulk-port capture (from `run --bulk-log`).
     #[command(after_help = "Exit status: 0 if FILE was read, 249 if not.")]
@@ -384,6 +384,13 @@ pub enum Compress {
     None,
     Gzip,
 }
+
+/// The exit statuses as `matrix --help` shows them.
+const MATRIX_EXIT_HELP: &str = "\
+Exit status: 0 when every cell passed; else the first failing cell's status
+(in the cells' order, kernel-major), as `guestinit run` gives it; 249 for
+a usage error before any cell; 128+n when guestinit got SIGHUP, SIGINT or
+SIGTERM (129, 130, 143) and stopped every cell.";
 
 const MKDISK_EXIT_HELP: &str = "\
 Exit status: 0 when FILE holds the filesystem; 249 when FILE exists already,

@@ -25,13 +25,6 @@ use crate::error::{Error, Result, USAGE};
 use crate::scratch::ScratchDir;
 use crate::topology::{self, Topology};
 
-/// The exit statuses as `matrix --help` shows them.
-pub const EXIT_HELP: &str = "\
-Exit status: 0 when every cell passed; else the first failing cell's status
-(in the cells' order, kernel-major), as `guestinit run` gives it; 249 for
-a usage error before any cell; 128+n when guestinit got SIGHUP, SIGINT or
-SIGTERM (129, 130, 143) and stopped every cell.";
-
 /// How much of a cell's stdout and stderr its JUnit testcase keeps: the end.
 const TAIL: u64 = 64 * 1024;
 
