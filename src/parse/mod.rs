@@ -5,6 +5,7 @@
 //! fuzz target.
 
 pub mod args;
+pub mod collect;
 pub mod cmdline;
 pub mod iomem;
 pub mod kallsyms;

@@ -51,6 +51,12 @@ tags! {
     /// guestinit: the machine is up and waits on the handover port for its
     /// run (`guestinit.handover`); the host may snapshot it now. Empty.
     HRDY = b"HRDY";
+    /// guestinit: a collected entry's header, see [`crate::proto::collect::Entry`].
+    CENT = b"CENT";
+    /// guestinit: a chunk of the collected entry's bytes.
+    CDAT = b"CDAT";
+    /// guestinit: the collected entry's end, see [`crate::proto::collect::End`].
+    CEND = b"CEND";
     // Used by ktstr 0.50 (its src/vmm/wire.rs) and never reused here.
     STIM = b"STIM";
     STEN = b"STEN";
