@@ -8,6 +8,7 @@
 #![deny(unsafe_code)]
 
 mod cli;
+mod collect;
 mod decode;
 mod disk;
 mod dispositions;

@@ -2,6 +2,7 @@
 //! ends the run goes through `failure`; every path ends in `power::off`.
 
 use crate::console::{self, warning};
+use crate::collect::Collect;
 use crate::control::{self, Control};
 use crate::link::{self, Ack, Link};
 use crate::payload::{self, Payload};
@@ -194,6 +195,7 @@ fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd, params: &Boot
         Some(_) => Stdio::Pipe,
         None => Stdio::Null,
     };
+    let mut collect = Collect::read(link);
     let (mut payload, stdin_pipe) = match mode {
         Mode::Exec => start_payload(link, marks, || shell::start_exec().map(|p| (p, None))),
         _ => start_payload(link, marks, || payload::start(stdin)),
@@ -211,6 +213,7 @@ fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd, params: &Boot
         .map(StatsRelay::new);
     let mut trace = trace::open();
     let others = [
+        collect.as_mut().map(|s| s as &mut dyn Source),
         sched.as_mut().map(|s| s as &mut dyn Source),
         relay.as_mut().map(|s| s as &mut dyn Source),
         stats.as_mut().map(|s| s as &mut dyn Source),
@@ -249,7 +252,7 @@ fn run_sources<const N: usize>(
     others: [Option<&mut dyn Source>; N],
 ) {
     let mut com2 = Com2Drain;
-    let mut sources: Vec<&mut dyn Source, 8> = Vec::new();
+    let mut sources: Vec<&mut dyn Source, 12> = Vec::new();
     let _ = sources.push(workload);
     for source in others.into_iter().flatten() {
         let _ = sources.push(source);

@@ -7,6 +7,7 @@ mod boot_levers;
 mod cache;
 mod capture;
 mod child;
+pub mod collect;
 mod console;
 mod diag;
 mod events;
@@ -132,6 +133,7 @@ fn run(args: &RunArgs, stdout: Spool, diag: &Diagnostics) -> Result<Verdict> {
     let mut relay = Relay::new(stdout, diag.clone(), args.vm.verbose);
     // The scheduler's log streams to --sched-log as it arrives.
     relay.collected.sched = sched::SchedFrames::new(files.sched_log.take());
+    relay.collect = collect_receiver(args);
     // Shell mode: raw from here to the end of `run`, however it ends.
     let terminal = match args.mode {
         GuestMode::Shell => Some(RawTerminal::enter().map_err(|source| Error::VmSetup {
@@ -185,6 +187,19 @@ fn run(args: &RunArgs, stdout: Spool, diag: &Diagnostics) -> Result<Verdict> {
         Some(unwritten) => Ok(unwritten),
         None => outcome,
     }
+}
+
+/// The receiver of `--collect` and `--collect-cores`, if either is given.
+fn collect_receiver(args: &RunArgs) -> Option<collect::Receiver> {
+    let roots = crate::collect::roots(&args.vm.collects, args.vm.collect_cores.as_deref());
+    let max = args.vm.collect_max;
+    (!roots.is_empty()).then(|| {
+        let roots = roots
+            .into_iter()
+            .map(|r| collect::Root::new(r.guest_dir, r.host_dir))
+            .collect();
+        collect::Receiver::new(roots, max.unwrap_or(guestinit::proto::collect::DEFAULT_MAX_BYTES))
+    })
 }
 
 /// What a run boots, found and packed before QEMU starts.
@@ -250,6 +265,8 @@ fn prepare<'a>(args: &'a RunArgs, diag: &Diagnostics) -> Result<Machine<'a>> {
     let disks = disks(&args.disks, &args.mode)?;
     net::check_forwards(&args.vm.net_forwards)?;
     let virtiofsd = shares(&args.vm.shares)?;
+    let roots = crate::collect::roots(&args.vm.collects, args.vm.collect_cores.as_deref());
+    crate::collect::check(&roots).map_err(Error::Collect)?;
     let kernel = locate::kernel(args.vm.kernel.as_deref())?;
     // A packed archive must be able to drive the NIC; the user's own
     // `--initramfs` is the user's to fill (the guest warns without eth0).
@@ -846,6 +863,11 @@ fn pack_spec(args: &RunArgs, kernel: &Path, device_modules: Vec<&'static str>) -
         device_modules,
         net: args.vm.net.is_some(),
         shares: args.vm.shares.clone(),
+        collect: crate::collect::file(
+            &args.vm.collects,
+            args.vm.collect_cores.as_deref(),
+            args.vm.collect_max,
+        ),
     }
 }
 
