@@ -141,7 +141,7 @@ mod tests {
                 Record::Cores(c"/tmp/guestinit-cores")
             ]
         );
-        assert_eq!(file(&[], None, Some(5)), None);
+        assert_eq!(super::file(&[], None, Some(5)), None);
         let roots = roots(&collects, Some(Path::new("cores")));
         assert_eq!(roots[2].host_dir, Path::new("cores"));
         assert!(check(&roots).is_ok());

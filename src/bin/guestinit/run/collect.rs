@@ -492,3 +492,147 @@ impl Buffered {
         Ok(self.fd)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn entry(kind: Kind, path: &[u8], size: u64) -> Vec<u8> {
+        let mut buf = vec![0u8; 64 + path.len()];
+        let n = Entry {
+            root: 0,
+            kind,
+            mode: 0o640,
+            mtime_s: 1_600_000_000,
+            mtime_ns: 5,
+            size,
+            path,
+        }
+        .encode(&mut buf)
+        .unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    /// Sends one entry whole: its CENT, its bytes, its CEND with `crc`.
+    fn send(rx: &mut Receiver, kind: Kind, path: &[u8], data: &[u8], crc: u32) {
+        rx.on_frame(Tag::CENT, &entry(kind, path, data.len() as u64));
+        if kind != Kind::Dir {
+            rx.on_frame(Tag::CDAT, data);
+            rx.on_frame(Tag::CEND, &End { complete: true, crc }.encode());
+        }
+    }
+
+    fn good(rx: &mut Receiver, kind: Kind, path: &[u8], data: &[u8]) {
+        send(rx, kind, path, data, slice16::hash(data));
+    }
+
+    fn setup(name: &str) -> (PathBuf, PathBuf, Receiver) {
+        let base = std::env::temp_dir().join(format!("guestinit-collect-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let out = base.join("out");
+        let outside = base.join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("victim"), b"host's own").unwrap();
+        let rx = Receiver::new(vec![Root::new("/g".into(), out)], 1 << 20);
+        (base, outside, rx)
+    }
+
+    /// Every file under `dir`, relative.
+    fn tree(dir: &Path) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut todo = vec![dir.to_owned()];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                found.push(p.strip_prefix(dir).unwrap().display().to_string());
+                if p.is_dir() && !p.is_symlink() {
+                    todo.push(p);
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn files_links_and_dirs_come_back_with_modes_and_mtimes() {
+        let (base, _, mut rx) = setup("ok");
+        good(&mut rx, Kind::Dir, b"d", b"");
+        good(&mut rx, Kind::File, b"d/a b\nc", b"hello");
+        good(&mut rx, Kind::Symlink, b"d/l", b"a b\nc");
+        let kept = rx.finish();
+        assert!(rx.take_warnings().is_empty());
+        assert_eq!(kept.files.len(), 2);
+        let out = base.join("out/d");
+        assert_eq!(std::fs::read(out.join("a b\nc")).unwrap(), b"hello");
+        assert_eq!(std::fs::read_link(out.join("l")).unwrap(), Path::new("a b\nc"));
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(out.join("a b\nc")).unwrap();
+        assert_eq!((meta.mode() & 0o7777, meta.mtime(), meta.mtime_nsec()), (0o640, 1_600_000_000, 5));
+        assert_eq!(std::fs::metadata(&out).unwrap().mode() & 0o7777, 0o640);
+        std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        std::fs::remove_dir_all(base).unwrap();
+    }
+
+    #[test]
+    fn a_guest_cannot_write_outside_host_dir() {
+        let (base, outside, mut rx) = setup("escape");
+        let target = outside.to_str().unwrap().as_bytes().to_vec();
+        for path in [&b"../outside/victim"[..], b"/tmp/abs", b"a/../../outside/victim", b"./x", b"a//b"] {
+            good(&mut rx, Kind::File, path, b"evil");
+        }
+        // A link out of HOST_DIR is made, as a link, but never followed.
+        good(&mut rx, Kind::Symlink, b"esc", &target);
+        good(&mut rx, Kind::File, b"esc/victim", b"evil");
+        good(&mut rx, Kind::Dir, b"esc/sub", b"");
+        good(&mut rx, Kind::Symlink, b"v", &outside.join("victim").into_os_string().into_encoded_bytes());
+        good(&mut rx, Kind::File, b"v", b"evil");
+        good(&mut rx, Kind::Symlink, b"up", b"..");
+        good(&mut rx, Kind::File, b"up/outside/victim", b"evil");
+        // Another root's number, and frames out of any entry.
+        let mut other = entry(Kind::File, b"x", 4);
+        other[0] = 7;
+        rx.on_frame(Tag::CENT, &other);
+        rx.on_frame(Tag::CDAT, b"evil");
+        rx.on_frame(Tag::CEND, &End { complete: true, crc: 0 }.encode());
+        rx.on_frame(Tag::CDAT, b"evil");
+        rx.finish();
+        let warnings = rx.take_warnings();
+        assert!(warnings.len() >= 9, "{warnings:#?}");
+        assert!(warnings.iter().all(|w| !w.contains('\n')), "{warnings:#?}");
+        assert_eq!(std::fs::read(outside.join("victim")).unwrap(), b"host's own");
+        assert_eq!(tree(&outside), ["victim"]);
+        // What is in HOST_DIR: the links, and `v` now a file in the link's place.
+        assert_eq!(tree(&base.join("out")), ["esc", "up", "v"]);
+        assert_eq!(std::fs::read(base.join("out/v")).unwrap(), b"evil");
+        assert_eq!(tree(&base), ["out", "out/esc", "out/up", "out/v", "outside", "outside/victim"]);
+        std::fs::remove_dir_all(base).unwrap();
+    }
+
+    #[test]
+    fn a_file_that_does_not_check_is_removed_and_said() {
+        let (base, _, mut rx) = setup("crc");
+        send(&mut rx, Kind::File, b"bad crc", b"data", 1);
+        rx.on_frame(Tag::CENT, &entry(Kind::File, b"short", 10));
+        rx.on_frame(Tag::CDAT, b"12345");
+        rx.on_frame(Tag::CEND, &End { complete: true, crc: slice16::hash(b"12345") }.encode());
+        rx.on_frame(Tag::CENT, &entry(Kind::File, b"long", 2));
+        rx.on_frame(Tag::CDAT, b"123");
+        rx.on_frame(Tag::CENT, &entry(Kind::File, b"incomplete", 2));
+        rx.on_frame(Tag::CEND, &End { complete: false, crc: 0 }.encode());
+        good(&mut rx, Kind::File, b"big", &[0u8; 2 << 20]);
+        rx.on_frame(Tag::CENT, &entry(Kind::File, b"cut", 2));
+        rx.on_frame(Tag::CDAT, b"1");
+        rx.finish();
+        let warnings = rx.take_warnings().join("\n");
+        for name in ["bad crc", "short", "long", "big", "cut"] {
+            assert!(warnings.contains(&format!("/g/{name}: ")), "{name}: {warnings}");
+        }
+        assert!(warnings.contains("--collect-max"), "{warnings}");
+        assert!(!warnings.contains("incomplete"), "the guest said it: {warnings}");
+        assert!(tree(&base.join("out")).is_empty(), "{:?}", tree(&base.join("out")));
+        std::fs::remove_dir_all(base).unwrap();
+    }
+}
