@@ -19,6 +19,11 @@ command -v cpio >/dev/null || need_apt+=(cpio)
 command -v tmux >/dev/null || need_apt+=(tmux)
 # mke2fs, for the mkdisk tests (it lives in sbin, often off a user's PATH).
 [ -x /usr/sbin/mke2fs ] || [ -x /sbin/mke2fs ] || need_apt+=(e2fsprogs)
+# readelf reads the cores --collect-cores brings back; cc builds the static
+# program that crashes (tests/vm_collect.rs).
+command -v readelf >/dev/null || need_apt+=(binutils)
+command -v cc >/dev/null || need_apt+=(gcc)
+[ -f /usr/lib/x86_64-linux-gnu/libc.a ] || need_apt+=(libc6-dev)
 apt_install "${need_apt[@]}"
 
 # The Debian archive this machine already uses, as its own apt sources name

@@ -80,3 +80,55 @@ fn a_missing_dir_and_the_bound_are_warned_of_and_the_code_kept() {
     assert!(!out.join("huge").exists());
     assert_eq!(std::fs::read(out.join("small")).unwrap(), b"small\n", "what fits still comes");
 }
+
+/// A static program that dies of a real fault (a write through NULL).
+fn segv_program(dir: &Path) -> std::path::PathBuf {
+    let src = dir.join("segv.c");
+    std::fs::write(&src, "int main(void) { *(volatile int *)0 = 1; return 0; }\n").unwrap();
+    let bin = dir.join("segv");
+    let built = std::process::Command::new("cc")
+        .args(["-static", "-O0", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status();
+    assert!(
+        built.is_ok_and(|s| s.success()),
+        "cc -static failed: run scripts/setup-tests.sh (gcc, libc6-dev)"
+    );
+    bin
+}
+
+#[test]
+fn a_crash_dumps_a_core_that_comes_back_and_is_named() {
+    let dir = scratch("collect-cores");
+    let cores = dir.join("cores");
+    let program = segv_program(&dir);
+    let got = run(
+        &["--collect-cores", cores.to_str().unwrap()],
+        &[program.to_str().unwrap()],
+    );
+    let text = stderr(&got);
+    assert_eq!(code(&got), 128 + 11, "the signal death's code is kept");
+    assert!(text.contains("killed by SIGSEGV (core dumped)"), "{text}");
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("guestinit: its core file: "))
+        .unwrap_or_else(|| panic!("no core file named: {text}"));
+    let core = Path::new(line);
+    assert!(core.starts_with(&cores), "{line}");
+    assert!(core.file_name().unwrap().to_string_lossy().starts_with("core.segv."), "{line}");
+    let readelf = |flag: &str| {
+        let out = std::process::Command::new("readelf")
+            .arg(flag)
+            .arg(core)
+            .output()
+            .expect("readelf (binutils): run scripts/setup-tests.sh");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(readelf("-h").contains("CORE (Core file)"), "{}", readelf("-h"));
+    let notes = readelf("-n");
+    assert!(notes.contains("NT_PRSTATUS") && notes.contains("NT_SIGINFO"), "{notes}");
+    // NT_PRPSINFO's pr_fname: the core is the program's.
+    let bytes = std::fs::read(core).unwrap();
+    assert!(bytes.windows(5).any(|w| w == b"segv\0"), "the core names segv");
+}

@@ -70,7 +70,7 @@ pub struct Collect {
     bytes: u64,
     max_bytes: u64,
     /// The `cores` root, which `core_pattern` names.
-    pub cores: Option<&'static CStr>,
+    cores: Option<&'static CStr>,
 }
 
 impl Collect {
@@ -112,6 +112,7 @@ impl Collect {
                 Ok(Record::Dir(dir)) => dir,
                 Ok(Record::Cores(dir)) => {
                     collect.cores = Some(dir);
+                    allow_cores(link, dir);
                     dir
                 }
                 Err(e) => {
@@ -262,7 +263,9 @@ impl Collect {
         let Some(top) = self.stack.last() else { return };
         let size = stat.st_size as u64;
         // Fewer blocks than bytes: holes, which would come back filled.
-        if (stat.st_blocks as u64).saturating_mul(512) < size {
+        // A core has holes and is wanted whole: it comes back filled.
+        let cores = self.cores.is_some_and(|c| c.to_bytes() == self.root());
+        if !cores && (stat.st_blocks as u64).saturating_mul(512) < size {
             return link.warn(format_args!("collect {}: a sparse file: not sent", self.shown()));
         }
         if self.bytes.saturating_add(size) > self.max_bytes {
@@ -413,6 +416,33 @@ impl Source for Collect {
 
     fn done(&self) -> bool {
         self.state == State::Done
+    }
+}
+
+/// `core_pattern` names a file in `dir` (made now) and RLIMIT_CORE is
+/// lifted in PID 1 before the payload's spawn, so the payload, and every
+/// child started after it, dumps its core there as `core.PROGRAM.PID`.
+fn allow_cores(link: &mut Link, dir: &CStr) {
+    const PATTERN: &[u8] = b"/core.%e.%p\n";
+    if let Err(e) = crate::small_file::make_dir(dir) {
+        return link.warn(format_args!("--collect-cores: mkdir {}: {}", Shown(dir.to_bytes(), b""), ErrnoText(e)));
+    }
+    let dir = dir.to_bytes();
+    let mut buf = [0u8; 256];
+    let Some(pattern) = buf.get_mut(..dir.len() + PATTERN.len()) else {
+        return link.warn(format_args!("--collect-cores: the directory's name is too long for core_pattern"));
+    };
+    pattern[..dir.len()].copy_from_slice(dir);
+    pattern[dir.len()..].copy_from_slice(PATTERN);
+    if let Err(e) = crate::small_file::write_file(b"/proc/sys/kernel/core_pattern", pattern) {
+        return link.warn(format_args!("--collect-cores: core_pattern: {}", ErrnoText(e)));
+    }
+    let unlimited = rustix::process::Rlimit {
+        current: None,
+        maximum: None,
+    };
+    if let Err(e) = rustix::process::setrlimit(rustix::process::Resource::Core, unlimited) {
+        link.warn(format_args!("--collect-cores: RLIMIT_CORE: {}", ErrnoText(e)));
     }
 }
 

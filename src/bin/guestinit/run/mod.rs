@@ -789,7 +789,8 @@ fn conclude(
         }
     }
     let note = match &verdict {
-        Verdict::Exited(_) => verdict::death_note(c.wait.as_ref(), &after.com1),
+        Verdict::Exited(_) => verdict::death_note(c.wait.as_ref(), &after.com1)
+            .map(|note| with_cores(note, args, &c.kept)),
         _ if !c.dmsg.is_empty() => Some(format!(
             "guestinit: kernel log sent by the init:\n{}",
             String::from_utf8_lossy(&c.dmsg).trim_end()
@@ -800,6 +801,25 @@ fn conclude(
         after.diag.line(&note);
     }
     Ok(verdict)
+}
+
+/// A signal death's note with the core files `--collect-cores` brought
+/// back, which the payload (or what it started) dumped.
+fn with_cores(mut note: String, args: &RunArgs, kept: &collect::Kept) -> String {
+    let Some(_) = args.vm.collect_cores else {
+        return note;
+    };
+    let cores_root = args.vm.collects.len();
+    let cores: Vec<_> = kept.files.iter().filter(|(root, _)| *root == cores_root).collect();
+    match cores.as_slice() {
+        [] => note.push_str("\nguestinit: no core file came back (--collect-cores)"),
+        cores => {
+            for (_, path) in cores {
+                note.push_str(&format!("\nguestinit: its core file: {}", path.display()));
+            }
+        }
+    }
+    note
 }
 
 /// The initramfs QEMU boots: a path, and the descriptor behind it when
