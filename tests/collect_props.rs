@@ -27,7 +27,16 @@ fn req() -> impl Strategy<Value = Req> {
 
 /// Paths rich in what the receiver must refuse.
 fn path() -> impl Strategy<Value = Vec<u8>> {
-    let parts = prop::sample::select(vec![&b".."[..], b".", b"", b"a", b"b c", b"/", b"\n", b"\0"]);
+    let parts = prop::sample::select(vec![
+        &b".."[..],
+        b".",
+        b"",
+        b"a",
+        b"b c",
+        b"/",
+        b"\n",
+        b"\0",
+    ]);
     prop::collection::vec(parts, 0..6).prop_map(|p| p.join(&b'/'))
 }
 
@@ -69,7 +78,11 @@ proptest! {
 fn a_links_escape_is_refused() {
     let mut stream = collect::forged_stream(b"l", Kind::Symlink, b"../outside");
     stream.extend(collect::forged_stream(b"l/victim", Kind::File, b"evil"));
-    stream.extend(collect::forged_stream(b"../outside/victim", Kind::File, b"evil"));
+    stream.extend(collect::forged_stream(
+        b"../outside/victim",
+        Kind::File,
+        b"evil",
+    ));
     collect::receiver_frames(&stream);
 }
 

@@ -12,7 +12,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[test]
@@ -42,20 +45,36 @@ c' /tmp/res/link
     let big = std::fs::read(out.join("sub/big")).expect("the 20 MB file came back");
     assert_eq!(big.len(), 20_000_000);
     let guest_sum = String::from_utf8_lossy(&got.stdout);
-    assert!(guest_sum.starts_with(&sha256_hex(&big)), "the guest's sum {guest_sum} is the host's");
+    assert!(
+        guest_sum.starts_with(&sha256_hex(&big)),
+        "the guest's sum {guest_sum} is the host's"
+    );
     assert_eq!(std::fs::read(out.join("a b\nc")).unwrap(), b"spaced\n");
     let ro = std::fs::metadata(out.join("ro")).unwrap();
     assert_eq!(ro.mode() & 0o7777, 0o604);
     // 2021-02-03 04:05:06 UTC, the guest's clock being UTC.
     assert_eq!(ro.mtime(), 1_612_325_106);
-    assert_eq!(std::fs::metadata(out.join("sub")).unwrap().mode() & 0o7777, 0o750);
-    assert_eq!(std::fs::read_link(out.join("link")).unwrap(), Path::new("a b\nc"));
+    assert_eq!(
+        std::fs::metadata(out.join("sub")).unwrap().mode() & 0o7777,
+        0o750
+    );
+    assert_eq!(
+        std::fs::read_link(out.join("link")).unwrap(),
+        Path::new("a b\nc")
+    );
     assert!(!out.join("fifo").exists());
-    let fifo_lines: Vec<_> = text.lines().filter(|l| l.contains("/tmp/res/fifo")).collect();
+    let fifo_lines: Vec<_> = text
+        .lines()
+        .filter(|l| l.contains("/tmp/res/fifo"))
+        .collect();
     assert_eq!(fifo_lines.len(), 1, "one warning: {text}");
     assert!(fifo_lines[0].contains("FIFO: not sent"), "{text}");
     assert!(
-        std::fs::read_dir(&out).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().starts_with(".guestinit-part")),
+        std::fs::read_dir(&out).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".guestinit-part")),
         "no temporary file is left"
     );
 }
@@ -65,26 +84,51 @@ fn a_missing_dir_and_the_bound_are_warned_of_and_the_code_kept() {
     let dir = scratch("collect-bounds");
     let out = dir.join("out");
     let spec = format!("/tmp/res:{}", out.display());
-    let script = "mkdir /tmp/res && dd if=/dev/zero of=/tmp/res/huge bs=1024 count=2048 2>/dev/null \
+    let script =
+        "mkdir /tmp/res && dd if=/dev/zero of=/tmp/res/huge bs=1024 count=2048 2>/dev/null \
                   && echo small > /tmp/res/small; exit 5";
     let got = run(
-        &["--collect", &spec, "--collect", "/no/such:x", "--collect-max", "1M"],
+        &[
+            "--collect",
+            &spec,
+            "--collect",
+            "/no/such:x",
+            "--collect-max",
+            "1M",
+        ],
         &["/bin/busybox", "sh", "-c", script],
     );
     let text = stderr(&got);
     assert_eq!(code(&got), 5, "the payload's code is kept");
-    assert!(text.contains("collect /no/such: no such directory"), "{text}");
-    let over: Vec<_> = text.lines().filter(|l| l.contains("/tmp/res/huge")).collect();
+    assert!(
+        text.contains("collect /no/such: no such directory"),
+        "{text}"
+    );
+    let over: Vec<_> = text
+        .lines()
+        .filter(|l| l.contains("/tmp/res/huge"))
+        .collect();
     assert_eq!(over.len(), 1, "{text}");
-    assert!(over[0].contains("--collect-max") && over[0].contains("not sent"), "{text}");
+    assert!(
+        over[0].contains("--collect-max") && over[0].contains("not sent"),
+        "{text}"
+    );
     assert!(!out.join("huge").exists());
-    assert_eq!(std::fs::read(out.join("small")).unwrap(), b"small\n", "what fits still comes");
+    assert_eq!(
+        std::fs::read(out.join("small")).unwrap(),
+        b"small\n",
+        "what fits still comes"
+    );
 }
 
 /// A static program that dies of a real fault (a write through NULL).
 fn segv_program(dir: &Path) -> std::path::PathBuf {
     let src = dir.join("segv.c");
-    std::fs::write(&src, "int main(void) { *(volatile int *)0 = 1; return 0; }\n").unwrap();
+    std::fs::write(
+        &src,
+        "int main(void) { *(volatile int *)0 = 1; return 0; }\n",
+    )
+    .unwrap();
     let bin = dir.join("segv");
     let built = std::process::Command::new("cc")
         .args(["-static", "-O0", "-o"])
@@ -116,7 +160,13 @@ fn a_crash_dumps_a_core_that_comes_back_and_is_named() {
         .unwrap_or_else(|| panic!("no core file named: {text}"));
     let core = Path::new(line);
     assert!(core.starts_with(&cores), "{line}");
-    assert!(core.file_name().unwrap().to_string_lossy().starts_with("core.segv."), "{line}");
+    assert!(
+        core.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("core.segv."),
+        "{line}"
+    );
     let readelf = |flag: &str| {
         let out = std::process::Command::new("readelf")
             .arg(flag)
@@ -125,10 +175,20 @@ fn a_crash_dumps_a_core_that_comes_back_and_is_named() {
             .expect("readelf (binutils): run scripts/setup-tests.sh");
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    assert!(readelf("-h").contains("CORE (Core file)"), "{}", readelf("-h"));
+    assert!(
+        readelf("-h").contains("CORE (Core file)"),
+        "{}",
+        readelf("-h")
+    );
     let notes = readelf("-n");
-    assert!(notes.contains("NT_PRSTATUS") && notes.contains("NT_SIGINFO"), "{notes}");
+    assert!(
+        notes.contains("NT_PRSTATUS") && notes.contains("NT_SIGINFO"),
+        "{notes}"
+    );
     // NT_PRPSINFO's pr_fname: the core is the program's.
     let bytes = std::fs::read(core).unwrap();
-    assert!(bytes.windows(5).any(|w| w == b"segv\0"), "the core names segv");
+    assert!(
+        bytes.windows(5).any(|w| w == b"segv\0"),
+        "the core names segv"
+    );
 }

@@ -123,7 +123,9 @@ impl<'a> Iterator for Records<'a> {
             _ => Err(Bad::Dir),
         };
         Some(match key.to_bytes() {
-            MAX => parse_u64(value.to_bytes()).map(Record::MaxBytes).ok_or(Bad::Number),
+            MAX => parse_u64(value.to_bytes())
+                .map(Record::MaxBytes)
+                .ok_or(Bad::Number),
             DIR => absolute(value).map(Record::Dir),
             CORES => absolute(value).map(Record::Cores),
             _ => Err(Bad::Key),

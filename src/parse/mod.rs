@@ -5,8 +5,8 @@
 //! fuzz target.
 
 pub mod args;
-pub mod collect;
 pub mod cmdline;
+pub mod collect;
 pub mod iomem;
 pub mod kallsyms;
 pub mod kernel_image;

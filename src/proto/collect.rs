@@ -99,7 +99,9 @@ impl<'a> Entry<'a> {
         if bytes.len() < ENTRY_FIXED {
             return Err(Bad::Length);
         }
-        let u32_at = |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+        let u32_at = |at: usize| {
+            u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+        };
         let u64_at = |at: usize| {
             let mut b = [0u8; 8];
             b.copy_from_slice(&bytes[at..at + 8]);
@@ -224,7 +226,10 @@ mod tests {
         assert_eq!(Entry::decode(&buf[..ENTRY_FIXED - 1]), Err(Bad::Length));
         buf[1] = 9;
         assert_eq!(Entry::decode(&buf[..n]), Err(Bad::Kind));
-        let end = End { complete: false, crc: 0xdead_beef };
+        let end = End {
+            complete: false,
+            crc: 0xdead_beef,
+        };
         assert_eq!(End::decode(&end.encode()), Ok(end));
         assert_eq!(End::decode(&[0; 4]), Err(Bad::Length));
     }

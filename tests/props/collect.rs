@@ -59,7 +59,8 @@ pub fn request_bytes(file: &[u8]) {
         .map(|pair| match pair[0] {
             b"max" => {
                 let text = std::str::from_utf8(pair[1]).ok();
-                let digits = text.filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()));
+                let digits =
+                    text.filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()));
                 digits
                     .and_then(|t| t.parse::<u64>().ok())
                     .map(|n| (0, n.to_string().into_bytes()))
@@ -110,12 +111,14 @@ fn check_path_model(path: &[u8]) {
         Err(BadPath::Absolute)
     } else if path.contains(&0) {
         Err(BadPath::Nul)
-    } else if path.split(|&b| b == b'/').any(|c| matches!(c, b"" | b"." | b"..")) {
+    } else if path
+        .split(|&b| b == b'/')
+        .any(|c| matches!(c, b"" | b"." | b".."))
+    {
         Err(BadPath::Component)
     } else {
         Ok(())
-    }
-    ;
+    };
     assert_eq!(check_path(path), want, "{path:?}");
 }
 
@@ -144,7 +147,8 @@ fn fixture() -> PathBuf {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
-    let base = std::env::temp_dir().join(format!("guestinit-collect-prop-{}-{n}", std::process::id()));
+    let base =
+        std::env::temp_dir().join(format!("guestinit-collect-prop-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
     std::fs::create_dir_all(base.join("outside")).unwrap();
     std::fs::write(base.join("outside/victim"), b"host").unwrap();
@@ -216,6 +220,13 @@ pub fn forged_stream(path: &[u8], kind: Kind, data: &[u8]) -> Vec<u8> {
     };
     push(0, &entry[..n]);
     push(1, data);
-    push(2, &End { complete: true, crc: guestinit::wire::slice16::hash(data) }.encode());
+    push(
+        2,
+        &End {
+            complete: true,
+            crc: guestinit::wire::slice16::hash(data),
+        }
+        .encode(),
+    );
     out
 }

@@ -36,7 +36,9 @@ impl Collect {
             None => (spec, None),
         };
         if !guest.starts_with('/') {
-            return Err(format!("GUEST_DIR {guest:?} is not absolute: GUEST_DIR[:HOST_DIR]"));
+            return Err(format!(
+                "GUEST_DIR {guest:?} is not absolute: GUEST_DIR[:HOST_DIR]"
+            ));
         }
         let guest_dir = guest_path::normalize(Path::new(guest));
         if guest_dir == Path::new("/") {
@@ -85,7 +87,10 @@ pub fn check(roots: &[Collect]) -> Result<(), String> {
     }
     for (i, root) in roots.iter().enumerate() {
         if roots[..i].iter().any(|r| r.guest_dir == root.guest_dir) {
-            return Err(format!("--collect {} is given twice", root.guest_dir.display()));
+            return Err(format!(
+                "--collect {} is given twice",
+                root.guest_dir.display()
+            ));
         }
     }
     Ok(())
@@ -129,7 +134,10 @@ mod tests {
 
     #[test]
     fn the_file_lists_the_bound_the_dirs_then_the_cores() {
-        let collects = [Collect::parse("/a").unwrap(), Collect::parse("/b c:x").unwrap()];
+        let collects = [
+            Collect::parse("/a").unwrap(),
+            Collect::parse("/b c:x").unwrap(),
+        ];
         let file = file(&collects, Some(Path::new("cores")), Some(5)).unwrap();
         let records: Vec<_> = split(&file).map(Result::unwrap).collect();
         assert_eq!(

@@ -230,7 +230,7 @@ impl Collect {
             root: (self.next_root - 1) as u8,
             kind,
             mode: stat.st_mode & 0o7777,
-            mtime_s: stat.st_mtime as i64,
+            mtime_s: stat.st_mtime,
             mtime_ns: stat.st_mtime_nsec as u32,
             size,
             path: &self.path[..self.path_len],

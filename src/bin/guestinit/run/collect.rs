@@ -125,7 +125,9 @@ impl Receiver {
         self.warnings += 1;
         match self.warnings {
             n if n < MAX_WARNINGS => self.pending.push(format!("collect: {text}")),
-            MAX_WARNINGS => self.pending.push("collect: more warnings were not said".into()),
+            MAX_WARNINGS => self
+                .pending
+                .push("collect: more warnings were not said".into()),
             _ => {}
         }
     }
@@ -200,7 +202,10 @@ impl Receiver {
         self.entries += 1;
         if entry.kind == Kind::File {
             if self.bytes.saturating_add(entry.size) > self.max_bytes {
-                return Err(format!("over the bound of {} bytes (--collect-max)", self.max_bytes));
+                return Err(format!(
+                    "over the bound of {} bytes (--collect-max)",
+                    self.max_bytes
+                ));
             }
             self.bytes += entry.size;
         }
@@ -231,10 +236,16 @@ impl Receiver {
             }),
             Kind::File => {
                 self.tmp_count += 1;
-                let tmp = CString::new(format!(".guestinit-part-{}", self.tmp_count)).unwrap_or_default();
-                let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-                let fd = rustix::fs::openat(&dir, tmp.as_c_str(), flags, Mode::from_raw_mode(0o600))
-                    .map_err(|e| format!("create: {e}"))?;
+                let tmp =
+                    CString::new(format!(".guestinit-part-{}", self.tmp_count)).unwrap_or_default();
+                let flags = OFlags::WRONLY
+                    | OFlags::CREATE
+                    | OFlags::EXCL
+                    | OFlags::NOFOLLOW
+                    | OFlags::CLOEXEC;
+                let fd =
+                    rustix::fs::openat(&dir, tmp.as_c_str(), flags, Mode::from_raw_mode(0o600))
+                        .map_err(|e| format!("create: {e}"))?;
                 Ok(Sink::File {
                     dir,
                     tmp,
@@ -248,7 +259,8 @@ impl Receiver {
     fn root_fd(&mut self, root: usize) -> Result<OwnedFd, Why> {
         let r = &mut self.roots[root];
         if r.fd.is_none() {
-            std::fs::create_dir_all(&r.host).map_err(|e| format!("make {}: {e}", r.host.display()))?;
+            std::fs::create_dir_all(&r.host)
+                .map_err(|e| format!("make {}: {e}", r.host.display()))?;
             let host = CString::new(r.host.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
             let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
             let fd = rustix::fs::open(host.as_c_str(), flags, Mode::empty())
@@ -285,7 +297,10 @@ impl Receiver {
             };
             dir = next.map_err(|e| match e {
                 Errno::LOOP | Errno::NOTDIR => {
-                    format!("{} is not a directory (a link is never followed)", String::from_utf8_lossy(part))
+                    format!(
+                        "{} is not a directory (a link is never followed)",
+                        String::from_utf8_lossy(part)
+                    )
                 }
                 e => format!("open {}: {e}", String::from_utf8_lossy(part)),
             })?;
@@ -371,26 +386,36 @@ impl Receiver {
                 let file = out.finish().map_err(|e| format!("write: {e}"))?;
                 let set = rustix::fs::fchmod(&file, Mode::from_raw_mode(cur.mode))
                     .and_then(|()| rustix::fs::futimens(&file, &times))
-                    .and_then(|()| rustix::fs::renameat(&dir, tmp.as_c_str(), &dir, name.as_c_str()));
+                    .and_then(|()| {
+                        rustix::fs::renameat(&dir, tmp.as_c_str(), &dir, name.as_c_str())
+                    });
                 if let Err(e) = set {
                     let _ = rustix::fs::unlinkat(&dir, tmp.as_c_str(), AtFlags::empty());
                     return Err(format!("put in place: {e}"));
                 }
             }
             Sink::Link { dir, target } => {
-                let target = CString::new(target).map_err(|_| "a link's target with a NUL".to_string())?;
+                let target =
+                    CString::new(target).map_err(|_| "a link's target with a NUL".to_string())?;
                 let made = match rustix::fs::symlinkat(target.as_c_str(), &dir, name.as_c_str()) {
-                    Err(Errno::EXIST) => rustix::fs::unlinkat(&dir, name.as_c_str(), AtFlags::empty())
-                        .and_then(|()| rustix::fs::symlinkat(target.as_c_str(), &dir, name.as_c_str())),
+                    Err(Errno::EXIST) => {
+                        rustix::fs::unlinkat(&dir, name.as_c_str(), AtFlags::empty()).and_then(
+                            |()| rustix::fs::symlinkat(target.as_c_str(), &dir, name.as_c_str()),
+                        )
+                    }
                     other => other,
                 };
                 made.map_err(|e| format!("symlink: {e}"))?;
-                let _ = rustix::fs::utimensat(&dir, name.as_c_str(), &times, AtFlags::SYMLINK_NOFOLLOW);
+                let _ =
+                    rustix::fs::utimensat(&dir, name.as_c_str(), &times, AtFlags::SYMLINK_NOFOLLOW);
             }
             Sink::Skip => return Err("passed over".into()),
         }
         let root = &self.roots[cur.root];
-        Ok((cur.root, root.host.join(std::ffi::OsStr::from_bytes(&cur.path))))
+        Ok((
+            cur.root,
+            root.host.join(std::ffi::OsStr::from_bytes(&cur.path)),
+        ))
     }
 
     /// Removes what an entry that is not kept left.
@@ -436,7 +461,10 @@ impl Current {
         Current {
             root: 0,
             path: Vec::new(),
-            mtime: Timespec { tv_sec: 0, tv_nsec: 0 },
+            mtime: Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
             mode: 0,
             left,
             crc: 0,
@@ -444,7 +472,6 @@ impl Current {
         }
     }
 }
-
 
 /// A file's writes through a buffer of [`WRITE_BUF`] bytes: the host's
 /// memory for a file, whatever its size.
@@ -520,7 +547,14 @@ mod tests {
         rx.on_frame(Tag::CENT, &entry(kind, path, data.len() as u64));
         if kind != Kind::Dir {
             rx.on_frame(Tag::CDAT, data);
-            rx.on_frame(Tag::CEND, &End { complete: true, crc }.encode());
+            rx.on_frame(
+                Tag::CEND,
+                &End {
+                    complete: true,
+                    crc,
+                }
+                .encode(),
+            );
         }
     }
 
@@ -529,7 +563,8 @@ mod tests {
     }
 
     fn setup(name: &str) -> (PathBuf, PathBuf, Receiver) {
-        let base = std::env::temp_dir().join(format!("guestinit-collect-{name}-{}", std::process::id()));
+        let base =
+            std::env::temp_dir().join(format!("guestinit-collect-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&base);
         let out = base.join("out");
         let outside = base.join("outside");
@@ -567,12 +602,19 @@ mod tests {
         assert_eq!(kept.files.len(), 2);
         let out = base.join("out/d");
         assert_eq!(std::fs::read(out.join("a b\nc")).unwrap(), b"hello");
-        assert_eq!(std::fs::read_link(out.join("l")).unwrap(), Path::new("a b\nc"));
+        assert_eq!(
+            std::fs::read_link(out.join("l")).unwrap(),
+            Path::new("a b\nc")
+        );
         use std::os::unix::fs::MetadataExt;
         let meta = std::fs::metadata(out.join("a b\nc")).unwrap();
-        assert_eq!((meta.mode() & 0o7777, meta.mtime(), meta.mtime_nsec()), (0o640, 1_600_000_000, 5));
+        assert_eq!(
+            (meta.mode() & 0o7777, meta.mtime(), meta.mtime_nsec()),
+            (0o640, 1_600_000_000, 5)
+        );
         assert_eq!(std::fs::metadata(&out).unwrap().mode() & 0o7777, 0o640);
-        std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
         std::fs::remove_dir_all(base).unwrap();
     }
 
@@ -580,14 +622,25 @@ mod tests {
     fn a_guest_cannot_write_outside_host_dir() {
         let (base, outside, mut rx) = setup("escape");
         let target = outside.to_str().unwrap().as_bytes().to_vec();
-        for path in [&b"../outside/victim"[..], b"/tmp/abs", b"a/../../outside/victim", b"./x", b"a//b"] {
+        for path in [
+            &b"../outside/victim"[..],
+            b"/tmp/abs",
+            b"a/../../outside/victim",
+            b"./x",
+            b"a//b",
+        ] {
             good(&mut rx, Kind::File, path, b"evil");
         }
         // A link out of HOST_DIR is made, as a link, but never followed.
         good(&mut rx, Kind::Symlink, b"esc", &target);
         good(&mut rx, Kind::File, b"esc/victim", b"evil");
         good(&mut rx, Kind::Dir, b"esc/sub", b"");
-        good(&mut rx, Kind::Symlink, b"v", &outside.join("victim").into_os_string().into_encoded_bytes());
+        good(
+            &mut rx,
+            Kind::Symlink,
+            b"v",
+            &outside.join("victim").into_os_string().into_encoded_bytes(),
+        );
         good(&mut rx, Kind::File, b"v", b"evil");
         good(&mut rx, Kind::Symlink, b"up", b"..");
         good(&mut rx, Kind::File, b"up/outside/victim", b"evil");
@@ -596,18 +649,38 @@ mod tests {
         other[0] = 7;
         rx.on_frame(Tag::CENT, &other);
         rx.on_frame(Tag::CDAT, b"evil");
-        rx.on_frame(Tag::CEND, &End { complete: true, crc: 0 }.encode());
+        rx.on_frame(
+            Tag::CEND,
+            &End {
+                complete: true,
+                crc: 0,
+            }
+            .encode(),
+        );
         rx.on_frame(Tag::CDAT, b"evil");
         rx.finish();
         let warnings = rx.take_warnings();
         assert!(warnings.len() >= 9, "{warnings:#?}");
         assert!(warnings.iter().all(|w| !w.contains('\n')), "{warnings:#?}");
-        assert_eq!(std::fs::read(outside.join("victim")).unwrap(), b"host's own");
+        assert_eq!(
+            std::fs::read(outside.join("victim")).unwrap(),
+            b"host's own"
+        );
         assert_eq!(tree(&outside), ["victim"]);
         // What is in HOST_DIR: the links, and `v` now a file in the link's place.
         assert_eq!(tree(&base.join("out")), ["esc", "up", "v"]);
         assert_eq!(std::fs::read(base.join("out/v")).unwrap(), b"evil");
-        assert_eq!(tree(&base), ["out", "out/esc", "out/up", "out/v", "outside", "outside/victim"]);
+        assert_eq!(
+            tree(&base),
+            [
+                "out",
+                "out/esc",
+                "out/up",
+                "out/v",
+                "outside",
+                "outside/victim"
+            ]
+        );
         std::fs::remove_dir_all(base).unwrap();
     }
 
@@ -617,22 +690,46 @@ mod tests {
         send(&mut rx, Kind::File, b"bad crc", b"data", 1);
         rx.on_frame(Tag::CENT, &entry(Kind::File, b"short", 10));
         rx.on_frame(Tag::CDAT, b"12345");
-        rx.on_frame(Tag::CEND, &End { complete: true, crc: slice16::hash(b"12345") }.encode());
+        rx.on_frame(
+            Tag::CEND,
+            &End {
+                complete: true,
+                crc: slice16::hash(b"12345"),
+            }
+            .encode(),
+        );
         rx.on_frame(Tag::CENT, &entry(Kind::File, b"long", 2));
         rx.on_frame(Tag::CDAT, b"123");
         rx.on_frame(Tag::CENT, &entry(Kind::File, b"incomplete", 2));
-        rx.on_frame(Tag::CEND, &End { complete: false, crc: 0 }.encode());
+        rx.on_frame(
+            Tag::CEND,
+            &End {
+                complete: false,
+                crc: 0,
+            }
+            .encode(),
+        );
         good(&mut rx, Kind::File, b"big", &[0u8; 2 << 20]);
         rx.on_frame(Tag::CENT, &entry(Kind::File, b"cut", 2));
         rx.on_frame(Tag::CDAT, b"1");
         rx.finish();
         let warnings = rx.take_warnings().join("\n");
         for name in ["bad crc", "short", "long", "big", "cut"] {
-            assert!(warnings.contains(&format!("/g/{name}: ")), "{name}: {warnings}");
+            assert!(
+                warnings.contains(&format!("/g/{name}: ")),
+                "{name}: {warnings}"
+            );
         }
         assert!(warnings.contains("--collect-max"), "{warnings}");
-        assert!(!warnings.contains("incomplete"), "the guest said it: {warnings}");
-        assert!(tree(&base.join("out")).is_empty(), "{:?}", tree(&base.join("out")));
+        assert!(
+            !warnings.contains("incomplete"),
+            "the guest said it: {warnings}"
+        );
+        assert!(
+            tree(&base.join("out")).is_empty(),
+            "{:?}",
+            tree(&base.join("out"))
+        );
         std::fs::remove_dir_all(base).unwrap();
     }
 }

@@ -198,7 +198,10 @@ fn collect_receiver(args: &RunArgs) -> Option<collect::Receiver> {
             .into_iter()
             .map(|r| collect::Root::new(r.guest_dir, r.host_dir))
             .collect();
-        collect::Receiver::new(roots, max.unwrap_or(guestinit::proto::collect::DEFAULT_MAX_BYTES))
+        collect::Receiver::new(
+            roots,
+            max.unwrap_or(guestinit::proto::collect::DEFAULT_MAX_BYTES),
+        )
     })
 }
 
@@ -810,7 +813,11 @@ fn with_cores(mut note: String, args: &RunArgs, kept: &collect::Kept) -> String 
         return note;
     };
     let cores_root = args.vm.collects.len();
-    let cores: Vec<_> = kept.files.iter().filter(|(root, _)| *root == cores_root).collect();
+    let cores: Vec<_> = kept
+        .files
+        .iter()
+        .filter(|(root, _)| *root == cores_root)
+        .collect();
     match cores.as_slice() {
         [] => note.push_str("\nguestinit: no core file came back (--collect-cores)"),
         cores => {
