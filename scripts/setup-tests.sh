@@ -24,6 +24,11 @@ command -v tmux >/dev/null || need_apt+=(tmux)
 command -v readelf >/dev/null || need_apt+=(binutils)
 command -v cc >/dev/null || need_apt+=(gcc)
 [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || need_apt+=(libc6-dev)
+# The coverage test: a static C program built with clang-19's profile
+# runtime, its profile merged and reported by llvm-19's tools.
+command -v clang-19 >/dev/null || need_apt+=(clang-19)
+command -v llvm-cov-19 >/dev/null || need_apt+=(llvm-19)
+[ -f /usr/lib/llvm-19/lib/clang/19/lib/linux/libclang_rt.profile-x86_64.a ] || need_apt+=(libclang-rt-19-dev)
 apt_install "${need_apt[@]}"
 
 # The Debian archive this machine already uses, as its own apt sources name

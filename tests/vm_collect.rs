@@ -192,3 +192,98 @@ fn a_crash_dumps_a_core_that_comes_back_and_is_named() {
         "the core names segv"
     );
 }
+
+/// Runs `program` with `args` on the host; its stdout, or a failure naming it.
+fn host_tool(program: &str, args: &[&std::ffi::OsStr]) -> String {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}: run scripts/setup-tests.sh (clang-19, llvm-19, libclang-rt-19-dev)"));
+    assert!(
+        out.status.success(),
+        "{program}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn coverage_counted_in_the_guest_is_merged_and_reported_on_the_host() {
+    let dir = scratch("collect-coverage");
+    let src = dir.join("cov.c");
+    std::fs::write(
+        &src,
+        "#include <stdio.h>\n\
+         static int twice(int x) { return 2 * x; }\n\
+         static int never(int x) { return x - 1; }\n\
+         int main(int argc, char **argv) {\n\
+             int n = 0;\n\
+             for (int i = 0; i < 3; i++) n += twice(i);\n\
+             if (argc > 5) n = never(n);\n\
+             printf(\"%d\\n\", n);\n\
+             return 0;\n\
+         }\n",
+    )
+    .unwrap();
+    let bin = dir.join("cov");
+    let flags = [
+        "-static",
+        "-O0",
+        "-fprofile-instr-generate",
+        "-fcoverage-mapping",
+        "-o",
+    ];
+    let mut args: Vec<&std::ffi::OsStr> = flags.iter().map(std::ffi::OsStr::new).collect();
+    args.extend([bin.as_os_str(), src.as_os_str()]);
+    host_tool("clang-19", &args);
+    let prof = dir.join("prof");
+    let spec = format!("/tmp/prof:{}", prof.display());
+    let got = run(
+        &[
+            "--env",
+            "LLVM_PROFILE_FILE=/tmp/prof/cov-%p.profraw",
+            "--collect",
+            &spec,
+        ],
+        &[bin.to_str().unwrap()],
+    );
+    assert_eq!(code(&got), 0, "{}", stderr(&got));
+    assert_eq!(String::from_utf8_lossy(&got.stdout), "6\n");
+    let raws: Vec<_> = std::fs::read_dir(&prof)
+        .expect("the profile came back")
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(raws.len(), 1, "{raws:?}");
+    let merged = dir.join("cov.profdata");
+    host_tool(
+        "llvm-profdata-19",
+        &[
+            "merge".as_ref(),
+            "-o".as_ref(),
+            merged.as_os_str(),
+            raws[0].as_os_str(),
+        ],
+    );
+    let profile = format!("-instr-profile={}", merged.display());
+    let summary = host_tool(
+        "llvm-cov-19",
+        &[
+            "export".as_ref(),
+            "-format=text".as_ref(),
+            "-summary-only".as_ref(),
+            bin.as_os_str(),
+            profile.as_ref(),
+        ],
+    );
+    let json: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    let totals = &json["data"][0]["totals"];
+    // All lines but `never`'s body ran in the guest; `never` did not.
+    assert_eq!(totals["lines"]["count"], 9, "{totals}");
+    assert_eq!(totals["lines"]["covered"], 8, "{totals}");
+    assert_eq!(totals["functions"]["covered"], 2, "{totals}");
+    let report = host_tool(
+        "llvm-cov-19",
+        &["report".as_ref(), bin.as_os_str(), profile.as_ref()],
+    );
+    assert!(report.contains("88.89%"), "{report}");
+}
