@@ -127,6 +127,13 @@ impl Collect {
         Some(collect)
     }
 
+    /// One warning line: `collect ROOT/PATH: why`. Through `dyn` so that
+    /// every call shares one formatting path (the init's size).
+    #[inline(never)]
+    fn say(&self, link: &mut Link, why: &dyn fmt::Display) {
+        link.warn(format_args!("collect {}: {why}", self.shown()));
+    }
+
     fn root(&self) -> &'static [u8] {
         self.roots[self.next_root - 1].to_bytes()
     }
@@ -177,7 +184,7 @@ impl Collect {
             }
             Err(e) => {
                 self.path_len = prefix.saturating_sub(1);
-                link.warn(format_args!("collect {}: list: {}", self.shown(), ErrnoText(e)));
+                self.say(link, &format_args!("list: {}", ErrnoText(e)));
                 self.stack.pop();
             }
         }
@@ -195,8 +202,8 @@ impl Collect {
             Ok(fd) => {
                 let _ = self.stack.push(Level { fd, cookie: 0, prefix: 0 });
             }
-            Err(Errno::NOENT) => link.warn(format_args!("collect {}: no such directory", self.shown())),
-            Err(e) => link.warn(format_args!("collect {}: {}", self.shown(), ErrnoText(e))),
+            Err(Errno::NOENT) => self.say(link, &"no such directory"),
+            Err(e) => self.say(link, &ErrnoText(e)),
         }
     }
 
@@ -212,15 +219,15 @@ impl Collect {
         }
         let stat = match rustix::fs::statat(&top.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(stat) => stat,
-            Err(e) => return link.warn(format_args!("collect {}: {}", self.shown(), ErrnoText(e))),
+            Err(e) => return self.say(link, &ErrnoText(e)),
         };
         match FileType::from_raw_mode(stat.st_mode) {
             FileType::Directory => self.enter(link, &stat),
             FileType::RegularFile => self.open_file(link, &stat),
             FileType::Symlink => self.send_link(link, &stat),
-            FileType::Fifo => link.warn(format_args!("collect {}: a FIFO: not sent", self.shown())),
-            FileType::Socket => link.warn(format_args!("collect {}: a socket: not sent", self.shown())),
-            _ => link.warn(format_args!("collect {}: a device: not sent", self.shown())),
+            FileType::Fifo => self.say(link, &"a FIFO: not sent"),
+            FileType::Socket => self.say(link, &"a socket: not sent"),
+            _ => self.say(link, &"a device: not sent"),
         }
     }
 
@@ -255,7 +262,7 @@ impl Collect {
                 let prefix = self.path_len + 1;
                 let _ = self.stack.push(Level { fd, cookie: 0, prefix });
             }
-            Err(e) => link.warn(format_args!("collect {}: {}", self.shown(), ErrnoText(e))),
+            Err(e) => self.say(link, &ErrnoText(e)),
         }
     }
 
@@ -266,7 +273,7 @@ impl Collect {
         // A core has holes and is wanted whole: it comes back filled.
         let cores = self.cores.is_some_and(|c| c.to_bytes() == self.root());
         if !cores && (stat.st_blocks as u64).saturating_mul(512) < size {
-            return link.warn(format_args!("collect {}: a sparse file: not sent", self.shown()));
+            return self.say(link, &"a sparse file: not sent");
         }
         if self.bytes.saturating_add(size) > self.max_bytes {
             return link.warn(format_args!(
@@ -287,7 +294,7 @@ impl Collect {
                     self.send_data(link);
                 }
             }
-            Err(e) => link.warn(format_args!("collect {}: {}", self.shown(), ErrnoText(e))),
+            Err(e) => self.say(link, &ErrnoText(e)),
         }
     }
 
@@ -295,7 +302,7 @@ impl Collect {
     fn send_link(&mut self, link: &mut Link, stat: &Stat) {
         let Some(top) = self.stack.last() else { return };
         let Some(r) = link.reserve(QUOTA) else {
-            return link.warn(format_args!("collect {}: no frame for the link", self.shown()));
+            return self.say(link, &"no frame for the link");
         };
         let name = &self.path[top.prefix..self.path_len];
         let area = link.payload_area(&r);
@@ -310,11 +317,11 @@ impl Collect {
             }
             Ok(_) => {
                 link.release(r);
-                link.warn(format_args!("collect {}: a link's target over a frame: not sent", self.shown()));
+                self.say(link, &"a link's target over a frame: not sent");
             }
             Err(e) => {
                 link.release(r);
-                link.warn(format_args!("collect {}: readlink: {}", self.shown(), ErrnoText(e)));
+                self.say(link, &format_args!("readlink: {}", ErrnoText(e)));
             }
         }
     }
@@ -361,8 +368,8 @@ impl Collect {
             Some(why) => {
                 link.send(Tag::CEND, &End { complete: false, crc }.encode());
                 match why {
-                    None => link.warn(format_args!("collect {}: the file shrank while it was read: not kept", self.shown())),
-                    Some(e) => link.warn(format_args!("collect {}: read: {}", self.shown(), ErrnoText(e))),
+                    None => self.say(link, &"the file shrank while it was read: not kept"),
+                    Some(e) => self.say(link, &format_args!("read: {}", ErrnoText(e))),
                 }
             }
         }
