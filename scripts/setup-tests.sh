@@ -20,6 +20,16 @@ command -v cpio >/dev/null || need_apt+=(cpio)
 command -v tmux >/dev/null || need_apt+=(tmux)
 # mke2fs, for the mkdisk tests (it lives in sbin, often off a user's PATH).
 [ -x /usr/sbin/mke2fs ] || [ -x /sbin/mke2fs ] || need_apt+=(e2fsprogs)
+# readelf reads the cores --collect-cores brings back; cc builds the static
+# program that crashes (tests/vm_collect.rs).
+command -v readelf >/dev/null || need_apt+=(binutils)
+command -v cc >/dev/null || need_apt+=(gcc)
+[ -f /usr/lib/x86_64-linux-gnu/libc.a ] || need_apt+=(libc6-dev)
+# The coverage test: a static C program built with clang-19's profile
+# runtime, its profile merged and reported by llvm-19's tools.
+command -v clang-19 >/dev/null || need_apt+=(clang-19)
+command -v llvm-cov-19 >/dev/null || need_apt+=(llvm-19)
+[ -f /usr/lib/llvm-19/lib/clang/19/lib/linux/libclang_rt.profile-x86_64.a ] || need_apt+=(libclang-rt-19-dev)
 apt_install "${need_apt[@]}"
 
 # Debian unstable's cloud kernel (sched_ext; virtio built in, no module

@@ -26,6 +26,7 @@ pub const STATS_SOCKET: &str = "/var/run/scx/root/stats";
 pub const GUEST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 pub mod boot;
+pub mod collect;
 pub mod control;
 pub mod handover;
 pub mod net;
@@ -56,6 +57,8 @@ pub mod limit {
     /// (its argv\[0\] aside); a `sched start`'s arguments too.
     pub const SCHED_ARGS_BYTES: usize = 4096;
     pub const SCHED_ARGS: usize = 63;
+    /// [`super::path::COLLECT`]'s bytes (`parse::collect`).
+    pub const COLLECT_BYTES: usize = 8192;
 }
 
 /// Kernel command-line keys the init reads; [`boot::BootParams`] holds
@@ -145,6 +148,8 @@ pub mod path {
     /// Optional (`run --share`): the host directories to mount over
     /// virtiofs, in `parse::shares`' records; absent, none.
     pub const SHARES: &str = "/.guestinit/shares";
+    /// What the init sends back after the payload (`parse::collect`).
+    pub const COLLECT: &str = "/.guestinit/collect";
     /// Exec mode: the command `sh -c` runs.
     pub const EXEC_CMD: &str = "/exec_cmd";
     /// The busybox of shell and exec modes; its applets are links beside it.

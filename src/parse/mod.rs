@@ -6,6 +6,7 @@
 
 pub mod args;
 pub mod cmdline;
+pub mod collect;
 pub mod elf_note;
 pub mod iomem;
 pub mod kallsyms;

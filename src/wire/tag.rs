@@ -54,6 +54,12 @@ tags! {
     /// guestinit: a kernel splat read from /dev/kmsg, see
     /// [`crate::proto::splat::Splat`].
     KWRN = b"KWRN";
+    /// guestinit: a collected entry's header, see [`crate::proto::collect::Entry`].
+    CENT = b"CENT";
+    /// guestinit: a chunk of the collected entry's bytes.
+    CDAT = b"CDAT";
+    /// guestinit: the collected entry's end, see [`crate::proto::collect::End`].
+    CEND = b"CEND";
     // Used by ktstr 0.50 (its src/vmm/wire.rs) and never reused here.
     STIM = b"STIM";
     STEN = b"STEN";

@@ -123,7 +123,18 @@ fn every_ktstr_tag_is_known_and_rawo_is_not() {
     for value in ktstr {
         assert!(Tag(value).is_known(), "{}", Tag(value));
     }
-    let ours = [Tag::TIME, Tag::WAIT, Tag::EACK, Tag::HRDY];
+    let ours = [
+        Tag::TIME,
+        Tag::WAIT,
+        Tag::EACK,
+        Tag::HRDY,
+        Tag::CENT,
+        Tag::CDAT,
+        Tag::CEND,
+    ];
+    for tag in &ours {
+        assert!(!ktstr.contains(&tag.0), "{tag} is one of ktstr's");
+    }
     assert_eq!(Tag::KNOWN.len(), ktstr.len() + ours.len());
     assert!(!Tag::from_ascii(*b"RAWO").is_known());
 }

@@ -111,7 +111,7 @@ pub enum CacheCommand {
 pub struct RunArgs {
     /// Boot this initramfs instead of packing one.
     #[arg(long, value_name = "FILE",
-          conflicts_with_all = ["program", "modules", "init", "scheduler", "include", "env", "cwd", "shares"])]
+          conflicts_with_all = ["program", "modules", "init", "scheduler", "include", "env", "cwd", "shares", "collects", "collect_cores"])]
     pub initramfs: Option<PathBuf>,
 
     /// Save the raw bytes read from the bulk port (see `guestinit decode`).
@@ -261,6 +261,19 @@ pub struct VmArgs {
     #[arg(long = "share", value_name = "HOST[:GUEST][,ro]",
           value_parser = crate::share::Share::parse)]
     pub shares: Vec<crate::share::Share>,
+
+    /// After the program ends, copy the guest's GUEST_DIR tree into HOST_DIR [default: ./guestinit-out/GUEST_DIR], with modes, mtimes and symlinks, each file checked by CRC-32 (repeatable; limits in docs/PROTOCOL.md).
+    #[arg(long = "collect", value_name = "GUEST_DIR[:HOST_DIR]",
+          value_parser = crate::collect::Collect::parse)]
+    pub collects: Vec<crate::collect::Collect>,
+
+    /// The bytes --collect and --collect-cores send at most, all files together: bytes, or a number with K, M, G or T [default: 256M].
+    #[arg(long, value_name = "SIZE", value_parser = crate::disk::parse_size)]
+    pub collect_max: Option<u64>,
+
+    /// Let the program dump core (RLIMIT_CORE unlimited) into a collected guest directory, and copy the cores into HOST_DIR; a signal death names its core file.
+    #[arg(long, value_name = "HOST_DIR")]
+    pub collect_cores: Option<PathBuf>,
 
     /// Boot cold: neither restore this machine's snapshot nor take one. Without it, a machine that can be restored (test and exec modes, no --disk, --share, --net or --initramfs) boots once, is snapshotted into the cache after it is up, and later runs restore it (GUESTINIT_SNAPSHOT_CACHE_MIB bounds the cache, default 4096).
     #[arg(long)]

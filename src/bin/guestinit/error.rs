@@ -178,6 +178,8 @@ pub enum Error {
     ShareHostDir { path: PathBuf, why: String },
     #[error("--share: GUEST_DIR {} is given twice (the second mount would hide the first)", dir.display())]
     ShareTwice { dir: PathBuf },
+    #[error("{0}")]
+    Collect(String),
     #[error("{count} shares: the guest mounts at most {max}")]
     TooManyShares { count: usize, max: usize },
     #[error(
@@ -329,6 +331,7 @@ impl Error {
             | Error::StatsSocketTaken { .. }
             | Error::ShareHostDir { .. }
             | Error::ShareTwice { .. }
+            | Error::Collect(_)
             | Error::TooManyShares { .. }
             | Error::SharesTooLong { .. }
             | Error::VirtiofsdMissing { .. }

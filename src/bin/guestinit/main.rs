@@ -9,6 +9,7 @@
 
 mod cache;
 mod cli;
+mod collect;
 mod decode;
 mod disk;
 mod dispositions;

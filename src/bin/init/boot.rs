@@ -2,6 +2,7 @@
 //! ends the run goes through `failure`; every path ends in `power::off`.
 
 use crate::console::{self, warning};
+use crate::collect::Collect;
 use crate::control::{self, Control};
 use crate::link::{self, Ack, Link};
 use crate::payload::{self, Payload};
@@ -207,6 +208,7 @@ fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd, params: &Boot
         Some(_) => Stdio::Pipe,
         None => Stdio::Null,
     };
+    let mut collect = Collect::read(link);
     let (mut payload, stdin_pipe) = match mode {
         Mode::Exec => start_payload(link, marks, || shell::start_exec().map(|p| (p, None))),
         _ => start_payload(link, marks, || payload::start(stdin)),
@@ -225,6 +227,7 @@ fn test_mode(link: &mut Link, marks: &mut Marks, signals: OwnedFd, params: &Boot
     let mut trace = trace::open();
     let mut kmsg = kmsg::open();
     let others = [
+        collect.as_mut().map(|s| s as &mut dyn Source),
         sched.as_mut().map(|s| s as &mut dyn Source),
         relay.as_mut().map(|s| s as &mut dyn Source),
         stats.as_mut().map(|s| s as &mut dyn Source),
@@ -264,8 +267,8 @@ fn run_sources<const N: usize>(
     others: [Option<&mut dyn Source>; N],
 ) {
     let mut com2 = Com2Drain;
-    // Test mode has 8 today (the workload, six others, COM2).
-    let mut sources: Vec<&mut dyn Source, 10> = Vec::new();
+    // Test mode has 9 today (the workload, the collector, six others, COM2).
+    let mut sources: Vec<&mut dyn Source, 12> = Vec::new();
     let _ = sources.push(workload);
     for source in others.into_iter().flatten() {
         let _ = sources.push(source);

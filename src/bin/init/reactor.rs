@@ -33,6 +33,9 @@ const MAX_CHILDREN: usize = 8;
 pub enum Rank {
     /// What the run is for: the payload.
     Workload,
+    /// `--collect`: the files the payload left, sent before the scheduler
+    /// stops (src/bin/init/collect.rs).
+    Collect,
     /// The sched_ext scheduler: stopped, reaped and its log sent before
     /// the consoles drain (docs/PROTOCOL.md, cleanup order).
     Scheduler,

@@ -3,6 +3,7 @@
 mod backlog;
 mod boot;
 mod byte_reader;
+mod collect;
 mod clock;
 mod console;
 mod control;

@@ -83,6 +83,8 @@ pub struct Spec {
     pub net: bool,
     /// `--share`: listed for the init, and a program under one is not packed.
     pub shares: Vec<crate::share::Share>,
+    /// `--collect`: /.guestinit/collect (`collect::file`).
+    pub collect: Option<Vec<u8>>,
 }
 
 pub use busybox::Shell;
@@ -149,6 +151,7 @@ pub fn main(args: PackArgs) -> Result<()> {
         device_modules: vec![],
         net: false,
         shares: vec![],
+        collect: None,
     };
     write(&plan(&spec)?, &args.output, args.compress)
 }
@@ -316,6 +319,7 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
         (proto::path::CWD, cwd),
         (proto::path::ENV, env),
         (proto::path::SHARES, crate::share::file(&spec.shares)?),
+        (proto::path::COLLECT, spec.collect.clone()),
     ] {
         if let Some(data) = data {
             own.push(Entry::File {
@@ -554,6 +558,7 @@ mod tests {
             device_modules: vec![],
             net: false,
             shares: vec![],
+            collect: None,
         }
     }
 

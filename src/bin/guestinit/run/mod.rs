@@ -7,6 +7,7 @@ mod boot_levers;
 mod capture;
 mod child;
 pub use child::bind_to_host;
+pub mod collect;
 mod console;
 mod diag;
 mod events;
@@ -138,6 +139,7 @@ fn run(args: &RunArgs, stdout: Spool, diag: &Diagnostics) -> Result<Verdict> {
     relay.expected_build_id = booted_elf
         .and_then(|elf| pvh::build_id(&elf).map(|id| stream::ExpectedBuildId { id, elf }));
     relay.collected.kernel = kwarn::KernelWarnings::new(files.kernel_log.take());
+    relay.collect = collect_receiver(args);
     // Shell mode: raw from here to the end of `run`, however it ends.
     let terminal = match args.mode {
         GuestMode::Shell => Some(RawTerminal::enter().map_err(|source| Error::VmSetup {
@@ -191,6 +193,22 @@ fn run(args: &RunArgs, stdout: Spool, diag: &Diagnostics) -> Result<Verdict> {
         Some(unwritten) => Ok(unwritten),
         None => outcome,
     }
+}
+
+/// The receiver of `--collect` and `--collect-cores`, if either is given.
+fn collect_receiver(args: &RunArgs) -> Option<collect::Receiver> {
+    let roots = crate::collect::roots(&args.vm.collects, args.vm.collect_cores.as_deref());
+    let max = args.vm.collect_max;
+    (!roots.is_empty()).then(|| {
+        let roots = roots
+            .into_iter()
+            .map(|r| collect::Root::new(r.guest_dir, r.host_dir))
+            .collect();
+        collect::Receiver::new(
+            roots,
+            max.unwrap_or(guestinit::proto::collect::DEFAULT_MAX_BYTES),
+        )
+    })
 }
 
 /// What a run boots, found and packed before QEMU starts.
@@ -256,6 +274,8 @@ fn prepare<'a>(args: &'a RunArgs, diag: &Diagnostics) -> Result<Machine<'a>> {
     let disks = disks(&args.disks, &args.mode)?;
     net::check_forwards(&args.vm.net_forwards)?;
     let virtiofsd = shares(&args.vm.shares)?;
+    let roots = crate::collect::roots(&args.vm.collects, args.vm.collect_cores.as_deref());
+    crate::collect::check(&roots).map_err(Error::Collect)?;
     let kernel = locate::kernel(args.vm.kernel.as_deref())?;
     // A packed archive must be able to drive the NIC; the user's own
     // `--initramfs` is the user's to fill (the guest warns without eth0).
@@ -789,7 +809,8 @@ fn conclude(
         };
     }
     let note = match &verdict {
-        Verdict::Exited(_) => verdict::death_note(c.wait.as_ref(), &after.com1),
+        Verdict::Exited(_) => verdict::death_note(c.wait.as_ref(), &after.com1)
+            .map(|note| with_cores(note, args, &c.kept)),
         _ if !c.dmsg.is_empty() => Some(format!(
             "guestinit: kernel log sent by the init:\n{}",
             String::from_utf8_lossy(&c.dmsg).trim_end()
@@ -800,6 +821,29 @@ fn conclude(
         after.diag.line(&note);
     }
     Ok(verdict)
+}
+
+/// A signal death's note with the core files `--collect-cores` brought
+/// back, which the payload (or what it started) dumped.
+fn with_cores(mut note: String, args: &RunArgs, kept: &collect::Kept) -> String {
+    let Some(_) = args.vm.collect_cores else {
+        return note;
+    };
+    let cores_root = args.vm.collects.len();
+    let cores: Vec<_> = kept
+        .files
+        .iter()
+        .filter(|(root, _)| *root == cores_root)
+        .collect();
+    match cores.as_slice() {
+        [] => note.push_str("\nguestinit: no core file came back (--collect-cores)"),
+        cores => {
+            for (_, path) in cores {
+                note.push_str(&format!("\nguestinit: its core file: {}", path.display()));
+            }
+        }
+    }
+    note
 }
 
 /// The initramfs QEMU boots: a path, and the descriptor behind it when
@@ -863,6 +907,11 @@ fn pack_spec(args: &RunArgs, kernel: &Path, device_modules: Vec<&'static str>) -
         device_modules,
         net: args.vm.net.is_some(),
         shares: args.vm.shares.clone(),
+        collect: crate::collect::file(
+            &args.vm.collects,
+            args.vm.collect_cores.as_deref(),
+            args.vm.collect_max,
+        ),
     }
 }
 

@@ -37,6 +37,8 @@ pub struct Collected {
     /// The last well-formed KADR: what `page_offset_base`'s offset is learned from.
     pub kernel_addrs: Option<KernelAddrs>,
     pub sched: super::sched::SchedFrames,
+    /// What `--collect` kept.
+    pub kept: super::collect::Kept,
     /// HRDY came: the machine waits for its run on the handover port.
     pub handover_ready: bool,
     /// KBID: the booted kernel's build-id, empty when the guest had none.
@@ -61,6 +63,8 @@ pub struct Relay {
     verbose: bool,
     pub collected: Collected,
     pub expected_build_id: Option<ExpectedBuildId>,
+    /// `--collect`: where CENT, CDAT and CEND go.
+    pub collect: Option<super::collect::Receiver>,
 }
 
 impl Relay {
@@ -71,6 +75,7 @@ impl Relay {
             verbose,
             collected: Collected::default(),
             expected_build_id: None,
+            collect: None,
         }
     }
 
@@ -83,7 +88,13 @@ impl Relay {
     }
 
     /// The stdout writer and what was collected, for the end of the run.
-    pub fn into_parts(self) -> (Spool, Collected) {
+    pub fn into_parts(mut self) -> (Spool, Collected) {
+        if let Some(mut receiver) = self.collect.take() {
+            self.collected.kept = receiver.finish();
+            for warning in receiver.take_warnings() {
+                self.diag.warn(&warning);
+            }
+        }
         (self.stdout, self.collected)
     }
 
@@ -115,6 +126,16 @@ impl Relay {
             Tag::HRDY => self.collected.handover_ready = true,
             Tag::KBID => self.on_build_id(payload),
             Tag::KWRN => self.collected.kernel.on_frame(payload, &self.diag),
+            Tag::CENT | Tag::CDAT | Tag::CEND => {
+                if let Some(receiver) = &mut self.collect {
+                    receiver.on_frame(tag, payload);
+                    for warning in receiver.take_warnings() {
+                        self.diag.warn(&warning);
+                    }
+                }
+                // Data is not worth a line of its own, even with -v.
+                return;
+            }
             Tag::TIME => self.collected.timeline.extend(Timeline::entries(payload)),
             Tag::WAIT => match WaitStatus::from_bytes(payload) {
                 Some(wait) => self.collected.wait = Some(wait),
