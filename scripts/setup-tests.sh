@@ -99,6 +99,13 @@ setup_virtiofsd() {
 }
 setup_virtiofsd
 
+# cargo-nextest, for tests/vm_nextest.rs (guestinit as nextest's runner),
+# from crates.io; --locked builds it with the dependency versions its
+# release was tested with, as nextest's own install docs ask.
+if ! cargo nextest --version >/dev/null 2>&1; then
+    cargo install cargo-nextest --locked
+fi
+
 # Fuzzing (scripts/fuzz.sh) runs cargo-fuzz on the nightly toolchain; where
 # no nightly is installed the fuzz runs are skipped, so cargo-fuzz is too.
 if cargo +nightly --version >/dev/null 2>&1 && ! cargo fuzz --version >/dev/null 2>&1; then
