@@ -20,7 +20,7 @@ cargo build --release
 # Two VMs at a time: one per core.
 cargo test --release -- --test-threads=2
 if cargo +nightly --version >/dev/null 2>&1; then
-    scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
+    scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 else
     echo "test: no nightly toolchain, fuzzing skipped (the property tests above ran)"
 fi
