@@ -319,15 +319,15 @@ fn with_marker(marker: &str) -> Vec<String> {
     found
 }
 
-#[test]
-fn sigterm_stops_every_cell_and_leaves_no_qemu() {
+/// A matrix of one kernel by two topologies whose cells sleep (the
+/// cells' host name is `marker`, to find their QEMUs), once both QEMUs are
+/// up.
+fn sleeping_matrix(marker: &str, stdio: fn() -> Stdio) -> std::process::Child {
     require_vm_prerequisites();
-    let deb = deb_kernel();
-    let marker = format!("mx-stop-{}", std::process::id());
     let child = Command::new(guestinit())
         .env("XDG_CACHE_HOME", shared_cache())
         .args(["matrix", "--kernel"])
-        .arg(&deb)
+        .arg(deb_kernel())
         .args([
             "--topology",
             "1,1,1,1",
@@ -336,28 +336,28 @@ fn sigterm_stops_every_cell_and_leaves_no_qemu() {
             "--jobs",
             "2",
         ])
-        .args([
-            "--timeout",
-            VM_TIMEOUT_SECS,
-            "--hostname",
-            &marker,
-            "--cold",
-        ])
+        .args(["--timeout", VM_TIMEOUT_SECS, "--hostname", marker, "--cold"])
         .args(["--", "/bin/busybox", "sh", "-c", "echo up; sleep 600"])
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(stdio())
+        .stderr(stdio())
         .spawn()
         .unwrap();
-    // Both cells' QEMUs up, then the signal.
     let began = Instant::now();
-    while qemus_with(&marker) < 2 {
+    while qemus_with(marker) < 2 {
         assert!(
             began.elapsed() < Duration::from_secs(120),
             "no QEMUs came up"
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    child
+}
+
+#[test]
+fn sigterm_stops_every_cell_and_leaves_no_qemu() {
+    let marker = format!("mx-stop-{}", std::process::id());
+    let child = sleeping_matrix(&marker, Stdio::piped);
     std::thread::sleep(Duration::from_secs(2));
     let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
@@ -384,42 +384,8 @@ fn sigterm_stops_every_cell_and_leaves_no_qemu() {
 
 #[test]
 fn a_killed_matrix_takes_its_cells_and_their_qemus_along() {
-    require_vm_prerequisites();
-    let deb = deb_kernel();
     let marker = format!("mx-kill-{}", std::process::id());
-    let mut child = Command::new(guestinit())
-        .env("XDG_CACHE_HOME", shared_cache())
-        .args(["matrix", "--kernel"])
-        .arg(&deb)
-        .args([
-            "--topology",
-            "1,1,1,1",
-            "--topology",
-            "1,1,2,1",
-            "--jobs",
-            "2",
-        ])
-        .args([
-            "--timeout",
-            VM_TIMEOUT_SECS,
-            "--hostname",
-            &marker,
-            "--cold",
-        ])
-        .args(["--", "/bin/busybox", "sleep", "600"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let began = Instant::now();
-    while qemus_with(&marker) < 2 {
-        assert!(
-            began.elapsed() < Duration::from_secs(120),
-            "no QEMUs came up"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let mut child = sleeping_matrix(&marker, Stdio::null);
     child.kill().unwrap();
     child.wait().unwrap();
     let killed = Instant::now();
