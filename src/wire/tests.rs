@@ -128,6 +128,7 @@ fn every_ktstr_tag_is_known_and_rawo_is_not() {
         Tag::WAIT,
         Tag::EACK,
         Tag::HRDY,
+        Tag::KWRN,
         Tag::CENT,
         Tag::CDAT,
         Tag::CEND,
