@@ -299,10 +299,11 @@ impl Receiver {
                 Errno::LOOP | Errno::NOTDIR => {
                     format!(
                         "{} is not a directory (a link is never followed)",
-                        String::from_utf8_lossy(part)
+                        String::from_utf8_lossy(part).escape_debug()
                     )
                 }
-                e => format!("open {}: {e}", String::from_utf8_lossy(part)),
+                // Escaped: a guest's name may hold a newline, and a warning is one line.
+                e => format!("open {}: {e}", String::from_utf8_lossy(part).escape_debug()),
             })?;
         }
         Err("an empty path".into())
