@@ -7,6 +7,7 @@
 //! (`proto::collect`). A file, as for shares: a path may hold any byte but
 //! NUL, which the kernel command line cannot carry.
 
+use super::num::parse_dec_u64;
 use core::ffi::CStr;
 
 pub const MAX: &[u8] = b"max";
@@ -77,16 +78,6 @@ fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     }
 }
 
-fn parse_u64(text: &[u8]) -> Option<u64> {
-    if text.is_empty() || text.len() > 20 {
-        return None;
-    }
-    text.iter().try_fold(0u64, |n, &b| {
-        let digit = b.checked_sub(b'0').filter(|d| *d < 10)?;
-        n.checked_mul(10)?.checked_add(u64::from(digit))
-    })
-}
-
 /// The records of `file`, in order: a bad one is an `Err` and the next is
 /// read after it; a cut-short end is the last item.
 pub fn split(file: &[u8]) -> Records<'_> {
@@ -123,7 +114,7 @@ impl<'a> Iterator for Records<'a> {
             _ => Err(Bad::Dir),
         };
         Some(match key.to_bytes() {
-            MAX => parse_u64(value.to_bytes())
+            MAX => parse_dec_u64(value.to_bytes())
                 .map(Record::MaxBytes)
                 .ok_or(Bad::Number),
             DIR => absolute(value).map(Record::Dir),
