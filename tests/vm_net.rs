@@ -176,10 +176,18 @@ fn the_guest_reaches_a_server_on_the_hosts_loopback_at_10_0_2_2() {
         .starts_with("GET /from-the-guest HTTP/1."));
 }
 
-/// A port on the host's 127.0.0.1 that was free a moment ago.
+/// A port on the host's 127.0.0.1 that was free a moment ago, below the
+/// kernel's ephemeral range: a parallel test's `bind(0)` or `connect`
+/// cannot take it before QEMU binds it.
 fn free_port() -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-    listener.local_addr().unwrap().port()
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+    let low: u16 = range.split_whitespace().next().unwrap().parse().unwrap();
+    let start = low.saturating_sub(16000).max(1024);
+    let offset = std::process::id() as u16 % 4000;
+    (0..4000u16)
+        .map(|i| start + (offset + i) % 4000)
+        .find(|&port| TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok())
+        .expect("a free port below the ephemeral range")
 }
 
 /// Connects to the host's `port` until an answer comes (slirp accepts at

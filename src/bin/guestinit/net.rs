@@ -113,9 +113,23 @@ mod tests {
         }
     }
 
+    /// A listener on a port below the kernel's ephemeral range. Port 0
+    /// would hand out an ephemeral one, which a parallel test's `bind(0)`
+    /// or `connect` may take as soon as this test lets it go.
+    fn listener_below_the_ephemeral_range() -> TcpListener {
+        let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+        let low: u16 = range.split_whitespace().next().unwrap().parse().unwrap();
+        let start = low.saturating_sub(8000).max(1024);
+        let offset = std::process::id() as u16 % 4000;
+        (0..4000u16)
+            .map(|i| start + (offset + i) % 4000)
+            .find_map(|port| TcpListener::bind((Ipv4Addr::LOCALHOST, port)).ok())
+            .expect("a free port below the ephemeral range")
+    }
+
     #[test]
     fn a_taken_or_twice_forwarded_port_is_refused_by_number() {
-        let taken = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let taken = listener_below_the_ephemeral_range();
         let port = taken.local_addr().unwrap().port();
         let forward = |host| Forward { host, guest: 80 };
         match check_forwards(&[forward(port)]) {
