@@ -34,6 +34,36 @@ fn collect(stream: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
     })
 }
 
+/// Collects `stream` as `collect` does, and makes the file `go` once a
+/// line holding `said` has come, or once `limit` has passed without one.
+fn release_on(
+    stream: impl Read + Send + 'static,
+    said: &'static str,
+    go: std::path::PathBuf,
+    limit: Duration,
+) -> thread::JoinHandle<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let gate = go.clone();
+    thread::spawn(move || {
+        let _ = rx.recv_timeout(limit);
+        std::fs::write(&gate, b"").unwrap();
+    });
+    thread::spawn(move || {
+        let mut all = Vec::new();
+        let mut lines = BufReader::new(stream);
+        let mut line = Vec::new();
+        while lines.read_until(b'\n', &mut line).unwrap() > 0 {
+            if String::from_utf8_lossy(&line).contains(said) {
+                let _ = tx.send(());
+            }
+            all.append(&mut line);
+        }
+        // The run ended without it: free the reader all the same.
+        let _ = tx.send(());
+        all
+    })
+}
+
 /// Waits for `child` at most `limit`; kills it (and says so) past that.
 fn wait_at_most(child: &mut Child, limit: Duration) -> Option<i32> {
     let until = Instant::now() + limit;
@@ -411,18 +441,23 @@ fn qemu_runs_under_its_seccomp_filter_unless_told_not_to() {
 }
 
 #[test]
-fn a_reader_15_s_late_behind_a_4_mib_tmpdir_gets_stdout_whole_and_in_order() {
+fn a_reader_stalled_until_a_4_mib_tmpdir_is_full_gets_stdout_whole_and_in_order() {
     require_vm_prerequisites();
     let tmp = Tmpfs::mount(&scratch("small-tmpdir"), "4m");
-    let out_file = scratch("small-tmpdir-out").join("stdout");
-    // The reader takes the first line, then stalls 15 s (from the output's
-    // start, not the boot's, so TCG's slower output still overflows the
-    // host's memory bound and what TMPDIR has left after the initramfs).
-    let reader_script =
-        "IFS= read -r first; sleep 15; { printf '%s\\n' \"$first\"; exec cat; } > \"$1\"";
+    let dir = scratch("small-tmpdir-out");
+    let out_file = dir.join("stdout");
+    let go = dir.join("go");
+    let _ = std::fs::remove_file(&go);
+    // The reader takes the first line, then stalls until the host says
+    // TMPDIR is full (a fixed stall was too short when a loaded machine's
+    // TCG wrote slowly), or for at most 240 s, when the warning assertion
+    // below fails.
+    let reader_script = "IFS= read -r first; while [ ! -e \"$2\" ]; do sleep 0.2; done; \
+         { printf '%s\\n' \"$first\"; exec cat; } > \"$1\"";
     let mut reader = Command::new("sh")
         .args(["-c", reader_script, "reader"])
         .arg(&out_file)
+        .arg(&go)
         .stdin(Stdio::piped())
         .spawn()
         .expect("start the reader");
@@ -437,7 +472,12 @@ fn a_reader_15_s_late_behind_a_4_mib_tmpdir_gets_stdout_whole_and_in_order() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start guestinit");
-    let err = collect(child.stderr.take().unwrap());
+    let err = release_on(
+        child.stderr.take().unwrap(),
+        "held back",
+        go,
+        Duration::from_secs(240),
+    );
     let code = wait_at_most(&mut child, Duration::from_secs(300));
     let err = String::from_utf8_lossy(&err.join().unwrap()).into_owned();
     let reader_code = wait_at_most(&mut reader, Duration::from_secs(60));
