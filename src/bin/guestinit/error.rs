@@ -372,14 +372,14 @@ impl Error {
 /// A one-line message on stderr, then each detail: on its line when it is
 /// one line, else indented under its label.
 pub fn report(message: &dyn std::fmt::Display, details: &[(&'static str, String)]) {
-    eprintln!("guestinit: {message}");
+    crate::say::say_errln!("guestinit: {message}");
     for (label, text) in details {
         match text.lines().count() {
-            1 => eprintln!("guestinit: {label}: {text}"),
+            1 => crate::say::say_errln!("guestinit: {label}: {text}"),
             _ => {
-                eprintln!("guestinit: {label}:");
+                crate::say::say_errln!("guestinit: {label}:");
                 for line in text.lines() {
-                    eprintln!("  {line}");
+                    crate::say::say_errln!("  {line}");
                 }
             }
         }

@@ -6,6 +6,8 @@
 
 // Unsafe code only in the smallest items that allow it, each with its `reason`.
 #![deny(unsafe_code)]
+// Its own lines go through `say`: std's print macros panic on a closed pipe.
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
 mod cache;
 mod cli;
@@ -24,6 +26,7 @@ mod net;
 mod pack;
 mod render;
 mod run;
+mod say;
 mod scratch;
 mod share;
 mod shell;

@@ -251,9 +251,9 @@ pub fn main(args: MatrixArgs) -> Result<u8> {
         .find_map(|(i, o)| o.as_ref().filter(|o| !o.passed()).map(|o| (i, o)));
     let summary = summary(&cells, &outcomes, first_failure.map(|(i, _)| i));
     if events_to_stdout {
-        eprint!("{summary}");
+        crate::say::say_err!("{summary}");
     } else {
-        print!("{summary}");
+        crate::say::say_out!("{summary}");
         let _ = io::stdout().flush();
     }
     if let Some((path, file)) = junit {
@@ -590,7 +590,7 @@ impl Progress {
 
     fn started(&mut self, index: usize, cell: &Cell) {
         match self {
-            Progress::Plain => eprintln!("cell {}: started", cell.name()),
+            Progress::Plain => crate::say::say_errln!("cell {}: started", cell.name()),
             Progress::Live { bars, cells } => {
                 let bar = bars.add(indicatif::ProgressBar::new_spinner());
                 if let Ok(style) =
@@ -617,7 +617,7 @@ impl Progress {
             ),
         };
         match self {
-            Progress::Plain => eprintln!("cell {}: {text}", cell.name()),
+            Progress::Plain => crate::say::say_errln!("cell {}: {text}", cell.name()),
             Progress::Live { bars, cells } => {
                 let bar = cells[index]
                     .take()
@@ -641,7 +641,7 @@ impl Progress {
             }
             drop(cells);
             drop(bars);
-            eprintln!();
+            crate::say::say_errln!();
         }
     }
 }

@@ -94,7 +94,7 @@ fn format(file: &Path, fs: FsType, size: u64, vm: VmArgs, mkfs: &Path) -> Result
     }
     match disk::holds(file, fs.fs())? {
         true => {
-            eprintln!(
+            crate::say::say_errln!(
                 "guestinit: {}: {} filesystem, {size} bytes",
                 file.display(),
                 fs.name(),

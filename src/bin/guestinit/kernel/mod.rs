@@ -97,7 +97,7 @@ impl Kernels {
         }
         let apt = apt::Apt::new(&self.dir.join(".apt").join(suite), suite);
         apt.configure().map_err(&fail)?;
-        eprintln!("guestinit: reading {suite}'s package lists (a private apt state)");
+        crate::say::say_errln!("guestinit: reading {suite}'s package lists (a private apt state)");
         apt.update()
             .map_err(|e| fail(format!("{e} (is {suite} a Debian suite?)")))?;
         let package = apt.resolve(CLOUD_META).map_err(&fail)?;
@@ -106,7 +106,7 @@ impl Kernels {
         let name = format!("debian-{suite}-{package}_{version}");
         let entry = self.dir.join(&name);
         if image_in(&entry).is_none() {
-            eprintln!("guestinit: fetching {}", parts.join(" "));
+            crate::say::say_errln!("guestinit: fetching {}", parts.join(" "));
             let debs = apt.download(&parts).map_err(&fail)?;
             self.unpack(&debs, &entry).map_err(&fail)?;
         }
@@ -300,7 +300,7 @@ pub fn fetch_command(spec: &std::ffi::OsStr, update: bool, root: bool) -> Result
     } else {
         kernels.image(&spec, update)?
     };
-    println!("{}", path.display());
+    crate::say::say_outln!("{}", path.display());
     Ok(())
 }
 
@@ -309,7 +309,7 @@ pub fn list_command() -> Result<()> {
     let kernels = Kernels::open()?;
     let listed = kernels.list();
     if listed.is_empty() {
-        eprintln!("guestinit: no kernel in {}", kernels.dir.display());
+        crate::say::say_errln!("guestinit: no kernel in {}", kernels.dir.display());
     }
     for k in listed {
         let suites = if k.suites.is_empty() {
@@ -317,7 +317,7 @@ pub fn list_command() -> Result<()> {
         } else {
             format!("  ({})", k.suites.join(", "))
         };
-        println!(
+        crate::say::say_outln!(
             "{}  {}  {:.1} MiB  {}{suites}",
             k.name,
             k.release,

@@ -1,6 +1,6 @@
 //! The run's one channel for the host's own words. A warning goes to
 //! stderr, in order with the payload's stderr while that is spooled (plain
-//! `eprintln!` once the spool is finished), and with `--events` it is a
+//! `say_errln!` once the spool is finished), and with `--events` it is a
 //! `warning` event too. Lines that are no warning (`-v`'s frames, the
 //! timeline, notes on how the payload died) go to stderr only.
 
@@ -42,7 +42,7 @@ impl Diagnostics {
     /// Text of the host's own on stderr, as it is.
     pub fn text(&self, text: &str) {
         if self.closed.load(Ordering::SeqCst) {
-            eprint!("{text}");
+            crate::say::say_err!("{text}");
         } else {
             self.stderr.push(text.as_bytes());
         }

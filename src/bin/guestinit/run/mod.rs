@@ -619,7 +619,7 @@ pub fn cache_command(command: CacheCommand) -> Result<()> {
         path: dir.clone(),
         source,
     })?;
-    println!(
+    crate::say::say_outln!(
         "guestinit: removed {:.1} MiB from {}",
         freed as f64 / (1 << 20) as f64,
         dir.display()
