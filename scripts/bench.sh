@@ -5,7 +5,8 @@
 # nothing here fails on a slow machine.
 #   scripts/bench.sh [all|SECTION...]   all (the default) writes docs/BENCHMARKS.md;
 #                                       named sections print their markdown
-# Sections: size timeline anchors throughput floors sizes decode modes levers options warm matrix.
+# Sections: size timeline anchors throughput floors sizes decode modes levers options warm matrix
+# collect schedctl.
 # RUNS=5 boots per figure (alternated between the variants compared, so a
 # machine's load falls on all of them alike); LEVER_RUNS=3 per lever;
 # LEVER_ONLY=REGEX measures the levers whose name matches;
@@ -674,7 +675,58 @@ matrix() {
     unset XDG_CACHE_HOME
 }
 
-SECTIONS=(size timeline anchors throughput floors sizes decode modes levers options warm matrix)
+# `--collect` of 100 MiB (10 files of 10 MiB made in the guest) against the
+# same bytes as stdout, each beside the anchor that makes the files and sends
+# nothing; cold boots on the default kernel, alternated.
+collect() {
+    say "collect: $runs rounds of the anchor, --collect and stdout, 100 MiB"
+    local mk='mkdir -p /out; i=0; while [ $i -lt 10 ]; do dd if=/dev/zero of=/out/f$i bs=1M count=10 2>/dev/null; i=$((i+1)); done'
+    local i how got
+    for i in $(seq "$runs"); do
+        for how in anchor collect stdout; do
+            rm -rf "$tmp/collected"
+            local args=(--cold --kernel "$deb_kernel" --memory 768) p=$mk t
+            [ "$how" = collect ] && args+=(--collect "/out:$tmp/collected")
+            [ "$how" = stdout ] && p="$mk; cat /out/*"
+            t=$(date +%s.%N)
+            "$gi" run "${args[@]}" -- /bin/busybox sh -c "$p" </dev/null >"$tmp/collect.out" 2>/dev/null || say "collect run failed: $how"
+            awk -v a="$t" -v b="$(date +%s.%N)" 'BEGIN {printf "%.2f\n", b - a}' >>"$tmp/cl.$how"
+            got=$(( $(stat -c %s "$tmp/collect.out") + $( { find "$tmp/collected" -type f -exec cat {} + 2>/dev/null || true; } | wc -c) ))
+            [ "$how" = anchor ] || [ "$got" -eq 104857600 ] || say "collect: $how brought $got bytes, not 104857600"
+        done
+    done
+    local base; base=$(median <"$tmp/cl.anchor")
+    echo "100 MiB as 10 files of 10 MiB, made in the guest by \`dd if=/dev/zero\`, on $(kernel_name deb), \`--memory 768\`, cold; $runs rounds alternated, median (min-max) host wall."
+    echo
+    echo "| run | host wall, s | less the anchor, s | MiB/s of the transfer |"
+    echo "|---|---|---|---|"
+    echo "| anchor: the files made, nothing sent | $(cell cat "$tmp/cl.anchor") | | |"
+    for how in collect stdout; do
+        local m name; m=$(median <"$tmp/cl.$how")
+        name="\`--collect /out:HOST_DIR\`"
+        [ "$how" = stdout ] && name="\`cat /out/*\` as stdout"
+        echo "| $name | $(cell cat "$tmp/cl.$how") | $(awk -v a="$m" -v b="$base" 'BEGIN {printf "%.2f", a - b}') | $(awk -v a="$m" -v b="$base" 'BEGIN {if (a > b) printf "%.0f", 100 / (a - b); else print "-"}') |"
+    done
+}
+
+# The scheduler stopped and started on the payload's request, 5 times in a
+# row on the sched_ext kernel, timed in the guest from /proc/uptime (10 ms
+# steps; the client's own exec included).
+schedctl() {
+    say "schedctl: 5 stops and starts of bpfland on request"
+    local p='cs() { read u _ </proc/uptime; echo $(( ${u%.*}${u#*.} )); }; for i in 1 2 3 4 5; do a=$(cs); /init sched stop >/dev/null; b=$(cs); /init sched start >/dev/null; c=$(cs); echo "$(( (b-a)*10 )) $(( (c-b)*10 )) $(cat /sys/kernel/sched_ext/state)"; done'
+    "$gi" run --cold --kernel "$sid_kernel" --cpus 2 --memory 512 --scheduler .cache/scx/bin/scx_bpfland \
+        -- /bin/busybox sh -c "$p" </dev/null >"$tmp/sc" 2>/dev/null || say "schedctl run failed"
+    grep -qv ' enabled$' "$tmp/sc" && say "schedctl: a start did not leave the scheduler enabled"
+    echo "scx_bpfland on $(kernel_name sid), 2 vCPUs, cold; 5 requests of each in a row, ms (10 ms steps)."
+    echo
+    echo "| request | each, ms | median |"
+    echo "|---|---|---|"
+    echo "| \`/init sched stop\`, request to \`disabled\` | $(awk '{print $1}' "$tmp/sc" | paste -sd, | sed 's/,/, /g') | $(awk '{print $1}' "$tmp/sc" | median) |"
+    echo "| \`/init sched start\`, request to attach (\`enabled\`) | $(awk '{print $2}' "$tmp/sc" | paste -sd, | sed 's/,/, /g') | $(awk '{print $2}' "$tmp/sc" | median) |"
+}
+
+SECTIONS=(size timeline anchors throughput floors sizes decode modes levers options warm matrix collect schedctl)
 
 # docs/BENCHMARKS.md: the template with each @@SECTION@@ line replaced by
 # that section's markdown.
