@@ -254,7 +254,6 @@ pub fn main(args: MatrixArgs) -> Result<u8> {
         crate::say::say_err!("{summary}");
     } else {
         crate::say::say_out!("{summary}");
-        let _ = io::stdout().flush();
     }
     if let Some((path, file)) = junit {
         write_junit(
