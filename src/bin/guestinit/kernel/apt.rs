@@ -207,12 +207,14 @@ fn sources_for(machine: &[Source], suite: &str) -> Option<Vec<String>> {
 mod tests {
     use super::*;
 
+    // The URIs are opaque to the code, carried through as they stand: local
+    // `file:` archives here, so no mirror is named even in a test.
     const MACHINE: &str = "\
-http://deb.example/debian/ bookworm main
-http://deb.example/debian/ bookworm contrib
-http://deb.example/debian/ bookworm-updates main
-http://sec.example/debian-security/ bookworm-security main
-http://deb.example/debian/ bookworm-backports main
+file:/srv/archive/debian/ bookworm main
+file:/srv/archive/debian/ bookworm contrib
+file:/srv/archive/debian/ bookworm-updates main
+file:/srv/security/debian-security/ bookworm-security main
+file:/srv/archive/debian/ bookworm-backports main
 ";
 
     #[test]
@@ -221,19 +223,19 @@ http://deb.example/debian/ bookworm-backports main
         assert_eq!(
             sources_for(&machine, "bookworm").unwrap(),
             [
-                "deb http://deb.example/debian/ bookworm main",
-                "deb http://deb.example/debian/ bookworm-updates main",
-                "deb http://sec.example/debian-security/ bookworm-security main",
+                "deb file:/srv/archive/debian/ bookworm main",
+                "deb file:/srv/archive/debian/ bookworm-updates main",
+                "deb file:/srv/security/debian-security/ bookworm-security main",
             ]
         );
         assert_eq!(
             sources_for(&machine, "sid").unwrap(),
-            ["deb http://deb.example/debian/ sid main"]
+            ["deb file:/srv/archive/debian/ sid main"]
         );
         // Not a prefix match: "book" is not bookworm.
         assert_eq!(
             sources_for(&machine, "book").unwrap(),
-            ["deb http://deb.example/debian/ book main"]
+            ["deb file:/srv/archive/debian/ book main"]
         );
         assert_eq!(sources_for(&[], "sid"), None);
     }
