@@ -136,7 +136,13 @@ fn share(index: usize, device: &FsDevice) -> Vec<OsString> {
     args
 }
 
-/// The machine: accelerator, CPU, memory, and no default devices.
+/// The machine type. q35, not the i440FX `pc`: under TCG, `pc`'s ACPI
+/// interrupt routing (`_PRT`, interpreted AML) made each PCI device's
+/// INTx lookup cost 200-400 ms (Debian 12's virtio_pci load: 220-440 ms
+/// there, 50-60 ms on q35; docs/DESIGN.md "q35").
+const MACHINE: &str = "q35";
+
+/// The machine: its type, accelerator, CPU, memory, and no default devices.
 fn machine(config: &VmConfig<'_>) -> Vec<OsString> {
     let accel = match (config.accel, config.tcg_thread) {
         (Accel::Kvm, _) => "kvm",
@@ -149,6 +155,8 @@ fn machine(config: &VmConfig<'_>) -> Vec<OsString> {
         None => config.memory_mib,
     };
     strings(&[
+        "-machine",
+        MACHINE,
         "-accel",
         accel,
         "-cpu",
@@ -482,7 +490,7 @@ mod tests {
         // No topology: the plain count, TCG's own CPU, no NUMA.
         assert_eq!(
             got,
-            "-accel tcg -cpu max -m 256 -smp 2 -nodefaults -display none -no-reboot \
+            "-machine q35 -accel tcg -cpu max -m 256 -smp 2 -nodefaults -display none -no-reboot \
              -kernel /k/vmlinuz -initrd /t/initramfs.cpio \
              -append console=ttyS0 earlyprintk=serial,ttyS0,115200 panic=-1 rdinit=/init \
              loglevel=5 no_timer_check cryptomgr.notests guestinit.ack \
@@ -580,7 +588,7 @@ mod tests {
         }));
         assert!(
             got.starts_with(
-                "-accel tcg -cpu max,vendor=GenuineIntel -m 1024 \
+                "-machine q35 -accel tcg -cpu max,vendor=GenuineIntel -m 1024 \
                  -smp 16,sockets=2,dies=2,cores=2,threads=2 -nodefaults -display none -no-reboot \
                  -object memory-backend-ram,id=node0,size=512M -numa node,nodeid=0,memdev=node0 \
                  -object memory-backend-ram,id=node1,size=512M -numa node,nodeid=1,memdev=node1 \
@@ -603,7 +611,7 @@ mod tests {
         let got = joined(&argv[..argv.iter().position(|a| a == "-kernel").unwrap()]);
         assert_eq!(
             got,
-            "-accel kvm -cpu host -m 512 -smp 4,sockets=1,dies=2,cores=2,threads=1 \
+            "-machine q35 -accel kvm -cpu host -m 512 -smp 4,sockets=1,dies=2,cores=2,threads=1 \
              -nodefaults -display none -no-reboot \
              -object memory-backend-ram,id=node0,size=512M -numa node,nodeid=0,memdev=node0 \
              -numa cpu,node-id=0,socket-id=0"
