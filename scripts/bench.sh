@@ -419,8 +419,8 @@ LEVERS=(
     "qboot (adopted)|--qemu-arg=-bios --qemu-arg=bios-256k.bin||firmware: SeaBIOS vs qboot (both with PVH)"
     "qboot with the bzImage|--qemu-arg=-bios --qemu-arg=bios-256k.bin --qemu-arg=-kernel --qemu-arg=%kernel|--qemu-arg=-kernel --qemu-arg=%kernel|firmware: SeaBIOS vs qboot, both booting the bzImage"
     "PVH (adopted)|--qemu-arg=-kernel --qemu-arg=%kernel||-kernel: the bzImage vs its vmlinux by PVH (both with qboot)"
-    "microvm||--qemu-arg=-machine --qemu-arg=microvm,pcie=on %tsc|machine: pc vs microvm with PCIe, tsc_early_khz= and lpj= (both with qboot and PVH)"
-    "machine q35|--qemu-arg=-machine --qemu-arg=pc|--qemu-arg=-machine --qemu-arg=q35|QEMU machine type: pc (i440FX) vs q35"
+    "microvm||--qemu-arg=-machine --qemu-arg=microvm,pcie=on %tsc|machine: q35 vs microvm with PCIe, tsc_early_khz= and lpj= (both with qboot and PVH)"
+    "machine q35 (adopted)|--qemu-arg=-machine --qemu-arg=pc||QEMU machine type: pc (i440FX) vs q35"
     "cpu qemu64|--qemu-arg=-cpu --qemu-arg=max|--qemu-arg=-cpu --qemu-arg=qemu64|-cpu under TCG: max vs qemu64"
     "cpus 2|--cpus=1|--cpus=2|one vCPU (run's default) vs two, each a host thread under TCG"
     "loglevel=5 (adopted)|%append-without:loglevel=5|--append=loglevel=5|the console: every message vs warnings and worse"
@@ -537,9 +537,9 @@ modes() {
 # --- warm: boot once, run many (issue 21) ---
 
 # The arguments that bring back the cold boot of before the levers of issue
-# 21 (SeaBIOS, and the bzImage: QEMU's last -bios and -kernel win) for the
-# "cold, old defaults" column.
-OLD_COLD=(--qemu-arg=-bios --qemu-arg=bios-256k.bin --qemu-arg=-kernel "--qemu-arg=$deb_kernel")
+# 21 (SeaBIOS, the bzImage and the i440FX: QEMU's last -bios and -kernel
+# win, and the last -machine type) for the "cold, old defaults" column.
+OLD_COLD=(--qemu-arg=-bios --qemu-arg=bios-256k.bin --qemu-arg=-kernel "--qemu-arg=$deb_kernel" --qemu-arg=-machine --qemu-arg=pc)
 
 # One run for the warm table: KIND (old|cold|warm) FILE.
 warm_run() {
@@ -588,7 +588,7 @@ warm() {
     for kind in $kinds; do
         local name
         case $kind in
-            old) name="cold, the defaults before issue 21 (SeaBIOS and the bzImage)" ;;
+            old) name="cold, the defaults before issue 21 (SeaBIOS, the bzImage, the i440FX)" ;;
             cold) name="cold, the new defaults (\`--cold\`)" ;;
             warm) name="warm (restored from the snapshot)" ;;
             sh) name="a busybox-sh init, the same QEMU flags (QEMU spawn to exit)" ;;
