@@ -130,7 +130,9 @@ fn sigusr1_asks_the_guest_for_a_sysrq_dump_and_the_run_goes_on() {
             "/bin/busybox",
             "sh",
             "-c",
-            "echo before; sleep 6; echo after",
+            // It goes on once the dump is in the kernel's log, however
+            // long the host takes to ask: no fixed sleep to outlast.
+            "echo before; until dmesg | grep -qi sysrq; do sleep 0.1; done; echo after",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
