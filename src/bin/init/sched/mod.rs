@@ -568,6 +568,12 @@ impl core::fmt::Display for ExitText {
     }
 }
 
+/// Whether sched_ext (its sysfs directory `sysfs`) has a scheduler.
+pub fn enabled(sysfs: &str) -> bool {
+    let mut state = [0u8; 32];
+    read_trimmed(sysfs, "state", &mut state) == b"enabled"
+}
+
 /// The first line of `dir/name`, without blanks around it; empty when
 /// unreadable.
 fn read_trimmed<'b>(dir: &str, name: &str, buf: &'b mut [u8]) -> &'b [u8] {
