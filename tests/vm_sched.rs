@@ -278,7 +278,7 @@ fn the_stats_socket_relays_bpflands_own_stats() {
         .args(["--cpus", "2", "--memory", "512", "--scheduler", &bpfland()])
         .arg("--stats-socket")
         .arg(&socket)
-        .args(["--", "/bin/busybox", "sleep", "30"])
+        .args(["--", "/bin/busybox", "sleep", "1000"])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -333,7 +333,7 @@ fn the_init_relays_stats_on_a_port_named_as_ktstr_names_it() {
         // What --stats-socket tells the init, without guestinit's own port.
         .args(["--append", "guestinit.stats"])
         .args(port.iter().flat_map(|a| ["--qemu-arg", a]))
-        .args(["--", "/bin/busybox", "sleep", "30"])
+        .args(["--", "/bin/busybox", "sleep", "1000"])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
