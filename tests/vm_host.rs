@@ -310,19 +310,28 @@ fn a_second_signal_kills_qemu_at_once() {
     // The payload ignores the stop: only the second signal ends the run.
     let (mut child, qemu, _out, err) =
         boot_until_before("trap '' INT TERM; echo before; sleep 1000", &tmp, false);
+    let first = Instant::now();
     kill(child.id() as i32, "TERM");
-    thread::sleep(Duration::from_millis(500));
-    let sent = Instant::now();
-    kill(child.id() as i32, "TERM");
-    let code = wait_at_most(&mut child, Duration::from_secs(60));
+    // Two signals of a kind that the host has not taken yet are one, so
+    // TERM goes again every 300 ms until the host has exited.
+    let code = loop {
+        thread::sleep(Duration::from_millis(300));
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if first.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("the host outlived a minute of TERMs");
+        }
+        kill(child.id() as i32, "TERM");
+    };
+    let took = first.elapsed();
     let err = String::from_utf8_lossy(&err.join().unwrap()).into_owned();
     assert_eq!(code, Some(143), "{err}");
-    assert!(
-        sent.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        sent.elapsed()
-    );
+    // Killed, not stopped in order (the init's SIGKILL of the payload 5 s
+    // after the stop), and before the host's 15 s wait for EXIT could.
     assert!(err.contains("QEMU was killed"), "{err}");
+    assert!(took < Duration::from_secs(15), "took {took:?}");
     assert!(!alive(qemu));
     assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
 }
