@@ -124,13 +124,23 @@ fn expected_seq(n: u32) -> Vec<u8> {
 
 #[test]
 fn a_downstream_reader_stalled_for_40_s_loses_nothing() {
+    let go = scratch("stalled-reader").join("go");
     let mut child = spawn(
         &["--timeout", VM_TIMEOUT_SECS],
-        "seq 1 50000; echo done >&2; exit 3",
+        "seq 1 50000; echo seq-done >&2; exit 3",
         None,
     );
-    let err = collect(child.stderr.take().unwrap());
-    // Nobody reads stdout for 40 s: longer than the guest's 30 s EACK wait.
+    let err = release_on(
+        child.stderr.take().unwrap(),
+        "seq-done",
+        go.clone(),
+        Duration::from_secs(240),
+    );
+    // Nobody reads stdout for 40 s after the payload's end, however long
+    // the boot took: longer than the guest's 30 s EACK wait.
+    while !go.exists() {
+        thread::sleep(Duration::from_millis(50));
+    }
     thread::sleep(Duration::from_secs(40));
     let out = collect(child.stdout.take().unwrap());
     let code = wait_at_most(&mut child, Duration::from_secs(120));
@@ -139,7 +149,7 @@ fn a_downstream_reader_stalled_for_40_s_loses_nothing() {
     assert_eq!(code, Some(3), "{err}");
     assert_eq!(out.len(), expected_seq(50000).len(), "{err}");
     assert!(out == expected_seq(50000));
-    assert!(err.contains("done\n"), "{err}");
+    assert!(err.contains("seq-done\n"), "{err}");
 }
 
 #[test]
