@@ -272,10 +272,12 @@ fn a_daemon_left_on_the_disk_is_killed_so_the_disk_unmounts_clean() {
     let disk = image.to_str().unwrap();
     // A daemon in its own session, with a file open for writing on the
     // disk, outlives the payload: the disk is busy when the init unmounts.
+    // The payload ends once the daemon says its file is open and written
+    // (by its full path: the `cd` is the background list's own).
     let out = sh(
         &["--disk", disk],
-        "cd /mnt/disk0 && setsid sh -c 'exec 3>held; echo x >&3; exec sleep 600' \
-         </dev/null >/dev/null 2>&1 & sleep 1; echo started",
+        "cd /mnt/disk0 && setsid sh -c 'exec 3>held; echo x >&3; : > ready; exec sleep 600' \
+         </dev/null >/dev/null 2>&1 & until [ -e /mnt/disk0/ready ]; do sleep 0.05; done; echo started",
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(stdout(&out), "started\n");

@@ -70,7 +70,9 @@ fn a_local_tcp_server_answers_over_127_0_0_1() {
     let out = sh_marked(
         "loopback",
         &[],
-        "nc -l -p 5000 -e /bin/busybox echo hi-over-lo & sleep 0.5; nc 127.0.0.1 5000; wait",
+        // The client connects once the server listens, however long it took.
+        "nc -l -p 5000 -e /bin/busybox echo hi-over-lo & \
+         until netstat -ltn | grep -q ':5000 '; do sleep 0.05; done; nc 127.0.0.1 5000; wait",
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(stdout(&out), "hi-over-lo\n", "{}", stderr(&out));

@@ -130,7 +130,9 @@ fn sigusr1_asks_the_guest_for_a_sysrq_dump_and_the_run_goes_on() {
             "/bin/busybox",
             "sh",
             "-c",
-            "echo before; sleep 6; echo after",
+            // It goes on once the dump is in the kernel's log, however
+            // long the host takes to ask: no fixed sleep to outlast.
+            "echo before; until dmesg | grep -qi sysrq; do sleep 0.1; done; echo after",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -158,11 +160,13 @@ fn sigusr1_asks_the_guest_for_a_sysrq_dump_and_the_run_goes_on() {
 fn the_timeout_asks_for_a_dump_then_stops_the_payload_in_order() {
     require_vm_prerequisites();
     let script = "trap 'echo stopped in order; exit 9' TERM; echo started; sleep 1000 & wait";
+    // Counted from QEMU's start, so the boot is in it: 45 s leave a boot
+    // far slower than a loaded machine's 18 s time to start the payload.
     let out = Command::new(guestinit())
         .args([
             "run",
             "--timeout",
-            "20",
+            "45",
             "--",
             "/bin/busybox",
             "sh",

@@ -278,7 +278,7 @@ fn the_stats_socket_relays_bpflands_own_stats() {
         .args(["--cpus", "2", "--memory", "512", "--scheduler", &bpfland()])
         .arg("--stats-socket")
         .arg(&socket)
-        .args(["--", "/bin/busybox", "sleep", "30"])
+        .args(["--", "/bin/busybox", "sleep", "1000"])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -333,7 +333,7 @@ fn the_init_relays_stats_on_a_port_named_as_ktstr_names_it() {
         // What --stats-socket tells the init, without guestinit's own port.
         .args(["--append", "guestinit.stats"])
         .args(port.iter().flat_map(|a| ["--qemu-arg", a]))
-        .args(["--", "/bin/busybox", "sleep", "30"])
+        .args(["--", "/bin/busybox", "sleep", "1000"])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -349,8 +349,10 @@ fn the_timeout_takes_a_sched_ext_debug_dump_before_it_stops_the_run() {
     let trace = scratch("timeout-dump").join("trace.txt");
     let dir = sid_kernel_dir();
     let t0 = Instant::now();
+    // Counted from QEMU's start: the boot and bpfland's attach must both
+    // fit before it, with room for a machine a few times slower.
     let out = std::process::Command::new(guestinit())
-        .args(["run", "--timeout", "40", "--kernel"])
+        .args(["run", "--timeout", "75", "--kernel"])
         .arg(dir.join("vmlinuz"))
         .arg("--modules")
         .arg(&dir)
@@ -361,7 +363,7 @@ fn the_timeout_takes_a_sched_ext_debug_dump_before_it_stops_the_run() {
         .output()
         .unwrap();
     let took = t0.elapsed();
-    eprintln!("--timeout 40 to exit: {took:?}");
+    eprintln!("--timeout 75 to exit: {took:?}");
     assert_eq!(code(&out), 252, "{}", stderr(&out));
     assert!(stderr(&out).contains("debug dump"), "{}", stderr(&out));
     let text = std::fs::read_to_string(&trace).unwrap();

@@ -118,7 +118,8 @@ fn the_shell_runs_on_the_users_terminal_with_its_size_term_and_ctrl_c() {
     t.wait_for("TERM=XTERM-256COLOR");
     // Ctrl-C stops the foreground job, not the VM, and the shell answers
     // (the sleep outlasts every wait: only its interruption lets it answer).
-    t.type_line("echo started-$((3*3)); sleep 300");
+    // The job prints the marker itself, so it is the foreground job by then.
+    t.type_line("sh -c 'echo started-$((3*3)); exec sleep 300'");
     t.wait_for("started-9");
     t.tmux(&["send-keys", "-t", "t", "C-c"]);
     t.type_line("echo alive-$((6*7))");

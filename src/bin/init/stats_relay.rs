@@ -1,18 +1,22 @@
 //! The scheduler's stats socket (scx_stats' JSON lines), relayed to the
 //! host's stats port, bytes unchanged both ways with backpressure. The
-//! socket appears once the scheduler has started, and again if it
-//! restarts: without one, connecting is retried every 250 ms (the folder
-//! itself may not exist yet, so there is nothing to watch), and each
-//! request line meanwhile gets one error line in scx_stats' shape, so no
-//! client is left hanging. Every request line gets exactly one line back
-//! (`stats_lines`), also when the scheduler goes away mid-request: the
-//! host pairs replies with requests by their order.
+//! socket appears some time after the scheduler has attached, and again if
+//! it restarts: without one, connecting is retried every 250 ms (the
+//! folder itself may not exist yet, so there is nothing to watch). While
+//! sched_ext has a scheduler whose socket is missing, the host's lines wait
+//! in the port for it (retried every 100 ms, for up to [`HOLD_MS`]); past
+//! that, or without a scheduler, each request line gets one error line in
+//! scx_stats' shape, so no client is left hanging. Every request line gets
+//! exactly one line back (`stats_lines`), also when the scheduler goes
+//! away mid-request: the host pairs replies with requests by their order.
 
 use crate::backlog::Backlog;
 use crate::clock;
+#[cfg(not(test))]
 use guestinit::cell::TakeOnce;
 use crate::link::Link;
 use crate::reactor::{Ctx, Interests, Rank, Source};
+use crate::sched;
 use crate::stats_lines::{Lines, REPLY_MAX};
 use crate::vports::{self, Wanted};
 use core::fmt::Write;
@@ -27,6 +31,12 @@ use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 /// How long the stats port may take to appear once the bulk port has.
 const WAIT_MS: u64 = 1000;
 const RETRY_MS: u64 = 250;
+/// How long the port's lines wait for the socket of a scheduler that is
+/// attached but not serving yet (bpfland serves only once attached), and
+/// how often connecting is tried meanwhile.
+pub const HOLD_MS: u64 = 5000;
+const HOLD_RETRY_MS: u64 = 100;
+const MS: u64 = 1_000_000;
 
 const PORT: u8 = 0;
 const SOCKET: u8 = 1;
@@ -43,7 +53,19 @@ pub fn open_port() -> Option<OwnedFd> {
 
 /// In .bss, not in the relay: the relay lives in a stack frame, which
 /// stack probes make resident whole, used or not.
+#[cfg(not(test))]
 static BACKLOGS: TakeOnce<[Backlog<4096>; 2]> = TakeOnce::new([Backlog::new(), Backlog::new()]);
+
+#[cfg(not(test))]
+fn backlogs() -> &'static mut [Backlog<4096>; 2] {
+    BACKLOGS.take().expect("one stats relay per boot")
+}
+
+/// Host tests make several relays, each with backlogs of its own.
+#[cfg(test)]
+fn backlogs() -> &'static mut [Backlog<4096>; 2] {
+    Box::leak(Box::new([Backlog::new(), Backlog::new()]))
+}
 
 pub struct StatsRelay {
     port: Option<OwnedFd>,
@@ -55,35 +77,65 @@ pub struct StatsRelay {
     /// Why the last connect failed: what the error lines say.
     errno: Errno,
     retry_at: u64,
+    /// Since when sched_ext has had a scheduler without a socket to reach.
+    attached_since: Option<u64>,
+    /// The port is not read: its lines wait for the socket.
+    holding: bool,
     lines: Lines,
+    /// The scheduler's socket and the sched_ext sysfs directory (scratch
+    /// paths in tests).
+    path: &'static str,
+    sysfs: &'static str,
 }
 
 impl StatsRelay {
     pub fn new(port: OwnedFd) -> StatsRelay {
-        let [to_socket, to_port] = BACKLOGS.take().expect("one stats relay per boot");
-        StatsRelay {
+        StatsRelay::at(port, proto::STATS_SOCKET, proto::sched::SYSFS)
+    }
+
+    fn at(port: OwnedFd, path: &'static str, sysfs: &'static str) -> StatsRelay {
+        let [to_socket, to_port] = backlogs();
+        let mut relay = StatsRelay {
             port: Some(port),
             socket: None,
             to_socket,
             to_port,
             errno: Errno::NOENT,
-            retry_at: clock::now_ns(),
+            retry_at: 0,
+            attached_since: None,
+            holding: false,
             lines: Lines::default(),
-        }
+            path,
+            sysfs,
+        };
+        // Before the port is first read: a line sent during the boot waits
+        // if the scheduler that just attached does not serve yet.
+        relay.connect();
+        relay
     }
 
     fn connect(&mut self) {
-        let connected = SocketAddrUnix::new(proto::STATS_SOCKET).and_then(|addr| {
+        let connected = SocketAddrUnix::new(self.path).and_then(|addr| {
             let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
             let fd = rustix::net::socket_with(AddressFamily::UNIX, SocketType::STREAM, flags, None)?;
             rustix::net::connect(&fd, &addr)?;
             Ok(fd)
         });
+        let now = clock::now_ns();
         match connected {
-            Ok(fd) => self.socket = Some(fd),
-            Err(e) => self.errno = e,
+            Ok(fd) => {
+                self.socket = Some(fd);
+                self.attached_since = None;
+            }
+            Err(e) => {
+                self.errno = e;
+                let since = self.attached_since.unwrap_or(now);
+                self.attached_since = sched::enabled(self.sysfs).then_some(since);
+            }
         }
-        self.retry_at = clock::now_ns() + RETRY_MS * 1_000_000;
+        self.holding = self.attached_since.is_some_and(|since| now < since + HOLD_MS * MS);
+        let retry_ms = if self.holding { HOLD_RETRY_MS } else { RETRY_MS };
+        self.retry_at = now + retry_ms * MS;
     }
 
     /// Bytes of the port's that may be read now: every byte may end a
@@ -92,6 +144,7 @@ impl StatsRelay {
         let budget = self.lines.port_budget(self.to_port.room());
         match self.socket {
             Some(_) => budget.min(self.to_socket.room()),
+            None if self.holding => 0,
             None => budget,
         }
     }
@@ -231,5 +284,105 @@ impl Source for StatsRelay {
 
     fn done(&self) -> bool {
         self.port.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payload::Payload;
+    use crate::reactor::Reactor;
+    use crate::testkit::{self, link};
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixListener;
+    use std::string::String;
+    use std::time::{Duration, Instant};
+
+    /// A scratch directory: a fake sched_ext sysfs whose state reads
+    /// `state`, and where the scheduler's socket would be.
+    fn scratch(state: &str) -> (&'static str, &'static str) {
+        let name = format!("guestinit-stats-{}-{state}-{:?}", std::process::id(), Instant::now());
+        let dir = std::env::temp_dir().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("state"), format!("{state}\n")).unwrap();
+        let socket = dir.join("stats").into_os_string().into_string().unwrap();
+        let dir = dir.into_os_string().into_string().unwrap();
+        (Box::leak(socket.into_boxed_str()), Box::leak(dir.into_boxed_str()))
+    }
+
+    /// The port, with one request already in it as the host sends it at
+    /// the boot, and the host's end reading one line back on a thread:
+    /// the line and how long after the send it came.
+    fn port_with_a_request() -> (OwnedFd, std::thread::JoinHandle<(String, Duration)>) {
+        let (host, port) =
+            rustix::net::socketpair(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None).unwrap();
+        rustix::fs::fcntl_setfl(&port, OFlags::NONBLOCK).unwrap();
+        let sent = Instant::now();
+        let request = b"{\"req\":\"stats\",\"args\":{}}\n";
+        assert_eq!(rustix::io::write(&host, request), Ok(request.len()));
+        let reader = std::thread::spawn(move || {
+            let mut line = std::vec::Vec::new();
+            let mut byte = [0u8];
+            while line.last() != Some(&b'\n') && rustix::io::read(&host, &mut byte) == Ok(1) {
+                line.push(byte[0]);
+            }
+            (String::from_utf8(line).unwrap(), sent.elapsed())
+        });
+        (port, reader)
+    }
+
+    /// The relay runs beside a payload of `secs` seconds.
+    fn relay_for(secs: &str, relay: &mut StatsRelay) {
+        let (mut link, _r) = link();
+        let (pid, out, err) = testkit::sh(&format!("sleep {secs}"));
+        let mut payload = Payload::new(pid, out, err);
+        Reactor::new(None).run(&mut link, &mut [&mut payload, relay]);
+    }
+
+    #[test]
+    fn a_request_sent_before_an_attached_scheduler_serves_waits_for_its_reply() {
+        let (path, sysfs) = scratch("enabled");
+        let (port, reader) = port_with_a_request();
+        let mut relay = StatsRelay::at(port, path, sysfs);
+        // The scheduler serves 600 ms later; it answers the line it gets.
+        let scheduler = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(600));
+            let listener = UnixListener::bind(path).unwrap();
+            let (conn, _) = listener.accept().unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let mut line = String::new();
+            let _ = BufReader::new(&conn).read_line(&mut line);
+            if !line.is_empty() {
+                (&conn).write_all(b"{\"errno\":0,\"args\":{\"resp\":{}}}\n").unwrap();
+            }
+            line
+        });
+        relay_for("1.5", &mut relay);
+        let (reply, took) = reader.join().unwrap();
+        assert_eq!(reply, "{\"errno\":0,\"args\":{\"resp\":{}}}\n", "after {took:?}");
+        assert_eq!(scheduler.join().unwrap(), "{\"req\":\"stats\",\"args\":{}}\n");
+    }
+
+    #[test]
+    fn without_a_scheduler_a_request_is_answered_with_an_error_at_once() {
+        let (path, sysfs) = scratch("disabled");
+        let (port, reader) = port_with_a_request();
+        let mut relay = StatsRelay::at(port, path, sysfs);
+        relay_for("1", &mut relay);
+        let (reply, took) = reader.join().unwrap();
+        assert_eq!(reply, "{\"errno\":2,\"args\":{}}\n");
+        assert!(took < Duration::from_millis(HOLD_MS / 2), "held {took:?}");
+    }
+
+    #[test]
+    fn a_scheduler_that_never_serves_gets_its_request_answered_with_an_error_after_the_hold() {
+        let (path, sysfs) = scratch("enabled");
+        let (port, reader) = port_with_a_request();
+        let mut relay = StatsRelay::at(port, path, sysfs);
+        relay_for("7", &mut relay);
+        let (reply, took) = reader.join().unwrap();
+        assert_eq!(reply, "{\"errno\":2,\"args\":{}}\n");
+        let hold = Duration::from_millis(HOLD_MS);
+        assert!((hold..hold + Duration::from_secs(1)).contains(&took), "answered after {took:?}");
     }
 }

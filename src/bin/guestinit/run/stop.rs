@@ -15,8 +15,9 @@ use super::qmp::Command;
 pub const POWER_OFF_WAIT: Duration = Duration::from_secs(5);
 /// After QMP `quit`, how long QEMU has to exit before SIGKILL.
 pub const QUIT_WAIT: Duration = Duration::from_secs(3);
-/// After a stop signal, how long the guest has to send EXIT.
-pub const STOP_WAIT: Duration = Duration::from_secs(10);
+/// After a stop signal, how long the guest has to send EXIT: its own
+/// bounds fit in it, the payload's 5 s stop grace then the scheduler's 8 s.
+pub const STOP_WAIT: Duration = Duration::from_secs(15);
 /// At the timeout, how long the debug dump gets at most before the
 /// orderly stop.
 pub const DUMP_WAIT: Duration = Duration::from_secs(5);
@@ -252,9 +253,9 @@ mod tests {
             Some(Action::Wake(Message::Stop)),
             "quiet for 500 ms: the dump is over"
         );
-        assert_eq!(s.on_tick(t0 + secs(24)), None, "the stop's wait");
+        assert_eq!(s.on_tick(t0 + secs(29)), None, "the stop's wait");
         assert_eq!(
-            s.on_tick(t0 + Duration::from_millis(24_100)),
+            s.on_tick(t0 + Duration::from_millis(29_100)),
             Some(Action::Kill)
         );
         assert_eq!(s.host_stop, Some(HostStop::Timeout));
@@ -377,12 +378,13 @@ mod tests {
         let t0 = Instant::now();
         let mut s = Stopper::new(None);
         s.on_signal(1, t0);
-        assert_eq!(s.on_tick(t0 + secs(10)), Some(Action::Kill));
+        assert_eq!(s.on_tick(t0 + secs(14)), None);
+        assert_eq!(s.on_tick(t0 + secs(15)), Some(Action::Kill));
         let mut s = Stopper::new(None);
         s.on_signal(1, t0);
         s.on_exit(t0 + secs(2));
         assert_eq!(
-            s.on_tick(t0 + secs(10)),
+            s.on_tick(t0 + secs(15)),
             Some(Action::Qmp(Command::Quit)),
             "EXIT came: quit, no kill"
         );

@@ -287,7 +287,7 @@ pub fn decide(e: &Evidence<'_>) -> Verdict {
     match e.host_stop {
         Some(HostStop::Signal { signal, killed }) => {
             let how = if killed {
-                "QEMU was killed (a second signal, or no exit code within 10 s)"
+                "QEMU was killed (a second signal, or no exit code within 15 s)"
             } else {
                 "the guest was stopped in order"
             };
