@@ -298,16 +298,11 @@ mod tests {
     use std::string::String;
     use std::time::{Duration, Instant};
 
-    /// A scratch directory: a fake sched_ext sysfs whose state reads
-    /// `state`, and where the scheduler's socket would be.
+    /// A fake sched_ext sysfs whose state reads `state`, and the path
+    /// in it where the scheduler's socket would be.
     fn scratch(state: &str) -> (&'static str, &'static str) {
-        let name = format!("guestinit-stats-{}-{state}-{:?}", std::process::id(), Instant::now());
-        let dir = std::env::temp_dir().join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("state"), format!("{state}\n")).unwrap();
-        let socket = dir.join("stats").into_os_string().into_string().unwrap();
-        let dir = dir.into_os_string().into_string().unwrap();
-        (Box::leak(socket.into_boxed_str()), Box::leak(dir.into_boxed_str()))
+        let sysfs = testkit::sched_ext_sysfs(state);
+        (Box::leak(format!("{sysfs}/stats").into_boxed_str()), sysfs)
     }
 
     /// The port, with one request already in it as the host sends it at

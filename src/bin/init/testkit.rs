@@ -1,5 +1,5 @@
-//! What the init's host tests share: a link over a pipe, and the frames
-//! that come out of it.
+//! What the init's host tests share: a link over a pipe, the frames that
+//! come out of it, and a fake sched_ext sysfs.
 
 use crate::link::{FramePool, Link};
 use guestinit::pool::Pool;
@@ -77,4 +77,15 @@ pub fn sh(script: &str) -> (i32, OwnedFd, OwnedFd) {
         unreachable!("stdout and stderr are piped")
     };
     (child.pid, out, err)
+}
+
+/// A fake /sys/kernel/sched_ext whose state reads `state` and whose root
+/// has ops: a fresh directory, leaked for the test's `&'static` paths.
+pub fn sched_ext_sysfs(state: &str) -> &'static str {
+    let name = format!("guestinit-sched-{}-{state}-{:?}", std::process::id(), std::time::Instant::now());
+    let dir = std::env::temp_dir().join(name);
+    std::fs::create_dir_all(dir.join("root")).unwrap();
+    std::fs::write(dir.join("state"), format!("{state}\n")).unwrap();
+    std::fs::write(dir.join("root/ops"), "fake_ops\n").unwrap();
+    std::boxed::Box::leak(dir.into_os_string().into_string().unwrap().into_boxed_str())
 }

@@ -8,18 +8,9 @@ use crate::reactor::Reactor;
 use std::time::Instant;
 use std::vec::Vec as StdVec;
 
-/// A fake /sys/kernel/sched_ext whose state reads `state`.
-fn sysfs(state: &str) -> &'static str {
-    let dir = std::env::temp_dir().join(format!("guestinit-sched-{}-{state}-{:?}", std::process::id(), Instant::now()));
-    std::fs::create_dir_all(dir.join("root")).unwrap();
-    std::fs::write(dir.join("state"), format!("{state}\n")).unwrap();
-    std::fs::write(dir.join("root/ops"), "fake_ops\n").unwrap();
-    Box::leak(dir.into_os_string().into_string().unwrap().into_boxed_str())
-}
-
 fn sched(script: &str, state: &str, attach_ms: u64) -> Sched {
     let (pid, out, err) = testkit::sh(script);
-    Sched::new(pid, out, err, attach_ms, sysfs(state))
+    Sched::new(pid, out, err, attach_ms, testkit::sched_ext_sysfs(state))
 }
 
 fn payload(script: &str) -> Payload {
