@@ -161,6 +161,40 @@ fn a_corrupt_snapshot_boots_cold_and_is_replaced() {
     spoiled_boots_cold("warm-corrupt", &[], flip, "is corrupt");
 }
 
+/// A restore of a settled snapshot records its identity and the next one
+/// skips reading it whole; a byte flipped after that is still found.
+#[test]
+fn a_snapshot_corrupted_after_restores_that_skipped_its_read_boots_cold() {
+    let cache = scratch("warm-corrupt-later");
+    assert!(took(&script(&cache, &[], "echo one")));
+    let snapshot = snapshot_in(&cache);
+    // The identity is recorded once the change time is 2 s old.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    for word in ["two", "three"] {
+        let out = script(&cache, &[], &format!("echo {word}"));
+        assert!(restored(&out), "{}", stderr(&out));
+        assert_eq!(stdout(&out), format!("{word}\n"));
+    }
+    let used = std::fs::read(snapshot.with_extension("used")).unwrap();
+    assert!(!used.is_empty(), "no identity was recorded");
+    {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&snapshot)
+            .unwrap();
+        let at = file.metadata().unwrap().len() / 2;
+        let mut byte = [0u8];
+        file.read_exact_at(&mut byte, at).unwrap();
+        file.write_all_at(&[byte[0] ^ 0x40], at).unwrap();
+    }
+    let out = script(&cache, &[], "echo four");
+    assert_eq!(stdout(&out), "four\n", "{}", stderr(&out));
+    assert!(!restored(&out));
+    assert!(stderr(&out).contains("is corrupt"), "{}", stderr(&out));
+}
+
 #[test]
 fn a_snapshot_cut_short_boots_cold_and_is_replaced() {
     let cut = |path: &Path| {

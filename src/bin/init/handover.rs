@@ -11,6 +11,7 @@
 use crate::failure;
 use crate::link::Link;
 use crate::vports::{self, Wanted};
+use crate::wake;
 use core::ffi::CStr;
 use guestinit::cell::TakeOnce;
 use guestinit::fmt::{ErrnoText, Lossy};
@@ -47,6 +48,10 @@ pub fn receive(link: &mut Link) -> (BootParams<'static>, Unknown<'static>) {
         Ok(port) => port,
         Err(_) => failure::fail(link, format_args!("no {HANDOVER_PORT} port")),
     };
+    // What every run of the machine opens is had now, before a snapshot:
+    // after a restore, the kernel code of finding it is cold under TCG.
+    vports::learn();
+    wake::open_ahead();
     link.send(Tag::HRDY, &[]);
     let _ = link.flush_within(None);
     let mut fixed = [0u8; Header::LEN];

@@ -6,6 +6,7 @@
 //! when the host's name for it lands in sysfs (KOBJ_CHANGE).
 
 use crate::clock;
+use guestinit::cell::Exclusive;
 use heapless::Vec;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fd::OwnedFd;
@@ -15,6 +16,12 @@ use rustix::net::netlink::{self, SocketAddrNetlink};
 use rustix::net::{AddressFamily, RecvFlags, SocketFlags, SocketType};
 
 const PORTS_DIR: &str = "/sys/class/virtio-ports";
+/// The most named ports `learn` keeps (the host makes six at most).
+const LEARNED_MAX: usize = 8;
+
+/// The named ports one scan found (`learn`): `find` goes straight to their
+/// device nodes, as sysfs reads are cold kernel code after a restore.
+static LEARNED: Exclusive<Vec<(Name, Path), LEARNED_MAX>> = Exclusive::new(Vec::new());
 
 /// Why a port could not be had.
 pub enum PortError {
@@ -87,6 +94,35 @@ fn await_uevent(socket: &OwnedFd, deadline: u64) {
 
 /// Bytes, not `str`: sysfs names need no UTF-8 check to be opened.
 type Path = Vec<u8, 64>;
+type Name = Vec<u8, 64>;
+
+/// Remembers every named port there is now (a machine about to be
+/// snapshotted: each restore opens its ports without reading sysfs).
+pub fn learn() {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let Ok(dir) = crate::small_file::open(PORTS_DIR.as_bytes(), flags) else { return };
+    let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); 1024];
+    let mut entries = rustix::fs::RawDir::new(&dir, &mut buf);
+    let _ = LEARNED.with(|learned| {
+        while let Some(Ok(entry)) = entries.next() {
+            let port = entry.file_name().to_bytes();
+            let mut name = [0u8; 64];
+            let Some(name) = port_name(port, &mut name).filter(|n| !n.is_empty()) else { continue };
+            let (Ok(name), Some(node)) = (Name::from_slice(name), dev_node(port)) else { continue };
+            if learned.push((name, node)).is_err() {
+                break;
+            }
+        }
+    });
+}
+
+/// The learned device node of a wanted port.
+fn learned(wanted: &Wanted<'_>) -> Option<Path> {
+    LEARNED.with(|learned| {
+        let (_, node) = learned.iter().find(|(name, _)| wanted.has(name))?;
+        Some(node.clone())
+    })?
+}
 
 /// `parts` end to end; `None` if they do not fit.
 fn join(parts: &[&[u8]]) -> Option<Path> {
@@ -99,6 +135,9 @@ fn join(parts: &[&[u8]]) -> Option<Path> {
 
 /// The device node of the wanted port, once it exists.
 fn find(wanted: &Wanted<'_>) -> Option<Path> {
+    if let Some(node) = learned(wanted) {
+        return Some(node);
+    }
     let usual = wanted.unnamed.map(str::as_bytes);
     // The usual place first: one name read instead of a directory's worth,
     // and the scan below passes it by.

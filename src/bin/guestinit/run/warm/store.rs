@@ -3,9 +3,10 @@
 //! (`key`). A file is a fixed header, then QEMU's migration stream as QEMU
 //! wrote it. The header says what the state was made of and how long and
 //! what checksum (XXH3-64) the stream has, so a stale, cut-short or corrupt file is found
-//! before QEMU reads a byte of it. Files are written aside and renamed,
-//! so a reader sees a whole file or none; LRU by modification time (a
-//! restore touches its file) bounds the directory.
+//! before QEMU reads a byte of it; a file whose identity is the one its
+//! last full check recorded (`SLOT.used`) is not read whole again. Files
+//! are written aside and renamed, so a reader sees a whole file or none;
+//! LRU by the last use (the `.used` file's time) bounds the directory.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use super::key::{Key, Parts};
+use crate::cache::identity;
 
 const MAGIC: &[u8; 8] = b"GISNAP\x00\x02";
 /// Where QEMU's stream starts: room for the header and the frames to replay.
@@ -27,6 +29,10 @@ pub const REPLAY_MAX: usize = HEADER_LEN as usize - FIXED_LEN;
 const DEFAULT_MAX_MIB: u64 = 4096;
 /// A partial file older than this was left by a host that died.
 const STALE_PARTIAL: Duration = Duration::from_secs(3600);
+/// How old a snapshot's change time must be for its identity to be
+/// recorded as checked: a write in the same clock tick as the check would
+/// keep the time, one after this cannot.
+const SETTLED: Duration = Duration::from_secs(2);
 
 /// The directory of snapshots, if the user has a cache directory.
 pub fn dir() -> Option<PathBuf> {
@@ -64,23 +70,62 @@ pub fn open(path: &Path, parts: &Parts) -> Found {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Found::Missing,
         Err(e) => return Found::Unusable(format!("unreadable ({e})")),
     };
-    match check(&mut file, parts) {
+    let meta = match file.metadata() {
+        Ok(meta) => meta,
+        Err(e) => return Found::Unusable(format!("unreadable ({e})")),
+    };
+    let checked = fs::read(used_path(path)).is_ok_and(|used| used == identity(&meta));
+    match check(&mut file, &meta, parts, checked) {
         Ok(replay) => {
-            // Touched: the least recently used snapshot is evicted first.
-            let _ = file.set_modified(SystemTime::now());
+            record_use(path, &meta, SystemTime::now());
             Found::Usable(Snapshot { file, replay })
         }
         Err(why) => Found::Unusable(why),
     }
 }
 
+/// The file that records a snapshot's last use (its time) and, once the
+/// snapshot's change time has settled, the identity its checks passed at.
+fn used_path(snapshot: &Path) -> PathBuf {
+    snapshot.with_extension("used")
+}
+
+/// Writes `snapshot`'s `.used` file at `now`, aside and renamed (runs at
+/// once each write a whole one); a failure costs the next run a full check.
+fn record_use(snapshot: &Path, meta: &fs::Metadata, now: SystemTime) {
+    let settled = now
+        .duration_since(ctime(meta))
+        .is_ok_and(|age| age >= SETTLED);
+    let content = match settled {
+        true => identity(meta),
+        false => Vec::new(),
+    };
+    let used = used_path(snapshot);
+    let aside = used.with_extension(format!("used.{}.partial", std::process::id()));
+    if fs::write(&aside, content).is_err() || fs::rename(&aside, &used).is_err() {
+        let _ = fs::remove_file(&aside);
+    }
+}
+
+/// The inode's change time, which no user can set back.
+fn ctime(meta: &fs::Metadata) -> SystemTime {
+    use std::os::unix::fs::MetadataExt;
+    let at = Duration::new(meta.ctime().max(0) as u64, meta.ctime_nsec() as u32);
+    SystemTime::UNIX_EPOCH + at
+}
+
 /// The checks, in the order that costs least: the header, the parts, the
-/// length, then the stream's CRC (a read of the file, from the page cache
-/// when it was used lately); the file is left at the stream's start.
-fn check(file: &mut File, parts: &Parts) -> Result<Vec<u8>, String> {
+/// length, then (unless the file was `checked` as it is) the stream's
+/// XXH3, a read of the file; the file is left at the stream's start.
+fn check(
+    file: &mut File,
+    meta: &fs::Metadata,
+    parts: &Parts,
+    checked: bool,
+) -> Result<Vec<u8>, String> {
     let mut header = [0u8; HEADER_LEN as usize];
     let io = |e: io::Error| format!("unreadable ({e})");
-    let len = file.metadata().map_err(io)?.len();
+    let len = meta.len();
     if len < HEADER_LEN {
         return Err(format!("cut short ({len} bytes)"));
     }
@@ -93,8 +138,7 @@ fn check(file: &mut File, parts: &Parts) -> Result<Vec<u8>, String> {
     if len != want {
         return Err(format!("cut short ({len} of {want} bytes)"));
     }
-    let hash = hash_from(file, HEADER_LEN).map_err(io)?;
-    if hash != fixed.state_hash {
+    if !checked && hash_from(file, HEADER_LEN).map_err(io)? != fixed.state_hash {
         return Err("corrupt (its checksum does not match)".into());
     }
     file.seek(SeekFrom::Start(HEADER_LEN)).map_err(io)?;
@@ -237,8 +281,10 @@ pub fn max_bytes() -> u64 {
         .saturating_mul(1 << 20)
 }
 
-/// Removes the least recently used snapshots until the rest fit in `max`
-/// bytes (`keep` is never removed), and partial files a dead host left.
+/// Removes the least recently used snapshots (the later of a file's own
+/// time and its `.used` file's) until the rest fit in `max` bytes (`keep`
+/// is never removed), a `.used` file whose snapshot is gone, and partial
+/// files a dead host left.
 pub fn evict(dir: &Path, max: u64, keep: &Path) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
@@ -254,8 +300,14 @@ pub fn evict(dir: &Path, max: u64, keep: &Path) {
             if now.duration_since(modified).unwrap_or_default() > STALE_PARTIAL {
                 let _ = fs::remove_file(&path);
             }
+        } else if name.ends_with(".used") {
+            if !path.with_extension("snap").exists() {
+                let _ = fs::remove_file(&path);
+            }
         } else if name.ends_with(".snap") {
-            snaps.push((modified, meta.len(), path));
+            let used = fs::metadata(used_path(&path)).and_then(|m| m.modified());
+            let last = used.map_or(modified, |used| used.max(modified));
+            snaps.push((last, meta.len(), path));
         }
     }
     snaps.sort();
@@ -265,6 +317,7 @@ pub fn evict(dir: &Path, max: u64, keep: &Path) {
             break;
         }
         if path != keep && fs::remove_file(&path).is_ok() {
+            let _ = fs::remove_file(used_path(&path));
             total -= len;
         }
     }
@@ -408,6 +461,39 @@ mod tests {
     }
 
     #[test]
+    fn a_settled_snapshot_is_checked_whole_once_and_again_after_any_write() {
+        let dir = scratch("used");
+        let key = key(6);
+        let path = take(&dir, &key, &[0x33; 10_000], b"");
+        let meta = || fs::metadata(&path).unwrap();
+        let used = || fs::read(used_path(&path)).unwrap();
+        // Just written: its use is recorded, its identity not yet.
+        assert!(matches!(open(&path, &key.parts), Found::Usable(_)));
+        assert_eq!(used(), b"");
+        let later = ctime(&meta()) + SETTLED;
+        record_use(&path, &meta(), later);
+        assert_eq!(used(), identity(&meta()));
+        // A write in place gives a later change time: the record no longer
+        // matches, so the next open reads the file whole and finds it.
+        std::thread::sleep(Duration::from_millis(20));
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_all_at(&[0x32], HEADER_LEN + 5000).unwrap();
+        assert_ne!(used(), identity(&meta()));
+        assert!(
+            matches!(open(&path, &key.parts), Found::Unusable(why) if why.starts_with("corrupt"))
+        );
+        // What the record covers is the hash alone: a cut is always seen.
+        file.write_all_at(&[0x33], HEADER_LEN + 5000).unwrap();
+        record_use(&path, &meta(), ctime(&meta()) + SETTLED);
+        assert!(matches!(open(&path, &key.parts), Found::Usable(_)));
+        file.set_len(HEADER_LEN + 9_000).unwrap();
+        assert!(
+            matches!(open(&path, &key.parts), Found::Unusable(why) if why.starts_with("cut short"))
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn eviction_removes_the_least_recently_used_but_never_the_kept_one() {
         let dir = scratch("lru");
         let paths: Vec<PathBuf> = (0..4)
@@ -419,11 +505,20 @@ mod tests {
             file.set_modified(old + Duration::from_secs(n as u64))
                 .unwrap();
         }
+        // The second was used last: its `.used` file is the newest time.
+        record_use(
+            &paths[1],
+            &fs::metadata(&paths[1]).unwrap(),
+            SystemTime::now(),
+        );
+        fs::write(dir.join("gone.used"), b"").unwrap();
         let each = HEADER_LEN + 1000;
         // Room for two: the oldest two go, though the oldest is kept.
         evict(&dir, 2 * each, &paths[0]);
         let left: Vec<bool> = paths.iter().map(|p| p.exists()).collect();
-        assert_eq!(left, [true, false, false, true]);
+        assert_eq!(left, [true, true, false, false]);
+        assert!(used_path(&paths[1]).exists());
+        assert!(!dir.join("gone.used").exists());
         fs::remove_dir_all(&dir).unwrap();
     }
 
