@@ -99,20 +99,12 @@ type Name = Vec<u8, 64>;
 /// Remembers every named port there is now (a machine about to be
 /// snapshotted: each restore opens its ports without reading sysfs).
 pub fn learn() {
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    let Ok(dir) = crate::small_file::open(PORTS_DIR.as_bytes(), flags) else { return };
-    let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); 1024];
-    let mut entries = rustix::fs::RawDir::new(&dir, &mut buf);
     let _ = LEARNED.with(|learned| {
-        while let Some(Ok(entry)) = entries.next() {
-            let port = entry.file_name().to_bytes();
-            let mut name = [0u8; 64];
-            let Some(name) = port_name(port, &mut name).filter(|n| !n.is_empty()) else { continue };
-            let (Ok(name), Some(node)) = (Name::from_slice(name), dev_node(port)) else { continue };
-            if learned.push((name, node)).is_err() {
-                break;
-            }
-        }
+        scan(None, |port, name| {
+            let name = Name::from_slice(name).ok().filter(|n| !n.is_empty())?;
+            let full = learned.push((name, dev_node(port)?)).is_err();
+            full.then_some(())
+        })
     });
 }
 
@@ -150,21 +142,31 @@ fn find(wanted: &Wanted<'_>) -> Option<Path> {
             _ => {}
         }
     }
+    match scan(usual, |port, name| wanted.has(name).then(|| dev_node(port))) {
+        Some(found) => found,
+        None => usual.filter(|_| usual_unnamed).and_then(dev_node),
+    }
+}
+
+/// Calls `each` with every port but `skip` and its name, until it returns
+/// something.
+fn scan<R>(skip: Option<&[u8]>, mut each: impl FnMut(&[u8], &[u8]) -> Option<R>) -> Option<R> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
     let dir = crate::small_file::open(PORTS_DIR.as_bytes(), flags).ok()?;
     let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); 1024];
     let mut entries = rustix::fs::RawDir::new(&dir, &mut buf);
     while let Some(Ok(entry)) = entries.next() {
         let port = entry.file_name().to_bytes();
-        if Some(port) == usual {
+        if Some(port) == skip {
             continue;
         }
         let mut name = [0u8; 64];
-        if port_name(port, &mut name).is_some_and(|name| wanted.has(name)) {
-            return dev_node(port);
+        let Some(name) = port_name(port, &mut name) else { continue };
+        if let Some(found) = each(port, name) {
+            return Some(found);
         }
     }
-    usual.filter(|_| usual_unnamed).and_then(dev_node)
+    None
 }
 
 /// The sysfs `name` of `port`, without its newline.
