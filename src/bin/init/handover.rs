@@ -9,6 +9,7 @@
 //! writes as fast as the init unpacks, which is the backpressure.
 
 use crate::failure;
+use crate::kmsg;
 use crate::link::Link;
 use crate::vports::{self, Wanted};
 use crate::wake;
@@ -52,6 +53,7 @@ pub fn receive(link: &mut Link) -> (BootParams<'static>, Unknown<'static>) {
     // after a restore, the kernel code of finding it is cold under TCG.
     vports::learn();
     wake::open_ahead();
+    kmsg::read_ahead();
     link.send(Tag::HRDY, &[]);
     let _ = link.flush_within(None);
     let mut fixed = [0u8; Header::LEN];

@@ -8,7 +8,7 @@
 use crate::clock;
 use crate::link::Link;
 use crate::reactor::{Ctx, Interests, Rank, Source};
-use guestinit::cell::TakeOnce;
+use guestinit::cell::{Exclusive, TakeOnce};
 use guestinit::outbox::Quota;
 use guestinit::parse::kmsg::record;
 use guestinit::proto::splat::{Collector, Fed, TEXT_MAX};
@@ -58,11 +58,45 @@ pub struct Kmsg {
     drain_until: Option<u64>,
 }
 
+/// The source read to the log's end before a snapshot (`read_ahead`), for
+/// `open` to hand out: a restored run reads only what came after, not the
+/// whole boot's log through cold kernel code.
+static AHEAD: Exclusive<Option<Kmsg>> = Exclusive::new(None);
+
 /// The source, when /dev/kmsg opens.
 pub fn open() -> Option<Kmsg> {
+    if let Some(ahead) = AHEAD.with(Option::take).flatten() {
+        return Some(ahead);
+    }
     let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
     let fd = crate::small_file::open(b"/dev/kmsg", flags).ok()?;
     Some(Kmsg::over(fd, BUFFERS.take().expect("one kmsg source per boot")))
+}
+
+/// Opens the source and reads the log to its end now, for the next `open`.
+/// A record that starts a splat sends the source back to the log's start,
+/// so that the run reports the boot's splat as a cold run does.
+pub fn read_ahead() {
+    let Some(mut kmsg) = open() else { return };
+    let keep = match kmsg.skim() {
+        Skimmed::Clean => true,
+        Skimmed::Splat => kmsg.fd.as_ref().is_some_and(|fd| {
+            rustix::fs::seek(fd, rustix::fs::SeekFrom::Start(0)).is_ok()
+        }),
+        Skimmed::Unreadable => false,
+    };
+    if keep {
+        let _ = AHEAD.with(|ahead| *ahead = Some(kmsg));
+    }
+}
+
+/// What reading the log to its end found.
+#[derive(Debug, PartialEq, Eq)]
+enum Skimmed {
+    Clean,
+    /// A record opened a splat; the collector was emptied again.
+    Splat,
+    Unreadable,
 }
 
 impl Kmsg {
@@ -74,6 +108,26 @@ impl Kmsg {
             pending: None,
             due: None,
             drain_until: None,
+        }
+    }
+
+    /// Reads records to EAGAIN, sending nothing, or up to one that opens
+    /// a splat.
+    fn skim(&mut self) -> Skimmed {
+        let Some(fd) = &self.fd else { return Skimmed::Unreadable };
+        loop {
+            let n = match rustix::io::read(fd, &mut self.bufs.record) {
+                Ok(n) if n > 0 => n,
+                Err(Errno::AGAIN) => return Skimmed::Clean,
+                Err(Errno::PIPE | Errno::INTR) => continue,
+                _ => return Skimmed::Unreadable,
+            };
+            let Some(r) = record(&self.bufs.record[..n]) else { continue };
+            let _ = self.bufs.splats.feed(&r);
+            if self.bufs.splats.is_open() || self.bufs.splats.ready().is_some() {
+                self.bufs.splats.clear();
+                return Skimmed::Splat;
+            }
         }
     }
 
@@ -240,6 +294,62 @@ mod tests {
         fn done(&self) -> bool {
             self.0.is_none()
         }
+    }
+
+    /// A source over a seqpacket socket holding `records`, and its writer.
+    fn source_of(records: &[&[u8]]) -> (Kmsg, OwnedFd) {
+        let (r, w) = socketpair(
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            SocketFlags::NONBLOCK,
+            None,
+        )
+        .unwrap();
+        for rec in records {
+            rustix::io::write(&w, rec).unwrap();
+        }
+        let bufs = Box::leak(Box::new(Buffers {
+            record: [0; RECORD_MAX],
+            splats: Collector::new(),
+        }));
+        (Kmsg::over(r, bufs), w)
+    }
+
+    #[test]
+    fn skimming_a_clean_log_leaves_the_source_after_it_and_a_splat_is_found() {
+        let boot: [&[u8]; 2] = [b"6,1,100,-;Linux version 6.1.0
+", b"6,2,101,-;Freeing unused memory
+"];
+        let (mut kmsg, w) = source_of(&boot);
+        assert_eq!(kmsg.skim(), Skimmed::Clean);
+        let mut left = [0u8; 64];
+        let fd = kmsg.fd.as_ref().unwrap();
+        assert_eq!(rustix::io::read(fd, &mut left), Err(Errno::AGAIN), "the boot's records were read");
+        for rec in [
+            &b"4,3,300,-;WARNING: CPU: 0 PID: 80 at m.c:8 f+0x5/0x10\n"[..],
+            b"4,4,303,-;---[ end trace 0000000000000000 ]---\n",
+        ] {
+            rustix::io::write(&w, rec).unwrap();
+        }
+        let (mut link, port) = link();
+        let mut timer = Timer(Some(clock::now_ns() + 50_000_000));
+        Reactor::new(None).run(&mut link, &mut [&mut timer, &mut kmsg]);
+        drop(w);
+        let splats: std::vec::Vec<_> = collect(link, port)
+            .into_iter()
+            .filter(|(t, _)| *t == Tag::KWRN)
+            .collect();
+        assert_eq!(splats.len(), 1, "the splat after the skim is sent");
+        assert_eq!(Splat::decode(&splats[0].1).unwrap().seq, 3);
+
+        let (mut kmsg, _w) = source_of(&[
+            boot[0],
+            b"4,2,200,-;------------[ cut here ]------------\n",
+            b"4,3,201,-;WARNING: CPU: 0 PID: 1 at m.c:8 f+0x5/0x10\n",
+            b"6,4,300,-;after it\n",
+        ]);
+        assert_eq!(kmsg.skim(), Skimmed::Splat);
+        assert!(kmsg.bufs.splats.ready().is_none() && !kmsg.bufs.splats.is_open());
     }
 
     #[test]
