@@ -355,14 +355,7 @@ mod tests {
     #[test]
     fn splats_go_as_kwrn_frames_and_the_drain_sends_the_last_one_open() {
         // A seqpacket socket keeps each write one read, as /dev/kmsg does.
-        let (r, w) = socketpair(
-            AddressFamily::UNIX,
-            SocketType::SEQPACKET,
-            SocketFlags::NONBLOCK,
-            None,
-        )
-        .unwrap();
-        for rec in [
+        let (mut kmsg, w) = source_of(&[
             &b"6,1,100,-;Linux version 6.1.0\n"[..],
             b"12,2,200,-;WARNING: CPU: 0 PID: 1 at forged\n",
             b"4,3,300,-;------------[ cut here ]------------\n",
@@ -371,15 +364,8 @@ mod tests {
             b"4,6,303,-;---[ end trace 0000000000000000 ]---\n",
             b"3,7,400,-;BUG: kernel NULL pointer dereference, address: 0000000000000000\n",
             b"1,8,401,-;Oops: 0000 [#1] PREEMPT SMP NOPTI\n",
-        ] {
-            rustix::io::write(&w, rec).unwrap();
-        }
+        ]);
         let (mut link, port) = link();
-        let bufs = Box::leak(Box::new(Buffers {
-            record: [0; RECORD_MAX],
-            splats: Collector::new(),
-        }));
-        let mut kmsg = Kmsg::over(r, bufs);
         let mut timer = Timer(Some(clock::now_ns() + 50_000_000));
         Reactor::new(None).run(&mut link, &mut [&mut timer, &mut kmsg]);
         assert!(kmsg.done(), "the drain read to EAGAIN and sent what it held");
