@@ -66,28 +66,28 @@ static AHEAD: Exclusive<Option<Kmsg>> = Exclusive::new(None);
 /// The source, when /dev/kmsg opens.
 pub fn open() -> Option<Kmsg> {
     if let Some(ahead) = AHEAD.with(Option::take).flatten() {
-        return Some(ahead);
+        return ahead.fd.is_some().then_some(ahead);
     }
+    Some(Kmsg::over(open_log()?, BUFFERS.take().expect("one kmsg source per boot")))
+}
+
+/// /dev/kmsg, read from its oldest record.
+fn open_log() -> Option<OwnedFd> {
     let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
-    let fd = crate::small_file::open(b"/dev/kmsg", flags).ok()?;
-    Some(Kmsg::over(fd, BUFFERS.take().expect("one kmsg source per boot")))
+    crate::small_file::open(b"/dev/kmsg", flags).ok()
 }
 
 /// Opens the source and reads the log to its end now, for the next `open`.
-/// A record that starts a splat sends the source back to the log's start,
-/// so that the run reports the boot's splat as a cold run does.
+/// A record that starts a splat (or a read that fails) gives the source a
+/// fresh descriptor, at the log's start, so that the run reports the
+/// boot's splat as a cold run does. The source is kept either way: its
+/// buffers are the boot's only ones.
 pub fn read_ahead() {
     let Some(mut kmsg) = open() else { return };
-    let keep = match kmsg.skim() {
-        Skimmed::Clean => true,
-        Skimmed::Splat => kmsg.fd.as_ref().is_some_and(|fd| {
-            rustix::fs::seek(fd, rustix::fs::SeekFrom::Start(0)).is_ok()
-        }),
-        Skimmed::Unreadable => false,
-    };
-    if keep {
-        let _ = AHEAD.with(|ahead| *ahead = Some(kmsg));
+    if kmsg.skim() != Skimmed::Clean {
+        kmsg.fd = open_log();
     }
+    let _ = AHEAD.with(|ahead| *ahead = Some(kmsg));
 }
 
 /// What reading the log to its end found.
