@@ -358,25 +358,28 @@ mod tests {
         assert_eq!(scheduler.join().unwrap(), "{\"req\":\"stats\",\"args\":{}}\n");
     }
 
-    #[test]
-    fn without_a_scheduler_a_request_is_answered_with_an_error_at_once() {
-        let (path, sysfs) = scratch("disabled");
+    /// With sched_ext's state `state` and no socket ever, beside a payload
+    /// of `secs` seconds: the request's reply is an error line; how long
+    /// it took.
+    fn errored_after(state: &str, secs: &str) -> Duration {
+        let (path, sysfs) = scratch(state);
         let (port, reader) = port_with_a_request();
         let mut relay = StatsRelay::at(port, path, sysfs);
-        relay_for("1", &mut relay);
+        relay_for(secs, &mut relay);
         let (reply, took) = reader.join().unwrap();
         assert_eq!(reply, "{\"errno\":2,\"args\":{}}\n");
+        took
+    }
+
+    #[test]
+    fn without_a_scheduler_a_request_is_answered_with_an_error_at_once() {
+        let took = errored_after("disabled", "1");
         assert!(took < Duration::from_millis(HOLD_MS / 2), "held {took:?}");
     }
 
     #[test]
     fn a_scheduler_that_never_serves_gets_its_request_answered_with_an_error_after_the_hold() {
-        let (path, sysfs) = scratch("enabled");
-        let (port, reader) = port_with_a_request();
-        let mut relay = StatsRelay::at(port, path, sysfs);
-        relay_for("7", &mut relay);
-        let (reply, took) = reader.join().unwrap();
-        assert_eq!(reply, "{\"errno\":2,\"args\":{}}\n");
+        let took = errored_after("enabled", "7");
         let hold = Duration::from_millis(HOLD_MS);
         assert!((hold..hold + Duration::from_secs(1)).contains(&took), "answered after {took:?}");
     }
